@@ -1,0 +1,54 @@
+"""leaklab: see concurrency leaks happen, measure them, and check that a fix really fixes them.
+
+Names are loaded on first use, so that a process which needs one piece (a grading run, the CLI)
+does not pay for matplotlib or memray.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "Census",
+    "IsolatedRun",
+    "LeakError",
+    "Recorder",
+    "Recording",
+    "format_groups",
+    "group_stacks",
+    "no_leaks",
+    "plot_runs",
+    "run_isolated",
+]
+
+_HOMES = {
+    "Census": "_census",
+    "IsolatedRun": "_isolation",
+    "run_isolated": "_isolation",
+    "LeakError": "_leakcheck",
+    "no_leaks": "_leakcheck",
+    "Recorder": "_recording",
+    "Recording": "_recording",
+    "plot_runs": "_plotting",
+    "format_groups": "_stacks",
+    "group_stacks": "_stacks",
+}
+
+if TYPE_CHECKING:
+    from ._census import Census
+    from ._isolation import IsolatedRun, run_isolated
+    from ._leakcheck import LeakError, no_leaks
+    from ._plotting import plot_runs
+    from ._recording import Recorder, Recording
+    from ._stacks import format_groups, group_stacks
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'leaklab' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"leaklab.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,71 @@
+"""Who is alive right now: the asyncio tasks and threads a workload started.
+
+A Jupyter kernel runs its own tasks and threads beside the learner's code (and starts new tasks for
+every message it handles), so every count here is relative to a baseline taken before the workload,
+with the kernel's own machinery left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.tasks
+import gc
+import threading
+import weakref
+
+# Tasks whose coroutine comes from these packages belong to the kernel or the server, never to
+# a workload: ipykernel starts a fresh `shell_main` task for each cell it runs.
+_INFRASTRUCTURE = ("ipykernel", "IPython", "tornado", "zmq", "jupyter_client", "jupyter_core", "anyio")
+
+
+def _registered_tasks() -> list[asyncio.Task]:
+    """Every task of every event loop, pending or not."""
+    registry = getattr(asyncio.tasks, "_scheduled_tasks", None) or getattr(asyncio.tasks, "_all_tasks", None)
+    if registry is None:  # newer Pythons keep the registry in C: fall back to the collector's view
+        return [obj for obj in gc.get_objects() if isinstance(obj, asyncio.Task)]
+    for _ in range(1000):  # the weak set may change size under us while another thread creates tasks
+        try:
+            return list(registry)
+        except RuntimeError:
+            continue
+    return []
+
+
+def _is_infrastructure(task: asyncio.Task) -> bool:
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return module.split(".", 1)[0] in _INFRASTRUCTURE
+
+
+def live_tasks() -> list[asyncio.Task]:
+    """The pending tasks of every event loop, the kernel's own left out."""
+    return [t for t in _registered_tasks() if not t.done() and not _is_infrastructure(t)]
+
+
+def live_threads() -> list[threading.Thread]:
+    """The running Python threads."""
+    return [t for t in threading.enumerate() if t.is_alive()]
+
+
+class Census:
+    """The tasks and threads alive at one moment, to tell later which ones are new.
+
+    Held weakly, so a census keeps nothing alive and a freed object's address cannot pass for it.
+    """
+
+    def __init__(self, tasks: list[asyncio.Task], threads: list[threading.Thread]) -> None:
+        self._tasks: weakref.WeakSet[asyncio.Task] = weakref.WeakSet(tasks)
+        self._threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet(threads)
+
+    @classmethod
+    def take(cls) -> Census:
+        """Count what is alive now."""
+        return cls(live_tasks(), live_threads())
+
+    def new_tasks(self) -> list[asyncio.Task]:
+        """Pending tasks that were not alive when the census was taken."""
+        return [t for t in live_tasks() if t not in self._tasks]
+
+    def new_threads(self) -> list[threading.Thread]:
+        """Running threads that were not alive when the census was taken."""
+        return [t for t in live_threads() if t not in self._threads]

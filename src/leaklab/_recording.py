@@ -1,0 +1,135 @@
+"""Record a workload: live tasks, live threads and memory (from memray) on one time axis.
+
+The counts come from a sampler thread that looks every few milliseconds; memory comes from memray's
+own snapshots of the heap and the resident set, written to a capture file per run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import memray
+
+from ._census import Census
+from ._stacks import format_groups, group_stacks
+
+ARTEFACTS_ENV = "LEAKLAB_ARTEFACTS"
+
+
+def artefacts_dir(kind: str) -> Path:
+    """A git-ignored folder for run artefacts (captures, plots): `$LEAKLAB_ARTEFACTS` or `./.leaklab`."""
+    folder = Path(os.environ.get(ARTEFACTS_ENV, ".leaklab")) / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass
+class Recording:
+    """One run of a workload: counts and memory over time, and what was left alive at its end."""
+
+    label: str
+    capture: Path
+    # Sampled counts: milliseconds since the start, and the live tasks and threads the run started.
+    times_ms: list[float] = field(default_factory=list)
+    tasks: list[int] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)
+    # memray's snapshots: milliseconds since the start, bytes on the heap and resident.
+    memory_times_ms: list[float] = field(default_factory=list)
+    heap_bytes: list[int] = field(default_factory=list)
+    rss_bytes: list[int] = field(default_factory=list)
+    leftover_tasks: int = 0
+    leftover_threads: int = 0
+    leftover_report: str = ""
+
+    @property
+    def heap_growth_bytes(self) -> int:
+        """Heap still held at the end that was not held at the start."""
+        return self.heap_bytes[-1] - self.heap_bytes[0] if self.heap_bytes else 0
+
+
+class Recorder:
+    """Record the tasks, threads and memory of whatever runs between `start()` and `stop()`.
+
+    Use it as `with Recorder("leaky") as rec:` (or `async with`), then read `rec.recording`.
+    Only one recorder may run at a time in a process: memray tracks one capture at a time.
+    """
+
+    def __init__(self, label: str, *, interval_ms: float = 2.0, memory_interval_ms: int = 5) -> None:
+        self.label = label
+        self.interval_ms = interval_ms
+        self.memory_interval_ms = memory_interval_ms
+        self.recording: Recording | None = None
+        self._tracker: memray.Tracker | None = None
+        self._sampler: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> Recorder:
+        """Take the baseline, start memray and the sampler."""
+        if self._tracker is not None:
+            raise RuntimeError(f"recorder {self.label!r} is already running")
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.label) or "run"
+        capture = artefacts_dir("captures") / f"{slug}-{os.getpid()}-{time.time_ns()}.bin"
+        self.recording = Recording(self.label, capture)
+        self._census = Census.take()
+        self._started_ms = time.time() * 1000
+        self._tracker = memray.Tracker(
+            destination=memray.FileDestination(capture, overwrite=True),
+            memory_interval_ms=self.memory_interval_ms,
+        )
+        self._tracker.__enter__()
+        self._stop.clear()
+        self._sampler = threading.Thread(target=self._sample_until_stopped, name="leaklab-sampler", daemon=True)
+        self._sampler.start()
+        return self
+
+    def stop(self) -> Recording:
+        """Stop sampling and tracking; read memray's capture; note what the run left alive."""
+        if self._tracker is None or self.recording is None or self._sampler is None:
+            raise RuntimeError(f"recorder {self.label!r} was not started")
+        self._stop.set()
+        self._sampler.join()
+        self._sample()
+        self._tracker.__exit__(None, None, None)
+        self._tracker = None
+        rec = self.recording
+        for snapshot in memray.FileReader(rec.capture).get_memory_snapshots():
+            rec.memory_times_ms.append(snapshot.time - self._started_ms)
+            rec.heap_bytes.append(snapshot.heap)
+            rec.rss_bytes.append(snapshot.rss)
+        tasks, threads = self._leftovers()
+        rec.leftover_tasks, rec.leftover_threads = len(tasks), len(threads)
+        rec.leftover_report = format_groups(group_stacks(tasks, threads), title=f"{self.label}: left alive")
+        return rec
+
+    def _leftovers(self) -> tuple[list, list]:
+        threads = [t for t in self._census.new_threads() if t is not self._sampler]
+        return self._census.new_tasks(), threads
+
+    def _sample(self) -> None:
+        assert self.recording is not None
+        tasks, threads = self._leftovers()
+        self.recording.times_ms.append(time.time() * 1000 - self._started_ms)
+        self.recording.tasks.append(len(tasks))
+        self.recording.threads.append(len(threads))
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(self.interval_ms / 1000):
+            self._sample()
+
+    def __enter__(self) -> Recorder:
+        return self.start()
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Recorder:
+        return self.start()
+
+    async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,105 @@
+"""Where tasks and threads wait: their stacks, grouped like a pprof goroutine dump (`debug=1`).
+
+A thousand leaked tasks are usually one bug, so identical stacks are folded into one group with a
+count, biggest group first, each frame with its function, file and line, innermost frame first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import sysconfig
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+_LIBRARY_ROOTS = sorted(
+    {str(Path(sysconfig.get_paths()[key])) for key in ("stdlib", "purelib", "platlib")}, key=len, reverse=True
+)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One line of a stack: where a function is, or where it waits."""
+
+    function: str
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.function}  {self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Tasks or threads with identical stacks (innermost frame first)."""
+
+    kind: str  # "task" or "thread"
+    frames: tuple[Frame, ...]
+    waiting_on: str  # what the innermost frame awaits; empty for threads
+    count: int
+
+
+def _short(path: str) -> str:
+    for root in _LIBRARY_ROOTS:
+        if path.startswith(root + "/"):
+            return path[len(root) + 1 :]
+    return path
+
+
+def _frame(frame: FrameType) -> Frame:
+    return Frame(frame.f_code.co_name, _short(frame.f_code.co_filename), frame.f_lineno)
+
+
+def task_stack(task: asyncio.Task) -> tuple[tuple[Frame, ...], str]:
+    """The frames a suspended task waits in, innermost first, and what the innermost one awaits.
+
+    `Task.get_stack()` stops at the outermost coroutine; following `cr_await` reaches the `await`
+    where the task is actually stuck (a queue's `put`, an event's `wait`, ...).
+    """
+    frames: list[Frame] = []
+    awaitable: object = task.get_coro()
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(_frame(frame))
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    waiting_on = type(awaitable).__name__ if awaitable is not None else "nothing (not started yet)"
+    return tuple(reversed(frames)), waiting_on
+
+
+def thread_stack(thread: threading.Thread) -> tuple[Frame, ...]:
+    """The frames of a running thread, innermost first."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    frames = []
+    while frame is not None:
+        frames.append(_frame(frame))
+        frame = frame.f_back
+    return tuple(frames)
+
+
+def group_stacks(tasks: Iterable[asyncio.Task] = (), threads: Iterable[threading.Thread] = ()) -> list[Group]:
+    """Fold tasks and threads with identical stacks into groups, biggest first."""
+    counts: Counter[tuple[str, tuple[Frame, ...], str]] = Counter()
+    for task in tasks:
+        frames, waiting_on = task_stack(task)
+        counts["task", frames, waiting_on] += 1
+    for thread in threads:
+        counts["thread", thread_stack(thread), ""] += 1
+    return [Group(kind, frames, on, n) for (kind, frames, on), n in counts.most_common()]
+
+
+def format_groups(groups: list[Group], *, title: str = "leftover") -> str:
+    """Render groups as plain text in the shape of pprof's `debug=1` goroutine dump."""
+    tasks = sum(g.count for g in groups if g.kind == "task")
+    threads = sum(g.count for g in groups if g.kind == "thread")
+    lines = [f"{title}: total {tasks + threads} ({tasks} tasks, {threads} threads)"]
+    for group in groups:
+        lines.append("")
+        lines.append(f"{group.count} @ {group.kind}" + (f" waiting on {group.waiting_on}" if group.waiting_on else ""))
+        lines.extend(f"#\t{frame}" for frame in group.frames)
+    return "\n".join(lines)

@@ -1,0 +1,249 @@
+"""Scenario 01, the forgotten cancellation: a handler gives up, the child it started never exits.
+
+The article's Go handler starts a goroutine that computes a result and sends it on an unbuffered
+channel; when the request's context is cancelled the handler returns, and nobody ever receives.
+Here a handler starts a child task that hands its result over and waits until the handler has taken
+it; when the handler gives up (its client cancels, or its deadline passes) the child waits forever,
+holding its result. The thread flavour is the same leak with a thread, which nothing can cancel.
+
+Time is compressed: a millisecond here stands for a second in the article.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+# What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
+__all__ = ["PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query"]
+
+PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: what each query's result holds in memory
+
+# Completion order of queries and handlers, to tell "the handler gave up first" without a clock.
+_sequence = itertools.count()
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """What the downstream query returns: the rows for one request."""
+
+    request_id: int
+    rows: bytes = field(repr=False)
+
+
+@dataclass(eq=False)
+class Request:
+    """One request. Its handler must give up after `deadline_ms`, or when its client cancels it."""
+
+    id: int
+    work_ms: float = 30.0
+    deadline_ms: float = 1000.0
+    # Filled in by `slow_query`, so that the client can check what its handler did.
+    query_started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    queries: int = field(default=0, repr=False)
+    result: Result | None = field(default=None, repr=False)
+    query_done_at: int | None = field(default=None, repr=False)
+
+
+async def slow_query(request: Request) -> Result:
+    """The slow downstream call (a database, another service): `work_ms` long, 64 KiB of rows."""
+    request.queries += 1
+    request.query_started.set()
+    await asyncio.sleep(request.work_ms / 1000)
+    request.result = Result(request.id, bytes(PAYLOAD_BYTES))
+    request.query_done_at = next(_sequence)
+    return request.result
+
+
+# The asyncio docs' advice: keep a reference to every background task, or the garbage collector may
+# destroy it mid-flight. A task that never ends therefore stays in this set, and so does its memory.
+background_tasks: set[asyncio.Task] = set()
+
+
+async def leaky_handle_request(request: Request) -> Result:
+    """Serve a request through a child task; leaks the child when the handler gives up."""
+    reply: asyncio.Queue[Result] = asyncio.Queue(maxsize=1)
+
+    async def run_query() -> None:
+        await reply.put(await slow_query(request))
+        await reply.join()  # like Go's unbuffered send: wait until the handler has taken it
+
+    child = asyncio.create_task(run_query())
+    background_tasks.add(child)
+    child.add_done_callback(background_tasks.discard)
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        result = await reply.get()
+    reply.task_done()
+    return result
+
+
+def blocking_query(request: Request) -> Result:
+    """The same downstream call for a thread: blocks for `work_ms`, returns 64 KiB of rows."""
+    time.sleep(request.work_ms / 1000)
+    return Result(request.id, bytes(PAYLOAD_BYTES))
+
+
+def leaky_handle_request_in_thread(request: Request) -> Result:
+    """The thread flavour: the handler stops waiting at its deadline; the thread waits forever."""
+    reply: queue.Queue[Result] = queue.Queue(maxsize=1)
+
+    def run_query() -> None:
+        reply.put(blocking_query(request))
+        reply.join()  # nobody will ever call task_done(): this thread never ends
+
+    threading.Thread(target=run_query, name=f"query-{request.id}", daemon=True).start()
+    result = reply.get(timeout=request.deadline_ms / 1000)  # raises queue.Empty at the deadline
+    reply.task_done()
+    return result
+
+
+def fixed_handle_request_in_thread(request: Request) -> Result:
+    """The article's fix, for a thread: a buffer of one and a send that never blocks."""
+    reply: queue.Queue[Result] = queue.Queue(maxsize=1)
+
+    def run_query() -> None:
+        reply.put_nowait(blocking_query(request))  # the buffer always has room: the thread ends
+
+    threading.Thread(target=run_query, name=f"query-{request.id}", daemon=True).start()
+    return reply.get(timeout=request.deadline_ms / 1000)
+
+
+# --- the traffic: a burst of requests, some of which give up ---------------------------------------
+
+Handler = Callable[[Request], Awaitable[Result]]
+
+
+@dataclass
+class Outcome:
+    """How one request ended, as its client saw it."""
+
+    request: Request
+    kind: str  # "complete", "cancel" (the client cancels) or "deadline" (the handler must time out)
+    ended_with: str  # "result", "CancelledError", "TimeoutError", or another exception's name
+    correct: bool
+    problem: str = ""
+
+
+@dataclass
+class Burst:
+    """The outcomes of a burst, with the first problems found."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, kind: str, *, correct: bool = True) -> int:
+        """How many requests of a kind ended correctly (or not)."""
+        return sum(o.kind == kind and o.correct == correct for o in self.outcomes)
+
+    @property
+    def problems(self) -> list[str]:
+        """What went wrong, one line per request that did not end as specified."""
+        return [f"request {o.request.id} ({o.kind}): {o.problem}" for o in self.outcomes if not o.correct]
+
+
+def plan(
+    requests: int,
+    *,
+    give_up_every: int = 2,
+    give_up: tuple[str, ...] = ("cancel", "deadline"),
+    work_ms: float = 30.0,
+    deadline_ms: float = 5.0,
+) -> list[tuple[Request, str]]:
+    """A burst's requests: one in every `give_up_every` gives up, by each way in `give_up` in turn."""
+    ways = itertools.cycle(give_up)
+    planned = []
+    for i in range(requests):
+        kind = next(ways) if i % give_up_every == give_up_every - 1 else "complete"
+        deadline = deadline_ms if kind == "deadline" else 1000.0
+        planned.append((Request(i, work_ms=work_ms, deadline_ms=deadline), kind))
+    return planned
+
+
+async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
+    serving = asyncio.ensure_future(handler(request))
+    if kind == "cancel":  # the client hangs up once the handler is busy with the query
+        started = asyncio.ensure_future(request.query_started.wait())
+        await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        serving.cancel()
+    response: object = None
+    try:
+        response = await serving
+        ended_with = "result"
+    except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():  # type: ignore[union-attr] - the client itself is being cancelled
+            raise
+        ended_with = "CancelledError"
+    except Exception as exc:  # noqa: BLE001 - the client reports whatever the handler raised
+        ended_with = type(exc).__name__
+    return _judge(request, kind, ended_with, response, next(_sequence))
+
+
+def _judge(request: Request, kind: str, ended_with: str, response: object, finished_at: int) -> Outcome:
+    expected = {"complete": "result", "cancel": "CancelledError", "deadline": "TimeoutError"}[kind]
+    problem = ""
+    if request.queries != 1:
+        problem = f"the query ran {request.queries} times, expected once"
+    elif ended_with != expected:
+        problem = f"ended with {ended_with}, expected {expected}"
+    elif kind == "complete" and response is not request.result:
+        problem = "returned something other than the query's result"
+    elif kind != "complete" and request.query_done_at is not None and request.query_done_at < finished_at:
+        problem = "the handler gave up only after the query had finished: it kept its caller waiting"
+    return Outcome(request, kind, ended_with, not problem, problem)
+
+
+async def serve_burst(
+    handler: Handler, requests: int = 200, *, interval_ms: float = 1.0, into: Burst | None = None, **plan_options: float
+) -> Burst:
+    """Send `requests` requests, one every `interval_ms`, and wait until every client has its answer.
+
+    Outcomes are added to `into` as they arrive, so a burst whose handler hangs can still be judged.
+    """
+    burst = into if into is not None else Burst()
+
+    async def client(request: Request, kind: str) -> None:
+        burst.outcomes.append(await _client(handler, request, kind))
+
+    clients = []
+    for request, kind in plan(requests, **plan_options):  # type: ignore[arg-type]
+        clients.append(asyncio.ensure_future(client(request, kind)))
+        await asyncio.sleep(interval_ms / 1000)
+    await asyncio.gather(*clients)
+    return burst
+
+
+def serve_in_threads(handler: Callable[[Request], Result], requests: int = 40, **plan_options: float) -> Burst:
+    """Serve requests one after another with a thread-flavour handler; one in two times out."""
+    burst = Burst()
+    for request, kind in plan(requests, give_up=("deadline",), **plan_options):  # type: ignore[arg-type]
+        try:
+            response: Result | None = handler(request)
+        except queue.Empty:
+            response = None
+        ended_with = "result" if response is not None else "TimeoutError"
+        correct = ended_with == ("result" if kind == "complete" else "TimeoutError")
+        burst.outcomes.append(Outcome(request, kind, ended_with, correct, "" if correct else f"ended with {ended_with}"))
+    return burst
+
+
+# --- grading: what a fresh process runs against the learner's handler -------------------------------
+
+def probe(handler: Handler, *, requests: int = 40, **plan_options: float) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The burst a grader runs against a handler, and a summary of it that can be read at any time."""
+    burst = Burst()
+    options = {"work_ms": 100.0, "deadline_ms": 5.0, **plan_options}
+
+    def summary() -> dict:
+        by_kind = {kind: {"sent": 0, "correct": 0} for kind in ("complete", "cancel", "deadline")}
+        for _, kind in plan(requests, **options):  # type: ignore[arg-type]
+            by_kind[kind]["sent"] += 1
+        for outcome in burst.outcomes:
+            by_kind[outcome.kind]["correct"] += outcome.correct
+        return {"requests": requests, "answered": len(burst.outcomes), "by_kind": by_kind, "problems": burst.problems[:5]}
+
+    return serve_burst(handler, requests, interval_ms=0.0, into=burst, **options), summary
