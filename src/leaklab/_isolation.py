@@ -42,7 +42,7 @@ class IsolatedRun:
         """A few lines for an assertion message: the error, or the problems the scenario found."""
         if self.error:
             return self.error
-        problems = self.outcome.get("problems", [])
+        problems = self.outcome.get("problems", [])[:3]
         return "\n".join(problems) if problems else "no problem found"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ._recording import Recording, artefacts_dir
@@ -20,11 +21,14 @@ def plot_runs(*runs: Recording, title: str, save: Path | str | None = None) -> F
     """
     if not runs:
         raise ValueError("plot_runs needs at least one Recording")
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
-    counts, memory = fig.subplots(2, 1, sharex=True)
+    # Through pyplot so that Jupyter's inline backend knows how to show the figure; closed at once
+    # so that pyplot does not keep every figure of the session.
+    fig, (counts, memory) = plt.subplots(2, 1, sharex=True, figsize=(8, 5.5), layout="constrained")
+    plt.close(fig)
     for index, run in enumerate(runs):
         colour = f"C{index}"
-        counts.step(run.times_ms, run.tasks, where="post", color=colour, label=f"{run.label}: tasks")
+        if any(run.tasks) or not any(run.threads):
+            counts.step(run.times_ms, run.tasks, where="post", color=colour, label=f"{run.label}: tasks")
         if any(run.threads):
             counts.step(
                 run.times_ms, run.threads, where="post", color=colour, linestyle="--", label=f"{run.label}: threads"

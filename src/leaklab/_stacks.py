@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+# Paths under these are shown from there on (`asyncio/queues.py`, `leaklab/scenarios/...`).
 _LIBRARY_ROOTS = sorted(
-    {str(Path(sysconfig.get_paths()[key])) for key in ("stdlib", "purelib", "platlib")}, key=len, reverse=True
+    {str(Path(sysconfig.get_paths()[key])) for key in ("stdlib", "purelib", "platlib")}
+    | {str(Path(__file__).resolve().parent.parent)},
+    key=len,
+    reverse=True,
 )
 
 

@@ -16,6 +16,7 @@ import itertools
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -46,7 +47,7 @@ class Request:
     # Filled in by `slow_query`, so that the client can check what its handler did.
     query_started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     queries: int = field(default=0, repr=False)
-    result: Result | None = field(default=None, repr=False)
+    result: weakref.ref[Result] | None = field(default=None, repr=False)  # weak: judging must not keep rows alive
     query_done_at: int | None = field(default=None, repr=False)
 
 
@@ -55,9 +56,10 @@ async def slow_query(request: Request) -> Result:
     request.queries += 1
     request.query_started.set()
     await asyncio.sleep(request.work_ms / 1000)
-    request.result = Result(request.id, bytes(PAYLOAD_BYTES))
+    result = Result(request.id, bytes(PAYLOAD_BYTES))
+    request.result = weakref.ref(result)
     request.query_done_at = next(_sequence)
-    return request.result
+    return result
 
 
 # The asyncio docs' advice: keep a reference to every background task, or the garbage collector may
@@ -120,13 +122,20 @@ Handler = Callable[[Request], Awaitable[Result]]
 
 @dataclass
 class Outcome:
-    """How one request ended, as its client saw it."""
+    """How one request ended, as its client saw it, judged against the lesson's specification."""
 
     request: Request
     kind: str  # "complete", "cancel" (the client cancels) or "deadline" (the handler must time out)
     ended_with: str  # "result", "CancelledError", "TimeoutError", or another exception's name
-    correct: bool
+    as_specified: bool = True  # the query's own result, or the specified exception
+    query_once: bool = True  # the handler ran the query, once
+    prompt: bool = True  # a handler that gave up did not wait for the query first
     problem: str = ""
+
+    @property
+    def correct(self) -> bool:
+        """Everything the lesson asks of one request."""
+        return self.as_specified and self.query_once and self.prompt
 
 
 @dataclass
@@ -185,16 +194,22 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
 
 def _judge(request: Request, kind: str, ended_with: str, response: object, finished_at: int) -> Outcome:
     expected = {"complete": "result", "cancel": "CancelledError", "deadline": "TimeoutError"}[kind]
-    problem = ""
+    outcome = Outcome(request, kind, ended_with)
+    problems = []
+    if ended_with != expected:
+        outcome.as_specified = False
+        problems.append(f"ended with {ended_with}, expected {expected}")
+    elif kind == "complete" and (request.result is None or response is not request.result()):
+        outcome.as_specified = False
+        problems.append("returned something other than the query's own result")
     if request.queries != 1:
-        problem = f"the query ran {request.queries} times, expected once"
-    elif ended_with != expected:
-        problem = f"ended with {ended_with}, expected {expected}"
-    elif kind == "complete" and response is not request.result:
-        problem = "returned something other than the query's result"
-    elif kind != "complete" and request.query_done_at is not None and request.query_done_at < finished_at:
-        problem = "the handler gave up only after the query had finished: it kept its caller waiting"
-    return Outcome(request, kind, ended_with, not problem, problem)
+        outcome.query_once = False
+        problems.append(f"the query ran {request.queries} times, expected once")
+    if kind != "complete" and request.query_done_at is not None and request.query_done_at < finished_at:
+        outcome.prompt = False
+        problems.append("the handler gave up only after the query had finished: it kept its caller waiting")
+    outcome.problem = "; ".join(problems)
+    return outcome
 
 
 async def serve_burst(
@@ -227,7 +242,7 @@ def serve_in_threads(handler: Callable[[Request], Result], requests: int = 40, *
             response = None
         ended_with = "result" if response is not None else "TimeoutError"
         correct = ended_with == ("result" if kind == "complete" else "TimeoutError")
-        burst.outcomes.append(Outcome(request, kind, ended_with, correct, "" if correct else f"ended with {ended_with}"))
+        burst.outcomes.append(Outcome(request, kind, ended_with, correct, problem="" if correct else f"ended with {ended_with}"))
     return burst
 
 
@@ -239,11 +254,17 @@ def probe(handler: Handler, *, requests: int = 40, **plan_options: float) -> tup
     options = {"work_ms": 100.0, "deadline_ms": 5.0, **plan_options}
 
     def summary() -> dict:
-        by_kind = {kind: {"sent": 0, "correct": 0} for kind in ("complete", "cancel", "deadline")}
-        for _, kind in plan(requests, **options):  # type: ignore[arg-type]
-            by_kind[kind]["sent"] += 1
-        for outcome in burst.outcomes:
-            by_kind[outcome.kind]["correct"] += outcome.correct
-        return {"requests": requests, "answered": len(burst.outcomes), "by_kind": by_kind, "problems": burst.problems[:5]}
+        """Counts as [passed, out of] per property, plus the first problems."""
+        gave_up = [o for o in burst.outcomes if o.kind != "complete"]
+        completed = [o for o in burst.outcomes if o.kind == "complete"]
+        return {
+            "requests": requests,
+            "answered": len(burst.outcomes),
+            "completed_with_result": [sum(o.as_specified for o in completed), len(completed)],
+            "gave_up_as_specified": [sum(o.as_specified for o in gave_up), len(gave_up)],
+            "query_ran_once": [sum(o.query_once for o in burst.outcomes), len(burst.outcomes)],
+            "gave_up_promptly": [sum(o.prompt for o in gave_up), len(gave_up)],
+            "problems": burst.problems[:5],
+        }
 
     return serve_burst(handler, requests, interval_ms=0.0, into=burst, **options), summary

@@ -1,0 +1,61 @@
+# leaklab: `make lab` to learn, `make test` to check everything. `make help` lists the rest.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LAB_ARGS ?=
+
+# Jupyter, IPython and matplotlib keep their config, data and runtime files inside the project,
+# never in the user's home: the course config is in grader/, everything written goes to .leaklab/.
+export JUPYTER_CONFIG_DIR := $(CURDIR)/grader/jupyter
+export JUPYTER_DATA_DIR := $(CURDIR)/.leaklab/jupyter/data
+export JUPYTER_RUNTIME_DIR := $(CURDIR)/.leaklab/jupyter/runtime
+export JUPYTERLAB_SETTINGS_DIR := $(CURDIR)/.leaklab/jupyter/lab-settings
+export JUPYTERLAB_WORKSPACES_DIR := $(CURDIR)/.leaklab/jupyter/lab-workspaces
+export JUPYTER_PLATFORM_DIRS := 1
+export IPYTHONDIR := $(CURDIR)/.leaklab/ipython
+export MPLCONFIGDIR := $(CURDIR)/.leaklab/matplotlib
+export LEAKLAB_ARTEFACTS := $(CURDIR)/.leaklab/runs
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help lab test notebooks check-notebooks bench lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "leaklab needs Python 3.11 or newer: $(PYTHON) is $$($(PYTHON) --version)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# jsonschema's URI format checker (pulled in by jupyter-events) adds ~1 s to every Jupyter and
+	@# nbgrader process and nothing here validates URIs: removed on purpose, `pip check` stays clean.
+	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
+	touch $(STAMP)
+
+lab: $(STAMP) ## install everything, then open JupyterLab on the exercises (LAB_ARGS=--no-browser for headless)
+	$(BIN)/jupyter lab --notebook-dir=exercises $(LAB_ARGS)
+
+test: $(STAMP) ## install what the tests need, then run the whole suite
+	$(BIN)/ruff check src tests grader
+	$(BIN)/python -m pytest
+
+notebooks: $(STAMP) ## regenerate exercises/ and solutions/ from the lessons in notebooks/
+	$(BIN)/leaklab build
+
+check-notebooks: $(STAMP) ## say whether exercises/ and solutions/ still match notebooks/
+	$(BIN)/leaklab build --check
+
+bench: $(STAMP) ## print timing figures (notebook execution, grading)
+	$(BIN)/python tests/bench.py
+
+lint: $(STAMP) ## ruff over the package, tests and grader config
+	$(BIN)/ruff check src tests grader
+	$(BIN)/ruff format --check src tests grader
+
+format: $(STAMP) ## format the code with ruff
+	$(BIN)/ruff format src tests grader
+
+clean: ## remove run artefacts (captures, plots, grading folders)
+	rm -rf .leaklab

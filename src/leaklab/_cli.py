@@ -1,0 +1,98 @@
+"""The `leaklab` command: one small class per subcommand, help text from its docstring."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ._errors import LeaklabError
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class GradeCommand:
+    """Grade learners' notebooks against the lessons' visible and hidden tests, through nbgrader.
+
+    Every notebook on the command line is graded, even when another one cannot be; the exit code
+    is non-zero if any of them could not be graded.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK", help="submitted .ipynb files")
+        parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ._grading import find_course_root, grade
+
+        course = find_course_root(args.course)
+        results = grade(args.notebooks, course=course, progress=_say)
+        if args.json:
+            print(json.dumps({"results": [r.to_json() for r in results]}, indent=2))
+        else:
+            for result in results:
+                print(self._table(result))
+        return 1 if any(r.error for r in results) else 0
+
+    @staticmethod
+    def _table(result) -> str:  # noqa: ANN001 - a NotebookGrade
+        if result.error:
+            return f"{result.notebook}: not graded: {result.error}"
+        lines = [f"{result.notebook} ({result.assignment}): {result.score:g} / {result.max_score:g}"]
+        for name, test in result.tests.items():
+            mark = "ok  " if test.score >= test.max_score else "FAIL"
+            lines.append(f"  {mark} {name}  {test.score:g} / {test.max_score:g}")
+            if test.message and test.score < test.max_score:
+                lines.extend(f"         {line}" for line in test.message.splitlines()[:12])
+        return "\n".join(lines)
+
+
+class BuildCommand:
+    """Generate exercises/ and solutions/ from the lessons in notebooks/ (or check that they match)."""
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--check", action="store_true", help="only report copies that drifted from the source")
+        parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ._build import build
+        from ._grading import find_course_root
+
+        drifts = build(find_course_root(args.course), check=args.check, progress=_say)
+        for drift in drifts:
+            _say(f"drift: {drift}")
+        if drifts:
+            _say("run `make notebooks` to regenerate exercises/ and solutions/ from notebooks/")
+        return 1 if drifts else 0
+
+
+COMMANDS = {"grade": GradeCommand, "build": BuildCommand}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one subcommand; a user's mistake prints a message, not a traceback."""
+    parser = argparse.ArgumentParser(prog="leaklab", description="A hands-on course on concurrency leaks.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {}
+    for name, command_class in COMMANDS.items():
+        doc = (command_class.__doc__ or "").strip()
+        sub = subparsers.add_parser(name, help=doc.splitlines()[0], description=doc)
+        commands[name] = command_class()
+        commands[name].prepare_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return commands[args.command].run(args)
+    except LeaklabError as exc:
+        _say(f"leaklab {args.command}: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _say(f"leaklab {args.command}: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

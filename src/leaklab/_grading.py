@@ -1,0 +1,217 @@
+"""Grade learners' notebooks with nbgrader against the authored sources' visible and hidden tests.
+
+Each call builds a throwaway nbgrader course (source, release, submitted, autograded, a gradebook)
+under the artefacts folder, with the repo's `grader/nbgrader_config.py`, so that what is graded here is
+graded exactly as an instructor's `nbgrader autograde` would grade it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._errors import LeaklabError
+from ._recording import artefacts_dir
+
+
+@dataclass
+class TestScore:
+    """One graded test cell."""
+
+    score: float
+    max_score: float
+    message: str = ""  # why it failed: the assertion's own message, never the test's code
+
+
+@dataclass
+class NotebookGrade:
+    """The grade of one submitted notebook, or the error that kept it from being graded."""
+
+    notebook: str
+    assignment: str | None = None
+    score: float = 0.0
+    max_score: float = 0.0
+    tests: dict[str, TestScore] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        """The `--json` shape: scores per test, no messages."""
+        tests = {name: {"score": t.score, "max_score": t.max_score} for name, t in self.tests.items()}
+        return {
+            "notebook": self.notebook,
+            "assignment": self.assignment,
+            "score": self.score,
+            "max_score": self.max_score,
+            "tests": tests,
+            "error": self.error,
+        }
+
+
+def find_course_root(start: Path | None = None) -> Path:
+    """The leaklab checkout: the nearest folder above `start` with `notebooks/` and `grader/`."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "notebooks").is_dir() and (folder / "grader" / "nbgrader_config.py").is_file():
+            return folder
+    raise LeaklabError(
+        f"no leaklab course found at or above {here}: run this inside the leaklab checkout, "
+        "or pass --course pointing at it (the folder with notebooks/ and grader/)"
+    )
+
+
+def grade_ids(nb: dict) -> set[str]:
+    """The nbgrader grade ids a notebook's cells carry."""
+    ids = set()
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
+        if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
+            ids.add(meta["grade_id"])
+    return ids
+
+
+def lessons(course: Path) -> dict[str, Path]:
+    """The authored lessons of a course, by slug (`01_forgotten_cancel`)."""
+    return {path.stem: path for path in sorted((course / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+
+
+def _read_submission(path: Path, known: dict[str, Path]) -> tuple[str, dict]:
+    """The assignment a submission belongs to, and its JSON; LeaklabError with a clear reason if none."""
+    if not path.exists():
+        raise LeaklabError(f"no such file: {path}")
+    if path.is_dir():
+        raise LeaklabError(f"{path} is a folder, not a notebook")
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LeaklabError(f"{path} is not a notebook: it is not text") from None
+    except json.JSONDecodeError as exc:
+        raise LeaklabError(f"{path} is not a notebook: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or "nbformat" not in nb:
+        raise LeaklabError(f"{path} is JSON but not a Jupyter notebook (no cells or nbformat)")
+    mine = grade_ids(nb)
+    for slug, source in known.items():
+        if mine & grade_ids(json.loads(source.read_text(encoding="utf-8"))):
+            return slug, nb
+    if path.stem in known:
+        return path.stem, nb
+    raise LeaklabError(
+        f"{path} belongs to no known exercise: none of its cells carries a grade id of "
+        f"{', '.join(known) or 'any lesson'}"
+    )
+
+
+class TempCourse:
+    """A throwaway nbgrader course directory configured like the instructor's."""
+
+    def __init__(self, course: Path) -> None:
+        from nbgrader.apps import NbGraderAPI
+        from sqlalchemy.exc import SAWarning
+        from traitlets.config import Config, PyFileConfigLoader
+
+        # nbgrader 0.9 on SQLAlchemy 2 warns about its own session use on every grade: noise, not news.
+        warnings.filterwarnings("ignore", category=SAWarning)
+
+        _put_interpreter_on_path()
+        self.root = Path(tempfile.mkdtemp(prefix="course-", dir=artefacts_dir("grading")))
+        config = Config()
+        config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(course / "grader")).load_config())
+        config.CourseDirectory.root = str(self.root)
+        self.api = NbGraderAPI(config=config)
+        self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
+
+    def generate(self, slug: str, source: Path) -> Path:
+        """Generate the student version of a lesson; returns the released notebook."""
+        folder = self.root / "source" / slug
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / f"{slug}.ipynb")
+        self._check(self.api.generate_assignment(slug), f"nbgrader could not generate {slug}")
+        return self.root / "release" / slug / f"{slug}.ipynb"
+
+    def autograde(self, slug: str, student: str, submission: Path) -> dict[str, TestScore]:
+        """Autograde one submission; returns its scores by grade id."""
+        folder = self.root / "submitted" / student / slug
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(submission, folder / f"{slug}.ipynb")
+        self._check(self.api.autograde(slug, student), "nbgrader could not grade it")
+        from nbgrader.api import Gradebook
+
+        with Gradebook(self.db_url) as gradebook:
+            notebook = gradebook.find_submission_notebook(slug, slug, student)
+            scores = {g.name: TestScore(float(g.score), float(g.max_score)) for g in notebook.grades}
+        graded = self.root / "autograded" / student / slug / f"{slug}.ipynb"
+        for name, message in _failure_messages(graded).items():
+            if name in scores:
+                scores[name].message = message
+        return scores
+
+    def remove(self) -> None:
+        """Delete the course directory."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def _check(result: dict, what: str) -> None:
+        if not result.get("success"):
+            detail = (result.get("error") or result.get("log") or "").strip().splitlines()[-1:]
+            raise LeaklabError(f"{what}: {' '.join(detail) or 'no detail from nbgrader'}")
+
+
+def _put_interpreter_on_path() -> None:
+    """nbgrader runs `alembic` by name: find it beside this interpreter even in a venv never activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def _failure_messages(graded: Path) -> dict[str, str]:
+    """The error each graded test cell ended with, as `Name: message` (the kernel prints no code)."""
+    messages = {}
+    if not graded.exists():
+        return messages
+    for cell in json.loads(graded.read_text(encoding="utf-8"))["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if meta.get("grade") and errors:
+            messages[meta["grade_id"]] = f"{errors[0].get('ename')}: {errors[0].get('evalue')}".strip()
+    return messages
+
+
+def grade(
+    notebooks: list[Path], *, course: Path, progress: Callable[[str], None] = lambda _: None
+) -> list[NotebookGrade]:
+    """Grade each notebook; one that cannot be graded gets an `error` and the others still are."""
+    known = lessons(course)
+    results = [NotebookGrade(str(path)) for path in notebooks]
+    accepted: list[tuple[NotebookGrade, Path, str]] = []
+    for result, path in zip(results, notebooks, strict=True):
+        try:
+            result.assignment, _ = _read_submission(path, known)
+            accepted.append((result, path, result.assignment))
+        except LeaklabError as exc:
+            result.error = str(exc)
+    if not accepted:
+        return results
+    temp = TempCourse(course)
+    try:
+        generated: set[str] = set()
+        for number, (result, path, slug) in enumerate(accepted, start=1):
+            progress(f"[{number}/{len(accepted)}] grading {path} ({slug})")
+            try:
+                if slug not in generated:
+                    temp.generate(slug, known[slug])
+                    generated.add(slug)
+                result.tests = temp.autograde(slug, f"learner-{number:03d}", path)
+            except LeaklabError as exc:
+                result.error = str(exc)
+                continue
+            result.score = sum(t.score for t in result.tests.values())
+            result.max_score = sum(t.max_score for t in result.tests.values())
+    finally:
+        temp.remove()
+    return results
