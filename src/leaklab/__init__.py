@@ -13,6 +13,7 @@ __all__ = [
     "Census",
     "IsolatedRun",
     "LeakError",
+    "Plot",
     "Recorder",
     "Recording",
     "format_groups",
@@ -30,6 +31,7 @@ _HOMES = {
     "no_leaks": "_leakcheck",
     "Recorder": "_recording",
     "Recording": "_recording",
+    "Plot": "_plotting",
     "plot_runs": "_plotting",
     "format_groups": "_stacks",
     "group_stacks": "_stacks",
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from ._census import Census
     from ._isolation import IsolatedRun, run_isolated
     from ._leakcheck import LeakError, no_leaks
-    from ._plotting import plot_runs
+    from ._plotting import Plot, plot_runs
     from ._recording import Recorder, Recording
     from ._stacks import format_groups, group_stacks
 

@@ -7,6 +7,7 @@ graded exactly as an instructor's `nbgrader autograde` would grade it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -121,7 +122,8 @@ class TempCourse:
         _put_interpreter_on_path()
         self.root = Path(tempfile.mkdtemp(prefix="course-", dir=artefacts_dir("grading")))
         config = Config()
-        config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(course / "grader")).load_config())
+        self.config_file = course / "grader" / "nbgrader_config.py"
+        config.merge(PyFileConfigLoader(self.config_file.name, path=str(self.config_file.parent)).load_config())
         config.CourseDirectory.root = str(self.root)
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
@@ -133,6 +135,24 @@ class TempCourse:
         shutil.copyfile(source, folder / f"{slug}.ipynb")
         self._check(self.api.generate_assignment(slug), f"nbgrader could not generate {slug}")
         return self.root / "release" / slug / f"{slug}.ipynb"
+
+    def generate_cached(self, slug: str, source: Path) -> None:
+        """`generate` into this course's empty gradebook, reusing an earlier run's result when the
+        lesson and the nbgrader configuration are unchanged (it costs nbgrader about two seconds)."""
+        key = hashlib.sha256(source.read_bytes() + self.config_file.read_bytes()).hexdigest()[:16]
+        cached = artefacts_dir("grading") / f"generated-{slug}-{key}"
+        if not (cached / "gradebook.db").exists():
+            self.generate(slug, source)
+            staging = Path(tempfile.mkdtemp(prefix="staging-", dir=cached.parent))
+            shutil.copyfile(self.root / "gradebook.db", staging / "gradebook.db")
+            shutil.copytree(self.root / "source", staging / "source")
+            try:
+                staging.rename(cached)  # atomic: a concurrent grader sees all of it or none
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)  # another grader cached it first
+            return
+        shutil.copyfile(cached / "gradebook.db", self.root / "gradebook.db")
+        shutil.copytree(cached / "source", self.root / "source", dirs_exist_ok=True)
 
     def autograde(self, slug: str, student: str, submission: Path) -> dict[str, TestScore]:
         """Autograde one submission; returns its scores by grade id."""
@@ -195,23 +215,27 @@ def grade(
             accepted.append((result, path, result.assignment))
         except LeaklabError as exc:
             result.error = str(exc)
-    if not accepted:
-        return results
-    temp = TempCourse(course)
-    try:
-        generated: set[str] = set()
-        for number, (result, path, slug) in enumerate(accepted, start=1):
-            progress(f"[{number}/{len(accepted)}] grading {path} ({slug})")
-            try:
-                if slug not in generated:
-                    temp.generate(slug, known[slug])
-                    generated.add(slug)
-                result.tests = temp.autograde(slug, f"learner-{number:03d}", path)
-            except LeaklabError as exc:
-                result.error = str(exc)
-                continue
-            result.score = sum(t.score for t in result.tests.values())
-            result.max_score = sum(t.max_score for t in result.tests.values())
-    finally:
-        temp.remove()
+    by_lesson: dict[str, list[tuple[NotebookGrade, Path]]] = {}
+    for result, path, slug in accepted:
+        by_lesson.setdefault(slug, []).append((result, path))
+    done = 0
+    for slug, submissions in by_lesson.items():
+        temp = TempCourse(course)  # one course per lesson: its gradebook can come from the cache
+        try:
+            temp.generate_cached(slug, known[slug])
+            for number, (result, path) in enumerate(submissions, start=1):
+                done += 1
+                progress(f"[{done}/{len(accepted)}] grading {path} ({slug})")
+                try:
+                    result.tests = temp.autograde(slug, f"learner-{number:03d}", path)
+                except LeaklabError as exc:
+                    result.error = str(exc)
+                    continue
+                result.score = sum(t.score for t in result.tests.values())
+                result.max_score = sum(t.max_score for t in result.tests.values())
+        except LeaklabError as exc:
+            for result, _ in submissions:
+                result.error = result.error or str(exc)
+        finally:
+            temp.remove()
     return results

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ._recording import Recording, artefacts_dir
@@ -13,18 +13,26 @@ from ._recording import Recording, artefacts_dir
 _MIB = 1024 * 1024
 
 
-def plot_runs(*runs: Recording, title: str, save: Path | str | None = None) -> Figure:
-    """Overlay runs (say, the leak and its fix) and save the figure as a PNG.
+@dataclass
+class Plot:
+    """A figure saved as a PNG; a notebook shows that PNG, so the figure is drawn only once."""
 
-    The figure is returned so that a notebook shows it inline; it is saved to `save`, or to the
-    artefacts folder under a name made from the title.
+    figure: Figure
+    path: Path
+
+    def _repr_png_(self) -> bytes:
+        return self.path.read_bytes()
+
+
+def plot_runs(*runs: Recording, title: str, save: Path | str | None = None) -> Plot:
+    """Overlay runs (say, the leak and its fix) in one figure, saved as a PNG and shown inline.
+
+    The PNG goes to `save`, or to the artefacts folder under a name made from the title.
     """
     if not runs:
         raise ValueError("plot_runs needs at least one Recording")
-    # Through pyplot so that Jupyter's inline backend knows how to show the figure; closed at once
-    # so that pyplot does not keep every figure of the session.
-    fig, (counts, memory) = plt.subplots(2, 1, sharex=True, figsize=(8, 5.5), layout="constrained")
-    plt.close(fig)
+    figure = Figure(figsize=(8, 5.5), layout="constrained")
+    counts, memory = figure.subplots(2, 1, sharex=True)
     for index, run in enumerate(runs):
         colour = f"C{index}"
         if any(run.tasks) or not any(run.threads):
@@ -44,8 +52,8 @@ def plot_runs(*runs: Recording, title: str, save: Path | str | None = None) -> F
     memory.legend(loc="upper left", fontsize="small")
     memory.grid(alpha=0.3)
     path = Path(save) if save is not None else artefacts_dir("plots") / (_slug(title) + ".png")
-    fig.savefig(path, dpi=100)
-    return fig
+    figure.savefig(path, dpi=90)
+    return Plot(figure, path)
 
 
 def _slug(text: str) -> str:
