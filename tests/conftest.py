@@ -1,0 +1,37 @@
+"""Shared fixtures: project-local Jupyter/IPython/matplotlib dirs, and no test may leak a task or thread."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The same places the Makefile uses, for a plain `pytest` run: nothing is written to the home folder.
+for name, folder in {
+    "JUPYTER_CONFIG_DIR": "grader/jupyter",
+    "JUPYTER_DATA_DIR": ".leaklab/jupyter/data",
+    "JUPYTER_RUNTIME_DIR": ".leaklab/jupyter/runtime",
+    "IPYTHONDIR": ".leaklab/ipython",
+    "MPLCONFIGDIR": ".leaklab/matplotlib",
+    "LEAKLAB_ARTEFACTS": ".leaklab/runs",
+}.items():
+    os.environ.setdefault(name, str(ROOT / folder))
+os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_tasks_or_threads():
+    """Fail any test that leaves a task or a thread behind (pyinstrument's fixture, for our objects)."""
+    from leaklab import no_leaks
+
+    with no_leaks(timeout=5.0):
+        yield
+
+
+@pytest.fixture
+def root() -> Path:
+    """The checkout's top folder."""
+    return ROOT

@@ -1,0 +1,115 @@
+"""`leaklab grade` end to end: real notebooks, nbgrader's autograde, the CLI's JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from answers import LEAKY, PATCHED_COUNTERS, TASK_GROUP
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUG = "01_forgotten_cancel"
+LEAK_TESTS = {f"{SLUG}_no_task_left", f"{SLUG}_memory_bounded"}
+BEHAVIOUR_TESTS = {f"{SLUG}_results", f"{SLUG}_gives_up"}
+
+
+def with_answer(source: str, folder: Path, name: str) -> Path:
+    """The worked notebook with its answer cell replaced, as a learner would submit it."""
+    nb = json.loads((ROOT / "solutions" / f"{SLUG}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{SLUG}_fix":
+            cell["source"] = source
+    path = folder / f"{name}.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One `leaklab grade --json` over every kind of submission, with an empty home folder."""
+    folder = tmp_path_factory.mktemp("submissions")
+    home = tmp_path_factory.mktemp("home")
+    (folder / "invalid.ipynb").write_text('{"cells": [')
+    (folder / "unknown.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    submissions = {
+        "solution": ROOT / "solutions" / f"{SLUG}.ipynb",
+        "exercise": ROOT / "exercises" / f"{SLUG}.ipynb",
+        "leaky": with_answer(LEAKY, folder, "leaky"),
+        "patched": with_answer(PATCHED_COUNTERS, folder, "patched"),
+        "task_group": with_answer(TASK_GROUP, folder, "task_group"),
+        "invalid": folder / "invalid.ipynb",
+        "unknown": folder / "unknown.ipynb",
+        "missing": folder / "missing.ipynb",
+    }
+    env = {**os.environ, "HOME": str(home)}
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
+    done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    results = json.loads(done.stdout)["results"]
+    return {
+        "by_name": dict(zip(submissions, results, strict=True)),
+        "returncode": done.returncode,
+        "stderr": done.stderr,
+        "home": home,
+    }
+
+
+def scores(result: dict, names: set[str]) -> float:
+    return sum(result["tests"][name]["score"] for name in names)
+
+
+def test_the_solution_gets_full_marks(graded):
+    result = graded["by_name"]["solution"]
+    assert result["error"] is None and result["assignment"] == SLUG
+    assert result["max_score"] == 9 and result["score"] == 9
+    assert set(result["tests"]) == LEAK_TESTS | BEHAVIOUR_TESTS
+
+
+def test_another_correct_fix_gets_full_marks(graded):
+    assert graded["by_name"]["task_group"]["score"] == 9
+
+
+def test_the_unmodified_exercise_gets_zero(graded):
+    result = graded["by_name"]["exercise"]
+    assert result["error"] is None and result["score"] == 0 and result["max_score"] == 9
+
+
+def test_a_leaky_fix_loses_the_leak_points_only(graded):
+    result = graded["by_name"]["leaky"]
+    assert scores(result, LEAK_TESTS) == 0
+    assert scores(result, BEHAVIOUR_TESTS) == 4
+
+
+def test_patched_counters_do_not_earn_leak_points(graded):
+    result = graded["by_name"]["patched"]
+    assert scores(result, LEAK_TESTS) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("invalid", "invalid JSON"), ("unknown", "belongs to no known exercise"), ("missing", "no such file")],
+)
+def test_bad_files_get_their_own_error_and_the_rest_is_graded(graded, name, reason):
+    result = graded["by_name"][name]
+    assert reason in result["error"] and result["score"] == 0
+    assert graded["returncode"] == 1
+    assert graded["by_name"]["solution"]["score"] == 9
+
+
+def test_json_has_the_documented_shape(graded):
+    for result in graded["by_name"].values():
+        assert set(result) == {"notebook", "assignment", "score", "max_score", "tests", "error"}
+        for test in result["tests"].values():
+            assert set(test) == {"score", "max_score"}
+
+
+def test_progress_goes_to_stderr(graded):
+    assert "[1/5] grading" in graded["stderr"] and "[5/5] grading" in graded["stderr"]
+
+
+def test_nothing_is_written_to_the_home_folder(graded):
+    assert list(graded["home"].iterdir()) == []

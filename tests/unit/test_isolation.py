@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+
+from answers import BLOCKS_CALLER, BUFFERED, LEAKY, NO_CHILD, PATCHED_COUNTERS, STUB, TASK_GROUP, UNREFERENCED
+from leaklab import run_isolated
+
+
+def run(source: str, **options):
+    return run_isolated(source, scenario="forgotten_cancel", function="handle_request", **options)
+
+
+def all_passed(outcome: dict, name: str) -> bool:
+    passed, total = outcome[name]
+    return passed == total > 0
+
+
+@pytest.mark.parametrize("source", [LEAKY, PATCHED_COUNTERS, UNREFERENCED], ids=["leaky", "patched", "unreferenced"])
+def test_leaky_handlers_leave_one_task_and_one_result_per_give_up(source):
+    result = run(source)
+    assert result.error is None
+    assert result.leftover_tasks == 20  # 40 requests, every other one gives up
+    assert result.retained_bytes_per_request > 16 * 1024
+    assert "run_query  <answer cell>:" in result.leak_report and "20 @ task" in result.leak_report
+    assert all(all_passed(result.outcome, name) for name in ("completed_with_result", "gave_up_as_specified"))
+
+
+@pytest.mark.parametrize("source", [BUFFERED, TASK_GROUP], ids=["buffered", "task_group"])
+def test_fixes_leave_nothing_and_behave(source):
+    result = run(source)
+    assert result.error is None
+    assert (result.leftover_tasks, result.leftover_threads, result.destroyed_pending) == (0, 0, 0)
+    assert result.retained_bytes_per_request < 4096
+    for name in ("completed_with_result", "gave_up_as_specified", "query_ran_once", "gave_up_promptly"):
+        assert all_passed(result.outcome, name), name
+
+
+def test_a_handler_that_keeps_its_caller_waiting_is_caught():
+    result = run(BLOCKS_CALLER)
+    assert result.leftover_tasks == 0
+    assert all_passed(result.outcome, "completed_with_result")
+    assert result.outcome["gave_up_promptly"][0] == 0
+    assert "kept its caller waiting" in result.explain()
+
+
+@pytest.mark.parametrize("source", [NO_CHILD, STUB], ids=["no_child", "stub"])
+def test_a_handler_that_serves_nothing_is_caught(source):
+    result = run(source)
+    assert result.leftover_tasks == 0
+    assert result.outcome["completed_with_result"][0] == 0
+    assert result.outcome["query_ran_once"][0] == 0
+
+
+def test_the_burst_shape_is_configurable():
+    result = run(LEAKY, requests=30, give_up_every=3)
+    assert result.outcome["requests"] == 30 and result.leftover_tasks == 10
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def handle_request(:\n", "SyntaxError"),
+        ("x = 1\n", "does not define 'handle_request'"),
+        ("raise RuntimeError('boom')\n", "RuntimeError: boom"),
+        ("async def handle_request(request):\n    return undefined_helper()\n", None),
+    ],
+)
+def test_broken_answers_are_reported_not_crashed(source, message):
+    result = run(source)
+    if message:
+        assert message in (result.error or "")
+    else:  # a NameError inside the handler is a behaviour problem of every request
+        assert result.outcome["completed_with_result"][0] == 0 and "NameError" in result.explain()
+
+
+def test_runs_are_cached_per_source_and_options():
+    assert run(TASK_GROUP) is run(TASK_GROUP)
+    assert run(TASK_GROUP) is not run(TASK_GROUP, requests=10)

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import asyncio
+
+from leaklab import Recorder
+from leaklab.scenarios.forgotten_cancel import PAYLOAD_BYTES, background_tasks, leaky_handle_request, serve_burst
+
+
+async def fixed_handle_request(request):
+    """A reference fix: the child is cancelled when the handler is done."""
+    from leaklab.scenarios.forgotten_cancel import slow_query
+
+    child = asyncio.create_task(slow_query(request))
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await asyncio.shield(child)
+    finally:
+        child.cancel()
+
+
+async def record(handler, label):
+    async with Recorder(label) as recorder:
+        burst = await serve_burst(handler, requests=40, interval_ms=0.0, work_ms=10.0, deadline_ms=2.0)
+        await asyncio.sleep(0.05)  # every query (10 ms) has ended by now
+    return recorder.recording, burst
+
+
+def test_recorder_sees_the_leak_in_leaky_code():
+    async def main():
+        recording, burst = await record(leaky_handle_request, "leaky")
+        stuck = list(background_tasks)
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
+        return recording, burst
+
+    recording, burst = asyncio.run(main())
+    gave_up = burst.count("cancel") + burst.count("deadline")
+    assert gave_up == 20
+    assert recording.leftover_tasks == gave_up
+    assert max(recording.tasks) >= gave_up and recording.tasks[-1] == gave_up
+    assert recording.heap_growth_bytes >= gave_up * PAYLOAD_BYTES
+    assert "run_query" in recording.leftover_report and "20 @ task" in recording.leftover_report
+
+
+def test_recorder_sees_no_leak_in_a_fix():
+    recording, burst = asyncio.run(record(fixed_handle_request, "fixed"))
+    assert burst.problems == []
+    assert recording.leftover_tasks == 0 and recording.tasks[-1] == 0
+    assert max(recording.tasks) > 0  # it did see the tasks while they ran
+    assert recording.heap_growth_bytes < 5 * PAYLOAD_BYTES
+
+
+def test_memory_comes_from_memray_snapshots_on_the_same_time_axis():
+    recording, _ = asyncio.run(record(fixed_handle_request, "axis"))
+    assert recording.capture.exists() and recording.capture.suffix == ".bin"
+    assert len(recording.heap_bytes) == len(recording.rss_bytes) == len(recording.memory_times_ms) >= 2
+    assert all(rss > 0 for rss in recording.rss_bytes)
+    assert recording.times_ms == sorted(recording.times_ms)
+    assert -50 < recording.memory_times_ms[0] < recording.times_ms[-1] + 50
