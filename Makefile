@@ -34,8 +34,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
 	touch $(STAMP)
 
-lab: $(STAMP) ## install everything, then open JupyterLab on the exercises (LAB_ARGS=--no-browser for headless)
-	$(BIN)/jupyter lab --notebook-dir=exercises $(LAB_ARGS)
+lab: $(STAMP) ## install everything, then open JupyterLab on your copy of the exercises (LAB_ARGS=--no-browser for headless)
+	@mkdir -p workspace
+	@# Your copy: exercises that are new since last time are added, your own work is never overwritten.
+	@for nb in exercises/*.ipynb; do [ -e "workspace/$${nb##*/}" ] || cp "$$nb" workspace/; done
+	$(BIN)/jupyter lab --notebook-dir=workspace $(LAB_ARGS)
 
 test: $(STAMP) ## install what the tests need, then run the whole suite
 	$(BIN)/ruff check src tests grader
@@ -48,7 +51,7 @@ check-notebooks: $(STAMP) ## say whether exercises/ and solutions/ still match n
 	$(BIN)/leaklab build --check
 
 bench: $(STAMP) ## print timing figures (notebook execution, grading)
-	$(BIN)/python tests/bench.py
+	$(BIN)/python tests/benchmarks/bench_notebooks.py
 
 lint: $(STAMP) ## ruff over the package, tests and grader config
 	$(BIN)/ruff check src tests grader

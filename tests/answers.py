@@ -1,6 +1,6 @@
 """Answer cells for notebook 01, right and wrong, as a learner might write them."""
 
-LEAKY = '''
+LEAKY = """
 async def handle_request(request: Request) -> Result:
     reply = asyncio.Queue(maxsize=1)
 
@@ -15,10 +15,10 @@ async def handle_request(request: Request) -> Result:
         result = await reply.get()
     reply.task_done()
     return result
-'''
+"""
 
 # The article's fix: room for one result and a send that never blocks; the child ends on its own.
-BUFFERED = '''
+BUFFERED = """
 async def handle_request(request: Request) -> Result:
     reply = asyncio.Queue(maxsize=1)
 
@@ -30,18 +30,18 @@ async def handle_request(request: Request) -> Result:
     child.add_done_callback(background_tasks.discard)
     async with asyncio.timeout(request.deadline_ms / 1000):
         return await reply.get()
-'''
+"""
 
-TASK_GROUP = '''
+TASK_GROUP = """
 async def handle_request(request: Request) -> Result:
     async with asyncio.timeout(request.deadline_ms / 1000):
         async with asyncio.TaskGroup() as group:
             child = group.create_task(slow_query(request))
     return child.result()
-'''
+"""
 
 # Waits for the query even after giving up: no leak, but the caller is kept waiting.
-BLOCKS_CALLER = '''
+BLOCKS_CALLER = """
 async def handle_request(request: Request) -> Result:
     child = asyncio.create_task(slow_query(request))
     try:
@@ -50,16 +50,16 @@ async def handle_request(request: Request) -> Result:
     except BaseException:
         await child
         raise
-'''
+"""
 
 # Never runs the query: nothing to leak, nothing served.
-NO_CHILD = '''
+NO_CHILD = """
 async def handle_request(request: Request) -> Result:
     return Result(request.id, bytes(PAYLOAD_BYTES))
-'''
+"""
 
 # Drops the reference: the garbage collector may destroy the stuck children, the loop holds them until then.
-UNREFERENCED = '''
+UNREFERENCED = """
 async def handle_request(request: Request) -> Result:
     reply = asyncio.Queue(maxsize=1)
 
@@ -72,20 +72,23 @@ async def handle_request(request: Request) -> Result:
         result = await reply.get()
     reply.task_done()
     return result
-'''
+"""
 
 # Still leaks, and blinds every counter the kernel offers.
-PATCHED_COUNTERS = '''
+PATCHED_COUNTERS = (
+    """
 import threading
 
 asyncio.all_tasks = lambda loop=None: set()
 threading.active_count = lambda: 1
 threading.enumerate = lambda: [threading.main_thread()]
 len = lambda items: 0
-''' + LEAKY
+"""
+    + LEAKY
+)
 
-STUB = '''
+STUB = """
 async def handle_request(request: Request) -> Result:
     # YOUR CODE HERE
     raise NotImplementedError()
-'''
+"""

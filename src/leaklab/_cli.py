@@ -39,7 +39,7 @@ class GradeCommand:
         return 1 if any(r.error for r in results) else 0
 
     @staticmethod
-    def _table(result) -> str:  # noqa: ANN001 - a NotebookGrade
+    def _table(result) -> str:
         if result.error:
             return f"{result.notebook}: not graded: {result.error}"
         lines = [f"{result.notebook} ({result.assignment}): {result.score:g} / {result.max_score:g}"]

@@ -19,7 +19,7 @@ import linecache
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
 _TIMEOUT_S = 120.0
@@ -98,7 +98,9 @@ def _spawn(job: dict) -> IsolatedRun:
         text = results.read()
     if not text:
         tail = stderr.strip().splitlines()[-3:]
-        return IsolatedRun(error="the handler's run ended without a result: " + (" | ".join(tail) or f"exit code {child.returncode}"))
+        return IsolatedRun(
+            error="the handler's run ended without a result: " + (" | ".join(tail) or f"exit code {child.returncode}")
+        )
     return IsolatedRun(**json.loads(text))
 
 
@@ -157,27 +159,30 @@ def _child(result_fd: int) -> None:
     namespace.update({name: getattr(scenario, name) for name in scenario.__all__})
     threads_before = os_threads()
     try:
-        exec(compile(job["source"], "<answer cell>", "exec"), namespace)  # noqa: S102 - grading runs it on purpose
-        handler = namespace[job["function"]]
-    except KeyError:
-        finish(IsolatedRun(error=f"the answer cell does not define {job['function']!r}"))
-    except BaseException as exc:  # noqa: BLE001 - whatever the answer raises is reported
+        exec(compile(job["source"], "<answer cell>", "exec"), namespace)
+    except BaseException as exc:
         finish(IsolatedRun(error=f"the answer cell raised {type(exc).__name__}: {exc}"))
+    handler = namespace.get(job["function"])
+    if not callable(handler):
+        finish(IsolatedRun(error=f"the answer cell does not define {job['function']!r}"))
 
     loop = asyncio.new_event_loop()
     destroyed: list[dict] = []
     loop.set_exception_handler(lambda _, context: destroyed.append(context))
     asyncio.set_event_loop(loop)
-    warm_up, _ = scenario.probe(handler, requests=2, give_up_every=10**9)
-    loop.create_task(warm_up)
-    run_until_quiet(loop, threads_before, budget_s=5.0)
+
+    def run_burst(burst: Awaitable[object], budget_s: float) -> asyncio.Task:
+        task = loop.create_task(burst)
+        run_until_quiet(loop, threads_before, budget_s)
+        return task
+
+    run_burst(scenario.probe(handler, requests=2, give_up_every=10**9)[0], budget_s=5.0)  # warm caches up
     collect()
     tracemalloc.start()
     memory_before = traced_memory()[0]
 
     main, summary = scenario.probe(handler, **job["options"])
-    main_task = loop.create_task(main)
-    run_until_quiet(loop, threads_before, budget_s=10.0)
+    main_task = run_burst(main, budget_s=10.0)
     if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
         finish(IsolatedRun(error=f"the burst failed: {main_task.exception()!r}"))
     leftovers = [t for t in pending(loop) if t is not main_task]

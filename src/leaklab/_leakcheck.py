@@ -15,6 +15,7 @@ from types import TracebackType
 from ._census import Census
 from ._stacks import format_groups, group_stacks
 
+
 class LeakError(AssertionError):
     """Tasks or threads outlived the work that started them."""
 
@@ -33,7 +34,7 @@ def _pauses(timeout: float) -> Iterator[float]:
         pause = min(pause * 2, 0.1)
 
 
-class no_leaks:  # noqa: N801 - used like a function: `with no_leaks():` / `async with no_leaks():`
+class no_leaks:
     """Fail with `LeakError` if the block leaves tasks or threads behind.
 
     `with` waits for threads only (a loop that is not running cannot finish its tasks);

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from answers import LEAKY, PATCHED_COUNTERS, TASK_GROUP
 
 ROOT = Path(__file__).resolve().parents[2]

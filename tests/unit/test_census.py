@@ -18,7 +18,7 @@ def test_new_tasks_are_those_started_after_the_census():
         await asyncio.gather(before, *after)
         return found, after, before
 
-    found, after, before = asyncio.run(main())
+    found, after, _ = asyncio.run(main())
     assert set(found) == set(after)
 
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
 from answers import BLOCKS_CALLER, BUFFERED, LEAKY, NO_CHILD, PATCHED_COUNTERS, STUB, TASK_GROUP, UNREFERENCED
+
 from leaklab import run_isolated
 
 

@@ -187,7 +187,7 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
         if asyncio.current_task().cancelling():  # type: ignore[union-attr] - the client itself is being cancelled
             raise
         ended_with = "CancelledError"
-    except Exception as exc:  # noqa: BLE001 - the client reports whatever the handler raised
+    except Exception as exc:
         ended_with = type(exc).__name__
     return _judge(request, kind, ended_with, response, next(_sequence))
 
@@ -242,13 +242,18 @@ def serve_in_threads(handler: Callable[[Request], Result], requests: int = 40, *
             response = None
         ended_with = "result" if response is not None else "TimeoutError"
         correct = ended_with == ("result" if kind == "complete" else "TimeoutError")
-        burst.outcomes.append(Outcome(request, kind, ended_with, correct, problem="" if correct else f"ended with {ended_with}"))
+        burst.outcomes.append(
+            Outcome(request, kind, ended_with, correct, problem="" if correct else f"ended with {ended_with}")
+        )
     return burst
 
 
 # --- grading: what a fresh process runs against the learner's handler -------------------------------
 
-def probe(handler: Handler, *, requests: int = 40, **plan_options: float) -> tuple[Awaitable[object], Callable[[], dict]]:
+
+def probe(
+    handler: Handler, *, requests: int = 40, **plan_options: float
+) -> tuple[Awaitable[object], Callable[[], dict]]:
     """The burst a grader runs against a handler, and a summary of it that can be read at any time."""
     burst = Burst()
     options = {"work_ms": 100.0, "deadline_ms": 5.0, **plan_options}

@@ -1,0 +1,7 @@
+"""JupyterLab settings for the course (this folder is JUPYTER_CONFIG_DIR when the Makefile starts the lab)."""
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+c.ServerApp.ip = "127.0.0.1"  # the lab is for this machine only
+c.LabApp.news_url = None  # no news pop-up over the first lesson
+c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
