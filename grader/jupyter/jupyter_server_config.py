@@ -5,3 +5,4 @@ c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 c.ServerApp.ip = "127.0.0.1"  # the lab is for this machine only
 c.LabApp.news_url = None  # no news pop-up over the first lesson
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+c.ServerApp.allow_root = True  # containers and classroom VMs often run as root; the lab stays on loopback

@@ -24,13 +24,14 @@ class GradeCommand:
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK", help="submitted .ipynb files")
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        parser.add_argument("--feedback", type=Path, metavar="DIR", help="write feedback HTML per notebook into DIR")
         parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
 
     def run(self, args: argparse.Namespace) -> int:
         from ._grading import find_course_root, grade
 
         course = find_course_root(args.course)
-        results = grade(args.notebooks, course=course, progress=_say)
+        results = grade(args.notebooks, course=course, feedback=args.feedback, progress=_say)
         if args.json:
             print(json.dumps({"results": [r.to_json() for r in results]}, indent=2))
         else:

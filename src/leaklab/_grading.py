@@ -171,6 +171,12 @@ class TempCourse:
                 scores[name].message = message
         return scores
 
+    def feedback(self, slug: str, student: str, destination: Path) -> None:
+        """Write nbgrader's feedback HTML for a graded submission (hidden tests cleared by the config)."""
+        self._check(self.api.generate_feedback(slug, student), "nbgrader could not write feedback")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.root / "feedback" / student / slug / f"{slug}.html", destination)
+
     def remove(self) -> None:
         """Delete the course directory."""
         shutil.rmtree(self.root, ignore_errors=True)
@@ -180,6 +186,15 @@ class TempCourse:
         if not result.get("success"):
             detail = (result.get("error") or result.get("log") or "").strip().splitlines()[-1:]
             raise LeaklabError(f"{what}: {' '.join(detail) or 'no detail from nbgrader'}")
+
+
+def _unused_name(path: Path) -> Path:
+    """`path`, or `path` with `-2`, `-3`... when several submissions share a file name."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def _put_interpreter_on_path() -> None:
@@ -203,9 +218,16 @@ def _failure_messages(graded: Path) -> dict[str, str]:
 
 
 def grade(
-    notebooks: list[Path], *, course: Path, progress: Callable[[str], None] = lambda _: None
+    notebooks: list[Path],
+    *,
+    course: Path,
+    feedback: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> list[NotebookGrade]:
-    """Grade each notebook; one that cannot be graded gets an `error` and the others still are."""
+    """Grade each notebook; one that cannot be graded gets an `error` and the others still are.
+
+    With `feedback`, nbgrader's feedback HTML for each graded notebook is written into that folder.
+    """
     known = lessons(course)
     results = [NotebookGrade(str(path)) for path in notebooks]
     accepted: list[tuple[NotebookGrade, Path, str]] = []
@@ -226,8 +248,11 @@ def grade(
             for number, (result, path) in enumerate(submissions, start=1):
                 done += 1
                 progress(f"[{done}/{len(accepted)}] grading {path} ({slug})")
+                student = f"learner-{number:03d}"
                 try:
-                    result.tests = temp.autograde(slug, f"learner-{number:03d}", path)
+                    result.tests = temp.autograde(slug, student, path)
+                    if feedback is not None:
+                        temp.feedback(slug, student, _unused_name(feedback / f"{path.stem}.html"))
                 except LeaklabError as exc:
                     result.error = str(exc)
                     continue

@@ -46,7 +46,9 @@ def graded(tmp_path_factory):
         "missing": folder / "missing.ipynb",
     }
     env = {**os.environ, "HOME": str(home)}
-    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
+    feedback = tmp_path_factory.mktemp("feedback")
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", "--feedback", str(feedback)]
+    cli += map(str, submissions.values())
     done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     results = json.loads(done.stdout)["results"]
     return {
@@ -54,6 +56,7 @@ def graded(tmp_path_factory):
         "returncode": done.returncode,
         "stderr": done.stderr,
         "home": home,
+        "feedback": feedback,
     }
 
 
@@ -112,3 +115,17 @@ def test_progress_goes_to_stderr(graded):
 
 def test_nothing_is_written_to_the_home_folder(graded):
     assert list(graded["home"].iterdir()) == []
+
+
+def test_feedback_is_written_without_the_hidden_tests(graded):
+    pages = sorted(p.name for p in graded["feedback"].iterdir())
+    assert pages == sorted(
+        f"{name}.html" for name in ("01_forgotten_cancel", "01_forgotten_cancel-2", "leaky", "patched", "task_group")
+    )
+    hidden = "requests=90, give_up_every=3"  # only the hidden tests run this burst
+    source = (ROOT / "notebooks" / f"{SLUG}.ipynb").read_text()
+    assert hidden in source
+    for page in graded["feedback"].iterdir():
+        html = page.read_text()
+        assert hidden not in html and "HIDDEN TESTS" not in html
+    assert "left behind" in (graded["feedback"] / "leaky.html").read_text()
