@@ -139,8 +139,10 @@ class TempCourse:
     def generate_cached(self, slug: str, source: Path) -> None:
         """`generate` into this course's empty gradebook, reusing an earlier run's result when the
         lesson and the nbgrader configuration are unchanged (it costs nbgrader about two seconds)."""
-        key = hashlib.sha256(source.read_bytes() + self.config_file.read_bytes()).hexdigest()[:16]
-        cached = artefacts_dir("grading") / f"generated-{slug}-{key}"
+        from nbgrader import __version__ as nbgrader_version
+
+        key = hashlib.sha256(source.read_bytes() + self.config_file.read_bytes() + nbgrader_version.encode())
+        cached = artefacts_dir("grading") / f"generated-{slug}-{key.hexdigest()[:16]}"
         if not (cached / "gradebook.db").exists():
             self.generate(slug, source)
             staging = Path(tempfile.mkdtemp(prefix="staging-", dir=cached.parent))
