@@ -19,8 +19,10 @@ import linecache
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 _TIMEOUT_S = 120.0
 _cache: dict[str, IsolatedRun] = {}
@@ -76,38 +78,29 @@ def run_isolated(
 
 
 def _spawn(job: dict) -> IsolatedRun:
-    read_end, write_end = os.pipe()
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "leaklab._isolation", str(write_end)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(write_end,),
-            text=True,
-        )
-    finally:
-        os.close(write_end)
-    with os.fdopen(read_end) as results:
+    with tempfile.TemporaryDirectory(prefix="leaklab-run-") as folder:
+        result_path = Path(folder) / "result.json"
         try:
-            _, stderr = child.communicate(json.dumps(job), timeout=_TIMEOUT_S)
+            done = subprocess.run(
+                [sys.executable, "-m", "leaklab._isolation", str(result_path)],
+                input=json.dumps(job),
+                stdout=subprocess.DEVNULL,  # the answer's own prints are not wanted here
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=_TIMEOUT_S,
+            )
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
             return IsolatedRun(error=f"the handler's run did not end within {_TIMEOUT_S:.0f} s and was stopped")
-        text = results.read()
-    if not text:
-        tail = stderr.strip().splitlines()[-3:]
-        return IsolatedRun(
-            error="the handler's run ended without a result: " + (" | ".join(tail) or f"exit code {child.returncode}")
-        )
-    return IsolatedRun(**json.loads(text))
+        if not result_path.exists():
+            tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or f"exit code {done.returncode}"
+            return IsolatedRun(error=f"the handler's run ended without a result: {tail}")
+        return IsolatedRun(**json.loads(result_path.read_text()))
 
 
 # --- the child's side ---------------------------------------------------------------------------------
 
 
-def _child(result_fd: int) -> None:
+def _child(result_path: str) -> None:
     # Everything that measures is bound here, before the learner's code can rebind anything.
     import asyncio
     import gc
@@ -117,8 +110,9 @@ def _child(result_fd: int) -> None:
 
     from ._stacks import format_groups, group_stacks
 
-    listdir, collect, monotonic, write, dumps = os.listdir, gc.collect, time.monotonic, os.write, json.dumps
-    traced_memory, registry = tracemalloc.get_traced_memory, list(_task_registry())
+    listdir, collect, monotonic, dumps, leave = os.listdir, gc.collect, time.monotonic, json.dumps, os._exit
+    results = open(result_path, "w", encoding="utf-8")  # closed by finish(), which never returns
+    traced_memory, trace, registry = tracemalloc.get_traced_memory, tracemalloc.start, list(_task_registry())
 
     def os_threads() -> int:
         return len(listdir("/proc/self/task"))
@@ -150,8 +144,9 @@ def _child(result_fd: int) -> None:
         loop.run_forever()
 
     def finish(run: IsolatedRun) -> None:
-        write(result_fd, dumps(asdict(run)).encode())
-        os._exit(0)  # a leaked non-daemon thread must not keep this process alive
+        results.write(dumps(asdict(run)))
+        results.close()
+        leave(0)  # a leaked non-daemon thread must not keep this process alive
 
     job = json.loads(sys.stdin.read())
     scenario = importlib.import_module(f"leaklab.scenarios.{job['scenario']}")
@@ -178,7 +173,7 @@ def _child(result_fd: int) -> None:
 
     run_burst(scenario.probe(handler, requests=2, give_up_every=10**9)[0], budget_s=5.0)  # warm caches up
     collect()
-    tracemalloc.start()
+    trace()
     memory_before = traced_memory()[0]
 
     main, summary = scenario.probe(handler, **job["options"])
@@ -217,4 +212,4 @@ def _task_registry() -> tuple[object]:
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]))
+    _child(sys.argv[1])

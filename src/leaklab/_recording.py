@@ -60,7 +60,7 @@ class Recorder:
     Only one recorder may run at a time in a process: memray tracks one capture at a time.
     """
 
-    def __init__(self, label: str, *, interval_ms: float = 2.0, memory_interval_ms: int = 5) -> None:
+    def __init__(self, label: str, *, interval_ms: float = 5.0, memory_interval_ms: int = 5) -> None:
         self.label = label
         self.interval_ms = interval_ms
         self.memory_interval_ms = memory_interval_ms
