@@ -62,3 +62,19 @@ def test_every_test_cell_opens_with_a_docstring_and_has_points(slug):
         meta = cell["metadata"]["nbgrader"]
         assert meta["grade_id"].startswith(slug + "_") and meta["points"] > 0 and meta["locked"]
         assert "".join(cell["source"]).startswith('"""')
+
+
+@pytest.mark.parametrize("slug", LESSONS)
+def test_nbgrader_validate_passes_the_solution_and_fails_the_exercise(slug, tmp_path):
+    """What the learner's Validate button runs, with the course's nbgrader config."""
+    nbgrader = [str(Path(sys.executable).with_name("nbgrader")), "validate"]
+
+    def validate(folder: str) -> str:
+        done = subprocess.run(
+            [*nbgrader, str(ROOT / folder / f"{slug}.ipynb")], cwd=tmp_path, capture_output=True, text=True
+        )
+        return done.stdout + done.stderr
+
+    assert "Success! Your notebook passes all the tests." in validate("solutions")
+    failed = validate("exercises")
+    assert "VALIDATION FAILED ON" in failed and "NotImplementedError" in failed

@@ -12,6 +12,7 @@ Time is compressed: a millisecond here stands for a second in the article.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import threading
@@ -37,6 +38,11 @@ class Result:
     rows: bytes = field(repr=False)
 
 
+# A query whose client gives up answers only once the client has seen its handler end, as in the
+# article; a handler that waits for the query anyway is released after this long, and caught.
+_LATE_ANSWER_LIMIT_S = 2.0
+
+
 @dataclass(eq=False)
 class Request:
     """One request. Its handler must give up after `deadline_ms`, or when its client cancels it."""
@@ -44,6 +50,9 @@ class Request:
     id: int
     work_ms: float = 30.0
     deadline_ms: float = 1000.0
+    # Set by the client for a request that gives up: its query answers after the client has gone.
+    answers_late: bool = field(default=False, repr=False)
+    client_gone: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Filled in by `slow_query`, so that the client can check what its handler did.
     query_started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     queries: int = field(default=0, repr=False)
@@ -52,10 +61,18 @@ class Request:
 
 
 async def slow_query(request: Request) -> Result:
-    """The slow downstream call (a database, another service): `work_ms` long, 64 KiB of rows."""
+    """The slow downstream call (a database, another service): `work_ms` long, 64 KiB of rows.
+
+    For a request that gives up, the rows arrive after its client has gone (that is the story), which
+    makes "did the handler wait for the query?" a question of order, not of timing.
+    """
     request.queries += 1
     request.query_started.set()
     await asyncio.sleep(request.work_ms / 1000)
+    if request.answers_late:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_LATE_ANSWER_LIMIT_S):
+                await request.client_gone.wait()
     result = Result(request.id, bytes(PAYLOAD_BYTES))
     request.result = weakref.ref(result)
     request.query_done_at = next(_sequence)
@@ -168,7 +185,7 @@ def plan(
     for i in range(requests):
         kind = next(ways) if i % give_up_every == give_up_every - 1 else "complete"
         deadline = deadline_ms if kind == "deadline" else 1000.0
-        planned.append((Request(i, work_ms=work_ms, deadline_ms=deadline), kind))
+        planned.append((Request(i, work_ms=work_ms, deadline_ms=deadline, answers_late=kind != "complete"), kind))
     return planned
 
 
@@ -189,7 +206,9 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
         ended_with = "CancelledError"
     except Exception as exc:
         ended_with = type(exc).__name__
-    return _judge(request, kind, ended_with, response, next(_sequence))
+    outcome = _judge(request, kind, ended_with, response, next(_sequence))
+    request.client_gone.set()
+    return outcome
 
 
 def _judge(request: Request, kind: str, ended_with: str, response: object, finished_at: int) -> Outcome:
