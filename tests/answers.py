@@ -1,21 +1,11 @@
 """Answer cells for notebook 01, right and wrong, as a learner might write them."""
 
-LEAKY = """
-async def handle_request(request: Request) -> Result:
-    reply = asyncio.Queue(maxsize=1)
+import inspect
 
-    async def run_query():
-        await reply.put(await slow_query(request))
-        await reply.join()
+from leaklab.scenarios.forgotten_cancel import leaky_handle_request
 
-    child = asyncio.create_task(run_query())
-    background_tasks.add(child)
-    child.add_done_callback(background_tasks.discard)
-    async with asyncio.timeout(request.deadline_ms / 1000):
-        result = await reply.get()
-    reply.task_done()
-    return result
-"""
+# The lesson's leaky handler itself, as a learner who changed nothing would submit it.
+LEAKY = inspect.getsource(leaky_handle_request).replace("leaky_handle_request", "handle_request")
 
 # The article's fix: room for one result and a send that never blocks; the child ends on its own.
 BUFFERED = """
@@ -59,19 +49,15 @@ async def handle_request(request: Request) -> Result:
 """
 
 # Drops the reference: the garbage collector may destroy the stuck children, the loop holds them until then.
-UNREFERENCED = """
+UNREFERENCED = LEAKY.replace(
+    "    background_tasks.add(child)\n    child.add_done_callback(background_tasks.discard)\n", ""
+)
+assert UNREFERENCED != LEAKY
+
+# Never answers at all.
+HANGS = """
 async def handle_request(request: Request) -> Result:
-    reply = asyncio.Queue(maxsize=1)
-
-    async def run_query():
-        await reply.put(await slow_query(request))
-        await reply.join()
-
-    asyncio.create_task(run_query())
-    async with asyncio.timeout(request.deadline_ms / 1000):
-        result = await reply.get()
-    reply.task_done()
-    return result
+    await asyncio.Event().wait()
 """
 
 # Still leaks, and blinds every counter the kernel offers.

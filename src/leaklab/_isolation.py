@@ -47,6 +47,38 @@ class IsolatedRun:
         problems = self.outcome.get("problems", [])[:3]
         return "\n".join(problems) if problems else "no problem found"
 
+    def require(self, *properties: str) -> None:
+        """Fail unless the run worked and every request it counts passed each named property.
+
+        The properties are the scenario's `[passed, out of]` counts, such as "completed_with_result".
+        """
+        if self.error:
+            raise AssertionError(self.error)
+        unanswered = self.outcome["requests"] - self.outcome["answered"]
+        if unanswered:
+            raise AssertionError(f"{unanswered} requests never got an answer; where they wait:\n{self.leak_report}")
+        for name in properties:
+            passed, total = self.outcome[name]
+            if passed < total:
+                raise AssertionError(f"{name.replace('_', ' ')}: {passed} of {total} requests\n{self.explain()}")
+
+    def require_no_leftovers(self) -> None:
+        """Fail unless no task or thread outlived the burst and none was destroyed while pending."""
+        if self.leftover_tasks or self.leftover_threads:
+            raise AssertionError(f"left behind after the burst:\n{self.leak_report}")
+        if self.destroyed_pending:
+            raise AssertionError(
+                f"{self.destroyed_pending} tasks were destroyed by the garbage collector while still pending"
+            )
+
+    def require_retained_below(self, limit_bytes: int) -> None:
+        """Fail unless the memory still held after the burst is under `limit_bytes` per request."""
+        held = self.retained_bytes_per_request
+        if held >= limit_bytes:
+            raise AssertionError(
+                f"{held / 1024:.1f} KiB per request is still held after the burst (limit {limit_bytes / 1024:g} KiB)"
+            )
+
 
 def answer_source(function: Callable) -> str:
     """The source of the notebook cell (or module) that defined `function`.

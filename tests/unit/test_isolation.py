@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from answers import BLOCKS_CALLER, BUFFERED, LEAKY, NO_CHILD, PATCHED_COUNTERS, STUB, TASK_GROUP, UNREFERENCED
+from answers import BLOCKS_CALLER, BUFFERED, HANGS, LEAKY, NO_CHILD, PATCHED_COUNTERS, STUB, TASK_GROUP, UNREFERENCED
 
 from leaklab import run_isolated
 
@@ -76,3 +76,27 @@ def test_broken_answers_are_reported_not_crashed(source, message):
 def test_runs_are_cached_per_source_and_options():
     assert run(TASK_GROUP) is run(TASK_GROUP)
     assert run(TASK_GROUP) is not run(TASK_GROUP, requests=10)
+
+
+def test_require_passes_a_fix_and_names_what_failed_otherwise():
+    fixed = run(TASK_GROUP)
+    fixed.require("completed_with_result", "gave_up_as_specified", "query_ran_once", "gave_up_promptly")
+    fixed.require_no_leftovers()
+    fixed.require_retained_below(4096)
+    leaky = run(LEAKY)
+    with pytest.raises(AssertionError, match="left behind after the burst"):
+        leaky.require_no_leftovers()
+    with pytest.raises(AssertionError, match=r"KiB per request is still held after the burst \(limit 4 KiB\)"):
+        leaky.require_retained_below(4096)
+    with pytest.raises(AssertionError, match="gave up promptly: 0 of 20 requests"):
+        run(BLOCKS_CALLER).require("gave_up_promptly")
+    with pytest.raises(AssertionError, match="does not define"):
+        run("x = 1\n").require()
+
+
+def test_a_handler_that_never_answers_is_caught_without_waiting_for_a_clock():
+    result = run(HANGS)
+    assert result.outcome["answered"] == 0
+    assert result.leftover_tasks > 0 and "handle_request  <answer cell>:3" in result.leak_report
+    with pytest.raises(AssertionError, match="40 requests never got an answer"):
+        result.require()
