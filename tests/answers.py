@@ -78,3 +78,35 @@ async def handle_request(request: Request) -> Result:
     # YOUR CODE HERE
     raise NotImplementedError()
 """
+
+# Still leaks, and rebinds builtins the grader's own code calls.
+PATCHED_BUILTINS = (
+    """
+import builtins
+
+builtins.len = lambda items: 0
+builtins.max = lambda *items, **options: 0
+"""
+    + LEAKY
+)
+
+# Still leaks, and hides each stuck child from asyncio's task registry.
+HIDDEN_FROM_REGISTRY = LEAKY.replace(
+    "    background_tasks.add(child)\n",
+    "    background_tasks.add(child)\n"
+    "    for name in ('_all_tasks', '_scheduled_tasks'):\n"
+    "        getattr(asyncio.tasks, name, set()).discard(child)\n",
+)
+assert HIDDEN_FROM_REGISTRY != LEAKY
+
+# Still leaks, and switches the memory measurement off.
+STOPS_TRACEMALLOC = LEAKY.replace(
+    "    reply.task_done()\n", "    reply.task_done()\n    __import__('tracemalloc').stop()\n"
+)
+assert STOPS_TRACEMALLOC != LEAKY
+
+# Correct, and uses the default executor's threads on the way.
+TASK_GROUP_WITH_THREAD = TASK_GROUP.replace(
+    "    async with asyncio.timeout", "    await asyncio.to_thread(sum, [1, 2])\n    async with asyncio.timeout"
+)
+assert TASK_GROUP_WITH_THREAD != TASK_GROUP

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.tasks
 import gc
+import sys
 import threading
 import weakref
 
@@ -18,17 +19,34 @@ import weakref
 _INFRASTRUCTURE = ("ipykernel", "IPython", "tornado", "zmq", "jupyter_client", "jupyter_core", "anyio")
 
 
-def _registered_tasks() -> list[asyncio.Task]:
+def task_registries() -> list[object]:
+    """The collections in which asyncio registers every task of every loop.
+
+    Python 3.11 has one weak set (`_all_tasks`); 3.12 and 3.13 split it into `_scheduled_tasks` and
+    `_eager_tasks`. From 3.14 native tasks live in C lists no Python name reaches: an empty list here.
+    """
+    if sys.version_info >= (3, 14):
+        return []
+    names = ("_scheduled_tasks", "_eager_tasks") if sys.version_info >= (3, 12) else ("_all_tasks",)
+    return [registry for name in names if (registry := getattr(asyncio.tasks, name, None)) is not None]
+
+
+def registered_tasks(registries: list[object] | None = None) -> list[asyncio.Task]:
     """Every task of every event loop, pending or not."""
-    registry = getattr(asyncio.tasks, "_scheduled_tasks", None) or getattr(asyncio.tasks, "_all_tasks", None)
-    if registry is None:  # newer Pythons keep the registry in C: fall back to the collector's view
+    registries = task_registries() if registries is None else registries
+    if not registries:  # the registry is out of reach: fall back to the garbage collector's view
         return [obj for obj in gc.get_objects() if isinstance(obj, asyncio.Task)]
-    for _ in range(1000):  # the weak set may change size under us while another thread creates tasks
-        try:
-            return list(registry)
-        except RuntimeError:
-            continue
-    return []
+    tasks: list[asyncio.Task] = []
+    for registry in registries:
+        for _ in range(1000):  # a weak set may change size under us while another thread creates tasks
+            try:
+                tasks.extend(list(registry))  # type: ignore[call-overload]
+                break
+            except RuntimeError:
+                continue
+        else:
+            raise RuntimeError("asyncio's task registry kept changing while it was read")
+    return tasks
 
 
 def _is_infrastructure(task: asyncio.Task) -> bool:
@@ -39,7 +57,7 @@ def _is_infrastructure(task: asyncio.Task) -> bool:
 
 def live_tasks() -> list[asyncio.Task]:
     """The pending tasks of every event loop, the kernel's own left out."""
-    return [t for t in _registered_tasks() if not t.done() and not _is_infrastructure(t)]
+    return [t for t in registered_tasks() if not t.done() and not _is_infrastructure(t)]
 
 
 def live_threads() -> list[threading.Thread]:

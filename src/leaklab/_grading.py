@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -67,12 +68,12 @@ def find_course_root(start: Path | None = None) -> Path:
     )
 
 
-def grade_ids(nb: dict) -> set[str]:
-    """The nbgrader grade ids a notebook's cells carry."""
+def grade_ids(nb: dict, *, solutions_only: bool = False) -> set[str]:
+    """The nbgrader grade ids a (validated) notebook's cells carry; with `solutions_only`, of answer cells."""
     ids = set()
-    for cell in nb.get("cells", []):
-        meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
-        if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
+    for cell in nb["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if isinstance(meta.get("grade_id"), str) and (meta.get("solution") or not solutions_only):
             ids.add(meta["grade_id"])
     return ids
 
@@ -82,26 +83,47 @@ def lessons(course: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted((course / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
 
 
-def _read_submission(path: Path, known: dict[str, Path]) -> tuple[str, dict]:
-    """The assignment a submission belongs to, and its JSON; LeaklabError with a clear reason if none."""
+def _read_notebook(path: Path) -> dict:
+    """A notebook's JSON, checked against the notebook format; LeaklabError saying what is wrong."""
+    import nbformat
+
     if not path.exists():
         raise LeaklabError(f"no such file: {path}")
     if path.is_dir():
         raise LeaklabError(f"{path} is a folder, not a notebook")
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise LeaklabError(f"{path} is not a notebook: it is not text") from None
+    except OSError as exc:
+        raise LeaklabError(f"{path} cannot be read: {exc.strerror}") from None
+    try:
+        nb = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LeaklabError(f"{path} is not a notebook: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or "nbformat" not in nb:
+    if not isinstance(nb, dict) or "cells" not in nb or "nbformat" not in nb:
         raise LeaklabError(f"{path} is JSON but not a Jupyter notebook (no cells or nbformat)")
+    if nb.get("nbformat") != 4:
+        raise LeaklabError(f"{path} is in notebook format {nb.get('nbformat')}: save it with Jupyter 4 or newer")
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        raise LeaklabError(f"{path} is not a valid notebook: {exc.message}") from None
+    return nb
+
+
+def _read_submission(path: Path, known: dict[str, Path]) -> str:
+    """The lesson a submission belongs to; LeaklabError with a clear reason if it cannot be graded."""
+    nb = _read_notebook(path)
     mine = grade_ids(nb)
-    for slug, source in known.items():
-        if mine & grade_ids(json.loads(source.read_text(encoding="utf-8"))):
-            return slug, nb
-    if path.stem in known:
-        return path.stem, nb
+    for slug, source_path in known.items():
+        source = json.loads(source_path.read_text(encoding="utf-8"))
+        if not (mine & grade_ids(source) or (path.stem == slug and not mine)):
+            continue
+        missing = grade_ids(source, solutions_only=True) - mine
+        if missing:
+            raise LeaklabError(f"{path} has no answer cell {', '.join(sorted(missing))}: was it deleted?")
+        return slug
     raise LeaklabError(
         f"{path} belongs to no known exercise: none of its cells carries a grade id of "
         f"{', '.join(known) or 'any lesson'}"
@@ -186,16 +208,33 @@ class TempCourse:
     @staticmethod
     def _check(result: dict, what: str) -> None:
         if not result.get("success"):
-            detail = (result.get("error") or result.get("log") or "").strip().splitlines()[-1:]
-            raise LeaklabError(f"{what}: {' '.join(detail) or 'no detail from nbgrader'}")
+            raise LeaklabError(f"{what}: {_cause(result.get('log', '') + chr(10) + result.get('error', ''))}")
 
 
-def _unused_name(path: Path) -> Path:
-    """`path`, or `path` with `-2`, `-3`... when several submissions share a file name."""
+# nbgrader's errors that a submission can cause, in words an instructor can act on.
+_KNOWN_CAUSES = {
+    "DeadKernelError": "the kernel died while running it (an answer that ends the process, or runs out of memory)",
+    "CellTimeoutError": "a cell ran past the per-cell timeout of grader/nbgrader_config.py",
+}
+
+
+def _cause(log: str) -> str:
+    """The most telling line of nbgrader's log: the last exception other than its own summary."""
+    for name, words in _KNOWN_CAUSES.items():
+        if name in log:
+            return words
+    lines = [line.strip() for line in log.splitlines() if re.search(r"\w+(Error|Exception): ", line)]
+    lines = [line for line in lines if "NbGraderException" not in line]
+    return lines[-1] if lines else (log.strip().splitlines() or ["no detail from nbgrader"])[-1]
+
+
+def _unused_name(path: Path, written: set[Path]) -> Path:
+    """`path`, or `path` with `-2`, `-3`... when submissions of this call share a file name."""
     candidate, n = path, 1
-    while candidate.exists():
+    while candidate in written:
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    written.add(candidate)
     return candidate
 
 
@@ -235,14 +274,14 @@ def grade(
     accepted: list[tuple[NotebookGrade, Path, str]] = []
     for result, path in zip(results, notebooks, strict=True):
         try:
-            result.assignment, _ = _read_submission(path, known)
+            result.assignment = _read_submission(path, known)
             accepted.append((result, path, result.assignment))
         except LeaklabError as exc:
             result.error = str(exc)
     by_lesson: dict[str, list[tuple[NotebookGrade, Path]]] = {}
     for result, path, slug in accepted:
         by_lesson.setdefault(slug, []).append((result, path))
-    done = 0
+    done, written = 0, set()  # feedback pages written by this call: earlier runs' are overwritten
     for slug, submissions in by_lesson.items():
         temp = TempCourse(course)  # one course per lesson: its gradebook can come from the cache
         try:
@@ -253,13 +292,12 @@ def grade(
                 student = f"learner-{number:03d}"
                 try:
                     result.tests = temp.autograde(slug, student, path)
+                    result.score = sum(t.score for t in result.tests.values())
+                    result.max_score = sum(t.max_score for t in result.tests.values())
                     if feedback is not None:
-                        temp.feedback(slug, student, _unused_name(feedback / f"{path.stem}.html"))
+                        temp.feedback(slug, student, _unused_name(feedback / f"{path.stem}.html", written))
                 except LeaklabError as exc:
                     result.error = str(exc)
-                    continue
-                result.score = sum(t.score for t in result.tests.values())
-                result.max_score = sum(t.max_score for t in result.tests.values())
         except LeaklabError as exc:
             for result, _ in submissions:
                 result.error = result.error or str(exc)

@@ -3,10 +3,11 @@
 A notebook's kernel is the learner's: it may have leaked tasks from the lesson's demos, and an answer
 cell may rebind `asyncio.all_tasks`, `threading.enumerate` or a builtin. So the grader re-runs the
 answer cell's source in a new interpreter, whose measuring tools were taken before that code ran:
-threads are counted by the operating system (`/proc/self/task`), tasks from the registry that the
-C implementation of asyncio fills in, memory by `tracemalloc` (bytes retained per request, a count,
-not a clock). A task is leaked when the loop has gone quiet (nothing scheduled, nothing ready, no
-socket or thread that could wake it) and the task is still pending: no waiting on wall-clock luck.
+threads are counted by the operating system (`/proc/self/task`, so grading needs Linux), tasks by a
+task factory and asyncio's own registry, memory by `tracemalloc` (bytes retained per request, a
+count, not a clock). A task is leaked when the loop has gone quiet (nothing scheduled, nothing ready,
+no socket or thread that could wake it) and the task is still pending: no waiting on wall-clock luck.
+Only a loop that never goes quiet (a timer that keeps firing) is judged after a budget of seconds.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-_TIMEOUT_S = 120.0
+_TIMEOUT_S = 25.0  # more than the child's own budgets (see below), well under a cell's timeout
 _cache: dict[str, IsolatedRun] = {}
 
 
@@ -126,31 +128,73 @@ def _spawn(job: dict) -> IsolatedRun:
         if not result_path.exists():
             tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or f"exit code {done.returncode}"
             return IsolatedRun(error=f"the handler's run ended without a result: {tail}")
-        return IsolatedRun(**json.loads(result_path.read_text()))
+        return IsolatedRun(**json.loads(result_path.read_text(encoding="utf-8")))
 
 
 # --- the child's side ---------------------------------------------------------------------------------
 
+# Budgets, in seconds, for a loop that never goes quiet (a timer that keeps firing, a thread that never
+# ends): the warm-up, the burst, and the whole run as the parent sees it. The last is well under the
+# per-cell timeout of grader/nbgrader_config.py, even for a test cell that makes two runs.
+_WARM_UP_BUDGET_S, _BURST_BUDGET_S = 2.0, 8.0
+
 
 def _child(result_path: str) -> None:
-    # Everything that measures is bound here, before the learner's code can rebind anything.
     import asyncio
+    import asyncio.base_events
+    import asyncio.events
+    import asyncio.futures
+    import builtins
     import gc
     import threading
     import time
     import tracemalloc
 
+    from ._census import registered_tasks, task_registries
     from ._stacks import format_groups, group_stacks
 
-    listdir, collect, monotonic, dumps, leave = os.listdir, gc.collect, time.monotonic, json.dumps, os._exit
-    results = open(result_path, "w", encoding="utf-8")  # closed by finish(), which never returns
-    traced_memory, trace, registry = tracemalloc.get_traced_memory, tracemalloc.start, list(_task_registry())
+    # Everything that measures is bound here, before the answer runs; and the modules an answer might
+    # rebind (a builtin, `asyncio.all_tasks`, `threading.enumerate`, ...) are put back as they were
+    # before anything is measured.
+    guarded = (builtins, asyncio, asyncio.tasks, asyncio.events, asyncio.base_events, asyncio.futures, threading)
+    guarded += (gc, time, tracemalloc, json, os)
+    saved = [(module.__dict__, dict(module.__dict__)) for module in guarded]
+    registries, Task = task_registries(), asyncio.Task
+    listdir, replace, leave, monotonic = os.listdir, os.replace, os._exit, time.monotonic
+    collect, traced_memory, trace, tracing = (
+        gc.collect,
+        tracemalloc.get_traced_memory,
+        tracemalloc.start,
+        tracemalloc.is_tracing,
+    )
+
+    def restore_modules() -> None:
+        for namespace, original in saved:
+            for name in [name for name in namespace if name not in original]:
+                del namespace[name]
+            namespace.update(original)
+
+    def finish(run: IsolatedRun) -> None:
+        restore_modules()
+        with open(result_path + ".part", "w", encoding="utf-8") as results:
+            results.write(json.dumps(asdict(run)))
+        replace(result_path + ".part", result_path)  # all of it or nothing: a crash leaves no half result
+        leave(0)  # a leaked non-daemon thread must not keep this process alive
 
     def os_threads() -> int:
         return len(listdir("/proc/self/task"))
 
-    def pending(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
-        return [t for t in list(registry[0]) if t.get_loop() is loop and not t.done()]
+    # Every task the run creates, held strongly by a task factory; with the registry as a second witness.
+    created: list[asyncio.Task] = []
+
+    def tracked(loop: asyncio.AbstractEventLoop, coro: object, **options: object) -> asyncio.Task:
+        task = Task(coro, loop=loop, **options)  # type: ignore[arg-type]
+        created.append(task)
+        return task
+
+    def pending(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task]:
+        candidates = {*created, *registered_tasks(registries)}
+        return {t for t in candidates if t.get_loop() is loop and not t.done()}
 
     def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int) -> bool:
         # No public API tells that every task is stuck for good; these private fields of the selector
@@ -175,13 +219,11 @@ def _child(result_path: str) -> None:
         loop.call_soon(check)
         loop.run_forever()
 
-    def finish(run: IsolatedRun) -> None:
-        results.write(dumps(asdict(run)))
-        results.close()
-        leave(0)  # a leaked non-daemon thread must not keep this process alive
-
     job = json.loads(sys.stdin.read())
-    scenario = importlib.import_module(f"leaklab.scenarios.{job['scenario']}")
+    try:
+        scenario = importlib.import_module(f"leaklab.scenarios.{job['scenario']}")
+    except ImportError:
+        finish(IsolatedRun(error=f"no scenario named {job['scenario']!r}"))
     namespace = {"__name__": "__answer__", "asyncio": asyncio}
     namespace.update({name: getattr(scenario, name) for name in scenario.__all__})
     threads_before = os_threads()
@@ -189,32 +231,56 @@ def _child(result_path: str) -> None:
         exec(compile(job["source"], "<answer cell>", "exec"), namespace)
     except BaseException as exc:
         finish(IsolatedRun(error=f"the answer cell raised {type(exc).__name__}: {exc}"))
+    restore_modules()  # what the cell rebound at its top level is undone before the burst starts
     handler = namespace.get(job["function"])
     if not callable(handler):
         finish(IsolatedRun(error=f"the answer cell does not define {job['function']!r}"))
 
     loop = asyncio.new_event_loop()
+    loop.set_task_factory(tracked)
     destroyed: list[dict] = []
     loop.set_exception_handler(lambda _, context: destroyed.append(context))
     asyncio.set_event_loop(loop)
 
     def run_burst(burst: Awaitable[object], budget_s: float) -> asyncio.Task:
-        task = loop.create_task(burst)
+        async def burst_then_idle_threads_gone() -> object:
+            # A default executor of the run's own, shut down after the burst: its idle workers would
+            # otherwise count as leaked threads (and keep the loop from going quiet).
+            executor = ThreadPoolExecutor(thread_name_prefix="default-executor")
+            loop.set_default_executor(executor)
+            try:
+                return await burst
+            finally:
+                shut_down = loop.create_future()
+
+                def shut_down_executor() -> None:
+                    executor.shutdown(wait=True)
+                    loop.call_soon_threadsafe(shut_down.set_result, None)
+
+                threading.Thread(target=shut_down_executor, daemon=True).start()
+                await shut_down
+
+        task = loop.create_task(burst_then_idle_threads_gone())
         run_until_quiet(loop, threads_before, budget_s)
         return task
 
-    run_burst(scenario.probe(handler, requests=2, give_up_every=10**9)[0], budget_s=5.0)  # warm caches up
+    run_burst(scenario.probe(handler, requests=2, give_up_every=10**9)[0], _WARM_UP_BUDGET_S)  # warm caches up
+    left_by_warm_up = pending(loop)
     collect()
     trace()
     memory_before = traced_memory()[0]
 
     main, summary = scenario.probe(handler, **job["options"])
-    main_task = run_burst(main, budget_s=10.0)
+    main_task = run_burst(main, _BURST_BUDGET_S)
+    restore_modules()
     if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
         finish(IsolatedRun(error=f"the burst failed: {main_task.exception()!r}"))
-    leftovers = [t for t in pending(loop) if t is not main_task]
+    if not tracing():
+        finish(IsolatedRun(error="the answer stopped tracemalloc, so its memory cannot be measured"))
+    leftovers = [t for t in pending(loop) - left_by_warm_up if t is not main_task]
     outcome = summary()
     main = main_task = summary = None  # the burst's own records must not count as retained memory
+    created.clear()
     collect()
     retained = (traced_memory()[0] - memory_before) / max(1, outcome["requests"])
     for _ in range(10):  # threads that are ending get a moment; leaked ones stay
@@ -233,14 +299,6 @@ def _child(result_path: str) -> None:
             leak_report=format_groups(group_stacks(leftovers, extra_threads)),
         )
     )
-
-
-def _task_registry() -> tuple[object]:
-    """The weak set in which asyncio registers every task (the C tasks too), in a one-item tuple."""
-    import asyncio.tasks
-
-    registry = getattr(asyncio.tasks, "_scheduled_tasks", None) or asyncio.tasks._all_tasks  # type: ignore[attr-defined]
-    return (registry,)
 
 
 if __name__ == "__main__":

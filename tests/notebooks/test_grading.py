@@ -34,6 +34,14 @@ def graded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("submissions")
     home = tmp_path_factory.mktemp("home")
     (folder / "invalid.ipynb").write_text('{"cells": [')
+    solution = json.loads((ROOT / "solutions" / f"{SLUG}.ipynb").read_text())
+    no_answer = {
+        **solution,
+        "cells": [c for c in solution["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") != f"{SLUG}_fix"],
+    }
+    (folder / "no_answer.ipynb").write_text(json.dumps(no_answer))
+    bad_metadata = {**solution, "cells": [{**solution["cells"][0], "metadata": []}, *solution["cells"][1:]]}
+    (folder / "bad_metadata.ipynb").write_text(json.dumps(bad_metadata))
     (folder / "unknown.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     submissions = {
         "solution": ROOT / "solutions" / f"{SLUG}.ipynb",
@@ -44,6 +52,9 @@ def graded(tmp_path_factory):
         "invalid": folder / "invalid.ipynb",
         "unknown": folder / "unknown.ipynb",
         "missing": folder / "missing.ipynb",
+        "no_answer": folder / "no_answer.ipynb",
+        "bad_metadata": folder / "bad_metadata.ipynb",
+        "folder": folder,
     }
     env = {**os.environ, "HOME": str(home)}
     feedback = tmp_path_factory.mktemp("feedback")
@@ -93,7 +104,14 @@ def test_patched_counters_do_not_earn_leak_points(graded):
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("invalid", "invalid JSON"), ("unknown", "belongs to no known exercise"), ("missing", "no such file")],
+    [
+        ("invalid", "invalid JSON"),
+        ("unknown", "belongs to no known exercise"),
+        ("missing", "no such file"),
+        ("no_answer", f"has no answer cell {SLUG}_fix: was it deleted?"),
+        ("bad_metadata", "is not a valid notebook"),
+        ("folder", "is a folder, not a notebook"),
+    ],
 )
 def test_bad_files_get_their_own_error_and_the_rest_is_graded(graded, name, reason):
     result = graded["by_name"][name]

@@ -1,7 +1,21 @@
 from __future__ import annotations
 
 import pytest
-from answers import BLOCKS_CALLER, BUFFERED, HANGS, LEAKY, NO_CHILD, PATCHED_COUNTERS, STUB, TASK_GROUP, UNREFERENCED
+from answers import (
+    BLOCKS_CALLER,
+    BUFFERED,
+    HANGS,
+    HIDDEN_FROM_REGISTRY,
+    LEAKY,
+    NO_CHILD,
+    PATCHED_BUILTINS,
+    PATCHED_COUNTERS,
+    STOPS_TRACEMALLOC,
+    STUB,
+    TASK_GROUP,
+    TASK_GROUP_WITH_THREAD,
+    UNREFERENCED,
+)
 
 from leaklab import run_isolated
 
@@ -15,7 +29,11 @@ def all_passed(outcome: dict, name: str) -> bool:
     return passed == total > 0
 
 
-@pytest.mark.parametrize("source", [LEAKY, PATCHED_COUNTERS, UNREFERENCED], ids=["leaky", "patched", "unreferenced"])
+@pytest.mark.parametrize(
+    "source",
+    [LEAKY, PATCHED_COUNTERS, PATCHED_BUILTINS, HIDDEN_FROM_REGISTRY, UNREFERENCED],
+    ids=["leaky", "patched_counters", "patched_builtins", "hidden_from_registry", "unreferenced"],
+)
 def test_leaky_handlers_leave_one_task_and_one_result_per_give_up(source):
     result = run(source)
     assert result.error is None
@@ -25,7 +43,9 @@ def test_leaky_handlers_leave_one_task_and_one_result_per_give_up(source):
     assert all(all_passed(result.outcome, name) for name in ("completed_with_result", "gave_up_as_specified"))
 
 
-@pytest.mark.parametrize("source", [BUFFERED, TASK_GROUP], ids=["buffered", "task_group"])
+@pytest.mark.parametrize(
+    "source", [BUFFERED, TASK_GROUP, TASK_GROUP_WITH_THREAD], ids=["buffered", "task_group", "with_to_thread"]
+)
 def test_fixes_leave_nothing_and_behave(source):
     result = run(source)
     assert result.error is None
@@ -100,3 +120,15 @@ def test_a_handler_that_never_answers_is_caught_without_waiting_for_a_clock():
     assert result.leftover_tasks > 0 and "handle_request  <answer cell>:3" in result.leak_report
     with pytest.raises(AssertionError, match="40 requests never got an answer"):
         result.require()
+
+
+def test_an_answer_that_switches_tracemalloc_off_gets_an_error_not_a_pass():
+    result = run(STOPS_TRACEMALLOC)
+    assert "stopped tracemalloc" in result.error
+    with pytest.raises(AssertionError, match="stopped tracemalloc"):
+        result.require()
+
+
+def test_an_unknown_scenario_is_reported():
+    result = run_isolated(TASK_GROUP, scenario="no_such_scenario", function="handle_request")
+    assert result.error == "no scenario named 'no_such_scenario'"

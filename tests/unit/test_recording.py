@@ -20,8 +20,8 @@ async def fixed_handle_request(request):
 
 async def record(handler, label):
     async with Recorder(label) as recorder:
-        burst = await serve_burst(handler, requests=40, interval_ms=0.0, work_ms=10.0, deadline_ms=2.0)
-        await asyncio.sleep(0.05)  # every query (10 ms) has ended by now
+        burst = await serve_burst(handler, requests=40, interval_ms=0.0, work_ms=30.0, deadline_ms=2.0)
+        await asyncio.sleep(0.1)  # every query (30 ms) has ended by now
     return recorder.recording, burst
 
 
