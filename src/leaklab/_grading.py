@@ -73,7 +73,11 @@ def grade_ids(nb: dict, *, solutions_only: bool = False) -> set[str]:
     ids = set()
     for cell in nb["cells"]:
         meta = cell["metadata"].get("nbgrader", {})
-        if isinstance(meta.get("grade_id"), str) and (meta.get("solution") or not solutions_only):
+        if (
+            isinstance(meta, dict)
+            and isinstance(meta.get("grade_id"), str)
+            and (meta.get("solution") or not solutions_only)
+        ):
             ids.add(meta["grade_id"])
     return ids
 
@@ -105,11 +109,24 @@ def _read_notebook(path: Path) -> dict:
         raise LeaklabError(f"{path} is JSON but not a Jupyter notebook (no cells or nbformat)")
     if nb.get("nbformat") != 4:
         raise LeaklabError(f"{path} is in notebook format {nb.get('nbformat')}: save it with Jupyter 4 or newer")
-    try:
-        nbformat.validate(nb)
-    except nbformat.ValidationError as exc:
-        raise LeaklabError(f"{path} is not a valid notebook: {exc.message}") from None
+    if not _looks_valid(nb):  # the full schema check costs a third of a second: only to say what is wrong
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError as exc:
+            raise LeaklabError(f"{path} is not a valid notebook: {exc.message}") from None
     return nb
+
+
+def _looks_valid(nb: dict) -> bool:
+    """The parts of the notebook format that grading relies on."""
+    return isinstance(nb["cells"], list) and all(
+        isinstance(cell, dict)
+        and cell.get("cell_type") in ("code", "markdown", "raw")
+        and isinstance(cell.get("source"), str | list)
+        and isinstance(cell.get("metadata"), dict)
+        and isinstance(cell["metadata"].get("nbgrader", {}), dict)
+        for cell in nb["cells"]
+    )
 
 
 def _read_submission(path: Path, known: dict[str, Path]) -> str:
@@ -218,6 +235,10 @@ _KNOWN_CAUSES = {
 }
 
 
+# Errors nbgrader writes into a cell without a message of their own.
+_CELL_ERRORS = {"CellTimeoutError": "the cell ran past the per-cell timeout (does the answer block the event loop?)"}
+
+
 def _cause(log: str) -> str:
     """The most telling line of nbgrader's log: the last exception other than its own summary."""
     for name, words in _KNOWN_CAUSES.items():
@@ -254,7 +275,8 @@ def _failure_messages(graded: Path) -> dict[str, str]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if meta.get("grade") and errors:
-            messages[meta["grade_id"]] = f"{errors[0].get('ename')}: {errors[0].get('evalue')}".strip()
+            name, value = errors[0].get("ename"), errors[0].get("evalue")
+            messages[meta["grade_id"]] = f"{name}: {value or _CELL_ERRORS.get(name, 'no message')}"
     return messages
 
 
