@@ -42,6 +42,7 @@ lab: $(STAMP) ## install everything, then open JupyterLab on your copy of the ex
 
 test: $(STAMP) ## install what the tests need, then run the whole suite
 	$(BIN)/ruff check src tests grader
+	$(BIN)/ruff format --check src tests grader
 	$(BIN)/python -m pytest
 
 notebooks: $(STAMP) ## regenerate exercises/ and solutions/ from the lessons in notebooks/
