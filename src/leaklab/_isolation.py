@@ -52,17 +52,22 @@ class IsolatedRun:
     def require(self, *properties: str) -> None:
         """Fail unless the run worked and every request it counts passed each named property.
 
-        The properties are the scenario's `[passed, out of]` counts, such as "completed_with_result".
+        The properties are the scenario's `[passed, out of]` counts, such as "completed_with_result";
+        a scenario that sends requests also reports how many it sent and how many got an answer.
         """
         if self.error:
             raise AssertionError(self.error)
-        unanswered = self.outcome["requests"] - self.outcome["answered"]
+        unanswered = self.outcome.get("requests", 0) - self.outcome.get("answered", 0)
         if unanswered:
             raise AssertionError(f"{unanswered} requests never got an answer; where they wait:\n{self.leak_report}")
+        unit = "requests" if "requests" in self.outcome else "checks"
         for name in properties:
             passed, total = self.outcome[name]
             if passed < total:
-                raise AssertionError(f"{name.replace('_', ' ')}: {passed} of {total} requests\n{self.explain()}")
+                label = name.replace("_", " ")
+                own = [p for p in self.outcome.get("problems", []) if p.startswith(label + ":")]
+                detail = "\n".join(own[:3]) if own else self.explain()
+                raise AssertionError(f"{label}: {passed} of {total} {unit}\n{detail}")
 
     def require_no_leftovers(self) -> None:
         """Fail unless no task or thread outlived the burst and none was destroyed while pending."""
@@ -82,14 +87,17 @@ class IsolatedRun:
             )
 
 
-def answer_source(function: Callable) -> str:
-    """The source of the notebook cell (or module) that defined `function`.
+def answer_source(answer: Callable) -> str:
+    """The source of the notebook cell (or module) that defined `answer`, a function or a class.
 
     IPython keeps every cell's source in `linecache` under the file name its code objects carry,
     so the whole answer cell travels, helpers and all.
     """
-    lines = linecache.getlines(function.__code__.co_filename)
-    return "".join(lines) if lines else inspect.getsource(function)
+    code = getattr(answer, "__code__", None)
+    if code is None and isinstance(answer, type):  # a class: its methods' code knows the cell
+        code = next((f.__code__ for f in vars(answer).values() if hasattr(f, "__code__")), None)
+    lines = linecache.getlines(code.co_filename) if code is not None else []
+    return "".join(lines) if lines else inspect.getsource(answer)
 
 
 def run_isolated(
@@ -207,11 +215,12 @@ def _child(result_path: str) -> None:
             and os_threads() <= threads
         )
 
-    def run_until_quiet(loop: asyncio.AbstractEventLoop, threads: int, budget_s: float) -> None:
+    def run_until_quiet(loop: asyncio.AbstractEventLoop, threads: int, budget_s: float, burst: asyncio.Task) -> None:
         deadline = monotonic() + budget_s
 
         def check() -> None:
-            if nothing_can_wake(loop, threads) or monotonic() > deadline:
+            # Once the burst is over, threads still running are the answer's leftovers, not wake-ups.
+            if nothing_can_wake(loop, threads if not burst.done() else 10**6) or monotonic() > deadline:
                 loop.stop()
             else:
                 loop.call_later(0.002, check)
@@ -261,10 +270,10 @@ def _child(result_path: str) -> None:
                 await shut_down
 
         task = loop.create_task(burst_then_idle_threads_gone())
-        run_until_quiet(loop, threads_before, budget_s)
+        run_until_quiet(loop, threads_before, budget_s, task)
         return task
 
-    run_burst(scenario.probe(handler, requests=2, give_up_every=10**9)[0], _WARM_UP_BUDGET_S)  # warm caches up
+    run_burst(scenario.warm_up(handler), _WARM_UP_BUDGET_S)  # caches filled before memory is counted
     left_by_warm_up = pending(loop)
     collect()
     trace()
@@ -282,7 +291,7 @@ def _child(result_path: str) -> None:
     main = main_task = summary = None  # the burst's own records must not count as retained memory
     created.clear()
     collect()
-    retained = (traced_memory()[0] - memory_before) / max(1, outcome["requests"])
+    retained = (traced_memory()[0] - memory_before) / max(1, outcome.get("requests", 1))
     for _ in range(10):  # threads that are ending get a moment; leaked ones stay
         if os_threads() <= threads_before:
             break

@@ -83,6 +83,7 @@ class Recorder:
             memory_interval_ms=self.memory_interval_ms,
         )
         self._tracker.__enter__()
+        self._sample()  # the start of the time axis, before the workload has run
         self._stop.clear()
         self._sampler = threading.Thread(target=self._sample_until_stopped, name="leaklab-sampler", daemon=True)
         self._sampler.start()

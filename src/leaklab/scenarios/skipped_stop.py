@@ -1,0 +1,293 @@
+"""Scenario 02, the skipped stop signal: a worker whose retry path never looks at its stop signal.
+
+The article's Go worker selects on its stop channel and its job channel; when a call fails it logs,
+sleeps and retries in an inner loop that never selects on the stop channel again. While the
+dependency stays down, `Stop()` returns but the worker lives on, calling the failing dependency and
+holding its memory. Its twin here is a thread; a second leaky flavour never blocks at all and spins.
+
+Time is compressed: a millisecond here stands for a second in the article.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+# What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
+__all__ = ["BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time"]
+
+BUFFER_BYTES = 256 * 1024  # DO NOT CHANGE: the working memory a worker holds while it runs
+
+
+class DependencyError(Exception):
+    """The downstream service failed this call."""
+
+
+class Dependency:
+    """A downstream service: `call(job)` returns `job * 2`, or raises DependencyError while it is down."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        self._down = threading.Event()
+        if down:
+            self._down.set()
+        self.calls = 0
+        self.failures = 0
+
+    def go_down(self) -> None:
+        """Fail every call from now on."""
+        self._down.set()
+
+    def recover(self) -> None:
+        """Answer every call from now on."""
+        self._down.clear()
+
+    def call(self, job: int) -> int:
+        """Do the job, or fail while the service is down."""
+        self.calls += 1
+        if self._down.is_set():
+            self.failures += 1
+            raise DependencyError(f"dependency down (call {self.calls})")
+        return job * 2
+
+
+class LeakyWorker:
+    """Takes jobs from a queue and calls the dependency, retrying failures; its retry path never
+    looks at the stop signal, and `stop()` does not wait for the worker to end."""
+
+    def __init__(self, jobs: queue.Queue[int], dependency: Dependency, *, backoff_s: float = 0.02) -> None:
+        self.jobs, self.dependency, self.backoff_s = jobs, dependency, backoff_s
+        self.errors = 0
+        self.results: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leaky-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        self._stop.set()
+        return True  # it says the worker stopped; it has not looked
+
+    def _run(self) -> None:
+        buffer = bytearray(BUFFER_BYTES)  # working memory, held for as long as this thread runs
+        while not self._stop.is_set():
+            try:
+                job = self.jobs.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while True:  # the retry loop: it never looks at self._stop
+                try:
+                    self.results.append(self.dependency.call(job))
+                    buffer[0] = job % 256
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    time.sleep(self.backoff_s)
+
+
+class SpinningWorker(LeakyWorker):
+    """The other way to get it wrong: a stop check in every turn, but a turn that never blocks."""
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        self._stop.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.jobs.get_nowait()  # Go's `default:` branch: nothing to do, so go round again
+            except queue.Empty:
+                continue
+            try:
+                self.results.append(self.dependency.call(job))
+            except DependencyError:
+                self.errors += 1
+
+
+# --- measuring a thread's appetite for CPU --------------------------------------------------------
+
+
+def busy_seconds(*, only: set[int] | None = None, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]
+    """Seconds this process's threads (`only` these, or all but `exclude`, by native id) have spent
+    running or ready to run.
+
+    The kernel's scheduler statistics count time on a CPU and time waiting for one; their sum grows
+    at the rate of the clock for a thread that spins, however loaded the machine, and stays still for
+    a thread that sleeps or blocks. (Linux only: `/proc/self/task/*/schedstat`.)
+    """
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) in exclude or (only is not None and int(tid) not in only):
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as stats:
+                on_cpu, waiting, _ = stats.read().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        total += int(on_cpu) + int(waiting)
+    return total / 1e9
+
+
+# --- the traffic: workers started and stopped while the dependency is down ------------------------
+
+WorkerClass = Callable[..., object]
+
+
+def _wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
+    """Poll a condition every millisecond; False if it is still untrue after `limit_s` (a wide margin:
+    what is awaited takes milliseconds)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def restart_while_down(
+    worker_class: WorkerClass, cycles: int = 8, *, every_s: float = 0.015, backoff_s: float = 0.02
+) -> Dependency:
+    """A worker restarted `cycles` times, one every `every_s` (a config reload, say), while its
+    dependency is down. Each worker is stopped once its job has failed; returns the dependency, still down.
+    """
+    dependency = Dependency(down=True)
+    for cycle in range(cycles):
+        time.sleep(every_s)
+        jobs: queue.Queue[int] = queue.Queue()
+        worker = worker_class(jobs, dependency, backoff_s=backoff_s)
+        worker.start()
+        failures = dependency.failures
+        jobs.put(cycle)
+        _wait_until(lambda: dependency.failures > failures)  # noqa: B023 - used at once
+        worker.stop()
+    return dependency
+
+
+# --- grading: what a fresh process runs against the learner's worker -------------------------------
+
+
+@dataclass
+class _Checks:
+    """The graded properties, each as [passed, out of], and what went wrong."""
+
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def record(self, name: str, problem: str) -> None:
+        passed, total = self.counts.get(name, [0, 0])
+        self.counts[name] = [passed + (not problem), total + 1]
+        if problem:
+            self.problems.append(f"{name.replace('_', ' ')}: {problem}")
+
+
+def _thread_ids() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
+
+
+def _stop_while_failing(worker_class: WorkerClass, backoff_s: float) -> str:
+    dependency, jobs = Dependency(down=True), queue.Queue()
+    before = _thread_ids()
+    worker = worker_class(jobs, dependency, backoff_s=backoff_s)
+    worker.start()
+    workers_threads = _thread_ids() - before
+    jobs.put(1)
+    if not _wait_until(lambda: dependency.failures >= 1):
+        return "the worker never called the dependency"
+    started = time.monotonic()  # the worker is now in its back-off
+    stopped = worker.stop()
+    took = time.monotonic() - started
+    # join() returns a moment before the operating system has removed the thread: allow for that.
+    if not _wait_until(lambda: not workers_threads & _thread_ids(), 0.5):
+        return f"stop() returned {stopped!r} after {took:.2f} s, but the worker's thread was still running"
+    if took > min(1.0, backoff_s / 2):
+        return f"stop() took {took:.2f} s with a {backoff_s:g} s back-off: the retry path slept through the stop"
+    if stopped is not True:
+        return f"stop() returned {stopped!r} although the worker had ended"
+    return ""
+
+
+def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
+    dependency, jobs = Dependency(down=True), queue.Queue()
+    worker = worker_class(jobs, dependency, backoff_s=backoff_s)
+    worker.start()
+    try:
+        for job in range(5):
+            jobs.put(job)
+        if not _wait_until(lambda: dependency.failures >= 5):
+            return f"the worker called the failing dependency {dependency.failures} times, then stopped trying"
+        if not _wait_until(lambda: getattr(worker, "errors", 0) >= dependency.failures - 1, 1.0):
+            return f"worker.errors is {getattr(worker, 'errors', None)!r} after {dependency.failures} failed calls"
+        return ""
+    finally:
+        dependency.recover()  # so that even a worker that cannot be stopped ends after this check
+        worker.stop()
+
+
+def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
+    worker = worker_class(queue.Queue(), Dependency(), backoff_s=0.02)
+    mine = {threading.main_thread().native_id, threading.get_native_id()}
+    worker.start()
+    try:
+        time.sleep(0.02)
+        before = busy_seconds(exclude=mine)
+        time.sleep(window_s)
+        share = (busy_seconds(exclude=mine) - before) / window_s
+        if share > 0.25:
+            return f"with nothing to do, the worker kept a CPU busy {share:.0%} of the time: it spins"
+        return ""
+    finally:
+        worker.stop()
+
+
+def _work_gets_done(worker_class: WorkerClass, jobs_count: int) -> str:
+    dependency, jobs = Dependency(down=True), queue.Queue()
+    worker = worker_class(jobs, dependency, backoff_s=0.005)
+    worker.start()
+    try:
+        for job in range(jobs_count):
+            jobs.put(job)
+        _wait_until(lambda: dependency.failures >= 3)
+        dependency.recover()  # jobs that failed while it was down must still be done
+        expected = [job * 2 for job in range(jobs_count)]
+        _wait_until(lambda: len(getattr(worker, "results", [])) >= jobs_count)
+        results = list(getattr(worker, "results", []))
+        if results != expected:
+            return f"after the dependency recovered, worker.results was {results[:8]!r}, expected {expected[:8]!r}"
+        return ""
+    finally:
+        worker.stop()
+
+
+def probe(
+    worker_class: WorkerClass, *, backoff_s: float = 2.0, jobs: int = 6, idle_window_s: float = 0.3
+) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The checks a grader runs against a worker class, and a summary of them."""
+    import asyncio
+
+    checks = _Checks()
+
+    def run_all() -> None:
+        for name, check in (  # the check that may leave a worker running forever comes last
+            ("idle_without_spinning", lambda: _idle_without_spinning(worker_class, idle_window_s)),
+            ("counts_errors", lambda: _counts_errors(worker_class, 0.005)),
+            ("work_gets_done", lambda: _work_gets_done(worker_class, jobs)),
+            ("stops_promptly", lambda: _stop_while_failing(worker_class, backoff_s)),
+        ):
+            try:
+                checks.record(name, check())
+            except Exception as exc:
+                checks.record(name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+    def summary() -> dict:
+        return {**checks.counts, "problems": checks.problems}
+
+    return asyncio.to_thread(run_all), summary
+
+
+async def warm_up(worker_class: WorkerClass) -> None:
+    """Nothing to warm up: this scenario measures threads and CPU, not retained bytes."""

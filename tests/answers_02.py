@@ -1,0 +1,64 @@
+"""Answer cells for notebook 02, right and wrong, as a learner might write them."""
+
+import inspect
+
+from leaklab.scenarios.skipped_stop import LeakyWorker
+
+# The lesson's leaky worker itself, as a learner who changed nothing would submit it.
+LEAKY = inspect.getsource(LeakyWorker).replace("class LeakyWorker:", "class Worker:")
+
+# A fix: every wait is on the stop signal itself, and stop() waits for the thread, within a bound.
+FIXED = """
+class Worker:
+    def __init__(self, jobs, dependency, *, backoff_s=0.02):
+        self.jobs, self.dependency, self.backoff_s = jobs, dependency, backoff_s
+        self.errors = 0
+        self.results = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self, timeout=1.0):
+        self._stop.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                job = self.jobs.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while not self._stop.is_set():
+                try:
+                    self.results.append(self.dependency.call(job))
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    self._stop.wait(self.backoff_s)
+"""
+
+# Waits for the thread in stop(), but the retry path still sleeps through the stop signal.
+JOINS_BUT_SLEEPS = FIXED.replace("self._stop.wait(self.backoff_s)", "time.sleep(self.backoff_s)").replace(
+    "            while not self._stop.is_set():\n                try:", "            while True:\n                try:"
+)
+assert JOINS_BUT_SLEEPS.count("time.sleep") == 1 and "while True" in JOINS_BUT_SLEEPS
+
+# Stops at once, by dropping a job whose call fails: no leak, but the work is lost.
+DROPS_FAILED_JOBS = FIXED.replace(
+    "                    self._stop.wait(self.backoff_s)\n", "                    break\n"
+)
+assert DROPS_FAILED_JOBS != FIXED
+
+# Stops promptly, but never blocks while idle: it spins (Go's `default:` branch).
+SPINS = FIXED.replace("job = self.jobs.get(timeout=0.01)", "job = self.jobs.get_nowait()")
+assert SPINS != FIXED
+
+STUB = """
+class Worker:
+    def __init__(self, jobs, dependency, *, backoff_s=0.02):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+"""
