@@ -8,20 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import answers_02
 import pytest
 from answers import LEAKY, PATCHED_COUNTERS, TASK_GROUP
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "01_forgotten_cancel"
+SLUG_02 = "02_skipped_stop"
 LEAK_TESTS = {f"{SLUG}_no_task_left", f"{SLUG}_memory_bounded"}
 BEHAVIOUR_TESTS = {f"{SLUG}_results", f"{SLUG}_gives_up"}
 
 
-def with_answer(source: str, folder: Path, name: str) -> Path:
+def with_answer(source: str, folder: Path, name: str, slug: str = SLUG) -> Path:
     """The worked notebook with its answer cell replaced, as a learner would submit it."""
-    nb = json.loads((ROOT / "solutions" / f"{SLUG}.ipynb").read_text())
+    nb = json.loads((ROOT / "solutions" / f"{slug}.ipynb").read_text())
     for cell in nb["cells"]:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{SLUG}_fix":
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{slug}_fix":
             cell["source"] = source
     path = folder / f"{name}.ipynb"
     path.write_text(json.dumps(nb))
@@ -55,6 +57,10 @@ def graded(tmp_path_factory):
         "no_answer": folder / "no_answer.ipynb",
         "bad_metadata": folder / "bad_metadata.ipynb",
         "folder": folder,
+        "solution_02": ROOT / "solutions" / f"{SLUG_02}.ipynb",
+        "exercise_02": ROOT / "exercises" / f"{SLUG_02}.ipynb",
+        "joins_but_sleeps": with_answer(answers_02.JOINS_BUT_SLEEPS, folder, "joins_but_sleeps", SLUG_02),
+        "drops_failed_jobs": with_answer(answers_02.DROPS_FAILED_JOBS, folder, "drops_failed_jobs", SLUG_02),
     }
     env = {**os.environ, "HOME": str(home)}
     feedback = tmp_path_factory.mktemp("feedback")
@@ -128,7 +134,7 @@ def test_json_has_the_documented_shape(graded):
 
 
 def test_progress_goes_to_stderr(graded):
-    assert "[1/5] grading" in graded["stderr"] and "[5/5] grading" in graded["stderr"]
+    assert "[1/9] grading" in graded["stderr"] and "[9/9] grading" in graded["stderr"]
 
 
 def test_nothing_is_written_to_the_home_folder(graded):
@@ -137,13 +143,28 @@ def test_nothing_is_written_to_the_home_folder(graded):
 
 def test_feedback_is_written_without_the_hidden_tests(graded):
     pages = sorted(p.name for p in graded["feedback"].iterdir())
-    assert pages == sorted(
-        f"{name}.html" for name in ("01_forgotten_cancel", "01_forgotten_cancel-2", "leaky", "patched", "task_group")
-    )
+    names = ("01_forgotten_cancel", "01_forgotten_cancel-2", "leaky", "patched", "task_group")
+    names += ("02_skipped_stop", "02_skipped_stop-2", "joins_but_sleeps", "drops_failed_jobs")
+    assert pages == sorted(f"{name}.html" for name in names)
     hidden = "requests=90, give_up_every=3"  # only the hidden tests run this burst
     source = (ROOT / "notebooks" / f"{SLUG}.ipynb").read_text()
     assert hidden in source
     for page in graded["feedback"].iterdir():
         html = page.read_text()
-        assert hidden not in html and "HIDDEN TESTS" not in html
+        assert hidden not in html and "HIDDEN TESTS" not in html and "backoff_s=3.0" not in html
     assert "left behind" in (graded["feedback"] / "leaky.html").read_text()
+
+
+def test_lesson_02_solution_full_and_exercise_zero(graded):
+    assert graded["by_name"]["solution_02"]["score"] == graded["by_name"]["solution_02"]["max_score"] == 9
+    assert graded["by_name"]["exercise_02"]["score"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "lost"),
+    [("joins_but_sleeps", f"{SLUG_02}_stops_promptly"), ("drops_failed_jobs", f"{SLUG_02}_work_gets_done")],
+)
+def test_lesson_02_wrong_fixes_lose_exactly_their_points(graded, name, lost):
+    tests = graded["by_name"][name]["tests"]
+    assert tests[lost]["score"] == 0
+    assert all(t["score"] == t["max_score"] for test_id, t in tests.items() if test_id != lost)
