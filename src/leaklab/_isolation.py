@@ -37,6 +37,7 @@ class IsolatedRun:
     outcome: dict = field(default_factory=dict)
     leftover_tasks: int = 0
     leftover_threads: int = 0
+    leftover_files: int = 0  # sockets and files left open, counted by the operating system
     destroyed_pending: int = 0  # tasks the garbage collector destroyed while still pending
     retained_bytes_per_request: float = 0.0
     leak_report: str = ""
@@ -70,9 +71,11 @@ class IsolatedRun:
                 raise AssertionError(f"{label}: {passed} of {total} {unit}\n{detail}")
 
     def require_no_leftovers(self) -> None:
-        """Fail unless no task or thread outlived the burst and none was destroyed while pending."""
+        """Fail unless no task, thread or open socket outlived the burst and no task was destroyed pending."""
         if self.leftover_tasks or self.leftover_threads:
             raise AssertionError(f"left behind after the burst:\n{self.leak_report}")
+        if self.leftover_files:
+            raise AssertionError(f"{self.leftover_files} sockets or files were left open after the burst")
         if self.destroyed_pending:
             raise AssertionError(
                 f"{self.destroyed_pending} tasks were destroyed by the garbage collector while still pending"
@@ -169,6 +172,7 @@ def _child(result_path: str) -> None:
     saved = [(module.__dict__, dict(module.__dict__)) for module in guarded]
     registries, Task = task_registries(), asyncio.Task
     listdir, replace, leave, monotonic = os.listdir, os.replace, os._exit, time.monotonic
+    pause_collector, resume_collector = gc.disable, gc.enable
     collect, traced_memory, trace, tracing = (
         gc.collect,
         tracemalloc.get_traced_memory,
@@ -192,6 +196,9 @@ def _child(result_path: str) -> None:
     def os_threads() -> int:
         return len(listdir("/proc/self/task"))
 
+    def open_files() -> int:
+        return len(listdir("/proc/self/fd"))
+
     # Every task the run creates, held strongly by a task factory; with the registry as a second witness.
     created: list[asyncio.Task] = []
 
@@ -204,23 +211,22 @@ def _child(result_path: str) -> None:
         candidates = {*created, *registered_tasks(registries)}
         return {t for t in candidates if t.get_loop() is loop and not t.done()}
 
-    def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int) -> bool:
+    def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int, burst_over: bool) -> bool:
         # No public API tells that every task is stuck for good; these private fields of the selector
-        # event loop do: nothing ready to run, no timer, no socket but the loop's own wake-up pipe,
-        # and no thread of ours that could call back into the loop.
+        # event loop do: nothing ready to run, no timer, and, while the burst runs, no socket but the
+        # loop's own wake-up pipe and no extra thread that could call back into the loop. Once the
+        # burst is over, sockets still waiting and threads still running are the answer's leftovers.
         return (
             not loop._ready  # type: ignore[attr-defined]
             and all(h.cancelled() for h in loop._scheduled)  # type: ignore[attr-defined]
-            and len(loop._selector.get_map()) <= 1  # type: ignore[attr-defined]
-            and os_threads() <= threads
+            and (burst_over or (len(loop._selector.get_map()) <= 1 and os_threads() <= threads))  # type: ignore[attr-defined]
         )
 
     def run_until_quiet(loop: asyncio.AbstractEventLoop, threads: int, budget_s: float, burst: asyncio.Task) -> None:
         deadline = monotonic() + budget_s
 
         def check() -> None:
-            # Once the burst is over, threads still running are the answer's leftovers, not wake-ups.
-            if nothing_can_wake(loop, threads if not burst.done() else 10**6) or monotonic() > deadline:
+            if nothing_can_wake(loop, threads, burst.done()) or monotonic() > deadline:
                 loop.stop()
             else:
                 loop.call_later(0.002, check)
@@ -250,6 +256,7 @@ def _child(result_path: str) -> None:
     destroyed: list[dict] = []
     loop.set_exception_handler(lambda _, context: destroyed.append(context))
     asyncio.set_event_loop(loop)
+    files_before = open_files()  # the loop's own selector and wake-up pipe are in the count
 
     def run_burst(burst: Awaitable[object], budget_s: float) -> asyncio.Task:
         async def burst_then_idle_threads_gone() -> object:
@@ -260,14 +267,7 @@ def _child(result_path: str) -> None:
             try:
                 return await burst
             finally:
-                shut_down = loop.create_future()
-
-                def shut_down_executor() -> None:
-                    executor.shutdown(wait=True)
-                    loop.call_soon_threadsafe(shut_down.set_result, None)
-
-                threading.Thread(target=shut_down_executor, daemon=True).start()
-                await shut_down
+                executor.shutdown(wait=False)  # idle workers end; one stuck in a call is a leftover
 
         task = loop.create_task(burst_then_idle_threads_gone())
         run_until_quiet(loop, threads_before, budget_s, task)
@@ -279,8 +279,13 @@ def _child(result_path: str) -> None:
     trace()
     memory_before = traced_memory()[0]
 
+    # The cyclic garbage collector stays off during the burst: what counts is what the answer released
+    # itself (a socket it closed), not what a collection would have found by luck at some moment.
+    pause_collector()
     main, summary = scenario.probe(handler, **job["options"])
     main_task = run_burst(main, _BURST_BUDGET_S)
+    files_left = max(0, open_files() - files_before)
+    resume_collector()
     restore_modules()
     if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
         finish(IsolatedRun(error=f"the burst failed: {main_task.exception()!r}"))
@@ -303,6 +308,7 @@ def _child(result_path: str) -> None:
             outcome=outcome,
             leftover_tasks=len(leftovers),
             leftover_threads=max(0, os_threads() - threads_before),
+            leftover_files=files_left,
             destroyed_pending=len(kept_destroyed),
             retained_bytes_per_request=retained,
             leak_report=format_groups(group_stacks(leftovers, extra_threads)),

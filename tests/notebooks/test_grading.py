@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import answers_02
+import answers_03
 import pytest
 from answers import LEAKY, PATCHED_COUNTERS, TASK_GROUP
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "01_forgotten_cancel"
 SLUG_02 = "02_skipped_stop"
+SLUG_03 = "03_hung_call"
 LEAK_TESTS = {f"{SLUG}_no_task_left", f"{SLUG}_memory_bounded"}
 BEHAVIOUR_TESTS = {f"{SLUG}_results", f"{SLUG}_gives_up"}
 
@@ -61,6 +63,10 @@ def graded(tmp_path_factory):
         "exercise_02": ROOT / "exercises" / f"{SLUG_02}.ipynb",
         "joins_but_sleeps": with_answer(answers_02.JOINS_BUT_SLEEPS, folder, "joins_but_sleeps", SLUG_02),
         "drops_failed_jobs": with_answer(answers_02.DROPS_FAILED_JOBS, folder, "drops_failed_jobs", SLUG_02),
+        "solution_03": ROOT / "solutions" / f"{SLUG_03}.ipynb",
+        "exercise_03": ROOT / "exercises" / f"{SLUG_03}.ipynb",
+        "keeps_socket": with_answer(answers_03.TIMES_OUT_BUT_KEEPS_SOCKET, folder, "keeps_socket", SLUG_03),
+        "wait_for_thread": with_answer(answers_03.WAIT_FOR_THREAD, folder, "wait_for_thread", SLUG_03),
     }
     env = {**os.environ, "HOME": str(home)}
     feedback = tmp_path_factory.mktemp("feedback")
@@ -134,7 +140,7 @@ def test_json_has_the_documented_shape(graded):
 
 
 def test_progress_goes_to_stderr(graded):
-    assert "[1/9] grading" in graded["stderr"] and "[9/9] grading" in graded["stderr"]
+    assert "[1/13] grading" in graded["stderr"] and "[13/13] grading" in graded["stderr"]
 
 
 def test_nothing_is_written_to_the_home_folder(graded):
@@ -145,6 +151,7 @@ def test_feedback_is_written_without_the_hidden_tests(graded):
     pages = sorted(p.name for p in graded["feedback"].iterdir())
     names = ("01_forgotten_cancel", "01_forgotten_cancel-2", "leaky", "patched", "task_group")
     names += ("02_skipped_stop", "02_skipped_stop-2", "joins_but_sleeps", "drops_failed_jobs")
+    names += ("03_hung_call", "03_hung_call-2", "keeps_socket", "wait_for_thread")
     assert pages == sorted(f"{name}.html" for name in names)
     hidden = "requests=90, give_up_every=3"  # only the hidden tests run this burst
     source = (ROOT / "notebooks" / f"{SLUG}.ipynb").read_text()
@@ -168,3 +175,21 @@ def test_lesson_02_wrong_fixes_lose_exactly_their_points(graded, name, lost):
     tests = graded["by_name"][name]["tests"]
     assert tests[lost]["score"] == 0
     assert all(t["score"] == t["max_score"] for test_id, t in tests.items() if test_id != lost)
+
+
+def test_lesson_03_solution_full_and_exercise_zero(graded):
+    assert graded["by_name"]["solution_03"]["score"] == graded["by_name"]["solution_03"]["max_score"] == 9
+    assert graded["by_name"]["exercise_03"]["score"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "lost"),
+    [
+        ("keeps_socket", {f"{SLUG_03}_nothing_left_open"}),
+        ("wait_for_thread", {f"{SLUG_03}_nothing_left_open", f"{SLUG_03}_healthy_calls_answered"}),
+    ],
+)
+def test_lesson_03_wrong_fixes_lose_exactly_their_points(graded, name, lost):
+    tests = graded["by_name"][name]["tests"]
+    assert {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]} == lost
+    assert all(tests[test_id]["score"] == 0 for test_id in lost)

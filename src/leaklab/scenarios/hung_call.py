@@ -1,0 +1,254 @@
+"""Scenario 03, the blocking call without a timeout: a dependency that accepts and never answers.
+
+The article's Go handler called a service with no timeout; when the service hung, every request's
+goroutine waited in its read forever, holding a connection and its buffers. The Python twin calls a
+real TCP service on the loopback interface, run in a process of its own, that answers most requests
+and holds the others open without a word. The twist Python adds: `asyncio.wait_for` around
+`asyncio.to_thread` returns on time, but the thread keeps waiting in `recv`, and the default
+executor's few threads are soon all stuck.
+
+Time is compressed: a millisecond here stands for a second in the article.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import socketserver
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+# What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
+__all__ = ["PAYLOAD_BYTES", "Request", "socket"]
+
+PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: the buffer each call holds for its answer
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call to the dependency: `key` is what to ask for; the answer must come within `deadline_ms`."""
+
+    key: str
+    deadline_ms: float = 100.0
+
+    def line(self) -> bytes:
+        """The request as the service reads it."""
+        return f"GET {self.key}\n".encode()
+
+    def expected(self) -> str:
+        """The service's answer to this request, when it answers."""
+        return f"value of {self.key}"
+
+
+# --- the dependency: a TCP service in a process of its own ----------------------------------------
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        for raw in self.rfile:
+            key = raw.decode().removeprefix("GET ").strip()
+            if key.startswith("stuck"):
+                continue  # hold the connection open and say nothing, until the client gives up
+            self.wfile.write(f"value of {key}\n".encode())
+
+
+def _serve() -> None:
+    """Serve on a free loopback port, print it, and end when the process that started us has ended."""
+    socketserver.ThreadingTCPServer.daemon_threads = True
+    socketserver.ThreadingTCPServer.request_queue_size = 1024  # a burst connects at once: no SYN retries
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Handler)
+    print(server.server_address[1], flush=True)
+    parent = os.getppid()
+    with contextlib.suppress(KeyboardInterrupt):
+        import threading
+
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        while os.getppid() == parent:
+            time.sleep(0.1)
+
+
+_services: list[subprocess.Popen] = []  # kept, so that a service outlives the call that started it
+
+
+def _start_service() -> tuple[str, int]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "leaklab.scenarios.hung_call"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert server.stdout is not None
+    port = int(server.stdout.readline())
+    server.stdout.close()
+    _services.append(server)
+    return "127.0.0.1", port
+
+
+@contextlib.contextmanager
+def dependency() -> Iterator[tuple[str, int]]:
+    """Start the service on the loopback interface; yields its (host, port) and stops it afterwards."""
+    address = _start_service()
+    server = _services.pop()
+    try:
+        yield address
+    finally:
+        server.kill()
+        server.wait()
+
+
+# --- the leaky calls ------------------------------------------------------------------------------
+
+
+async def leaky_fetch(request: Request, address: tuple[str, int]) -> str:
+    """Ask the service, and wait for its answer for as long as it takes."""
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(request.line())
+    await writer.drain()
+    answer = bytearray(PAYLOAD_BYTES)  # room for the answer, held while we wait
+    line = await reader.readline()  # no timeout: a service that never answers keeps us here forever
+    answer[: len(line)] = line
+    writer.close()
+    await writer.wait_closed()
+    return line.decode().strip()
+
+
+def blocking_fetch(request: Request, address: tuple[str, int]) -> str:
+    """The same call with a blocking socket, for a thread; no timeout either."""
+    with socket.create_connection(address) as connection:
+        connection.sendall(request.line())
+        answer = bytearray(PAYLOAD_BYTES)
+        size = connection.recv_into(answer)  # blocks until the service answers: perhaps never
+        return answer[:size].decode().strip()
+
+
+async def leaky_fetch_in_thread(request: Request, address: tuple[str, int]) -> str:
+    """A timeout around the thread, not around the call: the caller is free on time, the thread is not."""
+    return await asyncio.wait_for(asyncio.to_thread(blocking_fetch, request, address), request.deadline_ms / 1000)
+
+
+# --- the traffic -----------------------------------------------------------------------------------
+
+Fetch = Callable[[Request, tuple[str, int]], Awaitable[str]]
+
+
+@dataclass
+class Call:
+    """How one call ended, as its caller saw it."""
+
+    request: Request
+    stuck: bool  # the service never answers this one
+    ended_with: str  # "answer", "TimeoutError", another exception's name, or "nothing" (still waiting)
+    answer: str
+    took_ms: float
+
+    @property
+    def correct(self) -> bool:
+        """A right answer from the service, or a TimeoutError by the deadline (with a wide margin)."""
+        if self.stuck:
+            return self.ended_with == "TimeoutError" and self.took_ms < self.request.deadline_ms + _MARGIN_MS
+        return self.ended_with == "answer" and self.answer == self.request.expected()
+
+
+_MARGIN_MS = 1500.0  # how late a timeout may be on a loaded machine and still count as on time
+
+
+def plan(
+    calls: int, *, stuck_every: int = 3, deadline_ms: float = 100.0, healthy_deadline_ms: float = 2000.0
+) -> list[tuple[Request, bool]]:
+    """`calls` requests; one in `stuck_every` goes to the part of the service that never answers.
+
+    A call the service answers gets a deadline far beyond its round trip, so that a loaded machine
+    cannot turn a right answer into a timeout.
+    """
+    planned = []
+    for i in range(calls):
+        stuck = i % stuck_every == stuck_every - 1
+        request = Request(f"stuck-{i}", deadline_ms) if stuck else Request(f"key-{i}", healthy_deadline_ms)
+        planned.append((request, stuck))
+    return planned
+
+
+def open_sockets() -> int:
+    """How many sockets this process has open, as the operating system counts them (Linux)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+async def _call(fetch: Fetch, request: Request, stuck: bool, address: tuple[str, int], patience_ms: float) -> Call:
+    started = time.monotonic()
+    attempt = asyncio.ensure_future(fetch(request, address))
+    done, _ = await asyncio.wait({attempt}, timeout=(request.deadline_ms + patience_ms) / 1000)
+    took = (time.monotonic() - started) * 1000
+    if not done:  # the caller gives up for it; what the call held stays held
+        attempt.cancel()
+        return Call(request, stuck, "nothing", "", took)
+    try:
+        return Call(request, stuck, "answer", attempt.result(), took)
+    except Exception as exc:
+        return Call(request, stuck, type(exc).__name__, "", took)
+
+
+async def send_calls(
+    fetch: Fetch,
+    address: tuple[str, int],
+    calls: int = 60,
+    *,
+    interval_ms: float = 0.0,
+    patience_ms: float = _MARGIN_MS,
+    **plan_options: float,
+) -> list[Call]:
+    """Make `calls` calls to the service, one every `interval_ms`; each caller waits for its answer
+    until `patience_ms` past the call's deadline, then gives up on it (cancels it)."""
+    callers = []
+    for request, stuck in plan(calls, **plan_options):
+        callers.append(asyncio.ensure_future(_call(fetch, request, stuck, address, patience_ms)))
+        await asyncio.sleep(interval_ms / 1000)
+    return list(await asyncio.gather(*callers))
+
+
+# --- grading ---------------------------------------------------------------------------------------
+
+
+def probe(fetch: Fetch, *, calls: int = 30, **plan_options: float) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The calls a grader makes with a fetch function against a fresh service, and their summary.
+
+    The service is left running, so that what the calls left open is still open when it is counted;
+    it ends by itself when the grading process does.
+    """
+    results: list[Call] = []
+    address = _start_service()
+
+    async def run() -> None:
+        results.extend(await send_calls(fetch, address, calls, **plan_options))
+
+    def summary() -> dict:
+        stuck = [c for c in results if c.stuck]
+        healthy = [c for c in results if not c.stuck]
+        problems = [
+            f"{c.request.key}: ended with {c.ended_with} after {c.took_ms:.0f} ms"
+            + (f", answer {c.answer!r}" if c.answer else "")
+            for c in results
+            if not c.correct
+        ]
+        return {
+            "requests": calls,
+            "answered": len(results),
+            "stuck_calls_time_out": [sum(c.correct for c in stuck), len(stuck)],
+            "healthy_calls_answered": [sum(c.correct for c in healthy), len(healthy)],
+            "problems": problems[:5],
+        }
+
+    return run(), summary
+
+
+async def warm_up(fetch: Fetch) -> None:
+    """Nothing to warm up: the service starts with the burst."""
+
+
+if __name__ == "__main__":
+    _serve()

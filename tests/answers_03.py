@@ -1,0 +1,73 @@
+"""Answer cells for notebook 03, right and wrong, as a learner might write them."""
+
+import inspect
+
+from leaklab.scenarios.hung_call import leaky_fetch
+
+# The lesson's leaky call itself, as a learner who changed nothing would submit it.
+LEAKY = inspect.getsource(leaky_fetch).replace("leaky_fetch", "fetch")
+
+# A fix: the deadline is on the call itself, and the connection is closed however the call ends.
+FIXED = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(request.line())
+            await writer.drain()
+            line = await reader.readline()
+        finally:
+            writer.close()
+    return line.decode().strip()
+"""
+
+# Times out on schedule, but leaves every stuck connection open.
+TIMES_OUT_BUT_KEEPS_SOCKET = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(request.line())
+    await writer.drain()
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        line = await reader.readline()
+    writer.close()
+    return line.decode().strip()
+"""
+
+# The Python twist: a timeout around a thread, not around the call. The caller is free; the thread is not.
+WAIT_FOR_THREAD = """
+def blocking(request, address):
+    with socket.create_connection(address) as connection:
+        connection.sendall(request.line())
+        return connection.recv(PAYLOAD_BYTES).decode().strip()
+
+
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    return await asyncio.wait_for(asyncio.to_thread(blocking, request, address), request.deadline_ms / 1000)
+"""
+
+# The timeout on the socket itself: a thread that ends on time.
+SOCKET_TIMEOUT = """
+def blocking(request, address, timeout):
+    with socket.create_connection(address, timeout=timeout) as connection:
+        connection.sendall(request.line())
+        return connection.recv(PAYLOAD_BYTES).decode().strip()
+
+
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    try:
+        return await asyncio.to_thread(blocking, request, address, request.deadline_ms / 1000)
+    except socket.timeout:
+        raise TimeoutError from None
+"""
+
+# Gives up on every call at once: nothing leaks, nothing is answered.
+GIVES_UP_AT_ONCE = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    raise TimeoutError
+"""
+
+STUB = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    # YOUR CODE HERE
+    raise NotImplementedError()
+"""

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from answers_03 import FIXED, GIVES_UP_AT_ONCE, LEAKY, SOCKET_TIMEOUT, STUB, TIMES_OUT_BUT_KEEPS_SOCKET, WAIT_FOR_THREAD
+
+from leaklab import run_isolated
+from leaklab.scenarios.hung_call import Request, dependency, leaky_fetch, open_sockets, send_calls
+
+PROPERTIES = ("stuck_calls_time_out", "healthy_calls_answered")
+
+
+def run(source: str, **options):
+    return run_isolated(source, scenario="hung_call", function="fetch", **options)
+
+
+def test_the_service_answers_some_keys_and_holds_the_others_open():
+    async def main():
+        with dependency() as address:
+            before = open_sockets()
+            calls = await send_calls(leaky_fetch, address, 6, patience_ms=100)
+            return calls, before
+
+    calls, _ = asyncio.run(main())
+    answered = {c.request.key: c.answer for c in calls if c.ended_with == "answer"}
+    assert answered == {
+        "key-0": "value of key-0",
+        "key-1": "value of key-1",
+        "key-3": "value of key-3",
+        "key-4": "value of key-4",
+    }
+    assert {c.request.key for c in calls if c.ended_with == "nothing"} == {"stuck-2", "stuck-5"}
+
+
+def test_a_request_knows_its_line_and_answer():
+    request = Request("abc")
+    assert request.line() == b"GET abc\n" and request.expected() == "value of abc"
+
+
+@pytest.mark.parametrize(
+    ("source", "failing", "leaves"),
+    [
+        (FIXED, set(), False),
+        (SOCKET_TIMEOUT, set(), False),
+        (LEAKY, {"stuck_calls_time_out"}, True),
+        (TIMES_OUT_BUT_KEEPS_SOCKET, set(), True),
+        (WAIT_FOR_THREAD, {"healthy_calls_answered"}, True),
+        (GIVES_UP_AT_ONCE, {"healthy_calls_answered"}, False),
+        (STUB, set(PROPERTIES), False),
+    ],
+    ids=["fixed", "socket_timeout", "leaky", "keeps_socket", "wait_for_thread", "gives_up", "stub"],
+)
+def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):
+    result = run(source)
+    assert result.error is None
+    assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    assert bool(result.leftover_tasks or result.leftover_threads or result.leftover_files) == leaves
+
+
+def test_leftovers_are_counted_by_kind():
+    assert run(TIMES_OUT_BUT_KEEPS_SOCKET).leftover_files == 10  # one socket per stuck call
+    assert run(WAIT_FOR_THREAD).leftover_threads >= 1
+    with pytest.raises(AssertionError, match="10 sockets or files were left open"):
+        run(TIMES_OUT_BUT_KEEPS_SOCKET).require_no_leftovers()
