@@ -10,12 +10,12 @@ Time is compressed: a millisecond here stands for a second in the article.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+
+from ._checks import Checks, busy_seconds, thread_ids, wait_until
 
 # What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
 __all__ = ["BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time"]
@@ -112,41 +112,9 @@ class SpinningWorker(LeakyWorker):
 # --- measuring a thread's appetite for CPU --------------------------------------------------------
 
 
-def busy_seconds(*, only: set[int] | None = None, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]
-    """Seconds this process's threads (`only` these, or all but `exclude`, by native id) have spent
-    running or ready to run.
-
-    The kernel's scheduler statistics count time on a CPU and time waiting for one; their sum grows
-    at the rate of the clock for a thread that spins, however loaded the machine, and stays still for
-    a thread that sleeps or blocks. (Linux only: `/proc/self/task/*/schedstat`.)
-    """
-    total = 0
-    for tid in os.listdir("/proc/self/task"):
-        if int(tid) in exclude or (only is not None and int(tid) not in only):
-            continue
-        try:
-            with open(f"/proc/self/task/{tid}/schedstat") as stats:
-                on_cpu, waiting, _ = stats.read().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # the thread ended meanwhile
-        total += int(on_cpu) + int(waiting)
-    return total / 1e9
-
-
 # --- the traffic: workers started and stopped while the dependency is down ------------------------
 
 WorkerClass = Callable[..., object]
-
-
-def _wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
-    """Poll a condition every millisecond; False if it is still untrue after `limit_s` (a wide margin:
-    what is awaited takes milliseconds)."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
 
 
 def restart_while_down(
@@ -163,7 +131,7 @@ def restart_while_down(
         worker.start()
         failures = dependency.failures
         jobs.put(cycle)
-        _wait_until(lambda: dependency.failures > failures)  # noqa: B023 - used at once
+        wait_until(lambda: dependency.failures > failures)  # noqa: B023 - used at once
         worker.stop()
     return dependency
 
@@ -171,38 +139,20 @@ def restart_while_down(
 # --- grading: what a fresh process runs against the learner's worker -------------------------------
 
 
-@dataclass
-class _Checks:
-    """The graded properties, each as [passed, out of], and what went wrong."""
-
-    counts: dict[str, list[int]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-    def record(self, name: str, problem: str) -> None:
-        passed, total = self.counts.get(name, [0, 0])
-        self.counts[name] = [passed + (not problem), total + 1]
-        if problem:
-            self.problems.append(f"{name.replace('_', ' ')}: {problem}")
-
-
-def _thread_ids() -> set[str]:
-    return set(os.listdir("/proc/self/task"))
-
-
 def _stop_while_failing(worker_class: WorkerClass, backoff_s: float) -> str:
     dependency, jobs = Dependency(down=True), queue.Queue()
-    before = _thread_ids()
+    before = thread_ids()
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
     worker.start()
-    workers_threads = _thread_ids() - before
+    workers_threads = thread_ids() - before
     jobs.put(1)
-    if not _wait_until(lambda: dependency.failures >= 1):
+    if not wait_until(lambda: dependency.failures >= 1):
         return "the worker never called the dependency"
     started = time.monotonic()  # the worker is now in its back-off
     stopped = worker.stop()
     took = time.monotonic() - started
     # join() returns a moment before the operating system has removed the thread: allow for that.
-    if not _wait_until(lambda: not workers_threads & _thread_ids(), 0.5):
+    if not wait_until(lambda: not workers_threads & thread_ids(), 0.5):
         return f"stop() returned {stopped!r} after {took:.2f} s, but the worker's thread was still running"
     if took > min(1.0, backoff_s / 2):
         return f"stop() took {took:.2f} s with a {backoff_s:g} s back-off: the retry path slept through the stop"
@@ -218,9 +168,9 @@ def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
     try:
         for job in range(5):
             jobs.put(job)
-        if not _wait_until(lambda: dependency.failures >= 5):
+        if not wait_until(lambda: dependency.failures >= 5):
             return f"the worker called the failing dependency {dependency.failures} times, then stopped trying"
-        if not _wait_until(lambda: getattr(worker, "errors", 0) >= dependency.failures - 1, 1.0):
+        if not wait_until(lambda: getattr(worker, "errors", 0) >= dependency.failures - 1, 1.0):
             return f"worker.errors is {getattr(worker, 'errors', None)!r} after {dependency.failures} failed calls"
         return ""
     finally:
@@ -251,10 +201,10 @@ def _work_gets_done(worker_class: WorkerClass, jobs_count: int) -> str:
     try:
         for job in range(jobs_count):
             jobs.put(job)
-        _wait_until(lambda: dependency.failures >= 3)
+        wait_until(lambda: dependency.failures >= 3)
         dependency.recover()  # jobs that failed while it was down must still be done
         expected = [job * 2 for job in range(jobs_count)]
-        _wait_until(lambda: len(getattr(worker, "results", [])) >= jobs_count)
+        wait_until(lambda: len(getattr(worker, "results", [])) >= jobs_count)
         results = list(getattr(worker, "results", []))
         if results != expected:
             return f"after the dependency recovered, worker.results was {results[:8]!r}, expected {expected[:8]!r}"
@@ -269,24 +219,17 @@ def probe(
     """The checks a grader runs against a worker class, and a summary of them."""
     import asyncio
 
-    checks = _Checks()
+    checks = Checks()
 
     def run_all() -> None:
-        for name, check in (  # the check that may leave a worker running forever comes last
-            ("idle_without_spinning", lambda: _idle_without_spinning(worker_class, idle_window_s)),
-            ("counts_errors", lambda: _counts_errors(worker_class, 0.005)),
-            ("work_gets_done", lambda: _work_gets_done(worker_class, jobs)),
-            ("stops_promptly", lambda: _stop_while_failing(worker_class, backoff_s)),
-        ):
-            try:
-                checks.record(name, check())
-            except Exception as exc:
-                checks.record(name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        checks.run(  # the check that may leave a worker running forever comes last
+            idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s),
+            counts_errors=lambda: _counts_errors(worker_class, 0.005),
+            work_gets_done=lambda: _work_gets_done(worker_class, jobs),
+            stops_promptly=lambda: _stop_while_failing(worker_class, backoff_s),
+        )
 
-    def summary() -> dict:
-        return {**checks.counts, "problems": checks.problems}
-
-    return asyncio.to_thread(run_all), summary
+    return asyncio.to_thread(run_all), checks.summary
 
 
 async def warm_up(worker_class: WorkerClass) -> None:

@@ -1,0 +1,76 @@
+"""What the thread scenarios' graders share: polling with a bound, counting threads and CPU, and
+recording graded properties as `[passed, out of]` with what went wrong."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
+    """Poll a condition every millisecond; False if it is still untrue after `limit_s` (a wide margin:
+    what is awaited takes milliseconds)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def thread_ids() -> set[str]:
+    """The operating system's ids of this process's threads (Linux: `/proc/self/task`)."""
+    return set(os.listdir("/proc/self/task"))
+
+
+def busy_seconds(*, only: set[int] | None = None, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]
+    """Seconds this process's threads (`only` these, or all but `exclude`, by native id) have spent
+    running or ready to run.
+
+    The kernel's scheduler statistics count time on a CPU and time waiting for one; their sum grows
+    at the rate of the clock for a thread that spins, however loaded the machine, and stays still for
+    a thread that sleeps or blocks. (Linux only: `/proc/self/task/*/schedstat`.)
+    """
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) in exclude or (only is not None and int(tid) not in only):
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as stats:
+                on_cpu, waiting, _ = stats.read().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        total += int(on_cpu) + int(waiting)
+    return total / 1e9
+
+
+@dataclass
+class Checks:
+    """The graded properties, each as [passed, out of], and what went wrong."""
+
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def record(self, name: str, problem: str) -> None:
+        passed, total = self.counts.get(name, [0, 0])
+        self.counts[name] = [passed + (not problem), total + 1]
+        if problem:
+            self.problems.append(f"{name.replace('_', ' ')}: {problem}")
+
+    def run(self, **checks: Callable[[], str]) -> None:
+        """Run each check in turn; one that raises fails its property with the exception's name."""
+        for name, check in checks.items():
+            try:
+                self.record(name, check())
+            except Exception as exc:
+                self.record(name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+    def summary(self) -> dict:
+        """The counts, and the problems found."""
+        return {**self.counts, "problems": self.problems}
+
+
+def _thread_ids() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
