@@ -10,6 +10,7 @@ from pathlib import Path
 
 import answers_02
 import answers_03
+import answers_04
 import pytest
 from answers import LEAKY, PATCHED_COUNTERS, TASK_GROUP
 
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SLUG = "01_forgotten_cancel"
 SLUG_02 = "02_skipped_stop"
 SLUG_03 = "03_hung_call"
+SLUG_04 = "04_lifeless_pool"
 LEAK_TESTS = {f"{SLUG}_no_task_left", f"{SLUG}_memory_bounded"}
 BEHAVIOUR_TESTS = {f"{SLUG}_results", f"{SLUG}_gives_up"}
 
@@ -67,6 +69,10 @@ def graded(tmp_path_factory):
         "exercise_03": ROOT / "exercises" / f"{SLUG_03}.ipynb",
         "keeps_socket": with_answer(answers_03.TIMES_OUT_BUT_KEEPS_SOCKET, folder, "keeps_socket", SLUG_03),
         "wait_for_thread": with_answer(answers_03.WAIT_FOR_THREAD, folder, "wait_for_thread", SLUG_03),
+        "solution_04": ROOT / "solutions" / f"{SLUG_04}.ipynb",
+        "exercise_04": ROOT / "exercises" / f"{SLUG_04}.ipynb",
+        "no_join": with_answer(answers_04.NO_JOIN, folder, "no_join", SLUG_04),
+        "drops_queued_jobs": with_answer(answers_04.DROPS_QUEUED_JOBS, folder, "drops_queued_jobs", SLUG_04),
     }
     env = {**os.environ, "HOME": str(home)}
     feedback = tmp_path_factory.mktemp("feedback")
@@ -140,7 +146,7 @@ def test_json_has_the_documented_shape(graded):
 
 
 def test_progress_goes_to_stderr(graded):
-    assert "[1/13] grading" in graded["stderr"] and "[13/13] grading" in graded["stderr"]
+    assert "[1/17] grading" in graded["stderr"] and "[17/17] grading" in graded["stderr"]
 
 
 def test_nothing_is_written_to_the_home_folder(graded):
@@ -152,6 +158,7 @@ def test_feedback_is_written_without_the_hidden_tests(graded):
     names = ("01_forgotten_cancel", "01_forgotten_cancel-2", "leaky", "patched", "task_group")
     names += ("02_skipped_stop", "02_skipped_stop-2", "joins_but_sleeps", "drops_failed_jobs")
     names += ("03_hung_call", "03_hung_call-2", "keeps_socket", "wait_for_thread")
+    names += ("04_lifeless_pool", "04_lifeless_pool-2", "no_join", "drops_queued_jobs")
     assert pages == sorted(f"{name}.html" for name in names)
     hidden = "requests=90, give_up_every=3"  # only the hidden tests run this burst
     source = (ROOT / "notebooks" / f"{SLUG}.ipynb").read_text()
@@ -190,6 +197,24 @@ def test_lesson_03_solution_full_and_exercise_zero(graded):
     ],
 )
 def test_lesson_03_wrong_fixes_lose_exactly_their_points(graded, name, lost):
+    tests = graded["by_name"][name]["tests"]
+    assert {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]} == lost
+    assert all(tests[test_id]["score"] == 0 for test_id in lost)
+
+
+def test_lesson_04_solution_full_and_exercise_zero(graded):
+    assert graded["by_name"]["solution_04"]["score"] == graded["by_name"]["solution_04"]["max_score"] == 9
+    assert graded["by_name"]["exercise_04"]["score"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "lost"),
+    [
+        ("no_join", {f"{SLUG_04}_stop_waits_for_workers", f"{SLUG_04}_every_job_accounted_for"}),
+        ("drops_queued_jobs", {f"{SLUG_04}_every_job_accounted_for"}),
+    ],
+)
+def test_lesson_04_wrong_fixes_lose_exactly_their_points(graded, name, lost):
     tests = graded["by_name"][name]["tests"]
     assert {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]} == lost
     assert all(tests[test_id]["score"] == 0 for test_id in lost)

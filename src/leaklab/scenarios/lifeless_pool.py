@@ -1,0 +1,153 @@
+"""Scenario 04, the worker pool without a lifecycle: workers started per batch and never stopped.
+
+The article's Go service started a few goroutines for every batch, fed them the batch's jobs and
+collected the results, but never closed the job channel: the workers finished the batch and then
+waited on it forever, one set per batch. Its fix: a pool with an explicit lifecycle (start, a stop
+signal, a wait group to wait for every worker), whose workers survive a failing job.
+
+Time is compressed: a millisecond here stands for a second in the article.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+from ._checks import Checks, thread_ids, wait_until
+
+# What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
+__all__ = ["BUFFER_BYTES", "JobFailed", "handle", "queue", "threading"]
+
+BUFFER_BYTES = 128 * 1024  # DO NOT CHANGE: the working memory each worker holds while it runs
+
+
+class JobFailed(Exception):
+    """A job that could not be done."""
+
+
+def handle(job: int) -> int:
+    """Do one job (it takes a millisecond): its square; jobs below zero fail."""
+    time.sleep(0.001)
+    if job < 0:
+        raise JobFailed(f"job {job} failed")
+    return job * job
+
+
+def _leaky_worker(jobs: queue.Queue[int], results: queue.Queue[int]) -> None:
+    buffer = bytearray(BUFFER_BYTES)  # working memory, held for as long as the worker waits
+    while True:
+        job = jobs.get()  # once the batch is done, this waits forever: nobody says "no more jobs"
+        buffer[0] = job % 256
+        results.put(handle(job))  # a failing job raises here and kills the worker
+
+
+def leaky_process_batch(batch: list[int], *, workers: int = 4) -> list[int]:
+    """Process a batch with a fresh set of workers that are never told to stop."""
+    jobs: queue.Queue[int] = queue.Queue()
+    results: queue.Queue[int] = queue.Queue()
+    for _ in range(workers):
+        threading.Thread(target=_leaky_worker, args=(jobs, results), name="batch-worker", daemon=True).start()
+    for job in batch:
+        jobs.put(job)
+    return sorted(results.get() for _ in batch)
+
+
+# --- grading: what a fresh process runs against the learner's pool ---------------------------------
+
+PoolClass = Callable[..., object]
+
+
+def _new_threads(before: set[str]) -> set[str]:
+    return thread_ids() - before
+
+
+def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int) -> str:
+    before = set(threading.enumerate())
+    pool = pool_class(workers=workers)
+    pool.start()
+    started = set(threading.enumerate()) - before
+    if len(started) < workers:
+        return f"start() ran {len(started)} threads for a pool of {workers} workers"
+    for job in range(20):
+        pool.submit(job)
+    pool.stop()
+    # A thread that was joined is no longer alive, at once: nothing here depends on timing.
+    running = [thread for thread in started if thread.is_alive()]
+    if running:
+        return f"stop() returned while {len(running)} of {workers} workers were still running"
+    return ""
+
+
+def _every_job_accounted_for(pool_class: PoolClass, jobs: int) -> str:
+    pool = pool_class(workers=3)
+    pool.start()
+    submitted = [*range(jobs), -1, -2]  # two of them fail
+    for job in submitted:
+        pool.submit(job)
+    pool.stop()  # straight away: jobs still queued must be done or reported, not dropped
+    results = dict(getattr(pool, "results", {}))
+    missing = [job for job in submitted if job not in results]
+    if missing:
+        return (
+            f"{len(missing)} of {len(submitted)} jobs submitted before stop() are missing from results: {missing[:5]}"
+        )
+    wrong = [job for job in submitted if job >= 0 and results[job] != handle(job)]
+    if wrong:
+        return f"wrong results for jobs {wrong[:5]}"
+    unreported = [job for job in submitted if job < 0 and not isinstance(results[job], JobFailed)]
+    if unreported:
+        return f"failed jobs {unreported} should be reported by their JobFailed, got {[results[j] for j in unreported]}"
+    return ""
+
+
+def _failure_keeps_worker(pool_class: PoolClass) -> str:
+    before = thread_ids()
+    pool = pool_class(workers=1)
+    pool.start()
+    try:
+        for job in (-1, 2, -3, 4):
+            pool.submit(job)
+        done = wait_until(lambda: {2, 4} <= set(getattr(pool, "results", {})), 1.5)
+        if not done:
+            return "after a job failed, the pool's only worker did no more jobs: the failure killed it"
+        if len(_new_threads(before)) != 1:
+            return f"a pool of 1 worker had {len(_new_threads(before))} threads after a job failed"
+        return ""
+    finally:
+        pool.stop()
+
+
+def _no_worker_survives(pool_class: PoolClass, batches: int) -> str:
+    before = thread_ids()
+    for batch in range(batches):
+        with pool_class(workers=4) as pool:
+            for job in range(batch, batch + 10):
+                pool.submit(job)
+    wait_until(lambda: not _new_threads(before), 0.2)
+    left = _new_threads(before)
+    if left:
+        return f"after {batches} pools were used with `with` and left, {len(left)} worker threads were still running"
+    return ""
+
+
+def probe(pool_class: PoolClass, *, jobs: int = 30, batches: int = 5) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The checks a grader runs against a pool class, and a summary of them."""
+    import asyncio
+
+    checks = Checks()
+
+    def run_all() -> None:
+        checks.run(
+            stop_waits_for_workers=lambda: _stop_waits_for_every_worker(pool_class, 4),
+            every_job_accounted_for=lambda: _every_job_accounted_for(pool_class, jobs),
+            failure_keeps_worker=lambda: _failure_keeps_worker(pool_class),
+            no_worker_survives=lambda: _no_worker_survives(pool_class, batches),
+        )
+
+    return asyncio.to_thread(run_all), checks.summary
+
+
+async def warm_up(pool_class: PoolClass) -> None:
+    """Nothing to warm up: this scenario measures threads, not retained bytes."""

@@ -1,0 +1,77 @@
+"""Answer cells for notebook 04, right and wrong, as a learner might write them."""
+
+# A pool with a lifecycle: a queue, a stop signal (one `None` per worker, after every job) and a join
+# of every worker; a failing job is reported in `results` and its worker goes on.
+FIXED = """
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        self.jobs = queue.Queue()
+        self.results = {}
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: int) -> None:
+        self.jobs.put(job)
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self.jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                self.results[job] = handle(job)
+            except JobFailed as failure:
+                self.results[job] = failure
+"""
+
+# Still leaks: stop() asks the workers to end, and returns without waiting for them.
+NO_JOIN = FIXED.replace("        for thread in self._threads:\n            thread.join()\n", "")
+assert NO_JOIN != FIXED
+
+# Breaks behaviour: stop() ends the workers at once and the jobs still queued are silently dropped.
+DROPS_QUEUED_JOBS = FIXED.replace(
+    "        for _ in self._threads:\n            self.jobs.put(None)\n",
+    "        while not self.jobs.empty():\n            self.jobs.get_nowait()\n"
+    "        for _ in self._threads:\n            self.jobs.put(None)\n",
+)
+assert DROPS_QUEUED_JOBS != FIXED
+
+# A failing job kills its worker.
+DIES_ON_FAILURE = FIXED.replace(
+    """            try:
+                self.results[job] = handle(job)
+            except JobFailed as failure:
+                self.results[job] = failure
+""",
+    """            self.results[job] = handle(job)
+""",
+)
+assert DIES_ON_FAILURE != FIXED
+
+STUB = """
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+"""
+
+# No lifecycle at all: stop() does nothing, so the workers wait on the queue for ever.
+NEVER_STOPS = FIXED.replace(
+    "        for _ in self._threads:\n            self.jobs.put(None)\n"
+    "        for thread in self._threads:\n            thread.join()\n",
+    "        pass\n",
+)
+assert NEVER_STOPS != FIXED

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+from answers_04 import DIES_ON_FAILURE, DROPS_QUEUED_JOBS, FIXED, NEVER_STOPS, NO_JOIN, STUB
+
+from leaklab import run_isolated
+from leaklab.scenarios.lifeless_pool import JobFailed, handle, leaky_process_batch
+
+PROPERTIES = ("stop_waits_for_workers", "every_job_accounted_for", "failure_keeps_worker", "no_worker_survives")
+
+
+def run(source: str, **options):
+    return run_isolated(source, scenario="lifeless_pool", function="Pool", **options)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the failing jobs, on purpose
+def test_the_leaky_batch_is_right_and_leaves_its_workers_waiting():
+    before = set(threading.enumerate())
+    assert leaky_process_batch([1, 2, 3]) == [1, 4, 9]
+    leaked = [t for t in threading.enumerate() if t not in before]
+    assert len(leaked) == 4 and {t.name for t in leaked} == {"batch-worker"}
+    for thread in leaked:  # the only way out for them: a job that fails kills its worker
+        thread._args[0].put(-1)  # type: ignore[attr-defined] - the batch's job queue
+    for thread in leaked:
+        thread.join(2.0)
+    assert not any(t.is_alive() for t in leaked)
+
+
+def test_handle_squares_and_fails_below_zero():
+    assert handle(3) == 9
+    with pytest.raises(JobFailed):
+        handle(-1)
+
+
+@pytest.mark.parametrize(
+    ("source", "failing"),
+    [
+        (FIXED, set()),
+        (NO_JOIN, {"stop_waits_for_workers", "every_job_accounted_for"}),
+        (DROPS_QUEUED_JOBS, {"every_job_accounted_for"}),
+        (DIES_ON_FAILURE, {"every_job_accounted_for", "failure_keeps_worker"}),
+        (NEVER_STOPS, {"stop_waits_for_workers", "every_job_accounted_for", "no_worker_survives"}),
+        (STUB, set(PROPERTIES)),
+    ],
+    ids=["fixed", "no_join", "drops_queued_jobs", "dies_on_failure", "never_stops", "stub"],
+)
+def test_each_answer_fails_exactly_what_it_breaks(source, failing):
+    result = run(source)
+    assert result.error is None
+    assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
