@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-# What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
+# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
 __all__ = ["PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query"]
 
 PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: what each query's result holds in memory

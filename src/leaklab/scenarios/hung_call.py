@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-# What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
+# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
 __all__ = ["PAYLOAD_BYTES", "Request", "socket"]
 
 PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: the buffer each call holds for its answer

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from ._checks import Checks, thread_ids, wait_until
 
-# What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
+# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
 __all__ = ["BUFFER_BYTES", "JobFailed", "handle", "queue", "threading"]
 
 BUFFER_BYTES = 128 * 1024  # DO NOT CHANGE: the working memory each worker holds while it runs

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from ._checks import Checks, busy_seconds, thread_ids, wait_until
 
-# What the learner's answer cell may use besides `asyncio`: the notebook imports exactly these.
+# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
 __all__ = ["BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time"]
 
 BUFFER_BYTES = 256 * 1024  # DO NOT CHANGE: the working memory a worker holds while it runs
