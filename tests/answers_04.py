@@ -75,3 +75,35 @@ NEVER_STOPS = FIXED.replace(
     "        pass\n",
 )
 assert NEVER_STOPS != FIXED
+
+# Correct too: an executor is a pool with a lifecycle, whose threads start on demand.
+EXECUTOR = """
+from concurrent.futures import ThreadPoolExecutor
+
+
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        self.workers, self.results, self._executor = workers, {}, None
+
+    def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=self.workers)
+
+    def _do(self, job: int) -> None:
+        try:
+            self.results[job] = handle(job)
+        except JobFailed as failure:
+            self.results[job] = failure
+
+    def submit(self, job: int) -> None:
+        self._executor.submit(self._do, job)
+
+    def stop(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+"""

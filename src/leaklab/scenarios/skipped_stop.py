@@ -178,6 +178,27 @@ def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
         worker.stop()
 
 
+def _backs_off(worker_class: WorkerClass, backoff_s: float, window_s: float) -> str:
+    dependency, jobs = Dependency(down=True), queue.Queue()
+    worker = worker_class(jobs, dependency, backoff_s=backoff_s)
+    worker.start()
+    try:
+        jobs.put(1)
+        time.sleep(window_s)
+        # A worker that waits `backoff_s` between tries makes window/backoff calls at most; one that
+        # does not back off makes thousands. Ten times the expected count leaves a wide margin.
+        limit = 10 * (window_s / backoff_s + 1)
+        if dependency.calls > limit:
+            return (
+                f"{dependency.calls} calls in {window_s:g} s with a {backoff_s:g} s back-off: failed calls are retried "
+                "without waiting"
+            )
+        return ""
+    finally:
+        dependency.recover()
+        worker.stop()
+
+
 def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
     worker = worker_class(queue.Queue(), Dependency(), backoff_s=0.02)
     mine = {threading.main_thread().native_id, threading.get_native_id()}
@@ -224,7 +245,7 @@ def probe(
     def run_all() -> None:
         checks.run(  # the check that may leave a worker running forever comes last
             idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s),
-            counts_errors=lambda: _counts_errors(worker_class, 0.005),
+            counts_errors=lambda: _counts_errors(worker_class, 0.005) or _backs_off(worker_class, 0.05, 0.3),
             work_gets_done=lambda: _work_gets_done(worker_class, jobs),
             stops_promptly=lambda: _stop_while_failing(worker_class, backoff_s),
         )
