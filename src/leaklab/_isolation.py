@@ -273,7 +273,8 @@ def _child(result_path: str) -> None:
         run_until_quiet(loop, threads_before, budget_s, task)
         return task
 
-    run_burst(scenario.warm_up(handler), _WARM_UP_BUDGET_S)  # caches filled before memory is counted
+    if hasattr(scenario, "warm_up"):  # first-use allocations are not retained memory
+        run_burst(scenario.warm_up(handler), _WARM_UP_BUDGET_S)
     left_by_warm_up = pending(loop)
     collect()
     trace()

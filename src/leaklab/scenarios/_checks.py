@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -70,6 +70,12 @@ class Checks:
     def summary(self) -> dict:
         """The counts, and the problems found."""
         return {**self.counts, "problems": self.problems}
+
+    def in_thread(self, **checks: Callable[[], str]) -> tuple[Awaitable[None], Callable[[], dict]]:
+        """A scenario's `probe`: the checks run in a thread of the grader's loop, and their summary."""
+        import asyncio
+
+        return asyncio.to_thread(self.run, **checks), self.summary
 
 
 def _thread_ids() -> set[str]:

@@ -246,9 +246,5 @@ def probe(fetch: Fetch, *, calls: int = 30, **plan_options: float) -> tuple[Awai
     return run(), summary
 
 
-async def warm_up(fetch: Fetch) -> None:
-    """Nothing to warm up: the service starts with the burst."""
-
-
 if __name__ == "__main__":
     _serve()

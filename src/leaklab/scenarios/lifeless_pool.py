@@ -134,20 +134,9 @@ def _no_worker_survives(pool_class: PoolClass, batches: int) -> str:
 
 def probe(pool_class: PoolClass, *, jobs: int = 30, batches: int = 5) -> tuple[Awaitable[object], Callable[[], dict]]:
     """The checks a grader runs against a pool class, and a summary of them."""
-    import asyncio
-
-    checks = Checks()
-
-    def run_all() -> None:
-        checks.run(
-            stop_waits_for_workers=lambda: _stop_waits_for_every_worker(pool_class, 4),
-            every_job_accounted_for=lambda: _every_job_accounted_for(pool_class, jobs),
-            failure_keeps_worker=lambda: _failure_keeps_worker(pool_class),
-            no_worker_survives=lambda: _no_worker_survives(pool_class, batches),
-        )
-
-    return asyncio.to_thread(run_all), checks.summary
-
-
-async def warm_up(pool_class: PoolClass) -> None:
-    """Nothing to warm up: this scenario measures threads, not retained bytes."""
+    return Checks().in_thread(
+        stop_waits_for_workers=lambda: _stop_waits_for_every_worker(pool_class, 4),
+        every_job_accounted_for=lambda: _every_job_accounted_for(pool_class, jobs),
+        failure_keeps_worker=lambda: _failure_keeps_worker(pool_class),
+        no_worker_survives=lambda: _no_worker_survives(pool_class, batches),
+    )

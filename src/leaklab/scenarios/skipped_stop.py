@@ -238,20 +238,9 @@ def probe(
     worker_class: WorkerClass, *, backoff_s: float = 2.0, jobs: int = 6, idle_window_s: float = 0.3
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
     """The checks a grader runs against a worker class, and a summary of them."""
-    import asyncio
-
-    checks = Checks()
-
-    def run_all() -> None:
-        checks.run(  # the check that may leave a worker running forever comes last
-            idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s),
-            counts_errors=lambda: _counts_errors(worker_class, 0.005) or _backs_off(worker_class, 0.05, 0.3),
-            work_gets_done=lambda: _work_gets_done(worker_class, jobs),
-            stops_promptly=lambda: _stop_while_failing(worker_class, backoff_s),
-        )
-
-    return asyncio.to_thread(run_all), checks.summary
-
-
-async def warm_up(worker_class: WorkerClass) -> None:
-    """Nothing to warm up: this scenario measures threads and CPU, not retained bytes."""
+    return Checks().in_thread(  # the check that may leave a worker running forever comes last
+        idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s),
+        counts_errors=lambda: _counts_errors(worker_class, 0.005) or _backs_off(worker_class, 0.05, 0.3),
+        work_gets_done=lambda: _work_gets_done(worker_class, jobs),
+        stops_promptly=lambda: _stop_while_failing(worker_class, backoff_s),
+    )
