@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
+LESSONS ?=
 
 # Jupyter, IPython and matplotlib keep their config, data and runtime files inside the project,
 # never in the user's home: the course config is in grader/, everything written goes to .leaklab/.
@@ -45,8 +46,8 @@ test: $(STAMP) ## install what the tests need, then run the whole suite
 	$(BIN)/ruff format --check src tests grader
 	$(BIN)/python -m pytest
 
-notebooks: $(STAMP) ## regenerate exercises/ and solutions/ from the lessons in notebooks/
-	$(BIN)/leaklab build
+notebooks: $(STAMP) ## regenerate exercises/ and solutions/ from the lessons in notebooks/ (LESSONS="05_x" for some)
+	$(BIN)/leaklab build $(LESSONS)
 
 check-notebooks: $(STAMP) ## say whether exercises/ and solutions/ still match notebooks/
 	$(BIN)/leaklab build --check

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 
+from ._errors import LeaklabError
 from ._grading import TempCourse, lessons
 
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
@@ -51,12 +52,25 @@ def _cells_of(nb: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def build(course: Path, *, check: bool = False, progress: Callable[[str], None] = lambda _: None) -> list[str]:
-    """Write (or, with `check`, compare) every lesson's exercise and solution; returns the drifts found."""
+def build(
+    course: Path,
+    *,
+    only: list[str] | None = None,
+    check: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[str]:
+    """Write (or, with `check`, compare) every lesson's exercise and solution (or `only` those named);
+    returns the drifts found."""
+    known = lessons(course)
+    unknown = sorted(set(only or ()) - set(known))
+    if unknown:
+        raise LeaklabError(f"no lesson named {', '.join(unknown)} in notebooks/; lessons: {', '.join(known)}")
     drifts = []
     temp = TempCourse(course)
     try:
-        for slug, source_path in lessons(course).items():
+        for slug, source_path in known.items():
+            if only and slug not in only:
+                continue
             source = json.loads(source_path.read_text(encoding="utf-8"))
             exercise_path = course / "exercises" / f"{slug}.ipynb"
             solution_path = course / "solutions" / f"{slug}.ipynb"

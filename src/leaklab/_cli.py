@@ -56,6 +56,7 @@ class BuildCommand:
     """Generate exercises/ and solutions/ from the lessons in notebooks/ (or check that they match)."""
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("lessons", nargs="*", metavar="LESSON", help="lesson slugs (default: every lesson)")
         parser.add_argument("--check", action="store_true", help="only report copies that drifted from the source")
         parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
 
@@ -63,7 +64,7 @@ class BuildCommand:
         from ._build import build
         from ._grading import find_course_root
 
-        drifts = build(find_course_root(args.course), check=args.check, progress=_say)
+        drifts = build(find_course_root(args.course), only=args.lessons, check=args.check, progress=_say)
         for drift in drifts:
             _say(f"drift: {drift}")
         if drifts:
