@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "Census",
+    "DumpServer",
     "IsolatedRun",
     "LeakError",
     "Plot",
@@ -21,6 +22,8 @@ __all__ = [
     "no_leaks",
     "plot_runs",
     "run_isolated",
+    "serve_dump",
+    "task_dump",
 ]
 
 _HOMES = {
@@ -35,10 +38,14 @@ _HOMES = {
     "plot_runs": "_plotting",
     "format_groups": "_stacks",
     "group_stacks": "_stacks",
+    "DumpServer": "_dump",
+    "serve_dump": "_dump",
+    "task_dump": "_dump",
 }
 
 if TYPE_CHECKING:
     from ._census import Census
+    from ._dump import DumpServer, serve_dump, task_dump
     from ._isolation import IsolatedRun, run_isolated
     from ._leakcheck import LeakError, no_leaks
     from ._plotting import Plot, plot_runs

@@ -72,7 +72,47 @@ class BuildCommand:
         return 1 if drifts else 0
 
 
-COMMANDS = {"grade": GradeCommand, "build": BuildCommand}
+class RunCommand:
+    """Run a scenario's leak headless, printing tasks, threads and memory as it grows (for a shared screen).
+
+    With --dump-port the live task dump is served on loopback while it runs, like Go's pprof on :6060;
+    at the end the grouped stacks of what was left alive and the lines holding memory are printed.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("scenario", metavar="SCENARIO", help="e.g. forgotten_cancel or 01_forgotten_cancel")
+        parser.add_argument("--rounds", type=int, default=10, help="rounds of leaky traffic (default 10)")
+        parser.add_argument("--pause", type=float, default=0.1, metavar="S", help="seconds between rounds (0.1)")
+        parser.add_argument("--dump-port", type=int, metavar="PORT", help="serve the task dump on 127.0.0.1:PORT")
+        parser.add_argument("--hold", type=float, default=0.0, metavar="S", help="keep serving the dump S s at the end")
+        parser.add_argument("--plot", type=Path, metavar="FILE", help="write the tasks/threads/memory plot (PNG)")
+        parser.add_argument(
+            "--flamegraph", type=Path, metavar="FILE", help="write memray's flame graph of what is held (HTML)"
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        import asyncio
+
+        from ._run import run_scenario
+
+        if args.rounds < 1:
+            raise LeaklabError("--rounds must be at least 1")
+        left = asyncio.run(
+            run_scenario(
+                args.scenario,
+                rounds=args.rounds,
+                pause_s=args.pause,
+                dump_port=args.dump_port,
+                hold_s=args.hold,
+                plot=args.plot,
+                flamegraph=args.flamegraph,
+            )
+        )
+        _say(f"left alive: {left} tasks and threads" if left else "nothing left alive")
+        return 0
+
+
+COMMANDS = {"grade": GradeCommand, "build": BuildCommand, "run": RunCommand}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
+import sysconfig
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,9 +20,15 @@ from types import TracebackType
 import memray
 
 from ._census import Census
-from ._stacks import format_groups, group_stacks
+from ._stacks import _short, format_groups, group_stacks
 
 ARTEFACTS_ENV = "LEAKLAB_ARTEFACTS"
+_MACHINERY = (sysconfig.get_paths()["stdlib"] + "/", str(Path(__file__).parent / "_"), "<frozen")
+
+
+def _is_machinery(path: str) -> bool:
+    """The standard library's and leaklab's own instruments: not where a learner's memory is held."""
+    return path.startswith(_MACHINERY)
 
 
 def artefacts_dir(kind: str) -> Path:
@@ -51,6 +60,37 @@ class Recording:
     def heap_growth_bytes(self) -> int:
         """Heap still held at the end that was not held at the start."""
         return self.heap_bytes[-1] - self.heap_bytes[0] if self.heap_bytes else 0
+
+    def held_by(self, *, top: int = 5) -> str:
+        """Which lines allocated the memory still held when the run ended (memray's leaks), biggest first.
+
+        Each allocation is charged to the innermost frame outside the standard library, where a
+        learner can act: the line of the handler or worker that allocated it.
+        """
+        held: dict[str, list[int]] = {}
+        reader = memray.FileReader(self.capture)
+        for record in reader.get_leaked_allocation_records(merge_threads=True):
+            frames = record.stack_trace()
+            own = next((f for f in frames if not _is_machinery(f[1])), frames[0] if frames else None)
+            where = f"{own[0]}  {_short(own[1])}:{own[2]}" if own else "(no Python frame: the interpreter's own)"
+            size, count = held.get(where, [0, 0])
+            held[where] = [size + record.size, count + record.n_allocations]
+        biggest = sorted(held.items(), key=lambda item: -item[1][0])[:top]
+        lines = [f"{self.label}: memory still held at the end, by the line that allocated it"]
+        lines += [f"{size / 1024:10.1f} KiB in {count:6d} blocks  {where}" for where, (size, count) in biggest]
+        return "\n".join(lines)
+
+    def flamegraph(self, path: Path | str | None = None) -> Path:
+        """memray's flame graph of the memory still held at the end (what leaked tasks and threads hold).
+
+        A self-contained HTML file (`--no-web`: it works offline); open it in the browser.
+        """
+        output = Path(path) if path is not None else self.capture.with_suffix(".leaks.html")
+        command = [sys.executable, "-m", "memray", "flamegraph", "--leaks", "--no-web", "-f", "-o", str(output)]
+        done = subprocess.run([*command, str(self.capture)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"memray flamegraph failed: {done.stderr.strip() or done.stdout.strip()}")
+        return output
 
 
 class Recorder:
@@ -107,6 +147,11 @@ class Recorder:
         rec.leftover_tasks, rec.leftover_threads = len(tasks), len(threads)
         rec.leftover_report = format_groups(group_stacks(tasks, threads), title=f"{self.label}: left alive")
         return rec
+
+    def counts(self) -> tuple[int, int]:
+        """The tasks and threads the workload has started that are alive now."""
+        tasks, threads = self._leftovers()
+        return len(tasks), len(threads)
 
     def _leftovers(self) -> tuple[list, list]:
         threads = [t for t in self._census.new_threads() if t is not self._sampler]

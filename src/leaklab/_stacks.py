@@ -66,13 +66,20 @@ def task_stack(task: asyncio.Task) -> tuple[tuple[Frame, ...], str]:
     """
     frames: list[Frame] = []
     awaitable: object = task.get_coro()
+    innermost = awaitable
     while awaitable is not None:
         frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
         if frame is None:
             break
         frames.append(_frame(frame))
+        innermost = awaitable
         awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
-    waiting_on = type(awaitable).__name__ if awaitable is not None else "nothing (not started yet)"
+    if awaitable is not None:  # a future's iterator (C `FutureIter`) stands for the future it waits on
+        waiting_on = "Future" if type(awaitable).__name__ == "FutureIter" else type(awaitable).__name__
+    elif getattr(innermost, "cr_running", False) or getattr(innermost, "gi_running", False):
+        waiting_on = "nothing: running right now"
+    else:
+        waiting_on = "nothing (not started yet)"
     return tuple(reversed(frames)), waiting_on
 
 

@@ -58,3 +58,17 @@ def test_memory_comes_from_memray_snapshots_on_the_same_time_axis():
     assert all(rss > 0 for rss in recording.rss_bytes)
     assert recording.times_ms == sorted(recording.times_ms)
     assert -50 < recording.memory_times_ms[0] < recording.times_ms[-1] + 50
+
+
+def test_memray_names_the_line_holding_the_leaked_memory_and_draws_its_flame_graph(tmp_path):
+    from leaklab.scenarios import skipped_stop
+
+    with Recorder("leaky workers") as recorder:
+        dependency = skipped_stop.restart_while_down(skipped_stop.LeakyWorker, cycles=3)
+    dependency.recover()  # the leak is recorded; the workers' retry now succeeds and they see their stop
+    recording = recorder.recording
+    top = recording.held_by(top=1).splitlines()[1]
+    held = 3 * skipped_stop.BUFFER_BYTES / 1024
+    assert f"{held:.1f} KiB in      3 blocks  _run  leaklab/scenarios/skipped_stop.py:" in top
+    page = recording.flamegraph(tmp_path / "leaks.html")
+    assert page.stat().st_size > 100_000 and "<html" in page.read_text()[:2000].lower()

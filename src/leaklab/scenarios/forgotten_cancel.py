@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 # The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
@@ -265,6 +265,13 @@ def serve_in_threads(handler: Callable[[Request], Result], requests: int = 40, *
             Outcome(request, kind, ended_with, correct, problem="" if correct else f"ended with {ended_with}")
         )
     return burst
+
+
+async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
+    """The leak for `leaklab run`: the leaky handler under one burst of 40 requests per round."""
+    for _ in range(rounds):
+        burst = await serve_burst(leaky_handle_request, requests=40)
+        yield f"{len(burst.outcomes)} requests, {burst.count('cancel') + burst.count('deadline')} gave up"
 
 
 # --- grading: what a fresh process runs against the learner's handler -------------------------------

@@ -20,7 +20,7 @@ import socketserver
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 # The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
@@ -209,6 +209,21 @@ async def send_calls(
         callers.append(asyncio.ensure_future(_call(fetch, request, stuck, address, patience_ms)))
         await asyncio.sleep(interval_ms / 1000)
     return list(await asyncio.gather(*callers))
+
+
+async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
+    """The leak for `leaklab run`: 30 calls per round without a timeout; nobody gives up on the stuck ones."""
+    callers: list[asyncio.Future[list[Call]]] = []
+    with dependency() as address:
+        try:
+            for _ in range(rounds):
+                callers.append(asyncio.ensure_future(send_calls(leaky_fetch, address, 30, patience_ms=1e9)))
+                await asyncio.sleep(0.05)
+                yield f"30 calls sent, {open_sockets()} sockets open"
+        finally:
+            for caller in callers:
+                caller.cancel()
+            await asyncio.gather(*callers, return_exceptions=True)
 
 
 # --- grading ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ._checks import Checks, thread_ids, wait_until
 
@@ -52,6 +52,14 @@ def leaky_process_batch(batch: list[int], *, workers: int = 4) -> list[int]:
     for job in batch:
         jobs.put(job)
     return sorted(results.get() for _ in batch)
+
+
+async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
+    """The leak for `leaklab run`: two batches of 20 jobs per round, each with workers never stopped."""
+    for batch in range(rounds):
+        for _ in range(2):
+            leaky_process_batch(list(range(batch, batch + 20)))
+        yield "2 batches of 20 jobs done"
 
 
 # --- grading: what a fresh process runs against the learner's pool ---------------------------------

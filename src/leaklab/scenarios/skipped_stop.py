@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ._checks import Checks, busy_seconds, thread_ids, wait_until
 
@@ -134,6 +134,13 @@ def restart_while_down(
         wait_until(lambda: dependency.failures > failures)  # noqa: B023 - used at once
         worker.stop()
     return dependency
+
+
+async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
+    """The leak for `leaklab run`: four restarts of the leaky worker per round, the dependency down."""
+    for _ in range(rounds):
+        dependency = restart_while_down(LeakyWorker, cycles=4)
+        yield f"4 workers stopped while the dependency is down ({dependency.failures} failed calls)"
 
 
 # --- grading: what a fresh process runs against the learner's worker -------------------------------

@@ -1,0 +1,90 @@
+"""`leaklab run`: a scenario's leak, live and headless, for an instructor's screen.
+
+Each scenario module that has a leak to show defines `leaky_rounds(rounds)`, an async generator that
+runs one round of its leaky workload per step. Between rounds the live tasks, threads and resident
+memory are printed; the task dump can be served meanwhile; the plot and memray's view come at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import pkgutil
+from collections.abc import Callable
+from pathlib import Path
+
+from ._errors import LeaklabError
+
+
+def runnable_scenarios() -> list[str]:
+    """The scenario modules that have a leak to run (a `leaky_rounds` generator)."""
+    from . import scenarios
+
+    names = [m.name for m in pkgutil.iter_modules(scenarios.__path__) if not m.name.startswith("_")]
+    return sorted(n for n in names if hasattr(importlib.import_module(f"leaklab.scenarios.{n}"), "leaky_rounds"))
+
+
+def _scenario(name: str) -> object:
+    known = runnable_scenarios()
+    slug = name.split("_", 1)[1] if name[:2].isdigit() and "_" in name else name  # "01_forgotten_cancel" works too
+    if slug not in known:
+        raise LeaklabError(f"no scenario named {name!r}; scenarios: {', '.join(known)}")
+    return importlib.import_module(f"leaklab.scenarios.{slug}")
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def run_scenario(
+    name: str,
+    *,
+    rounds: int = 10,
+    pause_s: float = 0.1,
+    dump_port: int | None = None,
+    hold_s: float = 0.0,
+    plot: Path | None = None,
+    flamegraph: Path | None = None,
+    say: Callable[[str], None] = lambda line: print(line, flush=True),
+) -> int:
+    """Run `rounds` rounds of a scenario's leak, printing counts as it goes; returns the tasks and
+    threads left alive at the end (a leak shows as a number above zero)."""
+    from ._dump import serve_dump
+    from ._plotting import plot_runs
+    from ._recording import Recorder
+
+    scenario = _scenario(name)
+    server = serve_dump(port=dump_port) if dump_port is not None else None
+    leak = scenario.leaky_rounds(rounds)  # type: ignore[attr-defined]
+    try:
+        if server:
+            say(f"task dump: curl '{server.url}?debug=1'  (every stack: ?debug=2)")
+        recorder = Recorder(name).start()
+        for number in range(1, rounds + 1):
+            what = await anext(leak)  # not `async for`: the generator's clean-up must wait for `aclose()`
+            tasks, threads = recorder.counts()
+            say(
+                f"round {number:>3}/{rounds}  tasks {tasks:>5}  threads {threads:>4}  "
+                f"resident {_resident_mib():7.1f} MiB  | {what}"
+            )
+            await asyncio.sleep(pause_s)
+        if server and hold_s > 0:
+            say(f"serving the task dump for {hold_s:g} s more: {server.url}?debug=1")
+            await asyncio.sleep(hold_s)
+        recording = recorder.stop()
+    finally:
+        await leak.aclose()
+        if server:
+            server.stop()
+    say("")
+    say(recording.leftover_report)
+    say("")
+    say(recording.held_by())
+    if plot is not None:
+        plot_runs(recording, title=f"leaklab run {name}", save=plot)
+        say(f"plot written to {plot}")
+    if flamegraph is not None:
+        say(f"memray flame graph of what is still held written to {recording.flamegraph(flamegraph)}")
+    return recording.leftover_tasks + recording.leftover_threads
