@@ -20,6 +20,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 GOAL_S = 6.0
+GOALS_S = {"08_week_in_production": 15.0}  # the capstone replays a whole simulated week
 
 
 def median_seconds(action) -> tuple[float, float, float]:
@@ -53,9 +54,10 @@ def main() -> None:
             ("execute (kernel start included)", execute),
             ("leaklab grade (CLI, one notebook)", grade),
         ):
+            goal = GOALS_S.get(solution.stem, GOAL_S)
             med, low, high = median_seconds(lambda: action(solution))  # noqa: B023
-            verdict = "met" if med <= GOAL_S else "MISSED"
-            print(f"{solution.stem + ': ' + label:58} {med:6.2f}s {low:6.2f}s {high:6.2f}s  <= {GOAL_S:g} s {verdict}")
+            verdict = "met" if med <= goal else "MISSED"
+            print(f"{solution.stem + ': ' + label:58} {med:6.2f}s {low:6.2f}s {high:6.2f}s  <= {goal:g} s {verdict}")
 
 
 if __name__ == "__main__":
