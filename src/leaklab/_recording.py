@@ -122,7 +122,12 @@ class Recorder:
             destination=memray.FileDestination(capture, overwrite=True),
             memory_interval_ms=self.memory_interval_ms,
         )
-        self._tracker.__enter__()
+        # Started from a thread of its own: memray then reads this thread's stack as it stands, and
+        # attributes later allocations to their full stacks; started here, in a function that returns
+        # before the workload runs, it records them with no Python frame at all (memray 1.20).
+        starter = threading.Thread(target=self._tracker.__enter__, name="leaklab-memray-start")
+        starter.start()
+        starter.join()
         self._sample()  # the start of the time axis, before the workload has run
         self._stop.clear()
         self._sampler = threading.Thread(target=self._sample_until_stopped, name="leaklab-sampler", daemon=True)
