@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import urllib.error
@@ -108,7 +109,7 @@ def fetch(url: str) -> tuple[int, str]:
 
 
 def test_the_server_answers_over_http_on_loopback_and_stops_cleanly():
-    before = set(threading.enumerate())
+    before, files_before = set(threading.enumerate()), len(os.listdir("/proc/self/fd"))
     with serve_dump(port=0) as server:
         assert isinstance(server, DumpServer) and server.host == "127.0.0.1"
         assert server.url == f"http://127.0.0.1:{server.port}/debug/tasks"
@@ -120,6 +121,7 @@ def test_the_server_answers_over_http_on_loopback_and_stops_cleanly():
         assert fetch(f"http://127.0.0.1:{server.port}/elsewhere")[0] == 404
         assert "?debug=2" in fetch(f"http://127.0.0.1:{server.port}/debug")[1]
     assert set(threading.enumerate()) == before  # its serving thread and request threads are gone
+    assert len(os.listdir("/proc/self/fd")) == files_before  # and its sockets are closed
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(server.url, timeout=2)
     server.stop()  # a second stop is harmless
