@@ -148,9 +148,10 @@ def _read_submission(path: Path, known: dict[str, Path]) -> str:
 
 
 class TempCourse:
-    """A throwaway nbgrader course directory configured like the instructor's."""
+    """A throwaway nbgrader course directory configured like the instructor's (or, with `root`, the
+    instructor's own course directory, configured by its `nbgrader_config.py`)."""
 
-    def __init__(self, course: Path) -> None:
+    def __init__(self, course: Path, *, root: Path | None = None) -> None:
         from nbgrader.apps import NbGraderAPI
         from sqlalchemy.exc import SAWarning
         from traitlets.config import Config, PyFileConfigLoader
@@ -159,10 +160,12 @@ class TempCourse:
         warnings.filterwarnings("ignore", category=SAWarning)
 
         _put_interpreter_on_path()
-        self.root = Path(tempfile.mkdtemp(prefix="course-", dir=artefacts_dir("grading")))
+        self.root = root or Path(tempfile.mkdtemp(prefix="course-", dir=artefacts_dir("grading")))
         config = Config()
         self.config_file = course / "grader" / "nbgrader_config.py"
-        config.merge(PyFileConfigLoader(self.config_file.name, path=str(self.config_file.parent)).load_config())
+        own = self.root / "nbgrader_config.py"
+        for file in (self.config_file, own) if root and own.exists() else (self.config_file,):
+            config.merge(PyFileConfigLoader(file.name, path=str(file.parent)).load_config())
         config.CourseDirectory.root = str(self.root)
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"

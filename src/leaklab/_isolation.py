@@ -103,23 +103,65 @@ def answer_source(answer: Callable) -> str:
     return "".join(lines) if lines else inspect.getsource(answer)
 
 
+class AnswerRef:
+    """A name an answer cell defines, known only by the cell's source: the class-grading verifier binds
+    answer names to these, so the learner's code runs in `run_isolated`'s fresh process and nowhere else."""
+
+    def __init__(self, source: str, name: str) -> None:
+        self.source, self.__name__ = source, name
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(f"{self.__name__} from the answer cell is only run by leaklab.run_isolated when verifying")
+
+    def __repr__(self) -> str:
+        return f"<answer {self.__name__}>"
+
+
+# Set by the class grader for the kernel that runs a submission: the verdicts it has already measured
+# outside that kernel, by run key, so the kernel shows the same results without running them again.
+VERDICTS_ENV = "LEAKLAB_VERDICTS"
+
+
+def run_key(job: dict) -> str:
+    """A run's cache key; blank lines around the source do not count (IPython drops leading ones)."""
+    return hashlib.sha256(json.dumps({**job, "source": job["source"].strip()}, sort_keys=True).encode()).hexdigest()
+
+
+def _known_verdicts() -> dict[str, dict]:
+    path = os.environ.get(VERDICTS_ENV)
+    if not path:
+        return {}
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def run_isolated(
-    handler: Callable | str, *, scenario: str, function: str | None = None, **options: object
+    handler: Callable | str | AnswerRef, *, scenario: str, function: str | None = None, **options: object
 ) -> IsolatedRun:
     """Run `scenario`'s grading burst against `handler` in a fresh interpreter.
 
     `handler` is the learner's function, or the source of an answer cell with `function` naming the
     handler in it. Runs are cached per source and options: several test cells share one run.
     """
-    if callable(handler):
+    if isinstance(handler, AnswerRef):
+        source, name = handler.source, function or handler.__name__
+    elif callable(handler):
         source, name = answer_source(handler), function or handler.__name__
     else:
         source, name = handler, function or ""
     job = {"scenario": scenario, "source": source, "function": name, "options": options}
-    key = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+    key = run_key(job)
     if key not in _cache:
-        _cache[key] = _spawn(job)
+        known = _known_verdicts().get(key)
+        _cache[key] = IsolatedRun(**known) if known else _spawn(job)
     return _cache[key]
+
+
+def measured_runs() -> dict[str, dict]:
+    """Every run this process has made, by key, in the form `LEAKLAB_VERDICTS` files hold."""
+    return {key: asdict(run) for key, run in _cache.items()}
 
 
 def _spawn(job: dict) -> IsolatedRun:
