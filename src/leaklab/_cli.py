@@ -112,7 +112,78 @@ class RunCommand:
         return 0
 
 
-COMMANDS = {"grade": GradeCommand, "build": BuildCommand, "run": RunCommand}
+class CourseCommand:
+    """Set up (or refresh) an nbgrader course directory from the lessons, for your own class.
+
+    Each lesson becomes an assignment named by its slug, generated and ready for
+    `nbgrader release_assignment`; nbgrader's commands and the formgrader work on the folder.
+    Refreshing copies the current lessons in again; submissions and grades are left alone.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("folder", type=Path, metavar="FOLDER", help="the course directory (created if missing)")
+        parser.add_argument("--exchange", type=Path, help="nbgrader's exchange folder (default: FOLDER/exchange)")
+        parser.add_argument("--roster", type=Path, metavar="CSV", help="students to add: a CSV with an `id` column")
+        parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ._course import init_course
+        from ._grading import find_course_root
+
+        repo = find_course_root(args.course)
+        assignments = init_course(repo, args.folder, exchange=args.exchange, roster=args.roster, progress=_say)
+        _say(f"course ready in {args.folder.resolve()}: {', '.join(assignments)}")
+        _say(f"next: cd {args.folder} && nbgrader release_assignment {assignments[0]}")
+        return 0
+
+
+class AutogradeCommand:
+    """Grade every submitted notebook of an nbgrader course, in parallel, into its gradebook.
+
+    Reads FOLDER/submitted/<student>/<assignment>/ (what `nbgrader collect` writes) and writes the
+    gradebook, autograded/ and feedback/ as `nbgrader autograde` and `generate_feedback` would, plus
+    FOLDER/leaklab/grades.csv. Run it again after an interruption: it grades only what is missing.
+    """
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("folder", type=Path, metavar="FOLDER", help="the nbgrader course directory")
+        parser.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="only these (default: all)")
+        parser.add_argument("--jobs", type=int, help="submissions graded at once (default: one per core)")
+        parser.add_argument("--force", action="store_true", help="grade again what was already graded")
+        parser.add_argument("--timeout", type=float, default=300.0, metavar="S", help="per submission (300 s)")
+        parser.add_argument("--cell-timeout", type=float, default=60.0, metavar="S", help="per cell (60 s)")
+        parser.add_argument("--run-timeout", type=float, default=25.0, metavar="S", help="per isolated run (25 s)")
+        parser.add_argument("--memory", type=float, default=4.0, metavar="GIB", help="per process (4 GiB)")
+        parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ._batch import TABLE, Limits, grade_class
+        from ._grading import find_course_root
+
+        if args.jobs is not None and args.jobs < 1:
+            raise LeaklabError("--jobs must be at least 1")
+        limits = Limits(
+            seconds=args.timeout,
+            cell_seconds=args.cell_timeout,
+            run_seconds=args.run_timeout,
+            memory_bytes=int(args.memory * 2**30),
+        )
+        repo = find_course_root(args.course)
+        outcomes = grade_class(
+            args.folder, repo=repo, assignments=args.assignments, jobs=args.jobs, force=args.force, limits=limits
+        )
+        odd = [o for o in outcomes.values() if o.reason]
+        _say(f"{len(outcomes)} submissions graded, {len(odd)} with a reason; table: {args.folder / TABLE}")
+        return 0
+
+
+COMMANDS = {
+    "grade": GradeCommand,
+    "build": BuildCommand,
+    "run": RunCommand,
+    "course": CourseCommand,
+    "autograde": AutogradeCommand,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,7 +151,7 @@ class TempCourse:
     """A throwaway nbgrader course directory configured like the instructor's (or, with `root`, the
     instructor's own course directory, configured by its `nbgrader_config.py`)."""
 
-    def __init__(self, course: Path, *, root: Path | None = None) -> None:
+    def __init__(self, course: Path, *, root: Path | None = None, cell_timeout_s: float | None = None) -> None:
         from nbgrader.apps import NbGraderAPI
         from sqlalchemy.exc import SAWarning
         from traitlets.config import Config, PyFileConfigLoader
@@ -167,6 +167,8 @@ class TempCourse:
         for file in (self.config_file, own) if root and own.exists() else (self.config_file,):
             config.merge(PyFileConfigLoader(file.name, path=str(file.parent)).load_config())
         config.CourseDirectory.root = str(self.root)
+        if cell_timeout_s is not None:
+            config.Execute.timeout = cell_timeout_s
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
 

@@ -1,0 +1,498 @@
+"""Grade a whole class: every submitted notebook of an nbgrader course, in parallel, resumably, and so
+that no submission can break the grading of another.
+
+Each submission is graded in a process of its own, forked from this one (nbgrader already imported),
+in a session of its own, under limits on memory, processes and time. Inside it, the lesson's tests run
+twice: by the grader itself, outside the learner's kernel (`_verify`), and by nbgrader's autograde in
+the kernel; a test scores only if both runs pass it. Results are written one submission at a time, as
+each ends, to the course's gradebook (what formgrader and `nbgrader export` read), its `autograded/`
+and `feedback/` folders, and a ledger from which a CSV is written: an interrupted run loses nothing
+already written, and the next run grades only what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ._errors import LeaklabError
+
+LEDGER = Path("leaklab") / "grades.jsonl"  # under the course root: one line per graded submission
+TABLE = Path("leaklab") / "grades.csv"
+_JOB_ENV = "LEAKLAB_JOB"  # marks every process a grading job starts, to find them all at its end
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use while it is graded."""
+
+    seconds: float = 300.0  # the whole notebook
+    cell_seconds: float = 60.0  # one cell in the kernel (grader/nbgrader_config.py's default)
+    run_seconds: float = 25.0  # one isolated run of the answer (`run_isolated`)
+    memory_bytes: int = 4 * 2**30  # address space per process (a thread's stack counts too)
+    tasks: int = 1024  # processes and threads together, where the kernel lets us count them
+
+
+@dataclass
+class Submission:
+    """One student's notebook for one assignment, as `nbgrader collect` laid it out."""
+
+    student: str
+    assignment: str
+    path: Path
+
+    def checksum(self) -> str:
+        """The file's content hash: a re-submitted notebook is graded again."""
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
+        except OSError:
+            return "unreadable"
+
+
+@dataclass
+class Outcome:
+    """A graded submission: its score, each test's, and why it was not graded normally, if it was not."""
+
+    student: str
+    assignment: str
+    checksum: str
+    score: float = 0.0
+    max_score: float = 0.0
+    tests: dict[str, dict] = field(default_factory=dict)  # grade id -> score, max_score, kernel, own, message
+    reason: str = ""  # empty, or: unreadable, wrong assignment, answer deleted, tampered, timeout, ...
+    detail: str = ""
+    seconds: float = 0.0
+
+
+# --- finding the work ----------------------------------------------------------------------------------
+
+
+def course_assignments(root: Path) -> list[str]:
+    """The assignments of an nbgrader course: the folders of its `source/`."""
+    return sorted(p.name for p in (root / "source").iterdir() if p.is_dir()) if (root / "source").is_dir() else []
+
+
+def find_submissions(root: Path, assignments: list[str] | None = None) -> list[Submission]:
+    """Every `submitted/<student>/<assignment>/` folder of the course, for the assignments named (or all)."""
+    known = course_assignments(root)
+    if not known:
+        raise LeaklabError(f"{root} is not an nbgrader course (no source/ folder): set one up with `leaklab course`")
+    unknown = sorted(set(assignments or ()) - set(known))
+    if unknown:
+        raise LeaklabError(f"no assignment {', '.join(unknown)} in {root}; assignments: {', '.join(known)}")
+    wanted = assignments or known
+    found = []
+    for student in sorted(p for p in (root / "submitted").glob("*") if p.is_dir()):
+        for assignment in wanted:
+            folder = student / assignment
+            if folder.is_dir():
+                found.append(Submission(student.name, assignment, folder / f"{assignment}.ipynb"))
+    return found
+
+
+def read_ledger(root: Path) -> dict[tuple[str, str], Outcome]:
+    """The latest outcome per (student, assignment); a line cut short by a crash is skipped."""
+    outcomes = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in (root / LEDGER).read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, TypeError):
+                outcome = Outcome(**json.loads(line))
+                outcomes[outcome.student, outcome.assignment] = outcome
+    return outcomes
+
+
+def write_table(root: Path, outcomes: dict[tuple[str, str], Outcome]) -> Path:
+    """The CSV: one row per student and notebook, with a reason for anything not graded normally."""
+    path = root / TABLE
+    partial = path.with_suffix(".part")
+    with partial.open("w", newline="", encoding="utf-8") as table:
+        writer = csv.writer(table)
+        writer.writerow(["student", "assignment", "notebook", "score", "max_score", "reason", "detail"])
+        for (student, assignment), o in sorted(outcomes.items()):
+            writer.writerow(
+                [student, assignment, f"{assignment}.ipynb", f"{o.score:g}", f"{o.max_score:g}", o.reason, o.detail]
+            )
+    partial.replace(path)
+    return path
+
+
+# --- one submission, in its own process ----------------------------------------------------------------
+
+
+def _apply_limits(limits: Limits, cgroup: Path | None) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if cgroup is not None:  # the kernel's count of processes and threads, whoever we are
+        (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    elif os.geteuid() != 0:  # counted per user, so on top of what the user already runs
+        running = sum(1 for _ in Path("/proc").glob("[0-9]*/task/[0-9]*"))
+        resource.setrlimit(resource.RLIMIT_NPROC, (running + limits.tasks, running + limits.tasks))
+
+
+def _structure_problems(release: dict, submitted: dict) -> list[str]:
+    """Test cells a learner edited, deleted, re-typed or re-pointed (nbgrader restores them; we say so)."""
+
+    def tests(nb: dict) -> dict[str, dict]:
+        cells = {}
+        for cell in nb.get("cells", []):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if isinstance(meta, dict) and meta.get("grade") and not meta.get("solution"):
+                cells[meta.get("grade_id")] = cell
+        return cells
+
+    def text(cell: dict) -> str:
+        source = cell.get("source", "")
+        return ("".join(source) if isinstance(source, list) else str(source)).strip()
+
+    problems = []
+    theirs = tests(submitted)
+    for grade_id, cell in tests(release).items():
+        mine = theirs.get(grade_id)
+        if mine is None:
+            problems.append(f"test cell {grade_id} deleted")
+        elif mine.get("cell_type") != cell.get("cell_type"):
+            problems.append(f"test cell {grade_id} turned into {mine.get('cell_type')}")
+        elif text(mine) != text(cell):
+            problems.append(f"test cell {grade_id} edited")
+        elif mine["metadata"]["nbgrader"].get("points") != cell["metadata"]["nbgrader"].get("points"):
+            problems.append(f"points of {grade_id} changed")
+    order = [g for g in theirs if g in tests(release)]
+    if order != [g for g in tests(release) if g in theirs]:
+        problems.append("test cells reordered")
+    return problems
+
+
+def _kernel_reason(messages: list[str]) -> tuple[str, str]:
+    for words, reason in (("CellTimeoutError", "timeout"), ("MemoryError", "memory limit")):
+        if any(words in m for m in messages):
+            return reason, next(m for m in messages if words in m)
+    return "", ""
+
+
+def _max_score(source: dict) -> float:
+    return sum(
+        float(c["metadata"]["nbgrader"].get("points", 0))
+        for c in source["cells"]
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+    )
+
+
+def grade_one(sub: Submission, *, repo: Path, root: Path, workdir: Path, limits: Limits = Limits()) -> Outcome:
+    """Grade one submission (in the job's own process): the grader's run, then nbgrader's, combined."""
+    from ._grading import TempCourse, _read_notebook, grade_ids
+    from ._isolation import TIMEOUT_ENV, VERDICTS_ENV, measured_runs
+    from ._verify import verify
+
+    source_path = root / "source" / sub.assignment / f"{sub.assignment}.ipynb"
+    source = json.loads(source_path.read_text(encoding="utf-8"))
+    outcome = Outcome(sub.student, sub.assignment, sub.checksum(), max_score=_max_score(source))
+    try:
+        submitted = _read_notebook(sub.path)
+    except LeaklabError as exc:
+        outcome.reason, outcome.detail = ("missing" if not sub.path.exists() else "unreadable"), str(exc)
+        return outcome
+    mine, answers = grade_ids(submitted), grade_ids(source, solutions_only=True)
+    if not mine & grade_ids(source):
+        others = [a for a in course_assignments(root) if a != sub.assignment]
+        belongs = [a for a in others if any(grade_id.startswith(a + "_") for grade_id in mine)]
+        outcome.reason = "wrong assignment"
+        outcome.detail = (
+            f"this is a notebook of {belongs[0]}" if belongs else "none of its cells is from this assignment"
+        )
+        return outcome
+    if answers - mine:
+        outcome.reason, outcome.detail = "answer deleted", f"no answer cell {', '.join(sorted(answers - mine))}"
+        return outcome
+
+    os.environ[TIMEOUT_ENV] = str(limits.run_seconds)
+    verdicts = verify(source, submitted)
+    known = workdir / "verdicts.json"
+    known.write_text(json.dumps(measured_runs()), encoding="utf-8")
+    os.environ[VERDICTS_ENV] = str(known)  # the kernel shows these results instead of measuring again
+    course = TempCourse(repo, cell_timeout_s=limits.cell_seconds)
+    try:
+        course.generate_cached(sub.assignment, source_path)
+        kernel = course.autograde(sub.assignment, sub.student, sub.path)
+        graded = course.root / "autograded" / sub.student / sub.assignment / f"{sub.assignment}.ipynb"
+        shutil.copyfile(graded, workdir / "autograded.ipynb")
+        course.feedback(sub.assignment, sub.student, workdir / "feedback.html")
+    except LeaklabError as exc:
+        kernel = {}
+        outcome.reason = "kernel died" if "kernel died" in str(exc) else "not graded by nbgrader"
+        outcome.detail = str(exc)
+    finally:
+        course.remove()
+
+    overruled = []
+    for grade_id, own in verdicts.items():
+        # The kernel's run can only take points away: a test it did not run (a cell the learner
+        # deleted, a kernel that died) is judged by the grader's own run alone.
+        theirs = kernel.get(grade_id)
+        in_kernel = theirs.score if theirs else own.score
+        if in_kernel > own.score:
+            overruled.append(grade_id)
+        outcome.tests[grade_id] = {
+            "score": min(own.score, in_kernel),
+            "max_score": own.max_score,
+            "kernel": in_kernel,
+            "own": own.score,
+            "message": own.message or (theirs.message if theirs else ""),
+        }
+    outcome.score = sum(t["score"] for t in outcome.tests.values())
+    if not outcome.reason:
+        outcome.reason, outcome.detail = _kernel_reason([t["message"] for t in outcome.tests.values()])
+    release = root / "release" / sub.assignment / f"{sub.assignment}.ipynb"
+    problems = (
+        _structure_problems(json.loads(release.read_text(encoding="utf-8")), submitted) if release.exists() else []
+    )
+    if overruled:
+        problems.insert(0, f"passed in its kernel but not in the grader's own run: {', '.join(overruled)}")
+    if problems and not outcome.reason:
+        outcome.reason, outcome.detail = "tampered", "; ".join(problems)
+    return outcome
+
+
+def _job(sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits, cgroup: Path | None) -> None:
+    """The forked child: limits, then grade, then write the outcome; never returns."""
+    code = 1
+    try:
+        os.setsid()
+        log = os.open(workdir / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.environ[_JOB_ENV] = workdir.name
+        os.environ["HOME"] = str(workdir)
+        _apply_limits(limits, cgroup)
+        started = time.monotonic()
+        outcome = grade_one(sub, repo=repo, root=root, workdir=workdir, limits=limits)
+        outcome.seconds = round(time.monotonic() - started, 2)
+        (workdir / "outcome.part").write_text(json.dumps(asdict(outcome)), encoding="utf-8")
+        (workdir / "outcome.part").replace(workdir / "outcome.json")
+        code = 0
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+# --- the jobs' limits and their clean-up ----------------------------------------------------------------
+
+
+def _pids_cgroup_root() -> Path | None:
+    """A writable cgroup (v1) pids hierarchy, if the machine gives us one."""
+    root = Path("/sys/fs/cgroup/pids")
+    return root if root.is_dir() and os.access(root, os.W_OK) else None
+
+
+def _make_cgroup(name: str, limits: Limits) -> Path | None:
+    base = _pids_cgroup_root()
+    if base is None:
+        return None
+    try:
+        group = base / name
+        group.mkdir()
+        (group / "pids.max").write_text(str(limits.tasks))
+        return group
+    except OSError:
+        return None
+
+
+def _kill_job(child: int, workdir: Path, cgroup: Path | None) -> None:
+    """Kill the job's process and everything it started, however it tried to get away."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child, signal.SIGKILL)
+    for _ in range(50):
+        victims = _job_processes(workdir.name, cgroup)
+        if not victims:
+            break
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    if cgroup is not None:
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
+
+
+def _job_processes(token: str, cgroup: Path | None) -> list[int]:
+    if cgroup is not None:
+        with contextlib.suppress(OSError):
+            return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+        return []
+    marker = f"{_JOB_ENV}={token}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+    return [pid for pid in found if pid != os.getpid()]
+
+
+# --- recording ------------------------------------------------------------------------------------------
+
+
+def _record(root: Path, sub: Submission, outcome: Outcome, workdir: Path) -> None:
+    """Write one outcome: gradebook, autograded notebook, feedback page, then the ledger line last."""
+    import warnings
+
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader 0.9's own session use, on SQLAlchemy 2
+
+    if outcome.tests:
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+            gradebook.update_or_create_student(sub.student)
+            gradebook.update_or_create_submission(sub.assignment, sub.student)
+            for grade_id, test in outcome.tests.items():
+                grade = gradebook.find_grade(grade_id, sub.assignment, sub.assignment, sub.student)
+                grade.auto_score, grade.needs_manual_grade = test["score"], False
+            if outcome.reason:
+                for cell in gradebook.find_notebook(sub.assignment, sub.assignment).solution_cells:
+                    with contextlib.suppress(MissingEntry):
+                        comment = gradebook.find_comment(cell.name, sub.assignment, sub.assignment, sub.student)
+                        comment.auto_comment = f"leaklab: {outcome.reason}: {outcome.detail}"
+            gradebook.db.commit()
+    for name, folder in (("autograded.ipynb", "autograded"), ("feedback.html", "feedback")):
+        produced = workdir / name
+        if produced.exists():
+            target = root / folder / sub.student / sub.assignment / f"{sub.assignment}{Path(name).suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(produced, target.with_suffix(".part"))
+            target.with_suffix(".part").replace(target)
+    ledger = root / LEDGER
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    with ledger.open("a", encoding="utf-8") as lines:
+        lines.write(json.dumps(asdict(outcome)) + "\n")
+        lines.flush()
+        os.fsync(lines.fileno())
+
+
+# --- the class ------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """One line on stderr, redrawn in place on a terminal; one line per submission otherwise."""
+
+    def __init__(self, total: int, write: Callable[[str], None] | None = None) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+        self.live = write is None and sys.stderr.isatty()
+        self.write = write or (lambda text: print(text, file=sys.stderr, flush=True))
+
+    def update(self, outcome: Outcome, running: int) -> None:
+        """Count one more submission graded."""
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        note = f"{outcome.student} {outcome.assignment} {outcome.score:g}/{outcome.max_score:g}"
+        note += f" ({outcome.reason})" if outcome.reason else ""
+        if self.live:
+            bar = "#" * int(30 * self.done / self.total)
+            text = f"\r[{bar:30}] {self.done}/{self.total}, {running} running, {elapsed:.0f} s, ~{left:.0f} s left"
+            self.write(f"{text}  {note[:40]:40}" + ("\n" if self.done == self.total else ""))
+        else:
+            self.write(f"[{self.done}/{self.total}] {note}  ({elapsed:.0f} s, ~{left:.0f} s left)")
+
+
+def _stale(outcome: Outcome | None, sub: Submission) -> bool:
+    return outcome is None or outcome.checksum != sub.checksum()
+
+
+def grade_class(
+    root: Path,
+    *,
+    repo: Path,
+    assignments: list[str] | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    limits: Limits = Limits(),
+    progress: Callable[[str], None] | None = None,
+) -> dict[tuple[str, str], Outcome]:
+    """Grade every submission not yet graded (all with `force`), `jobs` at a time; returns every outcome
+    in the ledger. Interrupted, it kills the running jobs and keeps everything already written."""
+    import nbgrader.apps  # noqa: F401 - imported once here, so every forked job starts warm
+
+    root = root.resolve()
+    submissions = find_submissions(root, assignments)
+    ledger = read_ledger(root)
+    todo = [s for s in submissions if force or _stale(ledger.get((s.student, s.assignment)), s)]
+    say = progress or (lambda text: print(text, file=sys.stderr, flush=True))
+    if not todo:
+        say(f"nothing to grade: {len(submissions)} submissions already graded (--force grades them again)")
+        return ledger
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {jobs} at a time")
+    bar = Progress(len(todo), progress)
+    scratch = Path(tempfile.mkdtemp(prefix="class-", dir=root / "leaklab" if (root / "leaklab").is_dir() else None))
+    running: dict[int, tuple[Submission, Path, float, Path | None]] = {}
+    try:
+        queue = list(reversed(todo))
+        number = 0
+        while queue or running:
+            while queue and len(running) < jobs:
+                sub = queue.pop()
+                number += 1
+                workdir = scratch / f"job-{os.getpid()}-{number}"
+                workdir.mkdir()
+                cgroup = _make_cgroup(f"leaklab-{os.getpid()}-{number}", limits)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                child = os.fork()
+                if child == 0:
+                    _job(sub, repo, root, workdir, limits, cgroup)
+                running[child] = (sub, workdir, time.monotonic(), cgroup)
+            time.sleep(0.05)
+            for child, (sub, workdir, started, cgroup) in list(running.items()):
+                ended = os.waitpid(child, os.WNOHANG)[0] == child
+                overdue = time.monotonic() - started > limits.seconds
+                if not (ended or overdue):
+                    continue
+                _kill_job(child, workdir, cgroup)
+                if not ended:
+                    os.waitpid(child, 0)
+                del running[child]
+                outcome = _collect(root, sub, workdir, overdue and not ended, limits)
+                _record(root, sub, outcome, workdir)
+                ledger[sub.student, sub.assignment] = outcome
+                shutil.rmtree(workdir, ignore_errors=True)
+                bar.update(outcome, len(running))
+    finally:
+        for child, (_, workdir, _, cgroup) in running.items():
+            _kill_job(child, workdir, cgroup)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
+        shutil.rmtree(scratch, ignore_errors=True)
+        if ledger:
+            write_table(root, ledger)
+    return ledger
+
+
+def _collect(root: Path, sub: Submission, workdir: Path, timed_out: bool, limits: Limits) -> Outcome:
+    """The outcome a job wrote, or one that says why it wrote none."""
+    written = workdir / "outcome.json"
+    if written.exists() and not timed_out:
+        return Outcome(**json.loads(written.read_text(encoding="utf-8")))
+    source = root / "source" / sub.assignment / f"{sub.assignment}.ipynb"
+    outcome = Outcome(sub.student, sub.assignment, sub.checksum(), max_score=_max_score(json.loads(source.read_text())))
+    if timed_out:
+        outcome.reason, outcome.detail = "timeout", f"grading it took longer than {limits.seconds:g} s and was stopped"
+        return outcome
+    log = (workdir / "log.txt").read_text(encoding="utf-8", errors="replace") if (workdir / "log.txt").exists() else ""
+    last = [line for line in log.strip().splitlines() if line.strip()][-1:] or ["no output"]
+    outcome.reason = "memory limit" if "MemoryError" in log else "grader crashed"
+    outcome.detail = last[0][:300]
+    return outcome
