@@ -117,7 +117,7 @@ class Recorder:
         capture = artefacts_dir("captures") / f"{slug}-{os.getpid()}-{time.time_ns()}.bin"
         self.recording = Recording(self.label, capture)
         self._census = Census.take()
-        self._started_ms = time.time() * 1000
+        self.started_ms = time.time() * 1000  # the time axis' zero, in ms since the epoch: to mark events on it
         self._tracker = memray.Tracker(
             destination=memray.FileDestination(capture, overwrite=True),
             memory_interval_ms=self.memory_interval_ms,
@@ -145,7 +145,7 @@ class Recorder:
         self._tracker = None
         rec = self.recording
         for snapshot in memray.FileReader(rec.capture).get_memory_snapshots():
-            rec.memory_times_ms.append(snapshot.time - self._started_ms)
+            rec.memory_times_ms.append(snapshot.time - self.started_ms)
             rec.heap_bytes.append(snapshot.heap)
             rec.rss_bytes.append(snapshot.rss)
         tasks, threads = self._leftovers()
@@ -165,7 +165,7 @@ class Recorder:
     def _sample(self) -> None:
         assert self.recording is not None
         tasks, threads = self._leftovers()
-        self.recording.times_ms.append(time.time() * 1000 - self._started_ms)
+        self.recording.times_ms.append(time.time() * 1000 - self.started_ms)
         self.recording.tasks.append(len(tasks))
         self.recording.threads.append(len(threads))
 

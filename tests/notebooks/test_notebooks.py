@@ -43,7 +43,7 @@ def test_the_exercise_has_no_answer_and_no_hidden_test(slug):
 @pytest.mark.parametrize("slug", LESSONS)
 def test_the_package_does_not_hold_the_answer(slug):
     source = json.loads((ROOT / "notebooks" / f"{slug}.ipynb").read_text())
-    answer = next(c for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+    answer = next(c for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == f"{slug}_fix")
     regions = [
         part.split("### END SOLUTION", 1)[0] for part in "".join(answer["source"]).split("### BEGIN SOLUTION")[1:]
     ]

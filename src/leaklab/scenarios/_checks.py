@@ -77,6 +77,3 @@ class Checks:
 
         return asyncio.to_thread(self.run, **checks), self.summary
 
-
-def _thread_ids() -> set[str]:
-    return set(os.listdir("/proc/self/task"))

@@ -75,7 +75,8 @@ def _serve() -> None:
 _services: list[subprocess.Popen] = []  # kept, so that a service outlives the call that started it
 
 
-def _start_service() -> tuple[str, int]:
+def start_service() -> tuple[str, int]:
+    """Start the service in a process of its own on a free loopback port; it ends when this process does."""
     server = subprocess.Popen(
         [sys.executable, "-m", "leaklab.scenarios.hung_call"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
@@ -89,7 +90,7 @@ def _start_service() -> tuple[str, int]:
 @contextlib.contextmanager
 def dependency() -> Iterator[tuple[str, int]]:
     """Start the service on the loopback interface; yields its (host, port) and stops it afterwards."""
-    address = _start_service()
+    address = start_service()
     server = _services.pop()
     try:
         yield address
@@ -237,7 +238,7 @@ def probe(fetch: Fetch, *, calls: int = 30, **plan_options: float) -> tuple[Awai
     it ends by itself when the grading process does.
     """
     results: list[Call] = []
-    address = _start_service()
+    address = start_service()
 
     async def run() -> None:
         results.extend(await send_calls(fetch, address, calls, **plan_options))

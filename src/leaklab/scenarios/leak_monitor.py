@@ -1,0 +1,582 @@
+"""Scenario 06, the leak monitor: a ticker that samples the task and thread counts and warns.
+
+The article's Go service got a monitor after the fact: a goroutine with a ticker that sampled
+`runtime.NumGoroutine()` into a gauge and logged a warning above a threshold. Written that way it warns
+on every tick for as long as the leak lasts (a log flood), cries wolf on every healthy burst of
+short-lived goroutines, never says when things are back to normal, and cannot itself be stopped.
+Here: a service that leaks tasks and threads, a healthy one with bursts, the article's naive monitor,
+and the grader of the learner's monitor, which drives `tick()` itself so that alerts are counted per
+sample, not per clock.
+
+Time is compressed: a millisecond here stands for a second in the article.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from .._census import Census
+from ._checks import Checks, thread_ids, wait_until
+
+# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+__all__ = ["Sample", "threading", "time"]
+
+BUFFER_BYTES = 64 * 1024  # DO NOT CHANGE: the memory each leaked task or thread holds
+THRESHOLD = 40  # DO NOT CHANGE: live tasks + threads above which the notebook's monitors warn
+SUSTAIN = 8  # DO NOT CHANGE: consecutive samples above the threshold before the notebook's monitors alert
+INTERVAL_S = 0.005  # DO NOT CHANGE: the notebook's sampling interval (5 ms stands for 5 s)
+
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+class Sample(NamedTuple):
+    """One look at a service: its live tasks and threads, and the process's resident memory."""
+
+    tasks: int
+    threads: int
+    rss_bytes: int
+
+    @property
+    def total(self) -> int:
+        """Tasks and threads together: what Go's `runtime.NumGoroutine()` would count."""
+        return self.tasks + self.threads
+
+
+def rss_bytes() -> int:
+    """The process's resident memory, from the operating system (Linux: `/proc/self/statm`)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * _PAGE_BYTES
+
+
+def process_sampler() -> Callable[[], Sample]:
+    """A `sample` for the notebook: tasks and threads started since it was made, the kernel's own and the
+    calling monitor's thread left out, and the process's resident memory."""
+    census = Census.take()
+
+    def sample() -> Sample:
+        me = threading.current_thread()
+        threads = [t for t in census.new_threads() if t is not me]
+        return Sample(len(census.new_tasks()), len(threads), rss_bytes())
+
+    return sample
+
+
+# --- the services ----------------------------------------------------------------------------------
+
+
+class LeakyService:
+    """An asyncio service whose every request leaves a notifier task behind that waits for ever, and
+    whose every `thread_every`-th request leaves a thread stuck in a call that never returns; each
+    holds BUFFER_BYTES. `shutdown()` (a restart, say) ends them all."""
+
+    def __init__(self, *, thread_every: int = 4) -> None:
+        self.thread_every = thread_every
+        self.requests = 0
+        self._tasks: list[asyncio.Task] = []
+        self._threads: list[threading.Thread] = []
+        self._gone: asyncio.Future[None] | None = None
+        self._released = threading.Event()
+
+    def request(self) -> None:
+        """Answer one request at once, and leave its notifier (and sometimes a thread) behind."""
+        self.requests += 1
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._notify(self._gone)))
+        if self.requests % self.thread_every == 0:
+            thread = threading.Thread(target=self._hung_call, name="hung-call", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    async def serve(self, *, requests: int, every_s: float = 0.002) -> None:
+        """Traffic: `requests` requests, one every `every_s`."""
+        for _ in range(requests):
+            self.request()
+            await asyncio.sleep(every_s)
+
+    async def _notify(self, gone: asyncio.Future[None]) -> None:
+        buffer = bytearray(BUFFER_BYTES)  # held for as long as the notifier waits
+        await gone  # the reply channel nobody reads: in the story, nothing ever ends this wait
+        buffer[0] = 1
+
+    def _hung_call(self) -> None:
+        buffer = bytearray(BUFFER_BYTES)
+        self._released.wait()  # a call to a peer that never answers, with no timeout
+        buffer[0] = 1
+
+    def sample(self) -> Sample:
+        """This service's live tasks and threads (safe to call from any thread)."""
+        tasks = sum(not task.done() for task in list(self._tasks))
+        threads = sum(thread.is_alive() for thread in list(self._threads))
+        return Sample(tasks, threads, rss_bytes())
+
+    async def shutdown(self) -> None:
+        """End every leftover (what a restart does): the count falls back to zero."""
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
+        self._released.set()
+        await asyncio.gather(*self._tasks)
+        for thread in self._threads:
+            thread.join()
+        self._tasks.clear()
+        self._threads.clear()
+
+
+class HealthyService:
+    """An asyncio service that handles bursts: `size` short-lived tasks at once, each gone when its work
+    is done. Its count jumps above the threshold during a burst and falls back after."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task] = []
+        self._open: asyncio.Event | None = None
+
+    def start_burst(self, size: int) -> None:
+        """Start `size` tasks that each hold BUFFER_BYTES and end when `finish_burst()` lets them."""
+        self._open = asyncio.Event()
+        self._tasks = [asyncio.get_running_loop().create_task(self._work(self._open)) for _ in range(size)]
+
+    async def finish_burst(self) -> None:
+        """Let the burst's tasks finish, and wait until they have."""
+        if self._open is not None:
+            self._open.set()
+        await asyncio.gather(*self._tasks)
+        self._tasks = []
+
+    async def serve(self, *, bursts: int, size: int, work_s: float = 0.012, pause_s: float = 0.04) -> None:
+        """Traffic: `bursts` bursts of `size` requests, each handled in about `work_s`."""
+        for _ in range(bursts):
+            self.start_burst(size)
+            await asyncio.sleep(work_s)
+            await self.finish_burst()
+            await asyncio.sleep(pause_s)
+
+    async def _work(self, done: asyncio.Event) -> None:
+        buffer = bytearray(BUFFER_BYTES)
+        await done.wait()
+        buffer[0] = 1
+
+    def sample(self) -> Sample:
+        """This service's live tasks (safe to call from any thread)."""
+        return Sample(sum(not task.done() for task in list(self._tasks)), 0, rss_bytes())
+
+
+# --- the article's monitor, translated as it was ---------------------------------------------------
+
+
+class NaiveMonitor:
+    """The article's `monitorGoroutines`: a sample every interval, a warning on every sample above the
+    threshold (a flood for as long as a leak lasts, and an alarm for every healthy burst)."""
+
+    def __init__(
+        self, *, sample: Callable[[], Sample], threshold: int, interval_s: float, warn: Callable[[str], object]
+    ) -> None:
+        self.sample, self.threshold, self.interval_s, self.warn = sample, threshold, interval_s, warn
+        self.series: list[Sample] = []
+        self._halt = threading.Event()
+        self._ticker = threading.Thread(target=self._loop, name="naive-monitor", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._halt.wait(self.interval_s):
+            now = self.sample()
+            self.series.append(now)
+            if now.total > self.threshold:
+                self.warn(f"WARNING: high goroutine count: {now.total}")
+
+    def start(self) -> None:
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._ticker.join()
+
+
+class AlertLog:
+    """A `warn` for the notebook: keeps each message with its time, in ms on a recorder's time axis (or
+    since the log was made)."""
+
+    def __init__(self, recorder: object | None = None) -> None:
+        self._started_ms = getattr(recorder, "started_ms", None) or time.time() * 1000
+        self.alerts: list[tuple[float, str]] = []
+
+    def __call__(self, message: str) -> None:
+        self.alerts.append((time.time() * 1000 - self._started_ms, message))
+
+    def __len__(self) -> int:
+        return len(self.alerts)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{at:7.1f} ms  {message}" for at, message in self.alerts) or "(no message)"
+
+
+def mark_alerts(plot: object, *logs: AlertLog, threshold: int | None = None) -> object:
+    """Mark each log's messages on a `plot_runs` figure (a vertical line each, in its run's colour), and
+    the threshold the monitors compare tasks + threads with."""
+    counts = plot.figure.axes[0]  # type: ignore[attr-defined]
+    for index, log in enumerate(logs):
+        for at, _ in log.alerts:
+            counts.axvline(at, color=f"C{index}", alpha=0.35, linewidth=0.8)
+    if any(log.alerts for log in logs):
+        counts.plot([], [], color="grey", alpha=0.5, linewidth=0.8, label="monitor messages")
+    if threshold is not None:
+        counts.axhline(threshold, color="black", linestyle=":", linewidth=1, label="threshold (tasks + threads)")
+    counts.legend(loc="upper left", fontsize="small")
+    plot.figure.savefig(plot.path, dpi=90)  # type: ignore[attr-defined]
+    return plot
+
+
+# --- grading: what a fresh process runs against the learner's monitor --------------------------------
+
+MonitorClass = Callable[..., object]
+_BOUND_S = 1.0  # the wait for what takes milliseconds (a tick, a stop): a wide margin on a loaded machine
+
+
+def _threading_frame(thread: threading.Thread) -> bool:
+    """Whether `thread` is blocked in threading's waits (a join, an Event or Condition wait)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    return (
+        frame is not None
+        and frame.f_code.co_filename == threading.__file__
+        and frame.f_code.co_name in {"_wait_for_tstate_lock", "wait", "join"}
+    )
+
+
+def _stop_in_thread(monitor: object, owners: list[threading.Thread]) -> tuple[threading.Thread, dict]:
+    """Call `monitor.stop()` in a thread of its own; note whether the monitor's threads were still
+    alive the moment stop() returned."""
+    seen: dict = {}
+
+    def call() -> None:
+        try:
+            monitor.stop()  # type: ignore[attr-defined]
+        except Exception as exc:
+            seen["error"] = f"stop() raised {type(exc).__name__}: {exc}"
+        seen["alive"] = [t for t in owners if t.is_alive()]
+
+    caller = threading.Thread(target=call, name="grader-stop", daemon=True)
+    caller.start()
+    return caller, seen
+
+
+async def _in_thread(check: Callable[[], str], limit_s: float = 3 * _BOUND_S + 1) -> str:
+    """Run a check that blocks in a thread of its own, with the loop free meanwhile."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[str] = loop.create_future()
+
+    def settle(problem: str) -> None:
+        if not outcome.done():
+            outcome.set_result(problem)
+
+    def run() -> None:
+        try:
+            problem = check()
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        try:
+            loop.call_soon_threadsafe(settle, problem)
+        except RuntimeError:  # the check outlived the grading run's loop
+            pass
+
+    threading.Thread(target=run, name="grader-check", daemon=True).start()
+    try:
+        return await asyncio.wait_for(outcome, limit_s)
+    except TimeoutError:
+        return f"the check did not end within {limit_s:.0f} s"
+
+
+async def _attempt(check: Awaitable[str]) -> str:
+    try:
+        return await check
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _record(returned: list[Sample], read: Callable[[], Sample]) -> Callable[[], Sample]:
+    def sample() -> Sample:
+        now = read()
+        returned.append(now)
+        return now
+
+    return sample
+
+
+async def _healthy_bursts(monitor_class: MonitorClass, *, threshold: int, sustain: int, bursts: int) -> str:
+    service, messages, returned = HealthyService(), [], []
+    monitor = monitor_class(
+        sample=_record(returned, service.sample),
+        threshold=threshold,
+        sustain=sustain,
+        interval_s=INTERVAL_S,
+        warn=messages.append,
+    )
+    try:
+        monitor.tick()  # type: ignore[attr-defined]
+        for burst in range(bursts):
+            # Each burst stays above the threshold for one sample less than `sustain`, then one quiet
+            # sample: the count is over the threshold often, but never for `sustain` samples in a row.
+            service.start_burst(threshold + 5 + burst)
+            for _ in range(sustain - 1):
+                monitor.tick()  # type: ignore[attr-defined]
+            await service.finish_burst()
+            monitor.tick()  # type: ignore[attr-defined]
+    finally:
+        await service.finish_burst()
+    if messages:
+        over = sum(s.total > threshold for s in returned)
+        return (
+            f"{len(messages)} warnings for a healthy service whose bursts stayed above the threshold for "
+            f"{sustain - 1} samples at a time ({over} of {len(returned)} samples above it, never {sustain} in a "
+            f"row): first {messages[0]!r}"
+        )
+    return ""
+
+
+async def _leak_episodes(
+    monitor_class: MonitorClass, *, threshold: int, sustain: int, episodes: int
+) -> tuple[str, str]:
+    """Leak until the count has been above the threshold for `sustain` + 3 samples, restart the service,
+    a few quiet samples; `episodes` times. Returns the problems for the first alert and series, and
+    for the messages' count and order."""
+    services: list[LeakyService] = [LeakyService(thread_every=3)]
+    messages: list[tuple[int, object]] = []
+    returned: list[Sample] = []
+    ticks = 0
+
+    def warn(message: object) -> None:
+        messages.append((ticks, message))
+
+    monitor = monitor_class(
+        sample=_record(returned, lambda: services[-1].sample()),
+        threshold=threshold,
+        sustain=sustain,
+        interval_s=INTERVAL_S,
+        warn=warn,
+    )
+    plan: list[tuple[int, int, int]] = []  # per episode: the first tick above, the last above, the recovery tick
+    try:
+        for episode in range(episodes):
+            if episode:
+                services.append(LeakyService(thread_every=3))
+            first_over = None
+            while first_over is None or ticks - first_over < sustain + 3:
+                services[-1].request()
+                services[-1].request()
+                await asyncio.sleep(0)  # the notifiers start (and stay)
+                ticks += 1
+                monitor.tick()  # type: ignore[attr-defined]
+                if first_over is None and returned[-1].total > threshold:
+                    first_over = ticks
+            await services[-1].shutdown()
+            plan.append((first_over, ticks, ticks + 1))
+            for _ in range(3):
+                ticks += 1
+                monitor.tick()  # type: ignore[attr-defined]
+    finally:
+        for service in services:
+            await service.shutdown()
+    return _judge_first_alert(monitor, messages, returned, plan, sustain), _judge_messages(messages, plan)
+
+
+def _judge_first_alert(
+    monitor: object, messages: list[tuple[int, object]], returned: list[Sample], plan: list, sustain: int
+) -> str:
+    first_over, _, _ = plan[0]
+    early = [(tick, message) for tick, message in messages if tick < first_over]
+    if early:
+        tick, message = early[0]
+        count = returned[tick - 1].total if 0 < tick <= len(returned) else "none yet"
+        return f"warned {message!r} at sample {tick}, while the count ({count}) was not above the threshold"
+    due = first_over + sustain - 1
+    alerts = [message for tick, message in messages if first_over <= tick <= due]
+    if not alerts:
+        later = [tick for tick, _ in messages if tick > due]
+        when = f"only at sample {later[0]}" if later else "never"
+        return (
+            f"the count went above the threshold at sample {first_over} and stayed there; an alert was due at "
+            f"sample {due} (after {sustain} samples above), it came {when}"
+        )
+    if not all(isinstance(message, str) and message for _, message in messages):
+        return f"warn() should get one message, a string; it got {messages[0][1]!r}"
+    series = list(getattr(monitor, "series", None) or [])
+    if series != returned:
+        return f"monitor.series should hold every sample in order ({len(returned)} so far); it holds {len(series)}"
+    return ""
+
+
+def _judge_messages(messages: list[tuple[int, object]], plan: list) -> str:
+    for number, (first_over, last_over, recovery) in enumerate(plan, 1):
+        during = [tick for tick, _ in messages if first_over <= tick <= last_over]
+        if len(during) > 1:
+            return (
+                f"leak {number}: {len(during)} warnings in {last_over - first_over + 1} samples above the threshold: "
+                "a log flood; warn once when the alert starts"
+            )
+        if not during:
+            return f"leak {number}: no warning while the count stayed above the threshold (is the alert re-armed?)"
+        back = [tick for tick, _ in messages if tick == recovery]
+        if not back:
+            return f"leak {number}: no message when the count fell back under the threshold (sample {recovery})"
+        if len(back) > 1:
+            return f"leak {number}: {len(back)} messages on recovery: one is enough"
+    expected = {tick for plan_row in plan for tick in range(plan_row[0], plan_row[2] + 1)}
+    stray = [(tick, message) for tick, message in messages if tick not in expected]
+    if stray:
+        return f"message {stray[0][1]!r} at sample {stray[0][0]}, while all was quiet and already reported"
+    return ""
+
+
+async def _alerts_live(monitor_class: MonitorClass, *, threshold: int, sustain: int, interval_s: float) -> str:
+    service = LeakyService()
+    try:
+        while service.sample().total <= threshold + 3:
+            service.request()
+        await asyncio.sleep(0)
+
+        def check() -> str:
+            messages: list[object] = []
+            monitor = monitor_class(
+                sample=service.sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=messages.append
+            )
+            monitor.start()  # type: ignore[attr-defined]
+            try:
+                if not wait_until(lambda: bool(messages), _BOUND_S):
+                    return (
+                        f"started with start(), the monitor did not warn in {_BOUND_S:g} s, with one sample due every "
+                        f"{interval_s * 1000:g} ms and the count above the threshold all along: does its thread "
+                        "tick() every interval?"
+                    )
+                return ""
+            finally:
+                monitor.stop()  # type: ignore[attr-defined]
+
+        return await _in_thread(check)
+    finally:
+        await service.shutdown()
+
+
+def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, interval_s: float) -> str:
+    """stop() returns only once the monitor's thread has ended, even while that thread is mid-sample."""
+    gate, entered, owners, checker = threading.Event(), threading.Event(), [], threading.current_thread()
+
+    def sample() -> Sample:
+        if threading.current_thread() is checker:  # a tick from start() itself: not the monitor's thread
+            return Sample(0, 0, 0)
+        owners.append(threading.current_thread())
+        entered.set()
+        gate.wait(3 * _BOUND_S)  # the grader holds the sample here until stop() is waiting
+        return Sample(0, 0, 0)
+
+    monitor = monitor_class(
+        sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=lambda _: None
+    )
+    monitor.start()  # type: ignore[attr-defined]
+    try:
+        if not entered.wait(_BOUND_S):
+            return f"after start(), the monitor did not call sample() within {_BOUND_S:g} s (interval {interval_s:g} s)"
+        caller, seen = _stop_in_thread(monitor, owners[:1])
+        # Ordering, not timing: the sample is released only once stop() has returned (wrong: it did not
+        # wait) or is waiting in threading's join/wait (right).
+        wait_until(lambda: not caller.is_alive() or _threading_frame(caller), _BOUND_S)
+        gate.set()
+        caller.join(_BOUND_S)
+        if caller.is_alive():
+            return f"stop() had not returned {_BOUND_S:g} s after the monitor's sample ended"
+        if "error" in seen:
+            return seen["error"]
+        if seen["alive"] and not wait_until(lambda: not owners[0].is_alive(), _BOUND_S):
+            return f"stop() did not end the monitor's thread: it was still running {_BOUND_S:g} s later"
+        if seen["alive"]:
+            return "stop() returned while the monitor's thread was still running: wait for it to end (join)"
+        return ""
+    finally:
+        gate.set()
+
+
+def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, sustain: int, long_s: float) -> str:
+    """stop() is heard at once, even in the middle of a wait of `long_s` (an hour, say) between samples."""
+    before = set(threading.enumerate())
+    monitor = monitor_class(
+        sample=lambda: Sample(0, 0, 0), threshold=threshold, sustain=sustain, interval_s=long_s, warn=lambda _: None
+    )
+    monitor.start()  # type: ignore[attr-defined]
+    started = [t for t in threading.enumerate() if t not in before]
+    if not started:
+        return "start() started no thread"
+    caller, seen = _stop_in_thread(monitor, started)
+    caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
+    if caller.is_alive():
+        return (
+            f"with interval_s={long_s:g}, stop() had not returned after {_BOUND_S:g} s: the ticker sleeps through "
+            "the stop signal (wait on an Event with a timeout instead of time.sleep)"
+        )
+    if "error" in seen:
+        return seen["error"]
+    if seen["alive"]:
+        return f"with interval_s={long_s:g}, stop() returned while the monitor's thread was still running"
+    return ""
+
+
+def _with_block_leaves_nothing(monitor_class: MonitorClass, *, threshold: int, sustain: int, interval_s: float) -> str:
+    before, samples, checker = thread_ids(), [], threading.current_thread()
+
+    def sample() -> Sample:
+        if threading.current_thread() is not checker:
+            samples.append(threading.current_thread())
+        return Sample(0, 0, 0)
+
+    monitor = monitor_class(
+        sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=lambda _: None
+    )
+    with monitor as entered:  # type: ignore[attr-defined]
+        if entered is not monitor:
+            return f"`with Monitor(...) as monitor:` should give the monitor; it gave {entered!r}"
+        wait_until(lambda: len(samples) >= 2, _BOUND_S)
+    if any(thread.is_alive() for thread in samples):
+        return "after the `with` block, the monitor's thread was still running"
+    wait_until(lambda: thread_ids() <= before, 0.5)  # join() returns just before the OS removes a thread
+    if thread_ids() - before:
+        return f"after the `with` block, {len(thread_ids() - before)} threads it started were still running"
+    return ""
+
+
+def probe(
+    monitor_class: MonitorClass,
+    *,
+    threshold: int = 10,
+    sustain: int = 3,
+    interval_s: float = 0.005,
+    bursts: int = 3,
+    episodes: int = 2,
+    long_interval_s: float = 3600.0,
+) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The checks a grader runs against a monitor class, and a summary of them."""
+    checks = Checks()
+    options = {"threshold": threshold, "sustain": sustain}
+
+    async def run() -> None:
+        checks.record(
+            "quiet_for_healthy_bursts", await _attempt(_healthy_bursts(monitor_class, **options, bursts=bursts))
+        )
+        try:
+            first_alert, messages = await _leak_episodes(monitor_class, **options, episodes=episodes)
+        except Exception as exc:
+            first_alert = messages = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        live = await _attempt(_alerts_live(monitor_class, **options, interval_s=interval_s))
+        checks.record("alerts_for_the_leak", first_alert or live)
+        checks.record("one_alert_one_recovery", messages)
+        # The check that may leave a thread sleeping for `long_interval_s` comes last.
+        stops = await _in_thread(lambda: _stop_waits(monitor_class, **options, interval_s=interval_s))
+        stops = stops or await _in_thread(
+            lambda: _with_block_leaves_nothing(monitor_class, **options, interval_s=interval_s)
+        )
+        stops = stops or await _in_thread(
+            lambda: _stops_in_a_long_interval(monitor_class, **options, long_s=long_interval_s)
+        )
+        checks.record("stops_cleanly", stops)
+
+    return run(), checks.summary

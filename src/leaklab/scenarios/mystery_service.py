@@ -1,0 +1,424 @@
+"""Scenario 05, the mystery service: a leak found live, from the task dump, as with Go's pprof.
+
+The article's team did not know where their goroutines leaked; they asked the running service
+(`curl localhost:6060/debug/pprof/goroutine?debug=1`) and read the biggest group of identical stacks.
+Here a small asyncio service has four routes; three are healthy. The fourth asks a pricing backend
+through an RPC client that keeps many calls in flight on one connection, each caller waiting on a
+future in a table of pending replies (request id -> future). The client's reply reader resolves the
+futures of good replies and only logs the error replies: a caller whose request failed waits for ever,
+and its pending entry keeps the 64 KiB request frame (kept for a resend) alive.
+
+Time is compressed: a millisecond here stands for a second in the article.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import logging
+import random
+import struct
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+__all__ = ["PAYLOAD_BYTES", "Backend", "BackendError", "Pending", "Reply", "encode"]
+
+PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: the size of one request frame (the caller's basket, serialised)
+
+logger = logging.getLogger(__name__)
+
+CATALOG = range(1000, 1100)  # the skus the backend knows; others are unknown to it
+
+
+class BackendError(Exception):
+    """The backend's error reply for one call (an unknown sku), raised in the caller."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply from the backend: `value` (a price in cents) or `error`, for request `id`."""
+
+    id: int
+    value: int | None = None
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class Pending:
+    """A call waiting for its reply: the caller's future, and the frame it sent (kept for a resend)."""
+
+    future: asyncio.Future[int]
+    frame: bytes = field(repr=False)
+
+
+def encode(request_id: int, sku: int) -> bytes:
+    """The request frame the client sends: its id, the sku, and the caller's basket (64 KiB in all)."""
+    return struct.pack("!QQ", request_id, sku) + bytes(PAYLOAD_BYTES - 16)
+
+
+def price_of(sku: int) -> int:
+    """What the backend charges for a known sku, in cents."""
+    return 199 + (sku * 37) % 5000
+
+
+class Backend:
+    """The pricing backend at the other end of the client's connection (in-process).
+
+    It answers every frame after `latency_ms` to 3 x `latency_ms`, so replies come back out of order:
+    a price for a known sku, an error reply ("unknown sku") for the others.
+    """
+
+    def __init__(self, *, latency_ms: float = 1.0) -> None:
+        self.latency_ms = latency_ms
+        self.replies: asyncio.Queue[Reply] = asyncio.Queue()
+        self.asked: Counter[int] = Counter()  # request frames received, per sku
+        self.outstanding = 0  # replies not sent yet
+        self._all_sent = asyncio.Event()
+        self._all_sent.set()
+
+    def send(self, frame: bytes) -> None:
+        """Receive one request frame; its reply follows a little later."""
+        request_id, sku = struct.unpack("!QQ", frame[:16])
+        self.asked[sku] += 1
+        if sku in CATALOG:
+            reply = Reply(request_id, value=price_of(sku))
+        else:
+            reply = Reply(request_id, error=f"unknown sku {sku}")
+        self.outstanding += 1
+        self._all_sent.clear()
+        delay_s = self.latency_ms * (1 + request_id % 3) / 1000
+        asyncio.get_running_loop().call_later(delay_s, self._reply, reply)
+
+    def _reply(self, reply: Reply) -> None:
+        self.replies.put_nowait(reply)
+        self.outstanding -= 1
+        if not self.outstanding:
+            self._all_sent.set()
+
+    async def receive(self) -> Reply:
+        """The next reply on the connection."""
+        return await self.replies.get()
+
+    async def all_replied(self) -> None:
+        """Wait until every frame received so far has had its reply sent."""
+        await self._all_sent.wait()
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+class RpcClient:
+    """Calls to the pricing backend, many in flight on one connection, matched to replies by id."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}  # request id -> the call waiting for that reply
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        """Ask the backend for a price in cents; raises BackendError when the backend says no."""
+        self.last_id += 1
+        frame = encode(self.last_id, sku)
+        entry = Pending(asyncio.get_running_loop().create_future(), frame)
+        self.pending[self.last_id] = entry
+        self.backend.send(frame)
+        return await entry.future
+
+    async def read_replies(self) -> None:
+        """The connection's reader: hands each reply to the call waiting for it."""
+        while True:
+            reply = await self.backend.receive()
+            if reply.error:
+                self.errors += 1
+                logger.debug("pricing backend: request %d failed: %s", reply.id, reply.error)
+            elif (entry := self.pending.pop(reply.id, None)) is not None and not entry.future.done():
+                entry.future.set_result(reply.value)
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a route answers: an HTTP-like status and a body."""
+
+    status: int
+    body: str
+
+
+class MysteryService:
+    """A small asyncio service with four routes: /health, /catalog, /stock and /price."""
+
+    def __init__(self, client_class: type = RpcClient, *, latency_ms: float = 1.0) -> None:
+        self.backend = Backend(latency_ms=latency_ms)
+        self.client = client_class(self.backend)
+        self.stock_levels = {sku: sku % 7 for sku in CATALOG}
+        self.served: Counter[str] = Counter()
+        self._reader: asyncio.Task | None = None
+
+    async def start(self) -> MysteryService:
+        """Open the connection to the backend: start the client's reply reader."""
+        self._reader = asyncio.create_task(self.client.read_replies(), name="rpc-reply-reader")
+        return self
+
+    async def stop(self) -> None:
+        """Shut down: stop the reply reader, and cancel every call still waiting for a reply."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        for entry in list(getattr(self.client, "pending", {}).values()):
+            entry.future.cancel()
+        await asyncio.sleep(0)  # the cancelled callers run once and end
+
+    async def handle(self, route: str, arg: int) -> Response:
+        """Serve one request; an unexpected exception becomes a 500."""
+        self.served[route] += 1
+        try:
+            return await self.routes[route](self, arg)
+        except Exception as exc:
+            return Response(500, f"internal error: {type(exc).__name__}")
+
+    async def health(self, _: int) -> Response:
+        return Response(200, "ok")
+
+    async def catalog(self, page: int) -> Response:
+        await asyncio.sleep(0)  # a page from the cache
+        first = CATALOG.start + 10 * (page % 10)
+        return Response(200, " ".join(str(sku) for sku in range(first, first + 10)))
+
+    async def stock(self, sku: int) -> Response:
+        await asyncio.sleep(0)  # the warehouse's numbers, kept in memory
+        if sku not in self.stock_levels:
+            return Response(404, f"unknown sku {sku}")
+        return Response(200, f"{self.stock_levels[sku]} in stock")
+
+    async def price(self, sku: int) -> Response:
+        try:
+            cents = await self.client.call(sku)
+        except BackendError as error:
+            return Response(404, str(error))
+        return Response(200, f"{cents / 100:.2f}")
+
+    routes = {"/health": health, "/catalog": catalog, "/stock": stock, "/price": price}
+
+
+# --- the traffic ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request of the traffic: a route and its argument (a page or a sku)."""
+
+    id: int
+    route: str
+    arg: int
+
+    def expected(self) -> Response:
+        """What a healthy service answers."""
+        if self.route == "/health":
+            return Response(200, "ok")
+        if self.route == "/catalog":
+            first = CATALOG.start + 10 * (self.arg % 10)
+            return Response(200, " ".join(str(sku) for sku in range(first, first + 10)))
+        if self.arg not in CATALOG:
+            return Response(404, f"unknown sku {self.arg}")
+        if self.route == "/stock":
+            return Response(200, f"{self.arg % 7} in stock")
+        return Response(200, f"{price_of(self.arg) / 100:.2f}")
+
+
+# The share of each route in the traffic: most requests ask for prices.
+MIX = {"/health": 1, "/catalog": 3, "/stock": 2, "/price": 4}
+
+
+def plan(requests: int, *, unknown_every: int = 4, seed: int = 5) -> list[Request]:
+    """A realistic mix of requests; one in `unknown_every` of those naming a sku names an unknown one."""
+    rng = random.Random(seed)
+    routes = rng.choices(list(MIX), weights=list(MIX.values()), k=requests)
+    planned, named = [], 0
+    for i, route in enumerate(routes):
+        if route in ("/stock", "/price"):
+            named += 1
+            arg = 9000 + i if named % unknown_every == 0 else rng.choice(CATALOG)
+        else:
+            arg = rng.randrange(100)
+        planned.append(Request(i, route, arg))
+    return planned
+
+
+@dataclass
+class Traffic:
+    """The answers a burst of requests got, as they arrived."""
+
+    answers: dict[int, tuple[Request, Response]] = field(default_factory=dict)
+    sent: list[Request] = field(default_factory=list)
+
+    @property
+    def unanswered(self) -> list[Request]:
+        """The requests still waiting for their answer."""
+        return [r for r in self.sent if r.id not in self.answers]
+
+    @property
+    def wrong(self) -> list[str]:
+        """One line per answered request whose answer is not what a healthy service says."""
+        return [
+            f"{r.route} {r.arg}: answered {got.status} {got.body!r}, expected {want.status} {want.body!r}"
+            for r, got in self.answers.values()
+            if got != (want := r.expected())
+        ]
+
+
+async def send_traffic(
+    service: MysteryService,
+    requests: int = 100,
+    *,
+    every: int = 20,
+    settle: bool = True,
+    into: Traffic | None = None,
+    **plan_options: int,
+) -> Traffic:
+    """Send `requests` requests, `every` at a time between two turns of the loop, each in a task of its own.
+
+    With `settle`, return once the backend has answered everything and the answers had a moment to
+    arrive (a request still unanswered then is stuck); without it, wait for every answer.
+    """
+    traffic = into if into is not None else Traffic()
+
+    async def serve(request: Request) -> None:
+        traffic.answers[request.id] = (request, await service.handle(request.route, request.arg))
+
+    tasks = []
+    for request in plan(requests, **plan_options):
+        traffic.sent.append(request)
+        tasks.append(asyncio.create_task(serve(request), name=f"request-{request.id} {request.route}"))
+        if len(tasks) % every == 0:
+            await asyncio.sleep(0)
+    if settle:
+        await service.backend.all_replied()
+        await asyncio.wait(tasks, timeout=0.01)
+    else:
+        await asyncio.gather(*tasks)
+    return traffic
+
+
+class RunningService:
+    """The service on an event loop of its own, in a thread of its own: a running process, as far as the
+    notebook is concerned, which sends it traffic and asks it for its task dump from the outside."""
+
+    def __init__(self, client_class: type = RpcClient, *, latency_ms: float = 1.0) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="mystery-service", daemon=True)
+        self._thread.start()
+        self.service = self._run(MysteryService(client_class, latency_ms=latency_ms).start()).result()
+
+    def _run(self, coroutine: Awaitable[object]) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)  # type: ignore[arg-type]
+
+    async def send(self, requests: int = 100, **options: int) -> Traffic:
+        """Send the service a burst of traffic (see `send_traffic`) and wait until it has settled."""
+        return await asyncio.wrap_future(self._run(send_traffic(self.service, requests, **options)))
+
+    def stop(self) -> None:
+        """Shut the service down (its stuck calls are cancelled), then its loop and its thread."""
+        if self._thread.is_alive():
+            self._run(self.service.stop()).result()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+            self.loop.close()
+
+    def __enter__(self) -> RunningService:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
+    """The leak for `leaklab run`: the service under 100 requests of mixed traffic per round."""
+    service = await MysteryService().start()
+    for _ in range(rounds):
+        traffic = await send_traffic(service, 100)
+        prices = sum(r.route == "/price" for r in traffic.sent)
+        yield f"100 requests ({prices} prices): {len(traffic.unanswered)} still waiting"
+
+
+# --- the diagnosis: where the leaked tasks wait, measured ---------------------------------------------
+
+
+def where_the_leak_waits() -> tuple[str, int]:
+    """The function and line of this module's innermost frame in the biggest group of the task dump,
+    measured by running the service briefly (on an event loop of its own, in a thread of its own)."""
+    from .._stacks import group_stacks
+
+    found: list[tuple[str, int]] = []
+
+    async def main() -> None:
+        service = await MysteryService().start()
+        await send_traffic(service, 60)
+        mine = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        biggest = group_stacks(mine)[0]
+        here = Path(__file__).name
+        found.extend((f.function, f.line) for f in biggest.frames if Path(f.file).name == here)
+        await service.stop()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="where-the-leak-waits")
+    thread.start()
+    thread.join()
+    if not found:
+        raise RuntimeError("the service's traffic left no task waiting: nothing to find")
+    return found[0]
+
+
+def leak_line_in_source() -> int:
+    """The line of `RpcClient.call` where a caller waits for its reply (a second witness)."""
+    lines, first = inspect.getsourcelines(RpcClient.call)
+    return first + next(i for i, line in enumerate(lines) if "await entry.future" in line)
+
+
+# --- grading: what a fresh process runs against the learner's client --------------------------------
+
+# The services the grader ran live on after their burst, as a server does: what their clients still
+# hold (a pending entry, a frame) is then memory the grader sees as retained.
+_services: list[MysteryService] = []
+
+
+def probe(
+    client_class: type, *, requests: int = 200, unknown_every: int = 4, seed: int = 5, latency_ms: float = 1.0
+) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The burst a grader runs against an RPC client class, and a summary of it."""
+    traffic = Traffic()
+    service = MysteryService(client_class, latency_ms=latency_ms)
+    _services.append(service)
+
+    async def burst() -> None:
+        await service.start()
+        await send_traffic(service, requests, settle=False, into=traffic, unknown_every=unknown_every, seed=seed)
+        await service.stop()
+
+    def summary() -> dict:
+        """Counts as [passed, out of] per property, plus the first problems."""
+        prices = [r for r in traffic.sent if r.route == "/price"]
+        asked = service.backend.asked
+        wanted = Counter(r.arg for r in prices)
+        right = [pair for pair in traffic.answers.values() if pair[1] == pair[0].expected()]
+        problems = [f"backend asked: sku {sku} asked {asked[sku]} times for {n} requests" for sku, n in wanted.items()]
+        return {
+            "requests": requests,
+            "answered": len(traffic.answers),
+            "backend_asked": [sum(min(asked[sku], n) for sku, n in wanted.items()), len(prices)],
+            "responses_right": [len(right), len(traffic.answers)],
+            "problems": [p for p, (sku, n) in zip(problems, wanted.items(), strict=True) if asked[sku] != n][:3]
+            + [f"responses right: {line}" for line in traffic.wrong[:3]],
+        }
+
+    return burst(), summary
+
+
+async def warm_up(client_class: type) -> None:
+    """A short burst, so that first-use allocations are not counted as retained."""
+    await probe(client_class, requests=20)[0]

@@ -1,0 +1,802 @@
+"""Scenario 07, static checks: what a linter catches of the course's leaks, and what only running finds.
+
+The article ends on tools: `go vet` catches the obvious context misuse (a `cancel` that is not called
+on every path); everything else took runtime monitoring. Python's twin of `go vet` here is
+ruff's asyncio rules: RUF006 (a task created and dropped) and the ASYNC family (blocking calls in
+`async def`, busy waits, ...). This module runs them over the leaky code of every lesson, and holds
+the snippets on which a learner's own check (a retry loop deaf to its stop signal) is graded.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import functools
+import hashlib
+import importlib
+import inspect
+import json
+import linecache
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._checks import Checks
+
+# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+__all__ = ["ast"]
+
+# DO NOT CHANGE: the rules the lesson runs (with ruff 0.17.6, as pinned in requirements.lock).
+RUFF_RULES = "RUF006,ASYNC"
+
+
+# --- this lesson's own leaky code: the mistakes a linter does see -----------------------------------
+
+
+async def _audit(request_id: int) -> None:
+    await asyncio.sleep(0.01)  # writing the audit record somewhere slow
+
+
+async def leaky_audit_handler(request_id: int) -> str:
+    """The classic asyncio mistake: a fire-and-forget task whose result nobody keeps."""
+    asyncio.create_task(_audit(request_id))  # noqa: RUF006 - the mistake this lesson shows ruff catching
+    return f"request {request_id} served"
+
+
+async def leaky_blocking_retry(call: Callable[[], object], stop: asyncio.Event) -> object:
+    """A retry loop in `async def` that sleeps with `time.sleep`: it blocks the whole loop, and is deaf."""
+    while not stop.is_set():
+        try:
+            return call()
+        except OSError:
+            time.sleep(0.02)  # noqa: ASYNC251 - the mistake this lesson shows ruff catching
+    return None
+
+
+async def leaky_async_retry(call: Callable[[], object], stop: asyncio.Event) -> object:
+    """The same retry done "right" for asyncio, and still deaf to `stop`: ruff has nothing to say."""
+    while True:
+        try:
+            return call()
+        except OSError:
+            await asyncio.sleep(0.02)
+
+
+# --- the survey: every lesson's leaky code, through ruff -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leak:
+    """What a piece of leaky code leaks, and how the lesson caught it at runtime."""
+
+    name: str
+    leak: str
+    runtime: str
+
+
+# The leaky code of each scenario module. A module or a name that does not exist (yet) is skipped, so
+# that the notebook runs while other lessons are written; tests/unit/test_static_checks.py says when
+# a module is missing here or a name no longer exists.
+LEAKY_CODE: dict[str, list[Leak]] = {
+    "forgotten_cancel": [
+        Leak(
+            "leaky_handle_request",
+            "the child task waits forever to hand over its result once the handler gave up",
+            "task count, +64 KiB per abandoned request (01)",
+        ),
+        Leak(
+            "leaky_handle_request_in_thread",
+            "the query thread waits forever in `reply.join()`",
+            "thread count (01)",
+        ),
+    ],
+    "skipped_stop": [
+        Leak(
+            "LeakyWorker",
+            "the retry loop sleeps through `stop()`: one thread per restart during an outage",
+            "thread count, +256 KiB per restart (02, and this lesson)",
+        ),
+        Leak(
+            "SpinningWorker",
+            "sees `stop()`, but spins while idle",
+            "CPU time of its thread (02)",
+        ),
+    ],
+    "hung_call": [
+        Leak(
+            "leaky_fetch",
+            "awaits an answer with no deadline: tasks and sockets pile up",
+            "task count, open sockets (03)",
+        ),
+        Leak(
+            "leaky_fetch_in_thread",
+            "a timeout around the thread frees the caller, not the thread stuck in `recv`",
+            "thread count, open sockets (03)",
+        ),
+    ],
+    "lifeless_pool": [
+        Leak(
+            "_leaky_worker",
+            "waits on `queue.get()` for a job that never comes",
+            "thread count (04)",
+        ),
+        Leak(
+            "leaky_process_batch",
+            "starts four workers per batch and never stops them",
+            "thread count, +512 KiB per batch (04)",
+        ),
+    ],
+    "mystery_service": [
+        Leak(
+            "RpcClient",
+            "a caller whose request failed waits for ever on its future; its pending entry keeps the frame",
+            "the task dump's biggest group of identical stacks (05)",
+        ),
+    ],
+    "leak_monitor": [
+        Leak(
+            "LeakyService",
+            "a notifier task per request waits for ever; every fourth request, a thread hangs in a call",
+            "a monitor of task and thread counts (06)",
+        ),
+    ],
+    "week_in_production": [
+        Leak(
+            "LeakyService",
+            "01-04's leaks in one service: a child after a give-up, a deaf flusher, no timeout, workers per batch",
+            "a daily gauge of tasks and threads over a simulated week (08)",
+        ),
+    ],
+    "static_checks": [
+        Leak(
+            "leaky_audit_handler",
+            "a task nobody owns: nothing cancels or awaits it, and it may be destroyed mid-flight",
+            "pending tasks; 'Task was destroyed but it is pending!'",
+        ),
+        Leak(
+            "leaky_blocking_retry",
+            "a retry in `async def` that sleeps with `time.sleep`: the event loop is blocked, nothing can set `stop`",
+            "the event loop's lag: every other task stalls",
+        ),
+        Leak(
+            "leaky_async_retry",
+            "a deaf retry: `stop` is never looked at while the calls fail",
+            "task count after `stop` (02's asyncio flavour)",
+        ),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class LeakyCode:
+    """One piece of leaky code: where it is, its source (dedented), and the lines ruff needs before it."""
+
+    scenario: str
+    leak: Leak
+    path: Path
+    first_line: int  # the line of the module where `source` starts
+    source: str
+    imports: str  # the module's own imports, so that ruff knows what `asyncio` and `time` are
+
+    @property
+    def lesson(self) -> str:
+        """The lesson's number, from its scenario module's docstring ("Scenario 02, ...")."""
+        return _lesson(importlib.import_module(f"leaklab.scenarios.{self.scenario}")) or "?"
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario}.{self.leak.name}"
+
+    def module_line(self, line: int) -> int:
+        """The module's line number of line `line` (1-based) of `source`."""
+        return self.first_line + line - 1
+
+
+def _lesson(module: object) -> str:
+    """The lesson number a scenario module's docstring gives ("Scenario 02, ..."), or '' if none."""
+    found = re.match(r"Scenario (\d+)", inspect.getdoc(module) or "")
+    return found.group(1) if found else ""
+
+
+def _imports(path: Path) -> str:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return "\n".join(ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
+
+
+def leaky_code() -> list[LeakyCode]:
+    """The leaky code of every scenario module that exists, with its source extracted by `inspect`."""
+    found = []
+    for scenario, leaks in LEAKY_CODE.items():
+        try:
+            module = importlib.import_module(f"leaklab.scenarios.{scenario}")
+        except Exception:  # a lesson not written yet, or half-written
+            continue
+        path = Path(inspect.getsourcefile(module) or "")
+        imports = _imports(path)
+        for leak in leaks:
+            if not hasattr(module, leak.name):
+                continue
+            lines, first_line = inspect.getsourcelines(getattr(module, leak.name))
+            found.append(LeakyCode(scenario, leak, path, first_line, textwrap.dedent("".join(lines)), imports))
+    return sorted(found, key=lambda code: code.lesson)  # stable: each module's pieces keep their order
+
+
+@functools.cache
+def ruff_command() -> list[str]:
+    """How to run the course venv's ruff: `python -m ruff`, or the `ruff` beside the interpreter."""
+    try:
+        subprocess.run([sys.executable, "-m", "ruff", "--version"], capture_output=True, check=True, timeout=30)
+    except (subprocess.CalledProcessError, OSError):
+        return [str(Path(sys.executable).with_name("ruff"))]
+    return [sys.executable, "-m", "ruff"]
+
+
+def run_ruff(sources: dict[str, str]) -> dict[str, list[dict]]:
+    """ruff's findings (`RUF006,ASYNC` only, no project config, `noqa` comments ignored) per source.
+
+    `--isolated` keeps the repository's own configuration out; `--ignore-noqa` because the scenario
+    modules silence these very findings to keep the course's lint clean.
+    """
+    key = hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()
+    if key not in _ruff_runs:
+        _ruff_runs[key] = _run_ruff(sources)
+    return {name: list(found) for name, found in _ruff_runs[key].items()}
+
+
+_ruff_runs: dict[str, dict[str, list[dict]]] = {}  # the same sources give the same findings: run once
+
+
+def _run_ruff(sources: dict[str, str]) -> dict[str, list[dict]]:
+    with tempfile.TemporaryDirectory(prefix="leaklab-ruff-") as folder:
+        files = {}
+        for number, (name, source) in enumerate(sources.items()):
+            files[f"snippet_{number:03}.py"] = name
+            (Path(folder) / f"snippet_{number:03}.py").write_text(source, encoding="utf-8")
+        command = [*ruff_command(), "check", "--isolated", "--select", RUFF_RULES, "--ignore-noqa"]
+        command += ["--output-format", "json", "--no-cache", "--exit-zero", folder]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    findings: dict[str, list[dict]] = {name: [] for name in sources}
+    for finding in json.loads(done.stdout):
+        findings[files[Path(finding["filename"]).name]].append(finding)
+    return findings
+
+
+@dataclass
+class Row:
+    """One line of the survey's table."""
+
+    code: LeakyCode
+    ruff: list[tuple[str, int]] = field(default_factory=list)  # (rule, line of the module)
+    checker: list[int] | str | None = None  # the learner's check: module lines, or what it raised
+
+    def ruff_text(self) -> str:
+        return ", ".join(f"**{rule}** (line {line})" for rule, line in self.ruff) or "nothing"
+
+    def checker_text(self) -> str:
+        if isinstance(self.checker, str):
+            return self.checker
+        return ", ".join(f"**deaf retry** (line {line})" for line in self.checker or []) or "nothing"
+
+
+@dataclass(repr=False)
+class Survey:
+    """Which leaks ruff (and, given one, your check) finds in the course's leaky code: a table."""
+
+    rows: list[Row]
+    with_checker: bool = False
+
+    def _repr_markdown_(self) -> str:
+        head = "| lesson | leaky code | what leaks | ruff `RUF006,ASYNC` |"
+        rule = "|---|---|---|---|"
+        if self.with_checker:
+            head, rule = head + " your check |", rule + "---|"
+        head, rule = head + " found at runtime by |", rule + "---|"
+        lines = [head, rule]
+        for row in self.rows:
+            cells = [
+                row.code.lesson,
+                f"`{row.code.scenario}.{row.code.leak.name}`",
+                row.code.leak.leak,
+                row.ruff_text(),
+            ]
+            if self.with_checker:
+                cells.append(row.checker_text())
+            cells.append(row.code.leak.runtime)
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self._repr_markdown_()
+
+
+def survey(checker: Callable[[str], list[int]] | None = None) -> Survey:
+    """Run ruff (and `checker`, if given) over the leaky code of every lesson; measured, not written down."""
+    codes = leaky_code()
+    findings = run_ruff({code.label: f"{code.imports}\n{code.source}" for code in codes})
+    rows = []
+    for code in codes:
+        offset = code.imports.count("\n") + 1  # the import lines put before the source
+        ruff = [(f["code"], code.module_line(f["location"]["row"] - offset)) for f in findings[code.label]]
+        row = Row(code, sorted(ruff, key=lambda found: found[1]))
+        if checker is not None:
+            try:
+                row.checker = [code.module_line(line) for line in checker(code.source)]
+            except Exception as exc:
+                row.checker = f"raised {type(exc).__name__}"
+        rows.append(row)
+    return Survey(rows, with_checker=checker is not None)
+
+
+def source_of(obj: object) -> str:
+    """The dedented source of a function or class, also one defined in a notebook cell."""
+    try:
+        return textwrap.dedent(inspect.getsource(obj))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        # A class defined in a notebook: its methods' code knows the cell, whose source IPython keeps.
+        code = next(f.__code__ for f in vars(obj).values() if hasattr(f, "__code__"))
+        return "".join(linecache.getlines(code.co_filename))
+
+
+# --- grading: snippets the notebook does not show --------------------------------------------------
+
+_DEAF = "  # <- deaf"  # marks the expected lines in the snippets below; removed before a checker sees them
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A piece of code to judge: its source, and the lines of its deaf handlers (none if it is correct)."""
+
+    name: str
+    source: str
+    deaf: tuple[int, ...]
+    flavour: str  # "thread" or "asyncio"
+
+
+def _snippet(name: str, text: str, flavour: str = "thread") -> Snippet:
+    lines = textwrap.dedent(text).lstrip("\n").splitlines()
+    deaf = tuple(number for number, line in enumerate(lines, 1) if line.endswith(_DEAF))
+    source = "\n".join(line.removesuffix(_DEAF) for line in lines) + "\n"
+    return Snippet(name, source, deaf, flavour)
+
+
+VISIBLE: list[Snippet] = [
+    _snippet(
+        "uploader_retry_sleeps",
+        """
+        class Uploader:
+            def __init__(self, files, store):
+                self.files, self.store = files, store
+                self.stop = threading.Event()
+
+            def run(self):
+                while not self.stop.is_set():
+                    try:
+                        path = self.files.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    while True:
+                        try:
+                            self.store.put(path)
+                            break
+                        except StoreError:  # <- deaf
+                            time.sleep(5)
+        """,
+    ),
+    _snippet(
+        "idle_poll_continues",
+        """
+        def poll(inbox, stop):
+            while True:
+                try:
+                    message = inbox.get(timeout=1)
+                except queue.Empty:  # <- deaf
+                    continue
+                handle(message)
+                if stop.is_set():
+                    return
+        """,
+    ),
+    _snippet(
+        "metrics_sleep_in_checked_loop",
+        """
+        def ship_metrics(client, stop, interval):
+            while not stop.is_set():
+                try:
+                    client.send(collect())
+                except ConnectionError as error:  # <- deaf
+                    log.warning("metrics not sent: %s", error)
+                    time.sleep(30)
+                stop.wait(interval)
+        """,
+    ),
+    _snippet(
+        "feed_one_handler_of_two",
+        """
+        def follow(feed, stop):
+            while True:
+                try:
+                    entry = feed.next_entry(timeout=2)
+                except TimeoutError:  # <- deaf
+                    continue
+                except OSError:
+                    if stop.is_set():
+                        return
+                    time.sleep(1)
+                else:
+                    publish(entry)
+        """,
+    ),
+    _snippet(
+        "uploader_waits_on_stop",
+        """
+        class Uploader:
+            def __init__(self, files, store):
+                self.files, self.store = files, store
+                self.stop = threading.Event()
+
+            def run(self):
+                while not self.stop.is_set():
+                    try:
+                        path = self.files.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    while not self.stop.is_set():
+                        try:
+                            self.store.put(path)
+                            break
+                        except StoreError:
+                            self.stop.wait(5)
+        """,
+    ),
+    _snippet(
+        "drain_sleeps_then_checks",
+        """
+        def drain(source, sink, stop):
+            while True:
+                try:
+                    sink.write(source.read())
+                except OSError:
+                    time.sleep(0.5)
+                    if stop.is_set():
+                        break
+        """,
+    ),
+    _snippet(
+        "config_no_loop",
+        """
+        import json
+        import time
+
+
+        def load_config(path):
+            try:
+                with open(path) as file:
+                    return json.load(file)
+            except FileNotFoundError:
+                time.sleep(0.1)  # the file may be in the middle of a rename: one more try
+            with open(path) as file:
+                return json.load(file)
+        """,
+    ),
+    _snippet(
+        "bounded_for_retries",
+        """
+        def fetch(url):
+            for attempt in range(3):
+                try:
+                    return download(url)
+                except TimeoutError:
+                    time.sleep(2**attempt)
+            raise TimeoutError(url)
+        """,
+    ),
+    _snippet(
+        "async_delivery_retry_sleeps",
+        """
+        async def deliver_all(queue, stop):
+            while not stop.is_set():
+                message = await queue.get()
+                while True:
+                    try:
+                        await deliver(message)
+                        break
+                    except DeliveryError:  # <- deaf
+                        await asyncio.sleep(0.5)
+        """,
+        "asyncio",
+    ),
+    _snippet(
+        "async_heartbeat_checked_loop",
+        """
+        class Heartbeat:
+            async def run(self):
+                while not self.stopping.is_set():
+                    try:
+                        await self.peer.ping()
+                    except ConnectionError:  # <- deaf
+                        self.misses += 1
+                        await asyncio.sleep(self.backoff)
+                    else:
+                        await asyncio.sleep(self.interval)
+        """,
+        "asyncio",
+    ),
+    _snippet(
+        "async_delivery_waits_on_stop",
+        """
+        async def deliver_all(queue, stop):
+            while not stop.is_set():
+                message = await queue.get()
+                while not stop.is_set():
+                    try:
+                        await deliver(message)
+                        break
+                    except DeliveryError:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), timeout=0.5)
+        """,
+        "asyncio",
+    ),
+    _snippet(
+        "async_tail_sleeps_then_checks",
+        """
+        async def tail(stream, stop):
+            while True:
+                try:
+                    print(await stream.readline())
+                except ConnectionResetError:
+                    await asyncio.sleep(1)
+                    if stop.is_set():
+                        return
+        """,
+        "asyncio",
+    ),
+]
+
+HIDDEN: list[Snippet] = [
+    _snippet(
+        "poller_bare_except_sleep_name",
+        """
+        from time import sleep
+
+
+        class Poller:
+            def __init__(self, source):
+                self.source = source
+                self.done = threading.Event()
+                self.failures = 0
+
+            def loop(self):
+                while not self.done.is_set():
+                    try:
+                        self.source.refresh()
+                    except:  # <- deaf
+                        self.failures += 1
+                        sleep(10)
+        """,
+    ),
+    _snippet(
+        "socket_while_one_two_deaf",
+        """
+        def consume(sock, stop):
+            while 1:
+                try:
+                    data = sock.recv(4096)
+                except BlockingIOError:  # <- deaf
+                    continue
+                except (ConnectionResetError, BrokenPipeError):  # <- deaf
+                    sock = reconnect()
+                    time.sleep(2)
+                else:
+                    if not data or stop.is_set():
+                        break
+                    process(data)
+        """,
+    ),
+    _snippet(
+        "watch_sleep_inside_an_if",
+        """
+        def watch(path, stop, seen):
+            while not stop.is_set():
+                try:
+                    mtime = os.stat(path).st_mtime
+                except OSError as error:  # <- deaf
+                    if error.errno == errno.ENOENT:
+                        time.sleep(1)
+                    else:
+                        log.error("cannot stat %s: %s", path, error)
+                    continue
+                if mtime != seen:
+                    reload(path)
+                    seen = mtime
+                stop.wait(0.5)
+        """,
+    ),
+    _snippet(
+        "sender_in_a_nested_function",
+        """
+        def start_sender(outbox, transport, stop, backoff):
+            def send_forever():
+                while True:
+                    item = outbox.get()
+                    while True:
+                        try:
+                            transport.send(item)
+                            break
+                        except TransportError:  # <- deaf
+                            time.sleep(backoff)
+                        except TransportClosed:
+                            time.sleep(backoff)
+                            if stop.is_set():
+                                return
+
+            thread = threading.Thread(target=send_forever, daemon=True)
+            thread.start()
+            return thread
+        """,
+    ),
+    _snippet(
+        "serve_continue_in_checked_loop",
+        """
+        def serve(requests, stop):
+            while not stop.is_set():
+                try:
+                    request = requests.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                except KeyboardInterrupt:
+                    raise
+                respond(request)
+        """,
+    ),
+    _snippet(
+        "syncer_wait_in_an_if",
+        """
+        class Syncer:
+            def run(self):
+                while True:
+                    try:
+                        self.sync_once()
+                    except SyncError:
+                        if self.stop_event.wait(self.retry_after):
+                            return
+        """,
+    ),
+    _snippet(
+        "module_try_no_loop",
+        """
+        try:
+            import uvloop
+        except ImportError:
+            uvloop = None
+
+
+        def main():
+            asyncio.run(serve())
+        """,
+    ),
+    _snippet(
+        "retries_then_raises",
+        """
+        def call_with_retries(call, attempts):
+            while True:
+                try:
+                    return call()
+                except TransientError:
+                    attempts -= 1
+                    if attempts == 0:
+                        raise
+                    time.sleep(0.1)
+        """,
+    ),
+    _snippet(
+        "async_keep_alive_checked_loop",
+        """
+        async def keep_alive(conn, closing):
+            while not closing.is_set():
+                try:
+                    await conn.ping()
+                except (ConnectionError, asyncio.TimeoutError):  # <- deaf
+                    await asyncio.sleep(5)
+                    continue
+                await asyncio.sleep(30)
+        """,
+        "asyncio",
+    ),
+    _snippet(
+        "async_consumer_while_true",
+        """
+        class Consumer:
+            async def consume(self):
+                while True:
+                    try:
+                        batch = await self.broker.fetch()
+                    except BrokerUnavailable:  # <- deaf
+                        await asyncio.sleep(self.backoff)
+                    else:
+                        await self.handle(batch)
+        """,
+        "asyncio",
+    ),
+    _snippet(
+        "async_keep_alive_waits_on_closing",
+        """
+        async def keep_alive(conn, closing):
+            while not closing.is_set():
+                try:
+                    await conn.ping()
+                except ConnectionError:
+                    try:
+                        await asyncio.wait_for(closing.wait(), timeout=5)
+                    except TimeoutError:
+                        pass
+        """,
+        "asyncio",
+    ),
+    _snippet(
+        "async_reconnect_checks_then_sleeps",
+        """
+        async def reconnecting(client, stop):
+            while True:
+                try:
+                    await client.connect()
+                    return
+                except OSError:
+                    if stop.is_set():
+                        break
+                    await asyncio.sleep(1)
+        """,
+        "asyncio",
+    ),
+]
+
+SNIPPETS = {"visible": VISIBLE, "hidden": HIDDEN}
+
+Checker = Callable[[str], object]
+
+
+def _lines_found(checker: Checker, snippet: Snippet) -> list[int] | str:
+    """What the checker says about a snippet, as sorted line numbers; or the problem, if it raised."""
+    try:
+        result = checker(snippet.source)
+        lines = sorted(set(result))  # type: ignore[call-overload]
+    except Exception as exc:
+        return f"raised {type(exc).__name__}: {exc}" if str(exc) else f"raised {type(exc).__name__}"
+    if not all(type(line) is int for line in lines):
+        return f"returned {result!r}, not a list of line numbers"
+    return lines
+
+
+def _grade(checker: Checker, snippets: list[Snippet], checks: Checks) -> None:
+    found = {snippet.name: _lines_found(checker, snippet) for snippet in snippets}
+    flagged_any = any(isinstance(found[s.name], list) and found[s.name] for s in snippets if s.deaf)
+    for snippet in snippets:
+        lines, where = found[snippet.name], f"snippet {snippet.name!r}"
+        if isinstance(lines, str):  # it raised, or returned something else: this snippet fails
+            problem = exact = flagged = f"{where}: {lines}"
+        else:
+            problem = f"{where} is correct, but your check flagged lines {lines}" if lines else ""
+            exact = "" if lines == list(snippet.deaf) else f"{where}: deaf handlers on lines {list(snippet.deaf)}, "
+            exact += "" if not exact else f"your check said {lines}"
+            flagged = "" if lines else f"{where}: not flagged, yet it has deaf handlers on lines {list(snippet.deaf)}"
+        if not snippet.deaf:
+            if not problem and not flagged_any:
+                problem = f"{where}: your check flags none of the leaky snippets either: passing this one says nothing"
+            checks.record("passes_correct", problem)
+        elif snippet.flavour == "asyncio":
+            checks.record("async_flavour", exact)
+        else:
+            checks.record("flags_leaky", flagged)
+            checks.record("right_lines", exact)
+
+
+def probe(checker: Checker, *, snippets: str = "visible") -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The checks a grader runs against a learner's `find_deaf_retries`, and a summary of them."""
+    checks = Checks()
+    return asyncio.to_thread(_grade, checker, SNIPPETS[snippets], checks), checks.summary

@@ -1,0 +1,675 @@
+"""Scenario 08, a week in production: one service, four of the earlier leaks, seven simulated days.
+
+The article's service did not leak in one place: a handler's goroutine blocked on a send nobody would
+receive, a retry loop that never looked at its stop channel, a call with no timeout to a service that
+sometimes never answered, and workers started for each batch and never stopped. None of them mattered
+in a test; together, over a week of traffic, they took the process from 200 MB to 2 GB until an alert
+fired. Here `LeakyService` carries the same four leaks, built from the earlier lessons' pieces, and
+`replay_week` sends it a week of mixed traffic (days of a few rounds, milliseconds for hours) while a
+small daily gauge counts its live tasks and threads, and raises an alert over a threshold.
+
+Time is compressed: a simulated day lasts a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from .._census import Census
+from . import lifeless_pool
+from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, slow_query
+from .hung_call import start_service
+from .skipped_stop import Dependency, DependencyError
+
+# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+__all__ = [
+    "BUFFER_BYTES",
+    "PAYLOAD_BYTES",
+    "DependencyError",
+    "LeakyService",
+    "Lookup",
+    "Request",
+    "Result",
+    "handle",
+    "queue",
+    "slow_query",
+    "threading",
+    "time",
+]
+
+BUFFER_BYTES = 128 * 1024  # DO NOT CHANGE: the working memory of each background thread (flusher, batch worker)
+WORKING_SET_BYTES = 2 * 1024 * 1024  # DO NOT CHANGE: what the healthy service holds at rest (its caches)
+WORKERS_PER_BATCH = 4  # DO NOT CHANGE: how many threads a batch is spread over
+
+# The measuring tools, bound when this module is imported, before any answer cell runs.
+_all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
+_handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
+
+
+def handle(job: int) -> int:
+    """Do one batch job (lesson 04's: a millisecond of work, its square)."""
+    _handled[0] += 1
+    return lifeless_pool.handle(job)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A lookup in the key-value service: `key` to ask for; the answer must come within `deadline_ms`."""
+
+    key: str
+    deadline_ms: float = 2000.0
+
+    def line(self) -> bytes:
+        """The request as the key-value service reads it."""
+        return f"GET {self.key}\n".encode()
+
+
+def key_value_service() -> tuple[str, int]:
+    """Start lesson 03's key-value service (it never answers keys that start with "stuck") in a process of
+    its own, and return its address; it ends when this process does, so stuck calls stay stuck until then."""
+    return start_service()
+
+
+class Sink(Dependency):
+    """Where recorded events go (an analytics endpoint): lesson 02's dependency, counting what it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered: dict[int, int] = {}
+
+    def call(self, job: int) -> int:
+        """Deliver one event, or raise DependencyError while the sink is down."""
+        answer = super().call(job)
+        self.delivered[job] = self.delivered.get(job, 0) + 1
+        return answer
+
+
+class LeakyService:
+    """The service as it ran in production: four kinds of request and a background flusher, four leaks.
+
+    `start()` starts the flusher, which delivers recorded events to the sink; `stop()` stops it (the
+    service is restarted at every config reload). `report`, `lookup` and `batch` serve requests;
+    `record` and `status` are healthy.
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        sink: Dependency,
+        *,
+        backoff_s: float = 0.02,
+        working_set_bytes: int = WORKING_SET_BYTES,
+    ) -> None:
+        self.address = address  # the key-value service that `lookup` asks (it sometimes never answers)
+        self.sink = sink  # where `record`ed events go; down for part of the week
+        self.backoff_s = backoff_s  # how long the flusher waits before it tries a failed delivery again
+        self.events: queue.Queue[int] = queue.Queue()  # recorded events not yet delivered; kept across restarts
+        self.cache = bytearray(working_set_bytes)  # the service's memory at rest
+        self.background: set[asyncio.Task] = set()  # children of `report`, kept as asyncio's docs advise
+        self._stop = threading.Event()
+
+    # --- lifecycle: the flusher (lesson 02) ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the flusher thread."""
+        self._stop = threading.Event()
+        threading.Thread(target=self._flush, args=(self._stop,), name="flusher", daemon=True).start()
+
+    def stop(self) -> None:
+        """Tell the flusher to stop; returns at once, without waiting for it."""
+        self._stop.set()
+
+    def _flush(self, stop: threading.Event) -> None:
+        buffer = bytearray(BUFFER_BYTES)  # working memory, held while the flusher runs
+        while not stop.is_set():
+            try:
+                event = self.events.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while True:  # the retry loop: it never looks at `stop`, and the sink may stay down for days
+                try:
+                    self.sink.call(event)
+                    buffer[0] = event % 256
+                    break
+                except DependencyError:
+                    time.sleep(self.backoff_s)
+
+    # --- requests ---------------------------------------------------------------------------------------
+
+    def record(self, event: int) -> None:
+        """Queue an event for the sink (healthy: the flusher delivers it)."""
+        self.events.put(event)
+
+    async def status(self) -> str:
+        """The health check (healthy)."""
+        return "ok"
+
+    async def report(self, request: Request) -> Result:
+        """A report from the slow database (lesson 01): the query runs in a child task; the handler
+        gives up at `request.deadline_ms`, and the child then waits for ever to hand over its rows."""
+        reply: asyncio.Queue[Result] = asyncio.Queue(maxsize=1)
+
+        async def run_query() -> None:
+            await reply.put(await slow_query(request))
+            await reply.join()  # Go's unbuffered send: wait until the handler has taken it
+
+        child = asyncio.create_task(run_query())
+        self.background.add(child)
+        child.add_done_callback(self.background.discard)
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            result = await reply.get()
+        reply.task_done()
+        return result
+
+    async def lookup(self, lookup: Lookup) -> str:
+        """A value from the key-value service (lesson 03), with no timeout: some keys are never answered."""
+        reader, writer = await asyncio.open_connection(*self.address)
+        writer.write(lookup.line())
+        await writer.drain()
+        answer = bytearray(PAYLOAD_BYTES)  # room for the answer, held while we wait
+        line = await reader.readline()  # a service that never answers keeps us here for ever
+        answer[: len(line)] = line
+        writer.close()
+        await writer.wait_closed()
+        return line.decode().strip()
+
+    def batch(self, jobs: list[int]) -> list[int]:
+        """`handle(job)` for every job, in order (lesson 04): over four threads started for this batch,
+        which are never told to stop."""
+        todo: queue.Queue[tuple[int, int]] = queue.Queue()
+        done: queue.Queue[tuple[int, int]] = queue.Queue()
+
+        def worker() -> None:
+            buffer = bytearray(BUFFER_BYTES)  # working memory, held while the worker waits
+            while True:
+                index, job = todo.get()  # after the batch, this waits for ever
+                buffer[0] = job % 256
+                done.put((index, handle(job)))
+
+        for _ in range(WORKERS_PER_BATCH):
+            threading.Thread(target=worker, name="batch-worker", daemon=True).start()
+        for item in enumerate(jobs):
+            todo.put(item)
+        results = dict(done.get() for _ in jobs)
+        return [results[index] for index in range(len(jobs))]
+
+
+# --- the monitor: a daily gauge of live tasks and threads ------------------------------------------
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass
+class DailyGauge:
+    """The service's own monitor: once a day, count its live tasks and threads; alert over a threshold."""
+
+    threshold: int = 50  # live tasks + threads above which the on-call engineer is paged
+    log: bool = True
+    readings: list[tuple[int, int]] = field(default_factory=list)  # (tasks, threads), one per day
+    alerts: list[int] = field(default_factory=list)  # the days on which it fired
+
+    def sample(self, day: int, tasks: int, threads: int) -> None:
+        """Note one day's count, and print it like a log line."""
+        self.readings.append((tasks, threads))
+        alert = tasks + threads > self.threshold
+        if alert:
+            self.alerts.append(day)
+        if self.log:
+            name = _DAYS[(day - 1) % 7]
+            line = f"{name} 23:59 gauge live_tasks={tasks} live_threads={threads}"
+            print(line + (f"  ALERT: {tasks + threads} > {self.threshold}" if alert else ""))
+
+
+# --- the traffic ---------------------------------------------------------------------------------------
+
+KINDS = ("report", "lookup", "batch", "events")
+MIX = {"report": 6, "lookup": 3, "batch": 1, "events": 3, "status": 2}  # requests of each kind per round
+
+
+@dataclass
+class Served:
+    """How one request ended, judged against the service's specification."""
+
+    kind: str
+    ended_with: str = "nothing"  # "result", an exception's name, or "nothing" (never answered)
+    right: bool = False
+    problem: str = "never answered"
+
+
+@dataclass
+class Week:
+    """What a replay did: the requests and how they ended, the gauge, and what the service left."""
+
+    served: list[Served] = field(default_factory=list)
+    gauge: DailyGauge = field(default_factory=DailyGauge)
+    day_ends: list[float] = field(default_factory=list)  # wall-clock time (epoch ms) at each gauge reading
+    sink: Sink = field(default_factory=Sink)
+    service: LeakyService | None = None
+    up_events: list[int] = field(default_factory=list)  # events recorded while the sink was up
+    stops: list[float] = field(default_factory=list)  # how long each stop() took, in seconds
+    lifecycle_problems: list[str] = field(default_factory=list)
+    jammed: bool = False  # a lifecycle call never returned
+    in_flight: set[asyncio.Task] = field(default_factory=set)  # requests not answered yet
+    started_at: float = 0.0  # wall-clock time (epoch ms) once the service had started, before any traffic
+
+    def count(self, kind: str) -> tuple[int, int]:
+        """[right, out of] for one kind of request."""
+        mine = [s for s in self.served if s.kind == kind]
+        return sum(s.right for s in mine), len(mine)
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per request that did not end as specified."""
+        return [f"{s.kind}: {s.problem}" for s in self.served if not s.right]
+
+
+def _ended_with(task: asyncio.Task) -> str:
+    if task.cancelled():
+        return "CancelledError"
+    return "result" if task.exception() is None else type(task.exception()).__name__
+
+
+def _judge_report(request: Request, gives_up: bool, served: Served, task: asyncio.Task) -> None:
+    served.ended_with = _ended_with(task)
+    problems = []
+    expected = "TimeoutError" if gives_up else "result"
+    if served.ended_with != expected:
+        problems.append(f"ended with {served.ended_with}, expected {expected}")
+    elif not gives_up and (request.result is None or task.result() is not request.result()):
+        problems.append("returned something other than the query's own result")
+    elif gives_up and request.query_done_at is not None:
+        problems.append("gave up only after the query had finished: it kept its client waiting")
+    if request.queries != 1:
+        problems.append(f"the query ran {request.queries} times, expected once")
+    served.right, served.problem = not problems, "; ".join(problems)
+    request.client_gone.set()  # a query whose client gave up may answer now: too late
+
+
+def _judge_lookup(lookup: Lookup, stuck: bool, served: Served, task: asyncio.Task) -> None:
+    served.ended_with = _ended_with(task)
+    expected = "TimeoutError" if stuck else "result"
+    value = task.result() if served.ended_with == "result" else None
+    if served.ended_with != expected:
+        served.problem = f"{lookup.key}: ended with {served.ended_with}, expected {expected}"
+    elif not stuck and value != f"value of {lookup.key}":
+        served.problem = f"{lookup.key}: answered {value!r}, not the key-value service's answer"
+    else:
+        served.right, served.problem = True, ""
+
+
+def _judge_status(served: Served, task: asyncio.Task) -> None:
+    served.ended_with = _ended_with(task)
+    served.right = served.ended_with == "result" and task.result() == "ok"
+    served.problem = "" if served.right else f"ended with {served.ended_with}, expected 'ok'"
+
+
+class _Driver:
+    """Runs a service's blocking calls (batches, start, stop) in a thread of the traffic's own, with patience."""
+
+    def __init__(self, patience_s: float) -> None:
+        self.patience_s = patience_s
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="week-traffic")
+        self.jammed: list[ThreadPoolExecutor] = []
+
+    def threads(self) -> set[threading.Thread]:
+        """The driver's own threads: not the service's, so the gauge leaves them out."""
+        return {*self.executor._threads, *(t for e in self.jammed for t in e._threads)}  # type: ignore[attr-defined]
+
+    async def call(self, function: Callable[..., object], *args: object) -> tuple[str, object, float]:
+        """("result", value, seconds), (exception name, exception, seconds) or ("nothing", None, patience)."""
+
+        def timed() -> tuple[object, float]:
+            started = _monotonic()
+            try:
+                return function(*args), _monotonic() - started
+            except Exception as exc:
+                return exc, _monotonic() - started
+
+        future = asyncio.get_running_loop().run_in_executor(self.executor, timed)
+        done, _ = await asyncio.wait({future}, timeout=self.patience_s)
+        if not done:  # stuck for good: that thread is the service's leftover; later calls get a fresh one
+            self.jammed.append(self.executor)
+            self.executor.shutdown(wait=False)
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="week-traffic")
+            return "nothing", None, self.patience_s
+        value, took = future.result()
+        if isinstance(value, Exception):
+            return type(value).__name__, value, took
+        return "result", value, took
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        for executor in self.jammed:
+            executor.shutdown(wait=False)
+
+
+@dataclass
+class _Traffic:
+    """The clients of one replayed week: they send each kind of request and judge its answer."""
+
+    service: LeakyService
+    week: Week
+    driver: _Driver
+    rng: random.Random
+    work_ms: float
+    give_up_ms: float
+    lookup_deadline_ms: float
+    next_id: int = 1000
+
+    def _launch(self, coro: Awaitable[object], judge: Callable[[asyncio.Task], None]) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(judge)
+        self.week.in_flight.add(task)
+        task.add_done_callback(self.week.in_flight.discard)  # an answered request's result is not kept
+        return task
+
+    def _served(self, kind: str) -> Served:
+        self.week.served.append(served := Served(kind))
+        self.next_id += 1
+        return served
+
+    def report(self) -> asyncio.Task:
+        """One in three gives up at its deadline, and its query answers only once its client has gone."""
+        gives_up, served = self.rng.random() < 1 / 3, self._served("report")
+        deadline = self.give_up_ms if gives_up else 1000.0
+        request = Request(self.next_id, work_ms=self.work_ms, deadline_ms=deadline, answers_late=gives_up)
+        return self._launch(self.service.report(request), partial(_judge_report, request, gives_up, served))
+
+    def lookup(self) -> asyncio.Task:
+        """One in three asks for a key the key-value service never answers."""
+        stuck, served = self.rng.random() < 1 / 3, self._served("lookup")
+        number = self.rng.randrange(10**6)
+        lookup = Lookup(f"stuck-{number}", self.lookup_deadline_ms) if stuck else Lookup(f"user-{number}")
+        return self._launch(self.service.lookup(lookup), partial(_judge_lookup, lookup, stuck, served))
+
+    def status(self) -> asyncio.Task:
+        return self._launch(self.service.status(), partial(_judge_status, self._served("status")))
+
+    def events(self) -> None:
+        served = self._served("events")
+        try:
+            self.service.record(self.next_id)
+            served.ended_with, served.right, served.problem = "result", True, ""
+        except Exception as exc:
+            served.ended_with, served.problem = type(exc).__name__, f"record() raised {type(exc).__name__}"
+        if not self.week.sink._down.is_set():
+            self.week.up_events.append(self.next_id)
+
+    async def batch(self) -> None:
+        jobs = [self.rng.randrange(1000) for _ in range(self.rng.randrange(6, 12))]
+        served, before = self._served("batch"), _handled[0]
+        served.ended_with, value, _ = await self.driver.call(self.service.batch, jobs)
+        if served.ended_with != "result":
+            served.problem = f"a batch of {len(jobs)} ended with {served.ended_with}"
+        elif value != [job * job for job in jobs]:
+            served.problem = f"batch {jobs[:3]}... returned {str(value)[:30]}..., not handle(job) for each job"
+        elif _handled[0] - before != len(jobs):
+            served.problem = f"a batch of {len(jobs)} jobs called handle() {_handled[0] - before} times"
+        else:
+            served.right, served.problem = True, ""
+
+    async def lifecycle(self, method: str) -> None:
+        """Start or stop the service; a stop() that never returns ends the restarts for the week."""
+        if self.week.jammed:
+            return
+        status, value, took = await self.driver.call(getattr(self.service, method))
+        if method == "stop":
+            self.week.stops.append(took)
+        if status == "nothing":
+            self.week.jammed = True
+            self.week.lifecycle_problems.append(f"{method}() had not returned after {self.driver.patience_s:g} s")
+        elif status != "result":
+            self.week.lifecycle_problems.append(f"{method}() ended with {status}: {value}")
+
+
+async def replay_week(
+    service_class: Callable[..., LeakyService],
+    address: tuple[str, int],
+    *,
+    days: int = 7,
+    rounds: int = 3,
+    mix: dict[str, int] | None = None,
+    seed: int = 0,
+    outage_day: int = 3,
+    restart_every_round: bool = True,
+    backoff_s: float = 0.02,
+    working_set_bytes: int = WORKING_SET_BYTES,
+    round_ms: float = 8.0,
+    settle_ms: float = 40.0,
+    patience_ms: float = 100.0,
+    gauge: DailyGauge | None = None,
+    work_ms: float = 20.0,
+    give_up_ms: float = 5.0,
+    lookup_deadline_ms: float = 20.0,
+    collect: bool = True,
+) -> Week:
+    """Serve `days` simulated days of traffic: each day `rounds` rounds of the `mix` of requests, then the
+    gauge's reading. Reports give up one time in three; lookups ask for a key the service never answers one
+    time in three; the sink goes down on `outage_day` and stays down; the service is restarted (a config
+    reload) after every round. A request still waiting `patience_ms` after the week is judged unanswered;
+    what the service left running is left running. With `collect`, each day ends with a garbage collection,
+    so that memray's heap at that moment is what is held, not garbage waiting for the collector.
+    """
+    mix = dict(MIX if mix is None else mix)
+    week = Week(gauge=gauge if gauge is not None else DailyGauge())
+    census = Census.take()
+    driver = _Driver(patience_ms / 1000)
+    week.service = service_class(address, week.sink, backoff_s=backoff_s, working_set_bytes=working_set_bytes)
+    traffic = _Traffic(week.service, week, driver, random.Random(seed), work_ms, give_up_ms, lookup_deadline_ms)
+
+    def up_events_delivered() -> bool:
+        return all(week.sink.delivered.get(event) for event in week.up_events)
+
+    await traffic.lifecycle("start")
+    week.started_at = time.time() * 1000
+    for day in range(1, days + 1):
+        if day == outage_day:  # what was recorded while the sink was up has had its chance first
+            await _wait_for(up_events_delivered, patience_ms / 1000)
+            week.sink.go_down()
+        today: list[asyncio.Task] = []
+        for _ in range(rounds):
+            today += [traffic.report() for _ in range(mix.get("report", 0))]
+            today += [traffic.lookup() for _ in range(mix.get("lookup", 0))]
+            today += [traffic.status() for _ in range(mix.get("status", 0))]
+            for _ in range(mix.get("events", 0)):
+                traffic.events()
+            for _ in range(mix.get("batch", 0)):
+                await traffic.batch()
+            await asyncio.sleep(round_ms / 1000)
+            if restart_every_round:
+                await traffic.lifecycle("stop")
+                await traffic.lifecycle("start")
+        # The end of the day: what had to end has had time to, and the gauge takes its reading.
+        if today:
+            await asyncio.wait(today, timeout=settle_ms / 1000)
+        tasks = [t for t in census.new_tasks() if t is not asyncio.current_task()]
+        threads = [t for t in census.new_threads() if t not in driver.threads()]
+        week.gauge.sample(day, len(tasks), len(threads))
+        if collect:
+            gc.collect()
+        week.day_ends.append(time.time() * 1000)
+    await traffic.lifecycle("stop")
+    if week.in_flight:
+        await asyncio.wait(set(week.in_flight), timeout=patience_ms / 1000)
+    # An event recorded while the sink was up is delivered once, however often the service restarted.
+    if not week.sink._down.is_set():  # (after an outage, the wait before it has already had its chance)
+        await _wait_for(up_events_delivered, patience_ms / 1000)
+    if undelivered := [e for e in week.up_events if week.sink.delivered.get(e, 0) != 1]:
+        times = week.sink.delivered.get(undelivered[0], 0)
+        week.lifecycle_problems.append(
+            f"{len(undelivered)} events recorded while the sink was up were not delivered exactly once "
+            f"(event {undelivered[0]}: {times} times)"
+        )
+    driver.close()
+    return week
+
+
+async def _wait_for(condition: Callable[[], bool], limit_s: float) -> bool:
+    deadline = _monotonic() + limit_s
+    while not condition():
+        if _monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
+
+
+def heap_by_day(recording: object, week: Week) -> list[int]:
+    """memray's heap (bytes) once the service had started, then at each gauge reading of a recorded week:
+    the first of memray's snapshots (one every few milliseconds) taken at or after each moment."""
+    import memray
+
+    snapshots = list(memray.FileReader(Path(recording.capture)).get_memory_snapshots())  # type: ignore[attr-defined]
+    heaps = []
+    for moment in [week.started_at, *week.day_ends]:
+        after = [s.heap for s in snapshots if s.time >= moment]
+        heaps.append(after[0] if after else snapshots[-1].heap)
+    return heaps
+
+
+# --- grading: what a fresh process runs against the learner's service ----------------------------------
+
+_PHASES = {  # each kind of request on its own first, so that each leak is found (and credited) on its own
+    "report": {"mix": {"report": 6}},
+    "lookup": {"mix": {"lookup": 4}},
+    "batch": {"mix": {"batch": 1}},
+    "events": {"mix": {"events": 3}, "restart_every_round": True},
+}
+_LABELS = {"report": "reports", "lookup": "lookups", "batch": "batches", "events": "events"}
+
+
+def _socket_count() -> int:
+    count = 0
+    for fd in _listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+@dataclass
+class _Left:
+    """What one phase of the grading left behind, counted once the week was over."""
+
+    tasks: int = 0
+    threads: int = 0
+    sockets: int = 0
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.tasks:
+            found.append(f"{self.tasks} tasks were still pending after the week")
+        if self.threads:
+            found.append(f"{self.threads} threads were still running after the week")
+        if self.sockets:
+            found.append(f"{self.sockets} sockets were still open after the week")
+        return found
+
+
+async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]:
+    """Replay a week and count what it left: pending tasks, running threads, open sockets.
+
+    (Memory is the grader's own measure, over the whole run: its task factory holds every task, with
+    its result, until the run is over, so bytes held cannot be told apart per phase.)
+    """
+    tasks_before, threads_before, sockets_before = set(_all_tasks()), len(_listdir("/proc/self/task")), _socket_count()
+    week = await replay()
+
+    # Threads that were joined leave the operating system's list a moment later; leaked ones stay.
+    def settled() -> bool:
+        return len(_listdir("/proc/self/task")) <= threads_before and _socket_count() <= sockets_before
+
+    await _wait_for(settled, 0.3)
+    await asyncio.sleep(0)  # cancelled children finish
+    left = _Left(
+        tasks=len({t for t in _all_tasks() if not t.done()} - tasks_before - {asyncio.current_task()}),
+        threads=max(0, len(_listdir("/proc/self/task")) - threads_before),
+        sockets=max(0, _socket_count() - sockets_before),
+    )
+    week.service, week.in_flight = None, set()
+    return week, left
+
+
+def probe(
+    service_class: Callable[..., LeakyService],
+    *,
+    seed: int = 0,
+    days: int = 7,
+    rounds: int = 2,
+    mix: dict[str, int] | None = None,
+    backoff_s: float = 0.2,
+) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """Each kind of request on its own for two days, then a whole week of the mix: what each left, and
+    whether every request got the right answer. The key-value service runs in a process of its own."""
+    address = key_value_service()
+    results: dict[str, tuple[Week, _Left]] = {}
+    options = {"backoff_s": backoff_s, "working_set_bytes": 64 * 1024, "patience_ms": 500.0, "settle_ms": 5.0}
+    options["collect"] = False  # the grader counts what the answer released itself, with the collector off
+    options["lookup_deadline_ms"] = 50.0
+
+    async def run() -> None:
+        for number, (kind, phase) in enumerate(_PHASES.items()):
+            settings = {"restart_every_round": False, "outage_day": 2 if kind == "events" else 99, **phase}
+            settings.update(options, days=2, rounds=3, seed=seed * 10 + number, gauge=DailyGauge(log=False))
+            results[kind] = await _measured(lambda: replay_week(service_class, address, **settings))  # noqa: B023
+        settings = {**options, "days": days, "rounds": rounds, "mix": mix, "seed": seed * 10 + 9}
+        settings["gauge"] = DailyGauge(log=False)
+        results["week"] = await _measured(lambda: replay_week(service_class, address, **settings))
+
+    def summary() -> dict:
+        counts: dict[str, object] = {}
+        problems: list[str] = []
+        requests = 0
+        for kind in KINDS:
+            label = _LABELS[kind]
+            if kind not in results:  # the run ran out of its budget before this phase
+                counts[f"{label}_leave_nothing"] = counts[f"{label}_answer_right"] = [0, 1]
+                problems.append(f"{label} answer right: the grader's budget ran out before these requests were sent")
+                continue
+            week, left = results[kind]
+            requests += len(week.served)
+            leaks = left.problems()
+            if kind == "events":
+                slow = [took for took in week.stops if took > min(1.0, backoff_s / 2)]
+                if slow:
+                    leaks.append(
+                        f"stop() took up to {max(slow):.2f} s with a {backoff_s:g} s back-off while the sink was "
+                        "down: the retry loop slept through the stop signal"
+                    )
+            checks = 4 if kind == "events" else 3
+            counts[f"{label}_leave_nothing"] = [checks - min(checks, len(leaks)), checks]
+            problems += [f"{label} leave nothing: {p}" for p in leaks]
+            right, total = week.count(kind)
+            wrong = [p for p in week.problems if p.startswith(kind + ":")]
+            if kind == "events":
+                wrong += week.lifecycle_problems
+                right, total = right + (not week.lifecycle_problems), total + 1
+            counts[f"{label}_answer_right"] = [right, total]
+            problems += [f"{label} answer right: {p}" for p in wrong[:2]]
+        if "week" in results:
+            week, left = results["week"]
+            requests += len(week.served)
+            flat = left.problems()
+            if week.problems:
+                flat.append(f"{len(week.problems)} of {len(week.served)} requests did not end as specified")
+            counts["week_flat"] = [4 - min(4, len(flat)), 4]
+            problems += [f"week flat: {p}" for p in flat]
+            if flat:
+                readings = ", ".join(str(tasks + threads) for tasks, threads in week.gauge.readings)
+                problems.append(f"week flat: the gauge's live tasks + threads at each day's end: {readings}")
+        else:
+            counts["week_flat"] = [0, 1]
+            problems.append("week flat: the grader's budget ran out before the week was over")
+        return {"requests": requests, "answered": requests, **counts, "problems": problems}
+
+    return run(), summary

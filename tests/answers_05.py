@@ -1,0 +1,145 @@
+"""Answer cells for notebook 05, right and wrong, as a learner might write them."""
+
+# The diagnosis: the function and line where the leaked tasks wait, innermost frame of the service's
+# own code in the dump's biggest group. The line is read from the source, as a learner reads the dump.
+import inspect
+
+from leaklab.scenarios.mystery_service import MysteryService, leak_line_in_source
+
+DIAGNOSIS = f'LEAK_FUNCTION = "call"\nLEAK_LINE = {leak_line_in_source()}\n'
+
+# Right too: the method's qualified name.
+DIAGNOSIS_QUALIFIED = DIAGNOSIS.replace('"call"', '"RpcClient.call"')
+
+# Wrong: the outer frame of the group (the route that calls the client), not where the tasks wait.
+_lines, _first = inspect.getsourcelines(MysteryService.price)
+_PRICE_LINE = _first + next(i for i, line in enumerate(_lines) if "await self.client.call" in line)
+DIAGNOSIS_OUTER_FRAME = f'LEAK_FUNCTION = "price"\nLEAK_LINE = {_PRICE_LINE}\n'
+
+# Wrong: the line is right but the function named is the reader, where the bug is, not where they wait.
+DIAGNOSIS_WRONG_FUNCTION = f'LEAK_FUNCTION = "read_replies"\nLEAK_LINE = {leak_line_in_source()}\n'
+
+DIAGNOSIS_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
+
+# The fix: the reader resolves every reply, an error reply with the backend's error; the caller's
+# entry leaves the table whatever happens (`finally:`), so a caller that gave up leaves nothing either.
+FIXED = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        request_id = self.last_id
+        frame = encode(request_id, sku)
+        entry = Pending(asyncio.get_running_loop().create_future(), frame)
+        self.pending[request_id] = entry
+        try:
+            self.backend.send(frame)
+            return await entry.future
+        finally:
+            self.pending.pop(request_id, None)
+
+    async def read_replies(self) -> None:
+        while True:
+            reply = await self.backend.receive()
+            entry = self.pending.pop(reply.id, None)
+            if entry is None or entry.future.done():
+                continue
+            if reply.error:
+                self.errors += 1
+                entry.future.set_exception(BackendError(reply.error))
+            else:
+                entry.future.set_result(reply.value)
+"""
+
+# Correct too: only the reader changes; it pops every entry and resolves it.
+READER_ONLY = FIXED.replace(
+    """        try:
+            self.backend.send(frame)
+            return await entry.future
+        finally:
+            self.pending.pop(request_id, None)
+""",
+    """        self.backend.send(frame)
+        return await entry.future
+""",
+)
+assert READER_ONLY != FIXED
+
+# The leaky client as the lesson shows it.
+LEAKY = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        frame = encode(self.last_id, sku)
+        entry = Pending(asyncio.get_running_loop().create_future(), frame)
+        self.pending[self.last_id] = entry
+        self.backend.send(frame)
+        return await entry.future
+
+    async def read_replies(self) -> None:
+        while True:
+            reply = await self.backend.receive()
+            if reply.error:
+                self.errors += 1
+            elif (entry := self.pending.pop(reply.id, None)) is not None and not entry.future.done():
+                entry.future.set_result(reply.value)
+"""
+
+# Tasks end, memory grows: a timeout around the wait frees the caller, but the entry (and its 64 KiB
+# frame) stays in the table for ever; and the caller gets a timeout, not the backend's error.
+TIMES_OUT = LEAKY.replace(
+    "        return await entry.future\n",
+    "        async with asyncio.timeout(0.5):\n            return await entry.future\n",
+)
+assert TIMES_OUT != LEAKY
+
+# Tasks end, answers right, memory grows: the error reply is handed over, but its entry stays.
+RESOLVES_BUT_KEEPS_ENTRY = LEAKY.replace(
+    """                self.errors += 1
+""",
+    """                self.errors += 1
+                self.pending[reply.id].future.set_exception(BackendError(reply.error))
+""",
+)
+assert RESOLVES_BUT_KEEPS_ENTRY != LEAKY
+
+# Drops work: an error reply is taken for a broken connection, and every call in flight fails with it.
+FAILS_EVERY_CALL = LEAKY.replace(
+    """                self.errors += 1
+""",
+    """                self.errors += 1
+                for entry in self.pending.values():
+                    entry.future.set_exception(BackendError(reply.error))
+                self.pending.clear()
+""",
+)
+assert FAILS_EVERY_CALL != LEAKY
+
+# The unmodified exercise: every method body is a stub.
+STUB = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    async def read_replies(self) -> None:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+"""

@@ -1,0 +1,160 @@
+"""Answer cells for notebook 06, right and wrong, as a learner might write them."""
+
+# The monitor: tick() samples, keeps the series, counts the samples above the threshold in a row, warns
+# once when that run reaches `sustain` and once when the count is back; a thread ticks every interval,
+# waiting on an Event so that stop() is heard at once, and stop() joins it.
+FIXED = """
+class Monitor:
+    def __init__(self, *, sample, threshold, sustain=3, interval_s=1.0, warn=print):
+        self.sample, self.threshold, self.sustain = sample, threshold, sustain
+        self.interval_s, self.warn = interval_s, warn
+        self.series = []
+        self._over = 0
+        self._alerting = False
+        self._stop = threading.Event()
+        self._thread = None
+
+    def tick(self):
+        now = self.sample()
+        self.series.append(now)
+        self._over = self._over + 1 if now.total > self.threshold else 0
+        if self._over >= self.sustain and not self._alerting:
+            self._alerting = True
+            self.warn(f"ALERT: {now.total} tasks and threads, above {self.threshold} for {self._over} samples")
+        elif self._over == 0 and self._alerting:
+            self._alerting = False
+            self.warn(f"RESOLVED: {now.total} tasks and threads, back under {self.threshold}")
+        return now
+
+    def start(self):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="leak-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _run(self):
+        while not self._stop.wait(self.interval_s):
+            self.tick()
+"""
+
+# Correct too: the alert looks at the last `sustain` samples of the series; the thread samples first,
+# then waits.
+WINDOW = """
+class Monitor:
+    def __init__(self, *, sample, threshold, sustain=3, interval_s=1.0, warn=print):
+        self.sample, self.threshold, self.sustain, self.interval_s, self.warn = (
+            sample, threshold, sustain, interval_s, warn
+        )
+        self.series, self.firing = [], False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop)
+
+    def tick(self):
+        self.series.append(self.sample())
+        recent = self.series[-self.sustain:]
+        if not self.firing and len(recent) == self.sustain and all(s.total > self.threshold for s in recent):
+            self.firing = True
+            self.warn(f"leak suspected: {recent[-1].total} live tasks and threads")
+        elif self.firing and self.series[-1].total <= self.threshold:
+            self.firing = False
+            self.warn(f"back to normal: {self.series[-1].total}")
+        return self.series[-1]
+
+    def _loop(self):
+        while True:
+            self.tick()
+            if self._done.wait(self.interval_s):
+                return
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._done.set()
+        self._thread.join()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+"""
+
+# A log flood: warns on every sample once the count has been high for `sustain` samples.
+FLOOD = FIXED.replace(
+    "if self._over >= self.sustain and not self._alerting:", "if self._over >= self.sustain:"
+).replace("elif self._over == 0 and self._alerting:", "if self._over == 0 and self._alerting:")
+assert FLOOD != FIXED
+
+# Never says that it is over: the alert is re-armed in silence.
+SILENT_RECOVERY = FIXED.replace(
+    '            self.warn(f"RESOLVED: {now.total} tasks and threads, back under {self.threshold}")\n', ""
+)
+assert SILENT_RECOVERY != FIXED
+
+# Warns once, ever: the alert is never re-armed, and recovery is never reported.
+NEVER_REARMS = FIXED.replace(
+    "        elif self._over == 0 and self._alerting:\n"
+    "            self._alerting = False\n"
+    '            self.warn(f"RESOLVED: {now.total} tasks and threads, back under {self.threshold}")\n',
+    "",
+)
+assert NEVER_REARMS != FIXED
+
+# No `for:`: alerts on the first sample above the threshold, so every healthy burst raises an alarm.
+NO_SUSTAIN = FIXED.replace(
+    "if self._over >= self.sustain and not self._alerting:", "if self._over and not self._alerting:"
+)
+assert NO_SUSTAIN != FIXED
+
+# Counts samples above the threshold without resetting on a dip: healthy bursts add up to an alert.
+NOT_CONSECUTIVE = FIXED.replace(
+    "        self._over = self._over + 1 if now.total > self.threshold else 0\n"
+    "        if self._over >= self.sustain and not self._alerting:\n",
+    "        self._over += now.total > self.threshold\n        if self._over >= self.sustain and not self._alerting:\n",
+).replace(
+    "        elif self._over == 0 and self._alerting:\n            self._alerting = False\n",
+    "        elif now.total <= self.threshold and self._alerting:\n            self._alerting, self._over = False, 0\n",
+)
+assert NOT_CONSECUTIVE != FIXED
+
+# stop() signals the thread and returns without waiting for it.
+NO_JOIN = FIXED.replace(
+    "        if self._thread is not None:\n            self._thread.join()\n            self._thread = None\n", ""
+)
+assert NO_JOIN != FIXED
+
+# The article's ticker goroutine: a daemon thread nobody ever stops.
+NEVER_STOPPED = FIXED.replace(
+    "        self._stop.set()\n        if self._thread is not None:\n            self._thread.join()\n",
+    "        if self._thread is not None:\n",
+)
+assert NEVER_STOPPED != FIXED
+
+# A time.sleep loop: stop() joins, but the thread only looks at the stop signal after a whole interval.
+SLEEP_LOOP = FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        while not self._stop.is_set():\n            self.tick()\n            time.sleep(self.interval_s)\n",
+)
+assert SLEEP_LOOP != FIXED
+
+STUB = """
+class Monitor:
+    def __init__(self, *, sample, threshold, sustain=3, interval_s=1.0, warn=print):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+"""

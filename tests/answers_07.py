@@ -1,0 +1,123 @@
+"""Answer cells for notebook 07, right and wrong, as a learner might write them."""
+
+# The lesson's check: an AST visitor that keeps the innermost loop in view (a function starts afresh)
+# and judges each `except` handler of a worker loop by what its body does.
+FIXED = '''
+def find_deaf_retries(source: str) -> list[int]:
+    """The lines of the `except` handlers that retry a worker loop without consulting its stop signal."""
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+    def inside(handler: ast.ExceptHandler) -> list[ast.AST]:
+        """Every node of the handler's body, at any depth, but not inside a nested function or class."""
+        nodes, todo = [], list(handler.body)
+        while todo:
+            node = todo.pop()
+            nodes.append(node)
+            if not isinstance(node, scopes):
+                todo.extend(ast.iter_child_nodes(node))
+        return nodes
+
+    def called(node: ast.AST) -> str:
+        """The name of the function or method a call calls: `time.sleep(1)` -> "sleep"."""
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute):
+                return node.func.attr
+            if isinstance(node.func, ast.Name):
+                return node.func.id
+        return ""
+
+    def forever(loop: ast.AST) -> bool:
+        return isinstance(loop, ast.While) and isinstance(loop.test, ast.Constant) and bool(loop.test.value)
+
+    def checks_stop(loop: ast.AST) -> bool:
+        test = loop.test if isinstance(loop, ast.While) else None
+        return isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and called(test.operand) == "is_set"
+
+    def deaf(handler: ast.ExceptHandler, loop: ast.AST) -> bool:
+        if not (forever(loop) or checks_stop(loop)):
+            return False  # a `for` loop, or a `while` with another test: not a worker loop
+        nodes = inside(handler)
+        names = {called(node) for node in nodes}
+        if names & {"is_set", "wait"} or any(isinstance(node, ast.Return | ast.Break | ast.Raise) for node in nodes):
+            return False  # it consults the stop signal, or leaves the loop
+        continues = forever(loop) and any(isinstance(node, ast.Continue) for node in nodes)
+        return "sleep" in names or continues
+
+    class Finder(ast.NodeVisitor):
+        def __init__(self) -> None:
+            self.loops: list[ast.AST | None] = [None]  # the innermost loop around what is visited
+            self.lines: set[int] = set()
+
+        def visit_loop(self, node: ast.While | ast.For | ast.AsyncFor) -> None:
+            self.visit(node.test if isinstance(node, ast.While) else node.iter)
+            self.loops.append(node)
+            for child in node.body:
+                self.visit(child)
+            self.loops.pop()
+            for child in node.orelse:
+                self.visit(child)
+
+        visit_While = visit_For = visit_AsyncFor = visit_loop
+
+        def visit_scope(self, node: ast.AST) -> None:
+            self.loops.append(None)  # a function or class starts afresh: no loop around it counts
+            self.generic_visit(node)
+            self.loops.pop()
+
+        visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_scope
+
+        def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+            loop = self.loops[-1]
+            if loop is not None and deaf(node, loop):
+                self.lines.add(node.lineno)
+            self.generic_visit(node)
+
+    finder = Finder()
+    finder.visit(ast.parse(source))
+    return sorted(finder.lines)
+'''
+
+# False positives: any handler that sleeps is flagged, even one that then checks the stop signal.
+FLAGS_EVERY_SLEEP = FIXED.replace(
+    "        nodes = inside(handler)\n        names = {called(node) for node in nodes}\n",
+    "        nodes = inside(handler)\n        names = {called(node) for node in nodes}\n"
+    '        if "sleep" in names:\n            return True\n',
+)
+assert FLAGS_EVERY_SLEEP != FIXED
+
+# Looks for `continue` only: a handler that sleeps and lets the loop go round is not seen.
+ONLY_CONTINUE = FIXED.replace('return "sleep" in names or continues', "return continues")
+assert ONLY_CONTINUE != FIXED
+
+# Sees `time.sleep(...)` as a statement, but not `await asyncio.sleep(...)` (an Await around the Call).
+MISSES_ASYNC = FIXED.replace(
+    'return "sleep" in names or continues',
+    'sleeps = any(isinstance(node, ast.Expr) and called(node.value) == "sleep" for node in nodes)\n'
+    "        return sleeps or continues",
+)
+assert MISSES_ASYNC != FIXED
+
+# Judges `while True:` loops only: a `while not stop.is_set():` loop that sleeps in its handler passes.
+ONLY_WHILE_TRUE = FIXED.replace("if not (forever(loop) or checks_stop(loop)):", "if not forever(loop):")
+assert ONLY_WHILE_TRUE != FIXED
+
+# Assumes every handler is in a loop: raises IndexError on a snippet without one.
+CRASHES_WITHOUT_LOOP = (
+    FIXED.replace("self.loops: list[ast.AST | None] = [None]", "self.loops: list[ast.AST] = []")
+    .replace("        visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_scope\n", "")
+    .replace("if loop is not None and deaf(node, loop):", "if deaf(node, loop):")
+)
+assert CRASHES_WITHOUT_LOOP.count("loop is not None") == 0 and "visit_FunctionDef" not in CRASHES_WITHOUT_LOOP
+
+# Says nothing, about anything: it would pass every correct snippet, if that counted on its own.
+SAYS_NOTHING = """
+def find_deaf_retries(source: str) -> list[int]:
+    return []
+"""
+
+STUB = '''
+def find_deaf_retries(source: str) -> list[int]:
+    """The lines of the `except` handlers that retry a worker loop without consulting its stop signal."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+'''

@@ -1,0 +1,190 @@
+"""Answer cells for notebook 08, right and wrong, as a learner might write them."""
+
+# The notebook's fix: the flusher's back-off waits on the stop signal and stop() joins it; a report
+# awaits its query under the deadline, without a child task; a lookup has a deadline and closes its
+# connection however it ends; a batch's workers get a "no more jobs" each and are joined.
+FIXED = """
+class Service(LeakyService):
+    def start(self) -> None:
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush, args=(self._stop,), name="flusher", daemon=True)
+        self._flusher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._flusher.join()
+
+    def _flush(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                event = self.events.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while True:
+                try:
+                    self.sink.call(event)
+                    break
+                except DependencyError:
+                    if stop.wait(self.backoff_s):
+                        self.events.put(event)
+                        return
+
+    async def report(self, request: Request) -> Result:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await slow_query(request)
+
+    async def lookup(self, lookup: Lookup) -> str:
+        async with asyncio.timeout(lookup.deadline_ms / 1000):
+            reader, writer = await asyncio.open_connection(*self.address)
+            try:
+                writer.write(lookup.line())
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
+        return line.decode().strip()
+
+    def batch(self, jobs: list[int]) -> list[int]:
+        todo = queue.Queue()
+        results = {}
+
+        def worker() -> None:
+            while (item := todo.get()) is not None:
+                index, job = item
+                results[index] = handle(job)
+
+        workers = [threading.Thread(target=worker, daemon=True) for _ in range(4)]
+        for thread in workers:
+            thread.start()
+        for item in enumerate(jobs):
+            todo.put(item)
+        for _ in workers:
+            todo.put(None)
+        for thread in workers:
+            thread.join()
+        return [results[index] for index in range(len(jobs))]
+"""
+
+# Correct too, written differently: a TaskGroup for the report's child, wait_for and `async with` on the
+# connection, and one pool of workers for the service's whole life, started by start() and joined by stop().
+OTHER_FIX = """
+from concurrent.futures import ThreadPoolExecutor
+
+
+class Service(LeakyService):
+    def start(self) -> None:
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=4)
+        self._flusher = threading.Thread(target=self._flush, daemon=True)
+        self._flusher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._flusher.join(timeout=5)
+        self._pool.shutdown(wait=True)
+
+    def _flush(self) -> None:
+        pending = None
+        while not self._stop.is_set():
+            if pending is None:
+                try:
+                    pending = self.events.get(timeout=0.01)
+                except queue.Empty:
+                    continue
+            try:
+                self.sink.call(pending)
+                pending = None
+            except DependencyError:
+                self._stop.wait(self.backoff_s)
+        if pending is not None:
+            self.events.put(pending)
+
+    async def report(self, request: Request) -> Result:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            async with asyncio.TaskGroup() as group:
+                child = group.create_task(slow_query(request))
+        return child.result()
+
+    async def lookup(self, lookup: Lookup) -> str:
+        async def ask() -> str:
+            reader, writer = await asyncio.open_connection(*self.address)
+            try:
+                writer.write(lookup.line())
+                await writer.drain()
+                return (await reader.readline()).decode().strip()
+            finally:
+                writer.close()
+
+        return await asyncio.wait_for(ask(), lookup.deadline_ms / 1000)
+
+    def batch(self, jobs: list[int]) -> list[int]:
+        return list(self._pool.map(handle, jobs))
+"""
+
+_FLUSHER = FIXED[FIXED.index("    def start(self)") : FIXED.index("    async def report")]
+_BATCH = FIXED[FIXED.index("    def batch(self") :]
+
+# Three sources of four fixed: the flusher is still the leaky one (its retry loop sleeps through the stop
+# signal, and stop() does not wait). Loses the events' points and the flat week's.
+THREE_OF_FOUR = FIXED.replace(_FLUSHER, "")
+assert THREE_OF_FOUR != FIXED
+
+# Only the asyncio sources fixed (reports and lookups); the thread sources still leak.
+TASKS_ONLY = FIXED.replace(_FLUSHER, "").replace(_BATCH, "")
+assert TASKS_ONLY != FIXED and "def batch" not in TASKS_ONLY
+
+# No leak left, but by dropping work: the lookup never asks the key-value service (it gives up at once),
+# and the batch computes the squares itself instead of calling handle(). Loses the lookups', the batches'
+# and the week's points.
+DROPS_WORK = FIXED.replace(
+    FIXED[FIXED.index("    async def lookup") :],
+    """    async def lookup(self, lookup: Lookup) -> str:
+        raise TimeoutError("the key-value service is too slow: not asked")
+
+    def batch(self, jobs: list[int]) -> list[int]:
+        return [job * job for job in jobs]
+""",
+)
+assert DROPS_WORK != FIXED
+
+# stop() joins the flusher, but the retry loop is still deaf: while the sink is down, stop() never returns.
+JOINS_BUT_DEAF = FIXED.replace(
+    "                    if stop.wait(self.backoff_s):\n                        self.events.put(event)\n"
+    "                        return\n",
+    "                    time.sleep(self.backoff_s)\n",
+)
+assert JOINS_BUT_DEAF != FIXED
+
+# The exercise as handed out: every method a stub.
+STUB = """
+class Service(LeakyService):
+    def start(self) -> None:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def stop(self) -> None:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def _flush(self, stop: threading.Event) -> None:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    async def report(self, request: Request) -> Result:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    async def lookup(self, lookup: Lookup) -> str:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def batch(self, jobs: list[int]) -> list[int]:
+        # YOUR CODE HERE
+        raise NotImplementedError()
+"""
+
+# The leaky service itself, as a learner who overrode nothing would submit it.
+LEAKY = """
+class Service(LeakyService):
+    pass
+"""

@@ -1,0 +1,94 @@
+"""`leaklab grade` end to end for lesson 05: the diagnosis and the fix, right and wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import answers_05
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUG = "05_mystery_service"
+DIAGNOSIS = f"{SLUG}_diagnosis_graded"
+FIX_TESTS = {f"{SLUG}_no_task_left", f"{SLUG}_memory_bounded", f"{SLUG}_responses_right"}
+
+
+def with_answer(folder: Path, name: str, **sources: str) -> Path:
+    """The worked notebook with answer cells replaced (by grade id suffix: `fix`, `diagnosis`)."""
+    nb = json.loads((ROOT / "solutions" / f"{SLUG}.ipynb").read_text())
+    for cell in nb["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+        for part, source in sources.items():
+            if grade_id == f"{SLUG}_{part}":
+                cell["source"] = source
+    path = folder / f"{name}.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One `leaklab grade --json` over the solution, the exercise and the wrong answers."""
+    folder = tmp_path_factory.mktemp("submissions")
+    home = tmp_path_factory.mktemp("home")
+    submissions = {
+        "solution": ROOT / "solutions" / f"{SLUG}.ipynb",
+        "exercise": ROOT / "exercises" / f"{SLUG}.ipynb",
+        "reader_only": with_answer(folder, "reader_only", fix=answers_05.READER_ONLY),
+        "outer_frame": with_answer(folder, "outer_frame", diagnosis=answers_05.DIAGNOSIS_OUTER_FRAME),
+        "wrong_function": with_answer(folder, "wrong_function", diagnosis=answers_05.DIAGNOSIS_WRONG_FUNCTION),
+        "times_out": with_answer(folder, "times_out", fix=answers_05.TIMES_OUT),
+        "keeps_entry": with_answer(folder, "keeps_entry", fix=answers_05.RESOLVES_BUT_KEEPS_ENTRY),
+        "fails_every_call": with_answer(folder, "fails_every_call", fix=answers_05.FAILS_EVERY_CALL),
+        "leaky": with_answer(folder, "leaky", fix=answers_05.LEAKY),
+        "fix_stub": with_answer(folder, "fix_stub", fix=answers_05.STUB),
+        "qualified": with_answer(folder, "qualified", diagnosis=answers_05.DIAGNOSIS_QUALIFIED),
+    }
+    env = {**os.environ, "HOME": str(home)}
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
+    done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    results = json.loads(done.stdout)["results"]
+    return dict(zip(submissions, results, strict=True))
+
+
+def lost(result: dict) -> set[str]:
+    """The tests that did not get all their points; each of them got none."""
+    tests = result["tests"]
+    assert all(t["score"] in (0, t["max_score"]) for t in tests.values())
+    return {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]}
+
+
+def test_the_solution_gets_full_marks(graded):
+    result = graded["solution"]
+    assert result["error"] is None and result["assignment"] == SLUG
+    assert result["score"] == result["max_score"] == 9
+    assert set(result["tests"]) == FIX_TESTS | {DIAGNOSIS}
+    assert result["tests"][DIAGNOSIS]["max_score"] == 3
+
+
+def test_the_unmodified_exercise_gets_zero(graded):
+    result = graded["exercise"]
+    assert result["error"] is None and result["score"] == 0 and result["max_score"] == 9
+
+
+@pytest.mark.parametrize(
+    ("name", "points_lost"),
+    [
+        ("reader_only", set()),
+        ("outer_frame", {DIAGNOSIS}),
+        ("wrong_function", {DIAGNOSIS}),
+        ("times_out", {f"{SLUG}_memory_bounded", f"{SLUG}_responses_right"}),
+        ("keeps_entry", {f"{SLUG}_memory_bounded"}),
+        ("fails_every_call", {f"{SLUG}_responses_right"}),
+        ("leaky", FIX_TESTS),
+        ("fix_stub", FIX_TESTS),
+        ("qualified", set()),
+    ],
+)
+def test_each_wrong_answer_loses_exactly_its_points(graded, name, points_lost):
+    assert graded[name]["error"] is None
+    assert lost(graded[name]) == points_lost

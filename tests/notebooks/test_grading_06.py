@@ -1,0 +1,80 @@
+"""`leaklab grade` end to end for lesson 06: the solution, the exercise and wrong answers, in one run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import answers_06
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUG = "06_leak_monitor"
+TESTS = {f"{SLUG}_{name}" for name in ("alerts_for_the_leak", "quiet_for_healthy_bursts", "one_alert_one_recovery")}
+TESTS |= {f"{SLUG}_stops_cleanly"}
+
+
+def with_answer(source: str, folder: Path, name: str, slug: str = SLUG) -> Path:
+    """The worked notebook with its answer cell replaced, as a learner would submit it."""
+    nb = json.loads((ROOT / "solutions" / f"{slug}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{slug}_fix":
+            cell["source"] = source
+    path = folder / f"{name}.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One `leaklab grade --json` over the solution, the exercise and the wrong answers."""
+    folder = tmp_path_factory.mktemp("submissions")
+    home = tmp_path_factory.mktemp("home")
+    submissions = {
+        "solution": ROOT / "solutions" / f"{SLUG}.ipynb",
+        "exercise": ROOT / "exercises" / f"{SLUG}.ipynb",
+        "window": with_answer(answers_06.WINDOW, folder, "window"),
+        "flood": with_answer(answers_06.FLOOD, folder, "flood"),
+        "no_sustain": with_answer(answers_06.NO_SUSTAIN, folder, "no_sustain"),
+        "sleep_loop": with_answer(answers_06.SLEEP_LOOP, folder, "sleep_loop"),
+    }
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
+    done = subprocess.run(
+        cli, cwd=ROOT, env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=600
+    )
+    results = json.loads(done.stdout)["results"]
+    return dict(zip(submissions, results, strict=True))
+
+
+def test_the_solution_gets_full_marks(graded):
+    result = graded["solution"]
+    assert result["error"] is None and result["assignment"] == SLUG
+    assert result["score"] == result["max_score"] == 9
+    assert set(result["tests"]) == TESTS
+
+
+def test_another_correct_monitor_gets_full_marks(graded):
+    assert graded["window"]["score"] == 9
+
+
+def test_the_unmodified_exercise_gets_zero(graded):
+    result = graded["exercise"]
+    assert result["error"] is None and result["score"] == 0 and result["max_score"] == 9
+
+
+@pytest.mark.parametrize(
+    ("name", "lost"),
+    [
+        ("flood", {f"{SLUG}_one_alert_one_recovery"}),
+        ("no_sustain", {f"{SLUG}_quiet_for_healthy_bursts"}),
+        ("sleep_loop", {f"{SLUG}_stops_cleanly"}),
+    ],
+)
+def test_wrong_monitors_lose_exactly_their_points(graded, name, lost):
+    tests = graded[name]["tests"]
+    assert {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]} == lost
+    assert all(tests[test_id]["score"] == 0 for test_id in lost)
+    assert graded[name]["score"] == 7

@@ -1,0 +1,84 @@
+"""Lesson 07 graded end to end: `leaklab grade --json` over the solution, the exercise and wrong answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import answers_07
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUG = "07_static_checks"
+TESTS = {f"{SLUG}_{name}" for name in ("flags_leaky", "passes_correct", "right_lines", "async_flavour")}
+
+
+def with_answer(source: str, folder: Path, name: str, slug: str = SLUG) -> Path:
+    """The worked notebook with its answer cell replaced, as a learner would submit it."""
+    nb = json.loads((ROOT / "solutions" / f"{slug}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{slug}_fix":
+            cell["source"] = source
+    path = folder / f"{name}.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One `leaklab grade --json` over lesson 07's submissions, with an empty home folder."""
+    folder = tmp_path_factory.mktemp("submissions")
+    home = tmp_path_factory.mktemp("home")
+    submissions = {
+        "solution": ROOT / "solutions" / f"{SLUG}.ipynb",
+        "exercise": ROOT / "exercises" / f"{SLUG}.ipynb",
+        "misses_async": with_answer(answers_07.MISSES_ASYNC, folder, "misses_async"),
+        "flags_every_sleep": with_answer(answers_07.FLAGS_EVERY_SLEEP, folder, "flags_every_sleep"),
+        "crashes_without_loop": with_answer(answers_07.CRASHES_WITHOUT_LOOP, folder, "crashes_without_loop"),
+        "only_while_true": with_answer(answers_07.ONLY_WHILE_TRUE, folder, "only_while_true"),
+    }
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
+    done = subprocess.run(
+        cli, cwd=ROOT, env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=600
+    )
+    return dict(zip(submissions, json.loads(done.stdout)["results"], strict=True))
+
+
+def test_the_solution_gets_full_marks(graded):
+    result = graded["solution"]
+    assert result["error"] is None and result["assignment"] == SLUG
+    assert result["score"] == result["max_score"] == 9
+    assert set(result["tests"]) == TESTS
+
+
+def test_the_unmodified_exercise_gets_zero(graded):
+    result = graded["exercise"]
+    assert result["error"] is None and result["score"] == 0 and result["max_score"] == 9
+
+
+@pytest.mark.parametrize(
+    ("name", "lost", "score"),
+    [
+        ("misses_async", {"async_flavour"}, 7),
+        ("flags_every_sleep", {"passes_correct", "right_lines"}, 5),
+        ("crashes_without_loop", {"passes_correct"}, 6),
+        ("only_while_true", {"flags_leaky", "right_lines", "async_flavour"}, 3),
+    ],
+)
+def test_wrong_checks_lose_exactly_their_points(graded, name, lost, score):
+    result = graded[name]
+    tests = result["tests"]
+    assert {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]} == {f"{SLUG}_{p}" for p in lost}
+    assert all(tests[f"{SLUG}_{p}"]["score"] == 0 for p in lost)
+    assert result["score"] == score
+
+
+def test_the_lessons_answer_is_the_one_the_unit_tests_use():
+    source = json.loads((ROOT / "notebooks" / f"{SLUG}.ipynb").read_text())
+    answer = next(c for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+    text = re.sub(r"^ *### (BEGIN|END) SOLUTION\n", "", "".join(answer["source"]) + "\n", flags=re.M)
+    assert text.strip() == answers_07.FIXED.strip()

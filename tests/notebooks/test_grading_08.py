@@ -1,0 +1,82 @@
+"""`leaklab grade` on lesson 08: the solution, the exercise as handed out, and fixes of some sources only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import answers_08
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUG = "08_week_in_production"
+POINTS = {"reports": 2, "lookups": 2, "batches": 2, "events": 2, "week_flat": 1}
+TESTS = {f"{SLUG}_{name}" for name in POINTS}
+
+
+def with_answer(source: str, folder: Path, name: str, slug: str = SLUG) -> Path:
+    """The worked notebook with its answer cell replaced, as a learner would submit it."""
+    nb = json.loads((ROOT / "solutions" / f"{slug}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{slug}_fix":
+            cell["source"] = source
+    path = folder / f"{name}.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One `leaklab grade --json` over the solution, the exercise and the wrong answers."""
+    folder = tmp_path_factory.mktemp("submissions")
+    home = tmp_path_factory.mktemp("home")
+    submissions = {
+        "solution": ROOT / "solutions" / f"{SLUG}.ipynb",
+        "exercise": ROOT / "exercises" / f"{SLUG}.ipynb",
+        "three_of_four": with_answer(answers_08.THREE_OF_FOUR, folder, "three_of_four"),
+        "tasks_only": with_answer(answers_08.TASKS_ONLY, folder, "tasks_only"),
+        "drops_work": with_answer(answers_08.DROPS_WORK, folder, "drops_work"),
+    }
+    env = {**os.environ, "HOME": str(home)}
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
+    done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    results = json.loads(done.stdout)["results"]
+    return dict(zip(submissions, results, strict=True))
+
+
+def lost(result: dict) -> set[str]:
+    return {test_id for test_id, test in result["tests"].items() if test["score"] < test["max_score"]}
+
+
+def test_the_solution_gets_full_marks(graded):
+    result = graded["solution"]
+    assert result["error"] is None and result["assignment"] == SLUG
+    assert result["score"] == result["max_score"] == 9
+    assert set(result["tests"]) == TESTS
+    assert {test_id: test["max_score"] for test_id, test in result["tests"].items()} == {
+        f"{SLUG}_{name}": points for name, points in POINTS.items()
+    }
+
+
+def test_the_unmodified_exercise_gets_zero(graded):
+    result = graded["exercise"]
+    assert result["error"] is None and result["score"] == 0 and result["max_score"] == 9
+
+
+@pytest.mark.parametrize(
+    ("name", "missed", "score"),
+    [
+        ("three_of_four", {"events", "week_flat"}, 6),  # the flusher still leaks
+        ("tasks_only", {"batches", "events", "week_flat"}, 4),  # the thread sources still leak
+        ("drops_work", {"lookups", "batches", "week_flat"}, 4),  # no leak, but lookups and batches dropped
+    ],
+)
+def test_a_partial_fix_gets_the_points_of_the_sources_it_fixed(graded, name, missed, score):
+    result = graded[name]
+    assert result["error"] is None
+    assert lost(result) == {f"{SLUG}_{test}" for test in missed}
+    assert all(result["tests"][f"{SLUG}_{test}"]["score"] == 0 for test in missed)
+    assert result["score"] == score

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from answers_06 import (
+    FIXED,
+    FLOOD,
+    NEVER_REARMS,
+    NEVER_STOPPED,
+    NO_JOIN,
+    NO_SUSTAIN,
+    NOT_CONSECUTIVE,
+    SILENT_RECOVERY,
+    SLEEP_LOOP,
+    STUB,
+    WINDOW,
+)
+
+from leaklab import run_isolated
+from leaklab.scenarios._checks import wait_until
+from leaklab.scenarios.leak_monitor import (
+    BUFFER_BYTES,
+    AlertLog,
+    HealthyService,
+    LeakyService,
+    NaiveMonitor,
+    Sample,
+    process_sampler,
+    rss_bytes,
+)
+
+PROPERTIES = ("alerts_for_the_leak", "quiet_for_healthy_bursts", "one_alert_one_recovery", "stops_cleanly")
+
+
+def run(source: str, **options):
+    return run_isolated(source, scenario="leak_monitor", function="Monitor", **options)
+
+
+def test_the_leaky_service_keeps_a_task_per_request_and_a_thread_every_fourth_until_shutdown():
+    async def main():
+        service = LeakyService()
+        before = process_sampler()
+        await service.serve(requests=12, every_s=0)
+        await asyncio.sleep(0.01)
+        leaked, seen_by_process = service.sample(), before()
+        await service.shutdown()
+        return leaked, seen_by_process, service.sample()
+
+    leaked, seen_by_process, after = asyncio.run(main())
+    assert (leaked.tasks, leaked.threads, leaked.total) == (12, 3, 15)
+    assert (seen_by_process.tasks, seen_by_process.threads) == (12, 3)  # the process sees them too
+    assert (after.tasks, after.threads) == (0, 0)
+
+
+def test_the_healthy_service_goes_back_to_zero_after_each_burst():
+    async def main():
+        service, counts = HealthyService(), []
+        service.start_burst(30)
+        await asyncio.sleep(0)
+        counts.append(service.sample().total)
+        await service.finish_burst()
+        counts.append(service.sample().total)
+        await service.serve(bursts=2, size=10, work_s=0.001, pause_s=0.001)
+        counts.append(service.sample().total)
+        return counts
+
+    assert asyncio.run(main()) == [30, 0, 0]
+
+
+def test_the_article_monitor_warns_on_every_sample_above_the_threshold_and_stops():
+    messages: list[str] = []
+    monitor = NaiveMonitor(sample=lambda: Sample(5, 6, 0), threshold=10, interval_s=0.001, warn=messages.append)
+    monitor.start()
+    assert wait_until(lambda: len(monitor.series) >= 5)
+    monitor.stop()
+    assert len(messages) >= 5 and messages[0] == "WARNING: high goroutine count: 11"  # a flood
+    assert len(messages) == len(monitor.series)
+
+
+def test_the_process_sampler_leaves_out_the_thread_that_calls_it():
+    sample = process_sampler()
+    seen: list[Sample] = []
+    caller = threading.Thread(target=lambda: seen.append(sample()))
+    caller.start()
+    caller.join()
+    assert (seen[0].tasks, seen[0].threads) == (0, 0)  # the thread that samples is the monitor's own
+    assert BUFFER_BYTES < seen[0].rss_bytes and abs(seen[0].rss_bytes - rss_bytes()) < 64 * 2**20
+
+
+def test_the_alert_log_keeps_messages_with_their_time():
+    log = AlertLog()
+    assert str(log) == "(no message)"
+    log("ALERT")
+    assert len(log) == 1 and log.alerts[0][0] >= 0 and str(log).endswith("ms  ALERT")
+
+
+@pytest.mark.parametrize(
+    ("source", "failing", "leaves"),
+    [
+        (FIXED, set(), False),
+        (WINDOW, set(), False),
+        (FLOOD, {"one_alert_one_recovery"}, False),
+        (SILENT_RECOVERY, {"one_alert_one_recovery"}, False),
+        (NEVER_REARMS, {"one_alert_one_recovery"}, False),
+        (NO_SUSTAIN, {"quiet_for_healthy_bursts"}, False),
+        (NOT_CONSECUTIVE, {"quiet_for_healthy_bursts"}, False),
+        (NO_JOIN, {"stops_cleanly"}, False),
+        (NEVER_STOPPED, {"stops_cleanly"}, True),
+        (SLEEP_LOOP, {"stops_cleanly"}, True),
+        (STUB, set(PROPERTIES), False),
+    ],
+    ids=[
+        "fixed",
+        "window",
+        "flood",
+        "silent_recovery",
+        "never_rearms",
+        "no_sustain",
+        "not_consecutive",
+        "no_join",
+        "never_stopped",
+        "sleep_loop",
+        "stub",
+    ],
+)
+def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):
+    result = run(source)
+    assert result.error is None
+    assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    assert bool(result.leftover_tasks or result.leftover_threads) == leaves
+
+
+@pytest.mark.parametrize("source", [FIXED, NO_SUSTAIN, FLOOD], ids=["fixed", "no_sustain", "flood"])
+def test_the_hidden_options_give_the_same_verdicts(source):
+    hidden = {"threshold": 25, "sustain": 5, "bursts": 5, "interval_s": 0.002, "long_interval_s": 600.0}
+    default, other = run(source), run(source, **hidden)
+    assert other.error is None
+    assert {n: other.outcome[n][0] for n in PROPERTIES} == {n: default.outcome[n][0] for n in PROPERTIES}

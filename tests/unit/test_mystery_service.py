@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from answers_05 import (
+    DIAGNOSIS,
+    FAILS_EVERY_CALL,
+    FIXED,
+    LEAKY,
+    READER_ONLY,
+    RESOLVES_BUT_KEEPS_ENTRY,
+    STUB,
+    TIMES_OUT,
+)
+
+from leaklab import run_isolated
+from leaklab.scenarios import mystery_service
+from leaklab.scenarios.mystery_service import (
+    CATALOG,
+    MysteryService,
+    Request,
+    Response,
+    RunningService,
+    leak_line_in_source,
+    plan,
+    send_traffic,
+    where_the_leak_waits,
+)
+
+PROPERTIES = ("backend_asked", "responses_right")
+HIDDEN = {"requests": 300, "unknown_every": 5, "seed": 11, "latency_ms": 2.0}  # the notebook's hidden tests
+LIMIT = 1024  # bytes retained per request, as the notebook's test says
+
+
+def run(source: str, **options):
+    return run_isolated(source, scenario="mystery_service", function="RpcClient", **options)
+
+
+def test_the_leaky_service_leaves_every_failed_price_call_waiting_and_answers_the_rest():
+    async def main():
+        service = await MysteryService().start()
+        traffic = await send_traffic(service, 100)
+        waiting = dict(service.client.pending)
+        await service.stop()
+        return traffic, waiting
+
+    traffic, waiting = asyncio.run(main())
+    stuck = traffic.unanswered
+    assert stuck and all(r.route == "/price" and r.arg not in CATALOG for r in stuck)
+    assert len(waiting) == len(stuck)
+    assert all(len(entry.frame) == mystery_service.PAYLOAD_BYTES for entry in waiting.values())
+    assert traffic.wrong == [] and len(traffic.answers) == 100 - len(stuck)
+
+
+def test_the_traffic_is_a_mix_of_every_route_with_some_unknown_skus():
+    requests = plan(200)
+    assert {r.route for r in requests} == set(mystery_service.MIX)
+    assert any(r.route == "/price" and r.arg not in CATALOG for r in requests)
+    assert any(r.route == "/stock" and r.arg not in CATALOG for r in requests)
+    assert Request(0, "/price", 5).expected() == Response(404, "unknown sku 5")
+
+
+def test_the_measured_truth_is_the_line_where_call_awaits_its_future():
+    assert where_the_leak_waits() == ("call", leak_line_in_source())
+
+
+def test_the_lesson_s_diagnosis_is_the_measured_truth(root):
+    source = json.loads((root / "notebooks" / "05_mystery_service.ipynb").read_text())
+    grade_id = "05_mystery_service_diagnosis"
+    cell = next(c for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
+    names: dict = {}
+    exec("".join(cell["source"]), names)  # the markers are comments
+    assert (names["LEAK_FUNCTION"], names["LEAK_LINE"]) == where_the_leak_waits()
+    names = {}
+    exec(DIAGNOSIS, names)
+    assert (names["LEAK_FUNCTION"], names["LEAK_LINE"]) == where_the_leak_waits()
+
+
+def test_the_running_service_is_a_thread_that_stops_with_its_stuck_calls():
+    async def main():
+        with RunningService() as service:
+            traffic = await service.send(60)
+            assert traffic.unanswered and service.service.client.pending
+        return service
+
+    service = asyncio.run(main())
+    assert service.loop.is_closed()
+
+
+def test_leaky_rounds_shows_the_leak():
+    async def main():
+        lines = [line async for line in mystery_service.leaky_rounds(3)]
+        stuck = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return lines, stuck
+
+    lines, stuck = asyncio.run(main())  # asyncio.run cancels what is left when it ends
+    assert len(lines) == 3 and all("still waiting" in line for line in lines)
+    assert len(stuck) > 3
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+@pytest.mark.parametrize(
+    ("source", "failing", "leaves_tasks", "holds_memory"),
+    [
+        (FIXED, set(), False, False),
+        (READER_ONLY, set(), False, False),
+        (TIMES_OUT, {"responses_right"}, False, True),
+        (RESOLVES_BUT_KEEPS_ENTRY, set(), False, True),
+        (FAILS_EVERY_CALL, {"responses_right"}, False, False),
+        (STUB, set(PROPERTIES), False, False),
+    ],
+    ids=["fixed", "reader_only", "times_out", "resolves_but_keeps_entry", "fails_every_call", "stub"],
+)
+def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves_tasks, holds_memory, options):
+    result = run(source, **options)
+    assert result.error is None
+    assert result.outcome["answered"] == result.outcome["requests"]
+    assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    assert bool(result.leftover_tasks) == leaves_tasks
+    assert (result.retained_bytes_per_request >= LIMIT) == holds_memory
+    # Wide margins: a leak holds 64 KiB per stuck call, several KiB per request; a fix a few hundred bytes.
+    held = result.retained_bytes_per_request
+    assert held > 3 * LIMIT if holds_memory else held < LIMIT / 3
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+def test_the_leaky_client_leaves_calls_unanswered_and_tasks_waiting(options):
+    result = run(LEAKY, **options)
+    assert result.error is None
+    assert 0 < result.outcome["requests"] - result.outcome["answered"] < result.leftover_tasks
+    assert "call" in result.leak_report
+    with pytest.raises(AssertionError, match="never got an answer"):
+        result.require("backend_asked")

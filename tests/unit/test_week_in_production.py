@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from answers_08 import DROPS_WORK, FIXED, JOINS_BUT_DEAF, LEAKY, OTHER_FIX, STUB, TASKS_ONLY, THREE_OF_FOUR
+
+from leaklab import Recorder, run_isolated
+from leaklab.scenarios import week_in_production as scenario
+from leaklab.scenarios.week_in_production import DailyGauge, DependencyError, Sink, handle, heap_by_day, replay_week
+
+SOURCES = ("reports", "lookups", "batches", "events")
+PROPERTIES = (*(f"{s}_{p}" for s in SOURCES for p in ("leave_nothing", "answer_right")), "week_flat")
+HIDDEN_WEEK = {"seed": 7, "days": 9, "mix": {"report": 4, "lookup": 5, "batch": 1, "events": 4, "status": 1}}
+
+
+def run(source: str, **options):
+    return run_isolated(source, scenario="week_in_production", function="Service", **options)
+
+
+def failing(result) -> set[str]:
+    return {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]}
+
+
+def answer_class(source: str) -> type:
+    """The answer cell's class, defined with the names the grader gives it."""
+    names = {"asyncio": asyncio, **{name: getattr(scenario, name) for name in scenario.__all__}}
+    exec(source, names)
+    return names["Service"]
+
+
+def test_handle_squares_and_is_counted():
+    before = scenario._handled[0]
+    assert handle(7) == 49
+    assert scenario._handled[0] == before + 1
+
+
+def test_the_sink_counts_what_it_delivered_and_fails_while_down():
+    sink = Sink()
+    sink.call(3)
+    sink.go_down()
+    with pytest.raises(DependencyError):
+        sink.call(4)
+    assert sink.delivered == {3: 1}
+
+
+def test_the_gauge_logs_a_line_a_day_and_alerts_over_its_threshold(capsys):
+    gauge = DailyGauge(threshold=10)
+    gauge.sample(1, 3, 4)
+    gauge.sample(3, 6, 5)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "Mon 23:59 gauge live_tasks=3 live_threads=4",
+        "Wed 23:59 gauge live_tasks=6 live_threads=5  ALERT: 11 > 10",
+    ]
+    assert gauge.alerts == [3] and gauge.readings == [(3, 4), (6, 5)]
+
+
+def test_a_fixed_service_serves_a_short_week_right_and_flat_in_this_process():
+    # GIVEN the key-value service and the fixed answer, WHEN a recorded week of three days is replayed,
+    # THEN every request is right, the gauge stays flat and quiet, and memray has a heap for every day.
+    service_class = answer_class(FIXED)
+    address = scenario.key_value_service()
+
+    async def main():
+        async with Recorder("fixed, unit test") as recorder:
+            week = await replay_week(service_class, address, days=3, gauge=DailyGauge(log=False))
+        return week, recorder.recording
+
+    week, recording = asyncio.run(main())
+    assert week.problems == [] and week.lifecycle_problems == []
+    assert week.gauge.alerts == [] and {t for t, _ in week.gauge.readings} == {0}
+    assert recording.leftover_tasks == 0 and recording.leftover_threads == 0
+    heaps = heap_by_day(recording, week)
+    assert len(heaps) == 4 and heaps[0] >= scenario.WORKING_SET_BYTES  # the service's own working set, at rest
+    assert max(heaps) < 3 * heaps[0]
+
+
+def test_the_leaky_service_leaves_every_source_behind():
+    result = run(LEAKY)
+    assert result.error is None
+    assert failing(result) == {*(f"{s}_leave_nothing" for s in SOURCES), "lookups_answer_right", "week_flat"}
+    assert result.leftover_tasks > 0 and result.leftover_threads > 0 and result.leftover_files > 0
+    for where in ("run_query", "lookup", "worker", "_flush"):  # each source is a group of the dump
+        assert where in result.leak_report
+
+
+@pytest.mark.parametrize(
+    ("source", "lost"),
+    [
+        (FIXED, set()),
+        (OTHER_FIX, set()),
+        (THREE_OF_FOUR, {"events_leave_nothing", "week_flat"}),
+        (TASKS_ONLY, {"batches_leave_nothing", "events_leave_nothing", "week_flat"}),
+        (DROPS_WORK, {"lookups_answer_right", "batches_answer_right", "week_flat"}),
+        (JOINS_BUT_DEAF, {"events_leave_nothing", "events_answer_right", "week_flat"}),
+        (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
+    ],
+    ids=["fixed", "other_fix", "three_of_four", "tasks_only", "drops_work", "joins_but_deaf", "stub"],
+)
+def test_each_answer_fails_exactly_what_it_breaks(source, lost):
+    result = run(source)
+    assert result.error is None
+    assert failing(result) == lost, result.outcome["problems"]
+
+
+def test_a_fixed_service_is_flat_in_the_hidden_week_too():
+    result = run(FIXED, **HIDDEN_WEEK)
+    assert result.error is None and failing(result) == set()
+    assert result.leftover_tasks == result.leftover_threads == result.leftover_files == 0
+    assert result.retained_bytes_per_request < 4096
