@@ -147,6 +147,16 @@ DROPS_WORK = FIXED.replace(
 )
 assert DROPS_WORK != FIXED
 
+# A made-up lookup: the key-value service's answer written without asking it, with a timeout for show.
+MADE_UP_LOOKUP = FIXED.replace(
+    FIXED[FIXED.index("    async def lookup") : FIXED.index("    def batch")],
+    """    async def lookup(self, lookup: Lookup) -> str:
+        return f"value of {lookup.key}"
+
+""",
+)
+assert MADE_UP_LOOKUP != FIXED and "def batch" in MADE_UP_LOOKUP
+
 # stop() joins the flusher, but the retry loop is still deaf: while the sink is down, stop() never returns.
 JOINS_BUT_DEAF = FIXED.replace(
     "                    if stop.wait(self.backoff_s):\n                        self.events.put(event)\n"

@@ -3,7 +3,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from answers_08 import DROPS_WORK, FIXED, JOINS_BUT_DEAF, LEAKY, OTHER_FIX, STUB, TASKS_ONLY, THREE_OF_FOUR
+from answers_08 import (
+    DROPS_WORK,
+    FIXED,
+    JOINS_BUT_DEAF,
+    LEAKY,
+    MADE_UP_LOOKUP,
+    OTHER_FIX,
+    STUB,
+    TASKS_ONLY,
+    THREE_OF_FOUR,
+)
 
 from leaklab import Recorder, run_isolated
 from leaklab.scenarios import week_in_production as scenario
@@ -94,9 +104,10 @@ def test_the_leaky_service_leaves_every_source_behind():
         (TASKS_ONLY, {"batches_leave_nothing", "events_leave_nothing", "week_flat"}),
         (DROPS_WORK, {"lookups_answer_right", "batches_answer_right", "week_flat"}),
         (JOINS_BUT_DEAF, {"events_leave_nothing", "events_answer_right", "week_flat"}),
+        (MADE_UP_LOOKUP, {"lookups_answer_right", "week_flat"}),
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
-    ids=["fixed", "other_fix", "three_of_four", "tasks_only", "drops_work", "joins_but_deaf", "stub"],
+    ids=["fixed", "other_fix", "three_of_four", "tasks_only", "drops_work", "joins_but_deaf", "made_up", "stub"],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, lost):
     result = run(source)

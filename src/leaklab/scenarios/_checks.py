@@ -76,4 +76,3 @@ class Checks:
         import asyncio
 
         return asyncio.to_thread(self.run, **checks), self.summary
-

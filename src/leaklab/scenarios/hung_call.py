@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
+import json
 import os
+import re
+import secrets
 import socket
 import socketserver
 import subprocess
@@ -48,17 +53,39 @@ class Request:
 # --- the dependency: a TCP service in a process of its own ----------------------------------------
 
 
+def never_answered(secret: str, key: str) -> bool:
+    """Whether the service holds `key` without a word: the lesson's `stuck-...` keys, and about one in
+    three of a grader's keys (`q7.0`), by a secret that only the service and the process that started it
+    know (so an answer cannot tell from a key that it will hang)."""
+    if key.startswith("stuck"):
+        return True
+    return (
+        re.fullmatch(r"q\d+\.\d+", key) is not None and hashlib.sha256(f"{secret}:{key}".encode()).digest()[0] % 3 == 0
+    )
+
+
+_secret = ""  # the service's, in its own process
+_answered: set[str] = set()  # the keys it has answered: a grader asks, to tell real answers from made-up ones
+
+
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         for raw in self.rfile:
-            key = raw.decode().removeprefix("GET ").strip()
-            if key.startswith("stuck"):
+            line = raw.decode().strip()
+            if line == "ANSWERED":
+                self.wfile.write((json.dumps(sorted(_answered)) + "\n").encode())
+                continue
+            key = line.removeprefix("GET ")
+            if never_answered(_secret, key):
                 continue  # hold the connection open and say nothing, until the client gives up
+            _answered.add(key)
             self.wfile.write(f"value of {key}\n".encode())
 
 
 def _serve() -> None:
     """Serve on a free loopback port, print it, and end when the process that started us has ended."""
+    global _secret
+    _secret = sys.stdin.readline().strip()
     socketserver.ThreadingTCPServer.daemon_threads = True
     socketserver.ThreadingTCPServer.request_queue_size = 1024  # a burst connects at once: no SYN retries
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Handler)
@@ -73,18 +100,39 @@ def _serve() -> None:
 
 
 _services: list[subprocess.Popen] = []  # kept, so that a service outlives the call that started it
+_secrets: dict[tuple[str, int], str] = {}  # each service's secret, by its address
 
 
 def start_service() -> tuple[str, int]:
     """Start the service in a process of its own on a free loopback port; it ends when this process does."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "leaklab.scenarios.hung_call"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "leaklab.scenarios.hung_call"], stdout=subprocess.PIPE, stdin=subprocess.PIPE
     )
-    assert server.stdout is not None
+    assert server.stdout is not None and server.stdin is not None
+    secret = secrets.token_hex(8)
+    server.stdin.write(f"{secret}\n".encode())  # not on its command line, where any process could read it
+    server.stdin.close()
     port = int(server.stdout.readline())
     server.stdout.close()
     _services.append(server)
+    _secrets["127.0.0.1", port] = secret
     return "127.0.0.1", port
+
+
+def pick_key(address: tuple[str, int], number: int, *, answered: bool) -> str:
+    """A grader's key (`q7.2`) that the service at `address` answers (or, with `answered=False`, never does)."""
+    for attempt in itertools.count():
+        key = f"q{number}.{attempt}"
+        if never_answered(_secrets[address], key) != answered:
+            return key
+    raise AssertionError("unreachable")
+
+
+def answered_keys(address: tuple[str, int]) -> set[str]:
+    """The keys the service has answered so far, as it counts them."""
+    with socket.create_connection(address, timeout=10) as connection:
+        connection.sendall(b"ANSWERED\n")
+        return set(json.loads(connection.makefile().readline()))
 
 
 @contextlib.contextmanager
@@ -156,18 +204,27 @@ _MARGIN_MS = 1500.0  # how late a timeout may be on a loaded machine and still c
 
 
 def plan(
-    calls: int, *, stuck_every: int = 3, deadline_ms: float = 100.0, healthy_deadline_ms: float = 2000.0
+    calls: int,
+    *,
+    stuck_every: int = 3,
+    deadline_ms: float = 100.0,
+    healthy_deadline_ms: float = 2000.0,
+    opaque_keys: tuple[str, int] | None = None,
 ) -> list[tuple[Request, bool]]:
     """`calls` requests; one in `stuck_every` goes to the part of the service that never answers.
 
     A call the service answers gets a deadline far beyond its round trip, so that a loaded machine
-    cannot turn a right answer into a timeout.
+    cannot turn a right answer into a timeout. The lesson's keys say which is which (`stuck-2`); a
+    grader's (`opaque_keys`: the service's address) do not.
     """
     planned = []
     for i in range(calls):
         stuck = i % stuck_every == stuck_every - 1
-        request = Request(f"stuck-{i}", deadline_ms) if stuck else Request(f"key-{i}", healthy_deadline_ms)
-        planned.append((request, stuck))
+        if opaque_keys:
+            key = pick_key(opaque_keys, i, answered=not stuck)
+        else:
+            key = f"stuck-{i}" if stuck else f"key-{i}"
+        planned.append((Request(key, deadline_ms if stuck else healthy_deadline_ms), stuck))
     return planned
 
 
@@ -241,9 +298,13 @@ def probe(fetch: Fetch, *, calls: int = 30, **plan_options: float) -> tuple[Awai
     address = start_service()
 
     async def run() -> None:
-        results.extend(await send_calls(fetch, address, calls, **plan_options))
+        results.extend(await send_calls(fetch, address, calls, opaque_keys=address, **plan_options))
 
     def summary() -> dict:
+        asked = answered_keys(address)
+        for call in results:  # an answer made up without asking the service is not the service's answer
+            if call.correct and not call.stuck and call.request.key not in asked:
+                call.ended_with = "answer never asked of the service"
         stuck = [c for c in results if c.stuck]
         healthy = [c for c in results if not c.stuck]
         problems = [

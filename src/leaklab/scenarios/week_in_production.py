@@ -30,7 +30,7 @@ from pathlib import Path
 from .._census import Census
 from . import lifeless_pool
 from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, slow_query
-from .hung_call import start_service
+from .hung_call import answered_keys, pick_key, start_service
 from .skipped_stop import Dependency, DependencyError
 
 # The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
@@ -77,7 +77,7 @@ class Lookup:
 
 
 def key_value_service() -> tuple[str, int]:
-    """Start lesson 03's key-value service (it never answers keys that start with "stuck") in a process of
+    """Start lesson 03's key-value service (it never answers some keys, and which is a secret) in a process of
     its own, and return its address; it ends when this process does, so stuck calls stay stuck until then."""
     return start_service()
 
@@ -246,6 +246,7 @@ class Served:
     ended_with: str = "nothing"  # "result", an exception's name, or "nothing" (never answered)
     right: bool = False
     problem: str = "never answered"
+    key: str = ""  # the key of a lookup the service answers
 
 
 @dataclass
@@ -366,6 +367,7 @@ class _Traffic:
     work_ms: float
     give_up_ms: float
     lookup_deadline_ms: float
+    address: tuple[str, int]  # the key-value service's
     next_id: int = 1000
 
     def _launch(self, coro: Awaitable[object], judge: Callable[[asyncio.Task], None]) -> asyncio.Task:
@@ -390,8 +392,9 @@ class _Traffic:
     def lookup(self) -> asyncio.Task:
         """One in three asks for a key the key-value service never answers."""
         stuck, served = self.rng.random() < 1 / 3, self._served("lookup")
-        number = self.rng.randrange(10**6)
-        lookup = Lookup(f"stuck-{number}", self.lookup_deadline_ms) if stuck else Lookup(f"user-{number}")
+        key = pick_key(self.address, self.rng.randrange(10**6), answered=not stuck)  # which: not on its face
+        lookup = Lookup(key, self.lookup_deadline_ms) if stuck else Lookup(key)
+        served.key = "" if stuck else key  # an answered key must have been asked of the service
         return self._launch(self.service.lookup(lookup), partial(_judge_lookup, lookup, stuck, served))
 
     def status(self) -> asyncio.Task:
@@ -467,7 +470,9 @@ async def replay_week(
     census = Census.take()
     driver = _Driver(patience_ms / 1000)
     week.service = service_class(address, week.sink, backoff_s=backoff_s, working_set_bytes=working_set_bytes)
-    traffic = _Traffic(week.service, week, driver, random.Random(seed), work_ms, give_up_ms, lookup_deadline_ms)
+    traffic = _Traffic(
+        week.service, week, driver, random.Random(seed), work_ms, give_up_ms, lookup_deadline_ms, address
+    )
 
     def up_events_delivered() -> bool:
         return all(week.sink.delivered.get(event) for event in week.up_events)
@@ -627,6 +632,11 @@ def probe(
         results["week"] = await _measured(lambda: replay_week(service_class, address, **settings))
 
     def summary() -> dict:
+        asked = answered_keys(address)  # a lookup answered without asking the service made its answer up
+        for week, _ in results.values():
+            for served in week.served:
+                if served.key and served.right and served.key not in asked:
+                    served.right, served.problem = False, f"{served.key}: answered without asking the key-value service"
         counts: dict[str, object] = {}
         problems: list[str] = []
         requests = 0
