@@ -24,10 +24,14 @@ class Plot:
         return self.path.read_bytes()
 
 
-def plot_runs(*runs: Recording, title: str, save: Path | str | None = None) -> Plot:
+_TIME_AXIS = "time since start (ms; a millisecond stands for the article's second)"
+
+
+def plot_runs(*runs: Recording, title: str, save: Path | str | None = None, xlabel: str = _TIME_AXIS) -> Plot:
     """Overlay runs (say, the leak and its fix) in one figure, saved as a PNG and shown inline.
 
-    The PNG goes to `save`, or to the artefacts folder under a name made from the title.
+    The PNG goes to `save`, or to the artefacts folder under a name made from the title. `xlabel`
+    says what the time axis stands for, where it is not the usual millisecond-for-a-second.
     """
     if not runs:
         raise ValueError("plot_runs needs at least one Recording")
@@ -48,7 +52,7 @@ def plot_runs(*runs: Recording, title: str, save: Path | str | None = None) -> P
     counts.legend(loc="upper left", fontsize="small")
     counts.grid(alpha=0.3)
     memory.set_ylabel("heap held (MiB)")
-    memory.set_xlabel("time since start (ms; a millisecond stands for the article's second)")
+    memory.set_xlabel(xlabel)
     memory.legend(loc="upper left", fontsize="small")
     memory.grid(alpha=0.3)
     path = Path(save) if save is not None else artefacts_dir("plots") / (_slug(title) + ".png")

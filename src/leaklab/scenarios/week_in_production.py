@@ -58,6 +58,9 @@ _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
 
 
+# The plots' time axis: here a round of traffic, a few milliseconds, stands for a few hours.
+WEEK_AXIS = "time since the week began (ms; a round of traffic stands for a few hours)"
+
 def handle(job: int) -> int:
     """Do one batch job (lesson 04's: a millisecond of work, its square)."""
     _handled[0] += 1
