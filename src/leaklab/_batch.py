@@ -4,10 +4,12 @@ that no submission can break the grading of another.
 Each submission is graded in a process of its own, forked from this one (nbgrader already imported),
 in a session of its own, under limits on memory, processes and time. Inside it, the lesson's tests run
 twice: by the grader itself, outside the learner's kernel (`_verify`), and by nbgrader's autograde in
-the kernel; a test scores only if both runs pass it. Results are written one submission at a time, as
-each ends, to the course's gradebook (what formgrader and `nbgrader export` read), its `autograded/`
-and `feedback/` folders, and a ledger from which a CSV is written: an interrupted run loses nothing
-already written, and the next run grades only what is missing.
+the kernel; a test scores only if both runs pass it, and if the learner left its cell as released. An
+answer whose own run already failed every test on a limit (time, memory, processes, output) is not run
+in a kernel at all: the kernel could not give a point back. Results are written one submission at a
+time, as each ends, to the course's gradebook (what formgrader and `nbgrader export` read), its
+`autograded/` and `feedback/` folders, and a ledger from which a CSV is written: an interrupted run
+loses nothing already written, and the next run grades only what is missing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import json
 import os
 import resource
+import secrets
 import shutil
 import signal
 import sys
@@ -42,8 +45,8 @@ class Limits:
     seconds: float = 300.0  # the whole notebook
     cell_seconds: float = 60.0  # one cell in the kernel (grader/nbgrader_config.py's default)
     run_seconds: float = 25.0  # one isolated run of the answer (`run_isolated`)
-    memory_bytes: int = 4 * 2**30  # address space per process (a thread's stack counts too)
-    tasks: int = 1024  # processes and threads together, where the kernel lets us count them
+    memory_bytes: int = 4 * 2**30  # address space per process (a thread's stack counts too), not per job
+    tasks: int = 1024  # processes and threads of a job together, where a pids cgroup lets us count them
 
 
 @dataclass
@@ -142,8 +145,9 @@ def _apply_limits(limits: Limits, cgroup: Path | None) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (running + limits.tasks, running + limits.tasks))
 
 
-def _structure_problems(release: dict, submitted: dict) -> list[str]:
-    """Test cells a learner edited, deleted, re-typed or re-pointed (nbgrader restores them; we say so)."""
+def _structure_problems(release: dict, submitted: dict) -> dict[str, str]:
+    """Test cells a learner edited, deleted, re-typed, re-pointed or moved, by grade id: those tests
+    score nothing (nbgrader alone would restore the cells and grade them as if nothing had happened)."""
 
     def tests(nb: dict) -> dict[str, dict]:
         cells = {}
@@ -157,28 +161,55 @@ def _structure_problems(release: dict, submitted: dict) -> list[str]:
         source = cell.get("source", "")
         return ("".join(source) if isinstance(source, list) else str(source)).strip()
 
-    problems = []
-    theirs = tests(submitted)
-    for grade_id, cell in tests(release).items():
+    problems = {}
+    ours, theirs = tests(release), tests(submitted)
+    for grade_id, cell in ours.items():
         mine = theirs.get(grade_id)
         if mine is None:
-            problems.append(f"test cell {grade_id} deleted")
+            problems[grade_id] = f"test cell {grade_id} deleted"
         elif mine.get("cell_type") != cell.get("cell_type"):
-            problems.append(f"test cell {grade_id} turned into {mine.get('cell_type')}")
+            problems[grade_id] = f"test cell {grade_id} turned into {mine.get('cell_type')}"
         elif text(mine) != text(cell):
-            problems.append(f"test cell {grade_id} edited")
+            problems[grade_id] = f"test cell {grade_id} edited"
         elif mine["metadata"]["nbgrader"].get("points") != cell["metadata"]["nbgrader"].get("points"):
-            problems.append(f"points of {grade_id} changed")
-    order = [g for g in theirs if g in tests(release)]
-    if order != [g for g in tests(release) if g in theirs]:
-        problems.append("test cells reordered")
+            problems[grade_id] = f"points of {grade_id} changed"
+    order = [g for g in theirs if g in ours]
+    in_place = _common_order(order, [g for g in ours if g in theirs])
+    for grade_id in order:
+        if grade_id not in in_place:
+            problems.setdefault(grade_id, f"test cell {grade_id} moved")
     return problems
 
 
-def _kernel_reason(messages: list[str]) -> tuple[str, str]:
-    for words, reason in (("CellTimeoutError", "timeout"), ("MemoryError", "memory limit")):
-        if any(words in m for m in messages):
-            return reason, next(m for m in messages if words in m)
+def _common_order(mine: list[str], theirs: list[str]) -> set[str]:
+    """The longest part of `mine` in the order of `theirs` (a longest common subsequence): what was not moved."""
+    best: list[list[tuple[str, ...]]] = [[()] * (len(theirs) + 1) for _ in range(len(mine) + 1)]
+    for i, a in enumerate(mine):
+        for j, b in enumerate(theirs):
+            best[i + 1][j + 1] = (*best[i][j], a) if a == b else max(best[i][j + 1], best[i + 1][j], key=len)
+    return set(best[-1][-1])
+
+
+# Words in a failed test's message (the grader's own run, or the kernel's) that say why it failed, when
+# the cause is a limit or an answer that ended its run, not a wrong answer: the first that matches.
+_CAUSES = (
+    (("CellTimeoutError", "did not end within", "never checked"), "timeout"),
+    (("MemoryError",), "memory limit"),
+    (("can't start new thread", "Resource temporarily unavailable", "BlockingIOError"), "process limit"),
+    (("printed more than", "File too large"), "output limit"),
+    (("the answer cell raised", "ended without a result"), "answer failed"),
+)
+# Causes after which the kernel's run is not worth making: it could only take points away from a run
+# that already has none, and would hold the kernel up as long as the limits let it.
+_NOT_WORTH_A_KERNEL = {"timeout", "memory limit", "process limit", "output limit"}
+
+
+def _cause(messages: list[str]) -> tuple[str, str]:
+    """The reason and the telling message, if a limit or an answer that ended early explains a failure."""
+    for words, reason in _CAUSES:
+        for message in messages:
+            if any(w in message for w in words):
+                return reason, message
     return "", ""
 
 
@@ -192,8 +223,8 @@ def _max_score(source: dict) -> float:
 
 def grade_one(sub: Submission, *, repo: Path, root: Path, workdir: Path, limits: Limits = Limits()) -> Outcome:
     """Grade one submission (in the job's own process): the grader's run, then nbgrader's, combined."""
-    from ._grading import TempCourse, _read_notebook, grade_ids
-    from ._isolation import TIMEOUT_ENV, VERDICTS_ENV, measured_runs
+    from ._grading import _read_notebook, grade_ids
+    from ._isolation import TIMEOUT_ENV, measured_runs
     from ._verify import verify
 
     source_path = root / "source" / sub.assignment / f"{sub.assignment}.ipynb"
@@ -219,22 +250,12 @@ def grade_one(sub: Submission, *, repo: Path, root: Path, workdir: Path, limits:
 
     os.environ[TIMEOUT_ENV] = str(limits.run_seconds)
     verdicts = verify(source, submitted)
-    known = workdir / "verdicts.json"
-    known.write_text(json.dumps(measured_runs()), encoding="utf-8")
-    os.environ[VERDICTS_ENV] = str(known)  # the kernel shows these results instead of measuring again
-    course = TempCourse(repo, cell_timeout_s=limits.cell_seconds)
-    try:
-        course.generate_cached(sub.assignment, source_path)
-        kernel = course.autograde(sub.assignment, sub.student, sub.path)
-        graded = course.root / "autograded" / sub.student / sub.assignment / f"{sub.assignment}.ipynb"
-        shutil.copyfile(graded, workdir / "autograded.ipynb")
-        course.feedback(sub.assignment, sub.student, workdir / "feedback.html")
-    except LeaklabError as exc:
-        kernel = {}
-        outcome.reason = "kernel died" if "kernel died" in str(exc) else "not graded by nbgrader"
-        outcome.detail = str(exc)
-    finally:
-        course.remove()
+    cause = _cause([v.message for v in verdicts.values() if v.score < v.max_score])
+    if all(v.score == 0 for v in verdicts.values()) and cause[0] in _NOT_WORTH_A_KERNEL:
+        kernel: dict = {}
+        outcome.reason, outcome.detail = cause
+    else:
+        kernel = _kernel_run(sub, repo, root, workdir, limits, measured_runs())
 
     overruled = []
     for grade_id, own in verdicts.items():
@@ -251,22 +272,63 @@ def grade_one(sub: Submission, *, repo: Path, root: Path, workdir: Path, limits:
             "own": own.score,
             "message": own.message or (theirs.message if theirs else ""),
         }
-    outcome.score = sum(t["score"] for t in outcome.tests.values())
+    if "error" in kernel:
+        outcome.reason, outcome.detail = kernel["error"]
     if not outcome.reason:
-        outcome.reason, outcome.detail = _kernel_reason([t["message"] for t in outcome.tests.values()])
+        lost = [t["message"] for t in outcome.tests.values() if t["score"] < t["max_score"]]
+        outcome.reason, outcome.detail = _cause(lost)
     release = root / "release" / sub.assignment / f"{sub.assignment}.ipynb"
     problems = (
-        _structure_problems(json.loads(release.read_text(encoding="utf-8")), submitted) if release.exists() else []
+        _structure_problems(json.loads(release.read_text(encoding="utf-8")), submitted) if release.exists() else {}
     )
+    for grade_id, problem in problems.items():  # a test whose cell was tampered with scores nothing
+        if grade_id in outcome.tests:
+            outcome.tests[grade_id].update(score=0.0, message=problem)
+    outcome.score = sum(t["score"] for t in outcome.tests.values())
+    said = list(problems.values())
     if overruled:
-        problems.insert(0, f"passed in its kernel but not in the grader's own run: {', '.join(overruled)}")
-    if problems and not outcome.reason:
-        outcome.reason, outcome.detail = "tampered", "; ".join(problems)
+        said.insert(0, f"passed in its kernel but not in the grader's own run: {', '.join(overruled)}")
+    if said and not outcome.reason:
+        outcome.reason, outcome.detail = "tampered", "; ".join(said)
+    elif said:
+        outcome.detail = "; ".join([outcome.detail, *said])
     return outcome
 
 
-def _job(sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits, cgroup: Path | None) -> None:
-    """The forked child: limits, then grade, then write the outcome; never returns."""
+def _kernel_run(sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits, known: dict) -> dict:
+    """nbgrader's autograde of the submission, in a kernel shown the grader's own results: its scores by
+    grade id, plus "error": (reason, detail) if it could not grade; the autograded notebook and feedback
+    page go to `workdir`."""
+    from ._grading import TempCourse
+    from ._isolation import VERDICTS_ENV
+
+    verdicts = workdir / "verdicts.json"
+    verdicts.write_text(json.dumps(known), encoding="utf-8")
+    os.environ[VERDICTS_ENV] = str(verdicts)  # the kernel shows these results instead of measuring again
+    course = TempCourse(repo, cell_timeout_s=limits.cell_seconds)
+    kernel: dict = {}
+    try:
+        course.generate_cached(sub.assignment, root / "source" / sub.assignment / f"{sub.assignment}.ipynb")
+        kernel.update(course.autograde(sub.assignment, sub.student, sub.path))
+        graded = course.root / "autograded" / sub.student / sub.assignment / f"{sub.assignment}.ipynb"
+        shutil.copyfile(graded, workdir / "autograded.ipynb")
+        course.feedback(sub.assignment, sub.student, workdir / "feedback.html")
+    except LeaklabError as exc:
+        kernel["error"] = ("kernel died" if "kernel died" in str(exc) else "not graded by nbgrader", str(exc))
+    finally:
+        course.remove()
+    return kernel
+
+
+def _job(
+    sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits, cgroup: Path | None, secret: str
+) -> None:
+    """The forked child: limits, then grade, then write the outcome; never returns.
+
+    The outcome's file name is `secret`, known to this process and its parent only (never in an
+    environment or on a command line), and it is written once every other process of the job is gone:
+    what the submission's code started cannot put an outcome of its own in its place.
+    """
     code = 1
     try:
         os.setsid()
@@ -279,8 +341,16 @@ def _job(sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits,
         started = time.monotonic()
         outcome = grade_one(sub, repo=repo, root=root, workdir=workdir, limits=limits)
         outcome.seconds = round(time.monotonic() - started, 2)
-        (workdir / "outcome.part").write_text(json.dumps(asdict(outcome)), encoding="utf-8")
-        (workdir / "outcome.part").replace(workdir / "outcome.json")
+        for _ in range(50):
+            others = [pid for pid in _job_processes(workdir.name, cgroup) if pid != os.getpid()]
+            if not others:
+                break
+            for pid in others:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+        (workdir / f"{secret}.part").write_text(json.dumps(asdict(outcome)), encoding="utf-8")
+        (workdir / f"{secret}.part").replace(workdir / f"{secret}.json")
         code = 0
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -354,9 +424,11 @@ def _record(root: Path, sub: Submission, outcome: Outcome, workdir: Path) -> Non
 
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader 0.9's own session use, on SQLAlchemy 2
 
-    if outcome.tests:
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
-            gradebook.update_or_create_student(sub.student)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        # Every student who handed something in is on the roster, so `nbgrader export` lists a zero for
+        # a notebook that could not be graded at all (its reason is in grades.csv).
+        gradebook.update_or_create_student(sub.student)
+        if outcome.tests:
             gradebook.update_or_create_submission(sub.assignment, sub.student)
             for grade_id, test in outcome.tests.items():
                 grade = gradebook.find_grade(grade_id, sub.assignment, sub.assignment, sub.student)
@@ -366,14 +438,19 @@ def _record(root: Path, sub: Submission, outcome: Outcome, workdir: Path) -> Non
                     with contextlib.suppress(MissingEntry):
                         comment = gradebook.find_comment(cell.name, sub.assignment, sub.assignment, sub.student)
                         comment.auto_comment = f"leaklab: {outcome.reason}: {outcome.detail}"
-            gradebook.db.commit()
+        else:  # not gradable (now): no score of an earlier version of the notebook may stay behind
+            with contextlib.suppress(MissingEntry):
+                gradebook.remove_submission(sub.assignment, sub.student)
+        gradebook.db.commit()
     for name, folder in (("autograded.ipynb", "autograded"), ("feedback.html", "feedback")):
         produced = workdir / name
+        target = root / folder / sub.student / sub.assignment / f"{sub.assignment}{Path(name).suffix}"
         if produced.exists():
-            target = root / folder / sub.student / sub.assignment / f"{sub.assignment}{Path(name).suffix}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(produced, target.with_suffix(".part"))
             target.with_suffix(".part").replace(target)
+        else:  # none this time: an earlier version's page must not pass for this one's
+            target.unlink(missing_ok=True)
     ledger = root / LEDGER
     ledger.parent.mkdir(parents=True, exist_ok=True)
     with ledger.open("a", encoding="utf-8") as lines:
@@ -437,8 +514,16 @@ def grade_class(
     jobs = max(1, jobs or os.cpu_count() or 1)
     say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {jobs} at a time")
     bar = Progress(len(todo), progress)
-    scratch = Path(tempfile.mkdtemp(prefix="class-", dir=root / "leaklab" if (root / "leaklab").is_dir() else None))
-    running: dict[int, tuple[Submission, Path, float, Path | None]] = {}
+    if _pids_cgroup_root() is None and os.geteuid() == 0:
+        say(
+            "warning: no limit on the processes and threads of a submission: running as root without a "
+            "writable pids cgroup (/sys/fs/cgroup/pids, cgroup v1), a fork or thread bomb is bounded only "
+            "by the memory and time limits; run the grader as another user, or where that cgroup is writable"
+        )
+    # Outside the course: the path of a job's folder (which its kernel is shown) says nothing of where
+    # the gradebook and the ledger are.
+    scratch = Path(tempfile.mkdtemp(prefix="leaklab-class-"))
+    running: dict[int, tuple[Submission, Path, float, Path | None, str]] = {}
     try:
         queue = list(reversed(todo))
         number = 0
@@ -449,14 +534,15 @@ def grade_class(
                 workdir = scratch / f"job-{os.getpid()}-{number}"
                 workdir.mkdir()
                 cgroup = _make_cgroup(f"leaklab-{os.getpid()}-{number}", limits)
+                secret = secrets.token_hex(16)
                 sys.stdout.flush()
                 sys.stderr.flush()
                 child = os.fork()
                 if child == 0:
-                    _job(sub, repo, root, workdir, limits, cgroup)
-                running[child] = (sub, workdir, time.monotonic(), cgroup)
+                    _job(sub, repo, root, workdir, limits, cgroup, secret)
+                running[child] = (sub, workdir, time.monotonic(), cgroup, secret)
             time.sleep(0.05)
-            for child, (sub, workdir, started, cgroup) in list(running.items()):
+            for child, (sub, workdir, started, cgroup, secret) in list(running.items()):
                 ended = os.waitpid(child, os.WNOHANG)[0] == child
                 overdue = time.monotonic() - started > limits.seconds
                 if not (ended or overdue):
@@ -465,13 +551,13 @@ def grade_class(
                 if not ended:
                     os.waitpid(child, 0)
                 del running[child]
-                outcome = _collect(root, sub, workdir, overdue and not ended, limits)
+                outcome = _collect(root, sub, workdir / f"{secret}.json", overdue and not ended, limits)
                 _record(root, sub, outcome, workdir)
                 ledger[sub.student, sub.assignment] = outcome
                 shutil.rmtree(workdir, ignore_errors=True)
                 bar.update(outcome, len(running))
     finally:
-        for child, (_, workdir, _, cgroup) in running.items():
+        for child, (_, workdir, _, cgroup, _) in running.items():
             _kill_job(child, workdir, cgroup)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(child, 0)
@@ -481,9 +567,9 @@ def grade_class(
     return ledger
 
 
-def _collect(root: Path, sub: Submission, workdir: Path, timed_out: bool, limits: Limits) -> Outcome:
+def _collect(root: Path, sub: Submission, written: Path, timed_out: bool, limits: Limits) -> Outcome:
     """The outcome a job wrote, or one that says why it wrote none."""
-    written = workdir / "outcome.json"
+    workdir = written.parent
     if written.exists() and not timed_out:
         return Outcome(**json.loads(written.read_text(encoding="utf-8")))
     source = root / "source" / sub.assignment / f"{sub.assignment}.ipynb"
@@ -493,6 +579,7 @@ def _collect(root: Path, sub: Submission, workdir: Path, timed_out: bool, limits
         return outcome
     log = (workdir / "log.txt").read_text(encoding="utf-8", errors="replace") if (workdir / "log.txt").exists() else ""
     last = [line for line in log.strip().splitlines() if line.strip()][-1:] or ["no output"]
-    outcome.reason = "memory limit" if "MemoryError" in log else "grader crashed"
+    cause = _cause([log])[0]  # a job that hit a limit where nothing could catch it (a thread of nbgrader's)
+    outcome.reason = cause if cause in _NOT_WORTH_A_KERNEL else "grader crashed"
     outcome.detail = last[0][:300]
     return outcome

@@ -12,12 +12,16 @@ Only a loop that never goes quiet (a timer that keeps firing) is judged after a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
 import json
 import linecache
 import os
+import resource
+import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,6 +77,9 @@ class IsolatedRun:
             raise AssertionError(f"{unanswered} requests never got an answer; where they wait:\n{self.leak_report}")
         unit = "requests" if "requests" in self.outcome else "checks"
         for name in properties:
+            if name not in self.outcome:  # the run stopped before this property was checked
+                label = name.replace("_", " ")
+                raise AssertionError(f"{label}: never checked: the burst did not finish (a call that never returns?)")
             passed, total = self.outcome[name]
             if passed < total:
                 label = name.replace("_", " ")
@@ -82,6 +89,8 @@ class IsolatedRun:
 
     def require_no_leftovers(self) -> None:
         """Fail unless no task, thread or open socket outlived the burst and no task was destroyed pending."""
+        if self.error:  # a run that failed shows nothing about leftovers
+            raise AssertionError(self.error)
         if self.leftover_tasks or self.leftover_threads:
             raise AssertionError(f"left behind after the burst:\n{self.leak_report}")
         if self.leftover_files:
@@ -93,6 +102,8 @@ class IsolatedRun:
 
     def require_retained_below(self, limit_bytes: int) -> None:
         """Fail unless the memory still held after the burst is under `limit_bytes` per request."""
+        if self.error:
+            raise AssertionError(self.error)
         held = self.retained_bytes_per_request
         if held >= limit_bytes:
             raise AssertionError(
@@ -176,22 +187,48 @@ def measured_runs() -> dict[str, dict]:
 
 def _spawn(job: dict) -> IsolatedRun:
     with tempfile.TemporaryDirectory(prefix="leaklab-run-") as folder:
-        result_path = Path(folder) / "result.json"
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "leaklab._isolation", str(result_path)],
-                input=json.dumps(job),
-                stdout=subprocess.DEVNULL,  # the answer's own prints are not wanted here
-                stderr=subprocess.PIPE,
-                text=True,
-                timeout=_timeout_s(),
+        # The result's file name is drawn here and reaches the child on stdin, never on its command
+        # line: an answer cannot write a result of its own where the parent will look for one.
+        result_path = Path(folder) / f"{secrets.token_hex(16)}.json"
+        errors = Path(folder) / "stderr.txt"
+        with errors.open("w+b") as stderr, tempfile.TemporaryFile(dir=folder) as stdout:
+            # A session of its own, so that everything the answer forks is killed with it; its output
+            # goes to files (a child it leaves behind cannot hold a pipe open), under a size limit.
+            child = subprocess.Popen(
+                [sys.executable, "-m", "leaklab._isolation"],
+                stdin=subprocess.PIPE,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
             )
-        except subprocess.TimeoutExpired:
-            return IsolatedRun(error=f"the handler's run did not end within {_timeout_s():.0f} s and was stopped")
-        if not result_path.exists():
-            tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or f"exit code {done.returncode}"
-            return IsolatedRun(error=f"the handler's run ended without a result: {tail}")
-        return IsolatedRun(**json.loads(result_path.read_text(encoding="utf-8")))
+            try:
+                child.stdin.write(json.dumps({**job, "result": str(result_path)}).encode())  # type: ignore[union-attr]
+                child.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass
+            try:
+                code = child.wait(timeout=_timeout_s())
+            except subprocess.TimeoutExpired:
+                code = None
+            finally:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)  # the child, and whatever it started and left
+                child.wait()
+            if code is None:
+                return IsolatedRun(error=f"the handler's run did not end within {_timeout_s():.0f} s and was stopped")
+            if not result_path.exists():
+                if code == -signal.SIGXFSZ:
+                    return IsolatedRun(error=f"the answer printed more than {_OUTPUT_LIMIT >> 20} MiB and was stopped")
+                stderr.seek(0)
+                tail = stderr.read()[-4000:].decode(errors="replace")
+                tail = " | ".join(tail.strip().splitlines()[-3:]) or f"exit code {code}"
+                return IsolatedRun(error=f"the handler's run ended without a result: {tail}")
+            return IsolatedRun(**json.loads(result_path.read_text(encoding="utf-8")))
+
+
+# What a run may print (or write to any one file): an answer prints a few lines. Past it, the operating
+# system stops the child (SIGXFSZ).
+_OUTPUT_LIMIT = 64 * 2**20
 
 
 # --- the child's side ---------------------------------------------------------------------------------
@@ -202,7 +239,7 @@ def _spawn(job: dict) -> IsolatedRun:
 _WARM_UP_BUDGET_S, _BURST_BUDGET_S = 2.0, 8.0
 
 
-def _child(result_path: str) -> None:
+def _child() -> None:
     import asyncio
     import asyncio.base_events
     import asyncio.events
@@ -215,6 +252,10 @@ def _child(result_path: str) -> None:
 
     from ._census import registered_tasks, task_registries
     from ._stacks import format_groups, group_stacks
+
+    job = json.loads(sys.stdin.read())
+    result_path = job.pop("result")  # on stdin, not on the command line an answer can read
+    resource.setrlimit(resource.RLIMIT_FSIZE, (_OUTPUT_LIMIT, _OUTPUT_LIMIT))
 
     # Everything that measures is bound here, before the answer runs; and the modules an answer might
     # rebind (a builtin, `asyncio.all_tasks`, `threading.enumerate`, ...) are put back as they were
@@ -232,11 +273,19 @@ def _child(result_path: str) -> None:
         tracemalloc.is_tracing,
     )
 
+    classes: list[tuple[type, dict]] = []
+
     def restore_modules() -> None:
         for namespace, original in saved:
             for name in [name for name in namespace if name not in original]:
                 del namespace[name]
             namespace.update(original)
+        for cls, original in classes:
+            for name in [name for name in vars(cls) if name not in original]:
+                delattr(cls, name)
+            for name, value in original.items():
+                if vars(cls).get(name) is not value:
+                    setattr(cls, name, value)
 
     def finish(run: IsolatedRun) -> None:
         restore_modules()
@@ -286,11 +335,16 @@ def _child(result_path: str) -> None:
         loop.call_soon(check)
         loop.run_forever()
 
-    job = json.loads(sys.stdin.read())
     try:
         scenario = importlib.import_module(f"leaklab.scenarios.{job['scenario']}")
     except ImportError:
         finish(IsolatedRun(error=f"no scenario named {job['scenario']!r}"))
+    # leaklab's own modules (the scenario, the checks it runs) and their classes are put back as well: an
+    # answer cell that rebinds `Checks.record` at its top level has that undone before anything is checked.
+    ours = [m for name, m in list(sys.modules.items()) if name.partition(".")[0] == "leaklab" and m is not None]
+    saved.extend((module.__dict__, dict(module.__dict__)) for module in ours)
+    found = {id(c): c for m in ours for c in vars(m).values() if isinstance(c, type) and c.__module__ == m.__name__}
+    classes.extend((cls, dict(vars(cls))) for cls in found.values())
     namespace = {"__name__": "__answer__", "asyncio": asyncio}
     namespace.update({name: getattr(scenario, name) for name in scenario.__all__})
     threads_before = os_threads()
@@ -370,4 +424,4 @@ def _child(result_path: str) -> None:
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1])
+    _child()

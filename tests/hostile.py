@@ -1,0 +1,295 @@
+"""Hostile and broken submissions for the class grader (`leaklab autograde`), as data, with the score and
+reason each must get; correct and plainly wrong controls are mixed in, so that every other submission is
+seen to keep its right score. tests/notebooks/test_class_grading.py grades the whole corpus at once.
+
+Each case names its assignment, how its notebook is built (from solutions/ or exercises/: an answer cell
+replaced, cells or metadata changed, or raw bytes), its expected total score, the expected `reason`
+column of grades.csv ("" for a submission graded normally), and why.
+
+Safe on a shared 2-core CI machine that runs as root: every bomb is bounded on its own (a few thousand
+sleeping threads or children, ~2 GB of output, an allocation far past the address-space limit), so a
+grader that failed to contain it would still not take the machine down.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import answers
+import answers_04
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = "04_lifeless_pool"
+CANCEL = "01_forgotten_cancel"
+HUNG = "03_hung_call"
+
+
+def _notebook(kind: str, slug: str) -> dict:
+    return json.loads((ROOT / kind / f"{slug}.ipynb").read_text(encoding="utf-8"))
+
+
+def _meta(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _cell(nb: dict, grade_id: str) -> dict:
+    return next(c for c in nb["cells"] if _meta(c).get("grade_id") == grade_id)
+
+
+def solution_answer(slug: str) -> str:
+    """The authored answer cell of a lesson, as the worked solution has it."""
+    return "".join(_cell(_notebook("solutions", slug), f"{slug}_fix")["source"])
+
+
+@dataclass(frozen=True)
+class Case:
+    """One submission of the corpus."""
+
+    assignment: str
+    build: Callable[[str], bytes]  # the assignment -> the submitted file's bytes
+    score: float
+    reason: str
+    why: str
+
+
+def copy_of(kind: str, slug: str | None = None) -> Callable[[str], bytes]:
+    """solutions/ or exercises/ as they are (of `slug`, or of the case's own assignment)."""
+    return lambda assignment: (ROOT / kind / f"{slug or assignment}.ipynb").read_bytes()
+
+
+def answer(source: str) -> Callable[[str], bytes]:
+    """The worked solution with its answer cell replaced, as a learner would submit it."""
+
+    def build(assignment: str) -> bytes:
+        nb = _notebook("solutions", assignment)
+        _cell(nb, f"{assignment}_fix")["source"] = source
+        return json.dumps(nb).encode()
+
+    return build
+
+
+def mutate(change: Callable[[dict, str], None]) -> Callable[[str], bytes]:
+    """The worked solution, changed in place by `change(notebook, assignment)`."""
+
+    def build(assignment: str) -> bytes:
+        nb = copy.deepcopy(_notebook("solutions", assignment))
+        change(nb, assignment)
+        return json.dumps(nb).encode()
+
+    return build
+
+
+def raw(data: bytes) -> Callable[[str], bytes]:
+    """Bytes that are not a notebook at all."""
+    return lambda assignment: data
+
+
+def _edit_test(nb: dict, slug: str) -> None:
+    _cell(nb, f"{slug}_no_worker_survives")["source"] = '"""(d) No worker survives its pool."""\npass\n'
+
+
+def _delete_test(nb: dict, slug: str) -> None:
+    nb["cells"].remove(_cell(nb, f"{slug}_stop_waits_for_workers"))
+
+
+def _retype_test(nb: dict, slug: str) -> None:
+    cell = _cell(nb, f"{slug}_failure_keeps_worker")
+    cell["cell_type"] = "markdown"
+    for key in ("outputs", "execution_count"):
+        cell.pop(key, None)
+
+
+def _reorder_tests(nb: dict, slug: str) -> None:
+    last = _cell(nb, f"{slug}_no_worker_survives")
+    nb["cells"].remove(last)
+    nb["cells"].insert(nb["cells"].index(_cell(nb, f"{slug}_stop_waits_for_workers")), last)
+
+
+def _change_points(nb: dict, slug: str) -> None:
+    _meta(_cell(nb, f"{slug}_every_job_accounted_for"))["points"] = 20
+
+
+FIXED = answers_04.FIXED
+PASSING = {  # every property of lesson 04 passed: what a forged result claims
+    "stop_waits_for_workers": [1, 1],
+    "every_job_accounted_for": [1, 1],
+    "failure_keeps_worker": [1, 1],
+    "no_worker_survives": [1, 1],
+    "problems": [],
+}
+
+# Busy for ever, at the top of the answer cell: the kernel's cell times out, the grader's runs too.
+LOOP_AT_TOP = "while True:\n    pass\n" + FIXED
+
+# Busy for ever where the tests call it: stop() never returns.
+LOOP_IN_STOP = FIXED.replace(
+    "        for _ in self._threads:\n            self.jobs.put(None)\n"
+    "        for thread in self._threads:\n            thread.join()\n",
+    "        while True:\n            pass\n",
+)
+assert LOOP_IN_STOP != FIXED
+
+# Busy for ever and deaf to the kernel's interrupt: only killing the process ends it.
+SIGINT_IGNORED = "import signal\n\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n" + FIXED
+
+# Ends the process that runs it: the kernel, or the grader's fresh interpreter.
+OS_EXIT_AT_TOP = FIXED + "\nimport os\n\nos._exit(0)\n"
+SYS_EXIT_AT_TOP = FIXED + "\nimport sys\n\nsys.exit()\n"
+KEYBOARD_INTERRUPT_AT_TOP = FIXED + "\nraise KeyboardInterrupt\n"
+
+# Thousands of sleeping threads (small stacks, so that the task limit, not memory, stops them).
+THREAD_BOMB = (
+    "import time\n\nthreading.stack_size(64 * 1024)\nfor _ in range(5000):\n"
+    "    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n" + FIXED
+)
+
+# Thousands of sleeping children: bounded on purpose (never `while True: os.fork()`).
+FORK_BOMB = (
+    "import os\nimport time\n\nfor _ in range(3000):\n    if os.fork() == 0:\n"
+    "        time.sleep(3600)\n        os._exit(0)\n" + FIXED
+)
+
+# A right pool that leaves sleeping children behind, each in a session of its own (out of reach of a
+# kill of its process group): the grader must still end every one of them.
+ESCAPING_CHILDREN = (
+    "import os\nimport time\n\nfor _ in range(20):\n    if os.fork() == 0:\n        os.setsid()\n"
+    "        time.sleep(3600)\n        os._exit(0)\n" + FIXED
+)
+
+# 25 GiB asked for, 128 MiB at a time: far past any address-space limit the grader sets.
+MEMORY_BOMB = "hoard = [bytearray(2**27) for _ in range(200)]\n" + FIXED
+
+# About 2 GB printed, 1 MiB a line.
+OUTPUT_BOMB = 'for _ in range(2048):\n    print("x" * 2**20)\n' + FIXED
+
+# Blinds the counters a kernel offers, around a pool that never stops its workers.
+PATCHED_THREADING = (
+    "threading.active_count = lambda: 1\n"
+    "threading.enumerate = lambda: [threading.main_thread()]\n"
+    "asyncio.all_tasks = lambda loop=None: set()\n" + answers_04.NEVER_STOPS
+)
+
+# Shadows builtins in the cell, around a pool that does not join its workers: nothing that measures
+# looks up names in the answer's namespace.
+SHADOWED_BUILTINS = (
+    "len = lambda items: 0\nsum = lambda items, start=0: 0\nisinstance = lambda obj, kind: True\n"
+    "print = lambda *args, **kwargs: None\n" + answers_04.NO_JOIN
+)
+
+# Replaces a builtin for the whole interpreter: the grader's fresh one puts it back before measuring;
+# the kernel (whose own machinery uses it) stops answering, and its timeouts take every point away.
+PATCHED_BUILTINS = "import builtins\n\nbuiltins.isinstance = lambda obj, kind: True\n" + answers_04.NO_JOIN
+
+# Rebinds leaklab's own checks, so that the kernel's test cells pass whatever the pool does.
+PATCHED_LEAKLAB = (
+    "import leaklab\n\nleaklab.IsolatedRun.require = lambda self, *names: None\n"
+    "leaklab.IsolatedRun.require_no_leftovers = lambda self: None\n" + answers_04.NO_JOIN
+)
+
+# Rebinds the checks the grader's fresh interpreter runs, so that every check it records passes.
+PATCHED_CHECKS = (
+    "from leaklab.scenarios import _checks\n\n"
+    "_checks.Checks.record = lambda self, name, problem: self.counts.__setitem__(name, [1, 1])\n" + answers_04.NO_JOIN
+)
+
+# Rebinds the entry point the test cells call, returning a result that passes everything.
+PATCHED_RUN_ISOLATED = (
+    "import leaklab\n\n"
+    "leaklab.run_isolated = lambda *args, **kwargs: leaklab.IsolatedRun(\n"
+    "    outcome={'completed_with_result': [1, 1], 'query_ran_once': [1, 1], 'gave_up_as_specified': [1, 1],\n"
+    "             'gave_up_promptly': [1, 1], 'problems': []}\n"
+    ")\n" + answers.LEAKY
+)
+
+# A hard-coded result: all-passing verdicts written over the kernel's file of measured runs, and over
+# the fresh interpreter's result file, which it then leaves before anything is measured.
+HARD_CODED_RESULT = (
+    f"""
+import json
+import os
+import sys
+
+PASSING = {PASSING!r}
+if os.environ.get("LEAKLAB_VERDICTS"):  # in the kernel
+    path = os.environ["LEAKLAB_VERDICTS"]
+    known = json.load(open(path))
+    for run in known.values():
+        run.update(outcome=PASSING, error=None, leftover_tasks=0, leftover_threads=0)
+    json.dump(known, open(path, "w"))
+if sys.argv[0].endswith("_isolation.py") and len(sys.argv) > 1:  # in the grader's fresh interpreter
+    result = {{"outcome": PASSING, "leftover_tasks": 0, "leftover_threads": 0, "leftover_files": 0}}
+    json.dump(result, open(sys.argv[1], "w"))
+    os._exit(0)
+"""
+    + answers_04.NO_JOIN
+)
+
+# Lesson 01's handler, ending its process or the run from inside a request.
+_HANDLER = "async def handle_request(request: Request) -> Result:\n"
+RAISE_SYSTEM_EXIT = _HANDLER + "    raise SystemExit\n"
+RAISE_KEYBOARD_INTERRUPT = _HANDLER + "    raise KeyboardInterrupt\n"
+OS_EXIT_IN_HANDLER = "import os\n\n\n" + _HANDLER + "    os._exit(0)\n"
+# Blocks the event loop for ever (`time.sleep`, not `asyncio.sleep`) in every request.
+SLEEP_IN_HANDLER = "import time\n\n\n" + _HANDLER + "    time.sleep(10**9)\n"
+
+# Lesson 03's right answer, then leaving: a run that ended early cannot show that nothing was left open.
+SYS_EXIT_03 = solution_answer(HUNG) + "\nimport sys\n\nsys.exit()\n"
+
+NOT_A_NOTEBOOK = b'{"cells": [{"cell_type": "code", "source": "print(1)"'
+
+TIMEOUT, ANSWER, LIMIT, MEMORY = "timeout", "answer failed", "process limit", "memory limit"
+TAMPERED, DIED = "tampered", "kernel died"
+
+CORPUS: dict[str, Case] = {
+    # controls: graded normally, among the others
+    "solution-04": Case(POOL, copy_of("solutions"), 9, "", "the worked solution"),
+    "exercise-04": Case(POOL, copy_of("exercises"), 0, "", "the exercise as released, untouched"),
+    "executor-04": Case(POOL, answer(answers_04.EXECUTOR), 9, "", "another right answer (an executor)"),
+    "no-join-04": Case(POOL, answer(answers_04.NO_JOIN), 4, "", "a plain wrong answer: loses (a) and (b)"),
+    "solution-01": Case(CANCEL, copy_of("solutions"), 9, "", "the worked solution"),
+    "exercise-01": Case(CANCEL, copy_of("exercises"), 0, "", "the exercise as released, untouched"),
+    "task-group-01": Case(CANCEL, answer(answers.TASK_GROUP), 9, "", "another right answer (a TaskGroup)"),
+    "solution-03": Case(HUNG, copy_of("solutions"), 9, "", "the worked solution"),
+    "exercise-03": Case(HUNG, copy_of("exercises"), 0, "", "the exercise as released, untouched"),
+    # time
+    "loop-at-top": Case(POOL, answer(LOOP_AT_TOP), 0, TIMEOUT, "infinite loop before the class is defined"),
+    "loop-in-stop": Case(POOL, answer(LOOP_IN_STOP), 0, TIMEOUT, "infinite loop where every test calls it"),
+    "sigint-ignored": Case(POOL, answer(SIGINT_IGNORED), 0, TIMEOUT, "a loop the kernel cannot interrupt"),
+    "sleep-forever-01": Case(CANCEL, answer(SLEEP_IN_HANDLER), 0, TIMEOUT, "time.sleep(10**9) in each request"),
+    # leaving
+    "os-exit-at-top": Case(POOL, answer(OS_EXIT_AT_TOP), 0, DIED, "os._exit(0) kills the kernel"),
+    "sys-exit-at-top": Case(POOL, answer(SYS_EXIT_AT_TOP), 0, ANSWER, "sys.exit() after a right pool"),
+    "interrupt-at-top": Case(POOL, answer(KEYBOARD_INTERRUPT_AT_TOP), 0, ANSWER, "raise KeyboardInterrupt"),
+    "system-exit-01": Case(CANCEL, answer(RAISE_SYSTEM_EXIT), 0, DIED, "raise SystemExit in a request"),
+    "interrupt-01": Case(CANCEL, answer(RAISE_KEYBOARD_INTERRUPT), 0, DIED, "KeyboardInterrupt in a request"),
+    "os-exit-01": Case(CANCEL, answer(OS_EXIT_IN_HANDLER), 0, DIED, "os._exit(0) in a request"),
+    "sys-exit-03": Case(HUNG, answer(SYS_EXIT_03), 0, ANSWER, "a run that ended early shows no leftovers"),
+    # resources
+    "thread-bomb": Case(POOL, answer(THREAD_BOMB), 0, LIMIT, "5000 sleeping threads"),
+    "fork-bomb": Case(POOL, answer(FORK_BOMB), 0, LIMIT, "3000 sleeping children"),
+    "escaping-children": Case(POOL, answer(ESCAPING_CHILDREN), 9, "", "20 children in sessions of their own"),
+    "memory-bomb": Case(POOL, answer(MEMORY_BOMB), 0, MEMORY, "25 GiB asked for"),
+    "output-bomb": Case(POOL, answer(OUTPUT_BOMB), 0, "output limit", "2 GB printed"),
+    # rebinding what measures
+    "patched-threading": Case(POOL, answer(PATCHED_THREADING), 2, "", "blinded counters do not hide the leak"),
+    "patched-counters-01": Case(CANCEL, answer(answers.PATCHED_COUNTERS), 4, "", "blinded counters, lesson 01"),
+    "shadowed-builtins": Case(POOL, answer(SHADOWED_BUILTINS), 4, "", "shadowed builtins change nothing"),
+    "patched-builtins": Case(POOL, answer(PATCHED_BUILTINS), 0, TIMEOUT, "builtins.isinstance replaced"),
+    "patched-leaklab": Case(POOL, answer(PATCHED_LEAKLAB), 4, TAMPERED, "IsolatedRun.require rebound"),
+    "patched-checks": Case(POOL, answer(PATCHED_CHECKS), 4, "", "Checks.record rebound: undone before checking"),
+    "patched-run-01": Case(CANCEL, answer(PATCHED_RUN_ISOLATED), 4, TAMPERED, "leaklab.run_isolated rebound"),
+    "hard-coded-result": Case(POOL, answer(HARD_CODED_RESULT), 4, TAMPERED, "forged verdicts and result file"),
+    # the notebook itself
+    "edited-test": Case(POOL, mutate(_edit_test), 7, TAMPERED, "test (d) replaced by `pass`"),
+    "deleted-test": Case(POOL, mutate(_delete_test), 6, TAMPERED, "test (a) deleted"),
+    "retyped-test": Case(POOL, mutate(_retype_test), 7, TAMPERED, "test (c) turned into markdown"),
+    "reordered-tests": Case(POOL, mutate(_reorder_tests), 7, TAMPERED, "test (d) moved first"),
+    "points-changed": Case(POOL, mutate(_change_points), 7, TAMPERED, "test (b) worth 20 points"),
+    "wrong-assignment": Case(POOL, copy_of("solutions", CANCEL), 0, "wrong assignment", "lesson 01 handed in"),
+    "invalid-json": Case(POOL, raw(NOT_A_NOTEBOOK), 0, "unreadable", "JSON cut short"),
+    "empty-file": Case(CANCEL, raw(b""), 0, "unreadable", "an empty file"),
+}

@@ -1,0 +1,220 @@
+"""`leaklab autograde` end to end: a course from `leaklab course`, the hostile corpus of tests/hostile.py
+handed in as submitted/<student>/<assignment>/, graded by ONE run with short limits, then checked
+submission by submission (grades.csv, nbgrader's gradebook, feedback pages), for leftover processes,
+and for resumability (a second run, a lost ledger line, --force, an interrupted run).
+
+The tests of this file share the module's course and run in file order: the resumability tests build
+on the first run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hostile import CORPUS, POOL, answer, answers_04, copy_of
+
+from leaklab._batch import _pids_cgroup_root
+
+ROOT = Path(__file__).resolve().parents[2]
+# Short limits, so that CI stays fast: an isolated run is never given under 11 s (the child's own
+# budgets), a cell 10 s (the lessons' cells take well under a second there), 3 GiB per process.
+LIMITS = ["--cell-timeout", "10", "--run-timeout", "11", "--timeout", "120", "--memory", "3"]
+JOBS = ["--jobs", "2"]
+# As root without a writable pids cgroup, nothing limits the number of a submission's processes (the
+# grader says so): the bombs then run into the memory and time limits instead.
+UNLIMITED = _pids_cgroup_root() is None and os.geteuid() == 0
+HIDDEN = ("BEGIN HIDDEN TESTS", "jobs=50, batches=8", "requests=90, give_up_every=3")  # only in hidden tests
+NOT_IN_A_KERNEL = {"timeout", "memory limit", "process limit", "output limit", "unreadable", "wrong assignment"}
+
+
+def leaklab(*args: str, no_cgroup: bool = False) -> subprocess.Popen:
+    """The command line, started; `no_cgroup` hides the pids cgroup, as on a machine without one."""
+    code = "import sys; from leaklab._cli import main; sys.exit(main(sys.argv[1:]))"
+    if no_cgroup:
+        code = "import leaklab._batch as b; b._pids_cgroup_root = lambda: None; " + code
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
+    _, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stderr
+
+
+def hand_in(course: Path, submissions: dict[str, tuple[str, bytes]]) -> None:
+    for student, (assignment, data) in submissions.items():
+        folder = course / "submitted" / student / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{assignment}.ipynb").write_bytes(data)
+
+
+def table(course: Path) -> dict[str, dict]:
+    with (course / "leaklab" / "grades.csv").open(newline="") as rows:
+        return {row["student"]: row for row in csv.DictReader(rows)}
+
+
+def ledger_lines(course: Path) -> list[str]:
+    return (course / "leaklab" / "grades.jsonl").read_text().splitlines()
+
+
+def survivors(grader_pid: int) -> list[int]:
+    """Processes still marked as started by a job of that grader (see `_batch._JOB_ENV`)."""
+    marker = f"LEAKLAB_JOB=job-{grader_pid}-".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(v.startswith(marker) for v in (proc / "environ").read_bytes().split(b"\0")):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The corpus, handed in to a fresh course and graded once."""
+    course = tmp_path_factory.mktemp("class") / "course"
+    assert finish(leaklab("course", str(course)))[0] == 0
+    hand_in(course, {name: (case.assignment, case.build(case.assignment)) for name, case in CORPUS.items()})
+    started = time.monotonic()
+    process = leaklab("autograde", str(course), *JOBS, *LIMITS)
+    code, stderr = finish(process)
+    seconds = time.monotonic() - started
+    print(f"\nthe corpus ({len(CORPUS)} submissions) graded in {seconds:.0f} s")
+    return {"course": course, "code": code, "stderr": stderr, "seconds": seconds, "pid": process.pid}
+
+
+def test_the_run_ends_well_and_in_time(graded):
+    assert graded["code"] == 0, graded["stderr"][-3000:]
+    assert f"[{len(CORPUS)}/{len(CORPUS)}]" in graded["stderr"]
+    assert graded["seconds"] < 420  # ~3 min on an idle 2-core machine; the limits bound each submission
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_each_submission_gets_its_score_and_reason(graded, name):
+    row, case = table(graded["course"])[name], CORPUS[name]
+    if case.reason == "process limit" and UNLIMITED:  # then only memory and time stop the bombs
+        assert float(row["score"]) == 0 and row["reason"] in ("process limit", "timeout", "memory limit")
+    else:
+        assert (float(row["score"]), row["reason"]) == (case.score, case.reason), (case.why, row["detail"])
+    assert row["assignment"] == case.assignment and row["notebook"] == f"{case.assignment}.ipynb"
+    assert float(row["max_score"]) == 9
+    assert bool(row["detail"]) == bool(row["reason"])
+
+
+def test_one_row_per_student_and_notebook(graded):
+    with (graded["course"] / "leaklab" / "grades.csv").open(newline="") as rows:
+        lines = list(csv.reader(rows))
+    assert lines[0] == ["student", "assignment", "notebook", "score", "max_score", "reason", "detail"]
+    assert sorted(line[0] for line in lines[1:]) == sorted(CORPUS)
+
+
+def test_the_gradebook_agrees_as_nbgrader_export_sees_it(graded):
+    course = graded["course"]
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "export", "--to", "export.csv"],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with (course / "export.csv").open(newline="") as rows:
+        exported = {(r["student_id"], r["assignment"]): float(r["score"]) for r in csv.DictReader(rows)}
+    for name, case in CORPUS.items():
+        assert exported[name, case.assignment] == case.score, name
+
+
+def test_feedback_is_written_without_hidden_tests(graded):
+    feedback = graded["course"] / "feedback"
+    for name, case in CORPUS.items():
+        page = feedback / name / case.assignment / f"{case.assignment}.html"
+        if case.reason in NOT_IN_A_KERNEL:
+            continue  # no kernel ran it: its reason is in grades.csv and the gradebook's comment
+        if case.reason in ("", "tampered", "answer failed"):
+            assert page.exists(), name
+        if page.exists():
+            html = page.read_text()
+            assert not any(words in html for words in HIDDEN), name
+    assert (feedback / "solution-04" / POOL / f"{POOL}.html").exists()
+
+
+def test_no_process_of_any_job_survives(graded):
+    assert survivors(graded["pid"]) == []
+    cgroups = Path("/sys/fs/cgroup/pids")
+    assert not list(cgroups.glob(f"leaklab-{graded['pid']}-*"))
+
+
+def test_a_second_run_grades_nothing(graded):
+    before = ledger_lines(graded["course"])
+    code, stderr = finish(leaklab("autograde", str(graded["course"]), *JOBS, *LIMITS))
+    assert code == 0 and "nothing to grade" in stderr
+    assert ledger_lines(graded["course"]) == before
+
+
+def test_a_lost_ledger_line_is_graded_again_and_nothing_else(graded):
+    course = graded["course"]
+    lines = ledger_lines(course)
+    lost = next(line for line in lines if json.loads(line)["student"] == "solution-03")
+    (course / "leaklab" / "grades.jsonl").write_text("".join(f"{line}\n" for line in lines if line != lost))
+    code, stderr = finish(leaklab("autograde", str(course), *JOBS, *LIMITS))
+    assert code == 0 and "grading 1 submissions" in stderr and "solution-03" in stderr
+    assert len(ledger_lines(course)) == len(lines)
+    assert float(table(course)["solution-03"]["score"]) == 9
+
+
+def test_force_grades_again(graded):
+    course = graded["course"]
+    before = len(ledger_lines(course))
+    code, stderr = finish(leaklab("autograde", str(course), "03_hung_call", "--force", *JOBS, *LIMITS))
+    again = [name for name, case in CORPUS.items() if case.assignment == "03_hung_call"]
+    assert code == 0 and f"grading {len(again)} submissions" in stderr
+    assert len(ledger_lines(course)) == before + len(again)
+    rows = table(course)
+    assert all(float(rows[name]["score"]) == CORPUS[name].score for name in again)
+
+
+def test_an_interrupted_run_keeps_what_it_wrote_without_a_cgroup(tmp_path):
+    """Ctrl-C after the first outcome: nothing written is lost, no process is left, and the next run
+    grades only the rest. The pids cgroup is hidden: the clean-up falls back to the job's marker."""
+    course = tmp_path / "course"
+    assert finish(leaklab("course", str(course)))[0] == 0
+    escaping = CORPUS["escaping-children"]
+    hand_in(
+        course,
+        {
+            "a-escaping": (POOL, escaping.build(POOL)),
+            "b-solution": (POOL, copy_of("solutions")(POOL)),
+            "c-no-join": (POOL, answer(answers_04.NO_JOIN)(POOL)),
+            "d-exercise": (POOL, copy_of("exercises")(POOL)),
+        },
+    )
+    expected = {"a-escaping": 9.0, "b-solution": 9.0, "c-no-join": 4.0, "d-exercise": 0.0}
+    process = leaklab("autograde", str(course), "--jobs", "1", *LIMITS, no_cgroup=True)
+    ledger = course / "leaklab" / "grades.jsonl"
+    deadline = time.monotonic() + 120
+    while not (ledger.exists() and ledger.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    code, stderr = finish(process, timeout=60)
+    assert code == 130 and "interrupted" in stderr
+    assert ("no limit on the processes and threads" in stderr) == (os.geteuid() == 0)  # said, not hidden
+    assert survivors(process.pid) == []
+    written = {json.loads(line)["student"]: json.loads(line)["score"] for line in ledger_lines(course)}
+    assert 1 <= len(written) < len(expected)
+    assert {name: float(row["score"]) for name, row in table(course).items()} == written  # the CSV too
+
+    again = leaklab("autograde", str(course), *JOBS, *LIMITS, no_cgroup=True)
+    code, stderr = finish(again)
+    assert code == 0 and f"grading {len(expected) - len(written)} submissions ({len(written)} already" in stderr
+    assert survivors(again.pid) == []
+    assert {name: float(row["score"]) for name, row in table(course).items()} == expected

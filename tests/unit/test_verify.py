@@ -1,0 +1,73 @@
+"""The grader's own run of a lesson's tests (`_verify`): answer names bound by reference, and the authored
+tests (hidden ones included) giving the worked solutions full marks and the exercises nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from leaklab._isolation import AnswerRef, run_isolated
+from leaklab._verify import answer_names, verify
+
+LESSONS = ["01_forgotten_cancel", "02_skipped_stop", "03_hung_call", "04_lifeless_pool"]
+
+
+def notebook(root, kind: str, slug: str) -> dict:
+    return json.loads((root / kind / f"{slug}.ipynb").read_text())
+
+
+def test_answer_names_binds_code_by_reference_and_literals_by_value():
+    source = "import os\nLIMIT = 3\nPAIR: tuple = (1, 'a')\nNOW = os.getpid()\n\n\ndef f():\n    pass\n"
+    source += "\n\nclass C:\n    pass\n"
+    names = answer_names(source)
+    assert names["LIMIT"] == 3 and names["PAIR"] == (1, "a")
+    assert {name for name, value in names.items() if isinstance(value, AnswerRef)} == {"NOW", "f", "C"}
+    assert names["f"].source == source and names["f"].__name__ == "f"
+    assert "os" not in names  # an import is the answer's own business, in its own process
+
+
+def test_an_answer_name_cannot_be_called_in_the_graders_process():
+    with pytest.raises(TypeError, match=r"only run by leaklab\.run_isolated"):
+        answer_names("def handle_request():\n    raise SystemExit\n")["handle_request"]()
+
+
+def test_answer_names_refuses_invalid_python():
+    with pytest.raises(SyntaxError):
+        answer_names("def broken(:\n")
+
+
+def test_an_answer_ref_runs_in_a_fresh_process():
+    ref = answer_names("async def handle_request(request):\n    raise SystemExit\n")["handle_request"]
+    assert "ended without a result" in run_isolated(ref, scenario="forgotten_cancel").error
+
+
+@pytest.mark.parametrize("slug", LESSONS)
+def test_the_solution_gets_full_marks_and_the_exercise_none(root, slug):
+    source = notebook(root, "notebooks", slug)
+    solution = verify(source, notebook(root, "solutions", slug))
+    assert len(solution) >= 3 and all(v.score == v.max_score > 0 for v in solution.values()), solution
+    assert sum(v.max_score for v in solution.values()) == 9
+    exercise = verify(source, notebook(root, "exercises", slug))
+    assert all(v.score == 0 and v.message for v in exercise.values()), exercise
+
+
+def test_a_missing_or_broken_answer_fails_every_test_with_its_reason(root):
+    slug = "04_lifeless_pool"
+    source, submitted = notebook(root, "notebooks", slug), notebook(root, "solutions", slug)
+    answer = next(c for c in submitted["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == f"{slug}_fix")
+    answer["source"] = "class Pool(:\n"
+    broken = verify(source, submitted)
+    assert all(v.score == 0 and "is not valid Python" in v.message for v in broken.values())
+    submitted["cells"].remove(answer)
+    missing = verify(source, submitted)
+    assert all(v.score == 0 and "is missing from the submission" in v.message for v in missing.values())
+
+
+def test_the_submissions_own_test_cells_are_not_the_ones_run(root):
+    slug = "04_lifeless_pool"
+    source, exercise = notebook(root, "notebooks", slug), notebook(root, "exercises", slug)
+    for cell in exercise["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade"):
+            cell["source"] = "pass\n"  # a learner's "test" that always passes
+    assert all(v.score == 0 for v in verify(source, exercise).values())
