@@ -109,6 +109,39 @@ CRASHES_WITHOUT_LOOP = (
 )
 assert CRASHES_WITHOUT_LOOP.count("loop is not None") == 0 and "visit_FunctionDef" not in CRASHES_WITHOUT_LOOP
 
+# Judges a handler by any enclosing worker loop, not the innermost: a bounded `for` retry nested in a
+# `while not stop.is_set():` loop is flagged.
+ANY_ENCLOSING = FIXED.replace(
+    "            self.loops.append(node)\n",
+    "            outer = self.loops[-1]\n"
+    "            self.loops.append(node if forever(node) or checks_stop(node) or outer is None else outer)\n",
+)
+assert ANY_ENCLOSING != FIXED
+
+# A function does not start afresh: the `while True:` around a nested `def` counts for its handlers.
+NO_SCOPE_RESET = FIXED.replace("self.loops.append(None)  # a", "self.loops.append(self.loops[-1])  # a")
+assert NO_SCOPE_RESET != FIXED
+
+# Reads the handler's body with `ast.walk`, which goes into nested functions and lambdas: a lambda that
+# calls `stop.is_set()`, or a helper `def` that returns, makes a deaf handler look as if it consulted stop.
+WALK_INTO_DEFS = FIXED.replace(
+    "        nodes = inside(handler)\n",
+    "        nodes = [node for statement in handler.body for node in ast.walk(statement)]\n",
+)
+assert WALK_INTO_DEFS != FIXED
+
+# Cheats: imports the grading module in the fresh process and answers from the snippets it finds there.
+# Only the visible snippets are in the module; the hidden ones reach the grader from the notebook.
+CHEAT_IMPORT = """
+def find_deaf_retries(source: str) -> list[int]:
+    from leaklab.scenarios import static_checks
+
+    for snippet in static_checks.VISIBLE + getattr(static_checks, "HIDDEN", []):
+        if snippet.source == source:
+            return list(snippet.deaf)
+    return []
+"""
+
 # Says nothing, about anything: it would pass every correct snippet, if that counted on its own.
 SAYS_NOTHING = """
 def find_deaf_retries(source: str) -> list[int]:

@@ -40,6 +40,8 @@ def graded(tmp_path_factory):
         "flags_every_sleep": with_answer(answers_07.FLAGS_EVERY_SLEEP, folder, "flags_every_sleep"),
         "crashes_without_loop": with_answer(answers_07.CRASHES_WITHOUT_LOOP, folder, "crashes_without_loop"),
         "only_while_true": with_answer(answers_07.ONLY_WHILE_TRUE, folder, "only_while_true"),
+        "walk_into_defs": with_answer(answers_07.WALK_INTO_DEFS, folder, "walk_into_defs"),
+        "cheat_import": with_answer(answers_07.CHEAT_IMPORT, folder, "cheat_import"),
     }
     cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
     done = subprocess.run(
@@ -67,6 +69,9 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("flags_every_sleep", {"passes_correct", "right_lines"}, 5),
         ("crashes_without_loop", {"passes_correct"}, 6),
         ("only_while_true", {"flags_leaky", "right_lines", "async_flavour"}, 3),
+        # Full marks on the visible snippets; the hidden ones (in the notebook, not the package) tell.
+        ("walk_into_defs", {"flags_leaky", "right_lines"}, 5),
+        ("cheat_import", {"flags_leaky", "passes_correct", "right_lines", "async_flavour"}, 0),
     ],
 )
 def test_wrong_checks_lose_exactly_their_points(graded, name, lost, score):

@@ -6,24 +6,28 @@ import importlib
 import json
 import pkgutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from answers_07 import (
+    ANY_ENCLOSING,
+    CHEAT_IMPORT,
     CRASHES_WITHOUT_LOOP,
     FIXED,
     FLAGS_EVERY_SLEEP,
     MISSES_ASYNC,
+    NO_SCOPE_RESET,
     ONLY_CONTINUE,
     ONLY_WHILE_TRUE,
     SAYS_NOTHING,
     STUB,
+    WALK_INTO_DEFS,
 )
 
 import leaklab.scenarios
 from leaklab import run_isolated
 from leaklab.scenarios import static_checks
 from leaklab.scenarios.static_checks import (
-    HIDDEN,
     LEAKY_CODE,
     RUFF_RULES,
     VISIBLE,
@@ -32,10 +36,35 @@ from leaklab.scenarios.static_checks import (
     leaky_blocking_retry,
     leaky_code,
     ruff_command,
+    snippets_from,
     survey,
 )
 
 PROPERTIES = ("flags_leaky", "passes_correct", "right_lines", "async_flavour")
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "07_static_checks.ipynb"
+
+
+def hidden_option() -> dict[str, str]:
+    """The `snippets=` dict the notebook's hidden tests pass: the same in every test cell (one run)."""
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    options = []
+    for cell in cells:
+        if not cell["metadata"].get("nbgrader", {}).get("grade"):
+            continue
+        text = "".join(cell["source"])
+        region = text.split("### BEGIN HIDDEN TESTS\n")[1].split("### END HIDDEN TESTS")[0]
+        (value,) = [
+            node.value
+            for node in ast.parse(region).body
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["hidden"]
+        ]
+        options.append(ast.literal_eval(value))
+    assert len(options) == 4 and all(option == options[0] for option in options)
+    return options[0]
+
+
+HIDDEN_OPTION = hidden_option()
+HIDDEN = snippets_from(HIDDEN_OPTION)
 
 
 def checker_from(source: str):
@@ -194,6 +223,25 @@ def test_hidden_snippets_are_not_the_visible_ones():
     assert not {s.source for s in VISIBLE} & {s.source for s in HIDDEN}
 
 
+def test_the_hidden_snippets_are_not_in_the_package_an_answer_can_import():
+    assert not hasattr(static_checks, "HIDDEN")
+    files = Path(static_checks.__file__).parent.parent.rglob("*.py")
+    package = "\n".join(line.strip() for path in files for line in path.read_text().splitlines())
+    for snippet in HIDDEN:
+        assert snippet.name not in package, snippet.name
+        assert "\n".join(line.strip() for line in snippet.source.splitlines()) not in package, snippet.name
+
+
+def test_the_flavour_of_a_marked_snippet_is_read_from_its_text():
+    for snippet in VISIBLE:
+        text = "\n".join(
+            f"{line}  # <- deaf" if n in snippet.deaf else line for n, line in enumerate(snippet.source.splitlines(), 1)
+        )
+        assert snippets_from({snippet.name: text}) == [snippet]
+    with pytest.raises(ValueError, match="snippets must be"):
+        snippets_from("hidden")
+
+
 def test_the_right_check_agrees_with_every_snippet():
     check = checker_from(FIXED)
     for snippet in VISIBLE + HIDDEN:
@@ -209,38 +257,38 @@ def test_the_notebook_examples_hold_for_the_right_check():
 # --- grading in a fresh process -------------------------------------------------------------------
 
 
-def failed(source: str, snippets: str) -> set[str]:
+def failed(source: str, snippets: str | dict[str, str]) -> set[str]:
     result = run_isolated(source, scenario="static_checks", function="find_deaf_retries", snippets=snippets)
     assert result.error is None
     return {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]}
 
 
-@pytest.mark.parametrize(
-    ("source", "failing"),
-    [
-        (FIXED, set()),
-        (FLAGS_EVERY_SLEEP, {"passes_correct", "right_lines"}),
-        (ONLY_CONTINUE, {"flags_leaky", "right_lines", "async_flavour"}),
-        (MISSES_ASYNC, {"async_flavour"}),
-        (ONLY_WHILE_TRUE, {"flags_leaky", "right_lines", "async_flavour"}),
-        (CRASHES_WITHOUT_LOOP, {"passes_correct"}),
-        (SAYS_NOTHING, set(PROPERTIES)),
-        (STUB, set(PROPERTIES)),
-    ],
-    ids=[
-        "fixed",
-        "flags_every_sleep",
-        "only_continue",
-        "misses_async",
-        "only_while_true",
-        "crashes_without_loop",
-        "says_nothing",
-        "stub",
-    ],
-)
+# Each answer, and the properties it fails on the visible snippets and on the hidden ones.
+ANSWERS = {
+    "fixed": (FIXED, set(), set()),
+    "flags_every_sleep": (FLAGS_EVERY_SLEEP, {"passes_correct", "right_lines"}, {"passes_correct", "right_lines"}),
+    "only_continue": (ONLY_CONTINUE, *[{"flags_leaky", "right_lines", "async_flavour"}] * 2),
+    "misses_async": (MISSES_ASYNC, {"async_flavour"}, {"async_flavour"}),
+    "only_while_true": (ONLY_WHILE_TRUE, *[{"flags_leaky", "right_lines", "async_flavour"}] * 2),
+    "crashes_without_loop": (CRASHES_WITHOUT_LOOP, {"passes_correct"}, {"passes_correct"}),
+    "says_nothing": (SAYS_NOTHING, set(PROPERTIES), set(PROPERTIES)),
+    "stub": (STUB, set(PROPERTIES), set(PROPERTIES)),
+    # Only the hidden snippets tell these from the right check (the rules the examples do not show).
+    "any_enclosing": (ANY_ENCLOSING, set(), {"passes_correct"}),
+    "no_scope_reset": (NO_SCOPE_RESET, set(), {"passes_correct"}),
+    "walk_into_defs": (WALK_INTO_DEFS, set(), {"flags_leaky", "right_lines"}),
+    "cheat_import": (CHEAT_IMPORT, set(), set(PROPERTIES)),
+}
+
+
+@pytest.mark.parametrize("name", ANSWERS)
 @pytest.mark.parametrize("snippets", ["visible", "hidden"])
-def test_each_answer_fails_exactly_the_properties_it_breaks(source, failing, snippets):
-    assert failed(source, snippets) == failing
+def test_each_answer_fails_exactly_the_properties_it_breaks(name, snippets):
+    source, visible, hidden = ANSWERS[name]
+    if snippets == "visible":
+        assert failed(source, "visible") == visible
+    else:
+        assert failed(source, HIDDEN_OPTION) == hidden
 
 
 def test_a_crash_fails_its_snippet_and_says_so():

@@ -3,8 +3,9 @@
 The article ends on tools: `go vet` catches the obvious context misuse (a `cancel` that is not called
 on every path); everything else took runtime monitoring. Python's twin of `go vet` here is
 ruff's asyncio rules: RUF006 (a task created and dropped) and the ASYNC family (blocking calls in
-`async def`, busy waits, ...). This module runs them over the leaky code of every lesson, and holds
-the snippets on which a learner's own check (a retry loop deaf to its stop signal) is graded.
+`async def`, busy waits, ...). This module runs them over the leaky code of every lesson, and grades
+a learner's own check (a retry loop deaf to its stop signal) on snippets: the visible ones are here, the
+hidden ones come from the notebook's hidden tests.
 """
 
 from __future__ import annotations
@@ -343,9 +344,13 @@ def source_of(obj: object) -> str:
         return "".join(linecache.getlines(code.co_filename))
 
 
-# --- grading: snippets the notebook does not show --------------------------------------------------
+# --- grading: snippets to judge ------------------------------------------------------------------
+#
+# Only the snippets the notebook's visible tests use are here. The hidden tests' snippets live in the
+# notebook's hidden test regions (nbgrader strips them from the learner's copy) and reach `probe` as an
+# option: an answer cell can import this module, so nothing here may tell it the hidden answers.
 
-_DEAF = "  # <- deaf"  # marks the expected lines in the snippets below; removed before a checker sees them
+_DEAF = "  # <- deaf"  # marks the expected lines in a snippet's text; removed before a checker sees it
 
 
 @dataclass(frozen=True)
@@ -359,6 +364,7 @@ class Snippet:
 
 
 def _snippet(name: str, text: str, flavour: str = "thread") -> Snippet:
+    """A snippet from its text, with each deaf handler's line marked `# <- deaf`."""
     lines = textwrap.dedent(text).lstrip("\n").splitlines()
     deaf = tuple(number for number, line in enumerate(lines, 1) if line.endswith(_DEAF))
     source = "\n".join(line.removesuffix(_DEAF) for line in lines) + "\n"
@@ -559,206 +565,16 @@ VISIBLE: list[Snippet] = [
     ),
 ]
 
-HIDDEN: list[Snippet] = [
-    _snippet(
-        "poller_bare_except_sleep_name",
-        """
-        from time import sleep
-
-
-        class Poller:
-            def __init__(self, source):
-                self.source = source
-                self.done = threading.Event()
-                self.failures = 0
-
-            def loop(self):
-                while not self.done.is_set():
-                    try:
-                        self.source.refresh()
-                    except:  # <- deaf
-                        self.failures += 1
-                        sleep(10)
-        """,
-    ),
-    _snippet(
-        "socket_while_one_two_deaf",
-        """
-        def consume(sock, stop):
-            while 1:
-                try:
-                    data = sock.recv(4096)
-                except BlockingIOError:  # <- deaf
-                    continue
-                except (ConnectionResetError, BrokenPipeError):  # <- deaf
-                    sock = reconnect()
-                    time.sleep(2)
-                else:
-                    if not data or stop.is_set():
-                        break
-                    process(data)
-        """,
-    ),
-    _snippet(
-        "watch_sleep_inside_an_if",
-        """
-        def watch(path, stop, seen):
-            while not stop.is_set():
-                try:
-                    mtime = os.stat(path).st_mtime
-                except OSError as error:  # <- deaf
-                    if error.errno == errno.ENOENT:
-                        time.sleep(1)
-                    else:
-                        log.error("cannot stat %s: %s", path, error)
-                    continue
-                if mtime != seen:
-                    reload(path)
-                    seen = mtime
-                stop.wait(0.5)
-        """,
-    ),
-    _snippet(
-        "sender_in_a_nested_function",
-        """
-        def start_sender(outbox, transport, stop, backoff):
-            def send_forever():
-                while True:
-                    item = outbox.get()
-                    while True:
-                        try:
-                            transport.send(item)
-                            break
-                        except TransportError:  # <- deaf
-                            time.sleep(backoff)
-                        except TransportClosed:
-                            time.sleep(backoff)
-                            if stop.is_set():
-                                return
-
-            thread = threading.Thread(target=send_forever, daemon=True)
-            thread.start()
-            return thread
-        """,
-    ),
-    _snippet(
-        "serve_continue_in_checked_loop",
-        """
-        def serve(requests, stop):
-            while not stop.is_set():
-                try:
-                    request = requests.get(timeout=0.05)
-                except queue.Empty:
-                    continue
-                except KeyboardInterrupt:
-                    raise
-                respond(request)
-        """,
-    ),
-    _snippet(
-        "syncer_wait_in_an_if",
-        """
-        class Syncer:
-            def run(self):
-                while True:
-                    try:
-                        self.sync_once()
-                    except SyncError:
-                        if self.stop_event.wait(self.retry_after):
-                            return
-        """,
-    ),
-    _snippet(
-        "module_try_no_loop",
-        """
-        try:
-            import uvloop
-        except ImportError:
-            uvloop = None
-
-
-        def main():
-            asyncio.run(serve())
-        """,
-    ),
-    _snippet(
-        "retries_then_raises",
-        """
-        def call_with_retries(call, attempts):
-            while True:
-                try:
-                    return call()
-                except TransientError:
-                    attempts -= 1
-                    if attempts == 0:
-                        raise
-                    time.sleep(0.1)
-        """,
-    ),
-    _snippet(
-        "async_keep_alive_checked_loop",
-        """
-        async def keep_alive(conn, closing):
-            while not closing.is_set():
-                try:
-                    await conn.ping()
-                except (ConnectionError, asyncio.TimeoutError):  # <- deaf
-                    await asyncio.sleep(5)
-                    continue
-                await asyncio.sleep(30)
-        """,
-        "asyncio",
-    ),
-    _snippet(
-        "async_consumer_while_true",
-        """
-        class Consumer:
-            async def consume(self):
-                while True:
-                    try:
-                        batch = await self.broker.fetch()
-                    except BrokerUnavailable:  # <- deaf
-                        await asyncio.sleep(self.backoff)
-                    else:
-                        await self.handle(batch)
-        """,
-        "asyncio",
-    ),
-    _snippet(
-        "async_keep_alive_waits_on_closing",
-        """
-        async def keep_alive(conn, closing):
-            while not closing.is_set():
-                try:
-                    await conn.ping()
-                except ConnectionError:
-                    try:
-                        await asyncio.wait_for(closing.wait(), timeout=5)
-                    except TimeoutError:
-                        pass
-        """,
-        "asyncio",
-    ),
-    _snippet(
-        "async_reconnect_checks_then_sleeps",
-        """
-        async def reconnecting(client, stop):
-            while True:
-                try:
-                    await client.connect()
-                    return
-                except OSError:
-                    if stop.is_set():
-                        break
-                    await asyncio.sleep(1)
-        """,
-        "asyncio",
-    ),
-]
-
-SNIPPETS = {"visible": VISIBLE, "hidden": HIDDEN}
-
 Checker = Callable[[str], object]
+
+
+def snippets_from(option: str | dict[str, str]) -> list[Snippet]:
+    """The snippets a test cell names: "visible", or {name: text with deaf lines marked} (its hidden ones)."""
+    if option == "visible":
+        return VISIBLE
+    if not isinstance(option, dict) or not all(isinstance(v, str) for v in option.values()):
+        raise ValueError(f'snippets must be "visible" or a dict of name -> marked source, not {option!r:.60}')
+    return [_snippet(name, text, "asyncio" if "async def" in text else "thread") for name, text in option.items()]
 
 
 def _lines_found(checker: Checker, snippet: Snippet) -> list[int] | str:
@@ -796,7 +612,9 @@ def _grade(checker: Checker, snippets: list[Snippet], checks: Checks) -> None:
             checks.record("right_lines", exact)
 
 
-def probe(checker: Checker, *, snippets: str = "visible") -> tuple[Awaitable[object], Callable[[], dict]]:
+def probe(
+    checker: Checker, *, snippets: str | dict[str, str] = "visible"
+) -> tuple[Awaitable[object], Callable[[], dict]]:
     """The checks a grader runs against a learner's `find_deaf_retries`, and a summary of them."""
     checks = Checks()
-    return asyncio.to_thread(_grade, checker, SNIPPETS[snippets], checks), checks.summary
+    return asyncio.to_thread(_grade, checker, snippets_from(snippets), checks), checks.summary
