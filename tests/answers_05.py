@@ -4,9 +4,9 @@
 # own code in the dump's biggest group. The line is read from the source, as a learner reads the dump.
 import inspect
 
-from leaklab.scenarios.mystery_service import MysteryService, leak_line_in_source
+from leaklab.scenarios.mystery_service import MysteryService, _leak_line_in_source
 
-DIAGNOSIS = f'LEAK_FUNCTION = "call"\nLEAK_LINE = {leak_line_in_source()}\n'
+DIAGNOSIS = f'LEAK_FUNCTION = "call"\nLEAK_LINE = {_leak_line_in_source()}\n'
 
 # Right too: the method's qualified name.
 DIAGNOSIS_QUALIFIED = DIAGNOSIS.replace('"call"', '"RpcClient.call"')
@@ -17,7 +17,7 @@ _PRICE_LINE = _first + next(i for i, line in enumerate(_lines) if "await self.cl
 DIAGNOSIS_OUTER_FRAME = f'LEAK_FUNCTION = "price"\nLEAK_LINE = {_PRICE_LINE}\n'
 
 # Wrong: the line is right but the function named is the reader, where the bug is, not where they wait.
-DIAGNOSIS_WRONG_FUNCTION = f'LEAK_FUNCTION = "read_replies"\nLEAK_LINE = {leak_line_in_source()}\n'
+DIAGNOSIS_WRONG_FUNCTION = f'LEAK_FUNCTION = "read_replies"\nLEAK_LINE = {_leak_line_in_source()}\n'
 
 DIAGNOSIS_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
 
@@ -56,7 +56,9 @@ class RpcClient:
                 entry.future.set_result(reply.value)
 """
 
-# Correct too: only the reader changes; it pops every entry and resolves it.
+# Wrong (loses the 2 points of (c)): only the reader changes; it pops every entry whose reply comes and
+# resolves it. A caller that gives up before a reply that never comes (the grader cancels a few while the
+# backend's replies are lost) leaves its entry, and its 64 KiB frame, in the table for ever: no `finally:`.
 READER_ONLY = FIXED.replace(
     """        try:
             self.backend.send(frame)
@@ -142,4 +144,62 @@ class RpcClient:
     async def read_replies(self) -> None:
         # YOUR CODE HERE
         raise NotImplementedError()
+"""
+
+# Correct too: the reader hands the Reply itself to the caller, who raises for an error reply; the
+# entry leaves in `finally:`.
+REPLY_OBJECT = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        request_id = self.last_id
+        frame = encode(request_id, sku)
+        self.pending[request_id] = entry = Pending(asyncio.get_running_loop().create_future(), frame)
+        try:
+            self.backend.send(frame)
+            reply = await entry.future
+        finally:
+            self.pending.pop(request_id, None)
+        if reply.error:
+            raise BackendError(reply.error)
+        return reply.value
+
+    async def read_replies(self) -> None:
+        while True:
+            reply = await self.backend.receive()
+            entry = self.pending.get(reply.id)
+            if reply.error:
+                self.errors += 1
+            if entry is not None and not entry.future.done():
+                entry.future.set_result(reply)
+"""
+
+# A cheat (loses the 2 points of (d)): it sends the frame, so the backend counts as asked, drains the
+# replies without reading them, and makes the price up from the formula in the module's source. Every
+# backend has a price list of its own: only its reply carries the price.
+CHEAT_LOCAL_PRICE = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        self.backend.send(encode(self.last_id, sku))
+        await asyncio.sleep(0)
+        if not 1000 <= sku < 1100:
+            raise BackendError(f"unknown sku {sku}")
+        return 199 + (sku * 37) % 5000
+
+    async def read_replies(self) -> None:
+        while True:
+            await self.backend.receive()
 """

@@ -152,6 +152,22 @@ SLEEP_LOOP = FIXED.replace(
 )
 assert SLEEP_LOOP != FIXED
 
+# Never warns at all (tick keeps the series, the lifecycle is right): quiet for the healthy bursts only
+# because it is quiet for everything, so it gets no credit for that either.
+NEVER_WARNS = FIXED.replace(
+    '            self.warn(f"ALERT: {now.total} tasks and threads, above {self.threshold} for {self._over} samples")\n',
+    "            pass\n",
+).replace('            self.warn(f"RESOLVED: {now.total} tasks and threads, back under {self.threshold}")\n', "")
+assert NEVER_WARNS.count("self.warn(") == 0
+
+# `>=` for "above": a count that stays exactly at the threshold for `sustain` samples raises an alert.
+GE_THRESHOLD = FIXED.replace("if now.total > self.threshold else 0", "if now.total >= self.threshold else 0")
+assert GE_THRESHOLD != FIXED
+
+# stop() joins with a short timeout: it returns while the monitor's thread is still busy in a sample.
+JOIN_WITH_SHORT_TIMEOUT = FIXED.replace("self._thread.join()", "self._thread.join(0.001)")
+assert JOIN_WITH_SHORT_TIMEOUT != FIXED
+
 STUB = """
 class Monitor:
     def __init__(self, *, sample, threshold, sustain=3, interval_s=1.0, warn=print):

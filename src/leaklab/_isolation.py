@@ -68,7 +68,8 @@ class IsolatedRun:
         """Fail unless the run worked and every request it counts passed each named property.
 
         The properties are the scenario's `[passed, out of]` counts, such as "completed_with_result";
-        a scenario that sends requests also reports how many it sent and how many got an answer.
+        a scenario that sends requests also reports how many it sent and how many got an answer, and
+        may name what a property counts (`"units": {"week_flat": "checks"}`) where it is not requests.
         """
         if self.error:
             raise AssertionError(self.error)
@@ -85,7 +86,8 @@ class IsolatedRun:
                 label = name.replace("_", " ")
                 own = [p for p in self.outcome.get("problems", []) if p.startswith(label + ":")]
                 detail = "\n".join(own[:3]) if own else self.explain()
-                raise AssertionError(f"{label}: {passed} of {total} {unit}\n{detail}")
+                counted = self.outcome.get("units", {}).get(name, unit)
+                raise AssertionError(f"{label}: {passed} of {total} {counted}\n{detail}")
 
     def require_no_leftovers(self) -> None:
         """Fail unless no task, thread or open socket outlived the burst and no task was destroyed pending."""

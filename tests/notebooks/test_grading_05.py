@@ -46,6 +46,8 @@ def graded(tmp_path_factory):
         "fails_every_call": with_answer(folder, "fails_every_call", fix=answers_05.FAILS_EVERY_CALL),
         "leaky": with_answer(folder, "leaky", fix=answers_05.LEAKY),
         "fix_stub": with_answer(folder, "fix_stub", fix=answers_05.STUB),
+        "cheat_local_price": with_answer(folder, "cheat_local_price", fix=answers_05.CHEAT_LOCAL_PRICE),
+        "reply_object": with_answer(folder, "reply_object", fix=answers_05.REPLY_OBJECT),
         "qualified": with_answer(folder, "qualified", diagnosis=answers_05.DIAGNOSIS_QUALIFIED),
     }
     env = {**os.environ, "HOME": str(home)}
@@ -78,12 +80,14 @@ def test_the_unmodified_exercise_gets_zero(graded):
 @pytest.mark.parametrize(
     ("name", "points_lost"),
     [
-        ("reader_only", set()),
+        ("reader_only", {f"{SLUG}_memory_bounded"}),  # a caller that gave up leaves its entry
         ("outer_frame", {DIAGNOSIS}),
         ("wrong_function", {DIAGNOSIS}),
         ("times_out", {f"{SLUG}_memory_bounded", f"{SLUG}_responses_right"}),
         ("keeps_entry", {f"{SLUG}_memory_bounded"}),
-        ("fails_every_call", {f"{SLUG}_responses_right"}),
+        ("fails_every_call", {f"{SLUG}_memory_bounded", f"{SLUG}_responses_right"}),
+        ("cheat_local_price", {f"{SLUG}_responses_right"}),  # made-up prices are not this backend's
+        ("reply_object", set()),
         ("leaky", FIX_TESTS),
         ("fix_stub", FIX_TESTS),
         ("qualified", set()),

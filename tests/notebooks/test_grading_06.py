@@ -40,6 +40,8 @@ def graded(tmp_path_factory):
         "flood": with_answer(answers_06.FLOOD, folder, "flood"),
         "no_sustain": with_answer(answers_06.NO_SUSTAIN, folder, "no_sustain"),
         "sleep_loop": with_answer(answers_06.SLEEP_LOOP, folder, "sleep_loop"),
+        "never_warns": with_answer(answers_06.NEVER_WARNS, folder, "never_warns"),
+        "ge_threshold": with_answer(answers_06.GE_THRESHOLD, folder, "ge_threshold"),
     }
     cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
     done = subprocess.run(
@@ -71,6 +73,7 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("flood", {f"{SLUG}_one_alert_one_recovery"}),
         ("no_sustain", {f"{SLUG}_quiet_for_healthy_bursts"}),
         ("sleep_loop", {f"{SLUG}_stops_cleanly"}),
+        ("ge_threshold", {f"{SLUG}_quiet_for_healthy_bursts"}),
     ],
 )
 def test_wrong_monitors_lose_exactly_their_points(graded, name, lost):
@@ -78,3 +81,9 @@ def test_wrong_monitors_lose_exactly_their_points(graded, name, lost):
     assert {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]} == lost
     assert all(tests[test_id]["score"] == 0 for test_id in lost)
     assert graded[name]["score"] == 7
+
+
+def test_a_monitor_that_never_warns_gets_no_credit_for_its_silence(graded):
+    tests = graded["never_warns"]["tests"]
+    assert {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]} == TESTS - {f"{SLUG}_stops_cleanly"}
+    assert graded["never_warns"]["score"] == 2

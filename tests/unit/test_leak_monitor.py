@@ -7,8 +7,11 @@ import pytest
 from answers_06 import (
     FIXED,
     FLOOD,
+    GE_THRESHOLD,
+    JOIN_WITH_SHORT_TIMEOUT,
     NEVER_REARMS,
     NEVER_STOPPED,
+    NEVER_WARNS,
     NO_JOIN,
     NO_SUSTAIN,
     NOT_CONSECUTIVE,
@@ -107,6 +110,9 @@ def test_the_alert_log_keeps_messages_with_their_time():
         (NO_SUSTAIN, {"quiet_for_healthy_bursts"}, False),
         (NOT_CONSECUTIVE, {"quiet_for_healthy_bursts"}, False),
         (NO_JOIN, {"stops_cleanly"}, False),
+        (JOIN_WITH_SHORT_TIMEOUT, {"stops_cleanly"}, False),
+        (NEVER_WARNS, {"alerts_for_the_leak", "quiet_for_healthy_bursts", "one_alert_one_recovery"}, False),
+        (GE_THRESHOLD, {"quiet_for_healthy_bursts"}, False),
         (NEVER_STOPPED, {"stops_cleanly"}, True),
         (SLEEP_LOOP, {"stops_cleanly"}, True),
         (STUB, set(PROPERTIES), False),
@@ -120,6 +126,9 @@ def test_the_alert_log_keeps_messages_with_their_time():
         "no_sustain",
         "not_consecutive",
         "no_join",
+        "join_with_short_timeout",
+        "never_warns",
+        "ge_threshold",
         "never_stopped",
         "sleep_loop",
         "stub",
@@ -132,7 +141,9 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):
     assert bool(result.leftover_tasks or result.leftover_threads) == leaves
 
 
-@pytest.mark.parametrize("source", [FIXED, NO_SUSTAIN, FLOOD], ids=["fixed", "no_sustain", "flood"])
+@pytest.mark.parametrize(
+    "source", [FIXED, NO_SUSTAIN, FLOOD, GE_THRESHOLD, NEVER_WARNS], ids=["fixed", "no_sustain", "flood", "ge", "mute"]
+)
 def test_the_hidden_options_give_the_same_verdicts(source):
     hidden = {"threshold": 25, "sustain": 5, "bursts": 5, "interval_s": 0.002, "long_interval_s": 600.0}
     default, other = run(source), run(source, **hidden)

@@ -5,11 +5,13 @@ import json
 
 import pytest
 from answers_05 import (
+    CHEAT_LOCAL_PRICE,
     DIAGNOSIS,
     FAILS_EVERY_CALL,
     FIXED,
     LEAKY,
     READER_ONLY,
+    REPLY_OBJECT,
     RESOLVES_BUT_KEEPS_ENTRY,
     STUB,
     TIMES_OUT,
@@ -19,17 +21,18 @@ from leaklab import run_isolated
 from leaklab.scenarios import mystery_service
 from leaklab.scenarios.mystery_service import (
     CATALOG,
+    Backend,
     MysteryService,
     Request,
     Response,
     RunningService,
-    leak_line_in_source,
+    _leak_line_in_source,
+    _where_the_leak_waits,
     plan,
     send_traffic,
-    where_the_leak_waits,
 )
 
-PROPERTIES = ("backend_asked", "responses_right")
+PROPERTIES = ("backend_asked", "responses_right", "table_emptied")
 HIDDEN = {"requests": 300, "unknown_every": 5, "seed": 11, "latency_ms": 2.0}  # the notebook's hidden tests
 LIMIT = 1024  # bytes retained per request, as the notebook's test says
 
@@ -59,11 +62,30 @@ def test_the_traffic_is_a_mix_of_every_route_with_some_unknown_skus():
     assert {r.route for r in requests} == set(mystery_service.MIX)
     assert any(r.route == "/price" and r.arg not in CATALOG for r in requests)
     assert any(r.route == "/stock" and r.arg not in CATALOG for r in requests)
-    assert Request(0, "/price", 5).expected() == Response(404, "unknown sku 5")
+    assert Request(0, "/price", 5).expected(lambda sku: 0) == Response(404, "unknown sku 5")
+
+
+def test_each_backend_has_its_own_prices_and_can_lose_its_replies():
+    async def main():
+        first, second = Backend(), Backend()
+        if first.price(1000) == second.price(1000):  # one chance in 5000
+            second = Backend()
+        second.losing = True
+        second.send(mystery_service.encode(1, 1000))
+        await second.all_replied()  # nothing outstanding: the reply was lost
+        return first.price(1000) != second.price(1000), second.replies.qsize(), second.asked[1000]
+
+    assert asyncio.run(main()) == (True, 0, 1)
+
+
+def test_the_grader_s_truth_is_not_a_public_shortcut_for_the_diagnosis():
+    assert not hasattr(mystery_service, "where_the_leak_waits")
+    assert not hasattr(mystery_service, "leak_line_in_source")
+    assert "_where_the_leak_waits" not in mystery_service.__all__
 
 
 def test_the_measured_truth_is_the_line_where_call_awaits_its_future():
-    assert where_the_leak_waits() == ("call", leak_line_in_source())
+    assert _where_the_leak_waits() == ("call", _leak_line_in_source())
 
 
 def test_the_lesson_s_diagnosis_is_the_measured_truth(root):
@@ -72,10 +94,10 @@ def test_the_lesson_s_diagnosis_is_the_measured_truth(root):
     cell = next(c for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
     names: dict = {}
     exec("".join(cell["source"]), names)  # the markers are comments
-    assert (names["LEAK_FUNCTION"], names["LEAK_LINE"]) == where_the_leak_waits()
+    assert (names["LEAK_FUNCTION"], names["LEAK_LINE"]) == _where_the_leak_waits()
     names = {}
     exec(DIAGNOSIS, names)
-    assert (names["LEAK_FUNCTION"], names["LEAK_LINE"]) == where_the_leak_waits()
+    assert (names["LEAK_FUNCTION"], names["LEAK_LINE"]) == _where_the_leak_waits()
 
 
 def test_the_running_service_is_a_thread_that_stops_with_its_stuck_calls():
@@ -105,13 +127,24 @@ def test_leaky_rounds_shows_the_leak():
     ("source", "failing", "leaves_tasks", "holds_memory"),
     [
         (FIXED, set(), False, False),
-        (READER_ONLY, set(), False, False),
-        (TIMES_OUT, {"responses_right"}, False, True),
-        (RESOLVES_BUT_KEEPS_ENTRY, set(), False, True),
-        (FAILS_EVERY_CALL, {"responses_right"}, False, False),
-        (STUB, set(PROPERTIES), False, False),
+        (REPLY_OBJECT, set(), False, False),
+        (READER_ONLY, {"table_emptied"}, False, True),  # a caller that gave up leaves its entry
+        (TIMES_OUT, {"responses_right", "table_emptied"}, False, True),
+        (RESOLVES_BUT_KEEPS_ENTRY, {"table_emptied"}, False, True),
+        (FAILS_EVERY_CALL, {"responses_right", "table_emptied"}, False, True),
+        (CHEAT_LOCAL_PRICE, {"responses_right"}, False, False),  # made-up prices: not this backend's
+        (STUB, {"backend_asked", "responses_right"}, False, False),  # it keeps nothing: its table stays empty
     ],
-    ids=["fixed", "reader_only", "times_out", "resolves_but_keeps_entry", "fails_every_call", "stub"],
+    ids=[
+        "fixed",
+        "reply_object",
+        "reader_only",
+        "times_out",
+        "resolves_but_keeps_entry",
+        "fails_every_call",
+        "cheat_local_price",
+        "stub",
+    ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves_tasks, holds_memory, options):
     result = run(source, **options)

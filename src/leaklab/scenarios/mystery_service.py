@@ -62,16 +62,18 @@ def encode(request_id: int, sku: int) -> bytes:
     return struct.pack("!QQ", request_id, sku) + bytes(PAYLOAD_BYTES - 16)
 
 
-def price_of(sku: int) -> int:
-    """What the backend charges for a known sku, in cents."""
-    return 199 + (sku * 37) % 5000
+def price_of(sku: int, *, salt: int) -> int:
+    """What a backend charges for a known sku, in cents: its own price list (`salt`), only its replies tell."""
+    return 199 + (sku * 37 + salt) % 5000
 
 
 class Backend:
     """The pricing backend at the other end of the client's connection (in-process).
 
     It answers every frame after `latency_ms` to 3 x `latency_ms`, so replies come back out of order:
-    a price for a known sku, an error reply ("unknown sku") for the others.
+    a price for a known sku, an error reply ("unknown sku") for the others. Each backend has its own
+    price list, so a price can only come from a reply. While `losing` is set, its replies are lost on the
+    way back (a backend restarting, say): their callers never hear back.
     """
 
     def __init__(self, *, latency_ms: float = 1.0) -> None:
@@ -79,6 +81,8 @@ class Backend:
         self.replies: asyncio.Queue[Reply] = asyncio.Queue()
         self.asked: Counter[int] = Counter()  # request frames received, per sku
         self.outstanding = 0  # replies not sent yet
+        self.losing = False
+        self._salt = random.SystemRandom().randrange(1, 5000)  # this backend's price list
         self._all_sent = asyncio.Event()
         self._all_sent.set()
 
@@ -86,14 +90,20 @@ class Backend:
         """Receive one request frame; its reply follows a little later."""
         request_id, sku = struct.unpack("!QQ", frame[:16])
         self.asked[sku] += 1
+        if self.losing:
+            return
         if sku in CATALOG:
-            reply = Reply(request_id, value=price_of(sku))
+            reply = Reply(request_id, value=self.price(sku))
         else:
             reply = Reply(request_id, error=f"unknown sku {sku}")
         self.outstanding += 1
         self._all_sent.clear()
         delay_s = self.latency_ms * (1 + request_id % 3) / 1000
         asyncio.get_running_loop().call_later(delay_s, self._reply, reply)
+
+    def price(self, sku: int) -> int:
+        """What this backend charges for a known sku, in cents."""
+        return price_of(sku, salt=self._salt)
 
     def _reply(self, reply: Reply) -> None:
         self.replies.put_nowait(reply)
@@ -218,8 +228,8 @@ class Request:
     route: str
     arg: int
 
-    def expected(self) -> Response:
-        """What a healthy service answers."""
+    def expected(self, price: Callable[[int], int]) -> Response:
+        """What a healthy service answers, given its backend's prices."""
         if self.route == "/health":
             return Response(200, "ok")
         if self.route == "/catalog":
@@ -229,7 +239,7 @@ class Request:
             return Response(404, f"unknown sku {self.arg}")
         if self.route == "/stock":
             return Response(200, f"{self.arg % 7} in stock")
-        return Response(200, f"{price_of(self.arg) / 100:.2f}")
+        return Response(200, f"{price(self.arg) / 100:.2f}")
 
 
 # The share of each route in the traffic: most requests ask for prices.
@@ -257,6 +267,7 @@ class Traffic:
 
     answers: dict[int, tuple[Request, Response]] = field(default_factory=dict)
     sent: list[Request] = field(default_factory=list)
+    price: Callable[[int], int] | None = None  # the backend's prices, to check the answers with
 
     @property
     def unanswered(self) -> list[Request]:
@@ -269,8 +280,17 @@ class Traffic:
         return [
             f"{r.route} {r.arg}: answered {got.status} {got.body!r}, expected {want.status} {want.body!r}"
             for r, got in self.answers.values()
-            if got != (want := r.expected())
+            if got != (want := r.expected(self.price or _no_price))
         ]
+
+    @property
+    def right(self) -> int:
+        """How many answered requests got what a healthy service says."""
+        return sum(got == r.expected(self.price or _no_price) for r, got in self.answers.values())
+
+
+def _no_price(sku: int) -> int:
+    raise LookupError(f"no backend to ask the price of sku {sku}")
 
 
 async def send_traffic(
@@ -288,6 +308,7 @@ async def send_traffic(
     arrive (a request still unanswered then is stuck); without it, wait for every answer.
     """
     traffic = into if into is not None else Traffic()
+    traffic.price = service.backend.price
 
     async def serve(request: Request) -> None:
         traffic.answers[request.id] = (request, await service.handle(request.route, request.arg))
@@ -350,9 +371,10 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 # --- the diagnosis: where the leaked tasks wait, measured ---------------------------------------------
 
 
-def where_the_leak_waits() -> tuple[str, int]:
+def _where_the_leak_waits() -> tuple[str, int]:
     """The function and line of this module's innermost frame in the biggest group of the task dump,
-    measured by running the service briefly (on an event loop of its own, in a thread of its own)."""
+    measured by running the service briefly (on an event loop of its own, in a thread of its own).
+    Private: the grader's truth, not a shortcut for the learner's diagnosis."""
     from .._stacks import group_stacks
 
     found: list[tuple[str, int]] = []
@@ -374,7 +396,7 @@ def where_the_leak_waits() -> tuple[str, int]:
     return found[0]
 
 
-def leak_line_in_source() -> int:
+def _leak_line_in_source() -> int:
     """The line of `RpcClient.call` where a caller waits for its reply (a second witness)."""
     lines, first = inspect.getsourcelines(RpcClient.call)
     return first + next(i for i, line in enumerate(lines) if "await entry.future" in line)
@@ -390,30 +412,63 @@ _services: list[MysteryService] = []
 def probe(
     client_class: type, *, requests: int = 200, unknown_every: int = 4, seed: int = 5, latency_ms: float = 1.0
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
-    """The burst a grader runs against an RPC client class, and a summary of it."""
+    """The burst a grader runs against an RPC client class, and a summary of it.
+
+    After the burst, one caller in ten more asks for a price while the backend's replies are lost, and
+    hangs up (its task is cancelled) once its frame has reached the backend: its call is over too, and
+    must leave nothing in the client's table.
+    """
     traffic = Traffic()
     service = MysteryService(client_class, latency_ms=latency_ms)
     _services.append(service)
+    abandoned = max(1, requests // 10)
+    asked_in_burst: Counter[int] = Counter()
+    left: dict[str, int] = {}
 
     async def burst() -> None:
         await service.start()
         await send_traffic(service, requests, settle=False, into=traffic, unknown_every=unknown_every, seed=seed)
+        asked_in_burst.update(service.backend.asked)
+        service.backend.losing = True
+        skus = [CATALOG[i % len(CATALOG)] for i in range(abandoned)]
+        callers = [asyncio.create_task(service.handle("/price", sku), name="hung-up-caller") for sku in skus]
+        target = sum(service.backend.asked.values()) + abandoned
+        for _ in range(1000):  # turns of the loop, not time: until every frame has reached the backend
+            if sum(service.backend.asked.values()) >= target or all(c.done() for c in callers):
+                break
+            await asyncio.sleep(0)
+        for caller in callers:
+            caller.cancel()  # the caller hangs up: its call is over
+        await asyncio.gather(*callers, return_exceptions=True)
+        await asyncio.sleep(0)
+        left["entries"] = len(getattr(service.client, "pending", None) or ())
         await service.stop()
 
     def summary() -> dict:
         """Counts as [passed, out of] per property, plus the first problems."""
         prices = [r for r in traffic.sent if r.route == "/price"]
-        asked = service.backend.asked
         wanted = Counter(r.arg for r in prices)
-        right = [pair for pair in traffic.answers.values() if pair[1] == pair[0].expected()]
-        problems = [f"backend asked: sku {sku} asked {asked[sku]} times for {n} requests" for sku, n in wanted.items()]
+        calls = len(prices) + abandoned
+        stuck = min(left.get("entries", calls), calls)
+        problems = [
+            f"backend asked: sku {sku} asked {asked_in_burst[sku]} times for {n} requests"
+            for sku, n in wanted.items()
+            if asked_in_burst[sku] != n
+        ][:3]
+        problems += [f"responses right: {line}" for line in traffic.wrong[:3]]
+        if stuck:
+            problems.append(
+                f"table emptied: {stuck} entries still in `pending` once every call was over ({abandoned} callers "
+                "hung up before their reply came, and it never did): a call's entry leaves in its `finally:`"
+            )
         return {
-            "requests": requests,
-            "answered": len(traffic.answers),
-            "backend_asked": [sum(min(asked[sku], n) for sku, n in wanted.items()), len(prices)],
-            "responses_right": [len(right), len(traffic.answers)],
-            "problems": [p for p, (sku, n) in zip(problems, wanted.items(), strict=True) if asked[sku] != n][:3]
-            + [f"responses right: {line}" for line in traffic.wrong[:3]],
+            "requests": requests + abandoned,
+            "answered": len(traffic.answers) + abandoned,  # a caller that hung up wants no answer
+            "backend_asked": [sum(min(asked_in_burst[sku], n) for sku, n in wanted.items()), len(prices)],
+            "responses_right": [traffic.right, len(traffic.answers)],
+            "table_emptied": [calls - stuck, calls],
+            "units": {"backend_asked": "requests", "responses_right": "requests", "table_emptied": "calls"},
+            "problems": problems,
         }
 
     return burst(), summary
