@@ -165,6 +165,123 @@ JOINS_BUT_DEAF = FIXED.replace(
 )
 assert JOINS_BUT_DEAF != FIXED
 
+# Correct too, other idioms again: the flusher keeps the event in hand through a retry loop that stops at the
+# signal and puts it back after; the report keeps a child task but cancels and awaits it however it ends; the
+# lookup uses wait_for and wait_closed; a batch's jobs are split over four threads by position, all joined.
+ALT_IDIOMS = """
+class Service(LeakyService):
+    def start(self):
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._flush, args=(self._stop,))
+        self._t.start()
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+
+    def _flush(self, stop):
+        while not stop.is_set():
+            try:
+                event = self.events.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            delivered = False
+            while not delivered and not stop.is_set():
+                try:
+                    self.sink.call(event)
+                    delivered = True
+                except DependencyError:
+                    stop.wait(self.backoff_s)
+            if not delivered:
+                self.events.put(event)
+
+    async def report(self, request):
+        child = asyncio.ensure_future(slow_query(request))
+        try:
+            return await asyncio.wait_for(asyncio.shield(child), request.deadline_ms / 1000)
+        finally:
+            if not child.done():
+                child.cancel()
+                try:
+                    await child
+                except asyncio.CancelledError:
+                    pass
+
+    async def lookup(self, lookup):
+        async def ask():
+            reader, writer = await asyncio.open_connection(*self.address)
+            try:
+                writer.write(lookup.line())
+                await writer.drain()
+                return await reader.readline()
+            finally:
+                writer.close()
+                try:
+                    await writer.wait_closed()
+                except Exception:
+                    pass
+
+        line = await asyncio.wait_for(ask(), lookup.deadline_ms / 1000)
+        return line.decode().strip()
+
+    def batch(self, jobs):
+        results = [None] * len(jobs)
+
+        def work(k):
+            for i in range(k, len(jobs), 4):
+                results[i] = handle(jobs[i])
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(min(4, len(jobs)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+"""
+
+# The flusher drops the event it holds when it is stopped during the outage (it returns without putting it
+# back on self.events): events are lost. Loses the events' points and the week's.
+DROPS_EVENT_ON_STOP = FIXED.replace("                        self.events.put(event)\n", "")
+assert DROPS_EVENT_ON_STOP != FIXED
+
+# stop() signals the flusher but does not join it: it returns while the flusher is still running (it ends a
+# moment later, on its own). Loses the events' leave-nothing and the week's.
+STOP_NO_JOIN = FIXED.replace("        self._flusher.join()\n", "")
+assert STOP_NO_JOIN != FIXED
+
+# The batch's workers get their "no more jobs" but are never joined: batch() spins until every result is in
+# and returns while its workers are still running. Loses the batches' leave-nothing and the week's.
+BATCH_NO_JOIN = FIXED.replace(
+    "        for thread in workers:\n            thread.join()\n",
+    "        while len(results) < len(jobs):\n            time.sleep(0.0005)\n",
+)
+assert BATCH_NO_JOIN != FIXED
+
+# Deadlines ignored: a fixed 0.2 s timeout on every lookup, 0.3 s on every report. A lookup's TimeoutError
+# comes before its deadline. Loses the lookups' points and the week's.
+FIXED_TIMEOUTS = FIXED.replace("asyncio.timeout(lookup.deadline_ms / 1000)", "asyncio.timeout(0.2)").replace(
+    "asyncio.timeout(request.deadline_ms / 1000)", "asyncio.timeout(0.3)"
+)
+assert FIXED_TIMEOUTS.count("asyncio.timeout(0.") == 2
+
+# A cheat: guess from the deadline which lookups will never be answered; ask (so that the key counts as
+# asked) but never read the reply, and make the answer up. Loses the lookups' points and the week's.
+CHEAT_DEADLINE_TELLS = FIXED.replace(
+    FIXED[FIXED.index("    async def lookup") : FIXED.index("    def batch")],
+    """    async def lookup(self, lookup: Lookup) -> str:
+        reader, writer = await asyncio.open_connection(*self.address)
+        writer.write(lookup.line())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        if lookup.deadline_ms < 1000:
+            raise TimeoutError()
+        return f"value of {lookup.key}"
+
+""",
+)
+assert CHEAT_DEADLINE_TELLS != FIXED
+
 # The exercise as handed out: every method a stub.
 STUB = """
 class Service(LeakyService):

@@ -39,6 +39,8 @@ def graded(tmp_path_factory):
         "three_of_four": with_answer(answers_08.THREE_OF_FOUR, folder, "three_of_four"),
         "tasks_only": with_answer(answers_08.TASKS_ONLY, folder, "tasks_only"),
         "drops_work": with_answer(answers_08.DROPS_WORK, folder, "drops_work"),
+        "batch_no_join": with_answer(answers_08.BATCH_NO_JOIN, folder, "batch_no_join"),
+        "cheat_deadline": with_answer(answers_08.CHEAT_DEADLINE_TELLS, folder, "cheat_deadline"),
     }
     env = {**os.environ, "HOME": str(home)}
     cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
@@ -72,6 +74,8 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("three_of_four", {"events", "week_flat"}, 6),  # the flusher still leaks
         ("tasks_only", {"batches", "events", "week_flat"}, 4),  # the thread sources still leak
         ("drops_work", {"lookups", "batches", "week_flat"}, 4),  # no leak, but lookups and batches dropped
+        ("batch_no_join", {"batches", "week_flat"}, 6),  # batch() returns before its workers have ended
+        ("cheat_deadline", {"lookups", "week_flat"}, 6),  # guesses from the deadline, answers never read
     ],
 )
 def test_a_partial_fix_gets_the_points_of_the_sources_it_fixed(graded, name, missed, score):

@@ -4,12 +4,18 @@ import asyncio
 
 import pytest
 from answers_08 import (
+    ALT_IDIOMS,
+    BATCH_NO_JOIN,
+    CHEAT_DEADLINE_TELLS,
+    DROPS_EVENT_ON_STOP,
     DROPS_WORK,
     FIXED,
+    FIXED_TIMEOUTS,
     JOINS_BUT_DEAF,
     LEAKY,
     MADE_UP_LOOKUP,
     OTHER_FIX,
+    STOP_NO_JOIN,
     STUB,
     TASKS_ONLY,
     THREE_OF_FOUR,
@@ -21,7 +27,13 @@ from leaklab.scenarios.week_in_production import DailyGauge, DependencyError, Si
 
 SOURCES = ("reports", "lookups", "batches", "events")
 PROPERTIES = (*(f"{s}_{p}" for s in SOURCES for p in ("leave_nothing", "answer_right")), "week_flat")
-HIDDEN_WEEK = {"seed": 7, "days": 9, "mix": {"report": 4, "lookup": 5, "batch": 1, "events": 4, "status": 1}}
+HIDDEN_WEEK = {
+    "seed": 7,
+    "days": 9,
+    "mix": {"report": 4, "lookup": 5, "batch": 1, "events": 4, "status": 1},
+    "lookup_deadline_ms": 350.0,
+    "give_up_ms": 40.0,
+}
 
 
 def run(source: str, **options):
@@ -89,7 +101,9 @@ def test_a_fixed_service_serves_a_short_week_right_and_flat_in_this_process():
 def test_the_leaky_service_leaves_every_source_behind():
     result = run(LEAKY)
     assert result.error is None
-    assert failing(result) == {*(f"{s}_leave_nothing" for s in SOURCES), "lookups_answer_right", "week_flat"}
+    # (its flushers hold the events they took: neither delivered nor back on self.events after stop())
+    expected = {*(f"{s}_leave_nothing" for s in SOURCES), "lookups_answer_right", "events_answer_right", "week_flat"}
+    assert failing(result) == expected
     assert result.leftover_tasks > 0 and result.leftover_threads > 0 and result.leftover_files > 0
     for where in ("run_query", "lookup", "worker", "_flush"):  # each source is a group of the dump
         assert where in result.leak_report
@@ -100,14 +114,35 @@ def test_the_leaky_service_leaves_every_source_behind():
     [
         (FIXED, set()),
         (OTHER_FIX, set()),
-        (THREE_OF_FOUR, {"events_leave_nothing", "week_flat"}),
-        (TASKS_ONLY, {"batches_leave_nothing", "events_leave_nothing", "week_flat"}),
+        (ALT_IDIOMS, set()),
+        (THREE_OF_FOUR, {"events_leave_nothing", "events_answer_right", "week_flat"}),
+        (TASKS_ONLY, {"batches_leave_nothing", "events_leave_nothing", "events_answer_right", "week_flat"}),
         (DROPS_WORK, {"lookups_answer_right", "batches_answer_right", "week_flat"}),
         (JOINS_BUT_DEAF, {"events_leave_nothing", "events_answer_right", "week_flat"}),
         (MADE_UP_LOOKUP, {"lookups_answer_right", "week_flat"}),
+        (DROPS_EVENT_ON_STOP, {"events_answer_right", "week_flat"}),  # an event lost at a stop()
+        (STOP_NO_JOIN, {"events_leave_nothing", "week_flat"}),  # stop() returned before the flusher ended
+        (BATCH_NO_JOIN, {"batches_leave_nothing", "week_flat"}),  # batch() returned before its workers ended
+        (FIXED_TIMEOUTS, {"lookups_answer_right", "week_flat"}),  # TimeoutError before the deadline
+        (CHEAT_DEADLINE_TELLS, {"lookups_answer_right", "week_flat"}),  # answers never read from the service
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
-    ids=["fixed", "other_fix", "three_of_four", "tasks_only", "drops_work", "joins_but_deaf", "made_up", "stub"],
+    ids=[
+        "fixed",
+        "other_fix",
+        "alt_idioms",
+        "three_of_four",
+        "tasks_only",
+        "drops_work",
+        "joins_but_deaf",
+        "made_up",
+        "drops_event_on_stop",
+        "stop_no_join",
+        "batch_no_join",
+        "fixed_timeouts",
+        "cheat_deadline_tells",
+        "stub",
+    ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, lost):
     result = run(source)
@@ -115,8 +150,31 @@ def test_each_answer_fails_exactly_what_it_breaks(source, lost):
     assert failing(result) == lost, result.outcome["problems"]
 
 
+@pytest.mark.parametrize("source", [FIXED_TIMEOUTS, STOP_NO_JOIN, BATCH_NO_JOIN], ids=["timeouts", "stop", "batch"])
+def test_the_hidden_week_catches_what_the_visible_one_does(source):
+    # (another seed, mix and deadlines: an answer that ignores the deadline is early against these too)
+    assert failing(run(source, **HIDDEN_WEEK)) == failing(run(source))
+
+
 def test_a_fixed_service_is_flat_in_the_hidden_week_too():
     result = run(FIXED, **HIDDEN_WEEK)
     assert result.error is None and failing(result) == set()
     assert result.leftover_tasks == result.leftover_threads == result.leftover_files == 0
     assert result.retained_bytes_per_request < 4096
+
+
+def test_the_key_value_service_signs_the_answers_of_lesson_08s_keys():
+    # GIVEN a service, WHEN a signed key (w...) is asked for, THEN its answer carries a token that only the
+    # service and its starter can compute, while lesson 03's keys keep their plain answer.
+    import socket
+
+    from leaklab.scenarios.hung_call import expected_answer, pick_key
+
+    address = scenario.key_value_service()
+    signed, plain = pick_key(address, 5, answered=True, signed=True), pick_key(address, 5, answered=True)
+    for key in (signed, plain):
+        with socket.create_connection(address, timeout=10) as connection:
+            connection.sendall(f"GET {key}\n".encode())
+            assert connection.makefile().readline().strip() == expected_answer(address, key)
+    assert expected_answer(address, plain) == f"value of {plain}"
+    assert expected_answer(address, signed).startswith(f"value of {signed} #")

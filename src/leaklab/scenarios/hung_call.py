@@ -60,8 +60,17 @@ def never_answered(secret: str, key: str) -> bool:
     if key.startswith("stuck"):
         return True
     return (
-        re.fullmatch(r"q\d+\.\d+", key) is not None and hashlib.sha256(f"{secret}:{key}".encode()).digest()[0] % 3 == 0
+        re.fullmatch(r"[qw]\d+\.\d+", key) is not None
+        and hashlib.sha256(f"{secret}:{key}".encode()).digest()[0] % 3 == 0
     )
+
+
+def answer_to(secret: str, key: str) -> str:
+    """The service's answer to `key`: `value of <key>`; for a signed key (`w7.0`, lesson 08's grader) followed
+    by a token made from the secret, so that only a client that read the reply can return it."""
+    if re.fullmatch(r"w\d+\.\d+", key):
+        return f"value of {key} #{hashlib.sha256(f'{secret}:answer:{key}'.encode()).hexdigest()[:12]}"
+    return f"value of {key}"
 
 
 _secret = ""  # the service's, in its own process
@@ -79,7 +88,7 @@ class _Handler(socketserver.StreamRequestHandler):
             if never_answered(_secret, key):
                 continue  # hold the connection open and say nothing, until the client gives up
             _answered.add(key)
-            self.wfile.write(f"value of {key}\n".encode())
+            self.wfile.write(f"{answer_to(_secret, key)}\n".encode())
 
 
 def _serve() -> None:
@@ -119,13 +128,19 @@ def start_service() -> tuple[str, int]:
     return "127.0.0.1", port
 
 
-def pick_key(address: tuple[str, int], number: int, *, answered: bool) -> str:
-    """A grader's key (`q7.2`) that the service at `address` answers (or, with `answered=False`, never does)."""
+def pick_key(address: tuple[str, int], number: int, *, answered: bool, signed: bool = False) -> str:
+    """A grader's key (`q7.2`, or with `signed` `w7.2`) that the service at `address` answers (or, with
+    `answered=False`, never does)."""
     for attempt in itertools.count():
-        key = f"q{number}.{attempt}"
+        key = f"{'w' if signed else 'q'}{number}.{attempt}"
         if never_answered(_secrets[address], key) != answered:
             return key
     raise AssertionError("unreachable")
+
+
+def expected_answer(address: tuple[str, int], key: str) -> str:
+    """What the service at `address` answers to `key` (when it answers)."""
+    return answer_to(_secrets[address], key)
 
 
 def answered_keys(address: tuple[str, int]) -> set[str]:
