@@ -15,8 +15,9 @@ from leaklab._run import runnable_scenarios
 LEAK = [sys.executable, "-m", "leaklab._cli", "run"]
 
 
-def test_every_lesson_scenario_up_to_04_can_be_run():
-    assert {"forgotten_cancel", "skipped_stop", "hung_call", "lifeless_pool"} <= set(runnable_scenarios())
+def test_every_lesson_with_a_running_leak_can_be_run():
+    expected = {"forgotten_cancel", "skipped_stop", "hung_call", "lifeless_pool", "mystery_service", "leak_monitor"}
+    assert expected | {"week_in_production"} <= set(runnable_scenarios())  # 07's leak is lesson 02's
 
 
 @pytest.mark.parametrize(
@@ -73,3 +74,13 @@ def test_an_unknown_scenario_lists_the_known_ones():
     done = subprocess.run([*LEAK, "nope"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "no scenario named 'nope'; scenarios: " in done.stderr and "lifeless_pool" in done.stderr
+
+
+@pytest.mark.parametrize("scenario", sorted(set(runnable_scenarios()) - {"forgotten_cancel", "hung_call"}))
+def test_every_runnable_scenario_leaves_something_alive(scenario):
+    done = subprocess.run(
+        [*LEAK, scenario, "--rounds", "2", "--pause", "0"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    left = int(re.search(r"left alive: (\d+) tasks and threads", done.stderr).group(1))
+    assert left > 0 and len(re.findall(r"^round +\d/2 ", done.stdout, re.M)) == 2

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import NamedTuple
 
 from .._census import Census
@@ -232,6 +232,18 @@ def mark_alerts(plot: object, *logs: AlertLog, threshold: int | None = None) -> 
     plot.figure.set_layout_engine("none")  # type: ignore[attr-defined]
     plot.figure.savefig(plot.path, dpi=90)  # type: ignore[attr-defined]
     return plot
+
+
+async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
+    """The leak for `leaklab run`: 20 requests a round to the leaky service (a task left behind for each,
+    a thread for every fourth)."""
+    service = LeakyService()
+    try:
+        for _ in range(rounds):
+            await service.serve(requests=20, every_s=0.001)
+            yield f"{service.requests} requests served so far"
+    finally:
+        await service.shutdown()
 
 
 # --- grading: what a fresh process runs against the learner's monitor --------------------------------

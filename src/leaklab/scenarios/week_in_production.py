@@ -21,7 +21,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -697,6 +697,16 @@ def heap_by_day(recording: object, week: Week) -> list[int]:
         after = [s.heap for s in snapshots if s.time >= moment]
         heaps.append(after[0] if after else snapshots[-1].heap)
     return heaps
+
+
+async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
+    """The leak for `leaklab run`: a simulated day of the leaky service's traffic per round (a fresh
+    service each day, as after a deploy; what each left running stays), its daily gauge printed."""
+    address = key_value_service()
+    for day in range(rounds):
+        week = await replay_week(LeakyService, address, days=1, seed=day, gauge=DailyGauge(log=False))
+        tasks, threads = week.gauge.readings[-1]
+        yield f"day {day + 1}: {len(week.served)} requests; the gauge reads {tasks + threads}"
 
 
 # --- grading: what a fresh process runs against the learner's service ----------------------------------
