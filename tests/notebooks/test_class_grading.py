@@ -41,7 +41,14 @@ def leaklab(*args: str, no_cgroup: bool = False) -> subprocess.Popen:
     if no_cgroup:
         code = "import leaklab._batch as b; b._pids_cgroup_root = lambda: None; " + code
     return subprocess.Popen(
-        [sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell starts background jobs with Ctrl-C ignored, and Python then never turns it into
+        # KeyboardInterrupt: give the command Ctrl-C back, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
