@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
 LESSONS ?=
+CLASS_ARGS ?=
 
 # Jupyter, IPython and matplotlib keep their config, data and runtime files inside the project,
 # never in the user's home: the course config is in grader/, everything written goes to .leaklab/.
@@ -20,7 +21,7 @@ export MPLCONFIGDIR := $(CURDIR)/.leaklab/matplotlib
 export LEAKLAB_ARTEFACTS := $(CURDIR)/.leaklab/runs
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help lab test e2e notebooks check-notebooks bench lint format clean
+.PHONY: help lab test e2e notebooks check-notebooks bench bench-class lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -59,6 +60,9 @@ check-notebooks: $(STAMP) ## say whether exercises/ and solutions/ still match n
 
 bench: $(STAMP) ## print timing figures (notebook execution, grading)
 	$(BIN)/python tests/benchmarks/bench_notebooks.py
+
+bench-class: $(STAMP) ## class grading against sequential nbgrader, and under load (CLASS_ARGS="--students 40"; an hour)
+	$(BIN)/python tests/benchmarks/bench_class.py $(CLASS_ARGS)
 
 lint: $(STAMP) ## ruff over the package, tests and grader config
 	$(BIN)/ruff check src tests grader
