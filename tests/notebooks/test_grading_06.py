@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import answers_06
+import handed_in
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,15 +19,7 @@ TESTS = {f"{SLUG}_{name}" for name in ("alerts_for_the_leak", "quiet_for_healthy
 TESTS |= {f"{SLUG}_stops_cleanly"}
 
 
-def with_answer(source: str, folder: Path, name: str, slug: str = SLUG) -> Path:
-    """The worked notebook with its answer cell replaced, as a learner would submit it."""
-    nb = json.loads((ROOT / "solutions" / f"{slug}.ipynb").read_text())
-    for cell in nb["cells"]:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{slug}_fix":
-            cell["source"] = source
-    path = folder / f"{name}.ipynb"
-    path.write_text(json.dumps(nb))
-    return path
+with_answer = partial(handed_in.with_answer, slug=SLUG)
 
 
 @pytest.fixture(scope="module")
