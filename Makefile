@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 LAB_ARGS ?=
 LESSONS ?=
 CLASS_ARGS ?=
+BENCH_ARGS ?=
 
 # Jupyter, IPython and matplotlib keep their config, data and runtime files inside the project,
 # never in the user's home: the course config is in grader/, everything written goes to .leaklab/.
@@ -58,10 +59,10 @@ notebooks: $(STAMP) ## regenerate exercises/ and solutions/ from the lessons in 
 check-notebooks: $(STAMP) ## say whether exercises/ and solutions/ still match notebooks/
 	$(BIN)/leaklab build --check
 
-bench: $(STAMP) ## print timing figures (notebook execution, grading)
-	$(BIN)/python tests/benchmarks/bench_notebooks.py
+bench: $(STAMP) ## the speed figures against their goals, one Markdown table (~15 min; BENCH_ARGS="--quick" checks it in ~2)
+	$(BIN)/python tests/benchmarks/bench.py $(BENCH_ARGS)
 
-bench-class: $(STAMP) ## class grading against sequential nbgrader, and under load (CLASS_ARGS="--students 40"; an hour)
+bench-class: $(STAMP) ## class grading at full size (40 students x 8 lessons, about an hour), and under load (CLASS_ARGS="--students 4")
 	$(BIN)/python tests/benchmarks/bench_class.py $(CLASS_ARGS)
 
 lint: $(STAMP) ## ruff over the package, tests and grader config

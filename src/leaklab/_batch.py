@@ -28,6 +28,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -221,11 +222,18 @@ def _max_score(source: dict) -> float:
     )
 
 
-def grade_one(sub: Submission, *, repo: Path, root: Path, workdir: Path, limits: Limits = Limits()) -> Outcome:
-    """Grade one submission (in the job's own process): the grader's run, then nbgrader's, combined."""
+def grade_one(
+    sub: Submission,
+    *,
+    repo: Path,
+    root: Path,
+    workdir: Path,
+    stop_kernel: Callable[[], None],
+    limits: Limits = Limits(),
+) -> Outcome:
+    """Grade one submission (in the job's own process): the grader's run and nbgrader's, combined."""
     from ._grading import _read_notebook, grade_ids
-    from ._isolation import TIMEOUT_ENV, measured_runs
-    from ._verify import verify
+    from ._isolation import TIMEOUT_ENV, VERDICTS_ENV
 
     source_path = root / "source" / sub.assignment / f"{sub.assignment}.ipynb"
     source = json.loads(source_path.read_text(encoding="utf-8"))
@@ -249,13 +257,17 @@ def grade_one(sub: Submission, *, repo: Path, root: Path, workdir: Path, limits:
         return outcome
 
     os.environ[TIMEOUT_ENV] = str(limits.run_seconds)
-    verdicts = verify(source, submitted)
-    cause = _cause([v.message for v in verdicts.values() if v.score < v.max_score])
-    if all(v.score == 0 for v in verdicts.values()) and cause[0] in _NOT_WORTH_A_KERNEL:
-        kernel: dict = {}
+    os.environ[VERDICTS_ENV] = str(workdir / "verdicts.json")  # the kernel shows them, never measures again
+    # The grader's own run and the kernel's start, side by side: the kernel waits for these
+    # measurements before its first cell, then shows them in its test cells.
+    with ThreadPoolExecutor(1) as pool:
+        own = pool.submit(_measure, source, submitted, workdir / "verdicts.json", stop_kernel)
+        kernel = _kernel_run(sub, repo, root, workdir, limits)
+        verdicts, cause, futile = own.result()
+    if futile:  # stopped: the kernel could not give back a point and would hold up the job till a limit
+        kernel = {}
+        (workdir / "autograded.ipynb").unlink(missing_ok=True)
         outcome.reason, outcome.detail = cause
-    else:
-        kernel = _kernel_run(sub, repo, root, workdir, limits, measured_runs())
 
     overruled = []
     for grade_id, own in verdicts.items():
@@ -295,29 +307,54 @@ def grade_one(sub: Submission, *, repo: Path, root: Path, workdir: Path, limits:
     return outcome
 
 
-def _kernel_run(sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits, known: dict) -> dict:
-    """nbgrader's autograde of the submission, in a kernel shown the grader's own results: its scores by
-    grade id, plus "error": (reason, detail) if it could not grade; the autograded notebook and feedback
-    page go to `workdir`."""
-    from ._grading import TempCourse
-    from ._isolation import VERDICTS_ENV
+def _measure(
+    source: dict, submitted: dict, verdicts_file: Path, stop_kernel: Callable[[], None]
+) -> tuple[dict, tuple[str, str], bool]:
+    """The grader's own run of the tests (`verify`), written where the kernel reads it; stops the kernel
+    if this run already failed every test on a limit. Returns the verdicts, the cause of failures, and
+    whether the kernel was stopped."""
+    from ._isolation import measured_runs
+    from ._verify import verify
 
-    verdicts = workdir / "verdicts.json"
-    verdicts.write_text(json.dumps(known), encoding="utf-8")
-    os.environ[VERDICTS_ENV] = str(verdicts)  # the kernel shows these results instead of measuring again
-    course = TempCourse(repo, cell_timeout_s=limits.cell_seconds)
+    try:
+        verdicts = verify(source, submitted)
+    finally:  # also when it fails: the kernel waits for this file
+        verdicts_file.with_suffix(".part").write_text(json.dumps(measured_runs()), encoding="utf-8")
+        verdicts_file.with_suffix(".part").replace(verdicts_file)
+    cause = _cause([v.message for v in verdicts.values() if v.score < v.max_score])
+    futile = all(v.score == 0 for v in verdicts.values()) and cause[0] in _NOT_WORTH_A_KERNEL
+    if futile:
+        stop_kernel()
+    return verdicts, cause, futile
+
+
+def _kernel_run(sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits) -> dict:
+    """nbgrader's autograde of the submission, in a kernel shown the grader's own results (the file
+    `_measure` writes): its scores by grade id, plus "error": (reason, detail) if it could not grade.
+    The autograded notebook goes to `workdir`; the throwaway course stays in `workdir/course` for the
+    feedback page (`_write_feedback`)."""
+    from ._grading import TempCourse
+
+    (workdir / "course").mkdir()
+    course = TempCourse(repo, root=workdir / "course", cell_timeout_s=limits.cell_seconds, await_verdicts=True)
     kernel: dict = {}
     try:
         course.generate_cached(sub.assignment, root / "source" / sub.assignment / f"{sub.assignment}.ipynb")
         kernel.update(course.autograde(sub.assignment, sub.student, sub.path))
         graded = course.root / "autograded" / sub.student / sub.assignment / f"{sub.assignment}.ipynb"
         shutil.copyfile(graded, workdir / "autograded.ipynb")
-        course.feedback(sub.assignment, sub.student, workdir / "feedback.html")
     except LeaklabError as exc:
         kernel["error"] = ("kernel died" if "kernel died" in str(exc) else "not graded by nbgrader", str(exc))
-    finally:
-        course.remove()
     return kernel
+
+
+def _write_feedback(sub: Submission, repo: Path, workdir: Path) -> None:
+    """nbgrader's feedback page for the autograded notebook, from the course `_kernel_run` left behind."""
+    from ._grading import TempCourse
+
+    if (workdir / "autograded.ipynb").exists():
+        course = TempCourse(repo, root=workdir / "course")
+        course.feedback(sub.assignment, sub.student, workdir / "feedback.html")
 
 
 def _job(
@@ -339,18 +376,14 @@ def _job(
         os.environ["HOME"] = str(workdir)
         _apply_limits(limits, cgroup)
         started = time.monotonic()
-        outcome = grade_one(sub, repo=repo, root=root, workdir=workdir, limits=limits)
+        stop_kernel = lambda: _kill_others(workdir.name, cgroup)  # noqa: E731 - the job's every other process
+        outcome = grade_one(sub, repo=repo, root=root, workdir=workdir, stop_kernel=stop_kernel, limits=limits)
         outcome.seconds = round(time.monotonic() - started, 2)
-        for _ in range(50):
-            others = [pid for pid in _job_processes(workdir.name, cgroup) if pid != os.getpid()]
-            if not others:
-                break
-            for pid in others:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.02)
+        _kill_others(workdir.name, cgroup)
         (workdir / f"{secret}.part").write_text(json.dumps(asdict(outcome)), encoding="utf-8")
         (workdir / f"{secret}.part").replace(workdir / f"{secret}.json")
+        # Graded: the next job may start while this one renders the page (no learner code runs any more).
+        _write_feedback(sub, repo, workdir)
         code = 0
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -385,23 +418,29 @@ def _kill_job(child: int, workdir: Path, cgroup: Path | None) -> None:
     """Kill the job's process and everything it started, however it tried to get away."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child, signal.SIGKILL)
-    for _ in range(50):
-        victims = _job_processes(workdir.name, cgroup)
-        if not victims:
-            break
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.02)
+    _kill_others(workdir.name, cgroup)
     if cgroup is not None:
         with contextlib.suppress(OSError):
             cgroup.rmdir()
 
 
+def _kill_others(token: str, cgroup: Path | None) -> None:
+    """Kill every process of the job but the caller, until none is left (or a second has passed)."""
+    for _ in range(50):
+        victims = _job_processes(token, cgroup)
+        if not victims:
+            return
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
 def _job_processes(token: str, cgroup: Path | None) -> list[int]:
+    """The job's processes but the caller: by its cgroup, or by the marker in their environment."""
     if cgroup is not None:
         with contextlib.suppress(OSError):
-            return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+            return [int(p) for p in (cgroup / "cgroup.procs").read_text().split() if int(p) != os.getpid()]
         return []
     marker = f"{_JOB_ENV}={token}".encode()
     found = []
@@ -416,7 +455,8 @@ def _job_processes(token: str, cgroup: Path | None) -> list[int]:
 
 
 def _record(root: Path, sub: Submission, outcome: Outcome, workdir: Path) -> None:
-    """Write one outcome: gradebook, autograded notebook, feedback page, then the ledger line last."""
+    """Write one outcome: gradebook, autograded notebook, feedback page (if the job wrote one in time),
+    then the ledger line last."""
     import warnings
 
     from nbgrader.api import Gradebook, MissingEntry
@@ -533,7 +573,10 @@ def grade_class(
         queue = list(reversed(todo))
         number = 0
         while queue or running:
-            while queue and len(running) < jobs:
+            # A job that has written its outcome is only rendering its feedback page: its slot is free.
+            grading = sum(not (w / f"{key}.json").exists() for _, w, _, _, key in running.values())
+            while queue and grading < jobs:
+                grading += 1
                 sub = queue.pop()
                 number += 1
                 workdir = scratch / f"job-{os.getpid()}-{number}"
@@ -556,7 +599,8 @@ def grade_class(
                 if not ended:
                     os.waitpid(child, 0)
                 del running[child]
-                outcome = _collect(root, sub, workdir / f"{secret}.json", overdue and not ended, limits)
+                written = workdir / f"{secret}.json"  # graded in time, even if its page was not
+                outcome = _collect(root, sub, written, overdue and not ended and not written.exists(), limits)
                 _record(root, sub, outcome, workdir)
                 ledger[sub.student, sub.assignment] = outcome
                 shutil.rmtree(workdir, ignore_errors=True)

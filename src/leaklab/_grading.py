@@ -151,7 +151,14 @@ class TempCourse:
     """A throwaway nbgrader course directory configured like the instructor's (or, with `root`, the
     instructor's own course directory, configured by its `nbgrader_config.py`)."""
 
-    def __init__(self, course: Path, *, root: Path | None = None, cell_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        course: Path,
+        *,
+        root: Path | None = None,
+        cell_timeout_s: float | None = None,
+        await_verdicts: bool = False,
+    ) -> None:
         from nbgrader.apps import NbGraderAPI
         from sqlalchemy.exc import SAWarning
         from traitlets.config import Config, PyFileConfigLoader
@@ -169,6 +176,9 @@ class TempCourse:
         config.CourseDirectory.root = str(self.root)
         if cell_timeout_s is not None:
             config.Execute.timeout = cell_timeout_s
+        if await_verdicts:  # the class grader's measurements, before the kernel runs any cell
+            wait = "--IPKernelApp.exec_lines=__import__('leaklab._isolation')._isolation.await_verdicts()"
+            config.Execute.extra_arguments = [*config.Execute.extra_arguments, wait]
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
 

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -150,6 +151,20 @@ def run_key(job: dict) -> str:
     return hashlib.sha256(json.dumps({**job, "source": job["source"].strip()}, sort_keys=True).encode()).hexdigest()
 
 
+def await_verdicts(limit_s: float = 45.0) -> None:
+    """Block until the `LEAKLAB_VERDICTS` file exists (or `limit_s` has passed).
+
+    The class grader starts a submission's kernel while it measures the tests itself, and has the
+    kernel call this before its first cell: no learner code runs in the kernel before the measurements
+    are written, so what that code can see of them does not depend on which process was quicker.
+    The limit stays under the kernel's start-up timeout; past it, the kernel measures for itself.
+    """
+    path = os.environ.get(VERDICTS_ENV)
+    deadline = time.monotonic() + limit_s
+    while path and not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _known_verdicts() -> dict[str, dict]:
     path = os.environ.get(VERDICTS_ENV)
     if not path:
@@ -198,6 +213,7 @@ def _spawn(job: dict) -> IsolatedRun:
             # goes to files (a child it leaves behind cannot hold a pipe open), under a size limit.
             child = subprocess.Popen(
                 [sys.executable, "-m", "leaklab._isolation"],
+                env={name: value for name, value in os.environ.items() if name != VERDICTS_ENV},
                 stdin=subprocess.PIPE,
                 stdout=stdout,
                 stderr=stderr,
