@@ -22,7 +22,7 @@ export MPLCONFIGDIR := $(CURDIR)/.leaklab/matplotlib
 export LEAKLAB_ARTEFACTS := $(CURDIR)/.leaklab/runs
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help lab test e2e notebooks check-notebooks bench bench-class lint format clean
+.PHONY: help lab test e2e hub notebooks check-notebooks bench bench-class lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,12 +46,17 @@ lab: $(STAMP) ## install everything, then open JupyterLab on your copy of the ex
 test: $(STAMP) ## install what the tests need, then run the whole suite (the browser test last, as `make e2e`)
 	$(BIN)/ruff check src tests grader
 	$(BIN)/ruff format --check src tests grader
-	$(BIN)/python -m pytest --ignore=tests/e2e
+	$(BIN)/python -m pytest --ignore=tests/e2e --ignore=tests/hub
+	@$(MAKE) --no-print-directory hub
 	@$(MAKE) --no-print-directory e2e
 
 e2e: $(STAMP) ## browser test: headless Chromium walks through lesson 01 in the lab (screenshots: .leaklab/screenshots/)
 	@# Installs Chromium with apt-get when run as root; otherwise, without one, it says "e2e skipped: <why>".
 	@if sh tests/e2e/chromium.sh; then $(BIN)/python -m pytest tests/e2e; fi
+
+hub: $(STAMP) ## JupyterHub test: a real hub, real users, release/fetch/submit/collect/autograde of lesson 01 (as root)
+	@# Needs root, useradd and Node/npm (grader/hub/install-proxy.sh); otherwise it says "hub skipped: <why>".
+	@if sh tests/hub/preflight.sh; then $(BIN)/python -m pytest tests/hub; fi
 
 notebooks: $(STAMP) ## regenerate exercises/ and solutions/ from the lessons in notebooks/ (LESSONS="05_x" for some)
 	$(BIN)/leaklab build $(LESSONS)
