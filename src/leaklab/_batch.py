@@ -3,10 +3,12 @@ that no submission can break the grading of another.
 
 Each submission is graded in a process of its own, forked from this one (nbgrader already imported),
 in a session of its own, under limits on memory, processes and time. Inside it, the lesson's tests run
-twice: by the grader itself, outside the learner's kernel (`_verify`), and by nbgrader's autograde in
-the kernel; a test scores only if both runs pass it, and if the learner left its cell as released. An
-answer whose own run already failed every test on a limit (time, memory, processes, output) is not run
-in a kernel at all: the kernel could not give a point back. Results are written one submission at a
+twice: by the grader itself, outside the learner's kernel (`_verify`), while the kernel starts, and by
+nbgrader's autograde in the kernel, which waits for the grader's measurements before its first cell; a
+test scores only if both runs pass it, and if the learner left its cell as released. The kernel of an
+answer whose own run already failed every test on a limit (time, memory, processes, output) is stopped:
+it could not give a point back. Once graded, a job renders its feedback page while the next one starts.
+Results are written one submission at a
 time, as each ends, to the course's gradebook (what formgrader and `nbgrader export` read), its
 `autograded/` and `feedback/` folders, and a ledger from which a CSV is written: an interrupted run
 loses nothing already written, and the next run grades only what is missing.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import hashlib
 import json
 import os
@@ -25,6 +28,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -260,9 +264,13 @@ def grade_one(
     os.environ[VERDICTS_ENV] = str(workdir / "verdicts.json")  # the kernel shows them, never measures again
     # The grader's own run and the kernel's start, side by side: the kernel waits for these
     # measurements before its first cell, then shows them in its test cells.
+    kernel_done = threading.Event()
     with ThreadPoolExecutor(1) as pool:
-        own = pool.submit(_measure, source, submitted, workdir / "verdicts.json", stop_kernel)
-        kernel = _kernel_run(sub, repo, root, workdir, limits)
+        own = pool.submit(_measure, source, submitted, workdir / "verdicts.json", stop_kernel, kernel_done)
+        try:
+            kernel = _kernel_run(sub, repo, root, workdir, limits)
+        finally:
+            kernel_done.set()
         verdicts, cause, futile = own.result()
     if futile:  # stopped: the kernel could not give back a point and would hold up the job till a limit
         kernel = {}
@@ -308,7 +316,7 @@ def grade_one(
 
 
 def _measure(
-    source: dict, submitted: dict, verdicts_file: Path, stop_kernel: Callable[[], None]
+    source: dict, submitted: dict, verdicts_file: Path, stop_kernel: Callable[[], None], kernel_done: threading.Event
 ) -> tuple[dict, tuple[str, str], bool]:
     """The grader's own run of the tests (`verify`), written where the kernel reads it; stops the kernel
     if this run already failed every test on a limit. Returns the verdicts, the cause of failures, and
@@ -323,8 +331,9 @@ def _measure(
         verdicts_file.with_suffix(".part").replace(verdicts_file)
     cause = _cause([v.message for v in verdicts.values() if v.score < v.max_score])
     futile = all(v.score == 0 for v in verdicts.values()) and cause[0] in _NOT_WORTH_A_KERNEL
-    if futile:
+    while futile and not kernel_done.is_set():  # until nbgrader gives up: a kernel it starts late goes too
         stop_kernel()
+        kernel_done.wait(0.2)
     return verdicts, cause, futile
 
 
@@ -469,7 +478,9 @@ def _record(root: Path, sub: Submission, outcome: Outcome, workdir: Path) -> Non
         # a notebook that could not be graded at all (its reason is in grades.csv).
         gradebook.update_or_create_student(sub.student)
         if outcome.tests:
-            gradebook.update_or_create_submission(sub.assignment, sub.student)
+            # With the time `nbgrader collect` wrote, as nbgrader's autograde records it: the formgrader
+            # counts a submission as autograded only when the two agree, and judges lateness by it.
+            gradebook.update_or_create_submission(sub.assignment, sub.student, timestamp=_submitted_at(sub))
             for grade_id, test in outcome.tests.items():
                 grade = gradebook.find_grade(grade_id, sub.assignment, sub.assignment, sub.student)
                 grade.auto_score, grade.needs_manual_grade = test["score"], False
@@ -497,6 +508,15 @@ def _record(root: Path, sub: Submission, outcome: Outcome, workdir: Path) -> Non
         lines.write(json.dumps(asdict(outcome)) + "\n")
         lines.flush()
         os.fsync(lines.fileno())
+
+
+def _submitted_at(sub: Submission) -> datetime.datetime | None:
+    """The submission's `timestamp.txt` (written by `nbgrader submit` and kept by `collect`), if readable."""
+    from nbgrader.utils import parse_utc
+
+    with contextlib.suppress(OSError, ValueError):
+        return parse_utc((sub.path.parent / "timestamp.txt").read_text(encoding="utf-8").strip())
+    return None
 
 
 # --- the class ------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ has the same name, graded with the repo's `grader/nbgrader_config.py`.
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,7 +76,11 @@ def init_course(
         config.write_text(_config_text(repo, root, exchange), encoding="utf-8")
         progress(f"wrote {config}")
     exchange.mkdir(parents=True, exist_ok=True)
-    exchange.chmod(0o777)  # nbgrader's exchange must let every student write into it
+    mode = exchange.stat().st_mode
+    if exchange.stat().st_uid == os.geteuid():  # nbgrader's exchange must let every student write into it
+        exchange.chmod(stat.S_IMODE(mode) | 0o777)  # a sticky bit stays
+    elif mode & 0o777 != 0o777:
+        progress(f"warning: {exchange} is not writable by everyone: students cannot submit into it")
     course = TempCourse(repo, root=root)
     slugs = list(lessons(repo))
     for slug, source in lessons(repo).items():

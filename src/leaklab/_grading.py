@@ -57,9 +57,11 @@ class NotebookGrade:
 
 
 def find_course_root(start: Path | None = None) -> Path:
-    """The leaklab checkout: the nearest folder above `start` with `notebooks/` and `grader/`."""
+    """The leaklab checkout: the nearest folder above `start` with `notebooks/` and `grader/`, else the
+    checkout this package was installed from (an instructor's course folder lies elsewhere)."""
     here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
+    installed_from = Path(__file__).resolve().parents[2]  # `make` installs the package from the checkout
+    for folder in (here, *here.parents, installed_from):
         if (folder / "notebooks").is_dir() and (folder / "grader" / "nbgrader_config.py").is_file():
             return folder
     raise LeaklabError(

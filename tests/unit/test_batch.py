@@ -4,6 +4,7 @@ and the clean-up of a job's processes without a cgroup (by the mark in their env
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import os
 import subprocess
@@ -16,11 +17,13 @@ import pytest
 from leaklab._batch import (
     _JOB_ENV,
     Outcome,
+    Submission,
     _cause,
     _common_order,
     _job_processes,
     _kill_job,
     _structure_problems,
+    _submitted_at,
     read_ledger,
     write_table,
 )
@@ -99,6 +102,22 @@ def test_the_ledger_skips_a_line_cut_short_and_keeps_the_latest(tmp_path):
     assert list(outcomes) == [("ann", SLUG)] and outcomes["ann", SLUG].score == 9
     table = write_table(tmp_path, outcomes).read_text().splitlines()
     assert table == ["student,assignment,notebook,score,max_score,reason,detail", f"ann,{SLUG},{SLUG}.ipynb,9,9,,"]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2026-11-28 09:15:02.123456 UTC", datetime.datetime(2026, 11, 28, 9, 15, 2, 123456)),
+        ("not a time", None),
+        ("", None),
+        (None, None),  # no timestamp.txt
+    ],
+)
+def test_the_submission_time_is_the_one_nbgrader_wrote(tmp_path, written, expected):
+    """The formgrader counts a submission as autograded only if the gradebook has this same time."""
+    if written is not None:
+        (tmp_path / "timestamp.txt").write_text(written + "\n")
+    assert _submitted_at(Submission("ann", SLUG, tmp_path / f"{SLUG}.ipynb")) == expected
 
 
 # A process that starts children which leave its session and each start one more: only the mark in
