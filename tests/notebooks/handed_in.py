@@ -1,8 +1,12 @@
-"""What the grading tests hand in: a lesson's worked notebook with its answer cell replaced."""
+"""What the grading tests hand in (a lesson's worked notebook with its answer cell replaced), and how they
+have it graded (`leaklab grade --json`, as a learner runs it)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,3 +21,12 @@ def with_answer(source: str, folder: Path, name: str, *, slug: str) -> Path:
     path = folder / f"{name}.ipynb"
     path.write_text(json.dumps(nb))
     return path
+
+
+def graded_by_cli(submissions: dict[str, Path], home: Path) -> dict[str, dict]:
+    """`leaklab grade --json` on every submission in one call, with an empty HOME; results by name."""
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
+    env = {**os.environ, "HOME": str(home)}
+    done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    results = json.loads(done.stdout)["results"]
+    return dict(zip(submissions, results, strict=True))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import answers_05
 import pytest
+from handed_in import graded_by_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "05_mystery_service"
@@ -50,11 +48,7 @@ def graded(tmp_path_factory):
         "reply_object": with_answer(folder, "reply_object", fix=answers_05.REPLY_OBJECT),
         "qualified": with_answer(folder, "qualified", diagnosis=answers_05.DIAGNOSIS_QUALIFIED),
     }
-    env = {**os.environ, "HOME": str(home)}
-    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
-    done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    results = json.loads(done.stdout)["results"]
-    return dict(zip(submissions, results, strict=True))
+    return graded_by_cli(submissions, home)
 
 
 def lost(result: dict) -> set[str]:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -37,12 +33,7 @@ def graded(tmp_path_factory):
         "never_warns": with_answer(answers_06.NEVER_WARNS, folder, "never_warns"),
         "ge_threshold": with_answer(answers_06.GE_THRESHOLD, folder, "ge_threshold"),
     }
-    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
-    done = subprocess.run(
-        cli, cwd=ROOT, env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=600
-    )
-    results = json.loads(done.stdout)["results"]
-    return dict(zip(submissions, results, strict=True))
+    return handed_in.graded_by_cli(submissions, home)
 
 
 def test_the_solution_gets_full_marks(graded):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -37,11 +34,7 @@ def graded(tmp_path_factory):
         "walk_into_defs": with_answer(answers_07.WALK_INTO_DEFS, folder, "walk_into_defs"),
         "cheat_import": with_answer(answers_07.CHEAT_IMPORT, folder, "cheat_import"),
     }
-    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
-    done = subprocess.run(
-        cli, cwd=ROOT, env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=600
-    )
-    return dict(zip(submissions, json.loads(done.stdout)["results"], strict=True))
+    return handed_in.graded_by_cli(submissions, home)
 
 
 def test_the_solution_gets_full_marks(graded):

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -36,11 +32,7 @@ def graded(tmp_path_factory):
         "batch_no_join": with_answer(answers_08.BATCH_NO_JOIN, folder, "batch_no_join"),
         "cheat_deadline": with_answer(answers_08.CHEAT_DEADLINE_TELLS, folder, "cheat_deadline"),
     }
-    env = {**os.environ, "HOME": str(home)}
-    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
-    done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    results = json.loads(done.stdout)["results"]
-    return dict(zip(submissions, results, strict=True))
+    return handed_in.graded_by_cli(submissions, home)
 
 
 def lost(result: dict) -> set[str]:
