@@ -6,20 +6,16 @@ Every line here is about grading a lab whose subject is code that never exits.
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from leaklab._grading import KERNEL_RUN
+
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
 c.CourseDirectory.course_id = "leaklab"
 
-# A cell that runs longer than this is interrupted and the notebook goes on; every leaklab cell takes
-# well under a second, a test cell at most two isolated runs of 25 s each.
-c.Execute.timeout = 60
-# An answer that blocks the kernel's event loop leaves the kernel slow to answer after the interrupt:
-# a late output is a failed cell, not a reason to give up on the whole notebook.
-c.Execute.raise_on_iopub_timeout = False
-# Submissions may leave threads behind on purpose (that is the lesson): don't wait politely for them.
-c.Execute.shutdown_kernel = "immediate"
-# Minimal tracebacks: an assertion's message reaches the learner, the hidden test's code does not.
-c.Execute.extra_arguments = ["--InteractiveShell.xmode=Minimal"]
+# How the kernel runs a submission (timeouts, shutdown, tracebacks): the same settings `leaklab grade`
+# uses when it runs a notebook itself; each is explained in src/leaklab/_grading.py.
+for name, value in KERNEL_RUN.items():
+    setattr(c.Execute, name, value)
 
 # nbgrader's feedback shows hidden tests unless they are cleared first.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

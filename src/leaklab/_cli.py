@@ -15,16 +15,22 @@ def _say(message: str) -> None:
 
 
 class GradeCommand:
-    """Grade learners' notebooks against the lessons' visible and hidden tests, through nbgrader.
+    """Grade learners' notebooks against the lessons' visible and hidden tests.
 
-    Every notebook on the command line is graded, even when another one cannot be; the exit code
-    is non-zero if any of them could not be graded.
+    Each test runs in a fresh kernel, as nbgrader's autograde runs it, and in the grader's own run
+    outside that kernel; it scores only if both pass it. Every notebook on the command line is graded,
+    even when another one cannot be; the exit code is non-zero if any of them could not be graded.
     """
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK", help="submitted .ipynb files")
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-        parser.add_argument("--feedback", type=Path, metavar="DIR", help="write feedback HTML per notebook into DIR")
+        parser.add_argument(
+            "--feedback",
+            type=Path,
+            metavar="DIR",
+            help="write nbgrader's feedback HTML per notebook into DIR (slower: nbgrader grades them)",
+        )
         parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
 
     def run(self, args: argparse.Namespace) -> int:

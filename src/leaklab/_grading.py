@@ -1,8 +1,10 @@
-"""Grade learners' notebooks with nbgrader against the authored sources' visible and hidden tests.
+"""Grade learners' notebooks against the authored sources' visible and hidden tests.
 
-Each call builds a throwaway nbgrader course (source, release, submitted, autograded, a gradebook)
-under the artefacts folder, with the repo's `grader/nbgrader_config.py`, so that what is graded here is
-graded exactly as an instructor's `nbgrader autograde` would grade it.
+Each notebook's tests run twice, as the class grader (`_batch`) runs them: by the grader itself, outside
+the learner's kernel (`_verify`), and in a kernel that runs the notebook with its test cells restored from
+the source, as nbgrader's autograde runs it; a test scores only if both pass it. Without feedback pages,
+the kernel's run is made here with nbclient (nbgrader's own machinery costs seconds a call); with them,
+it is nbgrader's autograde in a throwaway course, whose pages are nbgrader's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,23 @@ from pathlib import Path
 
 from ._errors import LeaklabError
 from ._recording import artefacts_dir
+
+# How a submission's kernel runs: in nbgrader's autograde (grader/nbgrader_config.py sets these on
+# `c.Execute`) and in `grade`'s own run of the notebook.
+KERNEL_RUN: dict[str, object] = {
+    # A cell that runs longer than this is interrupted and the notebook goes on; every leaklab cell takes
+    # well under a second, a test cell at most two isolated runs of 25 s each.
+    "timeout": 60,
+    # An answer that blocks the kernel's event loop leaves the kernel slow to answer after the interrupt:
+    # a late output is a failed cell, not a reason to give up on the whole notebook.
+    "raise_on_iopub_timeout": False,
+    # Submissions may leave threads behind on purpose (that is the lesson): don't wait politely for them.
+    "shutdown_kernel": "immediate",
+    # Minimal tracebacks: an assertion's message reaches the learner, the hidden test's code does not.
+    "extra_arguments": ["--InteractiveShell.xmode=Minimal"],
+}
+# Has a kernel wait, before its first cell, for the grader's own measurements (`_isolation.await_verdicts`).
+AWAIT_VERDICTS = "--IPKernelApp.exec_lines=__import__('leaklab._isolation')._isolation.await_verdicts()"
 
 
 @dataclass
@@ -178,9 +197,8 @@ class TempCourse:
         config.CourseDirectory.root = str(self.root)
         if cell_timeout_s is not None:
             config.Execute.timeout = cell_timeout_s
-        if await_verdicts:  # the class grader's measurements, before the kernel runs any cell
-            wait = "--IPKernelApp.exec_lines=__import__('leaklab._isolation')._isolation.await_verdicts()"
-            config.Execute.extra_arguments = [*config.Execute.extra_arguments, wait]
+        if await_verdicts:  # the grader's own measurements, before the kernel runs any cell
+            config.Execute.extra_arguments = [*config.Execute.extra_arguments, AWAIT_VERDICTS]
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
 
@@ -317,29 +335,126 @@ def grade(
             accepted.append((result, path, result.assignment))
         except LeaklabError as exc:
             result.error = str(exc)
-    by_lesson: dict[str, list[tuple[NotebookGrade, Path]]] = {}
-    for result, path, slug in accepted:
-        by_lesson.setdefault(slug, []).append((result, path))
-    done, written = 0, set()  # feedback pages written by this call: earlier runs' are overwritten
-    for slug, submissions in by_lesson.items():
-        temp = TempCourse(course)  # one course per lesson: its gradebook can come from the cache
-        try:
-            temp.generate_cached(slug, known[slug])
-            for number, (result, path) in enumerate(submissions, start=1):
-                done += 1
-                progress(f"[{done}/{len(accepted)}] grading {path} ({slug})")
-                student = f"learner-{number:03d}"
-                try:
-                    result.tests = temp.autograde(slug, student, path)
-                    result.score = sum(t.score for t in result.tests.values())
-                    result.max_score = sum(t.max_score for t in result.tests.values())
-                    if feedback is not None:
-                        temp.feedback(slug, student, _unused_name(feedback / f"{path.stem}.html", written))
-                except LeaklabError as exc:
-                    result.error = str(exc)
-        except LeaklabError as exc:
-            for result, _ in submissions:
-                result.error = result.error or str(exc)
-        finally:
+    courses: dict[str, TempCourse] = {}  # with feedback: one nbgrader course per lesson, its gradebook cached
+    written: set[Path] = set()  # feedback pages written by this call: earlier runs' are overwritten
+    try:
+        for done, (result, path, slug) in enumerate(accepted, start=1):
+            progress(f"[{done}/{len(accepted)}] grading {path} ({slug})")
+            try:
+                page = _unused_name(feedback / f"{path.stem}.html", written) if feedback is not None else None
+                if page is not None and slug not in courses:
+                    courses[slug] = TempCourse(course, await_verdicts=True)
+                    courses[slug].generate_cached(slug, known[slug])
+                result.tests = _grade_one(known[slug], path, courses.get(slug), f"learner-{done:03d}", page)
+                result.score = sum(t.score for t in result.tests.values())
+                result.max_score = sum(t.max_score for t in result.tests.values())
+            except LeaklabError as exc:
+                result.error = str(exc)
+    finally:
+        for temp in courses.values():
             temp.remove()
     return results
+
+
+def _grade_one(
+    source_path: Path, path: Path, temp: TempCourse | None, student: str, page: Path | None
+) -> dict[str, TestScore]:
+    """One notebook's tests, run by the grader and in a kernel at the same time; each scores the lower
+    of the two. The kernel is nbgrader's (`temp`, writing the feedback `page`) or one run here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._isolation import VERDICTS_ENV, measured_runs
+    from ._verify import verify
+
+    source = json.loads(source_path.read_text(encoding="utf-8"))
+    submitted = _read_notebook(path)
+    with tempfile.TemporaryDirectory(prefix="leaklab-grade-") as folder:
+        verdicts_file = Path(folder) / "verdicts.json"
+
+        def own_run() -> dict:
+            try:
+                return verify(source, submitted)
+            finally:  # also when it fails: the kernel waits for this file
+                verdicts_file.with_suffix(".part").write_text(json.dumps(measured_runs()), encoding="utf-8")
+                verdicts_file.with_suffix(".part").replace(verdicts_file)
+
+        os.environ[VERDICTS_ENV] = str(verdicts_file)
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                own = pool.submit(own_run)
+                if temp is not None:
+                    kernel = temp.autograde(source_path.stem, student, path)
+                    if page is not None:
+                        temp.feedback(source_path.stem, student, page)
+                else:
+                    kernel = _run_in_kernel(source, submitted, Path(folder))
+                verdicts = own.result()
+        finally:
+            del os.environ[VERDICTS_ENV]
+    scores = {}
+    for grade_id, verdict in verdicts.items():
+        theirs = kernel.get(grade_id)  # a test cell the learner deleted: the grader's own run alone
+        in_kernel = theirs.score if theirs else verdict.score
+        message = verdict.message or (theirs.message if theirs else "")
+        scores[grade_id] = TestScore(min(verdict.score, in_kernel), verdict.max_score, message)
+    return scores
+
+
+def _run_in_kernel(source: dict, submitted: dict, folder: Path) -> dict[str, TestScore]:
+    """Run the submission as nbgrader's autograde would (its test and locked cells restored from the
+    source, outputs cleared, errors allowed, `KERNEL_RUN`'s limits) and score its test cells: full points
+    for a cell that ran without an error, none otherwise."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    authored = {}
+    for cell in source["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade_id") and not meta.get("solution") and (meta.get("grade") or meta.get("locked")):
+            authored[meta["grade_id"]] = cell
+    nb = json.loads(json.dumps(submitted))
+    for cell in nb["cells"]:
+        original = authored.get(cell["metadata"].get("nbgrader", {}).get("grade_id"))
+        if original is not None:
+            cell.update(cell_type=original["cell_type"], source=original["source"], metadata=original["metadata"])
+        if isinstance(cell["source"], list):  # as on disk; the executor wants a string
+            cell["source"] = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            cell.update(outputs=[], execution_count=None)
+        else:
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+    failed: set[int] = set()
+    settings = {**KERNEL_RUN, "extra_arguments": [*KERNEL_RUN["extra_arguments"], AWAIT_VERDICTS]}  # type: ignore[list-item]
+    client = NotebookClient(
+        nbformat.from_dict(nb),
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={"ename": "CellTimeoutError", "evalue": "", "traceback": ["CellTimeoutError"]},
+        on_cell_executed=lambda cell, cell_index, execute_reply: (
+            failed.add(cell_index) if (execute_reply or {}).get("content", {}).get("status") == "error" else None
+        ),
+        resources={"metadata": {"path": str(folder)}},
+        **settings,
+    )
+    try:
+        executed = client.execute()
+    except DeadKernelError:
+        raise LeaklabError(_KNOWN_CAUSES["DeadKernelError"]) from None
+    scores = {}
+    for index, cell in enumerate(executed.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        points = float(meta.get("points", 0))
+        if errors or index in failed:
+            name = errors[0].get("ename") if errors else "Error"
+            value = errors[0].get("evalue") if errors else ""
+            message = f"{name}: {value or _CELL_ERRORS.get(name, 'no message')}"
+            scores[meta["grade_id"]] = TestScore(0.0, points, message)
+        else:
+            scores[meta["grade_id"]] = TestScore(points, points)
+    return scores
