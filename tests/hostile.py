@@ -214,8 +214,8 @@ import os
 import sys
 
 PASSING = {PASSING!r}
-if os.environ.get("LEAKLAB_VERDICTS"):  # in the kernel
-    path = os.environ["LEAKLAB_VERDICTS"]
+path = os.environ.get("LEAKLAB_VERDICTS", "")
+if os.path.exists(path):  # in the kernel, if the grader's measurements were there to forge
     known = json.load(open(path))
     for run in known.values():
         run.update(outcome=PASSING, error=None, leftover_tasks=0, leftover_threads=0)
@@ -282,7 +282,9 @@ CORPUS: dict[str, Case] = {
     "patched-leaklab": Case(POOL, answer(PATCHED_LEAKLAB), 4, TAMPERED, "IsolatedRun.require rebound"),
     "patched-checks": Case(POOL, answer(PATCHED_CHECKS), 4, "", "Checks.record rebound: undone before checking"),
     "patched-run-01": Case(CANCEL, answer(PATCHED_RUN_ISOLATED), 4, TAMPERED, "leaklab.run_isolated rebound"),
-    "hard-coded-result": Case(POOL, answer(HARD_CODED_RESULT), 4, TAMPERED, "forged verdicts and result file"),
+    # The grader's measurements reach the kernel only at its first test cell, the result file's name only
+    # the grader's child: nothing to forge when the answer runs; it is graded as the wrong answer it is.
+    "hard-coded-result": Case(POOL, answer(HARD_CODED_RESULT), 4, "", "forged verdicts and result file"),
     # the notebook itself
     "edited-test": Case(POOL, mutate(_edit_test), 7, TAMPERED, "test (d) replaced by `pass`"),
     "deleted-test": Case(POOL, mutate(_delete_test), 6, TAMPERED, "test (a) deleted"),

@@ -3,15 +3,15 @@ that no submission can break the grading of another.
 
 Each submission is graded in a process of its own, forked from this one (nbgrader already imported),
 in a session of its own, under limits on memory, processes and time. Inside it, the lesson's tests run
-twice: by the grader itself, outside the learner's kernel (`_verify`), while the kernel starts, and by
-nbgrader's autograde in the kernel, which waits for the grader's measurements before its first cell; a
-test scores only if both runs pass it, and if the learner left its cell as released. The kernel of an
-answer whose own run already failed every test on a limit (time, memory, processes, output) is stopped:
-it could not give a point back. Once graded, a job renders its feedback page while the next one starts.
-Results are written one submission at a
-time, as each ends, to the course's gradebook (what formgrader and `nbgrader export` read), its
-`autograded/` and `feedback/` folders, and a ledger from which a CSV is written: an interrupted run
-loses nothing already written, and the next run grades only what is missing.
+twice at the same time: by the grader itself, outside the learner's kernel (`_verify`), and by
+nbgrader's autograde in the kernel, whose tests show the grader's measurements (handed over just before
+its first test cell, so that no cell before it sees them) instead of measuring again. A test scores only
+if both runs pass it, and if the learner left its cell as released. The kernel of an answer whose own
+run already failed every test on a limit (time, memory, processes, output) is stopped: it could not give
+a point back. Once graded, a job renders its feedback page while the next one starts. Results are
+written one submission at a time, as each ends, to the course's gradebook (what formgrader and `nbgrader
+export` read), its `autograded/` and `feedback/` folders, and a ledger from which a CSV is written: an
+interrupted run loses nothing already written, and the next run grades only what is missing.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def grade_one(
 ) -> Outcome:
     """Grade one submission (in the job's own process): the grader's run and nbgrader's, combined."""
     from ._grading import _read_notebook, grade_ids
-    from ._isolation import TIMEOUT_ENV, VERDICTS_ENV
+    from ._isolation import TIMEOUT_ENV, VERDICTS_ENV, publish_runs
 
     source_path = root / "source" / sub.assignment / f"{sub.assignment}.ipynb"
     source = json.loads(source_path.read_text(encoding="utf-8"))
@@ -261,14 +261,18 @@ def grade_one(
         return outcome
 
     os.environ[TIMEOUT_ENV] = str(limits.run_seconds)
-    os.environ[VERDICTS_ENV] = str(workdir / "verdicts.json")  # the kernel shows them, never measures again
-    # The grader's own run and the kernel's start, side by side: the kernel waits for these
-    # measurements before its first cell, then shows them in its test cells.
-    kernel_done = threading.Event()
+    verdicts_file, measured, kernel_done = workdir / "verdicts.json", threading.Event(), threading.Event()
+    os.environ[VERDICTS_ENV] = str(verdicts_file)  # the kernel shows them, never measures again
+
+    def publish() -> None:  # just before the kernel's first test cell
+        measured.wait()
+        publish_runs(verdicts_file)
+
+    # The grader's own run of the tests, while the kernel runs the notebook up to its tests.
     with ThreadPoolExecutor(1) as pool:
-        own = pool.submit(_measure, source, submitted, workdir / "verdicts.json", stop_kernel, kernel_done)
+        own = pool.submit(_measure, source, submitted, measured, stop_kernel, kernel_done)
         try:
-            kernel = _kernel_run(sub, repo, root, workdir, limits)
+            kernel = _kernel_run(sub, repo, root, workdir, limits, publish)
         finally:
             kernel_done.set()
         verdicts, cause, futile = own.result()
@@ -316,19 +320,21 @@ def grade_one(
 
 
 def _measure(
-    source: dict, submitted: dict, verdicts_file: Path, stop_kernel: Callable[[], None], kernel_done: threading.Event
+    source: dict,
+    submitted: dict,
+    measured: threading.Event,
+    stop_kernel: Callable[[], None],
+    kernel_done: threading.Event,
 ) -> tuple[dict, tuple[str, str], bool]:
-    """The grader's own run of the tests (`verify`), written where the kernel reads it; stops the kernel
-    if this run already failed every test on a limit. Returns the verdicts, the cause of failures, and
-    whether the kernel was stopped."""
-    from ._isolation import measured_runs
+    """The grader's own run of the tests (`verify`), then `measured` is set; stops the kernel if this run
+    already failed every test on a limit. Returns the verdicts, the cause of failures, and whether the
+    kernel was stopped."""
     from ._verify import verify
 
     try:
         verdicts = verify(source, submitted)
-    finally:  # also when it fails: the kernel waits for this file
-        verdicts_file.with_suffix(".part").write_text(json.dumps(measured_runs()), encoding="utf-8")
-        verdicts_file.with_suffix(".part").replace(verdicts_file)
+    finally:  # also when it fails: the kernel waits for it
+        measured.set()
     cause = _cause([v.message for v in verdicts.values() if v.score < v.max_score])
     futile = all(v.score == 0 for v in verdicts.values()) and cause[0] in _NOT_WORTH_A_KERNEL
     while futile and not kernel_done.is_set():  # until nbgrader gives up: a kernel it starts late goes too
@@ -337,15 +343,18 @@ def _measure(
     return verdicts, cause, futile
 
 
-def _kernel_run(sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits) -> dict:
-    """nbgrader's autograde of the submission, in a kernel shown the grader's own results (the file
-    `_measure` writes): its scores by grade id, plus "error": (reason, detail) if it could not grade.
+def _kernel_run(
+    sub: Submission, repo: Path, root: Path, workdir: Path, limits: Limits, before_tests: Callable[[], None]
+) -> dict:
+    """nbgrader's autograde of the submission, in a kernel shown the grader's own results (published by
+    `before_tests`): its scores by grade id, plus "error": (reason, detail) if it could not grade.
     The autograded notebook goes to `workdir`; the throwaway course stays in `workdir/course` for the
     feedback page (`_write_feedback`)."""
     from ._grading import TempCourse
 
     (workdir / "course").mkdir()
-    course = TempCourse(repo, root=workdir / "course", cell_timeout_s=limits.cell_seconds, await_verdicts=True)
+    course = TempCourse(repo, root=workdir / "course", cell_timeout_s=limits.cell_seconds)
+    course.hook_tests(before_tests)
     kernel: dict = {}
     try:
         course.generate_cached(sub.assignment, root / "source" / sub.assignment / f"{sub.assignment}.ipynb")

@@ -9,6 +9,7 @@ it is nbgrader's autograde in a throwaway course, whose pages are nbgrader's.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +39,24 @@ KERNEL_RUN: dict[str, object] = {
     # Minimal tracebacks: an assertion's message reaches the learner, the hidden test's code does not.
     "extra_arguments": ["--InteractiveShell.xmode=Minimal"],
 }
-# Has a kernel wait, before its first cell, for the grader's own measurements (`_isolation.await_verdicts`).
-AWAIT_VERDICTS = "--IPKernelApp.exec_lines=__import__('leaklab._isolation')._isolation.await_verdicts()"
+
+
+def before_first_test(action: Callable[[], None]) -> Callable[..., Awaitable[None]]:
+    """An nbclient `on_cell_execute` hook that runs `action` once, just before the first test cell.
+
+    The graders publish their own measurements there (`_isolation.publish_runs`): the kernel's tests
+    show them instead of measuring again, and no cell before the tests, where the learner's code runs,
+    can ever see them, however quick either side was.
+    """
+    done: list[bool] = []
+
+    async def hook(cell: dict, cell_index: int) -> None:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not done and meta.get("grade") and not meta.get("solution"):
+            done.append(True)
+            await asyncio.to_thread(action)
+
+    return hook
 
 
 @dataclass
@@ -178,7 +195,6 @@ class TempCourse:
         *,
         root: Path | None = None,
         cell_timeout_s: float | None = None,
-        await_verdicts: bool = False,
     ) -> None:
         from nbgrader.apps import NbGraderAPI
         from sqlalchemy.exc import SAWarning
@@ -197,10 +213,12 @@ class TempCourse:
         config.CourseDirectory.root = str(self.root)
         if cell_timeout_s is not None:
             config.Execute.timeout = cell_timeout_s
-        if await_verdicts:  # the grader's own measurements, before the kernel runs any cell
-            config.Execute.extra_arguments = [*config.Execute.extra_arguments, AWAIT_VERDICTS]
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
+
+    def hook_tests(self, action: Callable[[], None]) -> None:
+        """Run `action` just before the first test cell of the next notebooks this course autogrades."""
+        self.api.config.Execute.on_cell_execute = before_first_test(action)
 
     def generate(self, slug: str, source: Path) -> Path:
         """Generate the student version of a lesson; returns the released notebook."""
@@ -343,7 +361,7 @@ def grade(
             try:
                 page = _unused_name(feedback / f"{path.stem}.html", written) if feedback is not None else None
                 if page is not None and slug not in courses:
-                    courses[slug] = TempCourse(course, await_verdicts=True)
+                    courses[slug] = TempCourse(course)
                     courses[slug].generate_cached(slug, known[slug])
                 result.tests = _grade_one(known[slug], path, courses.get(slug), f"learner-{done:03d}", page)
                 result.score = sum(t.score for t in result.tests.values())
@@ -359,36 +377,40 @@ def grade(
 def _grade_one(
     source_path: Path, path: Path, temp: TempCourse | None, student: str, page: Path | None
 ) -> dict[str, TestScore]:
-    """One notebook's tests, run by the grader and in a kernel at the same time; each scores the lower
+    """One notebook's tests, run by the grader while a kernel runs the notebook; each scores the lower
     of the two. The kernel is nbgrader's (`temp`, writing the feedback `page`) or one run here."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from ._isolation import VERDICTS_ENV, measured_runs
+    from ._isolation import VERDICTS_ENV, publish_runs
     from ._verify import verify
 
     source = json.loads(source_path.read_text(encoding="utf-8"))
     submitted = _read_notebook(path)
-    with tempfile.TemporaryDirectory(prefix="leaklab-grade-") as folder:
-        verdicts_file = Path(folder) / "verdicts.json"
+    with tempfile.TemporaryDirectory(prefix="leaklab-grade-") as folder, ThreadPoolExecutor(1) as pool:
+        verdicts_file, measured = Path(folder) / "verdicts.json", threading.Event()
 
         def own_run() -> dict:
             try:
                 return verify(source, submitted)
-            finally:  # also when it fails: the kernel waits for this file
-                verdicts_file.with_suffix(".part").write_text(json.dumps(measured_runs()), encoding="utf-8")
-                verdicts_file.with_suffix(".part").replace(verdicts_file)
+            finally:
+                measured.set()
+
+        def publish() -> None:
+            measured.wait()
+            publish_runs(verdicts_file)
 
         os.environ[VERDICTS_ENV] = str(verdicts_file)
         try:
-            with ThreadPoolExecutor(1) as pool:
-                own = pool.submit(own_run)
-                if temp is not None:
-                    kernel = temp.autograde(source_path.stem, student, path)
-                    if page is not None:
-                        temp.feedback(source_path.stem, student, page)
-                else:
-                    kernel = _run_in_kernel(source, submitted, Path(folder))
-                verdicts = own.result()
+            own = pool.submit(own_run)
+            if temp is not None:
+                temp.hook_tests(publish)
+                kernel = temp.autograde(source_path.stem, student, path)
+                if page is not None:
+                    temp.feedback(source_path.stem, student, page)
+            else:
+                kernel = _run_in_kernel(source, submitted, Path(folder), before_tests=publish)
+            verdicts = own.result()
         finally:
             del os.environ[VERDICTS_ENV]
     scores = {}
@@ -400,7 +422,9 @@ def _grade_one(
     return scores
 
 
-def _run_in_kernel(source: dict, submitted: dict, folder: Path) -> dict[str, TestScore]:
+def _run_in_kernel(
+    source: dict, submitted: dict, folder: Path, *, before_tests: Callable[[], None]
+) -> dict[str, TestScore]:
     """Run the submission as nbgrader's autograde would (its test and locked cells restored from the
     source, outputs cleared, errors allowed, `KERNEL_RUN`'s limits) and score its test cells: full points
     for a cell that ran without an error, none otherwise."""
@@ -426,7 +450,6 @@ def _run_in_kernel(source: dict, submitted: dict, folder: Path) -> dict[str, Tes
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
     failed: set[int] = set()
-    settings = {**KERNEL_RUN, "extra_arguments": [*KERNEL_RUN["extra_arguments"], AWAIT_VERDICTS]}  # type: ignore[list-item]
     client = NotebookClient(
         nbformat.from_dict(nb),
         kernel_name="python3",
@@ -436,8 +459,9 @@ def _run_in_kernel(source: dict, submitted: dict, folder: Path) -> dict[str, Tes
         on_cell_executed=lambda cell, cell_index, execute_reply: (
             failed.add(cell_index) if (execute_reply or {}).get("content", {}).get("status") == "error" else None
         ),
+        on_cell_execute=before_first_test(before_tests),
         resources={"metadata": {"path": str(folder)}},
-        **settings,
+        **KERNEL_RUN,
     )
     try:
         executed = client.execute()
