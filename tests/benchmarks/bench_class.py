@@ -16,6 +16,7 @@ Printed as bench.py prints: progress on stderr, a Markdown table on stdout; neve
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -51,6 +52,11 @@ def bench_under_load(slugs: list[str], *, repeat: int, jobs: int, say: Progress)
             say(f"under load: grading {repeat} x {len(slugs)} solutions beside 2 CPU burners")
             seconds = timed([BIN / "leaklab", "autograde", course, "--jobs", str(jobs), "--course", ROOT], cwd=ROOT)
             full, total = leaklab_marks(course)
+            for line in (course / "leaklab" / "grades.jsonl").read_text(encoding="utf-8").splitlines():
+                graded = json.loads(line)  # a solution that lost points: which tests, and why
+                if graded["score"] < graded["max_score"]:
+                    lost = {k: t["message"][:200] for k, t in graded["tests"].items() if t["score"] < t["max_score"]}
+                    say(f"under load: {graded['student']} {graded['assignment']} {graded['score']:g}: {lost}")
     finally:
         for burner in burners:
             burner.kill()
