@@ -542,13 +542,31 @@ def check_environment() -> None:
         )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def report(name: str, runs: int, measure: Callable[[Progress], list[Row]]) -> int:
+    """Run `measure`, then print the machine line and the table; a step that fails is one line on stderr."""
     say, load = Progress(), os.getloadavg()[0]
-    rows: list[Row] = []
-    executions: dict[str, list[float]] = {}
     try:
         check_environment()
+        rows = measure(say)
+    except BenchError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    say(f"done in {(time.monotonic() - say.started) / 60:.1f} min")
+    print(machine_line(runs, load))
+    print()
+    print(table(rows))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def measure(say: Progress) -> list[Row]:
+        rows: list[Row] = []
+        executions: dict[str, list[float]] = {}
         if "notebooks" not in args.skip:
             part, executions = bench_notebooks(args.lessons, args.runs, say)
             rows += part
@@ -560,17 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += bench_memray(args.scenario, args.rounds, args.runs, say)
         if "install" not in args.skip:
             rows += bench_install(say)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
-    say(f"done in {(time.monotonic() - say.started) / 60:.1f} min")
-    print(machine_line(args.runs, load))
-    print()
-    print(table(rows))
-    return 0
+        return rows
+
+    return report("bench", args.runs, measure)
 
 
 if __name__ == "__main__":

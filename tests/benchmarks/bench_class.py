@@ -17,26 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench import (
     BIN,
     ROOT,
-    BenchError,
     Progress,
     Row,
     bench_class,
-    check_environment,
     leaklab_marks,
     lessons,
-    machine_line,
     make_course,
-    table,
+    report,
     timed,
     verdict,
 )
@@ -83,9 +78,8 @@ def main() -> int:
         parser.error(f"no lesson {', '.join(unknown)}; lessons: {', '.join(lessons())}")
     if min(args.students, args.repeat, args.jobs, args.runs) < 1:
         parser.error("--students, --repeat, --jobs and --runs must be at least 1")
-    say, load = Progress(), os.getloadavg()[0]
-    try:
-        check_environment()
+
+    def measure(say: Progress) -> list[Row]:
         rows = bench_class(
             args.lessons,
             students=args.students,
@@ -95,18 +89,9 @@ def main() -> int:
             say=say,
             execution_runs=3,
         )
-        rows.append(bench_under_load(args.lessons, repeat=args.repeat, jobs=args.jobs, say=say))
-    except BenchError as exc:
-        print(f"bench-class: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench-class: interrupted", file=sys.stderr)
-        return 130
-    say(f"done in {(time.monotonic() - say.started) / 60:.1f} min")
-    print(machine_line(args.runs, load))
-    print()
-    print(table(rows))
-    return 0
+        return [*rows, bench_under_load(args.lessons, repeat=args.repeat, jobs=args.jobs, say=say)]
+
+    return report("bench-class", args.runs, measure)
 
 
 if __name__ == "__main__":
