@@ -23,9 +23,9 @@ def with_answer(source: str, folder: Path, name: str, *, slug: str) -> Path:
     return path
 
 
-def graded_by_cli(submissions: dict[str, Path], home: Path) -> dict[str, dict]:
-    """`leaklab grade --json` on every submission in one call, with an empty HOME; results by name."""
-    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *map(str, submissions.values())]
+def graded_by_cli(submissions: dict[str, Path], home: Path, *options: str) -> dict[str, dict]:
+    """`leaklab grade --json [options]` on every submission in one call, with an empty HOME; results by name."""
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *options, *map(str, submissions.values())]
     env = {**os.environ, "HOME": str(home)}
     done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     results = json.loads(done.stdout)["results"]

@@ -3,10 +3,6 @@ two must score every test alike (nbgrader's autograde is the reference for how a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from functools import partial
 
 import answers
@@ -27,13 +23,10 @@ def both(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
         "leaky": with_answer(answers.LEAKY, folder, "leaky"),
         "blocks_caller": with_answer(answers.BLOCKS_CALLER, folder, "blocks_caller"),
     }
-    runs = []
-    for extra in ([], ["--feedback", str(tmp_path_factory.mktemp("pages"))]):
-        cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *extra, *map(str, submissions.values())]
-        env = {**os.environ, "HOME": str(tmp_path_factory.mktemp("home"))}
-        done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        runs.append(json.loads(done.stdout)["results"])
-    return {name: (own, nbgrader) for name, own, nbgrader in zip(submissions, *runs, strict=True)}
+    own = handed_in.graded_by_cli(submissions, tmp_path_factory.mktemp("home"))
+    pages = str(tmp_path_factory.mktemp("pages"))
+    nbgrader = handed_in.graded_by_cli(submissions, tmp_path_factory.mktemp("home"), "--feedback", pages)
+    return {name: (own[name], nbgrader[name]) for name in submissions}
 
 
 @pytest.mark.parametrize("name", ["solution", "exercise", "leaky", "blocks_caller"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import answers_02
 import answers_03
 import answers_04
+import handed_in
 import pytest
 from answers import LEAKY, PATCHED_COUNTERS, TASK_GROUP
 
@@ -24,14 +25,8 @@ BEHAVIOUR_TESTS = {f"{SLUG}_results", f"{SLUG}_gives_up"}
 
 
 def with_answer(source: str, folder: Path, name: str, slug: str = SLUG) -> Path:
-    """The worked notebook with its answer cell replaced, as a learner would submit it."""
-    nb = json.loads((ROOT / "solutions" / f"{slug}.ipynb").read_text())
-    for cell in nb["cells"]:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{slug}_fix":
-            cell["source"] = source
-    path = folder / f"{name}.ipynb"
-    path.write_text(json.dumps(nb))
-    return path
+    """The worked notebook of `slug` with its answer cell replaced, as a learner would submit it."""
+    return handed_in.with_answer(source, folder, name, slug=slug)
 
 
 @pytest.fixture(scope="module")
