@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -21,6 +22,7 @@ from ._errors import LeaklabError
 from ._stacks import format_groups, group_stacks, task_stack, thread_stack
 
 PATH = "/debug/tasks"
+_POLL_S = 0.02  # how often the serving loop looks whether it should stop (the default is 0.5 s)
 
 
 def _pending_tasks() -> list[asyncio.Task]:
@@ -101,7 +103,9 @@ class DumpServer:
         self._http.daemon_threads = False  # server_close() then waits for requests being answered
         self.host, self.port = host, self._http.server_address[1]
         self.url = f"http://{host}:{self.port}{PATH}"
-        self._thread = threading.Thread(target=self._http.serve_forever, name="leaklab-dump", daemon=True)
+        # shutdown() waits for the serving loop to look at its flag, which it does once per poll interval
+        serve = partial(self._http.serve_forever, poll_interval=_POLL_S)
+        self._thread = threading.Thread(target=serve, name="leaklab-dump", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -58,8 +58,8 @@ _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
 
 
-# The plots' time axis: here a round of traffic, a few milliseconds, stands for a few hours.
-WEEK_AXIS = "time since the week began (ms; a round of traffic stands for a few hours)"
+# The plots' time axis: here a round of traffic, a few milliseconds, stands for half a day.
+WEEK_AXIS = "time since the week began (ms; a round of traffic stands for half a day)"
 
 
 def handle(job: int) -> int:
@@ -219,7 +219,7 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 class DailyGauge:
     """The service's own monitor: once a day, count its live tasks and threads; alert over a threshold."""
 
-    threshold: int = 50  # live tasks + threads above which the on-call engineer is paged
+    threshold: int = 40  # live tasks + threads above which the on-call engineer is paged
     log: bool = True
     readings: list[tuple[int, int]] = field(default_factory=list)  # (tasks, threads), one per day
     alerts: list[int] = field(default_factory=list)  # the days on which it fired
@@ -496,8 +496,10 @@ class _Traffic:
     lookup_deadline_ms: float
     address: tuple[str, int]  # the key-value service's
     next_id: int = 1000
+    last_sent: float = 0.0  # when the last request was sent (monotonic seconds)
 
     def _launch(self, coro: Awaitable[object], judge: Callable[[asyncio.Task], None]) -> asyncio.Task:
+        self.last_sent = _monotonic()
         task = asyncio.ensure_future(coro)
         task.add_done_callback(judge)
         self.week.in_flight.add(task)
@@ -574,7 +576,7 @@ async def replay_week(
     address: tuple[str, int],
     *,
     days: int = 7,
-    rounds: int = 3,
+    rounds: int = 2,
     mix: dict[str, int] | None = None,
     seed: int = 0,
     outage_day: int = 3,
@@ -594,8 +596,8 @@ async def replay_week(
     gauge's reading. Reports give up one time in three (at `give_up_ms`); lookups ask for a key the service
     never answers one time in three (every lookup has `lookup_deadline_ms`); the sink goes down on
     `outage_day` and stays down; the service is restarted (a config reload) after every round. A request
-    still waiting `patience_ms` after its deadline once the week is over is judged unanswered; what the
-    service left running is left running (threads it started are held at their end until it waits for
+    still waiting `patience_ms` after the lookups' deadline, counted from the last request sent, is judged
+    unanswered; what the service left running is left running (threads it started are held at their end until it waits for
     them, or the grader has looked, and let go when the week is over). With `collect`, each day ends with a
     garbage collection, so that memray's heap at that moment is what is held, not garbage for the collector.
     """
@@ -620,6 +622,7 @@ async def replay_week(
                 week.sink.go_down()
             today: list[asyncio.Task] = []
             for _ in range(rounds):
+                round_ends = _monotonic() + round_ms / 1000  # the round's batches run within its time
                 today += [traffic.report() for _ in range(mix.get("report", 0))]
                 today += [traffic.lookup() for _ in range(mix.get("lookup", 0))]
                 today += [traffic.status() for _ in range(mix.get("status", 0))]
@@ -627,7 +630,7 @@ async def replay_week(
                     traffic.events()
                 for _ in range(mix.get("batch", 0)):
                     await traffic.batch()
-                await asyncio.sleep(round_ms / 1000)
+                await asyncio.sleep(max(0.0, round_ends - _monotonic()))
                 if restart_every_round:
                     await traffic.lifecycle("stop")
                     await traffic.lifecycle("start")
@@ -644,8 +647,6 @@ async def replay_week(
         driver.owners.close()  # whatever the service left, held at its end, may end now
         week.stop_problems += driver.owners.stop_problems
         week.batch_problems += driver.owners.batch_problems
-        if week.in_flight:  # the last lookups have had their deadline, and patience
-            await asyncio.wait(set(week.in_flight), timeout=(patience_ms + lookup_deadline_ms) / 1000)
 
         # After the last stop(), every event record() took was delivered once, or is back on self.events.
         def once(event: int, waiting: list[int]) -> bool:
@@ -655,7 +656,10 @@ async def replay_week(
             waiting = list(getattr(week.service.events, "queue", ()))
             return all(once(event, waiting) for event in week.recorded)
 
-        await _wait_for(accounted, patience_ms / 1000)  # (a flusher stop() did not wait for may put one back late)
+        # Both at once: the last requests get their deadline and patience from when they were sent, and
+        # the events get patience (a flusher stop() did not wait for may put one back late).
+        answers_due = traffic.last_sent + (lookup_deadline_ms + patience_ms) / 1000
+        await asyncio.gather(_all_done(week.in_flight, answers_due), _wait_for(accounted, patience_ms / 1000))
         waiting = list(getattr(week.service.events, "queue", ()))
         if wrong := [e for e in week.recorded if not once(e, waiting)]:
             times, back = week.sink.delivered.get(wrong[0], 0), waiting.count(wrong[0])
@@ -675,6 +679,12 @@ async def replay_week(
     finally:
         driver.close()  # (the hook holding the service's threads goes, whatever happened)
     return week
+
+
+async def _all_done(tasks: set[asyncio.Task], deadline: float) -> None:
+    """Wait until `tasks` are done, or the monotonic clock reaches `deadline`."""
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=max(0.0, deadline - _monotonic()))
 
 
 async def _wait_for(condition: Callable[[], bool], limit_s: float) -> bool:
