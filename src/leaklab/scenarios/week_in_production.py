@@ -597,9 +597,10 @@ async def replay_week(
     never answers one time in three (every lookup has `lookup_deadline_ms`); the sink goes down on
     `outage_day` and stays down; the service is restarted (a config reload) after every round. A request
     still waiting `patience_ms` after the lookups' deadline, counted from the last request sent, is judged
-    unanswered; what the service left running is left running (threads it started are held at their end until it waits for
-    them, or the grader has looked, and let go when the week is over). With `collect`, each day ends with a
-    garbage collection, so that memray's heap at that moment is what is held, not garbage for the collector.
+    unanswered; what the service left running is left running (threads it started are held at their end
+    until it waits for them, or the grader has looked, and let go when the week is over). With `collect`,
+    each day ends with a garbage collection, so that memray's heap at that moment is what is held, not
+    garbage for the collector.
     """
     mix = dict(MIX if mix is None else mix)
     week = Week(gauge=gauge if gauge is not None else DailyGauge())
