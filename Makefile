@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
+UV_INSTALL = $(BIN)/uv pip install --quiet --native-tls --python $(BIN)/python
 LAB_ARGS ?=
 LESSONS ?=
 CLASS_ARGS ?=
@@ -30,8 +32,14 @@ help: ## list the targets
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "leaklab needs Python 3.11 or newer: $(PYTHON) is $$($(PYTHON) --version)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# uv installs the same pinned packages about five times faster than pip (it downloads in parallel);
+	@# where uv cannot (no wheel of it for this machine, a registry it cannot reach), pip does it instead.
+	@echo "installing requirements.lock and leaklab into $(VENV)"
+	@if $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
+	    && $(UV_INSTALL) -r requirements.lock && $(UV_INSTALL) --no-deps -e .; then :; \
+	else echo "uv could not install the packages: pip installs them instead (a minute or two)"; \
+	    $(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock \
+	    && $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .; fi
 	@# jsonschema's URI format checker (pulled in by jupyter-events) adds ~1 s to every Jupyter and
 	@# nbgrader process and nothing here validates URIs: removed on purpose, `pip check` stays clean.
 	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
