@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
-UV_INSTALL = $(BIN)/uv pip install --quiet --native-tls --python $(BIN)/python
+# Compiled at install, as pip does: where Python may not write its bytecode caches (PYTHONDONTWRITEBYTECODE,
+# a venv that other users run from, as on the hub), every process would otherwise compile what it imports.
+UV_INSTALL = $(BIN)/uv pip install --quiet --native-tls --compile-bytecode --python $(BIN)/python
 LAB_ARGS ?=
 LESSONS ?=
 CLASS_ARGS ?=
