@@ -34,7 +34,7 @@ help: ## list the targets
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "leaklab needs Python 3.11 or newer: $(PYTHON) is $$($(PYTHON) --version)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	@# uv installs the same pinned packages about five times faster than pip (it downloads in parallel);
+	@# uv installs the same pinned packages about three times faster than pip (it downloads in parallel);
 	@# where uv cannot (no wheel of it for this machine, a registry it cannot reach), pip does it instead.
 	@echo "installing requirements.lock and leaklab into $(VENV)"
 	@if $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
