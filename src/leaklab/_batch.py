@@ -34,6 +34,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ._errors import LeaklabError
@@ -125,15 +126,15 @@ def read_ledger(root: Path) -> dict[tuple[str, str], Outcome]:
 def write_table(root: Path, outcomes: dict[tuple[str, str], Outcome]) -> Path:
     """The CSV: one row per student and notebook, with a reason for anything not graded normally."""
     path = root / TABLE
-    partial = path.with_suffix(".part")
-    with partial.open("w", newline="", encoding="utf-8") as table:
+    unfinished = path.with_suffix(".part")
+    with unfinished.open("w", newline="", encoding="utf-8") as table:
         writer = csv.writer(table)
         writer.writerow(["student", "assignment", "notebook", "score", "max_score", "reason", "detail"])
         for (student, assignment), o in sorted(outcomes.items()):
             writer.writerow(
                 [student, assignment, f"{assignment}.ipynb", f"{o.score:g}", f"{o.max_score:g}", o.reason, o.detail]
             )
-    partial.replace(path)
+    unfinished.replace(path)
     return path
 
 
@@ -263,10 +264,7 @@ def grade_one(
     os.environ[TIMEOUT_ENV] = str(limits.run_seconds)
     verdicts_file, measured, kernel_done = workdir / "verdicts.json", threading.Event(), threading.Event()
     os.environ[VERDICTS_ENV] = str(verdicts_file)  # the kernel shows them, never measures again
-
-    def publish() -> None:  # just before the kernel's first test cell
-        measured.wait()
-        publish_runs(verdicts_file)
+    publish = partial(publish_runs, verdicts_file, after=measured)  # just before the kernel's first test cell
 
     # The grader's own run of the tests, while the kernel runs the notebook up to its tests.
     with ThreadPoolExecutor(1) as pool:

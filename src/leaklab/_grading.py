@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ._errors import LeaklabError
@@ -396,10 +397,7 @@ def _grade_one(
             finally:
                 measured.set()
 
-        def publish() -> None:
-            measured.wait()
-            publish_runs(verdicts_file)
-
+        publish = partial(publish_runs, verdicts_file, after=measured)  # just before the kernel's first test
         os.environ[VERDICTS_ENV] = str(verdicts_file)
         try:
             own = pool.submit(own_run)

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -187,9 +188,11 @@ def measured_runs() -> dict[str, dict]:
     return {key: asdict(run) for key, run in _cache.items()}
 
 
-def publish_runs(path: Path) -> None:
+def publish_runs(path: Path, *, after: threading.Event | None = None) -> None:
     """Write every run this process has made where a kernel told `LEAKLAB_VERDICTS=path` looks for them:
-    whole or not at all."""
+    whole or not at all; with `after`, once that event is set (the grader's own run is over)."""
+    if after is not None:
+        after.wait()
     partial = path.with_suffix(".part")
     partial.write_text(json.dumps(measured_runs()), encoding="utf-8")
     partial.replace(path)

@@ -419,14 +419,15 @@ def bench_install(say: Progress) -> list[Row]:
         install_s = time.perf_counter() - start
         run_command([clone / ".venv" / "bin" / "leaklab", "--help"], cwd=clone, env=env)  # it installed something
         say(f"install: make .venv/.installed took {install_s:.1f} s")
+    total = clone_s + install_s
     installer = "pip, as uv could not" if "pip installs them instead" in made else "uv"
     label = f"fresh set-up: `git clone`, then `make .venv/.installed` (download caches empty; installed by {installer})"
     return [
         Row(
             label,
-            f"{clone_s + install_s:.0f} s (clone {clone_s:.1f} s, install {install_s:.0f} s)",
+            f"{total:.0f} s (clone {clone_s:.1f} s, install {install_s:.0f} s)",
             f"<= {INSTALL_GOAL_S:g} s",
-            verdict(clone_s + install_s <= INSTALL_GOAL_S),
+            verdict(total <= INSTALL_GOAL_S),
         )
     ]
 
