@@ -6,14 +6,14 @@ Every line here is about grading a lab whose subject is code that never exits.
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
-from leaklab._grading import KERNEL_RUN
+from leaklab.grading.settings import KERNEL_RUN
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
 c.CourseDirectory.course_id = "leaklab"
 
 # How the kernel runs a submission (timeouts, shutdown, tracebacks): the same settings `leaklab grade`
-# uses when it runs a notebook itself; each is explained in src/leaklab/_grading.py.
+# uses when it runs a notebook itself; each is explained in src/leaklab/grading/settings.py.
 for name, value in KERNEL_RUN.items():
     setattr(c.Execute, name, value)
 

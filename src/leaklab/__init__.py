@@ -28,8 +28,8 @@ __all__ = [
 
 _HOMES = {
     "Census": "_census",
-    "IsolatedRun": "_isolation",
-    "run_isolated": "_isolation",
+    "IsolatedRun": "grading.isolation",
+    "run_isolated": "grading.isolation",
     "LeakError": "_leakcheck",
     "no_leaks": "_leakcheck",
     "Recorder": "_recording",
@@ -46,11 +46,11 @@ _HOMES = {
 if TYPE_CHECKING:
     from ._census import Census
     from ._dump import DumpServer, serve_dump, task_dump
-    from ._isolation import IsolatedRun, run_isolated
     from ._leakcheck import LeakError, no_leaks
     from ._plotting import Plot, plot_runs
     from ._recording import Recorder, Recording
     from ._stacks import format_groups, group_stacks
+    from .grading.isolation import IsolatedRun, run_isolated
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,8 @@ from pathlib import Path
 import nbformat
 
 from ._errors import LeaklabError
-from ._grading import TempCourse, lessons
+from ._repo import lessons
+from .grading.nbgrader_course import temporary_course
 
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
 _MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
@@ -66,8 +67,7 @@ def build(
     if unknown:
         raise LeaklabError(f"no lesson named {', '.join(unknown)} in notebooks/; lessons: {', '.join(known)}")
     drifts = []
-    temp = TempCourse(course)
-    try:
+    with temporary_course(course) as temp:
         for slug, source_path in known.items():
             if only and slug not in only:
                 continue
@@ -83,8 +83,6 @@ def build(
             exercise_path.write_text(exercise, encoding="utf-8")
             progress(f"{slug}: executing {solution_path.relative_to(course)}")
             solution_path.write_text(_normalised(_execute(skeleton, solution_path.parent)), encoding="utf-8")
-    finally:
-        temp.remove()
     return drifts
 
 

@@ -34,10 +34,11 @@ class GradeCommand:
         parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from ._grading import find_course_root, grade
+        from ._repo import find_checkout
+        from .grading.single import grade
 
-        course = find_course_root(args.course)
-        results = grade(args.notebooks, course=course, feedback=args.feedback, progress=_say)
+        checkout = find_checkout(args.course)
+        results = grade(args.notebooks, checkout=checkout, feedback=args.feedback, progress=_say)
         if args.json:
             print(json.dumps({"results": [r.to_json() for r in results]}, indent=2))
         else:
@@ -50,6 +51,8 @@ class GradeCommand:
         if result.error:
             return f"{result.notebook}: not graded: {result.error}"
         lines = [f"{result.notebook} ({result.assignment}): {result.score:g} / {result.max_score:g}"]
+        if result.reason:
+            lines.append(f"  not graded normally: {result.reason.value}: {result.detail}")
         for name, test in result.tests.items():
             mark = "ok  " if test.score >= test.max_score else "FAIL"
             lines.append(f"  {mark} {name}  {test.score:g} / {test.max_score:g}")
@@ -68,9 +71,9 @@ class BuildCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         from ._build import build
-        from ._grading import find_course_root
+        from ._repo import find_checkout
 
-        drifts = build(find_course_root(args.course), only=args.lessons, check=args.check, progress=_say)
+        drifts = build(find_checkout(args.course), only=args.lessons, check=args.check, progress=_say)
         for drift in drifts:
             _say(f"drift: {drift}")
         if drifts:
@@ -134,9 +137,9 @@ class CourseCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         from ._course import init_course
-        from ._grading import find_course_root
+        from ._repo import find_checkout
 
-        repo = find_course_root(args.course)
+        repo = find_checkout(args.course)
         assignments = init_course(repo, args.folder, exchange=args.exchange, roster=args.roster, progress=_say)
         _say(f"course ready in {args.folder.resolve()}: {', '.join(assignments)}")
         _say(f"next: cd {args.folder} && nbgrader release_assignment {assignments[0]}")
@@ -149,22 +152,48 @@ class AutogradeCommand:
     Reads FOLDER/submitted/<student>/<assignment>/ (what `nbgrader collect` writes) and writes the
     gradebook, autograded/ and feedback/ as `nbgrader autograde` and `generate_feedback` would, plus
     FOLDER/leaklab/grades.csv. Run it again after an interruption: it grades only what is missing.
+    Exits with 1 if any submission graded by this run could not be graded normally (its reason is in
+    grades.csv).
     """
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        from .grading.settings import Limits
+
+        default = Limits()
+        gib = default.memory_bytes / 2**30
         parser.add_argument("folder", type=Path, metavar="FOLDER", help="the nbgrader course directory")
         parser.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="only these (default: all)")
         parser.add_argument("--jobs", type=int, help="submissions graded at once (default: one per core)")
         parser.add_argument("--force", action="store_true", help="grade again what was already graded")
-        parser.add_argument("--timeout", type=float, default=300.0, metavar="S", help="per submission (300 s)")
-        parser.add_argument("--cell-timeout", type=float, default=60.0, metavar="S", help="per cell (60 s)")
-        parser.add_argument("--run-timeout", type=float, default=25.0, metavar="S", help="per isolated run (25 s)")
-        parser.add_argument("--memory", type=float, default=4.0, metavar="GIB", help="per process (4 GiB)")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=default.seconds,
+            metavar="S",
+            help=f"per submission ({default.seconds:g} s)",
+        )
+        parser.add_argument(
+            "--cell-timeout",
+            type=float,
+            default=default.cell_seconds,
+            metavar="S",
+            help=f"per cell ({default.cell_seconds:g} s)",
+        )
+        parser.add_argument(
+            "--run-timeout",
+            type=float,
+            default=default.run_seconds,
+            metavar="S",
+            help=f"per isolated run ({default.run_seconds:g} s)",
+        )
+        parser.add_argument("--memory", type=float, default=gib, metavar="GIB", help=f"per process ({gib:g} GiB)")
         parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from ._batch import TABLE, Limits, grade_class
-        from ._grading import find_course_root
+        from ._repo import find_checkout
+        from .grading.classroom.records import TABLE
+        from .grading.classroom.scheduler import grade_class
+        from .grading.settings import Limits
 
         if args.jobs is not None and args.jobs < 1:
             raise LeaklabError("--jobs must be at least 1")
@@ -174,12 +203,21 @@ class AutogradeCommand:
             run_seconds=args.run_timeout,
             memory_bytes=int(args.memory * 2**30),
         )
-        repo = find_course_root(args.course)
-        outcomes = grade_class(
-            args.folder, repo=repo, assignments=args.assignments, jobs=args.jobs, force=args.force, limits=limits
+        checkout = find_checkout(args.course)
+        run = grade_class(
+            args.folder,
+            checkout=checkout,
+            assignments=args.assignments,
+            jobs=args.jobs,
+            force=args.force,
+            limits=limits,
         )
-        odd = [o for o in outcomes.values() if o.reason]
-        _say(f"{len(outcomes)} submissions graded, {len(odd)} with a reason; table: {args.folder / TABLE}")
+        odd = [o for o in run.graded if o.reason]
+        _say(f"{len(run.graded)} submissions graded, {len(odd)} with a reason; table: {args.folder / TABLE}")
+        if odd:
+            reasons = sorted({o.reason.value for o in odd if o.reason})
+            _say(f"{len(odd)} of {len(run.graded)} could not be graded normally ({', '.join(reasons)}): see grades.csv")
+            return 1
         return 0
 
 

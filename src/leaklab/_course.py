@@ -15,15 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._errors import LeaklabError
-from ._grading import lessons
+from ._repo import lessons
 
 CONFIG = "nbgrader_config.py"
-_MARK = "# written by `leaklab course init`"
+_MARK = "# written by `leaklab course`"
 
 
 def _config_text(repo: Path, root: Path, exchange: Path) -> str:
     return f"""{_MARK}: the leaklab course, graded as the repo grades it.
-# Edit freely; `leaklab course init` leaves an existing file alone.
+# Edit freely; `leaklab course` leaves an existing file alone.
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
 load_subconfig({str(repo / "grader" / CONFIG)!r})  # noqa: F821 - timeouts, kernel, feedback
@@ -61,7 +61,7 @@ def init_course(
     Refreshing copies the current lessons into `source/` and regenerates the released versions;
     submissions, grades and an edited config are never touched. Returns the assignments.
     """
-    from ._grading import TempCourse
+    from .grading.nbgrader_course import NbgraderCourse
 
     root = root.resolve()
     if root.exists() and not root.is_dir():
@@ -81,7 +81,7 @@ def init_course(
         exchange.chmod(stat.S_IMODE(mode) | 0o777)  # a sticky bit stays
     elif mode & 0o777 != 0o777:
         progress(f"warning: {exchange} is not writable by everyone: students cannot submit into it")
-    course = TempCourse(repo, root=root)
+    course = NbgraderCourse(repo, root)
     slugs = list(lessons(repo))
     for slug, source in lessons(repo).items():
         progress(f"{slug}: source and release")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ._recording import Recording, artefacts_dir
+from ._recording import Recording
+from ._repo import artefacts_dir
 
 _MIB = 1024 * 1024
 

@@ -20,22 +20,15 @@ from types import TracebackType
 import memray
 
 from ._census import Census
+from ._repo import artefacts_dir
 from ._stacks import _short, format_groups, group_stacks
 
-ARTEFACTS_ENV = "LEAKLAB_ARTEFACTS"
 _MACHINERY = (sysconfig.get_paths()["stdlib"] + "/", str(Path(__file__).parent / "_"), "<frozen")
 
 
 def _is_machinery(path: str) -> bool:
     """The standard library's and leaklab's own instruments: not where a learner's memory is held."""
     return path.startswith(_MACHINERY)
-
-
-def artefacts_dir(kind: str) -> Path:
-    """A git-ignored folder for run artefacts (captures, plots): `$LEAKLAB_ARTEFACTS` or `./.leaklab`."""
-    folder = Path(os.environ.get(ARTEFACTS_ENV, ".leaklab")) / kind
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @dataclass

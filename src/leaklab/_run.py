@@ -1,36 +1,33 @@
 """`leaklab run`: a scenario's leak, live and headless, for an instructor's screen.
 
 Each scenario module that has a leak to show defines `leaky_rounds(rounds)`, an async generator that
-runs one round of its leaky workload per step. Between rounds the live tasks, threads and resident
-memory are printed; the task dump can be served meanwhile; the plot and memray's view come at the end.
+runs one round of its leaky workload per step (`leaklab.scenarios.Runnable`, in the scenario contract).
+Between rounds the live tasks, threads and resident memory are printed; the task dump can be served
+meanwhile; the plot and memray's view come at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
-import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 
 from ._errors import LeaklabError
+from .scenarios import Runnable, load, runnable
 
 
 def runnable_scenarios() -> list[str]:
-    """The scenario modules that have a leak to run (a `leaky_rounds` generator)."""
-    from . import scenarios
-
-    names = [m.name for m in pkgutil.iter_modules(scenarios.__path__) if not m.name.startswith("_")]
-    return sorted(n for n in names if hasattr(importlib.import_module(f"leaklab.scenarios.{n}"), "leaky_rounds"))
+    """The scenario modules that have a leak to run (a `leaky_rounds` generator), by the scenario contract."""
+    return runnable()
 
 
-def _scenario(name: str) -> object:
+def _scenario(name: str) -> Runnable:
     known = runnable_scenarios()
     slug = name.split("_", 1)[1] if name[:2].isdigit() and "_" in name else name  # "01_forgotten_cancel" works too
     if slug not in known:
         raise LeaklabError(f"no scenario named {name!r}; scenarios: {', '.join(known)}")
-    return importlib.import_module(f"leaklab.scenarios.{slug}")
+    return load(slug)  # type: ignore[return-value]  # in `runnable()`: it has `leaky_rounds`
 
 
 def _resident_mib() -> float:
@@ -57,7 +54,7 @@ async def run_scenario(
 
     scenario = _scenario(name)
     server = serve_dump(port=dump_port) if dump_port is not None else None
-    leak = scenario.leaky_rounds(rounds)  # type: ignore[attr-defined]
+    leak = scenario.leaky_rounds(rounds)
     try:
         if server:
             say(f"task dump: curl '{server.url}?debug=1'  (every stack: ?debug=2)")

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+# Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query"]
 
 PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: what each query's result holds in memory
@@ -305,3 +305,7 @@ def probe(
 async def warm_up(handler: Handler) -> None:
     """Two requests that complete, so that first-use allocations are not counted as retained."""
     await probe(handler, requests=2, give_up_every=10**9)[0]
+
+
+# The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER_NAMES = ("PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query")

@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+# Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "socket"]
 
 PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: the buffer each call holds for its answer
@@ -337,6 +337,10 @@ def probe(fetch: Fetch, *, calls: int = 30, **plan_options: float) -> tuple[Awai
         }
 
     return run(), summary
+
+
+# The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER_NAMES = ("PAYLOAD_BYTES", "Request", "socket")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from .._census import Census
 from ._checks import Checks, thread_ids, wait_until
 
-# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+# Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["Sample", "threading", "time"]
 
 BUFFER_BYTES = 64 * 1024  # DO NOT CHANGE: the memory each leaked task or thread holds
@@ -617,3 +617,7 @@ def probe(
         checks.record("stops_cleanly", stops)
 
     return run(), checks.summary
+
+
+# The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER_NAMES = ("Sample", "threading", "time")

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ._checks import Checks, thread_ids, wait_until
 
-# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+# Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["BUFFER_BYTES", "JobFailed", "handle", "queue", "threading"]
 
 BUFFER_BYTES = 128 * 1024  # DO NOT CHANGE: the working memory each worker holds while it runs
@@ -148,3 +148,7 @@ def probe(pool_class: PoolClass, *, jobs: int = 30, batches: int = 5) -> tuple[A
         failure_keeps_worker=lambda: _failure_keeps_worker(pool_class),
         no_worker_survives=lambda: _no_worker_survives(pool_class, batches),
     )
+
+
+# The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER_NAMES = ("BUFFER_BYTES", "JobFailed", "handle", "queue", "threading")

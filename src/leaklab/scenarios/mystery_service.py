@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+# Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Backend", "BackendError", "Pending", "Reply", "encode"]
 
 PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: the size of one request frame (the caller's basket, serialised)
@@ -477,3 +477,7 @@ def probe(
 async def warm_up(client_class: type) -> None:
     """A short burst, so that first-use allocations are not counted as retained."""
     await probe(client_class, requests=20)[0]
+
+
+# The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER_NAMES = ("PAYLOAD_BYTES", "Backend", "BackendError", "Pending", "Reply", "encode")

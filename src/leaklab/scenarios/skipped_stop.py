@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ._checks import Checks, busy_seconds, thread_ids, wait_until
 
-# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+# Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time"]
 
 BUFFER_BYTES = 256 * 1024  # DO NOT CHANGE: the working memory a worker holds while it runs
@@ -251,3 +251,7 @@ def probe(
         work_gets_done=lambda: _work_gets_done(worker_class, jobs),
         stops_promptly=lambda: _stop_while_failing(worker_class, backoff_s),
     )
+
+
+# The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER_NAMES = ("BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ._checks import Checks
 
-# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+# Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["ast"]
 
 # DO NOT CHANGE: the rules the lesson runs (with ruff 0.17.6, as pinned in requirements.lock).
@@ -618,3 +618,7 @@ def probe(
     """The checks a grader runs against a learner's `find_deaf_retries`, and a summary of them."""
     checks = Checks()
     return asyncio.to_thread(_grade, checker, snippets_from(snippets), checks), checks.summary
+
+
+# The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER_NAMES = ("ast",)

@@ -33,7 +33,7 @@ from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, slow_query
 from .hung_call import answered_keys, expected_answer, pick_key, start_service
 from .skipped_stop import Dependency, DependencyError
 
-# The names an answer cell may use besides `asyncio`: the grader runs the cell with exactly these.
+# Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = [
     "BUFFER_BYTES",
     "PAYLOAD_BYTES",
@@ -869,3 +869,20 @@ def probe(
         return {"requests": requests, "answered": requests, **counts, "units": units, "problems": problems}
 
     return run(), summary
+
+
+# The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER_NAMES = (
+    "BUFFER_BYTES",
+    "PAYLOAD_BYTES",
+    "DependencyError",
+    "LeakyService",
+    "Lookup",
+    "Request",
+    "Result",
+    "handle",
+    "queue",
+    "slow_query",
+    "threading",
+    "time",
+)

@@ -5,7 +5,7 @@ rebind what the tests use (`leaklab.run_isolated`, `IsolatedRun.require`, a buil
 Here the test cells come from the authored source (hidden tests included) and run in the grader's
 process, where the learner's code never runs: each name the answer cell defines is bound to its source
 (an `AnswerRef`), which only `run_isolated`'s fresh process executes, or, for a plain literal such as
-`LEAK_LINE = 42`, to its value. A test passes here and in the kernel, or it does not pass.
+`LEAK_LINE = 42`, to its value.
 """
 
 from __future__ import annotations
@@ -13,28 +13,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
-from dataclasses import dataclass
 
-from ._isolation import AnswerRef
-
-
-@dataclass
-class Verdict:
-    """One test cell as the grader's own run saw it."""
-
-    score: float
-    max_score: float
-    message: str = ""
-
-
-def _text(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
-def _meta(cell: dict) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta if isinstance(meta, dict) else {}
+from . import cells
+from .isolation import AnswerRef, RunFailed
+from .results import TestResult
 
 
 def answer_names(source: str) -> dict[str, object]:
@@ -54,45 +36,50 @@ def answer_names(source: str) -> dict[str, object]:
     return names
 
 
-def verify(source: dict, submission: dict) -> dict[str, Verdict]:
-    """Run the source's test cells against the submission's answer cells; a verdict per grade id.
-
-    An answer cell that is missing or does not parse fails every test, with the reason.
-    """
-    answers = {_meta(c)["grade_id"]: _text(c) for c in submission["cells"] if _meta(c).get("solution")}
+def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
+    """The names the tests see: the lesson's set-up cells run, the answer cells' names bound; and the
+    problem that fails every test, if an answer cell is missing or not valid Python."""
+    answers = {cells.grade_id(c): cells.text(c) for c in submission["cells"] if cells.is_answer(c)}
     namespace: dict[str, object] = {"__name__": "__verify__"}
     problem = ""
     for cell in source["cells"]:
-        meta = _meta(cell)
-        if cell["cell_type"] != "code" or not meta or meta.get("grade"):
+        if cell["cell_type"] != "code" or cells.is_test(cell):
             continue
-        if meta.get("solution"):
-            answer = answers.get(meta["grade_id"])
+        if cells.is_answer(cell):
+            answer = answers.get(cells.grade_id(cell))
             if answer is None:
-                problem = f"the answer cell {meta['grade_id']} is missing from the submission"
+                problem = f"the answer cell {cells.grade_id(cell)} is missing from the submission"
                 continue
             try:
                 namespace.update(answer_names(answer))
             except SyntaxError as exc:
-                problem = f"the answer cell {meta['grade_id']} is not valid Python: {exc.msg} (line {exc.lineno})"
-        elif meta.get("locked"):  # the lesson's own set-up: imports of the scenario's names
-            exec(compile(_text(cell), f"<{meta.get('grade_id', 'setup')}>", "exec"), namespace)
-    verdicts = {}
-    for cell in source["cells"]:
-        meta = _meta(cell)
-        if cell["cell_type"] != "code" or not meta.get("grade"):
+                problem = f"the answer cell {cells.grade_id(cell)} is not valid Python: {exc.msg} (line {exc.lineno})"
+        elif cells.is_setup(cell):  # the lesson's own set-up: imports of the scenario's names
+            exec(compile(cells.text(cell), f"<{cells.grade_id(cell) or 'setup'}>", "exec"), namespace)
+    return namespace, problem
+
+
+def verify(source: dict, submission: dict) -> dict[str, TestResult]:
+    """Run the source's test cells against the submission's answer cells; a result per grade id.
+
+    An answer cell that is missing or does not parse fails every test, with the reason.
+    """
+    namespace, problem = _namespace(source, submission)
+    results = {}
+    for grade_id, cell in cells.test_cells(source).items():
+        if cell["cell_type"] != "code":
             continue
-        points = float(meta.get("points", 0))
+        points = cells.points(cell)
         if problem:
-            verdicts[meta["grade_id"]] = Verdict(0.0, points, problem)
+            results[grade_id] = TestResult(0.0, points, problem)
             continue
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                exec(compile(_text(cell), f"<{meta['grade_id']}>", "exec"), namespace)
-            verdicts[meta["grade_id"]] = Verdict(points, points)
+                exec(compile(cells.text(cell), f"<{grade_id}>", "exec"), namespace)
+            results[grade_id] = TestResult(points, points)
         except BaseException as exc:  # a test's failure, whatever its kind, is that test's only
             if isinstance(exc, KeyboardInterrupt):
                 raise
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            verdicts[meta["grade_id"]] = Verdict(0.0, points, message)
-    return verdicts
+            results[grade_id] = TestResult(0.0, points, message, exc.reason if isinstance(exc, RunFailed) else None)
+    return results

@@ -1,0 +1,250 @@
+"""The fresh interpreter of an isolated run (the child's side of `isolation`).
+
+Its measuring tools are bound before the answer's code runs, and what the answer may rebind is put back
+before anything is measured (`Guard`). Threads are counted by the operating system (`/proc/self/task`,
+so grading needs Linux), tasks by a task factory and asyncio's own registry (`Tasks`), memory by
+`tracemalloc` (bytes retained per request, a count, not a clock). A task is leaked when the loop has
+gone quiet (nothing scheduled, nothing ready, no socket or thread that could wake it) and the task is
+still pending: no waiting on wall-clock luck. Only a loop that never goes quiet (a timer that keeps
+firing) is judged after a budget of seconds.
+
+Started by `isolation` only; it reads one job as JSON on stdin and writes one result file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.base_events
+import asyncio.events
+import asyncio.futures
+import builtins
+import gc
+import importlib
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from types import ModuleType
+
+from .._census import registered_tasks, task_registries
+from .._stacks import format_groups, group_stacks
+from . import settings
+from .isolation import IsolatedRun
+from .results import Reason, reason_of
+
+# Bound now, before any answer runs: what the child measures and ends with.
+_listdir, _replace, _leave, _monotonic = os.listdir, os.replace, os._exit, time.monotonic
+_collect, _traced_memory = gc.collect, tracemalloc.get_traced_memory
+_trace, _tracing = tracemalloc.start, tracemalloc.is_tracing
+_pause_collector, _resume_collector = gc.disable, gc.enable
+_Task = asyncio.Task
+_GUARDED = (builtins, asyncio, asyncio.tasks, asyncio.events, asyncio.base_events, asyncio.futures, threading)
+_GUARDED += (gc, time, tracemalloc, json, os)
+
+
+def os_threads() -> int:
+    return len(_listdir("/proc/self/task"))
+
+
+def open_files() -> int:
+    return len(_listdir("/proc/self/fd"))
+
+
+class Guard:
+    """The modules an answer might rebind (a builtin, `asyncio.all_tasks`, `threading.enumerate`, leaklab's
+    own checks and their classes), saved as they were, and put back before anything is measured."""
+
+    def __init__(self, modules: tuple[ModuleType, ...]) -> None:
+        self.saved = [(module.__dict__, dict(module.__dict__)) for module in modules]
+        self.classes: list[tuple[type, dict]] = []
+
+    def add_leaklab(self) -> None:
+        """leaklab's own modules (the scenario, the checks it runs) and their classes: an answer cell that
+        rebinds `Checks.record` at its top level has that undone before anything is checked."""
+        ours = [m for name, m in list(sys.modules.items()) if name.partition(".")[0] == "leaklab" and m is not None]
+        self.saved.extend((module.__dict__, dict(module.__dict__)) for module in ours)
+        found = {id(c): c for m in ours for c in vars(m).values() if isinstance(c, type) and c.__module__ == m.__name__}
+        self.classes.extend((cls, dict(vars(cls))) for cls in found.values())
+
+    def restore(self) -> None:
+        for namespace, original in self.saved:
+            for name in [name for name in namespace if name not in original]:
+                del namespace[name]
+            namespace.update(original)
+        for cls, original in self.classes:
+            for name in [name for name in vars(cls) if name not in original]:
+                delattr(cls, name)
+            for name, value in original.items():
+                if vars(cls).get(name) is not value:
+                    setattr(cls, name, value)
+
+
+class Tasks:
+    """Every task the run creates, held strongly by a task factory, with asyncio's registry as a second
+    witness."""
+
+    def __init__(self) -> None:
+        self.registries = task_registries()
+        self.created: list[asyncio.Task] = []
+
+    def factory(self, loop: asyncio.AbstractEventLoop, coro: object, **options: object) -> asyncio.Task:
+        task = _Task(coro, loop=loop, **options)  # type: ignore[arg-type]
+        self.created.append(task)
+        return task
+
+    def pending(self, loop: asyncio.AbstractEventLoop) -> set[asyncio.Task]:
+        candidates = {*self.created, *registered_tasks(self.registries)}
+        return {t for t in candidates if t.get_loop() is loop and not t.done()}
+
+
+def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int, burst_over: bool) -> bool:
+    """The loop is quiet for good: nothing ready, no live timer and, while the burst runs, no socket
+    but the loop's own wake-up pipe and no extra thread that could call back into the loop.
+
+    No public API tells this; these private fields of the selector event loop do. Once the burst is
+    over, sockets still waiting and threads still running are the answer's leftovers.
+    """
+    return (
+        not loop._ready  # type: ignore[attr-defined]
+        and all(h.cancelled() for h in loop._scheduled)  # type: ignore[attr-defined]
+        and (burst_over or (len(loop._selector.get_map()) <= 1 and os_threads() <= threads))  # type: ignore[attr-defined]
+    )
+
+
+def run_until_quiet(loop: asyncio.AbstractEventLoop, threads: int, budget_s: float, burst: asyncio.Task) -> None:
+    """Run the loop until nothing can wake it any more, or the budget is spent."""
+    deadline = _monotonic() + budget_s
+
+    def check() -> None:
+        if nothing_can_wake(loop, threads, burst.done()) or _monotonic() > deadline:
+            loop.stop()
+        else:
+            loop.call_later(0.002, check)
+
+    loop.call_soon(check)
+    loop.run_forever()
+
+
+def run_burst(loop: asyncio.AbstractEventLoop, burst: Awaitable[object], threads: int, budget_s: float) -> asyncio.Task:
+    """Run one burst (or warm-up) with a default executor of its own, until the loop is quiet."""
+
+    async def burst_then_idle_threads_gone() -> object:
+        # Shut down after the burst: its idle workers would otherwise count as leaked threads (and keep
+        # the loop from going quiet); one stuck in a call is a leftover.
+        executor = ThreadPoolExecutor(thread_name_prefix="default-executor")
+        loop.set_default_executor(executor)
+        try:
+            return await burst
+        finally:
+            executor.shutdown(wait=False)
+
+    task = loop.create_task(burst_then_idle_threads_gone())
+    run_until_quiet(loop, threads, budget_s, task)
+    return task
+
+
+class Child:
+    """One isolated run: the answer defined, warmed up, measured through the scenario's burst."""
+
+    def __init__(self, job: dict, result_path: str, guard: Guard) -> None:
+        self.job, self.result_path, self.guard = job, result_path, guard
+
+    def finish(self, run: IsolatedRun) -> None:
+        """Write the result, all of it or nothing, and leave (a leaked non-daemon thread must not keep
+        this process alive)."""
+        self.guard.restore()
+        with open(self.result_path + ".part", "w", encoding="utf-8") as results:
+            results.write(json.dumps(asdict(run)))
+        _replace(self.result_path + ".part", self.result_path)
+        _leave(0)
+
+    def fail(self, message: str, reason: Reason | None = None) -> None:
+        self.finish(IsolatedRun(error=message, reason=reason))
+
+    def define_handler(self, scenario: ModuleType) -> Callable:
+        """Run the answer cell as the learner's notebook would, then undo what it rebound at its top level."""
+        namespace = {"__name__": "__answer__", "asyncio": asyncio}
+        namespace.update({name: getattr(scenario, name) for name in scenario.__all__})
+        try:
+            exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
+        except BaseException as exc:
+            self.fail(f"the answer cell raised {type(exc).__name__}: {exc}", reason_of(exc) or Reason.ANSWER_FAILED)
+        self.guard.restore()
+        handler = namespace.get(self.job["function"])
+        if not callable(handler):
+            self.fail(f"the answer cell does not define {self.job['function']!r}")
+        return handler  # type: ignore[return-value]
+
+    def run(self) -> None:
+        try:
+            scenario = importlib.import_module(f"leaklab.scenarios.{self.job['scenario']}")
+        except ImportError:
+            self.fail(f"no scenario named {self.job['scenario']!r}")
+        self.guard.add_leaklab()
+        threads_before = os_threads()
+        handler = self.define_handler(scenario)
+        tasks = Tasks()
+        loop = asyncio.new_event_loop()
+        loop.set_task_factory(tasks.factory)
+        asyncio.set_event_loop(loop)
+        files_before = open_files()  # the loop's own selector and wake-up pipe are in the count
+
+        if hasattr(scenario, "warm_up"):  # first-use allocations are not retained memory
+            run_burst(loop, scenario.warm_up(handler), threads_before, settings.WARM_UP_BUDGET_S)
+        left_by_warm_up = tasks.pending(loop)
+        _collect()
+        _trace()
+        memory_before = _traced_memory()[0]
+
+        # The cyclic garbage collector stays off during the burst: what counts is what the answer
+        # released itself (a socket it closed), not what a collection would have found by luck.
+        _pause_collector()
+        main, summary = scenario.probe(handler, **self.job["options"])
+        main_task = run_burst(loop, main, threads_before, settings.BURST_BUDGET_S)
+        files_left = max(0, open_files() - files_before)
+        _resume_collector()
+        self.guard.restore()
+        if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
+            failure = main_task.exception()
+            self.fail(f"the burst failed: {failure!r}", reason_of(failure))  # type: ignore[arg-type]
+        if not _tracing():
+            self.fail("the answer stopped tracemalloc, so its memory cannot be measured")
+        leftovers = [t for t in tasks.pending(loop) - left_by_warm_up if t is not main_task]
+        outcome = summary()
+        main = main_task = summary = None  # the burst's own records must not count as retained memory
+        tasks.created.clear()
+        _collect()
+        retained = (_traced_memory()[0] - memory_before) / max(1, outcome.get("requests", 1))
+        for _ in range(10):  # threads that are ending get a moment; leaked ones stay
+            if os_threads() <= threads_before:
+                break
+            time.sleep(0.05)
+        extra_threads = [t for t in threading.enumerate() if t is not threading.main_thread()]
+        self.finish(
+            IsolatedRun(
+                outcome=outcome,
+                leftover_tasks=len(leftovers),
+                leftover_threads=max(0, os_threads() - threads_before),
+                leftover_files=files_left,
+                retained_bytes_per_request=retained,
+                leak_report=format_groups(group_stacks(leftovers, extra_threads)),
+            )
+        )
+
+
+def main() -> None:
+    """Read the job on stdin, run it, write its result; a failure of any kind is reported as data."""
+    job = json.loads(sys.stdin.read())
+    result_path = job.pop("result")  # on stdin, not on the command line an answer can read
+    resource.setrlimit(resource.RLIMIT_FSIZE, (settings.RUN_OUTPUT_BYTES, settings.RUN_OUTPUT_BYTES))
+    child = Child(job, result_path, Guard(_GUARDED))
+    try:
+        child.run()
+    except BaseException as exc:  # a limit hit outside the answer's own cell (the burst's set-up, a thread)
+        child.fail(f"the handler's run failed: {type(exc).__name__}: {exc}", reason_of(exc) or Reason.ANSWER_FAILED)

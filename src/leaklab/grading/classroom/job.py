@@ -1,0 +1,180 @@
+"""One submission graded in a process of its own, forked from the class grader (nbgrader already
+imported): limits first, then `core.grade_submission` with nbgrader's autograde as the kernel's run,
+then the outcome handed back through a file only this process and its parent know the name of."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..._errors import LeaklabError
+from .. import cells
+from ..checks import NotGradable, check_assignment, missing_answers, read_notebook
+from ..core import Lesson, grade_submission
+from ..isolation import RUN_TIMEOUT_ENV
+from ..kernel import KernelRun
+from ..nbgrader_course import NbgraderCourse
+from ..results import Reason, reason_of
+from ..settings import Limits
+from . import sandbox
+from .discovery import Submission, course_assignments, release_of, source_of
+from .records import Outcome
+
+
+@dataclass
+class JobFiles:
+    """A job's scratch folder (outside the course) and the secret that names its hand-back files: known to
+    the job's process and its parent only, never in an environment or on a command line."""
+
+    workdir: Path
+    secret: str
+
+    @property
+    def outcome(self) -> Path:
+        return self.workdir / f"{self.secret}.json"
+
+    @property
+    def crash(self) -> Path:
+        return self.workdir / f"{self.secret}.crash.json"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "log.txt"
+
+    @property
+    def autograded(self) -> Path:
+        return self.workdir / "autograded.ipynb"
+
+    @property
+    def feedback(self) -> Path:
+        return self.workdir / "feedback.html"
+
+    @property
+    def course(self) -> Path:
+        return self.workdir / "course"
+
+
+def empty_outcome(sub: Submission, root: Path) -> Outcome:
+    source = json.loads(source_of(root, sub.assignment).read_text(encoding="utf-8"))
+    return Outcome(sub.student, sub.assignment, sub.checksum(), max_score=cells.max_score(source))
+
+
+def grade_one(
+    sub: Submission, *, checkout: Path, root: Path, files: JobFiles, limits: Limits, stop_kernel: Callable[[], None]
+) -> Outcome:
+    """Grade one submission (in the job's own process)."""
+    outcome = empty_outcome(sub, root)
+    lesson = Lesson.read(sub.assignment, source_of(root, sub.assignment), release_of(root, sub.assignment))
+    try:
+        submitted = read_notebook(sub.path)
+        check_assignment(submitted, lesson.source, sub.assignment, course_assignments(root))
+        missing = missing_answers(submitted, lesson.source)
+        if missing:
+            raise NotGradable(Reason.ANSWER_DELETED, f"no answer cell {', '.join(missing)}")
+    except NotGradable as exc:
+        outcome.reason, outcome.detail = exc.reason, str(exc)
+        return outcome
+    os.environ[RUN_TIMEOUT_ENV] = str(limits.run_seconds)
+
+    def run_kernel(before_tests: Callable[[], None]) -> KernelRun:
+        files.course.mkdir()
+        course = NbgraderCourse(checkout, files.course, cell_timeout_s=limits.cell_seconds)
+        course.hook_tests(before_tests)
+        try:
+            course.generate_cached(sub.assignment, source_of(root, sub.assignment))
+        except LeaklabError as exc:
+            return KernelRun({}, (Reason.NOT_GRADED_BY_NBGRADER, str(exc)))
+        return course.autograde(sub.assignment, sub.student, sub.path)
+
+    graded = grade_submission(lesson, submitted, run_kernel, stop_kernel=stop_kernel)
+    if graded.autograded is not None:
+        shutil.copyfile(graded.autograded, files.autograded)  # the course keeps its own, for the feedback page
+    outcome.tests, outcome.reason, outcome.detail = graded.tests, graded.reason, graded.detail
+    outcome.score = graded.score
+    return outcome
+
+
+def run_job(sub: Submission, checkout: Path, root: Path, files: JobFiles, limits: Limits, cgroup: Path | None) -> None:
+    """The forked child: limits, then grade, then hand the outcome back; never returns.
+
+    The outcome is written once every other process of the job is gone: what the submission's code
+    started cannot put an outcome of its own in its place. A failure of the job itself is handed back
+    as a crash record, with the limit it hit where its exception says so.
+    """
+    code = 1
+    token = files.workdir.name
+    try:
+        os.setsid()
+        log = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.environ[sandbox.JOB_ENV] = token
+        os.environ["HOME"] = str(files.workdir)
+        sandbox.apply_limits(limits, cgroup)
+        started = time.monotonic()
+        stop_kernel = lambda: sandbox.kill_others(token, cgroup)  # noqa: E731 - the job's every other process
+        outcome = grade_one(sub, checkout=checkout, root=root, files=files, limits=limits, stop_kernel=stop_kernel)
+        outcome.seconds = round(time.monotonic() - started, 2)
+        sandbox.kill_others(token, cgroup)
+        _hand_back(files.outcome, outcome.to_json())
+        # Graded: the next job may start while this one renders the page (no learner code runs any more).
+        if files.autograded.exists():
+            NbgraderCourse(checkout, files.course).feedback(sub.assignment, sub.student, files.feedback)
+        code = 0
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+            if not files.outcome.exists():
+                sandbox.kill_others(token, cgroup)
+                reason = reason_of(exc)
+                detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                _hand_back(files.crash, {"reason": reason.value if reason else "", "detail": detail[:300]})
+    finally:
+        os._exit(code)
+
+
+def _hand_back(path: Path, data: dict) -> None:
+    partial = path.with_suffix(".part")
+    partial.write_text(json.dumps(data), encoding="utf-8")
+    partial.replace(path)
+
+
+def unfinished_reason(*, timed_out: bool, crash_reason: str, exit_code: int | None) -> Reason:
+    """Why a job handed back no outcome: its time ran out, the limit its own crash record names, the
+    signal that ended it, or else the grader itself failed."""
+    if timed_out:
+        return Reason.TIMEOUT
+    if crash_reason:
+        return Reason(crash_reason)
+    if exit_code == -signal.SIGXFSZ:
+        return Reason.OUTPUT_LIMIT
+    return Reason.GRADER_CRASHED
+
+
+def collect(
+    sub: Submission, root: Path, files: JobFiles, *, timed_out: bool, exit_code: int | None, limits: Limits
+) -> Outcome:
+    """The outcome a job handed back, or one that says why it handed back none."""
+    if files.outcome.exists() and not timed_out:
+        return Outcome.from_json(json.loads(files.outcome.read_text(encoding="utf-8")))
+    outcome = empty_outcome(sub, root)
+    crash: dict = {}
+    with contextlib.suppress(OSError, ValueError):
+        crash = json.loads(files.crash.read_text(encoding="utf-8"))
+    outcome.reason = unfinished_reason(timed_out=timed_out, crash_reason=crash.get("reason", ""), exit_code=exit_code)
+    if timed_out:
+        outcome.detail = f"grading it took longer than {limits.seconds:g} s and was stopped"
+    elif crash.get("detail"):
+        outcome.detail = crash["detail"]
+    else:
+        log = files.log.read_text(encoding="utf-8", errors="replace") if files.log.exists() else ""
+        outcome.detail = ([line for line in log.strip().splitlines() if line.strip()][-1:] or ["no output"])[0][:300]
+    return outcome

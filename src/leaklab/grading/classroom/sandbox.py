@@ -1,0 +1,86 @@
+"""A job's limits and its clean-up: what one submission may use, and the end of every process it started.
+
+Not a sandbox in the security sense (see docs/grading.md): it bounds memory per process (address
+space), processes and threads per job where a writable pids cgroup (v1) exists, and finds a job's
+processes by that cgroup or, failing it, by a marker in their environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import time
+from pathlib import Path
+
+from ..settings import Limits
+
+JOB_ENV = "LEAKLAB_JOB"  # marks every process a grading job starts, to find them all at its end
+
+
+def apply_limits(limits: Limits, cgroup: Path | None) -> None:
+    """In the job's own process, before anything of the submission runs."""
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if cgroup is not None:  # the kernel's count of processes and threads, whoever we are
+        (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    elif os.geteuid() != 0:  # counted per user, so on top of what the user already runs
+        running = sum(1 for _ in Path("/proc").glob("[0-9]*/task/[0-9]*"))
+        resource.setrlimit(resource.RLIMIT_NPROC, (running + limits.tasks, running + limits.tasks))
+
+
+def pids_cgroup_root() -> Path | None:
+    """A writable cgroup (v1) pids hierarchy, if the machine gives us one."""
+    root = Path("/sys/fs/cgroup/pids")
+    return root if root.is_dir() and os.access(root, os.W_OK) else None
+
+
+def make_cgroup(name: str, limits: Limits) -> Path | None:
+    base = pids_cgroup_root()
+    if base is None:
+        return None
+    try:
+        group = base / name
+        group.mkdir()
+        (group / "pids.max").write_text(str(limits.tasks))
+        return group
+    except OSError:
+        return None
+
+
+def kill_job(child: int, token: str, cgroup: Path | None) -> None:
+    """Kill the job's process and everything it started, however it tried to get away."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child, signal.SIGKILL)
+    kill_others(token, cgroup)
+    if cgroup is not None:
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
+
+
+def kill_others(token: str, cgroup: Path | None) -> None:
+    """Kill every process of the job but the caller, until none is left (or a second has passed)."""
+    for _ in range(50):
+        victims = job_processes(token, cgroup)
+        if not victims:
+            return
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def job_processes(token: str, cgroup: Path | None) -> list[int]:
+    """The job's processes but the caller: by its cgroup, or by the marker in their environment."""
+    if cgroup is not None:
+        with contextlib.suppress(OSError):
+            return [int(p) for p in (cgroup / "cgroup.procs").read_text().split() if int(p) != os.getpid()]
+        return []
+    marker = f"{JOB_ENV}={token}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+    return [pid for pid in found if pid != os.getpid()]

@@ -1,0 +1,226 @@
+"""Run a learner's handler in a fresh process and measure what it leaves behind (the parent's side).
+
+A notebook's kernel is the learner's: it may have leaked tasks from the lesson's demos, and an answer
+cell may rebind `asyncio.all_tasks`, `threading.enumerate` or a builtin. So the grader re-runs the
+answer cell's source in a new interpreter (`child`), whose measuring tools were taken before that code
+ran. This module starts that interpreter, bounds it in time and output, and reads its result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import linecache
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import handoff, settings
+from .results import Reason
+
+RUN_TIMEOUT_ENV = "LEAKLAB_RUN_TIMEOUT"  # the class grader's limit for one run, in seconds
+# The child is started by `-c`, not `-m`: its code then lives in `leaklab.grading.child`, a leaklab
+# module that the child guards like the others, never in `__main__`.
+_CHILD = [sys.executable, "-c", "from leaklab.grading.child import main; main()"]
+
+
+def _timeout_s() -> float:
+    try:
+        chosen = float(os.environ.get(RUN_TIMEOUT_ENV, settings.RUN_TIMEOUT_S))
+    except ValueError:
+        chosen = settings.RUN_TIMEOUT_S
+    return max(settings.MIN_RUN_TIMEOUT_S, chosen)
+
+
+class RunFailed(AssertionError):
+    """A test failed because its run did not produce a measurement; `reason` says why, when a limit or
+    an answer that ended its run explains it."""
+
+    def __init__(self, message: str, reason: Reason | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class IsolatedRun:
+    """What a handler did in a fresh process: the scenario's outcome and what it left behind."""
+
+    outcome: dict = field(default_factory=dict)
+    leftover_tasks: int = 0
+    leftover_threads: int = 0
+    leftover_files: int = 0  # sockets and files left open, counted by the operating system
+    retained_bytes_per_request: float = 0.0
+    leak_report: str = ""
+    error: str | None = None
+    reason: Reason | None = None  # why there is an error, where a limit or an ended answer explains it
+
+    def __post_init__(self) -> None:
+        if self.reason is not None:
+            self.reason = Reason(self.reason)
+
+    def explain(self) -> str:
+        """A few lines for an assertion message: the error, or the problems the scenario found."""
+        if self.error:
+            return self.error
+        problems = self.outcome.get("problems", [])[:3]
+        return "\n".join(problems) if problems else "no problem found"
+
+    def _require_result(self) -> None:
+        if self.error:
+            raise RunFailed(self.error, self.reason)
+
+    def require(self, *properties: str) -> None:
+        """Fail unless the run worked and every request it counts passed each named property.
+
+        The properties are the scenario's `[passed, out of]` counts, such as "completed_with_result";
+        a scenario that sends requests also reports how many it sent and how many got an answer, and
+        may name what a property counts (`"units": {"week_flat": "checks"}`) where it is not requests.
+        """
+        self._require_result()
+        unanswered = self.outcome.get("requests", 0) - self.outcome.get("answered", 0)
+        if unanswered:
+            raise AssertionError(f"{unanswered} requests never got an answer; where they wait:\n{self.leak_report}")
+        unit = "requests" if "requests" in self.outcome else "checks"
+        for name in properties:
+            label = name.replace("_", " ")
+            if name not in self.outcome:  # the run stopped before this property was checked
+                message = f"{label}: never checked: the burst did not finish (a call that never returns?)"
+                raise RunFailed(message, Reason.TIMEOUT)
+            passed, total = self.outcome[name]
+            if passed < total:
+                own = [p for p in self.outcome.get("problems", []) if p.startswith(label + ":")]
+                detail = "\n".join(own[:3]) if own else self.explain()
+                counted = self.outcome.get("units", {}).get(name, unit)
+                raise AssertionError(f"{label}: {passed} of {total} {counted}\n{detail}")
+
+    def require_no_leftovers(self) -> None:
+        """Fail unless no task, thread or open socket outlived the burst."""
+        self._require_result()  # a run that failed shows nothing about leftovers
+        if self.leftover_tasks or self.leftover_threads:
+            raise AssertionError(f"left behind after the burst:\n{self.leak_report}")
+        if self.leftover_files:
+            raise AssertionError(f"{self.leftover_files} sockets or files were left open after the burst")
+
+    def require_retained_below(self, limit_bytes: int) -> None:
+        """Fail unless the memory still held after the burst is under `limit_bytes` per request."""
+        self._require_result()
+        held = self.retained_bytes_per_request
+        if held >= limit_bytes:
+            raise AssertionError(
+                f"{held / 1024:.1f} KiB per request is still held after the burst (limit {limit_bytes / 1024:g} KiB)"
+            )
+
+
+def answer_source(answer: Callable) -> str:
+    """The source of the notebook cell (or module) that defined `answer`, a function or a class.
+
+    IPython keeps every cell's source in `linecache` under the file name its code objects carry,
+    so the whole answer cell travels, helpers and all.
+    """
+    code = getattr(answer, "__code__", None)
+    if code is None and isinstance(answer, type):  # a class: its methods' code knows the cell
+        code = next((f.__code__ for f in vars(answer).values() if hasattr(f, "__code__")), None)
+    lines = linecache.getlines(code.co_filename) if code is not None else []
+    return "".join(lines) if lines else inspect.getsource(answer)
+
+
+class AnswerRef:
+    """A name an answer cell defines, known only by the cell's source: the grader's own run binds
+    answer names to these, so the learner's code runs in `run_isolated`'s fresh process and nowhere else."""
+
+    def __init__(self, source: str, name: str) -> None:
+        self.source, self.__name__ = source, name
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(f"{self.__name__} from the answer cell is only run by leaklab.run_isolated when verifying")
+
+    def __repr__(self) -> str:
+        return f"<answer {self.__name__}>"
+
+
+_cache: dict[str, IsolatedRun] = {}
+
+
+def run_isolated(
+    handler: Callable | str | AnswerRef, *, scenario: str, function: str | None = None, **options: object
+) -> IsolatedRun:
+    """Run `scenario`'s grading burst against `handler` in a fresh interpreter.
+
+    `handler` is the learner's function, or the source of an answer cell with `function` naming the
+    handler in it. Runs are cached per source and options: several test cells share one run.
+    """
+    if isinstance(handler, AnswerRef):
+        source, name = handler.source, function or handler.__name__
+    elif callable(handler):
+        source, name = answer_source(handler), function or handler.__name__
+    else:
+        source, name = handler, function or ""
+    job = {"scenario": scenario, "source": source, "function": name, "options": options}
+    key = handoff.run_key(job)
+    if key not in _cache:
+        known = handoff.published().get(key)
+        _cache[key] = IsolatedRun(**known) if known else _spawn(job)
+    return _cache[key]
+
+
+def measured_runs() -> dict[str, dict]:
+    """Every run this process has made, by key, in the form the hand-off carries."""
+    return {key: asdict(run) for key, run in _cache.items()}
+
+
+def _spawn(job: dict) -> IsolatedRun:
+    with tempfile.TemporaryDirectory(prefix="leaklab-run-") as folder:
+        # The result's file name is drawn here and reaches the child on stdin, never on its command
+        # line: an answer cannot write a result of its own where the parent will look for one.
+        result_path = Path(folder) / f"{secrets.token_hex(16)}.json"
+        with (Path(folder) / "stderr.txt").open("w+b") as stderr, tempfile.TemporaryFile(dir=folder) as stdout:
+            code = _wait_for_child(job, result_path, stdout, stderr)
+            if code is None:
+                message = f"the handler's run did not end within {_timeout_s():.0f} s and was stopped"
+                return IsolatedRun(error=message, reason=Reason.TIMEOUT)
+            if result_path.exists():
+                return IsolatedRun(**json.loads(result_path.read_text(encoding="utf-8")))
+            if code == -signal.SIGXFSZ:
+                limit = settings.RUN_OUTPUT_BYTES >> 20
+                return IsolatedRun(
+                    error=f"the answer printed more than {limit} MiB and was stopped", reason=Reason.OUTPUT_LIMIT
+                )
+            stderr.seek(0)
+            tail = stderr.read()[-4000:].decode(errors="replace")
+            tail = " | ".join(tail.strip().splitlines()[-3:]) or f"exit code {code}"
+            return IsolatedRun(error=f"the handler's run ended without a result: {tail}", reason=Reason.ANSWER_FAILED)
+
+
+def _wait_for_child(job: dict, result_path: Path, stdout: object, stderr: object) -> int | None:
+    """Run the child to its end (or kill it at the time limit, with all it started); its exit code, or
+    None if it was stopped."""
+    # A session of its own, so that everything the answer forks is killed with it; its output goes to
+    # files (a child it leaves behind cannot hold a pipe open), under a size limit.
+    child = subprocess.Popen(
+        _CHILD,
+        env={name: value for name, value in os.environ.items() if name != handoff.ENV},
+        stdin=subprocess.PIPE,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
+    try:
+        child.stdin.write(json.dumps({**job, "result": str(result_path)}).encode())  # type: ignore[union-attr]
+        child.stdin.close()  # type: ignore[union-attr]
+    except BrokenPipeError:
+        pass
+    try:
+        return child.wait(timeout=_timeout_s())
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)  # the child, and whatever it started and left
+        child.wait()

@@ -1,0 +1,95 @@
+"""The kernel's run of a submission: the notebook executed as nbgrader's autograde executes it (its test
+and locked cells restored from the source, outputs cleared, errors allowed, `settings.KERNEL_RUN`'s
+limits), and its test cells scored: full points for a cell that ran without an error, none otherwise.
+
+`run_notebook` does it with nbclient (nbgrader's own machinery costs seconds a call); `nbgrader_course`
+does it with nbgrader's autograde, when its gradebook and feedback pages are wanted.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cells, handoff, settings
+from .results import Reason, TestResult
+
+# Errors a kernel writes into a cell without a message of their own, and the reason each one is.
+_CELL_ERRORS = {"CellTimeoutError": "the cell ran past the per-cell timeout (does the answer block the event loop?)"}
+_CELL_REASONS = {"CellTimeoutError": Reason.TIMEOUT}
+DIED = "the kernel died while running it (an answer that ends the process, or runs out of memory)"
+
+
+@dataclass
+class KernelRun:
+    """What the kernel's run gave: a result per test cell, or why it could not run the notebook."""
+
+    tests: dict[str, TestResult]
+    failure: tuple[Reason, str] | None = None
+    notebook: Path | None = None  # the autograded notebook, where nbgrader wrote one
+
+
+def restored(source: dict, submitted: dict) -> dict:
+    """The submission with its test and locked cells put back from the source, outputs cleared."""
+    authored = {cells.grade_id(c): c for c in source["cells"] if cells.is_restored(c)}
+    nb = copy.deepcopy(submitted)
+    for cell in nb["cells"]:
+        original = authored.get(cells.grade_id(cell))
+        if original is not None:
+            cell.update(cell_type=original["cell_type"], source=original["source"], metadata=original["metadata"])
+        cell["source"] = cells.text(cell)  # as on disk it may be a list; the executor wants a string
+        if cell["cell_type"] == "code":
+            cell.update(outputs=[], execution_count=None)
+        else:
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+    return nb
+
+
+def scored(executed: dict, failed: set[int] = frozenset()) -> dict[str, TestResult]:  # type: ignore[assignment]
+    """The test cells of an executed notebook: an error output (or a failed reply, by cell index) loses
+    the cell's points, with the error's `Name: message` (the kernel prints no code)."""
+    results = {}
+    for index, cell in enumerate(executed["cells"]):
+        if cell.get("cell_type") != "code" or not cells.is_test(cell):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        points = cells.points(cell)
+        if errors or index in failed:
+            name = errors[0].get("ename") if errors else "Error"
+            value = errors[0].get("evalue") if errors else ""
+            message = f"{name}: {value or _CELL_ERRORS.get(name, 'no message')}"
+            results[cells.grade_id(cell)] = TestResult(0.0, points, message, _CELL_REASONS.get(name))
+        else:
+            results[cells.grade_id(cell)] = TestResult(points, points)
+    return results
+
+
+def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: Callable[[], None]) -> KernelRun:
+    """Execute the submission in a fresh kernel with nbclient, `before_tests` run just before its first
+    test cell; a kernel that dies is a `KERNEL_DIED` failure."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    failed: set[int] = set()
+    client = NotebookClient(
+        nbformat.from_dict(restored(source, submitted)),
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={"ename": "CellTimeoutError", "evalue": "", "traceback": ["CellTimeoutError"]},
+        on_cell_executed=lambda cell, cell_index, execute_reply: (
+            failed.add(cell_index) if (execute_reply or {}).get("content", {}).get("status") == "error" else None
+        ),
+        on_cell_execute=handoff.before_first_test(before_tests),
+        resources={"metadata": {"path": str(folder)}},
+        **settings.KERNEL_RUN,
+    )
+    try:
+        executed = client.execute()
+    except DeadKernelError:
+        return KernelRun({}, (Reason.KERNEL_DIED, DIED))
+    return KernelRun(scored(executed, failed))

@@ -1,0 +1,166 @@
+"""nbgrader course directories, driven through nbgrader's API: the kernel's run by nbgrader's autograde,
+its gradebook and its feedback pages.
+
+`NbgraderCourse` works on a folder it is given (an instructor's course, a job's scratch course) and
+never deletes it; `temporary_course()` is a throwaway course, removed when its `with` block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from .._errors import LeaklabError
+from .._repo import artefacts_dir
+from . import handoff
+from .kernel import DIED, KernelRun, scored
+from .results import Reason, TestResult
+
+
+def _recording_execute() -> type:
+    """nbgrader's Execute preprocessor, noting a kernel's death as data (nbgrader reports it only in its
+    log's text). Made on first use: nbgrader is imported only by the processes that grade."""
+    from nbclient.exceptions import DeadKernelError
+    from nbgrader.preprocessors import Execute
+
+    class RecordingExecute(Execute):
+        deaths: ClassVar[list[str]] = []
+
+        def preprocess(self, nb, resources=None, km=None):  # type: ignore[no-untyped-def]
+            try:
+                return super().preprocess(nb, resources, km)
+            except DeadKernelError as exc:
+                RecordingExecute.deaths.append(str(exc))
+                raise
+
+    return RecordingExecute
+
+
+class NbgraderCourse:
+    """An nbgrader course directory configured by the checkout's grader/nbgrader_config.py (and the
+    course's own nbgrader_config.py, if it has one)."""
+
+    def __init__(self, checkout: Path, root: Path, *, cell_timeout_s: float | None = None) -> None:
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.converters import Autograde
+        from nbgrader.preprocessors import Execute
+        from sqlalchemy.exc import SAWarning
+        from traitlets.config import Config, PyFileConfigLoader
+
+        # nbgrader 0.9 on SQLAlchemy 2 warns about its own session use on every grade: noise, not news.
+        warnings.filterwarnings("ignore", category=SAWarning)
+        _put_interpreter_on_path()
+        self.root = root
+        self.config_file = checkout / "grader" / "nbgrader_config.py"
+        config = Config()
+        own = root / "nbgrader_config.py"
+        for file in (self.config_file, own) if own.exists() else (self.config_file,):
+            config.merge(PyFileConfigLoader(file.name, path=str(file.parent)).load_config())
+        config.CourseDirectory.root = str(root)
+        if cell_timeout_s is not None:
+            config.Execute.timeout = int(cell_timeout_s)
+        self._execute = _recording_execute()
+        steps = Autograde.class_traits()["autograde_preprocessors"].default_value
+        config.Autograde.autograde_preprocessors = [self._execute if s is Execute else s for s in steps]
+        self.api = NbGraderAPI(config=config)
+        self.db_url = f"sqlite:///{root / 'gradebook.db'}"
+
+    def hook_tests(self, action: Callable[[], None]) -> None:
+        """Run `action` just before the first test cell of the next notebooks this course autogrades."""
+        self.api.config.Execute.on_cell_execute = handoff.before_first_test(action)
+
+    def generate(self, slug: str, source: Path) -> Path:
+        """Generate the student version of a lesson; returns the released notebook."""
+        folder = self.root / "source" / slug
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / f"{slug}.ipynb")
+        result = self.api.generate_assignment(slug)
+        if not result.get("success"):
+            raise LeaklabError(f"nbgrader could not generate {slug}: {_last_error(result)}")
+        return self.root / "release" / slug / f"{slug}.ipynb"
+
+    def generate_cached(self, slug: str, source: Path) -> None:
+        """`generate` into this course's empty gradebook, reusing an earlier run's result when the
+        lesson and the nbgrader configuration are unchanged (it costs nbgrader about two seconds)."""
+        from nbgrader import __version__ as nbgrader_version
+
+        key = hashlib.sha256(source.read_bytes() + self.config_file.read_bytes() + nbgrader_version.encode())
+        cached = artefacts_dir("grading") / f"generated-{slug}-{key.hexdigest()[:16]}"
+        if not (cached / "gradebook.db").exists():
+            self.generate(slug, source)
+            staging = Path(tempfile.mkdtemp(prefix="staging-", dir=cached.parent))
+            shutil.copyfile(self.root / "gradebook.db", staging / "gradebook.db")
+            shutil.copytree(self.root / "source", staging / "source")
+            try:
+                staging.rename(cached)  # atomic: a concurrent grader sees all of it or none
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)  # another grader cached it first
+            return
+        shutil.copyfile(cached / "gradebook.db", self.root / "gradebook.db")
+        shutil.copytree(cached / "source", self.root / "source", dirs_exist_ok=True)
+
+    def autograde(self, slug: str, student: str, submission: Path) -> KernelRun:
+        """Autograde one submission: its scores by grade id (from the gradebook), with each failed test's
+        message; or why nbgrader could not grade it."""
+        from nbgrader.api import Gradebook
+
+        folder = self.root / "submitted" / student / slug
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(submission, folder / f"{slug}.ipynb")
+        self._execute.deaths.clear()
+        result = self.api.autograde(slug, student)
+        if self._execute.deaths:
+            return KernelRun({}, (Reason.KERNEL_DIED, DIED))
+        if not result.get("success"):
+            return KernelRun({}, (Reason.NOT_GRADED_BY_NBGRADER, f"nbgrader could not grade it: {_last_error(result)}"))
+        graded = self.root / "autograded" / student / slug / f"{slug}.ipynb"
+        told = scored(json.loads(graded.read_text(encoding="utf-8")))  # each failed test's message and reason
+        with Gradebook(self.db_url) as gradebook:
+            tests = {}
+            for grade in gradebook.find_submission_notebook(slug, slug, student).grades:
+                said = told.get(grade.name) or TestResult(0.0, 0.0)
+                tests[grade.name] = TestResult(float(grade.score), float(grade.max_score), said.message, said.reason)
+        return KernelRun(tests, notebook=graded)
+
+    def feedback(self, slug: str, student: str, destination: Path) -> None:
+        """Write nbgrader's feedback HTML for a graded submission (hidden tests cleared by the config)."""
+        result = self.api.generate_feedback(slug, student)
+        if not result.get("success"):
+            raise LeaklabError(f"nbgrader could not write feedback: {_last_error(result)}")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.root / "feedback" / student / slug / f"{slug}.html", destination)
+
+
+@contextlib.contextmanager
+def temporary_course(checkout: Path, *, cell_timeout_s: float | None = None) -> Iterator[NbgraderCourse]:
+    """A throwaway course, configured as the checkout grades, deleted when the block ends."""
+    root = Path(tempfile.mkdtemp(prefix="course-", dir=artefacts_dir("grading")))
+    try:
+        yield NbgraderCourse(checkout, root, cell_timeout_s=cell_timeout_s)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _last_error(result: dict) -> str:
+    """For a person: the last exception line of nbgrader's log other than its own summary."""
+    log = result.get("log", "") + "\n" + result.get("error", "")
+    lines = [line.strip() for line in log.splitlines() if re.search(r"\w+(Error|Exception): ", line)]
+    lines = [line for line in lines if "NbGraderException" not in line]
+    return lines[-1] if lines else (log.strip().splitlines() or ["no detail from nbgrader"])[-1]
+
+
+def _put_interpreter_on_path() -> None:
+    """nbgrader runs `alembic` by name: find it beside this interpreter even in a venv never activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")

@@ -1,0 +1,52 @@
+"""Every limit the grader applies, defined once: the CLI's defaults, nbgrader's config and the isolated
+runs all read them from here.
+
+The lessons compress time (milliseconds stand for the article's seconds), so every cell of a right
+answer takes well under a second; the limits are margins for a loaded machine, not targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# One isolated run of an answer (`run_isolated`), as its parent waits for it. Never under
+# MIN_RUN_TIMEOUT_S, which is more than the child's own budgets below put together.
+RUN_TIMEOUT_S = 25.0
+MIN_RUN_TIMEOUT_S = 11.0
+# The child's budgets for a loop that never goes quiet (a timer that keeps firing, a thread that never
+# ends): the warm-up, then the burst.
+WARM_UP_BUDGET_S = 2.0
+BURST_BUDGET_S = 8.0
+# What an isolated run may print (or write to any one file); past it the OS stops it (SIGXFSZ).
+RUN_OUTPUT_BYTES = 64 * 2**20
+
+# One cell in the kernel: a test cell makes at most two isolated runs.
+CELL_TIMEOUT_S = 60.0
+# One whole submission in the class grader, and what all of it may use.
+SUBMISSION_TIMEOUT_S = 300.0
+MEMORY_BYTES = 4 * 2**30  # address space per process (a thread's stack counts too), not per job
+TASKS = 1024  # processes and threads of a job together, where a pids cgroup lets us count them
+
+# How a submission's kernel runs, in nbgrader's autograde (grader/nbgrader_config.py sets these on
+# `c.Execute`) and in `leaklab grade`'s own run of the notebook.
+KERNEL_RUN: dict[str, object] = {
+    "timeout": int(CELL_TIMEOUT_S),
+    # An answer that blocks the kernel's event loop leaves the kernel slow to answer after the interrupt:
+    # a late output is a failed cell, not a reason to give up on the whole notebook.
+    "raise_on_iopub_timeout": False,
+    # Submissions may leave threads behind on purpose (that is the lesson): don't wait politely for them.
+    "shutdown_kernel": "immediate",
+    # Minimal tracebacks: an assertion's message reaches the learner, the hidden test's code does not.
+    "extra_arguments": ["--InteractiveShell.xmode=Minimal"],
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use while the class grader grades it."""
+
+    seconds: float = SUBMISSION_TIMEOUT_S  # the whole notebook
+    cell_seconds: float = CELL_TIMEOUT_S  # one cell in the kernel
+    run_seconds: float = RUN_TIMEOUT_S  # one isolated run of the answer
+    memory_bytes: int = MEMORY_BYTES
+    tasks: int = TASKS
