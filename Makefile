@@ -74,10 +74,10 @@ notebooks: $(STAMP) ## regenerate exercises/ and solutions/ from the lessons in 
 check-notebooks: $(STAMP) ## say whether exercises/ and solutions/ still match notebooks/
 	$(BIN)/leaklab build --check
 
-bench: $(STAMP) ## the speed figures against their goals, one Markdown table (~15 min; BENCH_ARGS="--quick" checks it in ~2)
+bench: $(STAMP) ## the speed figures against their goals, into docs/benchmarks.md (~15 min; BENCH_ARGS="--quick" checks it in ~2, printing only)
 	$(BIN)/python tests/benchmarks/bench.py $(BENCH_ARGS)
 
-bench-class: $(STAMP) ## class grading at full size (40 students x 8 lessons, about an hour), and under load (CLASS_ARGS="--students 4")
+bench-class: $(STAMP) ## class grading at full size (40 students x 8 lessons, about an hour), and under load, into docs/benchmarks.md (CLASS_ARGS="--students 4": printed only)
 	$(BIN)/python tests/benchmarks/bench_class.py $(CLASS_ARGS)
 
 lint: $(STAMP) ## ruff over the package, tests and grader config

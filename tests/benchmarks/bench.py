@@ -1,12 +1,14 @@
 """`make bench`: the project's speed figures against its goals, in one Markdown table.
 
     python tests/benchmarks/bench.py [--runs 3] [--lessons 01_forgotten_cancel ...] [--students 2]
-                                     [--skip notebooks,class,memray,install] [--quick]
+                                     [--skip notebooks,class,memray,install] [--quick] [--no-write]
 
 Figures are printed, never asserted: a loaded machine must not fail a build. Commands that are compared
 are timed side by side in one run, interleaved run by run (their order rotating from one run to the
 next), so that the machine's drift hits both alike. Progress goes to stderr, one line per step; the
-table goes to stdout, under a line naming the machine, for the README to quote as it is.
+table goes to stdout, under a line naming the machine. A full run also rewrites its own section of
+docs/benchmarks.md (the page's tables are never pasted by hand); a partial one (`--quick`, `--skip`,
+`--lessons`) or `--no-write` only prints.
 
 The parts (`--skip` takes their names):
 - notebooks: each lesson's solution executed (kernel start included), `leaklab grade --json` on it, and
@@ -26,6 +28,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -34,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +51,8 @@ SPEED_UP_GOAL = 1.8
 CLASS_OVERHEAD_GOAL_S = 1.5
 MEMRAY_GOAL = 1.2
 INSTALL_GOAL_S = 90.0
-DASH = "\N{EN DASH}"  # ranges as the README writes them
+DASH = "\N{EN DASH}"  # ranges as docs/benchmarks.md writes them
+PAGE = ROOT / "docs" / "benchmarks.md"
 
 
 class BenchError(Exception):
@@ -476,7 +481,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="rounds of that traffic (default 14, about 2.5 s; --quick: 1)")
     parser.add_argument("--skip", default="", metavar="PART,...", help=f"parts to leave out: {', '.join(PARTS)}")
     parser.add_argument("--quick", action="store_true", help="everything once, at the smallest size: checks the script")
+    parser.add_argument("--no-write", action="store_true", help=f"print only; leave {PAGE.relative_to(ROOT)} alone")
     args = parser.parse_args(argv)
+    # Only a full run may replace the page's figures: a partial one would pass for them.
+    args.partial = [
+        flag for flag, given in [("--quick", args.quick), ("--skip", args.skip), ("--lessons", args.lessons)] if given
+    ]
     args.runs = args.runs or (1 if args.quick else 3)
     args.lessons = args.lessons or (lessons()[:1] if args.quick else lessons())
     args.students = args.students or 2
@@ -504,8 +514,110 @@ def check_environment() -> None:
         )
 
 
-def report(name: str, runs: int, measure: Callable[[Progress], list[Row]]) -> int:
-    """Run `measure`, then print the machine line and the table; a step that fails is one line on stderr."""
+# --- docs/benchmarks.md: one section per benchmark, between markers, rewritten by a full run ----------
+
+PAGE_SECTIONS = ("intro", "bench", "bench-class")  # their order on a page written from nothing
+
+
+def page_intro() -> str:
+    """The page's fixed introduction: what each row measures and its goal, from this module's constants."""
+    return f"""# Benchmarks
+
+The course's speed figures against their goals. The sections below are written by `make bench` and
+`make bench-class` (`tests/benchmarks/`), each rewriting only its own part of this page; never edit it by
+hand. Figures are printed, never asserted, so a loaded machine cannot fail a build. Each figure is the
+median of the runs (`--runs N`, 3 by default), with their range; commands that are compared run in the
+same benchmark, interleaved run by run, each run starting with a different one of them, so that the
+machine's drift hits all of them alike.
+
+What the rows measure, and their goals:
+
+- **A lesson executed**: its solution run by nbclient in a fresh kernel, from kernel start to kernel
+  shutdown (at once, as the grader does it). Goal: at most {NOTEBOOK_GOAL_S:g} s.
+- **`leaklab grade --json` against nbgrader's command line** on the same solution: nbgrader's side is
+  `nbgrader autograde <lesson> --student <s> --force` in a course made by `leaklab course`, the solution
+  handed in. Goal: the time `leaklab grade` takes above the notebook's own execution is at most
+  {Fraction(GRADE_SHARE_GOAL).limit_denominator(100)} of the time nbgrader's command takes above it.
+- **A class**: every lesson's solution handed in by each student (`--students`: 2 in `make bench`, 40 in
+  `make bench-class`), graded in two copies of one course: by `leaklab autograde --jobs 2` in one, by
+  sequential `nbgrader autograde`, one assignment after another, in the other. Goals: a speed-up of at
+  least {SPEED_UP_GOAL:g}x, at most {CLASS_OVERHEAD_GOAL_S:g} s per notebook and core above the notebooks' own
+  execution, and full marks for every solution from both graders.
+- **memray's overhead**: the traffic of `leaklab run week_in_production --rounds 14` (about 2.5 s), each
+  run in a fresh process because it leaks on purpose, timed without tracking, with memray's `Tracker`
+  started as `Recorder` starts it, and inside a whole `Recorder`. Goal: at most {MEMRAY_GOAL:g}x in wall time.
+  The CPU time beside it shows what the tracking costs: the lessons' traffic mostly waits (sleeps compress
+  the article's time), so the wall clock barely moves.
+- **A fresh set-up**: a `git clone` of the checkout's HEAD, then `make .venv/.installed` in it (the step
+  `make lab` and `make test` run first), with empty download caches of its own, as on a new machine; the
+  row says whether uv or pip (where uv cannot run) installed the packages. Goal: at most {INSTALL_GOAL_S:g} s.
+- **Under load** (`make bench-class`): each solution graded `--repeat` times (20) while two CPU burners
+  keep both cores busy. Goal: full marks every time.
+
+`make bench` (about 15-20 minutes on a 2-core machine) takes `BENCH_ARGS="..."`: `--runs N`,
+`--lessons LESSON ...`, `--students N`, `--jobs N`, `--scenario NAME --rounds N`,
+`--skip notebooks,class,memray,install`, and `--quick` (everything once at the smallest size, about two
+minutes: a check of the script, not figures to quote). `make bench-class` (about an hour) takes
+`CLASS_ARGS="..."`: `--students N`, `--lessons LESSON ...`, `--repeat N`, `--jobs N`, `--runs N`. A run
+that leaves something out (`--quick`, `--skip`, `--lessons`, or for `make bench-class` fewer than 40
+students or 20 repeats) only prints its table, as does any run given `--no-write`."""
+
+
+def markers(section: str) -> tuple[str, str]:
+    return f"<!-- bench:{section} -->", f"<!-- /bench:{section} -->"
+
+
+def with_section(text: str, section: str, body: str) -> str:
+    """`text` with the part between `section`'s markers replaced by `body` (appended if it has none)."""
+    start, end = markers(section)
+    block = f"{start}\n{body.strip()}\n{end}"
+    if start in text and end in text.split(start, 1)[1]:
+        before, rest = text.split(start, 1)
+        return before + block + rest.split(end, 1)[1]
+    return f"{text.rstrip()}\n\n{block}\n" if text.strip() else f"{block}\n"
+
+
+def write_section(section: str, body: str, *, page: Path = PAGE) -> None:
+    """Rewrite one benchmark's section of the page, and its introduction; every other part stays."""
+    text = page.read_text(encoding="utf-8") if page.exists() else ""
+    for name in PAGE_SECTIONS:  # a page written from nothing gets every section, in order
+        if markers(name)[0] not in text:
+            text = with_section(text, name, f"(`make {name}` has not written this section yet.)")
+    text = with_section(with_section(text, "intro", page_intro()), section, body)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    draft = page.with_name(f".{page.name}.{os.getpid()}")
+    draft.write_text(text, encoding="utf-8")
+    draft.replace(page)  # a reader never sees half a page
+
+
+def section_body(title: str, command: str, machine: str, rows: Sequence[Row]) -> str:
+    """A section: its heading, when and how it was run, the machine line and the table."""
+    written = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return f"## {title}\n\nLast written by `{command}` on {written}.\n\n{machine}\n\n{table(rows)}"
+
+
+def command_line(target: str, variable: str, argv: Sequence[str], script: str) -> str:
+    """The command that was run, as the reader would run it again: `make bench BENCH_ARGS="..."`."""
+    if "MAKELEVEL" in os.environ:
+        return f"make {target}" + (f' {variable}="{shlex.join(argv)}"' if argv else "")
+    return shlex.join(["python", f"tests/benchmarks/{script}", *argv])
+
+
+@dataclass
+class PageSection:
+    """Where a full run's table goes: its section of docs/benchmarks.md, its heading and its command."""
+
+    name: str
+    title: str
+    command: str
+    page: Path = PAGE
+
+
+def report(
+    name: str, runs: int, measure: Callable[[Progress], list[Row]], *, section: PageSection | None = None
+) -> int:
+    """Run `measure`, print the machine line and the table, and write them into `section` if given; a step
+    that fails is one line on stderr."""
     say, load = Progress(), os.getloadavg()[0]
     try:
         check_environment()
@@ -517,14 +629,31 @@ def report(name: str, runs: int, measure: Callable[[Progress], list[Row]]) -> in
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
     say(f"done in {(time.monotonic() - say.started) / 60:.1f} min")
-    print(machine_line(runs, load))
+    machine = machine_line(runs, load)
+    print(machine)
     print()
     print(table(rows))
+    if section is not None:
+        try:
+            write_section(section.name, section_body(section.title, section.command, machine, rows), page=section.page)
+        except OSError as exc:
+            print(f"{name}: could not write {section.page}: {exc}", file=sys.stderr)
+            return 1
+        say(f"wrote the {section.name} section of {section.page}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    section = None
+    if args.partial or args.no_write:
+        why = f"a partial run ({', '.join(args.partial)})" if args.partial else "--no-write"
+        print(f"bench: {why}: the table is printed only, {PAGE.relative_to(ROOT)} is left alone", file=sys.stderr)
+    else:
+        section = PageSection(
+            "bench", "`make bench`: the speed goals", command_line("bench", "BENCH_ARGS", argv, "bench.py")
+        )
 
     def measure(say: Progress) -> list[Row]:
         rows: list[Row] = []
@@ -542,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += bench_install(say)
         return rows
 
-    return report("bench", args.runs, measure)
+    return report("bench", args.runs, measure, section=section)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """`make bench-class`: the class-grading figures at the issue's full size, and grading under load.
 
     python tests/benchmarks/bench_class.py [--students 40] [--lessons 01_forgotten_cancel ...] [--repeat 20]
-                                           [--jobs 2] [--runs 1]
+                                           [--jobs 2] [--runs 1] [--no-write]
 
 1. A class of `--students` students, each handing in every lesson's reference solution, graded by
    `leaklab autograde --jobs 2` and by nbgrader's own `nbgrader autograde`, one assignment after another,
@@ -10,7 +10,9 @@
 2. The reference solutions graded `--repeat` times each while two CPU burners load both cores: how many
    got full marks. Goal: all of them.
 
-Printed as bench.py prints: progress on stderr, a Markdown table on stdout; never asserted.
+Printed as bench.py prints: progress on stderr, a Markdown table on stdout; never asserted. A run at full
+size (every lesson, at least 40 students and 20 repeats) also rewrites its section of docs/benchmarks.md;
+a smaller one, or `--no-write`, only prints.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from pathlib import Path
 
 from bench import (
     BIN,
+    PAGE,
     ROOT,
+    PageSection,
     Progress,
     Row,
     bench_class,
+    command_line,
     leaklab_marks,
     lessons,
     make_course,
@@ -35,6 +40,8 @@ from bench import (
     timed,
     verdict,
 )
+
+FULL_SIZE = {"--students": 40, "--repeat": 20}  # the issue's class; a smaller run's figures are not quoted
 
 
 def bench_under_load(slugs: list[str], *, repeat: int, jobs: int, say: Progress) -> Row:
@@ -65,14 +72,19 @@ def bench_under_load(slugs: list[str], *, repeat: int, jobs: int, say: Progress)
     )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--students", type=int, default=40, help="students in the timed class (40)")
-    parser.add_argument("--lessons", nargs="+", default=lessons(), metavar="LESSON", help="lesson slugs (all)")
+    parser.add_argument("--lessons", nargs="+", metavar="LESSON", help="lesson slugs (all)")
     parser.add_argument("--repeat", type=int, default=20, help="gradings of each solution under load (20)")
     parser.add_argument("--jobs", type=int, default=2, help="leaklab autograde's --jobs (2)")
     parser.add_argument("--runs", type=int, default=1, help="timed runs of each side, interleaved (1)")
-    args = parser.parse_args()
+    parser.add_argument("--no-write", action="store_true", help=f"print only; leave {PAGE.relative_to(ROOT)} alone")
+    args = parser.parse_args(argv)
+    smaller = ["--lessons"] if args.lessons else []
+    smaller += [flag for flag, size in FULL_SIZE.items() if getattr(args, flag[2:]) < size]
+    args.lessons = args.lessons or lessons()
     unknown = sorted(set(args.lessons) - set(lessons()))
     if unknown:
         parser.error(f"no lesson {', '.join(unknown)}; lessons: {', '.join(lessons())}")
@@ -91,7 +103,14 @@ def main() -> int:
         )
         return [*rows, bench_under_load(args.lessons, repeat=args.repeat, jobs=args.jobs, say=say)]
 
-    return report("bench-class", args.runs, measure)
+    section = None
+    if smaller or args.no_write:
+        why = f"smaller than full size ({', '.join(smaller)})" if smaller else "--no-write"
+        print(f"bench-class: {why}: the table is printed only, {PAGE.relative_to(ROOT)} is left alone", file=sys.stderr)
+    else:
+        command = command_line("bench-class", "CLASS_ARGS", argv, "bench_class.py")
+        section = PageSection("bench-class", "`make bench-class`: a class at full size, and under load", command)
+    return report("bench-class", args.runs, measure, section=section)
 
 
 if __name__ == "__main__":
