@@ -19,7 +19,6 @@ import asyncio.events
 import asyncio.futures
 import builtins
 import gc
-import importlib
 import json
 import os
 import resource
@@ -33,7 +32,9 @@ from dataclasses import asdict
 from types import ModuleType
 
 from .._census import registered_tasks, task_registries
+from .._errors import LeaklabError
 from .._stacks import format_groups, group_stacks
+from ..scenarios import Scenario, WarmsUp, answer_namespace, load
 from . import settings
 from .isolation import IsolatedRun
 from .results import Reason, reason_of
@@ -167,10 +168,10 @@ class Child:
     def fail(self, message: str, reason: Reason | None = None) -> None:
         self.finish(IsolatedRun(error=message, reason=reason))
 
-    def define_handler(self, scenario: ModuleType) -> Callable:
+    def define_handler(self, scenario: Scenario) -> Callable:
         """Run the answer cell as the learner's notebook would, then undo what it rebound at its top level."""
         namespace = {"__name__": "__answer__", "asyncio": asyncio}
-        namespace.update({name: getattr(scenario, name) for name in scenario.__all__})
+        namespace.update(answer_namespace(scenario))
         try:
             exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
         except BaseException as exc:
@@ -183,8 +184,8 @@ class Child:
 
     def run(self) -> None:
         try:
-            scenario = importlib.import_module(f"leaklab.scenarios.{self.job['scenario']}")
-        except ImportError:
+            scenario = load(self.job["scenario"])
+        except LeaklabError:
             self.fail(f"no scenario named {self.job['scenario']!r}")
         self.guard.add_leaklab()
         threads_before = os_threads()
@@ -195,7 +196,7 @@ class Child:
         asyncio.set_event_loop(loop)
         files_before = open_files()  # the loop's own selector and wake-up pipe are in the count
 
-        if hasattr(scenario, "warm_up"):  # first-use allocations are not retained memory
+        if isinstance(scenario, WarmsUp):  # first-use allocations are not retained memory
             run_burst(loop, scenario.warm_up(handler), threads_before, settings.WARM_UP_BUDGET_S)
         left_by_warm_up = tasks.pending(loop)
         _collect()

@@ -55,6 +55,8 @@ def reason_of(exc: BaseException) -> Reason | None:
 class TestResult:
     """One graded test cell; after a merge, also what each run gave it."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     score: float
     max_score: float
     message: str = ""  # why it failed: the assertion's own message, never the test's code

@@ -1,4 +1,4 @@
-"""The grader's own run of a lesson's tests (`_verify`): answer names bound by reference, and the authored
+"""The grader's own run of a lesson's tests (`grading.own_run`): answer names bound by reference, and the authored
 tests (hidden ones included) giving the worked solutions full marks and the exercises nothing."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from leaklab._isolation import AnswerRef, run_isolated
-from leaklab._verify import answer_names, verify
+from leaklab.grading.isolation import AnswerRef, run_isolated
+from leaklab.grading.own_run import answer_names, verify
+from leaklab.grading.results import Reason
 
 LESSONS = ["01_forgotten_cancel", "02_skipped_stop", "03_hung_call", "04_lifeless_pool"]
 
@@ -39,7 +40,8 @@ def test_answer_names_refuses_invalid_python():
 
 def test_an_answer_ref_runs_in_a_fresh_process():
     ref = answer_names("async def handle_request(request):\n    raise SystemExit\n")["handle_request"]
-    assert "ended without a result" in run_isolated(ref, scenario="forgotten_cancel").error
+    run = run_isolated(ref, scenario="forgotten_cancel")
+    assert "SystemExit" in run.error and run.reason is Reason.ANSWER_FAILED
 
 
 @pytest.mark.parametrize("slug", LESSONS)

@@ -18,6 +18,8 @@ from answers import (
 )
 
 from leaklab import run_isolated
+from leaklab.grading.isolation import IsolatedRun, RunFailed
+from leaklab.grading.results import Reason
 
 
 def run(source: str, **options):
@@ -49,7 +51,7 @@ def test_leaky_handlers_leave_one_task_and_one_result_per_give_up(source):
 def test_fixes_leave_nothing_and_behave(source):
     result = run(source)
     assert result.error is None
-    assert (result.leftover_tasks, result.leftover_threads, result.destroyed_pending) == (0, 0, 0)
+    assert (result.leftover_tasks, result.leftover_threads) == (0, 0)
     assert result.retained_bytes_per_request < 4096
     for name in ("completed_with_result", "gave_up_as_specified", "query_ran_once", "gave_up_promptly"):
         assert all_passed(result.outcome, name), name
@@ -132,3 +134,30 @@ def test_an_answer_that_switches_tracemalloc_off_gets_an_error_not_a_pass():
 def test_an_unknown_scenario_is_reported():
     result = run_isolated(TASK_GROUP, scenario="no_such_scenario", function="handle_request")
     assert result.error == "no scenario named 'no_such_scenario'"
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("hoard = bytearray(2**62)\n", Reason.MEMORY_LIMIT),
+        ("raise SystemExit\n", Reason.ANSWER_FAILED),
+        ("import os\n\nos._exit(3)\n", Reason.ANSWER_FAILED),
+        ('raise RuntimeError("can\'t start new thread")\n', Reason.PROCESS_LIMIT),
+        ("raise ValueError('a wrong answer')\n", Reason.ANSWER_FAILED),
+    ],
+    ids=["memory", "system_exit", "os_exit", "threads", "error"],
+)
+def test_a_run_that_fails_carries_its_reason_as_data(source, reason):
+    """The reason comes from the exception's type or the exit, never from its message's words."""
+    result = run(source)
+    assert result.error and result.reason is reason
+    with pytest.raises(RunFailed) as failed:
+        result.require("completed_with_result")
+    assert failed.value.reason is reason
+
+
+def test_a_burst_that_never_finishes_is_a_timeout():
+    unfinished = IsolatedRun(outcome={"problems": []})
+    with pytest.raises(RunFailed, match="never checked") as failed:
+        unfinished.require("completed_with_result")
+    assert failed.value.reason is Reason.TIMEOUT

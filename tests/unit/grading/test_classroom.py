@@ -1,0 +1,148 @@
+"""The class grader's parts that need no kernel (`grading.classroom`): the ledger and its table, the
+submission time, why a job handed back no outcome, and the clean-up of a job's processes without a
+cgroup (by the mark in their environment)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from leaklab.grading.classroom import sandbox
+from leaklab.grading.classroom.discovery import Submission
+from leaklab.grading.classroom.job import JobFiles, collect, unfinished_reason
+from leaklab.grading.classroom.records import Outcome, read_ledger, submitted_at, write_table
+from leaklab.grading.results import Reason, TestResult
+from leaklab.grading.settings import Limits
+
+SLUG = "04_lifeless_pool"
+
+
+def test_the_ledger_skips_a_line_cut_short_and_keeps_the_latest(tmp_path):
+    (tmp_path / "leaklab").mkdir()
+    first = Outcome("ann", SLUG, "abc", score=4, max_score=9)
+    latest = Outcome("ann", SLUG, "def", score=9, max_score=9, tests={"t": TestResult(9, 9, own=9, kernel=9)})
+    lines = [json.dumps(first.to_json()), json.dumps(latest.to_json()), '{"student": "bob", "assig']
+    (tmp_path / "leaklab" / "grades.jsonl").write_text("\n".join(lines))
+    outcomes = read_ledger(tmp_path)
+    assert list(outcomes) == [("ann", SLUG)] and outcomes["ann", SLUG] == latest
+    table = write_table(tmp_path, outcomes).read_text().splitlines()
+    assert table == ["student,assignment,notebook,score,max_score,reason,detail", f"ann,{SLUG},{SLUG}.ipynb,9,9,,"]
+
+
+def test_a_ledger_written_before_reasons_were_data_still_reads(tmp_path):
+    (tmp_path / "leaklab").mkdir()
+    old = {
+        "student": "ann",
+        "assignment": SLUG,
+        "checksum": "abc",
+        "score": 0.0,
+        "max_score": 9.0,
+        "tests": {"t": {"score": 0.0, "max_score": 9.0, "kernel": 0.0, "own": 0.0, "message": "m"}},
+        "reason": "timeout",
+        "detail": "d",
+        "seconds": 1.0,
+    }
+    (tmp_path / "leaklab" / "grades.jsonl").write_text(json.dumps(old) + "\n")
+    outcome = read_ledger(tmp_path)["ann", SLUG]
+    assert outcome.reason is Reason.TIMEOUT and outcome.tests["t"].message == "m"
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2026-11-28 09:15:02.123456 UTC", datetime.datetime(2026, 11, 28, 9, 15, 2, 123456)),
+        ("not a time", None),
+        ("", None),
+        (None, None),  # no timestamp.txt
+    ],
+)
+def test_the_submission_time_is_the_one_nbgrader_wrote(tmp_path, written, expected):
+    """The formgrader counts a submission as autograded only if the gradebook has this same time."""
+    if written is not None:
+        (tmp_path / "timestamp.txt").write_text(written + "\n")
+    assert submitted_at(Submission("ann", SLUG, tmp_path / f"{SLUG}.ipynb")) == expected
+
+
+@pytest.mark.parametrize(
+    ("timed_out", "crash_reason", "exit_code", "reason"),
+    [
+        (True, "", None, Reason.TIMEOUT),
+        (True, "memory limit", 1, Reason.TIMEOUT),
+        (False, "memory limit", 1, Reason.MEMORY_LIMIT),
+        (False, "process limit", 1, Reason.PROCESS_LIMIT),
+        (False, "", -signal.SIGXFSZ, Reason.OUTPUT_LIMIT),
+        (False, "", 1, Reason.GRADER_CRASHED),
+        (False, "", -signal.SIGKILL, Reason.GRADER_CRASHED),
+    ],
+)
+def test_why_a_job_handed_back_no_outcome(timed_out, crash_reason, exit_code, reason):
+    assert unfinished_reason(timed_out=timed_out, crash_reason=crash_reason, exit_code=exit_code) is reason
+
+
+def test_a_job_without_an_outcome_is_recorded_with_its_crash_record(root, tmp_path):
+    course = tmp_path / "course"
+    (course / "source" / SLUG).mkdir(parents=True)
+    (course / "source" / SLUG / f"{SLUG}.ipynb").write_bytes((root / "notebooks" / f"{SLUG}.ipynb").read_bytes())
+    files = JobFiles(tmp_path, "secret")
+    sub = Submission("ann", SLUG, tmp_path / "missing.ipynb")
+    files.crash.write_text(json.dumps({"reason": "memory limit", "detail": "MemoryError"}))
+    outcome = collect(sub, course, files, timed_out=False, exit_code=1, limits=Limits())
+    assert (outcome.reason, outcome.detail, outcome.score, outcome.max_score) == (
+        Reason.MEMORY_LIMIT,
+        "MemoryError",
+        0,
+        9,
+    )
+    files.crash.unlink()
+    files.log.write_text("Traceback ...\nSomeError: the last line\n")
+    outcome = collect(sub, course, files, timed_out=False, exit_code=1, limits=Limits())
+    assert (outcome.reason, outcome.detail) == (Reason.GRADER_CRASHED, "SomeError: the last line")
+
+
+# A process that starts children which leave its session and each start one more: only the mark in
+# their environment still ties them to the job.
+_RUNAWAY = """
+import os, time
+for _ in range(5):
+    if os.fork() == 0:
+        os.setsid()
+        os.fork()
+        time.sleep(600)
+        os._exit(0)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_without_a_cgroup_every_marked_process_of_a_job_is_killed():
+    token = "job-test-1"
+    env = {**os.environ, sandbox.JOB_ENV: token}
+    runaway = subprocess.Popen(
+        [sys.executable, "-c", _RUNAWAY], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert runaway.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while len(sandbox.job_processes(token, None)) < 11 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(sandbox.job_processes(token, None)) == 11  # the process, 5 children, 5 grandchildren
+        sandbox.kill_job(runaway.pid, token, None)
+        runaway.wait(timeout=10)
+        assert sandbox.job_processes(token, None) == []
+    finally:
+        runaway.kill()
+        runaway.wait()
+        runaway.stdout.close()
+
+
+def test_the_job_mark_is_what_the_clean_up_looks_for():
+    assert sandbox.job_processes("job-nobody-0", None) == []
+    assert Path("/proc/self/environ").exists()  # Linux only, as grading is
