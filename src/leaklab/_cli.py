@@ -197,6 +197,9 @@ class AutogradeCommand:
 
         if args.jobs is not None and args.jobs < 1:
             raise LeaklabError("--jobs must be at least 1")
+        for option in ("timeout", "cell_timeout", "run_timeout", "memory"):
+            if getattr(args, option) <= 0:
+                raise LeaklabError(f"--{option.replace('_', '-')} must be above 0")
         limits = Limits(
             seconds=args.timeout,
             cell_seconds=args.cell_timeout,

@@ -68,6 +68,8 @@ def init_course(
         raise LeaklabError(f"{root} exists and is not a folder")
     if (root / "notebooks").is_dir() and (root / "grader").is_dir():
         raise LeaklabError(f"{root} is the leaklab checkout itself: give the course a folder of its own")
+    if not lessons(repo):
+        raise LeaklabError(f"no lessons in {repo / 'notebooks'}: is --course the leaklab checkout?")
     students = _read_roster(roster) if roster is not None else []
     root.mkdir(parents=True, exist_ok=True)
     exchange = (exchange or root / "exchange").resolve()

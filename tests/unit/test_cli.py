@@ -483,3 +483,17 @@ def test_autograde_help_shows_the_default_limits_from_the_settings(capsys):
     assert f"per cell ({limits.cell_seconds:g} s)" in shown
     assert f"per isolated run ({limits.run_seconds:g} s)" in shown
     assert f"per process ({limits.memory_bytes / 2**30:g} GiB)" in shown
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--cell-timeout", "--run-timeout", "--memory"])
+def test_autograde_refuses_a_limit_of_zero(option, tmp_path, capsys):
+    assert main(["autograde", str(tmp_path), option, "0"]) == 2
+    assert f"{option} must be above 0" in capsys.readouterr().err
+
+
+def test_course_refuses_a_checkout_without_lessons(tmp_path, capsys):
+    (tmp_path / "checkout" / "notebooks").mkdir(parents=True)
+    (tmp_path / "checkout" / "grader").mkdir()
+    (tmp_path / "checkout" / "grader" / "nbgrader_config.py").write_text("")
+    assert main(["course", str(tmp_path / "course"), "--course", str(tmp_path / "checkout")]) == 2
+    assert "no lessons in" in capsys.readouterr().err

@@ -70,7 +70,8 @@ class NbgraderCourse:
         if cell_timeout_s is not None:
             config.Execute.timeout = int(cell_timeout_s)
         self._execute = _recording_execute()
-        steps = Autograde.class_traits()["autograde_preprocessors"].default_value
+        configured = config.Autograde.get("autograde_preprocessors")  # the course's own list, if it set one
+        steps = configured or Autograde.class_traits()["autograde_preprocessors"].default()
         config.Autograde.autograde_preprocessors = [self._execute if s is Execute else s for s in steps]
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{root / 'gradebook.db'}"
