@@ -17,6 +17,7 @@ import nbformat
 
 from ._errors import LeaklabError
 from ._repo import lessons
+from .grading import cells
 from .grading.nbgrader_course import temporary_course
 
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
@@ -27,7 +28,7 @@ def solution_skeleton(source: dict) -> dict:
     """The source without hidden tests, solution markers or outputs: what `solutions/` holds, unexecuted."""
     nb = copy.deepcopy(source)
     for cell in nb["cells"]:
-        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        text = cells.text(cell)
         cell["source"] = _MARKER.sub("", _HIDDEN.sub("", text)).rstrip("\n")
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
@@ -48,7 +49,7 @@ def _execute(nb: dict, folder: Path) -> dict:
 
 def _cells_of(nb: dict) -> list[tuple[str, str, str]]:
     return [
-        (c["cell_type"], "".join(c["source"]), json.dumps(c.get("metadata", {}).get("nbgrader"), sort_keys=True))
+        (c["cell_type"], cells.text(c), json.dumps(c.get("metadata", {}).get("nbgrader"), sort_keys=True))
         for c in nb["cells"]
     ]
 
