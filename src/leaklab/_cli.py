@@ -187,6 +187,11 @@ class AutogradeCommand:
             help=f"per isolated run ({default.run_seconds:g} s)",
         )
         parser.add_argument("--memory", type=float, default=gib, metavar="GIB", help=f"per process ({gib:g} GiB)")
+        parser.add_argument(
+            "--unsafe-no-sandbox",
+            action="store_true",
+            help="grade even where no sandbox can be made (the submissions' code then runs as you)",
+        )
         parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -214,6 +219,7 @@ class AutogradeCommand:
             jobs=args.jobs,
             force=args.force,
             limits=limits,
+            unsafe_no_sandbox=args.unsafe_no_sandbox,
         )
         odd = [o for o in run.graded if o.reason]
         _say(f"{len(run.graded)} submissions graded, {len(odd)} with a reason; table: {args.folder / TABLE}")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import handoff, settings
+from . import handoff, sandbox, settings
 from .results import Reason
 
 RUN_TIMEOUT_ENV = "LEAKLAB_RUN_TIMEOUT"  # the class grader's limit for one run, in seconds
@@ -203,8 +203,9 @@ def _wait_for_child(job: dict, result_path: Path, stdout: object, stderr: object
     None if it was stopped."""
     # A session of its own, so that everything the answer forks is killed with it; its output goes to
     # files (a child it leaves behind cannot hold a pipe open), under a size limit.
+    argv = sandbox.wrap(_CHILD, writable=[result_path.parent]) if sandbox.active() else _CHILD
     child = subprocess.Popen(
-        _CHILD,
+        argv,
         env={name: value for name, value in os.environ.items() if name != handoff.ENV},
         stdin=subprocess.PIPE,
         stdout=stdout,

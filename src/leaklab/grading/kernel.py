@@ -9,11 +9,13 @@ does it with nbgrader's autograde, when its gradebook and feedback pages are wan
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cells, handoff, settings
+from . import cells, handoff, sandbox, settings
 from .results import Reason, TestResult
 
 # Errors a kernel writes into a cell without a message of their own, and the reason each one is.
@@ -87,9 +89,58 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
         on_cell_execute=handoff.before_first_test(before_tests),
         resources={"metadata": {"path": str(folder)}},
         **settings.KERNEL_RUN,
+        **({"kernel_manager_class": sandboxed_kernels(folder / "kernel")} if sandbox.active() else {}),
     )
     try:
         executed = client.execute()
     except DeadKernelError:
         return KernelRun({}, (Reason.KERNEL_DIED, DIED))
     return KernelRun(scored(executed, failed))
+
+
+def sandboxed_kernels(workdir: Path) -> type:
+    """A jupyter_client kernel manager whose kernels run in `sandbox`, with `workdir` (created here) as
+    their only writable folder and home, and the grader's hand-off file readable: their connection file
+    and sockets live in `workdir` too, as Unix sockets (the sandbox has no network to reach the grader's
+    TCP ports), and an interrupt is a message on the control channel (a signal to the sandbox's process
+    group would end the sandbox)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    for folder in ("ipython", "matplotlib"):
+        (workdir / folder).mkdir(exist_ok=True)
+    _copy_font_cache(workdir / "matplotlib")
+
+    class SandboxedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            self.transport, self.ip = "ipc", str(workdir / "kernel")
+            self.connection_file = str(workdir / "kernel.json")
+
+        async def _async_interrupt_kernel(self) -> None:
+            if self.kernel_spec is not None:
+                self.kernel_spec.interrupt_mode = "message"
+            await super()._async_interrupt_kernel()
+
+        interrupt_kernel = _async_interrupt_kernel
+
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            command = super().format_kernel_cmd(extra_arguments)
+            home = {"HOME": workdir, "IPYTHONDIR": workdir / "ipython", "MPLCONFIGDIR": workdir / "matplotlib"}
+            # Inside its own PID namespace the kernel's parent is the sandbox's pid 1, which ipykernel takes
+            # for an orphaned kernel unless told that is its parent; the sandbox ends with its parent instead
+            # (--die-with-parent).
+            home["JPY_PARENT_PID"] = 1
+            handed = os.environ.get(handoff.ENV)
+            readable = [Path(handed).parent] if handed else []
+            return sandbox.wrap(command, writable=[workdir], readable=readable, workdir=workdir, env=home)
+
+    return SandboxedKernelManager
+
+
+def _copy_font_cache(folder: Path) -> None:
+    """matplotlib's font list, built once by the grader's own matplotlib set-up: without it every
+    sandboxed kernel would scan the fonts again (about a second)."""
+    source = Path(os.environ.get("MPLCONFIGDIR", Path.home() / ".cache" / "matplotlib"))
+    for cache in source.glob("fontlist-*.json"):
+        shutil.copyfile(cache, folder / cache.name)

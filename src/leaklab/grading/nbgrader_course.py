@@ -22,19 +22,25 @@ from typing import ClassVar
 
 from .._errors import LeaklabError
 from .._repo import artefacts_dir
-from . import handoff
-from .kernel import DIED, KernelRun, scored
+from . import handoff, sandbox
+from .kernel import DIED, KernelRun, sandboxed_kernels, scored
 from .results import Reason, TestResult
 
 
-def _recording_execute() -> type:
+def _recording_execute(kernel_dir: Path | None) -> type:
     """nbgrader's Execute preprocessor, noting a kernel's death as data (nbgrader reports it only in its
-    log's text). Made on first use: nbgrader is imported only by the processes that grade."""
+    log's text), its kernels sandboxed in `kernel_dir` if given. Made on first use: nbgrader is imported
+    only by the processes that grade."""
     from nbclient.exceptions import DeadKernelError
     from nbgrader.preprocessors import Execute
 
     class RecordingExecute(Execute):
         deaths: ClassVar[list[str]] = []
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            if kernel_dir is not None:  # nbgrader passes its own manager class: ours must win
+                kwargs["kernel_manager_class"] = sandboxed_kernels(kernel_dir)
+            super().__init__(*args, **kwargs)
 
         def preprocess(self, nb, resources=None, km=None):  # type: ignore[no-untyped-def]
             try:
@@ -50,7 +56,11 @@ class NbgraderCourse:
     """An nbgrader course directory configured by the checkout's grader/nbgrader_config.py (and the
     course's own nbgrader_config.py, if it has one)."""
 
-    def __init__(self, checkout: Path, root: Path, *, cell_timeout_s: float | None = None) -> None:
+    def __init__(
+        self, checkout: Path, root: Path, *, cell_timeout_s: float | None = None, kernel_dir: Path | None = None
+    ) -> None:
+        """`kernel_dir`: where a sandboxed kernel's own files go (outside `root`, which the kernel must not
+        see); by default a folder beside `root`. Kernels are sandboxed when `sandbox.active()`."""
         from nbgrader.apps import NbGraderAPI
         from nbgrader.converters import Autograde
         from nbgrader.preprocessors import Execute
@@ -69,7 +79,8 @@ class NbgraderCourse:
         config.CourseDirectory.root = str(root)
         if cell_timeout_s is not None:
             config.Execute.timeout = int(cell_timeout_s)
-        self._execute = _recording_execute()
+        self.kernel_dir = kernel_dir or root.with_name(root.name + "-kernel")
+        self._execute = _recording_execute(self.kernel_dir if sandbox.active() else None)
         configured = config.Autograde.get("autograde_preprocessors")  # the course's own list, if it set one
         steps = configured or Autograde.class_traits()["autograde_preprocessors"].default()
         config.Autograde.autograde_preprocessors = [self._execute if s is Execute else s for s in steps]
@@ -146,10 +157,12 @@ class NbgraderCourse:
 def temporary_course(checkout: Path, *, cell_timeout_s: float | None = None) -> Iterator[NbgraderCourse]:
     """A throwaway course, configured as the checkout grades, deleted when the block ends."""
     root = Path(tempfile.mkdtemp(prefix="course-", dir=artefacts_dir("grading")))
+    course = NbgraderCourse(checkout, root, cell_timeout_s=cell_timeout_s)
     try:
-        yield NbgraderCourse(checkout, root, cell_timeout_s=cell_timeout_s)
+        yield course
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(course.kernel_dir, ignore_errors=True)
 
 
 def _last_error(result: dict) -> str:

@@ -50,3 +50,7 @@ class Limits:
     run_seconds: float = RUN_TIMEOUT_S  # one isolated run of the answer
     memory_bytes: int = MEMORY_BYTES
     tasks: int = TASKS
+
+
+# A sandbox's private /tmp (grading/sandbox.py): a lesson writes a few small files there.
+SANDBOX_TMP_BYTES = 256 * 2**20

@@ -61,6 +61,11 @@ class JobFiles:
     def course(self) -> Path:
         return self.workdir / "course"
 
+    @property
+    def kernel(self) -> Path:
+        """The sandboxed kernel's own folder: beside the job's course, never in it."""
+        return self.workdir / "kernel"
+
 
 def empty_outcome(sub: Submission, root: Path) -> Outcome:
     source = json.loads(source_of(root, sub.assignment).read_text(encoding="utf-8"))
@@ -86,7 +91,7 @@ def grade_one(
 
     def run_kernel(before_tests: Callable[[], None]) -> KernelRun:
         files.course.mkdir()
-        course = NbgraderCourse(checkout, files.course, cell_timeout_s=limits.cell_seconds)
+        course = NbgraderCourse(checkout, files.course, cell_timeout_s=limits.cell_seconds, kernel_dir=files.kernel)
         course.hook_tests(before_tests)
         try:
             course.generate_cached(sub.assignment, source_of(root, sub.assignment))

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..._errors import LeaklabError
+from .. import sandbox as grading_sandbox
 from ..settings import Limits
 from . import sandbox
 from .discovery import Submission, find_submissions
@@ -84,9 +86,11 @@ def grade_class(
     jobs: int | None = None,
     force: bool = False,
     limits: Limits | None = None,
+    unsafe_no_sandbox: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> ClassRun:
-    """Grade every submission not yet graded (all with `force`), `jobs` at a time."""
+    """Grade every submission not yet graded (all with `force`), `jobs` at a time, each job's learner code
+    in a sandbox; where the machine cannot make one, only with `unsafe_no_sandbox`."""
     root, limits = root.resolve(), limits or Limits()
     submissions = find_submissions(root, assignments)
     ledger = read_ledger(root)
@@ -95,6 +99,16 @@ def grade_class(
     if not todo:
         say(f"nothing to grade: {len(submissions)} submissions already graded (--force grades them again)")
         return ClassRun(ledger, [])
+    why = grading_sandbox.unavailable()
+    if why and not unsafe_no_sandbox:
+        raise LeaklabError(
+            f"cannot sandbox the submissions on this machine: {why}. Fix that, or pass --unsafe-no-sandbox to "
+            "grade without one (a submission's code then runs as you, and can read and change what you can)"
+        )
+    if why:
+        say(f"warning: grading without a sandbox ({why}), as --unsafe-no-sandbox asks")
+    else:
+        grading_sandbox.activate()  # the forked jobs inherit it
     _warm_up()
     jobs = max(1, jobs or os.cpu_count() or 1)
     say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {jobs} at a time")
