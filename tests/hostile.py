@@ -239,6 +239,46 @@ SLEEP_IN_HANDLER = "import time\n\n\n" + _HANDLER + "    time.sleep(10**9)\n"
 # Lesson 03's right answer, then leaving: a run that ended early cannot show that nothing was left open.
 SYS_EXIT_03 = solution_answer(HUNG) + "\nimport sys\n\nsys.exit()\n"
 
+# Looks for what a grading job must never see: the checkout's lessons (hidden tests) and solutions,
+# beside the installed package; the class's course, from the grader's command line in /proc; and prints
+# what it found (the test reads it back from the autograded notebook, where the kernel's output lands).
+SNOOPING = (
+    """import os
+from pathlib import Path
+
+import leaklab
+
+found = []
+checkout = Path(leaklab.__file__).resolve().parents[2]
+for folder in ("notebooks", "solutions", "tests"):
+    if (checkout / folder).exists():
+        found.append(f"{folder}: {sorted(os.listdir(checkout / folder))[:3]}")
+for proc in Path("/proc").glob("[0-9]*"):
+    try:
+        words = (proc / "cmdline").read_bytes().split(b"\\0")
+    except OSError:
+        continue
+    if b"autograde" in words:
+        found.append(f"grader {proc.name}: {words[-1].decode()}")
+print("SNOOPED:", found or "nothing")
+"""
+    + FIXED
+)
+
+# Sends out and listens: `NETWORK_PORT` is a listener the test opens on the host's loopback.
+NETWORK_PORT = 47311
+NETWORK = (
+    f"""import socket
+
+try:
+    socket.create_connection(("127.0.0.1", {NETWORK_PORT}), timeout=2).sendall(b"the hidden tests")
+    print("NETWORK: sent")
+except OSError as exc:
+    print("NETWORK:", type(exc).__name__)
+"""
+    + FIXED
+)
+
 NOT_A_NOTEBOOK = b'{"cells": [{"cell_type": "code", "source": "print(1)"'
 
 TIMEOUT, ANSWER, LIMIT, MEMORY = "timeout", "answer failed", "process limit", "memory limit"
@@ -272,6 +312,9 @@ CORPUS: dict[str, Case] = {
     "thread-bomb": Case(POOL, answer(THREAD_BOMB), 0, LIMIT, "5000 sleeping threads"),
     "fork-bomb": Case(POOL, answer(FORK_BOMB), 0, LIMIT, "3000 sleeping children"),
     "escaping-children": Case(POOL, answer(ESCAPING_CHILDREN), 9, "", "20 children in sessions of their own"),
+    # the sandbox: nothing to read, nowhere to send
+    "snooping": Case(POOL, answer(SNOOPING), 9, "", "looks for the lessons, solutions and course: finds none"),
+    "network": Case(POOL, answer(NETWORK), 9, "", "connects to a listener of the host's: cannot"),
     "memory-bomb": Case(POOL, answer(MEMORY_BOMB), 0, MEMORY, "25 GiB asked for"),
     "output-bomb": Case(POOL, answer(OUTPUT_BOMB), 0, "output limit", "2 GB printed"),
     # rebinding what measures

@@ -9,17 +9,19 @@ on the first run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from hostile import CORPUS, POOL, answer, answers_04, copy_of
+from hostile import CORPUS, NETWORK_PORT, POOL, answer, answers_04, copy_of
 
 from leaklab.grading.classroom.sandbox import pids_cgroup_root
 
@@ -92,12 +94,34 @@ def graded(tmp_path_factory):
     course = tmp_path_factory.mktemp("class") / "course"
     assert finish(leaklab("course", str(course)))[0] == 0
     hand_in(course, {name: (case.assignment, case.build(case.assignment)) for name, case in CORPUS.items()})
-    started = time.monotonic()
-    process = leaklab("autograde", str(course), *JOBS, *LIMITS)
-    code, stderr = finish(process)
-    seconds = time.monotonic() - started
+    with socket.socket() as listener:  # what the "network" submission tries to reach
+        listener.bind(("127.0.0.1", NETWORK_PORT))
+        listener.listen(16)
+        listener.setblocking(False)
+        started = time.monotonic()
+        process = leaklab("autograde", str(course), *JOBS, *LIMITS)
+        code, stderr = finish(process)
+        seconds = time.monotonic() - started
+        reached = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                listener.accept()[0].close()
+                reached += 1
     print(f"\nthe corpus ({len(CORPUS)} submissions) graded in {seconds:.0f} s")
-    return {"course": course, "code": code, "stderr": stderr, "seconds": seconds, "pid": process.pid}
+    return {
+        "course": course,
+        "code": code,
+        "stderr": stderr,
+        "seconds": seconds,
+        "pid": process.pid,
+        "reached": reached,
+    }
+
+
+def printed(course: Path, student: str) -> str:
+    """Everything the kernel printed for a student's notebook, as the autograded notebook keeps it."""
+    nb = json.loads((course / "autograded" / student / POOL / f"{POOL}.ipynb").read_text())
+    return "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
 
 
 def test_the_run_ends_in_time_and_says_how_many_were_not_graded_normally(graded):
@@ -118,6 +142,15 @@ def test_each_submission_gets_its_score_and_reason(graded, name):
     assert row["assignment"] == case.assignment and row["notebook"] == f"{case.assignment}.ipynb"
     assert float(row["max_score"]) == 9
     assert bool(row["detail"]) == bool(row["reason"])
+
+
+def test_the_sandbox_hides_the_lessons_the_solutions_and_the_course(graded):
+    assert "SNOOPED: nothing" in printed(graded["course"], "snooping")
+
+
+def test_the_sandbox_lets_nothing_out(graded):
+    assert "NETWORK: ConnectionRefusedError" in printed(graded["course"], "network")
+    assert graded["reached"] == 0
 
 
 def test_one_row_per_student_and_notebook(graded):
