@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile import CORPUS, NETWORK_PORT, POOL, answer, answers_04, copy_of
+from hostile import CANCEL, CORPUS, HUNG, NETWORK_PORT, POOL, answer, answers_04, copy_of
 
-from leaklab.grading.classroom.sandbox import pids_cgroup_root
+from leaklab.grading.classroom.processes import pids_cgroup_root
 
 ROOT = Path(__file__).resolve().parents[2]
 # Short limits, so that CI stays fast: an isolated run is never given under 11 s (the child's own
@@ -41,7 +41,7 @@ def leaklab(*args: str, no_cgroup: bool = False) -> subprocess.Popen:
     """The command line, started; `no_cgroup` hides the pids cgroup, as on a machine without one."""
     code = "import sys; from leaklab._cli import main; sys.exit(main(sys.argv[1:]))"
     if no_cgroup:
-        code = "import leaklab.grading.classroom.sandbox as s; s.pids_cgroup_root = lambda: None; " + code
+        code = "import leaklab.grading.classroom.processes as p; p.pids_cgroup_root = lambda: None; " + code
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,
@@ -76,7 +76,7 @@ def ledger_lines(course: Path) -> list[str]:
 
 
 def survivors(grader_pid: int) -> list[int]:
-    """Processes still marked as started by a job of that grader (see `grading.classroom.sandbox.JOB_ENV`)."""
+    """Processes still marked as started by a job of that grader (see `grading.classroom.processes.JOB_ENV`)."""
     marker = f"LEAKLAB_JOB=job-{grader_pid}-".encode()
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
@@ -146,6 +146,14 @@ def test_each_submission_gets_its_score_and_reason(graded, name):
 
 def test_the_sandbox_hides_the_lessons_the_solutions_and_the_course(graded):
     assert "SNOOPED: nothing" in printed(graded["course"], "snooping")
+
+
+def test_the_worked_solutions_ran_without_an_error_in_their_sandboxed_kernels(graded):
+    """Their plots and memray captures, shown on the feedback page, need nothing the sandbox hides."""
+    for student, lesson in (("solution-01", CANCEL), ("solution-03", HUNG), ("solution-04", POOL)):
+        nb = json.loads((graded["course"] / "autograded" / student / lesson / f"{lesson}.ipynb").read_text())
+        errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert errors == [], student
 
 
 def test_the_sandbox_lets_nothing_out(graded):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._repo import ARTEFACTS_ENV
 from . import cells, handoff, sandbox, settings
 from .results import Reason, TestResult
 
@@ -127,6 +128,7 @@ def sandboxed_kernels(workdir: Path) -> type:
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             command = super().format_kernel_cmd(extra_arguments)
             home = {"HOME": workdir, "IPYTHONDIR": workdir / "ipython", "MPLCONFIGDIR": workdir / "matplotlib"}
+            home[ARTEFACTS_ENV] = workdir / "runs"  # the lessons' memray captures and plots
             # Inside its own PID namespace the kernel's parent is the sandbox's pid 1, which ipykernel takes
             # for an orphaned kernel unless told that is its parent; the sandbox ends with its parent instead
             # (--die-with-parent).

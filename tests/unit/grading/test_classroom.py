@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from leaklab.grading.classroom import sandbox
+from leaklab.grading.classroom import processes
 from leaklab.grading.classroom.discovery import Submission
 from leaklab.grading.classroom.job import JobFiles, collect, unfinished_reason
 from leaklab.grading.classroom.records import Outcome, read_ledger, submitted_at, write_table
@@ -124,19 +124,19 @@ time.sleep(600)
 
 def test_without_a_cgroup_every_marked_process_of_a_job_is_killed():
     token = "job-test-1"
-    env = {**os.environ, sandbox.JOB_ENV: token}
+    env = {**os.environ, processes.JOB_ENV: token}
     runaway = subprocess.Popen(
         [sys.executable, "-c", _RUNAWAY], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
         assert runaway.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 10
-        while len(sandbox.job_processes(token, None)) < 11 and time.monotonic() < deadline:
+        while len(processes.job_processes(token, None)) < 11 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(sandbox.job_processes(token, None)) == 11  # the process, 5 children, 5 grandchildren
-        sandbox.kill_job(runaway.pid, token, None)
+        assert len(processes.job_processes(token, None)) == 11  # the process, 5 children, 5 grandchildren
+        processes.kill_job(runaway.pid, token, None)
         runaway.wait(timeout=10)
-        assert sandbox.job_processes(token, None) == []
+        assert processes.job_processes(token, None) == []
     finally:
         runaway.kill()
         runaway.wait()
@@ -144,5 +144,5 @@ def test_without_a_cgroup_every_marked_process_of_a_job_is_killed():
 
 
 def test_the_job_mark_is_what_the_clean_up_looks_for():
-    assert sandbox.job_processes("job-nobody-0", None) == []
+    assert processes.job_processes("job-nobody-0", None) == []
     assert Path("/proc/self/environ").exists()  # Linux only, as grading is

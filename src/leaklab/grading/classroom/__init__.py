@@ -1,5 +1,5 @@
 """`leaklab autograde`: a whole class graded in parallel, resumably, one process per submission.
 
-The parts: `discovery` finds the submissions, `job` grades one in a forked process, `sandbox` limits
+The parts: `discovery` finds the submissions, `job` grades one in a forked process, `processes` limits
 and cleans up that process, `records` writes each outcome to the course, `scheduler` runs the jobs.
 """

@@ -24,7 +24,7 @@ from ..kernel import KernelRun
 from ..nbgrader_course import NbgraderCourse
 from ..results import Reason, reason_of
 from ..settings import Limits
-from . import sandbox
+from . import processes
 from .discovery import Submission, course_assignments, release_of, source_of
 from .records import Outcome
 
@@ -121,14 +121,14 @@ def run_job(sub: Submission, checkout: Path, root: Path, files: JobFiles, limits
         log = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        os.environ[sandbox.JOB_ENV] = token
+        os.environ[processes.JOB_ENV] = token
         os.environ["HOME"] = str(files.workdir)
-        sandbox.apply_limits(limits, cgroup)
+        processes.apply_limits(limits, cgroup)
         started = time.monotonic()
-        stop_kernel = lambda: sandbox.kill_others(token, cgroup)  # noqa: E731 - the job's every other process
+        stop_kernel = lambda: processes.kill_others(token, cgroup)  # noqa: E731 - the job's every other process
         outcome = grade_one(sub, checkout=checkout, root=root, files=files, limits=limits, stop_kernel=stop_kernel)
         outcome.seconds = round(time.monotonic() - started, 2)
-        sandbox.kill_others(token, cgroup)
+        processes.kill_others(token, cgroup)
         _hand_back(files.outcome, outcome.to_json())
         # Graded: the next job may start while this one renders the page (no learner code runs any more).
         if files.autograded.exists():
@@ -138,7 +138,7 @@ def run_job(sub: Submission, checkout: Path, root: Path, files: JobFiles, limits
         with contextlib.suppress(BaseException):
             traceback.print_exc()
             if not files.outcome.exists():
-                sandbox.kill_others(token, cgroup)
+                processes.kill_others(token, cgroup)
                 reason = reason_of(exc)
                 detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 _hand_back(files.crash, {"reason": reason.value if reason else "", "detail": detail[:300]})

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..._errors import LeaklabError
 from .. import sandbox as grading_sandbox
 from ..settings import Limits
-from . import sandbox
+from . import processes
 from .discovery import Submission, find_submissions
 from .job import JobFiles, collect, run_job
 from .records import Outcome, read_ledger, record, write_table
@@ -112,7 +112,7 @@ def grade_class(
     _warm_up()
     jobs = max(1, jobs or os.cpu_count() or 1)
     say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {jobs} at a time")
-    if sandbox.pids_cgroup_root() is None and os.geteuid() == 0:
+    if processes.pids_cgroup_root() is None and os.geteuid() == 0:
         say(
             "warning: no limit on the processes and threads of a submission: running as root without a "
             "writable pids cgroup (/sys/fs/cgroup/pids, cgroup v1), a fork or thread bomb is bounded only "
@@ -137,7 +137,7 @@ def grade_class(
                 overdue = time.monotonic() - job.started > limits.seconds
                 if not (ended or overdue):
                     continue
-                sandbox.kill_job(child, job.files.workdir.name, job.cgroup)
+                processes.kill_job(child, job.files.workdir.name, job.cgroup)
                 if not ended:
                     status = os.waitpid(child, 0)[1]
                 del running[child]
@@ -151,7 +151,7 @@ def grade_class(
                 bar.update(outcome, len(running))
     finally:
         for child, job in running.items():
-            sandbox.kill_job(child, job.files.workdir.name, job.cgroup)
+            processes.kill_job(child, job.files.workdir.name, job.cgroup)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(child, 0)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -163,7 +163,7 @@ def grade_class(
 def _start(sub: Submission, checkout: Path, root: Path, workdir: Path, limits: Limits) -> tuple[int, Running]:
     workdir.mkdir()
     files = JobFiles(workdir, secrets.token_hex(16))
-    cgroup = sandbox.make_cgroup(f"leaklab-{workdir.name.removeprefix('job-')}", limits)
+    cgroup = processes.make_cgroup(f"leaklab-{workdir.name.removeprefix('job-')}", limits)
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()

@@ -1,8 +1,8 @@
-"""A job's limits and its clean-up: what one submission may use, and the end of every process it started.
+"""A job's processes: what one submission may use, and the end of every process it started.
 
-Not a sandbox in the security sense (see docs/grading.md): it bounds memory per process (address
-space), processes and threads per job where a writable pids cgroup (v1) exists, and finds a job's
-processes by that cgroup or, failing it, by a marker in their environment.
+It bounds memory per process (address space), processes and threads per job where a writable pids
+cgroup (v1) exists, and finds a job's processes by that cgroup or, failing it, by a marker in their
+environment. The learner's code itself runs in `grading.sandbox`, inside these limits.
 """
 
 from __future__ import annotations
