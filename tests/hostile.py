@@ -279,6 +279,17 @@ except OSError as exc:
     + FIXED
 )
 
+# Fills the kernel's outputs (20 MB printed in one line, a 10 MB "image"), well under the isolated run's
+# output limit: graded normally, with its outputs cut in the notebook and feedback page the course keeps.
+KERNEL_OUTPUT_BOMB = (
+    """from IPython.display import Image, display
+
+print("x" * 20 * 2**20)
+display(Image(data=b"\\x89PNG\\r\\n\\x1a\\n" + bytes(10 * 2**20), format="png"))
+"""
+    + FIXED
+)
+
 NOT_A_NOTEBOOK = b'{"cells": [{"cell_type": "code", "source": "print(1)"'
 
 TIMEOUT, ANSWER, LIMIT, MEMORY = "timeout", "answer failed", "process limit", "memory limit"
@@ -315,6 +326,7 @@ CORPUS: dict[str, Case] = {
     # the sandbox: nothing to read, nowhere to send
     "snooping": Case(POOL, answer(SNOOPING), 9, "", "looks for the lessons, solutions and course: finds none"),
     "network": Case(POOL, answer(NETWORK), 9, "", "connects to a listener of the host's: cannot"),
+    "kernel-output-bomb": Case(POOL, answer(KERNEL_OUTPUT_BOMB), 9, "", "30 MB of outputs, cut to size"),
     "memory-bomb": Case(POOL, answer(MEMORY_BOMB), 0, MEMORY, "25 GiB asked for"),
     "output-bomb": Case(POOL, answer(OUTPUT_BOMB), 0, "output limit", "2 GB printed"),
     # rebinding what measures

@@ -156,6 +156,15 @@ def test_the_worked_solutions_ran_without_an_error_in_their_sandboxed_kernels(gr
         assert errors == [], student
 
 
+def test_the_kernels_outputs_are_kept_to_size(graded):
+    course = graded["course"]
+    autograded = course / "autograded" / "kernel-output-bomb" / POOL / f"{POOL}.ipynb"
+    page = course / "feedback" / "kernel-output-bomb" / POOL / f"{POOL}.html"
+    assert autograded.stat().st_size < 2 * 2**20 and page.stat().st_size < 4 * 2**20
+    assert "output cut at" in printed(course, "kernel-output-bomb")
+    assert "left out" in printed(course, "kernel-output-bomb")
+
+
 def test_the_sandbox_lets_nothing_out(graded):
     assert "NETWORK: ConnectionRefusedError" in printed(graded["course"], "network")
     assert graded["reached"] == 0

@@ -385,9 +385,21 @@ def test_autograde_with_fewer_than_one_job_exits_2_without_grading(fakes, capsys
 def test_autograde_by_default_grades_everything_with_the_settings_limits(fakes, root, tmp_path):
     assert main(["autograde", str(tmp_path)]) == 0
 
-    assert fakes["autograde"].calls == [
-        ((tmp_path,), {"checkout": root, "assignments": [], "jobs": None, "force": False, "limits": Limits()})
-    ]
+    expected = {"checkout": root, "assignments": [], "jobs": None, "force": False, "limits": Limits()}
+    assert fakes["autograde"].calls == [((tmp_path,), {**expected, "unsafe_no_sandbox": False})]
+
+
+def test_autograde_refuses_a_machine_without_a_sandbox_unless_told(monkeypatch, root, tmp_path, capsys):
+    """Not the fake: the real class grader, on a course with one submission, where bwrap cannot run."""
+    from leaklab.grading import sandbox
+
+    for folder in ("source", "submitted/ann"):
+        (tmp_path / folder / "01_forgotten_cancel").mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "unavailable", lambda: "no bwrap (a test)")
+    assert main(["autograde", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot sandbox the submissions on this machine: no bwrap (a test)" in err
+    assert "--unsafe-no-sandbox" in err and not (tmp_path / "leaklab").exists()  # nothing graded, nothing written
 
 
 def test_autograde_passes_its_options_as_limits_and_a_selection(fakes, tmp_path):

@@ -9,6 +9,7 @@ does it with nbgrader's autograde, when its gradebook and feedback pages are wan
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -70,6 +71,44 @@ def scored(executed: dict, failed: set[int] = frozenset()) -> dict[str, TestResu
     return results
 
 
+def capped(nb: dict) -> dict:
+    """The notebook with its outputs cut to `settings`' sizes, each cut said where it was made: what a
+    submission prints or draws cannot fill the course's autograded/ and feedback/ folders. An error
+    output is shortened, never removed: it is what fails a test cell."""
+    left = settings.NOTEBOOK_OUTPUT_BYTES
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs, text_left = [], settings.CELL_TEXT_BYTES
+        for output in cell.get("outputs", []):
+            kind = output.get("output_type")
+            if kind == "stream":
+                output["text"] = _cut(cells.text({"source": output.get("text", "")}), min(text_left, left))
+                text_left -= len(output["text"].encode())
+            elif kind == "error" and _size(output) > settings.CELL_TEXT_BYTES:
+                output["evalue"] = _cut(str(output.get("evalue", "")), 4096)
+                output["traceback"] = [_cut("\n".join(output.get("traceback", [])), 4096)]
+            elif kind != "error" and _size(output) > min(settings.OUTPUT_ITEM_BYTES, left):
+                note = f"[leaklab: an output of {_size(output) >> 10} KiB left out]\n"
+                output = type(output)({"output_type": "stream", "name": "stdout", "text": note})  # a NotebookNode too
+            left -= _size(output)
+            outputs.append(output)
+        cell["outputs"] = outputs
+    return nb
+
+
+def _cut(text: str, limit: int) -> str:
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    kept = data[: max(0, limit)].decode(errors="ignore")
+    return f"{kept}\n[leaklab: output cut at {max(0, limit) >> 10} KiB of {len(data) >> 10} KiB]\n"
+
+
+def _size(output: dict) -> int:
+    return len(json.dumps(output))
+
+
 def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: Callable[[], None]) -> KernelRun:
     """Execute the submission in a fresh kernel with nbclient, `before_tests` run just before its first
     test cell; a kernel that dies is a `KERNEL_DIED` failure."""
@@ -96,7 +135,7 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
         executed = client.execute()
     except DeadKernelError:
         return KernelRun({}, (Reason.KERNEL_DIED, DIED))
-    return KernelRun(scored(executed, failed))
+    return KernelRun(scored(capped(executed), failed))
 
 
 def sandboxed_kernels(workdir: Path) -> type:

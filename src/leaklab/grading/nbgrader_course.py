@@ -23,7 +23,7 @@ from typing import ClassVar
 from .._errors import LeaklabError
 from .._repo import artefacts_dir
 from . import handoff, sandbox
-from .kernel import DIED, KernelRun, sandboxed_kernels, scored
+from .kernel import DIED, KernelRun, capped, sandboxed_kernels, scored
 from .results import Reason, TestResult
 
 
@@ -50,6 +50,21 @@ def _recording_execute(kernel_dir: Path | None) -> type:
                 raise
 
     return RecordingExecute
+
+
+def _capped_outputs() -> type:
+    """`kernel.capped` as a preprocessor, run just after nbgrader executes a notebook."""
+    from nbconvert.preprocessors import Preprocessor
+    from traitlets import Bool
+
+    class CappedOutputs(Preprocessor):
+        enabled = Bool(True)  # nbconvert's preprocessors are off unless enabled
+
+        def preprocess(self, nb, resources):  # type: ignore[no-untyped-def]
+            capped(nb)
+            return nb, resources
+
+    return CappedOutputs
 
 
 class NbgraderCourse:
@@ -83,7 +98,8 @@ class NbgraderCourse:
         self._execute = _recording_execute(self.kernel_dir if sandbox.active() else None)
         configured = config.Autograde.get("autograde_preprocessors")  # the course's own list, if it set one
         steps = configured or Autograde.class_traits()["autograde_preprocessors"].default()
-        config.Autograde.autograde_preprocessors = [self._execute if s is Execute else s for s in steps]
+        executing = [[self._execute, _capped_outputs()] if s is Execute else [s] for s in steps]
+        config.Autograde.autograde_preprocessors = [step for group in executing for step in group]
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{root / 'gradebook.db'}"
 

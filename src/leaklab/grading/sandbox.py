@@ -107,9 +107,10 @@ def wrap(
     for name in _ETC:
         if (Path("/etc") / name).exists():
             command += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    # The private /tmp first: a runtime or a folder under /tmp (a venv in a clone there) is bound on top.
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     for path in _runtime():
         command += ["--ro-bind", str(path), str(path)]
-    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     for path in readable:
         command += ["--ro-bind", str(path), str(path)]
     for path in writable:

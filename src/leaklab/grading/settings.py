@@ -54,3 +54,9 @@ class Limits:
 
 # A sandbox's private /tmp (grading/sandbox.py): a lesson writes a few small files there.
 SANDBOX_TMP_BYTES = 256 * 2**20
+
+# What a graded notebook keeps of the kernel's outputs (kernel.capped): a lesson prints a few lines per
+# cell and draws plots of about 100 KB; past these, outputs are cut with a note saying so.
+CELL_TEXT_BYTES = 64 * 2**10  # the printed text of one cell
+OUTPUT_ITEM_BYTES = 2 * 2**20  # one image or other rich output
+NOTEBOOK_OUTPUT_BYTES = 16 * 2**20  # all outputs of the notebook together

@@ -1,0 +1,75 @@
+"""The kernel's run as the grader reads it (`grading.kernel`): test cells restored, scored, and outputs cut
+to size."""
+
+from __future__ import annotations
+
+import copy
+
+import nbformat
+
+from leaklab.grading import settings
+from leaklab.grading.kernel import capped, restored, scored
+from leaklab.grading.results import Reason
+
+
+def graded_cell(grade_id: str, outputs: list[dict], source: str = "assert True") -> dict:
+    meta = {"grade": True, "grade_id": grade_id, "locked": True, "points": 2, "solution": False}
+    return {"cell_type": "code", "source": source, "metadata": {"nbgrader": meta}, "outputs": outputs}
+
+
+def notebook(*cells: dict) -> dict:
+    return {"cells": list(cells), "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def stream(text: str) -> dict:
+    return {"output_type": "stream", "name": "stdout", "text": text}
+
+
+def test_a_test_cell_with_an_error_loses_its_points_with_the_errors_message_and_reason():
+    nb = notebook(
+        graded_cell("a", []),
+        graded_cell("b", [{"output_type": "error", "ename": "AssertionError", "evalue": "0 of 1", "traceback": []}]),
+        graded_cell("c", [{"output_type": "error", "ename": "CellTimeoutError", "evalue": "", "traceback": []}]),
+    )
+    results = scored(nb)
+    assert [results[k].score for k in "abc"] == [2, 0, 0]
+    assert results["b"].message == "AssertionError: 0 of 1" and results["b"].reason is None
+    assert results["c"].reason is Reason.TIMEOUT and "per-cell timeout" in results["c"].message
+
+
+def test_restored_puts_back_the_sources_test_cells_and_clears_outputs():
+    source = notebook(graded_cell("a", [], source="assert answer() == 1"))
+    submitted = notebook(graded_cell("a", [stream("old")], source="pass"))
+    nb = restored(source, submitted)
+    assert nb["cells"][0]["source"] == "assert answer() == 1" and nb["cells"][0]["outputs"] == []
+    assert submitted["cells"][0]["source"] == "pass"  # the submission itself is left alone
+
+
+def test_outputs_of_a_lesson_are_kept_as_they_are():
+    image = {"output_type": "display_data", "data": {"image/png": "x" * 100_000}, "metadata": {}}
+    nb = notebook(graded_cell("a", [stream("a few lines\n" * 20), image]))
+    assert capped(copy.deepcopy(nb)) == nb
+
+
+def test_a_print_bomb_an_image_bomb_and_a_huge_error_are_cut_with_a_note_and_the_error_still_fails():
+    huge_text = "x" * (settings.CELL_TEXT_BYTES * 4)
+    bomb = {
+        "output_type": "display_data",
+        "data": {"image/png": "y" * (settings.OUTPUT_ITEM_BYTES + 1)},
+        "metadata": {},
+    }
+    error = {"output_type": "error", "ename": "ValueError", "evalue": "z" * 10**6, "traceback": ["t" * 10**6]}
+    nb = nbformat.from_dict(notebook(graded_cell("a", [stream(huge_text), bomb]), graded_cell("b", [error])))
+    cut = capped(nb)
+    text, note = cut["cells"][0]["outputs"]
+    assert len(text["text"]) < settings.CELL_TEXT_BYTES + 200 and "output cut at 64 KiB" in text["text"]
+    assert note["output_type"] == "stream" and "left out" in note["text"] and note.text  # still a NotebookNode
+    assert len(cut["cells"][1]["outputs"][0]["evalue"]) < 5000
+    assert scored(cut)["b"].score == 0 and scored(cut)["b"].message.startswith("ValueError: zzz")
+
+
+def test_the_whole_notebook_is_capped_too():
+    cells = [graded_cell(f"c{i}", [stream("w" * (settings.CELL_TEXT_BYTES - 100))]) for i in range(400)]
+    cut = capped(notebook(*cells))
+    total = sum(len(o["text"]) for cell in cut["cells"] for o in cell["outputs"])
+    assert total < settings.NOTEBOOK_OUTPUT_BYTES + 400 * 200
