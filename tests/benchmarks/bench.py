@@ -1,7 +1,7 @@
 """`make bench`: the project's speed figures against its goals, in one Markdown table.
 
     python tests/benchmarks/bench.py [--runs 3] [--lessons 01_forgotten_cancel ...] [--students 2]
-                                     [--skip notebooks,class,memray,install] [--quick] [--no-write]
+                                     [--skip notebooks,class,memray,sandbox,install] [--quick] [--no-write]
 
 Figures are printed, never asserted: a loaded machine must not fail a build. Commands that are compared
 are timed side by side in one run, interleaved run by run (their order rotating from one run to the
@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TRAFFIC = Path(__file__).with_name("_traffic.py")
-PARTS = ("notebooks", "class", "memray", "install")
+PARTS = ("notebooks", "class", "memray", "sandbox", "install")
 
 NOTEBOOK_GOAL_S = 6.0
 GRADE_SHARE_GOAL = 1 / 3  # leaklab grade's time above execution, as a share of nbgrader's CLI's
@@ -51,6 +51,8 @@ SPEED_UP_GOAL = 1.8
 CLASS_OVERHEAD_GOAL_S = 1.5
 MEMRAY_GOAL = 1.2
 INSTALL_GOAL_S = 90.0
+SANDBOX_GOAL_S = 0.3  # what the sandbox adds to one grading job
+RUNS_PER_JOB = 4  # isolated runs a lesson's tests make: the visible options and the hidden ones, two each at most
 DASH = "\N{EN DASH}"  # ranges as docs/benchmarks.md writes them
 PAGE = ROOT / "docs" / "benchmarks.md"
 
@@ -401,6 +403,50 @@ def bench_memray(scenario: str, rounds: int, runs: int, say: Progress) -> list[R
 # --- install: a fresh clone and the Makefile's install step -------------------------------------------
 
 
+def bench_sandbox(runs: int, say: Progress) -> list[Row]:
+    """What the sandbox adds to a grading job: one kernel started and run in it, and its isolated runs,
+    each a process started in it; timed against the same without a sandbox, interleaved run by run."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from leaklab.grading import sandbox
+    from leaklab.grading.kernel import sandboxed_kernels
+
+    if sandbox.unavailable():
+        raise BenchError(f"sandbox: none can be made here: {sandbox.unavailable()}")
+    plain_process = [sys.executable, "-c", "import leaklab.grading.child"]
+    times: dict[str, list[float]] = {"process": [], "process in sandbox": [], "kernel": [], "kernel in sandbox": []}
+    for run in range(max(runs, 5)):
+        say(f"sandbox: run {run + 1}")
+        with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as scratch:
+            for name in rotated(list(times), run):
+                start = time.perf_counter()
+                if name.startswith("process"):
+                    command = sandbox.wrap(plain_process, writable=[]) if "sandbox" in name else plain_process
+                    run_command(command, cwd=Path(scratch))
+                else:
+                    options = (
+                        {"kernel_manager_class": sandboxed_kernels(Path(scratch) / "k")} if "sandbox" in name else {}
+                    )
+                    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import leaklab")])
+                    NotebookClient(nb, kernel_name="python3", shutdown_kernel="immediate", **options).execute()
+                times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    process_cost = median["process in sandbox"] - median["process"]
+    kernel_cost = median["kernel in sandbox"] - median["kernel"]
+    job_cost = kernel_cost + RUNS_PER_JOB * process_cost
+    return [
+        Row("an isolated run's process started in the sandbox, above one without", f"{process_cost * 1000:+.0f} ms"),
+        Row("a kernel started and run in the sandbox, above one without", f"{kernel_cost * 1000:+.0f} ms"),
+        Row(
+            f"the sandbox's cost per grading job (a kernel and {RUNS_PER_JOB} isolated runs)",
+            f"{job_cost:+.2f} s",
+            f"<= {SANDBOX_GOAL_S:g} s",
+            verdict(job_cost <= SANDBOX_GOAL_S),
+        ),
+    ]
+
+
 def bench_install(say: Progress) -> list[Row]:
     """`git clone` of this checkout's HEAD, then `make .venv/.installed` in it, as a new user would: with
     download caches of its own, empty, so that every package is fetched as on a new machine."""
@@ -545,6 +591,9 @@ What the rows measure, and their goals:
   started as `Recorder` starts it, and inside a whole `Recorder`. Goal: at most {MEMRAY_GOAL:g}x in wall time.
   The CPU time beside it shows what the tracking costs: the lessons' traffic mostly waits (sleeps compress
   the article's time), so the wall clock barely moves.
+- **The sandbox**: a process that imports leaklab's isolated-run child, and a kernel that runs one cell,
+  each started with and without the bubblewrap sandbox the graders use, interleaved; the job's cost is
+  one kernel and {RUNS_PER_JOB} isolated runs. Goal: at most {SANDBOX_GOAL_S:g} s per grading job.
 - **A fresh set-up**: a `git clone` of the checkout's HEAD, then `make .venv/.installed` in it (the step
   `make lab` and `make test` run first), with empty download caches of its own, as on a new machine; the
   row says whether uv or pip (where uv cannot run) installed the packages. Goal: at most {INSTALL_GOAL_S:g} s.
@@ -553,7 +602,7 @@ What the rows measure, and their goals:
 
 `make bench` (about 15-20 minutes on a 2-core machine) takes `BENCH_ARGS="..."`: `--runs N`,
 `--lessons LESSON ...`, `--students N`, `--jobs N`, `--scenario NAME --rounds N`,
-`--skip notebooks,class,memray,install`, and `--quick` (everything once at the smallest size, about two
+`--skip notebooks,class,memray,sandbox,install`, and `--quick` (everything once at the smallest size, about two
 minutes: a check of the script, not figures to quote). `make bench-class` (about an hour) takes
 `CLASS_ARGS="..."`: `--students N`, `--lessons LESSON ...`, `--repeat N`, `--jobs N`, `--runs N`. A run
 that leaves something out (`--quick`, `--skip`, `--lessons`, or for `make bench-class` fewer than 40
@@ -664,6 +713,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if "memray" not in args.skip:
             rows += bench_memray(args.scenario, args.rounds, args.runs, say)
+        if "sandbox" not in args.skip:
+            rows += bench_sandbox(args.runs, say)
         if "install" not in args.skip:
             rows += bench_install(say)
         return rows
