@@ -290,6 +290,17 @@ display(Image(data=b"\\x89PNG\\r\\n\\x1a\\n" + bytes(10 * 2**20), format="png"))
     + FIXED
 )
 
+# Prints the source of every cell the kernel runs after it, the test cells included: they reach the
+# autograded notebook and the feedback page, but only as the kernel has them, without hidden tests.
+CELL_SPY = (
+    """try:
+    get_ipython().events.register("pre_run_cell", lambda info: print("SPY:", info.raw_cell))
+except NameError:  # not in a kernel: the grader's isolated run
+    pass
+"""
+    + FIXED
+)
+
 NOT_A_NOTEBOOK = b'{"cells": [{"cell_type": "code", "source": "print(1)"'
 
 TIMEOUT, ANSWER, LIMIT, MEMORY = "timeout", "answer failed", "process limit", "memory limit"
@@ -327,6 +338,7 @@ CORPUS: dict[str, Case] = {
     "snooping": Case(POOL, answer(SNOOPING), 9, "", "looks for the lessons, solutions and course: finds none"),
     "network": Case(POOL, answer(NETWORK), 9, "", "connects to a listener of the host's: cannot"),
     "kernel-output-bomb": Case(POOL, answer(KERNEL_OUTPUT_BOMB), 9, "", "30 MB of outputs, cut to size"),
+    "cell-spy": Case(POOL, answer(CELL_SPY), 9, "", "prints every cell the kernel runs: no hidden test among them"),
     "memory-bomb": Case(POOL, answer(MEMORY_BOMB), 0, MEMORY, "25 GiB asked for"),
     "output-bomb": Case(POOL, answer(OUTPUT_BOMB), 0, "output limit", "2 GB printed"),
     # rebinding what measures

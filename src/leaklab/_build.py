@@ -20,7 +20,6 @@ from ._repo import lessons
 from .grading import cells
 from .grading.nbgrader_course import temporary_course
 
-_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
 _MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
 
 
@@ -29,7 +28,7 @@ def solution_skeleton(source: dict) -> dict:
     nb = copy.deepcopy(source)
     for cell in nb["cells"]:
         text = cells.text(cell)
-        cell["source"] = _MARKER.sub("", _HIDDEN.sub("", text)).rstrip("\n")
+        cell["source"] = _MARKER.sub("", cells.HIDDEN_TESTS.sub("", text)).rstrip("\n")
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
     return nb

@@ -144,6 +144,15 @@ def test_each_submission_gets_its_score_and_reason(graded, name):
     assert bool(row["detail"]) == bool(row["reason"])
 
 
+def test_no_hidden_test_reaches_the_kernel_or_what_the_course_keeps_of_it(graded):
+    course = graded["course"]
+    assert "SPY: " in printed(course, "cell-spy") and "hidden_part(" in printed(course, "cell-spy")
+    for name, case in CORPUS.items():
+        notebook = course / "autograded" / name / case.assignment / f"{case.assignment}.ipynb"
+        if notebook.exists():
+            assert not any(words in notebook.read_text() for words in HIDDEN), name
+
+
 def test_the_sandbox_hides_the_lessons_the_solutions_and_the_course(graded):
     assert "SNOOPED: nothing" in printed(graded["course"], "snooping")
 

@@ -3,6 +3,11 @@ every part agrees: a cell marked both graded and answer is an answer cell, never
 
 from __future__ import annotations
 
+import re
+
+# A test cell's hidden part, as nbgrader marks it (its own ClearHiddenTests removes the same block).
+HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
+
 
 def meta(cell: dict) -> dict:
     """The cell's nbgrader metadata ({} if it has none, or none that is a mapping)."""

@@ -92,10 +92,12 @@ def _both_runs(
     source: dict, submitted: dict, run_kernel: KernelRunner, stop_kernel: Callable[[], None] | None
 ) -> tuple[dict[str, TestResult], KernelRun]:
     measured, kernel_done = threading.Event(), threading.Event()
+    verdicts: dict[str, dict] = {}  # each test as the grader's own run saw it, for the kernel's hidden parts
 
     def own_run() -> tuple[dict[str, TestResult], bool]:
         try:
             own = verify(source, submitted)
+            verdicts.update({k: {"passed": t.score >= t.max_score, "message": t.message} for k, t in own.items()})
         finally:  # also when it fails: the kernel waits for it
             measured.set()
         stopped = stop_kernel is not None and futile(own)
@@ -106,7 +108,9 @@ def _both_runs(
 
     with tempfile.TemporaryDirectory(prefix="leaklab-handoff-") as folder, ThreadPoolExecutor(1) as pool:
         os.environ[handoff.ENV] = str(Path(folder) / "runs.json")  # the kernel reads it, never measures again
-        publish = partial(handoff.publish, Path(folder) / "runs.json", isolation.measured_runs, after=measured)
+        publish = partial(
+            handoff.publish, Path(folder) / "runs.json", isolation.measured_runs, lambda: verdicts, after=measured
+        )
         try:
             own_future = pool.submit(own_run)
             try:

@@ -7,13 +7,18 @@ test cell asks for a run, instead of running the answer again. The file is writt
 kernel's first test cell (`before_first_test`), so no cell before it, where the learner's code runs,
 can see it.
 
-The file: JSON `{"schema": SCHEMA, "runs": {run key: IsolatedRun fields}}`, written whole or not at
-all. A reader that finds another schema, or no file, measures for itself.
+The kernel never gets the hidden tests (`kernel_version`): in its copy of the lesson, each test cell's
+hidden part is a call to `hidden_part`, which shows the grader's own verdict on that test.
+
+The file: JSON `{"schema": SCHEMA, "runs": {run key: IsolatedRun fields}, "tests": {grade id:
+{"passed": bool, "message": str}}}`, written whole or not at all. A reader that finds another schema,
+or no file, measures for itself (and `hidden_part` passes: the kernel's run can only take points away).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import os
@@ -24,7 +29,7 @@ from pathlib import Path
 from . import cells
 
 ENV = "LEAKLAB_VERDICTS"
-SCHEMA = 2  # 2: runs carry a `reason`; `destroyed_pending` is gone
+SCHEMA = 3  # 2: runs carry a `reason`, `destroyed_pending` is gone; 3: the tests' verdicts
 
 
 def run_key(job: dict) -> str:
@@ -32,18 +37,23 @@ def run_key(job: dict) -> str:
     return hashlib.sha256(json.dumps({**job, "source": job["source"].strip()}, sort_keys=True).encode()).hexdigest()
 
 
-def publish(path: Path, runs: Callable[[], dict[str, dict]], *, after: threading.Event | None = None) -> None:
-    """Write `runs()` where a kernel told `ENV=path` looks for them; with `after`, once it is set
-    (the grader's own run is over)."""
+def publish(
+    path: Path,
+    runs: Callable[[], dict[str, dict]],
+    tests: Callable[[], dict[str, dict]] = dict,
+    *,
+    after: threading.Event | None = None,
+) -> None:
+    """Write `runs()` and `tests()` where a kernel told `ENV=path` looks for them; with `after`, once it
+    is set (the grader's own run is over)."""
     if after is not None:
         after.wait()
     partial = path.with_suffix(".part")
-    partial.write_text(json.dumps({"schema": SCHEMA, "runs": runs()}), encoding="utf-8")
+    partial.write_text(json.dumps({"schema": SCHEMA, "runs": runs(), "tests": tests()}), encoding="utf-8")
     partial.replace(path)
 
 
-def published() -> dict[str, dict]:
-    """The runs the grader handed this process, by key ({} outside a grading kernel)."""
+def _read() -> dict:
     path = os.environ.get(ENV)
     if not path:
         return {}
@@ -51,9 +61,31 @@ def published() -> dict[str, dict]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("runs"), dict):
-        return {}
-    return data["runs"]
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else {}
+
+
+def published() -> dict[str, dict]:
+    """The runs the grader handed this process, by key ({} outside a grading kernel)."""
+    runs = _read().get("runs")
+    return runs if isinstance(runs, dict) else {}
+
+
+def hidden_part(grade_id: str) -> None:
+    """In the grading kernel, where a test cell's hidden tests were: fail as the grader's own run failed
+    that test (its message, never its code), or pass."""
+    verdict = (_read().get("tests") or {}).get(grade_id)
+    if isinstance(verdict, dict) and not verdict.get("passed", True):
+        raise AssertionError(f"hidden tests: {verdict.get('message') or 'failed'}")
+
+
+def kernel_version(source: dict) -> dict:
+    """The lesson as the kernel runs it: each test cell's hidden part replaced by `hidden_part`."""
+    nb = copy.deepcopy(source)
+    for cell in nb["cells"]:
+        if cells.is_test(cell):
+            call = f"import leaklab.grading.handoff\n\nleaklab.grading.handoff.hidden_part({cells.grade_id(cell)!r})\n"
+            cell["source"] = cells.HIDDEN_TESTS.sub(lambda _, call=call: call, cells.text(cell))
+    return nb
 
 
 def before_first_test(action: Callable[[], None]) -> Callable[..., Awaitable[None]]:

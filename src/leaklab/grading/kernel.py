@@ -118,7 +118,7 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
 
     failed: set[int] = set()
     client = NotebookClient(
-        nbformat.from_dict(restored(source, submitted)),
+        nbformat.from_dict(restored(handoff.kernel_version(source), submitted)),
         kernel_name="python3",
         allow_errors=True,
         interrupt_on_timeout=True,

@@ -137,6 +137,17 @@ class NbgraderCourse:
         shutil.copyfile(cached / "gradebook.db", self.root / "gradebook.db")
         shutil.copytree(cached / "source", self.root / "source", dirs_exist_ok=True)
 
+    def generate_for_kernel(self, slug: str, source: Path) -> None:
+        """`generate_cached` from the lesson as the kernel runs it (`handoff.kernel_version`): its hidden
+        tests never reach the kernel, nor the autograded notebook and feedback page made from its run."""
+        version = handoff.kernel_version(json.loads(source.read_text(encoding="utf-8")))
+        folder = Path(tempfile.mkdtemp(prefix="kernel-version-", dir=artefacts_dir("grading")))
+        try:
+            (folder / source.name).write_text(json.dumps(version, indent=1), encoding="utf-8")
+            self.generate_cached(slug, folder / source.name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def autograde(self, slug: str, student: str, submission: Path) -> KernelRun:
         """Autograde one submission: its scores by grade id (from the gradebook), with each failed test's
         message; or why nbgrader could not grade it."""

@@ -95,7 +95,7 @@ def grade(
                 else:
                     if slug not in courses:
                         courses[slug] = stack.enter_context(temporary_course(checkout))
-                        courses[slug].generate_cached(slug, known[slug])
+                        courses[slug].generate_for_kernel(slug, known[slug])
                     page = _unused_name(feedback / f"{path.stem}.html", written)
                     runner = _nbgrader_runner(courses[slug], slug, f"learner-{done:03d}", path, page)
                 graded = grade_submission(lesson, submitted, runner)

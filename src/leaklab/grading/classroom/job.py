@@ -94,7 +94,7 @@ def grade_one(
         course = NbgraderCourse(checkout, files.course, cell_timeout_s=limits.cell_seconds, kernel_dir=files.kernel)
         course.hook_tests(before_tests)
         try:
-            course.generate_cached(sub.assignment, source_of(root, sub.assignment))
+            course.generate_for_kernel(sub.assignment, source_of(root, sub.assignment))
         except LeaklabError as exc:
             return KernelRun({}, (Reason.NOT_GRADED_BY_NBGRADER, str(exc)))
         return course.autograde(sub.assignment, sub.student, sub.path)
