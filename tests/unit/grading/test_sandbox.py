@@ -160,3 +160,67 @@ def test_a_sandboxed_kernel_runs_cells_is_interrupted_and_sees_no_checkout(root,
     assert outputs[0] == [f"{sandbox.UID} ['.venv', 'src']\n"] or outputs[0] == [f"{sandbox.UID} ['src']\n"]
     assert outputs[1] == ["KeyboardInterrupt"]
     assert outputs[2] == ["after the interrupt\n"]
+
+
+# As an unprivileged user the grader makes its sandbox with a user namespace of its own, not with root's
+# powers: the same containment must hold. The user is made by the test and removed with it.
+_AS_GRADER = """
+import json, os, socket, subprocess, sys
+from leaklab.grading import sandbox
+from leaklab.grading.isolation import run_isolated
+assert not sandbox.unavailable(), sandbox.unavailable()
+code = '''
+import json, os, socket
+try:
+    socket.create_connection(("127.0.0.1", 22), timeout=2)
+    net = "connected"
+except OSError as exc:
+    net = type(exc).__name__
+print(json.dumps({"uid": os.getuid(), "pids": [p for p in os.listdir("/proc") if p.isdigit()],
+                  "top": os.listdir(ROOT), "net": net}))
+'''.replace("ROOT", repr(sys.argv[1]))
+seen = json.loads(subprocess.run(sandbox.wrap([sys.executable, "-c", code], writable=[]), capture_output=True,
+                                 text=True, check=True).stdout)
+sandbox.activate()
+leaky = run_isolated(sys.argv[2], scenario="forgotten_cancel", function="handle_request")
+print(json.dumps({**seen, "leftover_tasks": leaky.leftover_tasks, "error": leaky.error}))
+"""
+
+
+def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root, tmp_path):
+    import pwd
+    import shutil
+    import stat
+
+    from answers import LEAKY
+
+    if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None:
+        pytest.skip("needs root (to make the user) and useradd/runuser")
+    user = f"llsbx{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True, capture_output=True)
+    opened: dict[Path, int] = {}
+    try:
+        for path in (Path(sys.executable), root / "src", Path(sys.base_prefix) / "lib"):
+            for folder in reversed(path.resolve().parents):
+                if not folder.stat().st_mode & stat.S_IXOTH and folder not in opened:
+                    opened[folder] = stat.S_IMODE(folder.stat().st_mode)
+                    folder.chmod(opened[folder] | stat.S_IXOTH)
+        tmp_path.chmod(0o777)
+        done = subprocess.run(
+            ["runuser", "-u", user, "--", "env", "-i", f"HOME={tmp_path}", "PATH=/usr/bin:/bin", sys.executable, "-c"]
+            + [_AS_GRADER, str(root), LEAKY],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+    finally:
+        for folder, mode in opened.items():
+            folder.chmod(mode)
+        subprocess.run(["userdel", user], capture_output=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["uid"] == sandbox.UID and len(seen["pids"]) <= 3 and seen["net"] == "ConnectionRefusedError"
+    assert "notebooks" not in seen["top"] and "solutions" not in seen["top"]
+    assert seen["error"] is None and seen["leftover_tasks"] == 20  # the lesson's leak, measured as usual
+    assert pwd.getpwall()  # the user is gone again (userdel above), nothing else of it is left
