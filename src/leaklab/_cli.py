@@ -187,6 +187,14 @@ class AutogradeCommand:
             help=f"per isolated run ({default.run_seconds:g} s)",
         )
         parser.add_argument("--memory", type=float, default=gib, metavar="GIB", help=f"per process ({gib:g} GiB)")
+        job_gib = default.job_memory_bytes / 2**30
+        parser.add_argument(
+            "--job-memory",
+            type=float,
+            default=job_gib,
+            metavar="GIB",
+            help=f"per submission, all its processes together, where a memory cgroup counts it ({job_gib:g} GiB)",
+        )
         parser.add_argument(
             "--unsafe-no-sandbox",
             action="store_true",
@@ -202,7 +210,7 @@ class AutogradeCommand:
 
         if args.jobs is not None and args.jobs < 1:
             raise LeaklabError("--jobs must be at least 1")
-        for option in ("timeout", "cell_timeout", "run_timeout", "memory"):
+        for option in ("timeout", "cell_timeout", "run_timeout", "memory", "job_memory"):
             if getattr(args, option) <= 0:
                 raise LeaklabError(f"--{option.replace('_', '-')} must be above 0")
         limits = Limits(
@@ -210,6 +218,7 @@ class AutogradeCommand:
             cell_seconds=args.cell_timeout,
             run_seconds=args.run_timeout,
             memory_bytes=int(args.memory * 2**30),
+            job_memory_bytes=int(args.job_memory * 2**30),
         )
         checkout = find_checkout(args.course)
         run = grade_class(

@@ -23,16 +23,18 @@ from pathlib import Path
 import pytest
 from hostile import CANCEL, CORPUS, HUNG, NETWORK_PORT, POOL, answer, answers_04, copy_of
 
-from leaklab.grading.classroom.processes import pids_cgroup_root
+from leaklab.grading.classroom.processes import memory_cgroup_root, pids_cgroup_root
 
 ROOT = Path(__file__).resolve().parents[2]
 # Short limits, so that CI stays fast: an isolated run is never given under 11 s (the child's own
 # budgets), a cell 10 s (the lessons' cells take well under a second there), 3 GiB per process.
-LIMITS = ["--cell-timeout", "10", "--run-timeout", "11", "--timeout", "120", "--memory", "3"]
+LIMITS = ["--cell-timeout", "10", "--run-timeout", "11", "--timeout", "120", "--memory", "3", "--job-memory", "4"]
 JOBS = ["--jobs", "2"]
 # As root without a writable pids cgroup, nothing limits the number of a submission's processes (the
 # grader says so): the bombs then run into the memory and time limits instead.
 UNLIMITED = pids_cgroup_root() is None and os.geteuid() == 0
+# Without a writable memory cgroup, memory is bounded per process only: children under that limit pass.
+PER_PROCESS_MEMORY_ONLY = memory_cgroup_root() is None
 HIDDEN = ("BEGIN HIDDEN TESTS", "jobs=50, batches=8", "requests=90, give_up_every=3")  # only in hidden tests
 NOT_IN_A_KERNEL = {"timeout", "memory limit", "process limit", "output limit", "unreadable", "wrong assignment"}
 
@@ -137,6 +139,8 @@ def test_each_submission_gets_its_score_and_reason(graded, name):
     row, case = table(graded["course"])[name], CORPUS[name]
     if case.reason == "process limit" and UNLIMITED:  # then only memory and time stop the bombs
         assert float(row["score"]) == 0 and row["reason"] in ("process limit", "timeout", "memory limit")
+    elif name == "memory-across-processes" and PER_PROCESS_MEMORY_ONLY:
+        assert (float(row["score"]), row["reason"]) == (case.score, "")
     else:
         assert (float(row["score"]), row["reason"]) == (case.score, case.reason), (case.why, row["detail"])
     assert row["assignment"] == case.assignment and row["notebook"] == f"{case.assignment}.ipynb"

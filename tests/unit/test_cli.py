@@ -497,7 +497,7 @@ def test_autograde_help_shows_the_default_limits_from_the_settings(capsys):
     assert f"per process ({limits.memory_bytes / 2**30:g} GiB)" in shown
 
 
-@pytest.mark.parametrize("option", ["--timeout", "--cell-timeout", "--run-timeout", "--memory"])
+@pytest.mark.parametrize("option", ["--timeout", "--cell-timeout", "--run-timeout", "--memory", "--job-memory"])
 def test_autograde_refuses_a_limit_of_zero(option, tmp_path, capsys):
     assert main(["autograde", str(tmp_path), option, "0"]) == 2
     assert f"{option} must be above 0" in capsys.readouterr().err

@@ -120,4 +120,6 @@ def wrap(
         command += ["--chdir", str(workdir)]
     for name, value in (env or {}).items():
         command += ["--unsetenv", name] if value is None else ["--setenv", name, str(value)]
-    return [*command, "--", *argv]
+    # The first the kernel's OOM killer ends, where a memory cgroup holds the sandbox and its grader.
+    raise_oom_score = ["/bin/sh", "-c", 'echo 1000 >/proc/self/oom_score_adj 2>/dev/null; exec "$@"', "sh"]
+    return [*raise_oom_score, *command, "--", *argv]

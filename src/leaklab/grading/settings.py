@@ -24,7 +24,8 @@ RUN_OUTPUT_BYTES = 64 * 2**20
 CELL_TIMEOUT_S = 60.0
 # One whole submission in the class grader, and what all of it may use.
 SUBMISSION_TIMEOUT_S = 300.0
-MEMORY_BYTES = 4 * 2**30  # address space per process (a thread's stack counts too), not per job
+MEMORY_BYTES = 4 * 2**30  # address space per process (a thread's stack counts too)
+JOB_MEMORY_BYTES = 6 * 2**30  # memory all of a job's processes hold together, where a memory cgroup counts it
 TASKS = 1024  # processes and threads of a job together, where a pids cgroup lets us count them
 
 # How a submission's kernel runs, in nbgrader's autograde (grader/nbgrader_config.py sets these on
@@ -49,6 +50,7 @@ class Limits:
     cell_seconds: float = CELL_TIMEOUT_S  # one cell in the kernel
     run_seconds: float = RUN_TIMEOUT_S  # one isolated run of the answer
     memory_bytes: int = MEMORY_BYTES
+    job_memory_bytes: int = JOB_MEMORY_BYTES
     tasks: int = TASKS
 
 

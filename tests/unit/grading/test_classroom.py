@@ -17,7 +17,7 @@ import pytest
 
 from leaklab.grading.classroom import processes
 from leaklab.grading.classroom.discovery import Submission
-from leaklab.grading.classroom.job import JobFiles, collect, unfinished_reason
+from leaklab.grading.classroom.job import JobFiles, collect, memory_reason, unfinished_reason
 from leaklab.grading.classroom.records import Outcome, read_ledger, submitted_at, write_table
 from leaklab.grading.results import Reason, TestResult
 from leaklab.grading.settings import Limits
@@ -85,6 +85,48 @@ def test_the_submission_time_is_the_one_nbgrader_wrote(tmp_path, written, expect
 )
 def test_why_a_job_handed_back_no_outcome(timed_out, crash_reason, exit_code, reason):
     assert unfinished_reason(timed_out=timed_out, crash_reason=crash_reason, exit_code=exit_code) is reason
+
+
+def test_the_oom_killer_ending_a_jobs_processes_names_the_memory_limit():
+    assert unfinished_reason(timed_out=True, crash_reason="", exit_code=None, oom_kills=2) is Reason.MEMORY_LIMIT
+    assert memory_reason(None, "", 0, 2**32) == (None, "")
+    assert memory_reason(Reason.KERNEL_DIED, "died", 0, 2**32) == (Reason.KERNEL_DIED, "died")
+    reason, detail = memory_reason(Reason.KERNEL_DIED, "died", 3, 4 * 2**30)
+    assert (
+        reason is Reason.MEMORY_LIMIT
+        and detail == "its processes went over 4 GiB together: 3 ended by the OOM killer; died"
+    )
+
+
+@pytest.mark.skipif(processes.memory_cgroup_root() is None, reason="no writable memory cgroup here")
+def test_a_jobs_memory_cgroup_holds_its_processes_together_and_counts_the_oom_kills():
+    """Two processes of 48 MiB each under a 64 MiB limit: the kernel ends one, and the count says so."""
+    group = processes.make_memory_cgroup(f"leaklab-test-{os.getpid()}", Limits(job_memory_bytes=64 * 2**20))
+    assert group is not None
+    hog = "import time\nhoard = bytearray(48 * 2**20)\nprint('held', flush=True)\ntime.sleep(30)"
+    try:
+        hogs = [
+            subprocess.Popen(
+                [sys.executable, "-c", hog],
+                stdout=subprocess.PIPE,
+                text=True,
+                preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+            )
+            for _ in range(2)
+        ]
+        for process in hogs:
+            process.stdout.readline()  # held, or ended before it could say so
+        deadline = time.monotonic() + 20
+        while processes.oom_kills(group) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes.oom_kills(group) >= 1
+    finally:
+        for process in hogs:
+            process.kill()
+            process.wait()
+            process.stdout.close()
+        processes.remove_group(group)
+    assert not group.exists()
 
 
 def test_a_job_without_an_outcome_is_recorded_with_its_crash_record(root, tmp_path):

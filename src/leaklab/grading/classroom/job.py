@@ -107,7 +107,15 @@ def grade_one(
     return outcome
 
 
-def run_job(sub: Submission, checkout: Path, root: Path, files: JobFiles, limits: Limits, cgroup: Path | None) -> None:
+def run_job(
+    sub: Submission,
+    checkout: Path,
+    root: Path,
+    files: JobFiles,
+    limits: Limits,
+    cgroup: Path | None,
+    memory: Path | None = None,
+) -> None:
     """The forked child: limits, then grade, then hand the outcome back; never returns.
 
     The outcome is written once every other process of the job is gone: what the submission's code
@@ -123,12 +131,15 @@ def run_job(sub: Submission, checkout: Path, root: Path, files: JobFiles, limits
         os.dup2(log, 2)
         os.environ[processes.JOB_ENV] = token
         os.environ["HOME"] = str(files.workdir)
-        processes.apply_limits(limits, cgroup)
+        processes.apply_limits(limits, cgroup, memory)
         started = time.monotonic()
         stop_kernel = lambda: processes.kill_others(token, cgroup)  # noqa: E731 - the job's every other process
         outcome = grade_one(sub, checkout=checkout, root=root, files=files, limits=limits, stop_kernel=stop_kernel)
         outcome.seconds = round(time.monotonic() - started, 2)
         processes.kill_others(token, cgroup)
+        outcome.reason, outcome.detail = memory_reason(
+            outcome.reason, outcome.detail, processes.oom_kills(memory), limits.job_memory_bytes
+        )
         _hand_back(files.outcome, outcome.to_json())
         # Graded: the next job may start while this one renders the page (no learner code runs any more).
         if files.autograded.exists():
@@ -152,9 +163,21 @@ def _hand_back(path: Path, data: dict) -> None:
     partial.replace(path)
 
 
-def unfinished_reason(*, timed_out: bool, crash_reason: str, exit_code: int | None) -> Reason:
-    """Why a job handed back no outcome: its time ran out, the limit its own crash record names, the
-    signal that ended it, or else the grader itself failed."""
+def memory_reason(reason: Reason | None, detail: str, oom_kills: int, limit_bytes: int) -> tuple[Reason | None, str]:
+    """A graded job's reason once its memory cgroup is read: processes the OOM killer ended for the job's
+    memory explain what failed (a kernel that died, a run without a result) better than anything else."""
+    if not oom_kills:
+        return reason, detail
+    said = f"its processes went over {limit_bytes / 2**30:g} GiB together: {oom_kills} ended by the OOM killer"
+    return Reason.MEMORY_LIMIT, "; ".join(filter(None, [said, detail]))
+
+
+def unfinished_reason(*, timed_out: bool, crash_reason: str, exit_code: int | None, oom_kills: int = 0) -> Reason:
+    """Why a job handed back no outcome: its memory (the OOM killer ended some of its processes), its
+    time ran out, the limit its own crash record names, the signal that ended it, or else the grader
+    itself failed."""
+    if oom_kills:
+        return Reason.MEMORY_LIMIT
     if timed_out:
         return Reason.TIMEOUT
     if crash_reason:
@@ -165,7 +188,14 @@ def unfinished_reason(*, timed_out: bool, crash_reason: str, exit_code: int | No
 
 
 def collect(
-    sub: Submission, root: Path, files: JobFiles, *, timed_out: bool, exit_code: int | None, limits: Limits
+    sub: Submission,
+    root: Path,
+    files: JobFiles,
+    *,
+    timed_out: bool,
+    exit_code: int | None,
+    limits: Limits,
+    oom_kills: int = 0,
 ) -> Outcome:
     """The outcome a job handed back, or one that says why it handed back none."""
     if files.outcome.exists() and not timed_out:
@@ -174,8 +204,12 @@ def collect(
     crash: dict = {}
     with contextlib.suppress(OSError, ValueError):
         crash = json.loads(files.crash.read_text(encoding="utf-8"))
-    outcome.reason = unfinished_reason(timed_out=timed_out, crash_reason=crash.get("reason", ""), exit_code=exit_code)
-    if timed_out:
+    outcome.reason = unfinished_reason(
+        timed_out=timed_out, crash_reason=crash.get("reason", ""), exit_code=exit_code, oom_kills=oom_kills
+    )
+    if oom_kills:
+        outcome.detail = memory_reason(None, "", oom_kills, limits.job_memory_bytes)[1]
+    elif timed_out:
         outcome.detail = f"grading it took longer than {limits.seconds:g} s and was stopped"
     elif crash.get("detail"):
         outcome.detail = crash["detail"]

@@ -1,8 +1,9 @@
 """A job's processes: what one submission may use, and the end of every process it started.
 
-It bounds memory per process (address space), processes and threads per job where a writable pids
-cgroup (v1) exists, and finds a job's processes by that cgroup or, failing it, by a marker in their
-environment. The learner's code itself runs in `grading.sandbox`, inside these limits.
+It bounds memory per process (address space) and, where a writable memory cgroup exists (v1 or v2),
+all of a job's processes together; processes and threads per job where a writable pids cgroup (v1)
+exists; and finds a job's processes by that cgroup or, failing it, by a marker in their environment.
+The learner's code itself runs in `grading.sandbox`, inside these limits.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from ..settings import Limits
 JOB_ENV = "LEAKLAB_JOB"  # marks every process a grading job starts, to find them all at its end
 
 
-def apply_limits(limits: Limits, cgroup: Path | None) -> None:
+def apply_limits(limits: Limits, cgroup: Path | None, memory: Path | None = None) -> None:
     """In the job's own process, before anything of the submission runs."""
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory is not None:  # what all the job's processes hold together, counted by the kernel
+        (memory / "cgroup.procs").write_text(str(os.getpid()))
     if cgroup is not None:  # the kernel's count of processes and threads, whoever we are
         (cgroup / "cgroup.procs").write_text(str(os.getpid()))
     elif os.geteuid() != 0:  # counted per user, so on top of what the user already runs
@@ -47,6 +50,54 @@ def make_cgroup(name: str, limits: Limits) -> Path | None:
         return group
     except OSError:
         return None
+
+
+def memory_cgroup_root() -> Path | None:
+    """A writable hierarchy with the memory controller: cgroup v1's, or v2's where it delegates memory."""
+    v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
+    if (v1 / "memory.limit_in_bytes").exists() and os.access(v1, os.W_OK):
+        return v1
+    with contextlib.suppress(OSError):
+        if "memory" in (v2 / "cgroup.subtree_control").read_text().split() and os.access(v2, os.W_OK):
+            return v2
+    return None
+
+
+def make_memory_cgroup(name: str, limits: Limits) -> Path | None:
+    """A memory cgroup of the job's own, holding all of its processes to `limits.job_memory_bytes`
+    (swap included where the machine accounts for it): past it, the kernel's OOM killer ends one of them."""
+    base = memory_cgroup_root()
+    if base is None:
+        return None
+    try:
+        group = base / name
+        group.mkdir()
+        v1 = (group / "memory.limit_in_bytes").exists()
+        (group / ("memory.limit_in_bytes" if v1 else "memory.max")).write_text(str(limits.job_memory_bytes))
+        with contextlib.suppress(OSError):  # no swap accounting: the limit above is the one that holds
+            swap = "memory.memsw.limit_in_bytes" if v1 else "memory.swap.max"
+            (group / swap).write_text(str(limits.job_memory_bytes) if v1 else "0")
+        return group
+    except OSError:
+        return None
+
+
+def oom_kills(memory: Path | None) -> int:
+    """How many of the job's processes the OOM killer ended for going over the job's memory."""
+    if memory is None:
+        return 0
+    for events in ("memory.oom_control", "memory.events"):  # v1, v2
+        with contextlib.suppress(OSError, ValueError):
+            fields = dict(line.split() for line in (memory / events).read_text().splitlines() if line.strip())
+            return int(fields.get("oom_kill", 0))
+    return 0
+
+
+def remove_group(group: Path | None) -> None:
+    """A job's cgroup, once its processes are gone."""
+    if group is not None:
+        with contextlib.suppress(OSError):
+            group.rmdir()
 
 
 def kill_job(child: int, token: str, cgroup: Path | None) -> None:

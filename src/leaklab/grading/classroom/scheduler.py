@@ -53,7 +53,8 @@ class Running:
     sub: Submission
     files: JobFiles
     started: float
-    cgroup: Path | None
+    cgroup: Path | None  # pids
+    memory: Path | None = None
 
     @property
     def graded(self) -> bool:
@@ -112,6 +113,11 @@ def grade_class(
     _warm_up()
     jobs = max(1, jobs or os.cpu_count() or 1)
     say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {jobs} at a time")
+    if processes.memory_cgroup_root() is None:
+        say(
+            "note: no writable memory cgroup here, so memory is bounded per process (--memory), not for all of "
+            "a submission's processes together (--job-memory)"
+        )
     if processes.pids_cgroup_root() is None and os.geteuid() == 0:
         say(
             "warning: no limit on the processes and threads of a submission: running as root without a "
@@ -143,7 +149,11 @@ def grade_class(
                 del running[child]
                 timed_out = overdue and not ended and not job.graded  # graded in time, even if its page was not
                 exit_code = os.waitstatus_to_exitcode(status) if status is not None else None
-                outcome = collect(job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits)
+                kills = processes.oom_kills(job.memory)
+                processes.remove_group(job.memory)
+                outcome = collect(
+                    job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, oom_kills=kills
+                )
                 record(root, job.sub, outcome, {"autograded": job.files.autograded, "feedback": job.files.feedback})
                 ledger[job.sub.student, job.sub.assignment] = outcome
                 graded.append(outcome)
@@ -154,6 +164,7 @@ def grade_class(
             processes.kill_job(child, job.files.workdir.name, job.cgroup)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(child, 0)
+            processes.remove_group(job.memory)
         shutil.rmtree(scratch, ignore_errors=True)
         if ledger:
             write_table(root, ledger)
@@ -163,13 +174,14 @@ def grade_class(
 def _start(sub: Submission, checkout: Path, root: Path, workdir: Path, limits: Limits) -> tuple[int, Running]:
     workdir.mkdir()
     files = JobFiles(workdir, secrets.token_hex(16))
-    cgroup = processes.make_cgroup(f"leaklab-{workdir.name.removeprefix('job-')}", limits)
+    name = f"leaklab-{workdir.name.removeprefix('job-')}"
+    cgroup, memory = processes.make_cgroup(name, limits), processes.make_memory_cgroup(name, limits)
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()
     if child == 0:
-        run_job(sub, checkout, root, files, limits, cgroup)
-    return child, Running(sub, files, time.monotonic(), cgroup)
+        run_job(sub, checkout, root, files, limits, cgroup, memory)
+    return child, Running(sub, files, time.monotonic(), cgroup, memory)
 
 
 def _ended(child: int) -> tuple[bool, int | None]:
