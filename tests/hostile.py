@@ -164,7 +164,8 @@ ESCAPING_CHILDREN = (
 # the per-submission limit, so the kernel's OOM killer ends some of them (the pool itself is right).
 MEMORY_ACROSS_PROCESSES = (
     "import os\nimport time\n\nfor _ in range(4):\n    if os.fork() == 0:\n"
-    "        hoard = bytearray(2 * 2**30)\n        time.sleep(3600)\n        os._exit(0)\n" + FIXED
+    "        hoard = bytearray(2 * 2**30)\n        time.sleep(3600)\n        os._exit(0)\n"
+    "time.sleep(4)  # while the children take their memory\n" + FIXED
 )
 
 # 25 GiB asked for, 128 MiB at a time: far past any address-space limit the grader sets.

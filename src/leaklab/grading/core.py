@@ -97,7 +97,9 @@ def _both_runs(
     def own_run() -> tuple[dict[str, TestResult], bool]:
         try:
             own = verify(source, submitted)
-            verdicts.update({k: {"passed": t.score >= t.max_score, "message": t.message} for k, t in own.items()})
+            # What the kernel's stand-in for each hidden part shows: only a failure of the hidden part itself,
+            # so that a kernel passing a visible part the grader's own run failed still shows (tampering).
+            verdicts.update({k: {"passed": not t.hidden, "message": t.message} for k, t in own.items()})
         finally:  # also when it fails: the kernel waits for it
             measured.set()
         stopped = stop_kernel is not None and futile(own)

@@ -73,13 +73,19 @@ def verify(source: dict, submission: dict) -> dict[str, TestResult]:
         if problem:
             results[grade_id] = TestResult(0.0, points, problem)
             continue
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                exec(compile(cells.text(cell), f"<{grade_id}>", "exec"), namespace)
-            results[grade_id] = TestResult(points, points)
-        except BaseException as exc:  # a test's failure, whatever its kind, is that test's only
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            results[grade_id] = TestResult(0.0, points, message, exc.reason if isinstance(exc, RunFailed) else None)
+        # The visible part, then the hidden one, so that a failure says which (the kernel has only the first).
+        text = cells.text(cell)
+        parts = [cells.HIDDEN_TESTS.sub("", text), "".join(m.group(0) for m in cells.HIDDEN_TESTS.finditer(text))]
+        results[grade_id] = TestResult(points, points)
+        for hidden, part in enumerate(parts):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(part, f"<{grade_id}>", "exec"), namespace)
+            except BaseException as exc:  # a test's failure, whatever its kind, is that test's only
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                reason = exc.reason if isinstance(exc, RunFailed) else None
+                results[grade_id] = TestResult(0.0, points, message, reason, hidden=bool(hidden))
+                break
     return results

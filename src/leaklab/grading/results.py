@@ -61,6 +61,7 @@ class TestResult:
     max_score: float
     message: str = ""  # why it failed: the assertion's own message, never the test's code
     reason: Reason | None = None  # set when a limit or an ended answer, not a wrong answer, failed it
+    hidden: bool = False  # failed in the test's hidden part (the grader's own run only: the kernel has none)
     own: float | None = None  # the grader's own run's score (merged results only)
     kernel: float | None = None  # the kernel's score, or the own run's where the kernel did not run it
 
@@ -72,6 +73,7 @@ class TestResult:
             "own": self.own,
             "message": self.message,
             "reason": self.reason.value if self.reason else "",
+            "hidden": self.hidden,
         }
 
     @classmethod
