@@ -100,30 +100,9 @@ def grade_class(
     if not todo:
         say(f"nothing to grade: {len(submissions)} submissions already graded (--force grades them again)")
         return ClassRun(ledger, [])
-    why = grading_sandbox.unavailable()
-    if why and not unsafe_no_sandbox:
-        raise LeaklabError(
-            f"cannot sandbox the submissions on this machine: {why}. Fix that, or pass --unsafe-no-sandbox to "
-            "grade without one (a submission's code then runs as you, and can read and change what you can)"
-        )
-    if why:
-        say(f"warning: grading without a sandbox ({why}), as --unsafe-no-sandbox asks")
-    else:
-        grading_sandbox.activate()  # the forked jobs inherit it
-    _warm_up()
+    _prepare_machine(unsafe_no_sandbox, say)
     jobs = max(1, jobs or os.cpu_count() or 1)
     say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {jobs} at a time")
-    if processes.memory_cgroup_root() is None:
-        say(
-            "note: no writable memory cgroup here, so memory is bounded per process (--memory), not for all of "
-            "a submission's processes together (--job-memory)"
-        )
-    if processes.pids_cgroup_root() is None and os.geteuid() == 0:
-        say(
-            "warning: no limit on the processes and threads of a submission: running as root without a "
-            "writable pids cgroup (/sys/fs/cgroup/pids, cgroup v1), a fork or thread bomb is bounded only "
-            "by the memory and time limits; run the grader as another user, or where that cgroup is writable"
-        )
     bar = Progress(len(todo), progress)
     graded: list[Outcome] = []
     # Outside the course: the path of a job's folder (which its kernel is shown) says nothing of where
@@ -143,21 +122,10 @@ def grade_class(
                 overdue = time.monotonic() - job.started > limits.seconds
                 if not (ended or overdue):
                     continue
-                processes.kill_job(child, job.files.workdir.name, job.cgroup)
-                if not ended:
-                    status = os.waitpid(child, 0)[1]
+                outcome = _finish(child, job, ended, status, overdue, root, limits)
                 del running[child]
-                timed_out = overdue and not ended and not job.graded  # graded in time, even if its page was not
-                exit_code = os.waitstatus_to_exitcode(status) if status is not None else None
-                kills = processes.oom_kills(job.memory)
-                processes.remove_group(job.memory)
-                outcome = collect(
-                    job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, oom_kills=kills
-                )
-                record(root, job.sub, outcome, {"autograded": job.files.autograded, "feedback": job.files.feedback})
                 ledger[job.sub.student, job.sub.assignment] = outcome
                 graded.append(outcome)
-                shutil.rmtree(job.files.workdir, ignore_errors=True)
                 bar.update(outcome, len(running))
     finally:
         for child, job in running.items():
@@ -169,6 +137,52 @@ def grade_class(
         if ledger:
             write_table(root, ledger)
     return ClassRun(ledger, graded)
+
+
+def _prepare_machine(unsafe_no_sandbox: bool, say: Callable[[str], None]) -> None:
+    """The sandbox (or the refusal to grade without one), the imports every job shares, and what the
+    machine cannot limit, said."""
+    why = grading_sandbox.unavailable()
+    if why and not unsafe_no_sandbox:
+        raise LeaklabError(
+            f"cannot sandbox the submissions on this machine: {why}. Fix that, or pass --unsafe-no-sandbox to "
+            "grade without one (a submission's code then runs as you, and can read and change what you can)"
+        )
+    if why:
+        say(f"warning: grading without a sandbox ({why}), as --unsafe-no-sandbox asks")
+    else:
+        grading_sandbox.activate()  # the forked jobs inherit it
+    _warm_up()
+    if processes.memory_cgroup_root() is None:
+        say(
+            "note: no writable memory cgroup here, so memory is bounded per process (--memory), not for all of "
+            "a submission's processes together (--job-memory)"
+        )
+    if processes.pids_cgroup_root() is None and os.geteuid() == 0:
+        say(
+            "warning: no limit on the processes and threads of a submission: running as root without a "
+            "writable pids cgroup (/sys/fs/cgroup/pids, cgroup v1), a fork or thread bomb is bounded only "
+            "by the memory and time limits; run the grader as another user, or where that cgroup is writable"
+        )
+
+
+def _finish(
+    child: int, job: Running, ended: bool, status: int | None, overdue: bool, root: Path, limits: Limits
+) -> Outcome:
+    """End a job that ended or ran out of time, everything it started with it, and record its outcome."""
+    processes.kill_job(child, job.files.workdir.name, job.cgroup)
+    if not ended:
+        status = os.waitpid(child, 0)[1]
+    timed_out = overdue and not ended and not job.graded  # graded in time, even if its page was not
+    exit_code = os.waitstatus_to_exitcode(status) if status is not None else None
+    kills = processes.oom_kills(job.memory)
+    processes.remove_group(job.memory)
+    outcome = collect(
+        job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, oom_kills=kills
+    )
+    record(root, job.sub, outcome, {"autograded": job.files.autograded, "feedback": job.files.feedback})
+    shutil.rmtree(job.files.workdir, ignore_errors=True)
+    return outcome
 
 
 def _start(sub: Submission, checkout: Path, root: Path, workdir: Path, limits: Limits) -> tuple[int, Running]:
