@@ -160,12 +160,30 @@ ESCAPING_CHILDREN = (
     "        time.sleep(3600)\n        os._exit(0)\n" + FIXED
 )
 
-# Four children holding 2 GiB each, every one of them under the per-process limit: 8 GiB in all, past
-# the per-submission limit, so the kernel's OOM killer ends some of them (the pool itself is right).
+# Four children holding 1 GiB each, every one of them under the per-process limit: 4 GiB in all, past
+# the per-submission limit, so the kernel's OOM killer ends some of them (the pool itself is right). The
+# answer goes on only once each child holds its memory or is gone (a pipe each closes), whatever the load.
 MEMORY_ACROSS_PROCESSES = (
-    "import os\nimport time\n\nfor _ in range(4):\n    if os.fork() == 0:\n"
-    "        hoard = bytearray(2 * 2**30)\n        time.sleep(3600)\n        os._exit(0)\n"
-    "time.sleep(4)  # while the children take their memory\n" + FIXED
+    """import os
+import time
+
+held, told = os.pipe()
+for _ in range(4):
+    if os.fork() == 0:
+        os.close(held)
+        try:
+            hoard = bytearray(2**30)
+        except MemoryError:  # over the per-process limit: gone, which closes its end too
+            os._exit(0)
+        os.close(told)
+        time.sleep(3600)
+        os._exit(0)
+os.close(told)
+while os.read(held, 1):
+    pass
+os.close(held)
+"""
+    + FIXED
 )
 
 # 25 GiB asked for, 128 MiB at a time: far past any address-space limit the grader sets.
@@ -348,7 +366,7 @@ CORPUS: dict[str, Case] = {
     "kernel-output-bomb": Case(POOL, answer(KERNEL_OUTPUT_BOMB), 9, "", "30 MB of outputs, cut to size"),
     "cell-spy": Case(POOL, answer(CELL_SPY), 9, "", "prints every cell the kernel runs: no hidden test among them"),
     "memory-bomb": Case(POOL, answer(MEMORY_BOMB), 0, MEMORY, "25 GiB asked for"),
-    "memory-across-processes": Case(POOL, answer(MEMORY_ACROSS_PROCESSES), 9, MEMORY, "4 x 2 GiB in children"),
+    "memory-across-processes": Case(POOL, answer(MEMORY_ACROSS_PROCESSES), 9, MEMORY, "4 x 1 GiB in children"),
     "output-bomb": Case(POOL, answer(OUTPUT_BOMB), 0, "output limit", "2 GB printed"),
     # rebinding what measures
     "patched-threading": Case(POOL, answer(PATCHED_THREADING), 2, "", "blinded counters do not hide the leak"),

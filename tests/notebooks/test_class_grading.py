@@ -27,8 +27,9 @@ from leaklab.grading.classroom.processes import memory_cgroup_root, pids_cgroup_
 
 ROOT = Path(__file__).resolve().parents[2]
 # Short limits, so that CI stays fast: an isolated run is never given under 11 s (the child's own
-# budgets), a cell 10 s (the lessons' cells take well under a second there), 3 GiB per process.
-LIMITS = ["--cell-timeout", "10", "--run-timeout", "11", "--timeout", "120", "--memory", "3", "--job-memory", "4"]
+# budgets), a cell 10 s (the lessons' cells take well under a second there), 3 GiB per process, and
+# 1.5 GiB per submission (every solution's job holds under 1 GiB): a bomb meets the OOM killer early.
+LIMITS = ["--cell-timeout", "10", "--run-timeout", "11", "--timeout", "120", "--memory", "3", "--job-memory", "1.5"]
 JOBS = ["--jobs", "2"]
 # As root without a writable pids cgroup, nothing limits the number of a submission's processes (the
 # grader says so): the bombs then run into the memory and time limits instead.
