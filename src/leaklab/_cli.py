@@ -160,41 +160,25 @@ class AutogradeCommand:
         from .grading.settings import Limits
 
         default = Limits()
-        gib = default.memory_bytes / 2**30
         parser.add_argument("folder", type=Path, metavar="FOLDER", help="the nbgrader course directory")
         parser.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="only these (default: all)")
         parser.add_argument("--jobs", type=int, help="submissions graded at once (default: one per core)")
         parser.add_argument("--force", action="store_true", help="grade again what was already graded")
-        parser.add_argument(
-            "--timeout",
-            type=float,
-            default=default.seconds,
-            metavar="S",
-            help=f"per submission ({default.seconds:g} s)",
-        )
-        parser.add_argument(
-            "--cell-timeout",
-            type=float,
-            default=default.cell_seconds,
-            metavar="S",
-            help=f"per cell ({default.cell_seconds:g} s)",
-        )
-        parser.add_argument(
-            "--run-timeout",
-            type=float,
-            default=default.run_seconds,
-            metavar="S",
-            help=f"per isolated run ({default.run_seconds:g} s)",
-        )
-        parser.add_argument("--memory", type=float, default=gib, metavar="GIB", help=f"per process ({gib:g} GiB)")
-        job_gib = default.job_memory_bytes / 2**30
-        parser.add_argument(
-            "--job-memory",
-            type=float,
-            default=job_gib,
-            metavar="GIB",
-            help=f"per submission, all its processes together, where a memory cgroup counts it ({job_gib:g} GiB)",
-        )
+        limits = [  # option, default, metavar, unit, what it limits
+            ("--timeout", default.seconds, "S", "s", "per submission"),
+            ("--cell-timeout", default.cell_seconds, "S", "s", "per cell"),
+            ("--run-timeout", default.run_seconds, "S", "s", "per isolated run"),
+            ("--memory", default.memory_bytes / 2**30, "GIB", "GiB", "per process"),
+            (
+                "--job-memory",
+                default.job_memory_bytes / 2**30,
+                "GIB",
+                "GiB",
+                "per submission, all its processes together, where a memory cgroup counts it",
+            ),
+        ]
+        for option, value, metavar, unit, what in limits:
+            parser.add_argument(option, type=float, default=value, metavar=metavar, help=f"{what} ({value:g} {unit})")
         parser.add_argument(
             "--unsafe-no-sandbox",
             action="store_true",
