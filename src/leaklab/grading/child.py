@@ -8,7 +8,9 @@ gone quiet (nothing scheduled, nothing ready, no socket or thread that could wak
 still pending: no waiting on wall-clock luck. Only a loop that never goes quiet (a timer that keeps
 firing) is judged after a budget of seconds.
 
-Started by `isolation` only; it reads one job as JSON on stdin and writes one result file.
+Started by `isolation` only; it reads one job as JSON on stdin and talks to its parent over two pipes
+the parent opened (`Channel`): it stops at each stage until the parent, which looks at this process
+from outside (`watch`), says go on, and ends by sending its result.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio.futures
 import builtins
 import gc
 import json
+import json.encoder
 import os
 import resource
 import sys
@@ -29,7 +32,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from types import ModuleType
+from types import FunctionType, ModuleType
 
 from .._census import registered_tasks, task_registries
 from .._errors import LeaklabError
@@ -40,13 +43,14 @@ from .isolation import IsolatedRun
 from .results import Reason, reason_of
 
 # Bound now, before any answer runs: what the child measures and ends with.
-_listdir, _replace, _leave, _monotonic = os.listdir, os.replace, os._exit, time.monotonic
+_listdir, _write, _read, _leave, _monotonic = os.listdir, os.write, os.read, os._exit, time.monotonic
+_dumps, _getpid = json.dumps, os.getpid
 _collect, _traced_memory = gc.collect, tracemalloc.get_traced_memory
 _trace, _tracing = tracemalloc.start, tracemalloc.is_tracing
 _pause_collector, _resume_collector = gc.disable, gc.enable
 _Task = asyncio.Task
 _GUARDED = (builtins, asyncio, asyncio.tasks, asyncio.events, asyncio.base_events, asyncio.futures, threading)
-_GUARDED += (gc, time, tracemalloc, json, os)
+_GUARDED += (gc, time, tracemalloc, json, json.encoder, os)
 
 
 def os_threads() -> int:
@@ -57,23 +61,55 @@ def open_files() -> int:
     return len(_listdir("/proc/self/fd"))
 
 
+def _defined_in(value: object, module: ModuleType) -> bool:
+    return isinstance(value, type) and value.__module__ == module.__name__
+
+
+def _behaviour(value: object) -> list[FunctionType]:
+    """The Python functions behind a class attribute: a function, a static or class method, a property."""
+    if isinstance(value, staticmethod | classmethod):
+        value = value.__func__
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if isinstance(f, FunctionType)]
+    return [value] if isinstance(value, FunctionType) else []
+
+
 class Guard:
-    """The modules an answer might rebind (a builtin, `asyncio.all_tasks`, `threading.enumerate`, leaklab's
-    own checks and their classes), saved as they were, and put back before anything is measured."""
+    """The modules an answer might change (a builtin, `asyncio.all_tasks`, `threading.enumerate`, leaklab's
+    own checks and their classes), saved as they were, and put back before anything is measured.
+
+    Names rebound in a module are put back quietly (a learner may set a module's attribute for a reason);
+    a method replaced on one of their classes, or a function's code or defaults changed in place,
+    never happens in an honest answer: `restore` puts it back and says what was changed.
+    """
 
     def __init__(self, modules: tuple[ModuleType, ...]) -> None:
-        self.saved = [(module.__dict__, dict(module.__dict__)) for module in modules]
+        self.saved: list[tuple[dict, dict]] = []
         self.classes: list[tuple[type, dict]] = []
+        self.functions: dict[int, tuple[FunctionType, tuple]] = {}
+        self._add(list(modules))
+
+    @staticmethod
+    def _state(function: FunctionType) -> tuple:
+        return function.__code__, function.__defaults__, function.__kwdefaults__
+
+    def _add(self, modules: list[ModuleType]) -> None:
+        self.saved.extend((module.__dict__, dict(module.__dict__)) for module in modules)
+        owned = {id(c): c for m in modules for c in vars(m).values() if _defined_in(c, m)}
+        classes = [c for c in owned.values() if not c.__flags__ & (1 << 8)]  # not Py_TPFLAGS_IMMUTABLETYPE
+        self.classes.extend((cls, dict(vars(cls))) for cls in classes)
+        found = [f for m in modules for f in vars(m).values() if isinstance(f, FunctionType)]
+        found += [f for cls in classes for value in vars(cls).values() for f in _behaviour(value)]
+        self.functions.update((id(f), (f, self._state(f))) for f in found)
 
     def add_leaklab(self) -> None:
         """leaklab's own modules (the scenario, the checks it runs) and their classes: an answer cell that
         rebinds `Checks.record` at its top level has that undone before anything is checked."""
-        ours = [m for name, m in list(sys.modules.items()) if name.partition(".")[0] == "leaklab" and m is not None]
-        self.saved.extend((module.__dict__, dict(module.__dict__)) for module in ours)
-        found = {id(c): c for m in ours for c in vars(m).values() if isinstance(c, type) and c.__module__ == m.__name__}
-        self.classes.extend((cls, dict(vars(cls))) for cls in found.values())
+        self._add([m for name, m in list(sys.modules.items()) if name.partition(".")[0] == "leaklab" and m is not None])
 
-    def restore(self) -> None:
+    def restore(self) -> list[str]:
+        """Put everything back; the methods and functions that had been changed in place, by name."""
+        changed = []
         for namespace, original in self.saved:
             for name in [name for name in namespace if name not in original]:
                 del namespace[name]
@@ -83,7 +119,32 @@ class Guard:
                 delattr(cls, name)
             for name, value in original.items():
                 if vars(cls).get(name) is not value:
+                    if _behaviour(value):
+                        changed.append(f"{cls.__qualname__}.{name}")
                     setattr(cls, name, value)
+        for function, state in self.functions.values():
+            if self._state(function) != state:
+                changed.append(function.__qualname__)
+                function.__code__, function.__defaults__, function.__kwdefaults__ = state
+        return changed
+
+
+class Channel:
+    """The child's ends of the two pipes its parent opened: messages out, one byte back at each stop."""
+
+    def __init__(self, report: int, acks: int) -> None:
+        self.report, self.acks = report, acks
+
+    def say(self, message: dict) -> None:
+        data = (_dumps(message) + "\n").encode()
+        while data:
+            data = data[_write(self.report, data) :]
+
+    def stop_at(self, stage: str, **details: object) -> None:
+        """Tell the parent where this run is, and wait while it looks at this process from outside."""
+        self.say({"at": stage, **details})
+        if not _read(self.acks, 1):
+            _leave(1)  # the parent is gone
 
 
 class Tasks:
@@ -153,17 +214,20 @@ def run_burst(loop: asyncio.AbstractEventLoop, burst: Awaitable[object], threads
 class Child:
     """One isolated run: the answer defined, warmed up, measured through the scenario's burst."""
 
-    def __init__(self, job: dict, result_path: str, guard: Guard) -> None:
-        self.job, self.result_path, self.guard = job, result_path, guard
+    def __init__(self, job: dict, channel: Channel, guard: Guard) -> None:
+        self.job, self.channel, self.guard = job, channel, guard
 
     def finish(self, run: IsolatedRun) -> None:
-        """Write the result, all of it or nothing, and leave (a leaked non-daemon thread must not keep
-        this process alive)."""
+        """Send the result, wait while the parent looks at this process, and leave (a leaked non-daemon
+        thread must not keep this process alive)."""
         self.guard.restore()
-        with open(self.result_path + ".part", "w", encoding="utf-8") as results:
-            results.write(json.dumps(asdict(run)))
-        _replace(self.result_path + ".part", self.result_path)
+        self.channel.stop_at("result", run=asdict(run))
         _leave(0)
+
+    def restore(self) -> None:
+        """Put back what the answer changed; a run whose answer changed code in place ends here."""
+        if changed := self.guard.restore():
+            self.fail(f"the answer changed Python's or leaklab's code in place: {', '.join(changed)}", Reason.TAMPERED)
 
     def fail(self, message: str, reason: Reason | None = None) -> None:
         self.finish(IsolatedRun(error=message, reason=reason))
@@ -176,7 +240,7 @@ class Child:
             exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
         except BaseException as exc:
             self.fail(f"the answer cell raised {type(exc).__name__}: {exc}", reason_of(exc) or Reason.ANSWER_FAILED)
-        self.guard.restore()
+        self.restore()
         handler = namespace.get(self.job["function"])
         if not callable(handler):
             self.fail(f"the answer cell does not define {self.job['function']!r}")
@@ -189,12 +253,14 @@ class Child:
             self.fail(f"no scenario named {self.job['scenario']!r}")
         self.guard.add_leaklab()
         threads_before = os_threads()
+        self.channel.stop_at("ready", pid=_getpid())  # the parent counts this process's threads
         handler = self.define_handler(scenario)
         tasks = Tasks()
         loop = asyncio.new_event_loop()
         loop.set_task_factory(tasks.factory)
         asyncio.set_event_loop(loop)
         files_before = open_files()  # the loop's own selector and wake-up pipe are in the count
+        self.channel.stop_at("measuring")  # and its open files
 
         if isinstance(scenario, WarmsUp):  # first-use allocations are not retained memory
             run_burst(loop, scenario.warm_up(handler), threads_before, settings.WARM_UP_BUDGET_S)
@@ -210,7 +276,7 @@ class Child:
         main_task = run_burst(loop, main, threads_before, settings.BURST_BUDGET_S)
         files_left = max(0, open_files() - files_before)
         _resume_collector()
-        self.guard.restore()
+        self.restore()
         if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
             failure = main_task.exception()
             self.fail(f"the burst failed: {failure!r}", reason_of(failure))  # type: ignore[arg-type]
@@ -240,11 +306,11 @@ class Child:
 
 
 def main() -> None:
-    """Read the job on stdin, run it, write its result; a failure of any kind is reported as data."""
+    """Read the job on stdin, run it, send its result; a failure of any kind is reported as data."""
     job = json.loads(sys.stdin.read())
-    result_path = job.pop("result")  # on stdin, not on the command line an answer can read
+    channel = Channel(job.pop("report"), job.pop("acks"))  # the pipes' numbers come on stdin, too
     resource.setrlimit(resource.RLIMIT_FSIZE, (settings.RUN_OUTPUT_BYTES, settings.RUN_OUTPUT_BYTES))
-    child = Child(job, result_path, Guard(_GUARDED))
+    child = Child(job, channel, Guard(_GUARDED))
     try:
         child.run()
     except BaseException as exc:  # a limit hit outside the answer's own cell (the burst's set-up, a thread)

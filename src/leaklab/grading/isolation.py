@@ -13,16 +13,15 @@ import inspect
 import json
 import linecache
 import os
-import secrets
+import selectors
 import signal
 import subprocess
 import sys
-import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from . import handoff, sandbox, settings
+from . import handoff, sandbox, settings, watch
 from .results import Reason
 
 RUN_TIMEOUT_ENV = "LEAKLAB_RUN_TIMEOUT"  # the class grader's limit for one run, in seconds
@@ -176,52 +175,117 @@ def measured_runs() -> dict[str, dict]:
 
 
 def _spawn(job: dict) -> IsolatedRun:
-    with tempfile.TemporaryDirectory(prefix="leaklab-run-") as folder:
-        # The result's file name is drawn here and reaches the child on stdin, never on its command
-        # line: an answer cannot write a result of its own where the parent will look for one.
-        result_path = Path(folder) / f"{secrets.token_hex(16)}.json"
-        with (Path(folder) / "stderr.txt").open("w+b") as stderr, tempfile.TemporaryFile(dir=folder) as stdout:
-            code = _wait_for_child(job, result_path, stdout, stderr)
-            if code is None:
-                message = f"the handler's run did not end within {_timeout_s():.0f} s and was stopped"
-                return IsolatedRun(error=message, reason=Reason.TIMEOUT)
-            if result_path.exists():
-                return IsolatedRun(**json.loads(result_path.read_text(encoding="utf-8")))
-            if code == -signal.SIGXFSZ:
-                limit = settings.RUN_OUTPUT_BYTES >> 20
-                return IsolatedRun(
-                    error=f"the answer printed more than {limit} MiB and was stopped", reason=Reason.OUTPUT_LIMIT
-                )
-            stderr.seek(0)
-            tail = stderr.read()[-4000:].decode(errors="replace")
-            tail = " | ".join(tail.strip().splitlines()[-3:]) or f"exit code {code}"
-            return IsolatedRun(error=f"the handler's run ended without a result: {tail}", reason=Reason.ANSWER_FAILED)
-
-
-def _wait_for_child(job: dict, result_path: Path, stdout: object, stderr: object) -> int | None:
-    """Run the child to its end (or kill it at the time limit, with all it started); its exit code, or
-    None if it was stopped."""
-    # A session of its own, so that everything the answer forks is killed with it; its output goes to
-    # files (a child it leaves behind cannot hold a pipe open), under a size limit.
-    argv = sandbox.wrap(_CHILD, writable=[result_path.parent]) if sandbox.active() else _CHILD
-    child = subprocess.Popen(
-        argv,
-        env={name: value for name, value in os.environ.items() if name != handoff.ENV},
-        stdin=subprocess.PIPE,
-        stdout=stdout,
-        stderr=stderr,
-        start_new_session=True,
-    )
+    """Run the child to its end (or kill it at the time limit, with all it started), following it from
+    outside (`watch`); its result, or what went wrong."""
+    report_out, report_in = os.pipe()  # the child's messages
+    ack_out, ack_in = os.pipe()  # the parent's answers: the child waits for one at each stop
+    argv = sandbox.wrap(_CHILD, writable=[]) if sandbox.active() else _CHILD
     try:
-        child.stdin.write(json.dumps({**job, "result": str(result_path)}).encode())  # type: ignore[union-attr]
-        child.stdin.close()  # type: ignore[union-attr]
-    except BrokenPipeError:
-        pass
+        # A session of its own, so that everything the answer forks is killed with it. Its output goes to
+        # pipes the parent drains and caps: nothing of a run is written to the grader's disk.
+        child = subprocess.Popen(
+            argv,
+            env={name: value for name, value in os.environ.items() if name != handoff.ENV},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(report_in, ack_out),
+            start_new_session=True,
+        )
+    finally:
+        os.close(report_in)
+        os.close(ack_out)
     try:
-        return child.wait(timeout=_timeout_s())
-    except subprocess.TimeoutExpired:
-        return None
+        with contextlib.suppress(BrokenPipeError):
+            child.stdin.write(json.dumps({**job, "report": report_in, "acks": ack_out}).encode())  # type: ignore[union-attr]
+            child.stdin.close()  # type: ignore[union-attr]
+        return _follow(child, report_out, ack_in)
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGKILL)  # the child, and whatever it started and left
         child.wait()
+        for stream in (child.stdout, child.stderr):
+            stream.close()  # type: ignore[union-attr]
+        os.close(report_out)
+        os.close(ack_in)
+
+
+def _follow(child: subprocess.Popen, report: int, acks: int) -> IsolatedRun:
+    """Read the child's messages and output until its result, its end, or the time limit."""
+    deadline = time.monotonic() + _timeout_s()
+    observer = watch.Watch(child.pid)
+    said, printed, tail = b"", 0, b""
+    streams = {report: "report", child.stdout.fileno(): "stdout", child.stderr.fileno(): "stderr"}  # type: ignore[union-attr]
+    with selectors.DefaultSelector() as selector:
+        for fd, name in streams.items():
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ, name)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                message = f"the handler's run did not end within {_timeout_s():.0f} s and was stopped"
+                return IsolatedRun(error=message, reason=Reason.TIMEOUT)
+            for key, _ in selector.select(left):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(key.fd)
+                elif key.data != "report":
+                    printed += len(chunk)
+                    tail = (tail + chunk)[-4000:] if key.data == "stderr" else tail
+                    if printed > settings.RUN_OUTPUT_BYTES:
+                        limit = settings.RUN_OUTPUT_BYTES >> 20
+                        return IsolatedRun(
+                            error=f"the answer printed more than {limit} MiB and was stopped",
+                            reason=Reason.OUTPUT_LIMIT,
+                        )
+                else:
+                    said += chunk
+                    if len(said) > watch.MESSAGE_BYTES:
+                        return _tampered("the run said more to the grader than a run can")
+                    while b"\n" in said:
+                        line, _, said = said.partition(b"\n")
+                        try:
+                            ended = observer.receive(line)
+                            if ended is not None:
+                                return _from_report(ended)
+                        except watch.Tampered as exc:
+                            return _tampered(str(exc))
+                        os.write(acks, b".")
+            if report not in selector.get_map():
+                break
+    return _no_result(child, tail, deadline)
+
+
+def _tampered(message: str) -> IsolatedRun:
+    return IsolatedRun(error=f"tampered: {message}", reason=Reason.TAMPERED)
+
+
+def _from_report(report: dict) -> IsolatedRun:
+    """The run the child reported, its fields checked for their types (the answer could have written it)."""
+    try:
+        run = IsolatedRun(**report)
+    except (TypeError, ValueError):
+        return _tampered("the run's result was not the grader's own form")
+    numbers = (run.leftover_tasks, run.leftover_threads, run.leftover_files, run.retained_bytes_per_request)
+    kinds = [(run.outcome, dict), (run.leak_report, str), (run.error, (str, type(None)))]
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers) or not all(
+        isinstance(value, kind) for value, kind in kinds
+    ):
+        return _tampered("the run's result was not the grader's own form")
+    return run
+
+
+def _no_result(child: subprocess.Popen, tail: bytes, deadline: float) -> IsolatedRun:
+    """A child that closed its channel without a result: why, from its exit and its last words."""
+    try:
+        code = child.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        message = f"the handler's run did not end within {_timeout_s():.0f} s and was stopped"
+        return IsolatedRun(error=message, reason=Reason.TIMEOUT)
+    if code == -signal.SIGXFSZ:
+        limit = settings.RUN_OUTPUT_BYTES >> 20
+        return IsolatedRun(
+            error=f"the answer wrote a file over {limit} MiB and was stopped", reason=Reason.OUTPUT_LIMIT
+        )
+    last = " | ".join(tail.decode(errors="replace").strip().splitlines()[-3:]) or f"exit code {code}"
+    return IsolatedRun(error=f"the handler's run ended without a result: {last}", reason=Reason.ANSWER_FAILED)

@@ -9,14 +9,16 @@ few files of /etc, a private size-capped /tmp, and the folders its caller names 
 writable; a hand-off file read-only). Never the course, the gradebook, other submissions, the lesson
 sources with their hidden tests, or the checkout's notebooks/ and solutions/.
 
-What it does not do: bound memory or CPU (see `classroom` and `settings`), or hide what the caller
-binds in. docs/grading.md has the threat model.
+It also bounds the sandbox's processes and threads together (RLIMIT_NPROC set inside its user
+namespace, see `_at_most`). What it does not do: bound memory or CPU (see `classroom` and `settings`),
+or hide what the caller binds in. docs/grading.md has the threat model.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from . import settings
 UID = 65534  # "nobody" inside the sandbox's own user namespace
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "hosts", "nsswitch.conf")
 _active = False
+_tasks = settings.TASKS
 
 
 @functools.cache
@@ -58,10 +61,11 @@ def unavailable() -> str:
     return ""
 
 
-def activate() -> None:
-    """From now on, this process's isolated runs and kernels run sandboxed (the graders call this)."""
-    global _active
-    _active = True
+def activate(tasks: int = settings.TASKS) -> None:
+    """From now on, this process's isolated runs and kernels run sandboxed (the graders call this),
+    each with at most `tasks` processes and threads."""
+    global _active, _tasks
+    _active, _tasks = True, tasks
 
 
 def active() -> bool:
@@ -97,10 +101,12 @@ def wrap(
     workdir: Path | None = None,
     env: dict[str, object] | None = None,
     tmp_bytes: int = settings.SANDBOX_TMP_BYTES,
+    tasks: int | None = None,
 ) -> list[str]:
     """`argv` as a command that runs it in a sandbox: `writable` and `readable` folders (or files) are
     bound in at their own paths, the process starts in `workdir` with `env` set on top of its caller's
-    (a name set to None is removed)."""
+    (a name set to None is removed), and at most `tasks` processes and threads (by default what
+    `activate` set)."""
     command = [binary() or "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     command += ["--uid", str(UID), "--gid", str(UID), "--hostname", "sandbox"]
     command += ["--ro-bind", "/usr", "/usr", *_root_links()]
@@ -122,4 +128,18 @@ def wrap(
         command += ["--unsetenv", name] if value is None else ["--setenv", name, str(value)]
     # The first the kernel's OOM killer ends, where a memory cgroup holds the sandbox and its grader.
     raise_oom_score = ["/bin/sh", "-c", 'echo 1000 >/proc/self/oom_score_adj 2>/dev/null; exec "$@"', "sh"]
-    return [*raise_oom_score, *command, "--", *argv]
+    return [*raise_oom_score, *command, "--", *_at_most(tasks or _tasks), *argv]
+
+
+def _at_most(tasks: int) -> list[str]:
+    """A prefix that limits the sandbox to `tasks` processes and threads. Set inside the sandbox's own
+    user namespace, RLIMIT_NPROC counts only that sandbox's tasks (Linux >= 5.14 counts it per user
+    namespace), so a fork bomb in one submission cannot use up its grader's per-user count and cost a
+    submission beside it its threads, even when the grader is not root."""
+    hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]  # never above what we have: lowering is allowed
+    tasks = tasks if hard == resource.RLIM_INFINITY else min(tasks, hard)
+    if shutil.which("prlimit"):  # util-linux, on every Debian and Fedora
+        return ["prlimit", f"--nproc={tasks}", "--"]
+    shim = "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NPROC, (int(sys.argv[1]),) * 2); "
+    shim += "os.execvp(sys.argv[2], sys.argv[2:])"
+    return [sys.executable, "-S", "-c", shim, str(tasks)]

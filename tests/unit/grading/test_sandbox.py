@@ -181,9 +181,32 @@ print(json.dumps({"uid": os.getuid(), "pids": [p for p in os.listdir("/proc") if
 '''.replace("ROOT", repr(sys.argv[1]))
 seen = json.loads(subprocess.run(sandbox.wrap([sys.executable, "-c", code], writable=[]), capture_output=True,
                                  text=True, check=True).stdout)
+# A tight per-user process limit, as a shared machine has: 300 tasks above what this user runs. A thread
+# bomb in one sandbox must stop at its own limit (200 here), leaving the user room for the honest runs.
+import resource
+from pathlib import Path
+mine = sum(len(os.listdir(p / "task")) for p in Path("/proc").glob("[0-9]*") if p.stat().st_uid == os.getuid())
+resource.setrlimit(resource.RLIMIT_NPROC, (mine + 300, mine + 300))
+bomb_code = '''
+import threading, time
+hold, started = threading.Event(), 0
+try:
+    while True:
+        threading.Thread(target=hold.wait, daemon=True).start()
+        started += 1
+except RuntimeError:
+    print(started, flush=True)
+time.sleep(60)
+'''
+bomb = subprocess.Popen(sandbox.wrap([sys.executable, "-c", bomb_code], writable=[], tasks=200),
+                        stdout=subprocess.PIPE, text=True)
+bombed = int(bomb.stdout.readline())  # it holds its threads while the honest runs go on
 sandbox.activate()
 leaky = run_isolated(sys.argv[2], scenario="forgotten_cancel", function="handle_request")
-print(json.dumps({**seen, "leftover_tasks": leaky.leftover_tasks, "error": leaky.error}))
+threaded = run_isolated(sys.argv[3], scenario="forgotten_cancel", function="handle_request")
+bomb.kill()
+print(json.dumps({**seen, "leftover_tasks": leaky.leftover_tasks, "error": leaky.error, "bombed": bombed,
+                  "threaded": [threaded.error, threaded.leftover_threads, threaded.outcome.get("query_ran_once")]}))
 """
 
 
@@ -192,7 +215,7 @@ def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root, tmp_path):
     import shutil
     import stat
 
-    from answers import LEAKY
+    from answers import LEAKY, TASK_GROUP_WITH_THREAD
 
     if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None:
         pytest.skip("needs root (to make the user) and useradd/runuser")
@@ -208,7 +231,7 @@ def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root, tmp_path):
         tmp_path.chmod(0o777)
         as_user = ["runuser", "-u", user, "--", "env", "-i", f"HOME={tmp_path}", "PATH=/usr/bin:/bin"]
         done = subprocess.run(
-            [*as_user, sys.executable, "-c", _AS_GRADER, str(root), LEAKY],
+            [*as_user, sys.executable, "-c", _AS_GRADER, str(root), LEAKY, TASK_GROUP_WITH_THREAD],
             capture_output=True,
             text=True,
             timeout=120,
@@ -223,4 +246,6 @@ def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root, tmp_path):
     assert seen["uid"] == sandbox.UID and len(seen["pids"]) <= 3 and seen["net"] == "ConnectionRefusedError"
     assert "notebooks" not in seen["top"] and "solutions" not in seen["top"]
     assert seen["error"] is None and seen["leftover_tasks"] == 20  # the lesson's leak, measured as usual
+    assert 150 < seen["bombed"] < 200  # the bomb's sandbox held to its own limit
+    assert seen["threaded"] == [None, 0, [40, 40]]  # an honest run with threads beside it: unharmed
     assert user not in {entry.pw_name for entry in pwd.getpwall()}  # gone again

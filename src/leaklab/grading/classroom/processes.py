@@ -15,20 +15,22 @@ import signal
 import time
 from pathlib import Path
 
+from .. import sandbox
 from ..settings import Limits
 
 JOB_ENV = "LEAKLAB_JOB"  # marks every process a grading job starts, to find them all at its end
 
 
 def apply_limits(limits: Limits, cgroup: Path | None, memory: Path | None = None) -> None:
-    """In the job's own process, before anything of the submission runs."""
+    """In the job's own process, before anything of the submission runs. Each sandbox the job starts
+    also holds its own processes and threads to `limits.tasks` (`sandbox.wrap`), whoever grades."""
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory is not None:  # what all the job's processes hold together, counted by the kernel
         (memory / "cgroup.procs").write_text(str(os.getpid()))
     if cgroup is not None:  # the kernel's count of processes and threads, whoever we are
         (cgroup / "cgroup.procs").write_text(str(os.getpid()))
-    elif os.geteuid() != 0:  # counted per user, so on top of what the user already runs
+    elif os.geteuid() != 0 and not sandbox.active():  # counted per user, on top of what the user runs
         running = sum(1 for _ in Path("/proc").glob("[0-9]*/task/[0-9]*"))
         resource.setrlimit(resource.RLIMIT_NPROC, (running + limits.tasks, running + limits.tasks))
 

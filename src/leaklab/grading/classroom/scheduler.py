@@ -100,7 +100,7 @@ def grade_class(
     if not todo:
         say(f"nothing to grade: {len(submissions)} submissions already graded (--force grades them again)")
         return ClassRun(ledger, [])
-    _prepare_machine(unsafe_no_sandbox, say)
+    _prepare_machine(unsafe_no_sandbox, limits, say)
     jobs = max(1, jobs or os.cpu_count() or 1)
     say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {jobs} at a time")
     bar = Progress(len(todo), progress)
@@ -139,7 +139,7 @@ def grade_class(
     return ClassRun(ledger, graded)
 
 
-def _prepare_machine(unsafe_no_sandbox: bool, say: Callable[[str], None]) -> None:
+def _prepare_machine(unsafe_no_sandbox: bool, limits: Limits, say: Callable[[str], None]) -> None:
     """The sandbox (or the refusal to grade without one), the imports every job shares, and what the
     machine cannot limit, said."""
     why = grading_sandbox.unavailable()
@@ -151,7 +151,7 @@ def _prepare_machine(unsafe_no_sandbox: bool, say: Callable[[str], None]) -> Non
     if why:
         say(f"warning: grading without a sandbox ({why}), as --unsafe-no-sandbox asks")
     else:
-        grading_sandbox.activate()  # the forked jobs inherit it
+        grading_sandbox.activate(limits.tasks)  # the forked jobs inherit it
     _warm_up()
     if processes.memory_cgroup_root() is None:
         say(

@@ -1,0 +1,119 @@
+"""An isolated run as its parent sees it from outside: the child's messages on a pipe the parent opened,
+and what /proc shows of the child's threads and open files at the moments it reports them.
+
+The child runs the learner's code in its own interpreter, so whatever it reports the answer could have
+rewritten. The operating system's view cannot be: the parent takes it while the child waits for an
+acknowledgement, at three points of a fixed order (`ready` before the answer's code runs, `measuring`
+before the burst, `result` after it), and compares. A child that reports no leftover thread or file
+while /proc shows one was tampered with. The parent's counts, not the child's, go into the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MESSAGE_BYTES = 16 * 2**20  # all the child may say (a result with its leak report is a few KiB)
+STAGES = ("ready", "measuring", "result")
+
+
+class Tampered(Exception):
+    """The child's messages, or its counts, are not what an unmodified child sends."""
+
+
+def _ppids() -> dict[int, int]:
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{name}/stat").read_text(encoding="ascii", errors="replace")
+                parents[int(name)] = int(stat.rpartition(")")[2].split()[1])
+    return parents
+
+
+def find_process(root: int, inner_pid: int) -> int | None:
+    """`root` or its descendant whose pid inside its own PID namespace is `inner_pid` (the child is
+    bwrap's grandchild in a sandbox, `root` itself outside one)."""
+    parents = _ppids()
+    family, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        family.append(pid)
+        queue.extend(child for child, parent in parents.items() if parent == pid)
+    for pid in family:
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+            nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+            if nspid and int(nspid[-1]) == inner_pid:
+                return pid
+    return None
+
+
+@dataclass
+class Watch:
+    """The parent's side of one run: the stage reached, and what it saw at each stop."""
+
+    root: int  # the process the parent started (bwrap, or the child itself)
+    stage: int = 0
+    pid: int | None = None  # the child, once it said it is ready
+    threads_at_start: set[str] = field(default_factory=set)
+    files_at_burst: int = 0
+
+    def _threads(self) -> set[str]:
+        return set(os.listdir(f"/proc/{self.pid}/task"))
+
+    def _files(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def receive(self, line: bytes) -> dict | None:
+        """One message from the child, checked against the order; the run's fields once it has ended."""
+        try:
+            message = json.loads(line)
+            at = message["at"]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Tampered("the run's messages to the grader were not the grader's own") from exc
+        if at == "result" and isinstance(message.get("run"), dict):
+            return self._result(message["run"])
+        if self.stage >= 2 or at != STAGES[self.stage]:
+            raise Tampered(f"the run's messages to the grader came out of order ({at!r})")
+        try:
+            if at == "ready":
+                self.pid = find_process(self.root, int(message["pid"]))
+                if self.pid is None:
+                    raise Tampered("the run's process was not where it said it was")
+                self.threads_at_start = self._threads()
+            else:
+                self.files_at_burst = self._files()
+        except OSError as exc:  # the child is gone, or hides from its parent
+            raise Tampered("the run's process could not be seen from outside") from exc
+        self.stage += 1
+        return None
+
+    def _result(self, run: dict) -> dict:
+        if self.stage < 2:  # only a run that never reached its burst reports this early: an error
+            if not run.get("error"):
+                raise Tampered("the run reported a result before it measured anything")
+            return run
+        try:
+            threads = len(self._threads() - self.threads_at_start)
+            files = max(0, self._files() - self.files_at_burst)
+        except OSError as exc:
+            raise Tampered("the run's process could not be seen from outside when it reported") from exc
+        if run.get("error"):
+            return run
+        # Only a run that says it left nothing behind is held to it: a thread the answer left can still open
+        # and close files (or start threads) while the parent looks, and its run fails anyway.
+        if not run.get("leftover_threads") and not run.get("leftover_files") and (threads or files):
+            seen = (
+                f"{threads} threads and {files} files"
+                if threads and files
+                else f"{threads or files} " + ("threads" if threads else "files")
+            )
+            raise Tampered(f"the run reported no leftovers while the operating system saw {seen} left behind")
+        with contextlib.suppress(TypeError):
+            run["leftover_threads"] = max(threads, run["leftover_threads"])
+            run["leftover_files"] = max(files, run["leftover_files"])
+        return run
