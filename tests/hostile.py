@@ -231,25 +231,55 @@ PATCHED_RUN_ISOLATED = (
     ")\n" + answers.LEAKY
 )
 
-# A hard-coded result: all-passing verdicts written over the kernel's file of measured runs, and over
-# the fresh interpreter's result file, which it then leaves before anything is measured.
+# A hard-coded result: all-passing verdicts written over the kernel's file of measured runs (read-only
+# there, and not yet written when answer cells run), and, in the grader's fresh interpreter, an
+# all-passing result sent over the run's own channel before anything is measured.
 HARD_CODED_RESULT = (
     f"""
+import contextlib
+import gc
 import json
 import os
 import sys
 
 PASSING = {PASSING!r}
 path = os.environ.get("LEAKLAB_VERDICTS", "")
-if os.path.exists(path):  # in the kernel, if the grader's measurements were there to forge
+with contextlib.suppress(OSError):
     known = json.load(open(path))
-    for run in known.values():
+    for run in known.get("runs", {{}}).values():
         run.update(outcome=PASSING, error=None, leftover_tasks=0, leftover_threads=0)
     json.dump(known, open(path, "w"))
-if sys.argv[0].endswith("_isolation.py") and len(sys.argv) > 1:  # in the grader's fresh interpreter
+if "leaklab.grading.child" in sys.modules:  # in the grader's fresh interpreter
+    from leaklab.grading.child import Channel
+
+    channel = next(o for o in gc.get_objects() if isinstance(o, Channel))
     result = {{"outcome": PASSING, "leftover_tasks": 0, "leftover_threads": 0, "leftover_files": 0}}
-    json.dump(result, open(sys.argv[1], "w"))
-    os._exit(0)
+    channel.stop_at("result", run=result)
+"""
+    + answers_04.NO_JOIN
+)
+# The same result sent later, from a thread the answer leaves running while the burst goes on.
+FORGED_FROM_A_THREAD = (
+    f"""
+import gc
+import sys
+import threading
+import time
+
+PASSING = {PASSING!r}
+
+
+def forge():
+    from leaklab.grading.child import Channel
+
+    time.sleep(0.3)
+    channel = next(o for o in gc.get_objects() if isinstance(o, Channel))
+    result = {{"outcome": PASSING, "leftover_tasks": 0, "leftover_threads": 0, "leftover_files": 0}}
+    channel.stop_at("result", run=result)
+
+
+if "leaklab.grading.child" in sys.modules:
+    threading.Thread(target=forge, daemon=True).start()
 """
     + answers_04.NO_JOIN
 )
@@ -373,12 +403,14 @@ CORPUS: dict[str, Case] = {
     "patched-counters-01": Case(CANCEL, answer(answers.PATCHED_COUNTERS), 4, "", "blinded counters, lesson 01"),
     "shadowed-builtins": Case(POOL, answer(SHADOWED_BUILTINS), 4, "", "shadowed builtins change nothing"),
     "patched-builtins": Case(POOL, answer(PATCHED_BUILTINS), 0, TIMEOUT, "builtins.isinstance replaced"),
-    "patched-leaklab": Case(POOL, answer(PATCHED_LEAKLAB), 4, TAMPERED, "IsolatedRun.require rebound"),
-    "patched-checks": Case(POOL, answer(PATCHED_CHECKS), 4, "", "Checks.record rebound: undone before checking"),
+    # a method of leaklab's replaced: put back before measuring, and the run that saw it scores nothing
+    "patched-leaklab": Case(POOL, answer(PATCHED_LEAKLAB), 0, TAMPERED, "IsolatedRun.require replaced"),
+    "patched-checks": Case(POOL, answer(PATCHED_CHECKS), 0, TAMPERED, "Checks.record replaced"),
     "patched-run-01": Case(CANCEL, answer(PATCHED_RUN_ISOLATED), 4, TAMPERED, "leaklab.run_isolated rebound"),
-    # The grader's measurements reach the kernel only at its first test cell, the result file's name only
-    # the grader's child: nothing to forge when the answer runs; it is graded as the wrong answer it is.
-    "hard-coded-result": Case(POOL, answer(HARD_CODED_RESULT), 4, "", "forged verdicts and result file"),
+    # The grader's measurements reach the kernel only at its first test cell, read-only; a result sent on
+    # the run's channel out of turn, or while a thread the run did not report is alive, is tampering.
+    "hard-coded-result": Case(POOL, answer(HARD_CODED_RESULT), 0, TAMPERED, "forged verdicts and result"),
+    "forged-from-a-thread": Case(POOL, answer(FORGED_FROM_A_THREAD), 0, TAMPERED, "a result sent from a thread"),
     # the notebook itself
     "edited-test": Case(POOL, mutate(_edit_test), 7, TAMPERED, "test (d) replaced by `pass`"),
     "deleted-test": Case(POOL, mutate(_delete_test), 6, TAMPERED, "test (a) deleted"),

@@ -227,7 +227,7 @@ class Child:
     def restore(self) -> None:
         """Put back what the answer changed; a run whose answer changed code in place ends here."""
         if changed := self.guard.restore():
-            self.fail(f"the answer changed Python's or leaklab's code in place: {', '.join(changed)}", Reason.TAMPERED)
+            self.fail(f"tampered: the answer changed Python's or leaklab's code: {', '.join(changed)}", Reason.TAMPERED)
 
     def fail(self, message: str, reason: Reason | None = None) -> None:
         self.finish(IsolatedRun(error=message, reason=reason))

@@ -139,23 +139,24 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
 
 
 def sandboxed_kernels(workdir: Path) -> type:
-    """A jupyter_client kernel manager whose kernels run in `sandbox`, with `workdir` (created here) as
-    their only writable folder and home, and the grader's hand-off file readable: their connection file
-    and sockets live in `workdir` too, as Unix sockets (the sandbox has no network to reach the grader's
-    TCP ports), and an interrupt is a message on the control channel (a signal to the sandbox's process
-    group would end the sandbox)."""
+    """A jupyter_client kernel manager whose kernels run in `sandbox`. Nothing of the grader's disk is
+    writable to them: their working folder and home (at `workdir`'s path) are a capped folder in the
+    sandbox's memory, gone with it; the connection file (`workdir` holds it, created here) and the
+    grader's hand-off file are readable. Their sockets are Unix sockets in the sandbox's own /tmp (it has
+    no network to reach the grader's TCP ports), which the grader reaches through the sandbox's root,
+    `/proc/PID/root`. An interrupt is a message on the control channel (a signal to the sandbox's
+    process group would end the sandbox)."""
     from jupyter_client.manager import AsyncKernelManager
 
     workdir.mkdir(parents=True, exist_ok=True)
-    for folder in ("ipython", "matplotlib"):
-        (workdir / folder).mkdir(exist_ok=True)
-    _copy_font_cache(workdir / "matplotlib")
+    fonts = _copy_font_cache(workdir)
 
     class SandboxedKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: object) -> None:
             super().__init__(**kwargs)
-            self.transport, self.ip = "ipc", str(workdir / "kernel")
+            self.transport, self.ip = "ipc", "/tmp/kernel"  # as the kernel sees it, until it runs
             self.connection_file = str(workdir / "kernel.json")
+            self._told: tuple[int, int] | None = None
 
         async def _async_interrupt_kernel(self) -> None:
             if self.kernel_spec is not None:
@@ -174,14 +175,53 @@ def sandboxed_kernels(workdir: Path) -> type:
             home["JPY_PARENT_PID"] = 1
             handed = os.environ.get(handoff.ENV)
             readable = [Path(handed).parent] if handed else []
-            return sandbox.wrap(command, writable=[workdir], readable=readable, workdir=workdir, env=home)
+            placed = {workdir / "kernel.json": Path(self.connection_file)}
+            placed |= {workdir / "matplotlib" / font.name: font for font in fonts}
+            self._told = os.pipe()
+            return sandbox.wrap(
+                command,
+                writable=[],
+                readable=readable,
+                workdir=workdir,
+                env=home,
+                private_workdir=True,
+                placed=placed,
+                info_fd=self._told[1],
+            )
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: object) -> None:
+            told, tell = self._told or os.pipe()
+            try:
+                await super()._async_launch_kernel(kernel_cmd, pass_fds=(tell,), **kw)
+            finally:
+                os.close(tell)
+            try:
+                info = _read_json(told)  # written as soon as the sandbox exists: a few milliseconds
+            finally:
+                os.close(told)
+            self.ip = f"/proc/{info['child-pid']}/root/tmp/kernel"  # the grader's way in
 
     return SandboxedKernelManager
 
 
-def _copy_font_cache(folder: Path) -> None:
-    """matplotlib's font list, built once by the grader's own matplotlib set-up: without it every
-    sandboxed kernel would scan the fonts again (about a second)."""
+def _read_json(fd: int) -> dict:
+    """The first JSON object written to `fd` (the sandbox may hold the pipe open after writing it)."""
+    said = b""
+    while chunk := os.read(fd, 4096):
+        said += chunk
+        try:
+            return json.loads(said)
+        except ValueError:
+            continue
+    raise RuntimeError(f"the kernel's sandbox did not start: {said[-200:]!r}")
+
+
+def _copy_font_cache(folder: Path) -> list[Path]:
+    """matplotlib's font list, built once by the grader's own matplotlib set-up, copied to `folder`:
+    without it every sandboxed kernel would scan the fonts again (about a second)."""
     source = Path(os.environ.get("MPLCONFIGDIR", Path.home() / ".cache" / "matplotlib"))
+    copies = []
     for cache in source.glob("fontlist-*.json"):
         shutil.copyfile(cache, folder / cache.name)
+        copies.append(folder / cache.name)
+    return copies

@@ -35,7 +35,7 @@ class Reason(StrEnum):
 # a point and would only hold the job up until the same limit.
 LIMITS = (Reason.TIMEOUT, Reason.MEMORY_LIMIT, Reason.PROCESS_LIMIT, Reason.OUTPUT_LIMIT)
 # When tests failed for several of these, the first in this order names the submission's reason.
-PRECEDENCE = (*LIMITS, Reason.ANSWER_FAILED)
+PRECEDENCE = (Reason.TAMPERED, *LIMITS, Reason.ANSWER_FAILED)
 
 
 def reason_of(exc: BaseException) -> Reason | None:
@@ -107,7 +107,8 @@ def merge(own: dict[str, TestResult], kernel: dict[str, TestResult]) -> tuple[di
 
 
 def limit_failure(tests: dict[str, TestResult]) -> tuple[Reason | None, str]:
-    """The reason, and its message, if a limit or an answer that ended early explains a lost test."""
+    """The reason, and its message, if a limit, an answer that ended early, or a run caught forging its
+    measurement explains a lost test."""
     lost = [t for t in tests.values() if t.score < t.max_score and t.reason]
     for reason in PRECEDENCE:
         for test in lost:

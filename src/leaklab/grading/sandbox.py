@@ -22,7 +22,7 @@ import resource
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from . import settings
@@ -102,13 +102,21 @@ def wrap(
     env: dict[str, object] | None = None,
     tmp_bytes: int = settings.SANDBOX_TMP_BYTES,
     tasks: int | None = None,
+    private_workdir: bool = False,
+    placed: Mapping[Path, Path] | None = None,
+    info_fd: int | None = None,
 ) -> list[str]:
     """`argv` as a command that runs it in a sandbox: `writable` and `readable` folders (or files) are
     bound in at their own paths, the process starts in `workdir` with `env` set on top of its caller's
     (a name set to None is removed), and at most `tasks` processes and threads (by default what
-    `activate` set)."""
+    `activate` set).
+
+    With `private_workdir`, `workdir` is a capped folder in memory of the sandbox's own (like /tmp),
+    gone with it, and `placed` files ({path inside: file outside}) are put in it read-only. With
+    `info_fd`, bwrap writes `{"child-pid": ...}` to that descriptor once the sandbox exists."""
     command = [binary() or "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     command += ["--uid", str(UID), "--gid", str(UID), "--hostname", "sandbox"]
+    command += ["--info-fd", str(info_fd)] if info_fd is not None else []
     command += ["--ro-bind", "/usr", "/usr", *_root_links()]
     for name in _ETC:
         if (Path("/etc") / name).exists():
@@ -117,6 +125,10 @@ def wrap(
     command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     for path in _runtime():
         command += ["--ro-bind", str(path), str(path)]
+    if private_workdir and workdir is not None:
+        command += ["--size", str(tmp_bytes), "--tmpfs", str(workdir)]
+    for inside, outside in (placed or {}).items():
+        command += ["--ro-bind", str(outside), str(inside)]
     for path in readable:
         command += ["--ro-bind", str(path), str(path)]
     for path in writable:

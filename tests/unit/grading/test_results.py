@@ -48,6 +48,8 @@ def test_the_first_limit_in_precedence_names_the_reason():
     assert limit_failure(tests) == (Reason.MEMORY_LIMIT, "memory")
     assert limit_failure({"a": LOST, "b": FULL}) == (None, "")
     assert limit_failure({"a": TestResult(2, 2, "", Reason.TIMEOUT)}) == (None, "")  # a test it did not lose
+    tests["d"] = lost(Reason.TAMPERED, "tampered: a run that hid its leftovers")  # a run caught forging
+    assert limit_failure(tests) == (Reason.TAMPERED, "tampered: a run that hid its leftovers")
 
 
 @pytest.mark.parametrize(
