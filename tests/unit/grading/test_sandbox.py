@@ -144,6 +144,8 @@ def test_a_sandboxed_kernel_runs_cells_is_interrupted_and_sees_no_checkout(root,
         f"import os\nprint(os.getuid(), sorted(os.listdir({str(root)!r})))",
         "while True:\n    pass",
         "print('after the interrupt')",
+        "open('small.txt', 'w').write('in memory')\nprint(open('small.txt').read())",
+        "open('big.bin', 'wb').write(bytes(300 << 20))",  # over the private folder's 256 MiB
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     client = NotebookClient(
@@ -160,6 +162,9 @@ def test_a_sandboxed_kernel_runs_cells_is_interrupted_and_sees_no_checkout(root,
     assert outputs[0] == [f"{sandbox.UID} ['.venv', 'src']\n"] or outputs[0] == [f"{sandbox.UID} ['src']\n"]
     assert outputs[1] == ["KeyboardInterrupt"]
     assert outputs[2] == ["after the interrupt\n"]
+    assert outputs[3] == ["in memory\n"] and outputs[4] == ["OSError"]  # No space left on device
+    written = {p.name for p in (tmp_path / "kernel").rglob("*")}
+    assert not {"small.txt", "big.bin", "ipython", "runs"} & written  # nothing of it on the grader's disk
 
 
 # As an unprivileged user the grader makes its sandbox with a user namespace of its own, not with root's
@@ -205,8 +210,15 @@ sandbox.activate()
 leaky = run_isolated(sys.argv[2], scenario="forgotten_cancel", function="handle_request")
 threaded = run_isolated(sys.argv[3], scenario="forgotten_cancel", function="handle_request")
 bomb.kill()
+import nbformat
+from nbclient import NotebookClient
+from leaklab.grading.kernel import sandboxed_kernels
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print(os.getuid())")])
+ran = NotebookClient(nb, kernel_name="python3", timeout=60, shutdown_kernel="immediate",
+                     kernel_manager_class=sandboxed_kernels(Path(os.environ["HOME"]) / "kernel")).execute()
 print(json.dumps({**seen, "leftover_tasks": leaky.leftover_tasks, "error": leaky.error, "bombed": bombed,
-                  "threaded": [threaded.error, threaded.leftover_threads, threaded.outcome.get("query_ran_once")]}))
+                  "threaded": [threaded.error, threaded.leftover_threads, threaded.outcome.get("query_ran_once")],
+                  "kernel": ran.cells[0].outputs[0].get("text")}))
 """
 
 
@@ -223,7 +235,7 @@ def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root, tmp_path):
     subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True, capture_output=True)
     opened: dict[Path, int] = {}
     try:
-        for path in (Path(sys.executable), root / "src", Path(sys.base_prefix) / "lib"):
+        for path in (Path(sys.executable), root / "src", Path(sys.base_prefix) / "lib", tmp_path / "kernel"):
             for folder in reversed(path.resolve().parents):
                 if not folder.stat().st_mode & stat.S_IXOTH and folder not in opened:
                     opened[folder] = stat.S_IMODE(folder.stat().st_mode)
@@ -248,4 +260,5 @@ def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root, tmp_path):
     assert seen["error"] is None and seen["leftover_tasks"] == 20  # the lesson's leak, measured as usual
     assert 150 < seen["bombed"] < 200  # the bomb's sandbox held to its own limit
     assert seen["threaded"] == [None, 0, [40, 40]]  # an honest run with threads beside it: unharmed
+    assert seen["kernel"] == f"{sandbox.UID}\n"  # a sandboxed kernel, reached through /proc/PID/root
     assert user not in {entry.pw_name for entry in pwd.getpwall()}  # gone again
