@@ -186,6 +186,39 @@ os.close(held)
     + FIXED
 )
 
+# Every process it can see, stopped and then killed: its parent, pid 1, the grader if it were visible.
+KILL_THE_GRADER = (
+    """import os
+import signal
+
+for pid in [os.getppid(), *(int(p) for p in os.listdir("/proc") if p.isdigit())]:
+    for sent in (signal.SIGSTOP, signal.SIGKILL):
+        if pid != os.getpid():
+            try:
+                os.kill(pid, sent)
+            except OSError:
+                pass
+"""
+    + FIXED
+)
+
+# Its kernel's working folder and /tmp written full, 16 MiB a file, until the disk says no.
+DISK_FILL = (
+    """import os
+import sys
+
+if "ipykernel" in sys.modules:  # the kernel: its isolated runs are left their memory
+    for folder in (os.getcwd(), "/tmp"):
+        try:
+            for n in range(10**6):
+                with open(os.path.join(folder, f"fill-{n}"), "wb") as fill:
+                    fill.write(bytes(2**24))
+        except OSError:
+            pass
+"""
+    + FIXED
+)
+
 # 25 GiB asked for, 128 MiB at a time: far past any address-space limit the grader sets.
 MEMORY_BOMB = "hoard = [bytearray(2**27) for _ in range(200)]\n" + FIXED
 
@@ -392,6 +425,8 @@ CORPUS: dict[str, Case] = {
     "escaping-children": Case(POOL, answer(ESCAPING_CHILDREN), 9, "", "20 children in sessions of their own"),
     # the sandbox: nothing to read, nowhere to send
     "snooping": Case(POOL, answer(SNOOPING), 9, "", "looks for the lessons, solutions and course: finds none"),
+    "kill-the-grader": Case(POOL, answer(KILL_THE_GRADER), 9, "", "SIGSTOP, SIGKILL to all it sees: its own only"),
+    "disk-fill": Case(POOL, answer(DISK_FILL), 9, "", "writes its folder and /tmp full: 256 MiB each, in memory"),
     "network": Case(POOL, answer(NETWORK), 9, "", "connects to a listener of the host's: cannot"),
     "kernel-output-bomb": Case(POOL, answer(KERNEL_OUTPUT_BOMB), 9, "", "30 MB of outputs, cut to size"),
     "cell-spy": Case(POOL, answer(CELL_SPY), 9, "", "prints every cell the kernel runs: no hidden test among them"),

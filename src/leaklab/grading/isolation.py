@@ -213,14 +213,13 @@ def _spawn(job: dict) -> IsolatedRun:
 def _follow(child: subprocess.Popen, report: int, acks: int) -> IsolatedRun:
     """Read the child's messages and output until its result, its end, or the time limit."""
     deadline = time.monotonic() + _timeout_s()
-    observer = watch.Watch(child.pid)
-    said, printed, tail = b"", 0, b""
+    listener = _Listener(watch.Watch(child.pid), acks)
     streams = {report: "report", child.stdout.fileno(): "stdout", child.stderr.fileno(): "stderr"}  # type: ignore[union-attr]
     with selectors.DefaultSelector() as selector:
         for fd, name in streams.items():
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ, name)
-        while selector.get_map():
+        while report in selector.get_map():  # until the child's channel closes: it ended without a result
             left = deadline - time.monotonic()
             if left <= 0:
                 message = f"the handler's run did not end within {_timeout_s():.0f} s and was stopped"
@@ -229,31 +228,42 @@ def _follow(child: subprocess.Popen, report: int, acks: int) -> IsolatedRun:
                 chunk = os.read(key.fd, 1 << 16)
                 if not chunk:
                     selector.unregister(key.fd)
-                elif key.data != "report":
-                    printed += len(chunk)
-                    tail = (tail + chunk)[-4000:] if key.data == "stderr" else tail
-                    if printed > settings.RUN_OUTPUT_BYTES:
-                        limit = settings.RUN_OUTPUT_BYTES >> 20
-                        return IsolatedRun(
-                            error=f"the answer printed more than {limit} MiB and was stopped",
-                            reason=Reason.OUTPUT_LIMIT,
-                        )
-                else:
-                    said += chunk
-                    if len(said) > watch.MESSAGE_BYTES:
-                        return _tampered("the run said more to the grader than a run can")
-                    while b"\n" in said:
-                        line, _, said = said.partition(b"\n")
-                        try:
-                            ended = observer.receive(line)
-                            if ended is not None:
-                                return _from_report(ended)
-                        except watch.Tampered as exc:
-                            return _tampered(str(exc))
-                        os.write(acks, b".")
-            if report not in selector.get_map():
-                break
-    return _no_result(child, tail, deadline)
+                elif (ended := listener.take(key.data, chunk)) is not None:
+                    return ended
+    return _no_result(child, listener.tail, deadline)
+
+
+class _Listener:
+    """What the parent makes of the child's streams: its messages, each answered once `watch` has looked,
+    and its output, counted against the limit (the last of stderr kept, to say why a run failed)."""
+
+    def __init__(self, observer: watch.Watch, acks: int) -> None:
+        self.observer, self.acks = observer, acks
+        self.said, self.printed, self.tail = b"", 0, b""
+
+    def take(self, stream: str, chunk: bytes) -> IsolatedRun | None:
+        """The run's end, if this chunk brought it."""
+        if stream != "report":
+            self.printed += len(chunk)
+            self.tail = (self.tail + chunk)[-4000:] if stream == "stderr" else self.tail
+            if self.printed <= settings.RUN_OUTPUT_BYTES:
+                return None
+            message = f"the answer printed more than {settings.RUN_OUTPUT_BYTES >> 20} MiB and was stopped"
+            return IsolatedRun(error=message, reason=Reason.OUTPUT_LIMIT)
+        self.said += chunk
+        if len(self.said) > watch.MESSAGE_BYTES:
+            return _tampered("the run said more to the grader than a run can")
+        while b"\n" in self.said:
+            line, _, self.said = self.said.partition(b"\n")
+            try:
+                ended = self.observer.receive(line)
+            except watch.Tampered as exc:
+                return _tampered(str(exc))
+            if ended is not None:
+                return _from_report(ended)
+            with contextlib.suppress(BrokenPipeError):  # a child that is gone: its channel says so next
+                os.write(self.acks, b".")
+        return None
 
 
 def _tampered(message: str) -> IsolatedRun:

@@ -224,35 +224,19 @@ print(json.dumps({**seen, "leftover_tasks": leaky.leftover_tasks, "error": leaky
 
 def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root, tmp_path):
     import pwd
-    import shutil
-    import stat
 
     from answers import LEAKY, TASK_GROUP_WITH_THREAD
+    from users import as_user, temporary_user
 
-    if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None:
-        pytest.skip("needs root (to make the user) and useradd/runuser")
-    user = f"llsbx{os.getpid() % 100000}"
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True, capture_output=True)
-    opened: dict[Path, int] = {}
-    try:
-        for path in (Path(sys.executable), root / "src", Path(sys.base_prefix) / "lib", tmp_path / "kernel"):
-            for folder in reversed(path.resolve().parents):
-                if not folder.stat().st_mode & stat.S_IXOTH and folder not in opened:
-                    opened[folder] = stat.S_IMODE(folder.stat().st_mode)
-                    folder.chmod(opened[folder] | stat.S_IXOTH)
+    with temporary_user("llsbx", [root / "src", tmp_path / "kernel"]) as user:
         tmp_path.chmod(0o777)
-        as_user = ["runuser", "-u", user, "--", "env", "-i", f"HOME={tmp_path}", "PATH=/usr/bin:/bin"]
         done = subprocess.run(
-            [*as_user, sys.executable, "-c", _AS_GRADER, str(root), LEAKY, TASK_GROUP_WITH_THREAD],
+            as_user(user, tmp_path, sys.executable, "-c", _AS_GRADER, str(root), LEAKY, TASK_GROUP_WITH_THREAD),
             capture_output=True,
             text=True,
             timeout=120,
             cwd=tmp_path,
         )
-    finally:
-        for folder, mode in opened.items():
-            folder.chmod(mode)
-        subprocess.run(["userdel", user], capture_output=True)
     assert done.returncode == 0, done.stderr[-2000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["uid"] == sandbox.UID and len(seen["pids"]) <= 3 and seen["net"] == "ConnectionRefusedError"

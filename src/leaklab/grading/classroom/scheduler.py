@@ -158,11 +158,11 @@ def _prepare_machine(unsafe_no_sandbox: bool, limits: Limits, say: Callable[[str
             "note: no writable memory cgroup here, so memory is bounded per process (--memory), not for all of "
             "a submission's processes together (--job-memory)"
         )
-    if processes.pids_cgroup_root() is None and os.geteuid() == 0:
+    if processes.pids_cgroup_root() is None and os.geteuid() == 0 and unsafe_no_sandbox:
         say(
             "warning: no limit on the processes and threads of a submission: running as root without a "
-            "writable pids cgroup (/sys/fs/cgroup/pids, cgroup v1), a fork or thread bomb is bounded only "
-            "by the memory and time limits; run the grader as another user, or where that cgroup is writable"
+            "sandbox or a writable pids cgroup (/sys/fs/cgroup/pids, cgroup v1), a fork or thread bomb is "
+            "bounded only by the memory and time limits"
         )
 
 

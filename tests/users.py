@@ -1,0 +1,59 @@
+"""A throwaway unprivileged user for tests that must show what holds when the grader is not root.
+
+Folders on the way to what the user must reach (the venv's Python under /root, say) get o+x for the
+test and their mode back afterwards; the user, and every process it still has, go at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+
+
+@contextlib.contextmanager
+def temporary_user(prefix: str, reachable: Iterable[Path]) -> Iterator[str]:
+    """A new user named `prefix` + a number, able to enter every folder above `reachable` (and the
+    runtime's); skips the test without root, useradd or runuser."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None:
+        pytest.skip("needs root (to make the user) and useradd/runuser")
+    user = f"{prefix}{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True, capture_output=True)
+    opened: dict[Path, int] = {}
+    try:
+        for path in (Path(sys.executable), Path(sys.base_prefix) / "lib", *reachable):
+            for folder in reversed(path.resolve().parents):
+                if not folder.stat().st_mode & stat.S_IXOTH and folder not in opened:
+                    opened[folder] = stat.S_IMODE(folder.stat().st_mode)
+                    folder.chmod(opened[folder] | stat.S_IXOTH)
+        yield user
+    finally:
+        for folder, mode in opened.items():
+            folder.chmod(mode)
+        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        subprocess.run(["userdel", user], capture_output=True)
+
+
+def as_user(user: str, home: Path, *command: str) -> list[str]:
+    """`command` as `user`, in a clean environment with `home` as its home."""
+    return ["runuser", "-u", user, "--", "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", *command]
+
+
+def processes_of(user: str) -> list[int]:
+    """The processes `user` still runs."""
+    import pwd
+
+    uid = pwd.getpwnam(user).pw_uid
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if proc.stat().st_uid == uid:
+                found.append(int(proc.name))
+    return found
