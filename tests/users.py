@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -46,14 +47,19 @@ def as_user(user: str, home: Path, *command: str) -> list[str]:
     return ["runuser", "-u", user, "--", "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", *command]
 
 
-def processes_of(user: str) -> list[int]:
-    """The processes `user` still runs."""
+def processes_of(user: str, *, within_s: float = 30) -> list[int]:
+    """The processes `user` still runs once those that are ending have ended (a sandbox's processes end
+    just after its parent: the kernel tears them down on its own time), waiting at most `within_s`."""
     import pwd
 
     uid = pwd.getpwnam(user).pw_uid
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError):
-            if proc.stat().st_uid == uid:
-                found.append(int(proc.name))
-    return found
+    deadline = time.monotonic() + within_s
+    while True:
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                if proc.stat().st_uid == uid:
+                    found.append(int(proc.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)

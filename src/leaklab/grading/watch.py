@@ -52,6 +52,10 @@ def find_process(root: int, inner_pid: int) -> int | None:
     return None
 
 
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
 @dataclass
 class Watch:
     """The parent's side of one run: the stage reached, and what it saw at each stop."""
@@ -107,11 +111,7 @@ class Watch:
         # Only a run that says it left nothing behind is held to it: a thread the answer left can still open
         # and close files (or start threads) while the parent looks, and its run fails anyway.
         if not run.get("leftover_threads") and not run.get("leftover_files") and (threads or files):
-            seen = (
-                f"{threads} threads and {files} files"
-                if threads and files
-                else f"{threads or files} " + ("threads" if threads else "files")
-            )
+            seen = " and ".join(_count(n, kind) for n, kind in ((threads, "thread"), (files, "open file")) if n)
             raise Tampered(f"the run reported no leftovers while the operating system saw {seen} left behind")
         with contextlib.suppress(TypeError):
             run["leftover_threads"] = max(threads, run["leftover_threads"])

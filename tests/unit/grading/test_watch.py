@@ -43,7 +43,7 @@ def test_a_run_that_hides_a_thread_the_os_sees_is_tampering():
     left = threading.Thread(target=stop.wait)
     left.start()
     try:
-        with pytest.raises(Tampered, match="1 threads left behind"):
+        with pytest.raises(Tampered, match="1 thread left behind"):
             say(watch, at="result", run=clean_run())
         assert say(watch, at="result", run=clean_run(leftover_threads=1))["leftover_threads"] == 1
     finally:
@@ -57,7 +57,7 @@ def test_a_run_that_hides_an_open_file_the_os_sees_is_tampering():
     say(watch, at="measuring")
     read, write = os.pipe()
     try:
-        with pytest.raises(Tampered, match="2 files left behind"):
+        with pytest.raises(Tampered, match="2 open files left behind"):
             say(watch, at="result", run=clean_run())
     finally:
         os.close(read)
