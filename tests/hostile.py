@@ -202,6 +202,37 @@ for pid in [os.getppid(), *(int(p) for p in os.listdir("/proc") if p.isdigit())]
     + FIXED
 )
 
+# A daemon of its own session that outlives the answer, looking for the course (a gradebook, a grades
+# table, other submissions) to rewrite once grading is over: it finds none, and dies with its sandbox.
+COURSE_REWRITE = (
+    """import os
+import time
+
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            places = ["/", "/tmp", os.getcwd(), os.path.expanduser("~")]
+            places += [f"/proc/{p}/{w}" for p in os.listdir("/proc") if p.isdigit() for w in ("cwd", "root")]
+            for place in places:
+                try:
+                    names = os.listdir(place)
+                except OSError:
+                    continue
+                for name in names:
+                    if name in ("gradebook.db", "leaklab", "submitted", "autograded") or name.endswith(".ipynb"):
+                        try:
+                            with open(os.path.join(place, name), "a") as target:
+                                target.write("rewritten")
+                        except OSError:
+                            pass
+            time.sleep(0.5)
+    os._exit(0)
+"""
+    + FIXED
+)
+
 # Its kernel's working folder and /tmp written full, 16 MiB a file, until the disk says no.
 DISK_FILL = (
     """import os
@@ -425,6 +456,7 @@ CORPUS: dict[str, Case] = {
     "escaping-children": Case(POOL, answer(ESCAPING_CHILDREN), 9, "", "20 children in sessions of their own"),
     # the sandbox: nothing to read, nowhere to send
     "snooping": Case(POOL, answer(SNOOPING), 9, "", "looks for the lessons, solutions and course: finds none"),
+    "course-rewrite": Case(POOL, answer(COURSE_REWRITE), 9, "", "a daemon hunting the gradebook: finds none"),
     "kill-the-grader": Case(POOL, answer(KILL_THE_GRADER), 9, "", "SIGSTOP, SIGKILL to all it sees: its own only"),
     "disk-fill": Case(POOL, answer(DISK_FILL), 9, "", "writes its folder and /tmp full: 256 MiB each, in memory"),
     "network": Case(POOL, answer(NETWORK), 9, "", "connects to a listener of the host's: cannot"),

@@ -26,6 +26,7 @@ PART = (
     "fork-bomb",
     "escaping-children",
     "kill-the-grader",
+    "course-rewrite",
     "snooping",
     "disk-fill",
     "hard-coded-result",

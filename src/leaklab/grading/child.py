@@ -44,7 +44,7 @@ from .results import Reason, reason_of
 
 # Bound now, before any answer runs: what the child measures and ends with.
 _listdir, _write, _read, _leave, _monotonic = os.listdir, os.write, os.read, os._exit, time.monotonic
-_dumps, _getpid = json.dumps, os.getpid
+_Encoder, _getpid = json.encoder.JSONEncoder, os.getpid  # a fresh encoder each time: no instance to patch
 _collect, _traced_memory = gc.collect, tracemalloc.get_traced_memory
 _trace, _tracing = tracemalloc.start, tracemalloc.is_tracing
 _pause_collector, _resume_collector = gc.disable, gc.enable
@@ -129,6 +129,10 @@ class Guard:
         return changed
 
 
+def _changed(names: list[str]) -> str:
+    return f"tampered: the answer changed Python's or leaklab's code: {', '.join(names)}"
+
+
 class Channel:
     """The child's ends of the two pipes its parent opened: messages out, one byte back at each stop."""
 
@@ -136,7 +140,7 @@ class Channel:
         self.report, self.acks = report, acks
 
     def say(self, message: dict) -> None:
-        data = (_dumps(message) + "\n").encode()
+        data = (_Encoder().encode(message) + "\n").encode()
         while data:
             data = data[_write(self.report, data) :]
 
@@ -220,14 +224,15 @@ class Child:
     def finish(self, run: IsolatedRun) -> None:
         """Send the result, wait while the parent looks at this process, and leave (a leaked non-daemon
         thread must not keep this process alive)."""
-        self.guard.restore()
+        if (changed := self.guard.restore()) and run.reason is not Reason.TAMPERED:  # changed since the last look
+            run = IsolatedRun(error=_changed(changed), reason=Reason.TAMPERED)
         self.channel.stop_at("result", run=asdict(run))
         _leave(0)
 
     def restore(self) -> None:
         """Put back what the answer changed; a run whose answer changed code in place ends here."""
         if changed := self.guard.restore():
-            self.fail(f"tampered: the answer changed Python's or leaklab's code: {', '.join(changed)}", Reason.TAMPERED)
+            self.fail(_changed(changed), Reason.TAMPERED)
 
     def fail(self, message: str, reason: Reason | None = None) -> None:
         self.finish(IsolatedRun(error=message, reason=reason))

@@ -106,3 +106,14 @@ def test_an_honest_run_is_not_called_tampered():
     result = run_isolated(TASK_GROUP + "\n# watched\n", scenario="forgotten_cancel", function="handle_request")
     assert result.error is None and result.reason is None
     result.require_no_leftovers()
+
+
+def test_an_encoder_patched_on_its_instance_changes_nothing():
+    forged = (
+        "import json\n\n"
+        "_encode = json._default_encoder.encode\n"
+        "json._default_encoder.encode = lambda o: _encode(o).replace(\n"
+        "    '\"leftover_tasks\": 20', '\"leftover_tasks\": 0'\n)\n"
+    )
+    result = run_isolated(forged + LEAKY, scenario="forgotten_cancel", function="handle_request")
+    assert result.error is None and result.leftover_tasks == 20  # measured as the leak it is
