@@ -134,6 +134,9 @@ def grade_class(
                 os.waitpid(child, 0)
             processes.remove_group(job.memory)
         shutil.rmtree(scratch, ignore_errors=True)
+        # From the ledger on disk: a Ctrl-C just after a job's ledger line was written, before this loop
+        # took its outcome in, must not leave that line out of the table.
+        ledger = read_ledger(root)
         if ledger:
             write_table(root, ledger)
     return ClassRun(ledger, graded)
