@@ -19,6 +19,17 @@ DIAGNOSIS_OUTER_FRAME = f'LEAK_FUNCTION = "price"\nLEAK_LINE = {_PRICE_LINE}\n'
 # Wrong: the line is right but the function named is the reader, where the bug is, not where they wait.
 DIAGNOSIS_WRONG_FUNCTION = f'LEAK_FUNCTION = "read_replies"\nLEAK_LINE = {_leak_line_in_source()}\n'
 
+# Right, in other forms a learner writes: both names in one assignment; the line read with inspect.
+DIAGNOSIS_TUPLE = f'LEAK_FUNCTION, LEAK_LINE = "call", {_leak_line_in_source()}\n'
+DIAGNOSIS_COMPUTED = """import inspect
+
+from leaklab.scenarios.mystery_service import RpcClient
+
+lines, first = inspect.getsourcelines(RpcClient.call)
+LEAK_FUNCTION = RpcClient.call.__name__
+LEAK_LINE = first + next(i for i, line in enumerate(lines) if "await entry.future" in line)
+"""
+
 DIAGNOSIS_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
 
 # The fix: the reader resolves every reply, an error reply with the backend's error; the caller's

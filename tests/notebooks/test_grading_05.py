@@ -47,6 +47,8 @@ def graded(tmp_path_factory):
         "cheat_local_price": with_answer(folder, "cheat_local_price", fix=answers_05.CHEAT_LOCAL_PRICE),
         "reply_object": with_answer(folder, "reply_object", fix=answers_05.REPLY_OBJECT),
         "qualified": with_answer(folder, "qualified", diagnosis=answers_05.DIAGNOSIS_QUALIFIED),
+        "tuple": with_answer(folder, "tuple", diagnosis=answers_05.DIAGNOSIS_TUPLE),
+        "computed": with_answer(folder, "computed", diagnosis=answers_05.DIAGNOSIS_COMPUTED),
     }
     return graded_by_cli(submissions, home)
 
@@ -85,6 +87,8 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("leaky", FIX_TESTS),
         ("fix_stub", FIX_TESTS),
         ("qualified", set()),
+        ("tuple", set()),  # both names in one assignment
+        ("computed", set()),  # the line read with inspect: worked out in a fresh interpreter
     ],
 )
 def test_each_wrong_answer_loses_exactly_its_points(graded, name, points_lost):

@@ -39,7 +39,7 @@ from .._errors import LeaklabError
 from .._stacks import format_groups, group_stacks
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
 from . import settings
-from .isolation import IsolatedRun
+from .isolation import IsolatedRun, plain
 from .results import Reason, reason_of
 
 # Bound now, before any answer runs: what the child measures and ends with.
@@ -239,7 +239,7 @@ class Child:
 
     def define_handler(self, scenario: Scenario) -> Callable:
         """Run the answer cell as the learner's notebook would, then undo what it rebound at its top level."""
-        namespace = {"__name__": "__answer__", "asyncio": asyncio}
+        namespace = {"__name__": "__main__", "asyncio": asyncio}  # as in the notebook: the same to the answer
         namespace.update(answer_namespace(scenario))
         try:
             exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
@@ -250,6 +250,23 @@ class Child:
         if not callable(handler):
             self.fail(f"the answer cell does not define {self.job['function']!r}")
         return handler  # type: ignore[return-value]
+
+    def values(self) -> None:
+        """The lesson's set-up cells run, then the answer cell, as in the notebook; the values of the names
+        asked for, where they are plain data."""
+        namespace: dict[str, object] = {"__name__": "__main__"}
+        for setup in self.job["setup"]:
+            exec(compile(setup, "<set-up cell>", "exec"), namespace)
+        self.guard.add_leaklab()
+        self.channel.stop_at("ready", pid=_getpid())
+        try:
+            exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
+        except BaseException as exc:
+            self.fail(f"the answer cell raised {type(exc).__name__}: {exc}", reason_of(exc) or Reason.ANSWER_FAILED)
+        self.restore()
+        self.channel.stop_at("measuring")
+        found = {name: plain(namespace[name]) for name in self.job["names"] if name in namespace}
+        self.finish(IsolatedRun(outcome={"values": {name: value for name, value in found.items() if value}}))
 
     def run(self) -> None:
         try:
@@ -317,6 +334,6 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (settings.RUN_OUTPUT_BYTES, settings.RUN_OUTPUT_BYTES))
     child = Child(job, channel, Guard(_GUARDED))
     try:
-        child.run()
+        child.values() if job.get("kind") == "values" else child.run()
     except BaseException as exc:  # a limit hit outside the answer's own cell (the burst's set-up, a thread)
         child.fail(f"the handler's run failed: {type(exc).__name__}: {exc}", reason_of(exc) or Reason.ANSWER_FAILED)

@@ -13,6 +13,7 @@ import inspect
 import json
 import linecache
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -91,7 +92,8 @@ class IsolatedRun:
             label = name.replace("_", " ")
             if name not in self.outcome:  # the run stopped before this property was checked
                 message = f"{label}: never checked: the burst did not finish (a call that never returns?)"
-                raise RunFailed(message, Reason.TIMEOUT)
+                stuck = f"; where it was stuck:\n{self.leak_report}" if self.leak_report else ""
+                raise RunFailed(message + stuck, Reason.TIMEOUT)
             passed, total = self.outcome[name]
             if passed < total:
                 own = [p for p in self.outcome.get("problems", []) if p.startswith(label + ":")]
@@ -121,13 +123,34 @@ def answer_source(answer: Callable) -> str:
     """The source of the notebook cell (or module) that defined `answer`, a function or a class.
 
     IPython keeps every cell's source in `linecache` under the file name its code objects carry,
-    so the whole answer cell travels, helpers and all.
+    so the whole answer cell travels, helpers and all. A class is found by a method written in its own
+    body, never by one it reuses from elsewhere (`record = LeakyService.record`), or else by the cell
+    that has its `class` statement.
     """
     code = getattr(answer, "__code__", None)
-    if code is None and isinstance(answer, type):  # a class: its methods' code knows the cell
-        code = next((f.__code__ for f in vars(answer).values() if hasattr(f, "__code__")), None)
+    if code is None and isinstance(answer, type):
+        own = [f for f in map(_function_of, vars(answer).values()) if f is not None]
+        own = [f for f in own if f.__qualname__.startswith(answer.__qualname__ + ".")]
+        code = own[0].__code__ if own else None
     lines = linecache.getlines(code.co_filename) if code is not None else []
+    if not lines and isinstance(answer, type):
+        lines = _cell_with(re.compile(rf"^class\s+{re.escape(answer.__name__)}\b"))
     return "".join(lines) if lines else inspect.getsource(answer)
+
+
+def _function_of(value: object) -> Callable | None:
+    value = getattr(value, "__func__", value)  # a static or class method's function
+    return value if inspect.isfunction(value) else None
+
+
+def _cell_with(line: re.Pattern[str]) -> list[str]:
+    """The lines of the latest notebook cell (a `linecache` entry no file backs) with a matching line."""
+    found: list[str] = []
+    for name, entry in list(linecache.cache.items()):
+        lines = entry[2] if len(entry) > 2 else []
+        if not os.path.exists(name) and any(line.match(text) for text in lines):
+            found = list(lines)
+    return found
 
 
 class AnswerRef:
@@ -167,6 +190,42 @@ def run_isolated(
         known = handoff.published().get(key)
         _cache[key] = IsolatedRun(**known) if known else _spawn(job)
     return _cache[key]
+
+
+def answer_values(setup: list[str], source: str, names: list[str]) -> dict[str, object]:
+    """The values an answer cell computes for `names` (`LEAK_LINE = inspect.getsourcelines(...)[1]`),
+    found by running the lesson's set-up cells and then the cell in a fresh interpreter, never in the
+    grader's: those that are plain data (numbers, strings, None, and lists, tuples and dicts of them)."""
+    job = {"kind": "values", "setup": setup, "source": source, "names": sorted(names)}
+    key = handoff.run_key(job)
+    if key not in _cache:
+        _cache[key] = _spawn(job)
+    found = _cache[key].outcome.get("values", {}) if not _cache[key].error else {}
+    return {name: from_plain(value) for name, value in found.items() if isinstance(value, dict)}
+
+
+def plain(value: object, depth: int = 0) -> dict | None:
+    """`value` as JSON that keeps its type (a tuple stays a tuple), or None where it is not plain data."""
+    if depth > 8:
+        return None
+    if value is None or type(value) in (str, int, float, bool):
+        return {"value": value}
+    if type(value) in (list, tuple):
+        items = [plain(item, depth + 1) for item in value]  # type: ignore[attr-defined]
+        return None if None in items else {type(value).__name__: items}
+    if type(value) is dict and all(type(key) is str for key in value):  # type: ignore[union-attr]
+        entries = {key: plain(item, depth + 1) for key, item in value.items()}  # type: ignore[union-attr]
+        return None if None in entries.values() else {"dict": entries}
+    return None
+
+
+def from_plain(data: dict) -> object:
+    if "list" in data or "tuple" in data:
+        items = [from_plain(item) for item in data.get("list", data.get("tuple", []))]
+        return tuple(items) if "tuple" in data else items
+    if "dict" in data:
+        return {key: from_plain(item) for key, item in data["dict"].items()}
+    return data.get("value")
 
 
 def measured_runs() -> dict[str, dict]:

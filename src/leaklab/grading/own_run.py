@@ -15,12 +15,13 @@ import contextlib
 import io
 
 from . import cells
-from .isolation import AnswerRef, RunFailed
+from .isolation import AnswerRef, RunFailed, answer_values
 from .results import TestResult
 
 
 def answer_names(source: str) -> dict[str, object]:
-    """What an answer cell defines at its top level: literals by value, everything else by reference."""
+    """What an answer cell defines at its top level: literals by value, everything else by reference.
+    An assignment binds as Python binds it: `A = B = 1`, `A, B = "call", 142`, `A: int = 3`."""
     names: dict[str, object] = {}
     for statement in ast.parse(source).body:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -28,12 +29,45 @@ def answer_names(source: str) -> dict[str, object]:
         elif isinstance(statement, ast.Assign | ast.AnnAssign) and statement.value is not None:
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             for target in targets:
-                if isinstance(target, ast.Name):
-                    try:
-                        names[target.id] = ast.literal_eval(statement.value)
-                    except ValueError:
-                        names[target.id] = AnswerRef(source, target.id)
+                names.update(_bound(target, statement.value, source))
+        elif isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
+            names[statement.target.id] = AnswerRef(source, statement.target.id)
     return names
+
+
+def _names_read(source: str) -> set[str]:
+    return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+
+
+def defined(source: str) -> set[str]:
+    """The functions and classes an answer cell defines at its top level."""
+    kinds = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+    return {statement.name for statement in ast.parse(source).body if isinstance(statement, kinds)}
+
+
+def _bound(target: ast.expr, value: ast.expr, source: str) -> dict[str, object]:
+    """The names one assignment target binds: each to its literal where the value is one (element by
+    element when both sides are tuples or lists of the same length), else by reference."""
+    if isinstance(target, ast.Name):
+        try:
+            return {target.id: ast.literal_eval(value)}
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return {target.id: AnswerRef(source, target.id)}
+    if isinstance(target, ast.Tuple | ast.List):
+        starred = any(isinstance(element, ast.Starred) for element in target.elts)
+        pairs = isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(target.elts) and not starred
+        if not pairs:
+            return _referenced(target, source)
+        bound: dict[str, object] = {}
+        for element, part in zip(target.elts, value.elts, strict=True):  # type: ignore[union-attr]
+            bound.update(_bound(element, part, source))
+        return bound
+    return {}  # an attribute or a subscript: it binds no name
+
+
+def _referenced(target: ast.expr, source: str) -> dict[str, object]:
+    """Every name a target binds, by reference."""
+    return {node.id: AnswerRef(source, node.id) for node in ast.walk(target) if isinstance(node, ast.Name)}
 
 
 def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
@@ -41,7 +75,13 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
     problem that fails every test, if an answer cell is missing or not valid Python."""
     answers = {cells.grade_id(c): cells.text(c) for c in submission["cells"] if cells.is_answer(c)}
     namespace: dict[str, object] = {"__name__": "__verify__"}
-    problem = ""
+    problem, setup = "", []
+    tested = {
+        n.id
+        for c in cells.test_cells(source).values()
+        for n in ast.walk(ast.parse(cells.text(c)))
+        if isinstance(n, ast.Name)
+    }
     for cell in source["cells"]:
         if cell["cell_type"] != "code" or cells.is_test(cell):
             continue
@@ -51,10 +91,18 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
                 problem = f"the answer cell {cells.grade_id(cell)} is missing from the submission"
                 continue
             try:
-                namespace.update(answer_names(answer))
+                names = answer_names(answer)
             except SyntaxError as exc:
                 problem = f"the answer cell {cells.grade_id(cell)} is not valid Python: {exc.msg} (line {exc.lineno})"
+                continue
+            computed = [
+                n for n, value in names.items() if isinstance(value, AnswerRef) and n in tested - defined(answer)
+            ]
+            if computed:  # values the tests read that the cell computes: worked out in a fresh interpreter
+                names.update(answer_values(setup, answer, computed))
+            namespace.update(names)
         elif cells.is_setup(cell):  # the lesson's own set-up: imports of the scenario's names
+            setup.append(cells.text(cell))
             exec(compile(cells.text(cell), f"<{cells.grade_id(cell) or 'setup'}>", "exec"), namespace)
     return namespace, problem
 

@@ -161,3 +161,34 @@ def test_a_burst_that_never_finishes_is_a_timeout():
     with pytest.raises(RunFailed, match="never checked") as failed:
         unfinished.require("completed_with_result")
     assert failed.value.reason is Reason.TIMEOUT
+    stuck = IsolatedRun(outcome={"problems": []}, leak_report="1 @ task\n#\tcall  <answer cell>:7")
+    with pytest.raises(RunFailed, match=r"where it was stuck:\n1 @ task\n#\tcall  <answer cell>:7"):
+        stuck.require("completed_with_result")  # the stacks of what was stuck, as a leak report shows them
+
+
+def _cell(source: str, name: str) -> dict:
+    """`source` run as IPython runs a cell: its lines in `linecache` under a file name no file backs."""
+    import linecache
+
+    filename = f"<ipython-input-{abs(hash(source))}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # a method reused from the lesson's leaky class, written first in the body
+        "from leaklab.scenarios.week_in_production import LeakyService\n\n\n"
+        "class Service:\n    record = LeakyService.record\n\n    def own(self):\n        pass\n",
+        # nothing of its own at all: found by its class statement
+        "from leaklab.scenarios.week_in_production import LeakyService\n\n\nclass Service(LeakyService):\n    pass\n",
+    ],
+    ids=["reused_method", "inherits_everything"],
+)
+def test_a_class_answer_travels_as_its_own_cell(source):
+    from leaklab.grading.isolation import answer_source
+
+    assert answer_source(_cell(source, "Service")) == source

@@ -28,6 +28,26 @@ def test_answer_names_binds_code_by_reference_and_literals_by_value():
     assert "os" not in names  # an import is the answer's own business, in its own process
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        'LEAK_FUNCTION, LEAK_LINE = "call", 142\n',
+        '[LEAK_FUNCTION, LEAK_LINE] = ["call", 142]\n',
+        'LEAK_FUNCTION = NAME = "call"\nLEAK_LINE: int = 142\n',
+        '(LEAK_FUNCTION, (LEAK_LINE, _)) = ("call", (142, None))\n',
+    ],
+)
+def test_answer_names_binds_every_assignment_form_as_python_does(source):
+    names = answer_names(source)
+    assert (names["LEAK_FUNCTION"], names["LEAK_LINE"]) == ("call", 142)
+
+
+def test_names_an_assignment_computes_are_bound_by_reference():
+    names = answer_names("import os\nA, *REST = 1, 2, 3\nB, C = os.getpid(), 2\nD = 1\nD += 1\n")
+    assert all(isinstance(names[name], AnswerRef) for name in ("A", "REST", "B", "D"))
+    assert names["C"] == 2
+
+
 def test_an_answer_name_cannot_be_called_in_the_graders_process():
     with pytest.raises(TypeError, match=r"only run by leaklab\.run_isolated"):
         answer_names("def handle_request():\n    raise SystemExit\n")["handle_request"]()
