@@ -40,6 +40,12 @@ class Worker:
                     self._stop.wait(self.backoff_s)
 """
 
+# Wrong: stop() signals and says it stopped, without waiting for the thread.
+SIGNALS_ONLY = FIXED.replace(
+    "        self._thread.join(timeout)\n        return not self._thread.is_alive()\n", "        return True\n"
+)
+assert SIGNALS_ONLY != FIXED
+
 # Waits for the thread in stop(), but the retry path still sleeps through the stop signal.
 JOINS_BUT_SLEEPS = FIXED.replace("self._stop.wait(self.backoff_s)", "time.sleep(self.backoff_s)").replace(
     "            while not self._stop.is_set():\n                try:", "            while True:\n                try:"

@@ -41,6 +41,13 @@ class Pool:
 NO_JOIN = FIXED.replace("        for thread in self._threads:\n            thread.join()\n", "")
 assert NO_JOIN != FIXED
 
+# Wrong: stop() waits, but leaving the `with` block only sends the sentinels: its workers still run.
+EXIT_ONLY_SIGNALS = FIXED.replace(
+    "    def __exit__(self, *exc_info):\n        self.stop()\n",
+    "    def __exit__(self, *exc_info):\n        for _ in self._threads:\n            self.jobs.put(None)\n",
+)
+assert EXIT_ONLY_SIGNALS != FIXED
+
 # Breaks behaviour: stop() ends the workers at once and the jobs still queued are silently dropped.
 DROPS_QUEUED_JOBS = FIXED.replace(
     "        for _ in self._threads:\n            self.jobs.put(None)\n",

@@ -431,7 +431,7 @@ CORPUS: dict[str, Case] = {
     "solution-04": Case(POOL, copy_of("solutions"), 9, "", "the worked solution"),
     "exercise-04": Case(POOL, copy_of("exercises"), 0, "", "the exercise as released, untouched"),
     "executor-04": Case(POOL, answer(answers_04.EXECUTOR), 9, "", "another right answer (an executor)"),
-    "no-join-04": Case(POOL, answer(answers_04.NO_JOIN), 4, "", "a plain wrong answer: loses (a) and (b)"),
+    "no-join-04": Case(POOL, answer(answers_04.NO_JOIN), 2, "", "a plain wrong answer: loses (a), (b) and (d)"),
     "solution-01": Case(CANCEL, copy_of("solutions"), 9, "", "the worked solution"),
     "exercise-01": Case(CANCEL, copy_of("exercises"), 0, "", "the exercise as released, untouched"),
     "task-group-01": Case(CANCEL, answer(answers.TASK_GROUP), 9, "", "another right answer (a TaskGroup)"),
@@ -468,7 +468,7 @@ CORPUS: dict[str, Case] = {
     # rebinding what measures
     "patched-threading": Case(POOL, answer(PATCHED_THREADING), 2, "", "blinded counters do not hide the leak"),
     "patched-counters-01": Case(CANCEL, answer(answers.PATCHED_COUNTERS), 4, "", "blinded counters, lesson 01"),
-    "shadowed-builtins": Case(POOL, answer(SHADOWED_BUILTINS), 4, "", "shadowed builtins change nothing"),
+    "shadowed-builtins": Case(POOL, answer(SHADOWED_BUILTINS), 2, "", "shadowed builtins change nothing"),
     "patched-builtins": Case(POOL, answer(PATCHED_BUILTINS), 0, TIMEOUT, "builtins.isinstance replaced"),
     # a method of leaklab's replaced: put back before measuring, and the run that saw it scores nothing
     "patched-leaklab": Case(POOL, answer(PATCHED_LEAKLAB), 0, TAMPERED, "IsolatedRun.require replaced"),

@@ -3,7 +3,16 @@ from __future__ import annotations
 import threading
 
 import pytest
-from answers_04 import DIES_ON_FAILURE, DROPS_QUEUED_JOBS, EXECUTOR, FIXED, NEVER_STOPS, NO_JOIN, STUB
+from answers_04 import (
+    DIES_ON_FAILURE,
+    DROPS_QUEUED_JOBS,
+    EXECUTOR,
+    EXIT_ONLY_SIGNALS,
+    FIXED,
+    NEVER_STOPS,
+    NO_JOIN,
+    STUB,
+)
 
 from leaklab import run_isolated
 from leaklab.scenarios.lifeless_pool import JobFailed, handle, leaky_process_batch
@@ -39,13 +48,23 @@ def test_handle_squares_and_fails_below_zero():
     [
         (FIXED, set()),
         (EXECUTOR, set()),
-        (NO_JOIN, {"stop_waits_for_workers", "every_job_accounted_for"}),
+        (NO_JOIN, {"stop_waits_for_workers", "every_job_accounted_for", "no_worker_survives"}),
+        (EXIT_ONLY_SIGNALS, {"no_worker_survives"}),
         (DROPS_QUEUED_JOBS, {"every_job_accounted_for"}),
         (DIES_ON_FAILURE, {"every_job_accounted_for", "failure_keeps_worker"}),
         (NEVER_STOPS, {"stop_waits_for_workers", "every_job_accounted_for", "no_worker_survives"}),
         (STUB, set(PROPERTIES)),
     ],
-    ids=["fixed", "executor", "no_join", "drops_queued_jobs", "dies_on_failure", "never_stops", "stub"],
+    ids=[
+        "fixed",
+        "executor",
+        "no_join",
+        "exit_only_signals",
+        "drops_queued_jobs",
+        "dies_on_failure",
+        "never_stops",
+        "stub",
+    ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing):
     result = run(source)

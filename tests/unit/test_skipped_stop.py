@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from answers_02 import DROPS_FAILED_JOBS, FIXED, JOINS_BUT_SLEEPS, LEAKY, NO_BACKOFF, SPINS, STUB
+from answers_02 import DROPS_FAILED_JOBS, FIXED, JOINS_BUT_SLEEPS, LEAKY, NO_BACKOFF, SIGNALS_ONLY, SPINS, STUB
 
 from leaklab import run_isolated
 from leaklab.scenarios.skipped_stop import Dependency, LeakyWorker, SpinningWorker, busy_seconds, restart_while_down
@@ -57,12 +57,13 @@ def test_busy_seconds_tells_a_spinning_thread_from_a_waiting_one():
         (FIXED, set()),
         (LEAKY, {"stops_promptly"}),
         (JOINS_BUT_SLEEPS, {"stops_promptly"}),
+        (SIGNALS_ONLY, {"stops_promptly"}),
         (DROPS_FAILED_JOBS, {"work_gets_done"}),
         (SPINS, {"idle_without_spinning"}),
         (NO_BACKOFF, {"counts_errors"}),
         (STUB, set(PROPERTIES)),
     ],
-    ids=["fixed", "leaky", "joins_but_sleeps", "drops_failed_jobs", "spins", "no_backoff", "stub"],
+    ids=["fixed", "leaky", "joins_but_sleeps", "signals_only", "drops_failed_jobs", "spins", "no_backoff", "stub"],
 )
 def test_each_answer_fails_exactly_the_properties_it_breaks(source, failing):
     result = run(source)

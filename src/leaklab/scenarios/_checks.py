@@ -4,9 +4,13 @@ recording graded properties as `[passed, out of]` with what went wrong."""
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+
+# Bound when the scenario is imported, before an answer runs: what the checks ask with.
+_is_alive, _enumerate = threading.Thread.is_alive, threading.enumerate
 
 
 def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
@@ -18,6 +22,18 @@ def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
             return False
         time.sleep(0.001)
     return True
+
+
+def alive(threads: Iterable[threading.Thread]) -> list[threading.Thread]:
+    """Those of `threads` whose code has not ended, as `threading.Thread` itself says (a subclass's own
+    `is_alive` cannot answer for it). A thread that was joined is not alive from the moment `join()`
+    returns: asking right after a `stop()` depends on no timing."""
+    return [thread for thread in threads if _is_alive(thread)]
+
+
+def python_threads() -> set[threading.Thread]:
+    """The threads `threading` knows of, alive, from its own registry."""
+    return set(_enumerate())
 
 
 def thread_ids() -> set[str]:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ._checks import Checks, thread_ids, wait_until
+from ._checks import Checks, alive, python_threads, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["BUFFER_BYTES", "JobFailed", "handle", "queue", "threading"]
@@ -72,17 +72,17 @@ def _new_threads(before: set[str]) -> set[str]:
 
 
 def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int) -> str:
-    before = set(threading.enumerate())
+    before = python_threads()
     pool = pool_class(workers=workers)
     pool.start()
     for job in range(20):
         pool.submit(job)
-    started = set(threading.enumerate()) - before  # after the jobs: some pools start threads on demand
+    started = python_threads() - before  # after the jobs: some pools start threads on demand
     if not started:
         return "the pool ran no thread for 20 jobs"
     pool.stop()
     # A thread that was joined is no longer alive, at once: nothing here depends on timing.
-    running = [thread for thread in started if thread.is_alive()]
+    running = alive(started)
     if running:
         return f"stop() returned while {len(running)} of its {len(started)} workers were still running"
     return ""
@@ -130,9 +130,13 @@ def _failure_keeps_worker(pool_class: PoolClass) -> str:
 def _no_worker_survives(pool_class: PoolClass, batches: int) -> str:
     before = thread_ids()
     for batch in range(batches):
+        ours = python_threads()
         with pool_class(workers=4) as pool:
             for job in range(batch, batch + 10):
                 pool.submit(job)
+        running = alive(python_threads() - ours)  # the moment the block is left: its workers joined
+        if running:
+            return f"right after a pool's `with` block, {len(running)} of its worker threads were still running"
     wait_until(lambda: not _new_threads(before))  # join() returns just before the OS removes a thread
     left = _new_threads(before)
     if left:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ._checks import Checks, busy_seconds, thread_ids, wait_until
+from ._checks import Checks, alive, busy_seconds, python_threads, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time"]
@@ -152,12 +152,15 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float) -> str:
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
     worker.start()
     workers_threads = thread_ids() - before
+    workers = [t for t in python_threads() if str(t.native_id) in workers_threads]
     jobs.put(1)
     if not wait_until(lambda: dependency.failures >= 1):
         return "the worker never called the dependency"
     started = time.monotonic()  # the worker is now in its back-off
     stopped = worker.stop()
     took = time.monotonic() - started
+    if alive(workers):  # asked the moment stop() returns: a stop() that only signals leaves it running
+        return f"stop() returned {stopped!r} while the worker's thread was still running: it must wait for it"
     # join() returns a moment before the operating system has removed the thread: allow for that.
     if not wait_until(lambda: not workers_threads & thread_ids(), 0.5):
         return f"stop() returned {stopped!r} after {took:.2f} s, but the worker's thread was still running"
