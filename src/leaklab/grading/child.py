@@ -45,7 +45,8 @@ from .results import Reason, reason_of
 # Bound now, before any answer runs: what the child measures and ends with.
 _listdir, _write, _read, _leave, _monotonic = os.listdir, os.write, os.read, os._exit, time.monotonic
 _Encoder, _getpid = json.encoder.JSONEncoder, os.getpid  # a fresh encoder each time: no instance to patch
-_collect, _traced_memory = gc.collect, tracemalloc.get_traced_memory
+_collect, _traced_memory, _all_objects = gc.collect, tracemalloc.get_traced_memory, gc.get_objects
+_traceback_of = tracemalloc.get_object_traceback
 _trace, _tracing = tracemalloc.start, tracemalloc.is_tracing
 _pause_collector, _resume_collector = gc.disable, gc.enable
 _Task = asyncio.Task
@@ -165,7 +166,10 @@ class Tasks:
         return task
 
     def pending(self, loop: asyncio.AbstractEventLoop) -> set[asyncio.Task]:
+        """The loop's tasks not done: those the factory made, those asyncio registered, and, for a task
+        made with `asyncio.Task(...)` and taken out of the registry, those the garbage collector tracks."""
         candidates = {*self.created, *registered_tasks(self.registries)}
+        candidates |= {o for o in _all_objects() if isinstance(o, _Task)}
         return {t for t in candidates if t.get_loop() is loop and not t.done()}
 
 
@@ -289,6 +293,7 @@ class Child:
         left_by_warm_up = tasks.pending(loop)
         _collect()
         _trace()
+        witness = bytearray(64)  # traced from here on: tracemalloc forgets it only if its traces are cleared
         memory_before = _traced_memory()[0]
 
         # The cyclic garbage collector stays off during the burst: what counts is what the answer
@@ -304,6 +309,8 @@ class Child:
             self.fail(f"the burst failed: {failure!r}", reason_of(failure))  # type: ignore[arg-type]
         if not _tracing():
             self.fail("the answer stopped tracemalloc, so its memory cannot be measured")
+        if _traceback_of(witness) is None:
+            self.fail("tampered: the answer cleared tracemalloc's traces, the witness of its memory", Reason.TAMPERED)
         leftovers = [t for t in tasks.pending(loop) - left_by_warm_up if t is not main_task]
         outcome = summary()
         main = main_task = summary = None  # the burst's own records must not count as retained memory

@@ -117,3 +117,25 @@ def test_an_encoder_patched_on_its_instance_changes_nothing():
     )
     result = run_isolated(forged + LEAKY, scenario="forgotten_cancel", function="handle_request")
     assert result.error is None and result.leftover_tasks == 20  # measured as the leak it is
+
+
+# Evasions of the measurement itself, from inside the run: the memory witness erased, a task hidden.
+CLEARS_TRACES = LEAKY.replace(
+    "    reply.task_done()\n", "    reply.task_done()\n    __import__('tracemalloc').clear_traces()\n"
+)
+HIDDEN_TASK = LEAKY.replace(
+    "    child = asyncio.create_task(run_query())\n",
+    "    child = asyncio.Task(run_query())\n    asyncio.tasks._unregister_task(child)\n",
+)
+
+
+def test_an_answer_that_clears_tracemalloc_is_caught():
+    assert CLEARS_TRACES != LEAKY
+    result = run_isolated(CLEARS_TRACES, scenario="forgotten_cancel", function="handle_request")
+    assert result.reason is Reason.TAMPERED and "cleared tracemalloc" in result.error
+
+
+def test_a_task_made_outside_the_factory_and_unregistered_is_still_counted():
+    assert HIDDEN_TASK != LEAKY
+    result = run_isolated(HIDDEN_TASK, scenario="forgotten_cancel", function="handle_request")
+    assert result.error is None and result.leftover_tasks == 20
