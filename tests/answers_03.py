@@ -21,6 +21,22 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
     return line.decode().strip()
 """
 
+# Wrong: closes the connection when the call times out, not when its caller cancels it mid-call.
+CLOSES_ON_TIMEOUT_ONLY = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            writer.write(request.line())
+            await writer.drain()
+            line = await reader.readline()
+    except TimeoutError:
+        writer.close()
+        raise
+    writer.close()
+    return line.decode().strip()
+"""
+
 # Times out on schedule, but leaves every stuck connection open.
 TIMES_OUT_BUT_KEEPS_SOCKET = """
 async def fetch(request: Request, address: tuple[str, int]) -> str:

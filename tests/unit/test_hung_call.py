@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 from answers_03 import (
+    CLOSES_ON_TIMEOUT_ONLY,
     FIXED,
     GIVES_UP_AT_ONCE,
     LEAKY,
@@ -54,12 +55,23 @@ def test_a_request_knows_its_line_and_answer():
         (SOCKET_TIMEOUT, set(), False),
         (LEAKY, {"stuck_calls_time_out"}, True),
         (TIMES_OUT_BUT_KEEPS_SOCKET, set(), True),
+        (CLOSES_ON_TIMEOUT_ONLY, set(), True),  # the calls cancelled mid-call keep their sockets
         (WAIT_FOR_THREAD, {"healthy_calls_answered"}, True),
         (GIVES_UP_AT_ONCE, {"healthy_calls_answered"}, False),
         (STUB, set(PROPERTIES), False),
         (MADE_UP, set(PROPERTIES), False),  # the grader's keys do not say which hang; the service says what it answered
     ],
-    ids=["fixed", "socket_timeout", "leaky", "keeps_socket", "wait_for_thread", "gives_up", "stub", "made_up"],
+    ids=[
+        "fixed",
+        "socket_timeout",
+        "leaky",
+        "keeps_socket",
+        "closes_on_timeout_only",
+        "wait_for_thread",
+        "gives_up",
+        "stub",
+        "made_up",
+    ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):
     result = run(source)
@@ -70,6 +82,7 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):
 
 def test_leftovers_are_counted_by_kind():
     assert run(TIMES_OUT_BUT_KEEPS_SOCKET).leftover_files == 10  # one socket per stuck call
+    assert run(CLOSES_ON_TIMEOUT_ONLY).leftover_files == 5  # one per call its caller cancelled mid-call
     assert run(WAIT_FOR_THREAD).leftover_threads >= 1
     with pytest.raises(AssertionError, match="10 sockets or files were left open"):
         run(TIMES_OUT_BUT_KEEPS_SOCKET).require_no_leftovers()

@@ -206,6 +206,7 @@ class Call:
     ended_with: str  # "answer", "TimeoutError", another exception's name, or "nothing" (still waiting)
     answer: str
     took_ms: float
+    cancelled: bool = False  # its caller cancelled it mid-call, before its deadline
 
     @property
     def correct(self) -> bool:
@@ -252,9 +253,18 @@ def open_sockets() -> int:
     return count
 
 
-async def _call(fetch: Fetch, request: Request, stuck: bool, address: tuple[str, int], patience_ms: float) -> Call:
+async def _call(
+    fetch: Fetch, request: Request, stuck: bool, address: tuple[str, int], patience_ms: float, cancel_ms: float = 0
+) -> Call:
     started = time.monotonic()
     attempt = asyncio.ensure_future(fetch(request, address))
+    if cancel_ms:  # the caller goes away mid-call, before the call's own deadline: its timer fires first
+        await asyncio.wait({attempt}, timeout=cancel_ms / 1000)
+        attempt.cancel()
+        await asyncio.wait({attempt}, timeout=patience_ms / 1000)
+        took = (time.monotonic() - started) * 1000
+        ended = "nothing" if not attempt.done() else "CancelledError" if attempt.cancelled() else "an answer"
+        return Call(request, stuck, ended, "", took, cancelled=True)
     done, _ = await asyncio.wait({attempt}, timeout=(request.deadline_ms + patience_ms) / 1000)
     took = (time.monotonic() - started) * 1000
     if not done:  # the caller gives up for it; what the call held stays held
@@ -273,13 +283,18 @@ async def send_calls(
     *,
     interval_ms: float = 0.0,
     patience_ms: float = _MARGIN_MS,
+    cancel_early: bool = False,
     **plan_options: float,
 ) -> list[Call]:
     """Make `calls` calls to the service, one every `interval_ms`; each caller waits for its answer
-    until `patience_ms` past the call's deadline, then gives up on it (cancels it)."""
+    until `patience_ms` past the call's deadline, then gives up on it (cancels it); with `cancel_early`,
+    some callers cancel a call that hangs long before that."""
     callers = []
-    for request, stuck in plan(calls, **plan_options):
-        callers.append(asyncio.ensure_future(_call(fetch, request, stuck, address, patience_ms)))
+    for number, (request, stuck) in enumerate(plan(calls, **plan_options)):
+        # however a call ends: every other call that would hang is cancelled by its caller at a quarter of
+        # its deadline (with `cancel_early`), so that what it holds must be released on cancellation too
+        cancel_ms = request.deadline_ms / 4 if cancel_early and stuck and number % 2 else 0
+        callers.append(asyncio.ensure_future(_call(fetch, request, stuck, address, patience_ms, cancel_ms)))
         await asyncio.sleep(interval_ms / 1000)
     return list(await asyncio.gather(*callers))
 
@@ -313,20 +328,20 @@ def probe(fetch: Fetch, *, calls: int = 30, **plan_options: float) -> tuple[Awai
     address = start_service()
 
     async def run() -> None:
-        results.extend(await send_calls(fetch, address, calls, opaque_keys=address, **plan_options))
+        results.extend(await send_calls(fetch, address, calls, opaque_keys=address, cancel_early=True, **plan_options))
 
     def summary() -> dict:
         asked = answered_keys(address)
         for call in results:  # an answer made up without asking the service is not the service's answer
             if call.correct and not call.stuck and call.request.key not in asked:
                 call.ended_with = "answer never asked of the service"
-        stuck = [c for c in results if c.stuck]
+        stuck = [c for c in results if c.stuck and not c.cancelled]  # the cancelled ones count by what they left
         healthy = [c for c in results if not c.stuck]
         problems = [
             f"{c.request.key}: ended with {c.ended_with} after {c.took_ms:.0f} ms"
             + (f", answer {c.answer!r}" if c.answer else "")
             for c in results
-            if not c.correct
+            if not c.correct and not c.cancelled
         ]
         return {
             "requests": calls,
