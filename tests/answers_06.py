@@ -138,6 +138,13 @@ NO_JOIN = FIXED.replace(
 )
 assert NO_JOIN != FIXED
 
+# The same, with a thread class that says it has ended whenever asked.
+LYING_THREAD = "class _Quiet(threading.Thread):\n    def is_alive(self):\n        return False\n\n\n" + NO_JOIN.replace(
+    'threading.Thread(target=self._run, name="leak-monitor", daemon=True)',
+    '_Quiet(target=self._run, name="leak-monitor", daemon=True)',
+)
+assert "_Quiet(target" in LYING_THREAD
+
 # The article's ticker goroutine: a daemon thread nobody ever stops.
 NEVER_STOPPED = FIXED.replace(
     "        self._stop.set()\n        if self._thread is not None:\n            self._thread.join()\n",

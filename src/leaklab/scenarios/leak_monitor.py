@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import NamedTuple
 
 from .._census import Census
-from ._checks import Checks, thread_ids, wait_until
+from ._checks import Checks, alive, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["Sample", "threading", "time"]
@@ -273,7 +273,7 @@ def _stop_in_thread(monitor: object, owners: list[threading.Thread]) -> tuple[th
             monitor.stop()  # type: ignore[attr-defined]
         except Exception as exc:
             seen["error"] = f"stop() raised {type(exc).__name__}: {exc}"
-        seen["alive"] = [t for t in owners if t.is_alive()]
+        seen["alive"] = alive(owners)  # asked of threading.Thread itself: a subclass cannot answer for it
 
     caller = threading.Thread(target=call, name="grader-stop", daemon=True)
     caller.start()
@@ -523,7 +523,7 @@ def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, in
             return f"stop() had not returned {_BOUND_S:g} s after the monitor's sample ended"
         if "error" in seen:
             return seen["error"]
-        if seen["alive"] and not wait_until(lambda: not owners[0].is_alive(), _BOUND_S):
+        if seen["alive"] and not wait_until(lambda: not alive(owners[:1]), _BOUND_S):
             return f"stop() did not end the monitor's thread: it was still running {_BOUND_S:g} s later"
         if seen["alive"]:
             return "stop() returned while the monitor's thread was still running: wait for it to end (join)"
@@ -571,7 +571,7 @@ def _with_block_leaves_nothing(monitor_class: MonitorClass, *, threshold: int, s
         if entered is not monitor:
             return f"`with Monitor(...) as monitor:` should give the monitor; it gave {entered!r}"
         wait_until(lambda: len(samples) >= 2, _BOUND_S)
-    if any(thread.is_alive() for thread in samples):
+    if alive(samples):
         return "after the `with` block, the monitor's thread was still running"
     wait_until(lambda: thread_ids() <= before, 0.5)  # join() returns just before the OS removes a thread
     if thread_ids() - before:
