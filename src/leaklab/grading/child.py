@@ -44,6 +44,7 @@ from .results import Reason, reason_of
 
 # Bound now, before any answer runs: what the child measures and ends with.
 _listdir, _write, _read, _leave, _monotonic = os.listdir, os.write, os.read, os._exit, time.monotonic
+_len = len
 _Encoder, _getpid = json.encoder.JSONEncoder, os.getpid  # a fresh encoder each time: no instance to patch
 _collect, _traced_memory, _all_objects = gc.collect, tracemalloc.get_traced_memory, gc.get_objects
 _traceback_of = tracemalloc.get_object_traceback
@@ -55,11 +56,11 @@ _GUARDED += (gc, time, tracemalloc, json, json.encoder, os)
 
 
 def os_threads() -> int:
-    return len(_listdir("/proc/self/task"))
+    return _len(_listdir("/proc/self/task"))
 
 
 def open_files() -> int:
-    return len(_listdir("/proc/self/fd"))
+    return _len(_listdir("/proc/self/fd"))
 
 
 def _defined_in(value: object, module: ModuleType) -> bool:
@@ -301,9 +302,9 @@ class Child:
         _pause_collector()
         main, summary = scenario.probe(handler, **self.job["options"])
         main_task = run_burst(loop, main, threads_before, settings.BURST_BUDGET_S)
+        self.restore()  # before anything is counted: a builtin the burst replaced counts nothing
         files_left = max(0, open_files() - files_before)
         _resume_collector()
-        self.restore()
         if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
             failure = main_task.exception()
             self.fail(f"the burst failed: {failure!r}", reason_of(failure))  # type: ignore[arg-type]
