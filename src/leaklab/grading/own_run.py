@@ -76,12 +76,7 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
     answers = {cells.grade_id(c): cells.text(c) for c in submission["cells"] if cells.is_answer(c)}
     namespace: dict[str, object] = {"__name__": "__verify__"}
     problem, setup = "", []
-    tested = {
-        n.id
-        for c in cells.test_cells(source).values()
-        for n in ast.walk(ast.parse(cells.text(c)))
-        if isinstance(n, ast.Name)
-    }
+    tested = {name for cell in cells.test_cells(source).values() for name in _names_read(cells.text(cell))}
     for cell in source["cells"]:
         if cell["cell_type"] != "code" or cells.is_test(cell):
             continue
@@ -95,9 +90,8 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
             except SyntaxError as exc:
                 problem = f"the answer cell {cells.grade_id(cell)} is not valid Python: {exc.msg} (line {exc.lineno})"
                 continue
-            computed = [
-                n for n, value in names.items() if isinstance(value, AnswerRef) and n in tested - defined(answer)
-            ]
+            wanted = tested - defined(answer)
+            computed = [name for name, value in names.items() if isinstance(value, AnswerRef) and name in wanted]
             if computed:  # values the tests read that the cell computes: worked out in a fresh interpreter
                 names.update(answer_values(setup, answer, computed))
             namespace.update(names)

@@ -5,9 +5,10 @@ this module only says what goes in.
 A sandboxed process gets namespaces of its own (it sees only its own processes, has no network but a
 loopback of its own, and dies with its sandbox), an unprivileged uid (65534) inside a user namespace
 of its own, no capabilities, and a file system made of: the Python runtime and leaklab read-only, a
-few files of /etc, a private size-capped /tmp, and the folders its caller names (its working folder
-writable; a hand-off file read-only). Never the course, the gradebook, other submissions, the lesson
-sources with their hidden tests, or the checkout's notebooks/ and solutions/.
+few files of /etc, a private size-capped /tmp (and, if asked, a private working folder like it), and
+what its caller names (a connection file, a hand-off file, read-only). Never the course, the gradebook,
+other submissions, the lesson sources with their hidden tests, or the checkout's notebooks/ and
+solutions/.
 
 It also bounds the sandbox's processes and threads together (RLIMIT_NPROC set inside its user
 namespace, see `_at_most`). What it does not do: bound memory or CPU (see `classroom` and `settings`),
