@@ -258,7 +258,7 @@ def _spawn(job: dict) -> IsolatedRun:
         with contextlib.suppress(BrokenPipeError):
             child.stdin.write(json.dumps({**job, "report": report_in, "acks": ack_out}).encode())  # type: ignore[union-attr]
             child.stdin.close()  # type: ignore[union-attr]
-        return _follow(child, report_out, ack_in)
+        return _follow(child, report_out, ack_in, counts=job.get("kind") != "values")
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGKILL)  # the child, and whatever it started and left
@@ -269,10 +269,10 @@ def _spawn(job: dict) -> IsolatedRun:
         os.close(ack_in)
 
 
-def _follow(child: subprocess.Popen, report: int, acks: int) -> IsolatedRun:
+def _follow(child: subprocess.Popen, report: int, acks: int, *, counts: bool) -> IsolatedRun:
     """Read the child's messages and output until its result, its end, or the time limit."""
     deadline = time.monotonic() + _timeout_s()
-    listener = _Listener(watch.Watch(child.pid), acks)
+    listener = _Listener(watch.Watch(child.pid, counts=counts), acks)
     streams = {report: "report", child.stdout.fileno(): "stdout", child.stderr.fileno(): "stderr"}  # type: ignore[union-attr]
     with selectors.DefaultSelector() as selector:
         for fd, name in streams.items():

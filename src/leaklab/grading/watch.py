@@ -61,6 +61,7 @@ class Watch:
     """The parent's side of one run: the stage reached, and what it saw at each stop."""
 
     root: int  # the process the parent started (bwrap, or the child itself)
+    counts: bool = True  # the run counts leftovers (a burst), as opposed to only working out values
     stage: int = 0
     pid: int | None = None  # the child, once it said it is ready
     threads_at_start: set[str] = field(default_factory=set)
@@ -93,21 +94,23 @@ class Watch:
                 self.files_at_burst = self._files()
         except OSError as exc:  # the child is gone, or hides from its parent
             raise Tampered("the run's process could not be seen from outside") from exc
+        except (KeyError, ValueError, TypeError) as exc:
+            raise Tampered("the run's messages to the grader were not the grader's own") from exc
         self.stage += 1
         return None
 
     def _result(self, run: dict) -> dict:
+        if run.get("error"):  # a run that failed counts nothing: its own words say why
+            return run
         if self.stage < 2:  # only a run that never reached its burst reports this early: an error
-            if not run.get("error"):
-                raise Tampered("the run reported a result before it measured anything")
+            raise Tampered("the run reported a result before it measured anything")
+        if not self.counts:  # a run that only works out an answer cell's values: nothing to count
             return run
         try:
             threads = len(self._threads() - self.threads_at_start)
             files = max(0, self._files() - self.files_at_burst)
         except OSError as exc:
             raise Tampered("the run's process could not be seen from outside when it reported") from exc
-        if run.get("error"):
-            return run
         # Only a run that says it left nothing behind is held to it: a thread the answer left can still open
         # and close files (or start threads) while the parent looks, and its run fails anyway.
         if not run.get("leftover_threads") and not run.get("leftover_files") and (threads or files):

@@ -72,6 +72,7 @@ _CHANNEL = (
 PASSING = {"completed_with_result": [40, 40], "gave_up_as_specified": [20, 20], "query_ran_once": [40, 40],
            "gave_up_promptly": [20, 20], "requests": 40, "answered": 40, "problems": []}  # fmt: skip
 FORGED = {"outcome": PASSING, "leftover_tasks": 0, "leftover_threads": 0, "leftover_files": 0}
+DRESSED = dict(FORGED, outcome={**PASSING, "values": {}})
 FORGERIES = {
     # a result of its own, sent before the burst (its answer cell's top level)
     "early-result": _CHANNEL + f"channel.stop_at('result', run={FORGED!r})\n" + LEAKY,
@@ -79,6 +80,12 @@ FORGERIES = {
     "result-from-a-thread": _CHANNEL
     + "import threading, time\n\n"
     + f"def forge():\n    time.sleep(0.2)\n    channel.stop_at('result', run={FORGED!r})\n\n"
+    + "threading.Thread(target=forge, daemon=True).start()\n"
+    + LEAKY,
+    # the same, dressed as a run that only works out values (the parent knows which runs those are)
+    "result-dressed-as-values": _CHANNEL
+    + "import threading, time\n\n"
+    + f"def forge():\n    time.sleep(0.2)\n    channel.stop_at('result', run={DRESSED!r})\n\n"
     + "threading.Thread(target=forge, daemon=True).start()\n"
     + LEAKY,
     # the encoder the result is written with, changed in place
