@@ -39,7 +39,23 @@ def temporary_user(prefix: str, reachable: Iterable[Path]) -> Iterator[str]:
         for folder, mode in opened.items():
             folder.chmod(mode)
         subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        _give_back(user)
         subprocess.run(["userdel", user], capture_output=True)
+
+
+def _give_back(user: str) -> None:
+    """What the user left in the machine's scratch folders, handed to root: a user made later gets the
+    same uid, and must not find these files its own."""
+    import pwd
+
+    uid = pwd.getpwnam(user).pw_uid
+    for top in ("/tmp", "/var/tmp", "/dev/shm"):
+        for folder, dirs, files in os.walk(top):
+            for name in [*dirs, *files]:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    if os.lstat(path).st_uid == uid:
+                        os.lchown(path, 0, 0)
 
 
 def as_user(user: str, home: Path, *command: str) -> list[str]:
