@@ -39,7 +39,7 @@ from .._errors import LeaklabError
 from .._stacks import format_groups, group_stacks
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
 from . import settings
-from .isolation import IsolatedRun, plain
+from .isolation import IsolatedRun, functions_behind, plain
 from .results import Reason, reason_of
 
 # Bound now, before any answer runs: what the child measures and ends with.
@@ -67,15 +67,6 @@ def _defined_in(value: object, module: ModuleType) -> bool:
     return isinstance(value, type) and value.__module__ == module.__name__
 
 
-def _behaviour(value: object) -> list[FunctionType]:
-    """The Python functions behind a class attribute: a function, a static or class method, a property."""
-    if isinstance(value, staticmethod | classmethod):
-        value = value.__func__
-    if isinstance(value, property):
-        return [f for f in (value.fget, value.fset, value.fdel) if isinstance(f, FunctionType)]
-    return [value] if isinstance(value, FunctionType) else []
-
-
 class Guard:
     """The modules an answer might change (a builtin, `asyncio.all_tasks`, `threading.enumerate`, leaklab's
     own checks and their classes), saved as they were, and put back before anything is measured.
@@ -101,7 +92,7 @@ class Guard:
         classes = [c for c in owned.values() if not c.__flags__ & (1 << 8)]  # not Py_TPFLAGS_IMMUTABLETYPE
         self.classes.extend((cls, dict(vars(cls))) for cls in classes)
         found = [f for m in modules for f in vars(m).values() if isinstance(f, FunctionType)]
-        found += [f for cls in classes for value in vars(cls).values() for f in _behaviour(value)]
+        found += [f for cls in classes for value in vars(cls).values() for f in functions_behind(value)]
         self.functions.update((id(f), (f, self._state(f))) for f in found)
 
     def add_leaklab(self) -> None:
@@ -121,7 +112,7 @@ class Guard:
                 delattr(cls, name)
             for name, value in original.items():
                 if vars(cls).get(name) is not value:
-                    if _behaviour(value):
+                    if functions_behind(value):
                         changed.append(f"{cls.__qualname__}.{name}")
                     setattr(cls, name, value)
         for function, state in self.functions.values():
@@ -242,15 +233,19 @@ class Child:
     def fail(self, message: str, reason: Reason | None = None) -> None:
         self.finish(IsolatedRun(error=message, reason=reason))
 
-    def define_handler(self, scenario: Scenario) -> Callable:
-        """Run the answer cell as the learner's notebook would, then undo what it rebound at its top level."""
-        namespace = {"__name__": "__main__", "asyncio": asyncio}  # as in the notebook: the same to the answer
-        namespace.update(answer_namespace(scenario))
+    def run_answer_cell(self, namespace: dict[str, object]) -> None:
+        """The answer cell, run in `namespace`; then what it changed at its top level undone."""
         try:
             exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
         except BaseException as exc:
             self.fail(f"the answer cell raised {type(exc).__name__}: {exc}", reason_of(exc) or Reason.ANSWER_FAILED)
         self.restore()
+
+    def define_handler(self, scenario: Scenario) -> Callable:
+        """Run the answer cell as the learner's notebook would, then undo what it rebound at its top level."""
+        namespace = {"__name__": "__main__", "asyncio": asyncio}  # as in the notebook: the same to the answer
+        namespace.update(answer_namespace(scenario))
+        self.run_answer_cell(namespace)
         handler = namespace.get(self.job["function"])
         if not callable(handler):
             self.fail(f"the answer cell does not define {self.job['function']!r}")
@@ -264,11 +259,7 @@ class Child:
             exec(compile(setup, "<set-up cell>", "exec"), namespace)
         self.guard.add_leaklab()
         self.channel.stop_at("ready", pid=_getpid())
-        try:
-            exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
-        except BaseException as exc:
-            self.fail(f"the answer cell raised {type(exc).__name__}: {exc}", reason_of(exc) or Reason.ANSWER_FAILED)
-        self.restore()
+        self.run_answer_cell(namespace)
         self.channel.stop_at("measuring")
         found = {name: plain(namespace[name]) for name in self.job["names"] if name in namespace}
         self.finish(IsolatedRun(outcome={"values": {name: value for name, value in found.items() if value}}))

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from types import FunctionType
 
 from . import handoff, sandbox, settings, watch
 from .results import Reason
@@ -129,7 +130,7 @@ def answer_source(answer: Callable) -> str:
     """
     code = getattr(answer, "__code__", None)
     if code is None and isinstance(answer, type):
-        own = [f for f in map(_function_of, vars(answer).values()) if f is not None]
+        own = [f for value in vars(answer).values() for f in functions_behind(value)]
         own = [f for f in own if f.__qualname__.startswith(answer.__qualname__ + ".")]
         code = own[0].__code__ if own else None
     lines = linecache.getlines(code.co_filename) if code is not None else []
@@ -138,9 +139,13 @@ def answer_source(answer: Callable) -> str:
     return "".join(lines) if lines else inspect.getsource(answer)
 
 
-def _function_of(value: object) -> Callable | None:
-    value = getattr(value, "__func__", value)  # a static or class method's function
-    return value if inspect.isfunction(value) else None
+def functions_behind(value: object) -> list[FunctionType]:
+    """The Python functions behind a class attribute: a function, a static or class method, a property."""
+    if isinstance(value, staticmethod | classmethod):
+        value = value.__func__
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if isinstance(f, FunctionType)]
+    return [value] if isinstance(value, FunctionType) else []
 
 
 def _cell_with(line: re.Pattern[str]) -> list[str]:
