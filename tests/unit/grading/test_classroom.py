@@ -18,6 +18,7 @@ import pytest
 from leaklab.grading.classroom import processes
 from leaklab.grading.classroom.discovery import Submission
 from leaklab.grading.classroom.job import JobFiles, collect, memory_reason, unfinished_reason
+from leaklab.grading.classroom.processes import MemoryEvents
 from leaklab.grading.classroom.records import Outcome, read_ledger, submitted_at, write_table
 from leaklab.grading.results import Reason, TestResult
 from leaklab.grading.settings import Limits
@@ -88,14 +89,25 @@ def test_why_a_job_handed_back_no_outcome(timed_out, crash_reason, exit_code, re
 
 
 def test_the_oom_killer_ending_a_jobs_processes_names_the_memory_limit():
-    assert unfinished_reason(timed_out=True, crash_reason="", exit_code=None, oom_kills=2) is Reason.MEMORY_LIMIT
-    assert memory_reason(None, "", 0, 2**32) == (None, "")
-    assert memory_reason(Reason.KERNEL_DIED, "died", 0, 2**32) == (Reason.KERNEL_DIED, "died")
-    reason, detail = memory_reason(Reason.KERNEL_DIED, "died", 3, 4 * 2**30)
+    killed = MemoryEvents(oom_kills=2)
+    assert unfinished_reason(timed_out=True, crash_reason="", exit_code=None, memory=killed) is Reason.MEMORY_LIMIT
+    assert memory_reason(None, "", MemoryEvents(), 2**32) == (None, "")
+    assert memory_reason(Reason.KERNEL_DIED, "died", MemoryEvents(), 2**32) == (Reason.KERNEL_DIED, "died")
+    reason, detail = memory_reason(Reason.KERNEL_DIED, "died", MemoryEvents(oom_kills=3), 4 * 2**30)
     assert (
         reason is Reason.MEMORY_LIMIT
         and detail == "its processes went over 4 GiB together: 3 ended by the OOM killer; died"
     )
+
+
+def test_a_job_held_at_its_memory_limit_until_time_ran_out_hit_the_memory_limit():
+    """Which limit a job hit is what the cgroup saw, not which timer fired first on a loaded machine."""
+    held = MemoryEvents(reached_limit=True)
+    assert unfinished_reason(timed_out=True, crash_reason="", exit_code=None, memory=held) is Reason.MEMORY_LIMIT
+    assert unfinished_reason(timed_out=False, crash_reason="", exit_code=1, memory=held) is Reason.GRADER_CRASHED
+    reason, detail = memory_reason(Reason.TIMEOUT, "the burst did not finish", held, 2**30)
+    assert reason is Reason.MEMORY_LIMIT and detail.startswith("its processes reached 1 GiB together")
+    assert memory_reason(Reason.ANSWER_FAILED, "x", held, 2**30) == (Reason.ANSWER_FAILED, "x")
 
 
 @pytest.mark.skipif(processes.memory_cgroup_root() is None, reason="no writable memory cgroup here")
@@ -117,9 +129,10 @@ def test_a_jobs_memory_cgroup_holds_its_processes_together_and_counts_the_oom_ki
         for process in hogs:
             process.stdout.readline()  # held, or ended before it could say so
         deadline = time.monotonic() + 20
-        while processes.oom_kills(group) == 0 and time.monotonic() < deadline:
+        while processes.memory_events(group).oom_kills == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert processes.oom_kills(group) >= 1
+        events = processes.memory_events(group)
+        assert events.oom_kills >= 1 and events.reached_limit
     finally:
         for process in hogs:
             process.kill()

@@ -138,7 +138,7 @@ def run_job(
         outcome.seconds = round(time.monotonic() - started, 2)
         processes.kill_others(token, cgroup)
         outcome.reason, outcome.detail = memory_reason(
-            outcome.reason, outcome.detail, processes.oom_kills(memory), limits.job_memory_bytes
+            outcome.reason, outcome.detail, processes.memory_events(memory), limits.job_memory_bytes
         )
         _hand_back(files.outcome, outcome.to_json())
         # Graded: the next job may start while this one renders the page (no learner code runs any more).
@@ -163,20 +163,31 @@ def _hand_back(path: Path, data: dict) -> None:
     partial.replace(path)
 
 
-def memory_reason(reason: Reason | None, detail: str, oom_kills: int, limit_bytes: int) -> tuple[Reason | None, str]:
+def memory_reason(
+    reason: Reason | None, detail: str, events: processes.MemoryEvents, limit_bytes: int
+) -> tuple[Reason | None, str]:
     """A graded job's reason once its memory cgroup is read: processes the OOM killer ended for the job's
-    memory explain what failed (a kernel that died, a run without a result) better than anything else."""
-    if not oom_kills:
+    memory explain what failed (a kernel that died, a run without a result) better than anything else,
+    and so does a job held at its memory limit when time ran out (how long the kernel stalls it there
+    depends on the machine's load; that it got there does not)."""
+    limit = f"{limit_bytes / 2**30:g} GiB"
+    if events.oom_kills:
+        said = f"its processes went over {limit} together: {events.oom_kills} ended by the OOM killer"
+    elif events.reached_limit and reason is Reason.TIMEOUT:
+        said = f"its processes reached {limit} together and were held at that limit until time ran out"
+    else:
         return reason, detail
-    said = f"its processes went over {limit_bytes / 2**30:g} GiB together: {oom_kills} ended by the OOM killer"
     return Reason.MEMORY_LIMIT, "; ".join(filter(None, [said, detail]))
 
 
-def unfinished_reason(*, timed_out: bool, crash_reason: str, exit_code: int | None, oom_kills: int = 0) -> Reason:
-    """Why a job handed back no outcome: its memory (the OOM killer ended some of its processes), its
-    time ran out, the limit its own crash record names, the signal that ended it, or else the grader
-    itself failed."""
-    if oom_kills:
+def unfinished_reason(
+    *, timed_out: bool, crash_reason: str, exit_code: int | None, memory: processes.MemoryEvents | None = None
+) -> Reason:
+    """Why a job handed back no outcome: its memory (the OOM killer ended some of its processes, or it
+    was held at its limit when time ran out), its time, the limit its own crash record names, the signal
+    that ended it, or else the grader itself failed."""
+    memory = memory or processes.MemoryEvents()
+    if memory.oom_kills or (timed_out and memory.reached_limit):
         return Reason.MEMORY_LIMIT
     if timed_out:
         return Reason.TIMEOUT
@@ -195,7 +206,7 @@ def collect(
     timed_out: bool,
     exit_code: int | None,
     limits: Limits,
-    oom_kills: int = 0,
+    memory: processes.MemoryEvents | None = None,
 ) -> Outcome:
     """The outcome a job handed back, or one that says why it handed back none."""
     if files.outcome.exists() and not timed_out:
@@ -205,10 +216,10 @@ def collect(
     with contextlib.suppress(OSError, ValueError):
         crash = json.loads(files.crash.read_text(encoding="utf-8"))
     outcome.reason = unfinished_reason(
-        timed_out=timed_out, crash_reason=crash.get("reason", ""), exit_code=exit_code, oom_kills=oom_kills
+        timed_out=timed_out, crash_reason=crash.get("reason", ""), exit_code=exit_code, memory=memory
     )
-    if oom_kills:
-        outcome.detail = memory_reason(None, "", oom_kills, limits.job_memory_bytes)[1]
+    if memory and (memory.oom_kills or (timed_out and memory.reached_limit)):
+        outcome.detail = memory_reason(Reason.TIMEOUT, "", memory, limits.job_memory_bytes)[1]
     elif timed_out:
         outcome.detail = f"grading it took longer than {limits.seconds:g} s and was stopped"
     elif crash.get("detail"):

@@ -14,6 +14,7 @@ import resource
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import sandbox
 from ..settings import Limits
@@ -84,15 +85,39 @@ def make_memory_cgroup(name: str, limits: Limits) -> Path | None:
         return None
 
 
-def oom_kills(memory: Path | None) -> int:
-    """How many of the job's processes the OOM killer ended for going over the job's memory."""
+class MemoryEvents(NamedTuple):
+    """What the job's memory cgroup saw: processes the OOM killer ended, and whether the job's memory
+    reached its limit (the kernel then reclaims, swaps or stalls it: a run held there until its time ran
+    out hit the memory limit, not the clock, however loaded the machine)."""
+
+    oom_kills: int = 0
+    reached_limit: bool = False
+
+
+def memory_events(memory: Path | None) -> MemoryEvents:
+    """The job's memory events, from its cgroup (none without one). The limit counts as reached when the
+    kernel counted a hit (v2 `max` events, v1 `failcnt`) or the peak usage is the limit itself (some
+    kernels keep no hit count)."""
     if memory is None:
-        return 0
-    for events in ("memory.oom_control", "memory.events"):  # v1, v2
-        with contextlib.suppress(OSError, ValueError):
-            fields = dict(line.split() for line in (memory / events).read_text().splitlines() if line.strip())
-            return int(fields.get("oom_kill", 0))
-    return 0
+        return MemoryEvents()
+    v2 = (memory / "memory.events").exists()
+    events, peak, limit = ("memory.events", "memory.peak", "memory.max") if v2 else _V1_FILES
+    with contextlib.suppress(OSError, ValueError):
+        fields = dict(line.split() for line in (memory / events).read_text().splitlines() if line.strip())
+        hits = int(fields.get("max", 0)) if v2 else int(_read(memory / "memory.failcnt", "0"))
+        top, most = int(_read(memory / peak, "0")), _read(memory / limit, "max")
+        return MemoryEvents(int(fields.get("oom_kill", 0)), hits > 0 or (most.isdigit() and top >= int(most)))
+    return MemoryEvents()
+
+
+_V1_FILES = ("memory.oom_control", "memory.max_usage_in_bytes", "memory.limit_in_bytes")
+
+
+def _read(path: Path, default: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return default
 
 
 def remove_group(group: Path | None) -> None:

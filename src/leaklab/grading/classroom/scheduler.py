@@ -178,11 +178,9 @@ def _finish(
         status = os.waitpid(child, 0)[1]
     timed_out = overdue and not ended and not job.graded  # graded in time, even if its page was not
     exit_code = os.waitstatus_to_exitcode(status) if status is not None else None
-    kills = processes.oom_kills(job.memory)
+    memory = processes.memory_events(job.memory)
     processes.remove_group(job.memory)
-    outcome = collect(
-        job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, oom_kills=kills
-    )
+    outcome = collect(job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, memory=memory)
     record(root, job.sub, outcome, {"autograded": job.files.autograded, "feedback": job.files.feedback})
     shutil.rmtree(job.files.workdir, ignore_errors=True)
     return outcome
