@@ -41,6 +41,14 @@ class Pool:
 NO_JOIN = FIXED.replace("        for thread in self._threads:\n            thread.join()\n", "")
 assert NO_JOIN != FIXED
 
+# Wrong: stop() gives the workers a moment instead of waiting for them; with a long queue they are still
+# at work when it returns, and the jobs they had not reached yet are missing from results.
+SLEEPS_INSTEAD_OF_JOIN = FIXED.replace(
+    "        for thread in self._threads:\n            thread.join()\n",
+    "        import time\n\n        time.sleep(0.1)\n",
+)
+assert SLEEPS_INSTEAD_OF_JOIN != FIXED
+
 # Wrong: stop() waits, but leaving the `with` block only sends the sentinels: its workers still run.
 EXIT_ONLY_SIGNALS = FIXED.replace(
     "    def __exit__(self, *exc_info):\n        self.stop()\n",

@@ -21,6 +21,10 @@ from leaklab.scenarios.hung_call import Request, dependency, leaky_fetch, open_s
 PROPERTIES = ("stuck_calls_time_out", "healthy_calls_answered")
 
 
+# The hidden tests' traffic, drawn by Hypothesis for each answer (`traffic="generated"`), besides the planned burst.
+TRAFFIC = {"planned": {}, "drawn": {"traffic": "generated", "calls": 45}}
+
+
 def run(source: str, **options):
     return run_isolated(source, scenario="hung_call", function="fetch", **options)
 
@@ -73,8 +77,9 @@ def test_a_request_knows_its_line_and_answer():
         "made_up",
     ],
 )
-def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):
-    result = run(source)
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves, traffic):
+    result = run(source, **TRAFFIC[traffic])
     assert result.error is None
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
     assert bool(result.leftover_tasks or result.leftover_threads or result.leftover_files) == leaves

@@ -11,6 +11,7 @@ from answers_04 import (
     FIXED,
     NEVER_STOPS,
     NO_JOIN,
+    SLEEPS_INSTEAD_OF_JOIN,
     STUB,
 )
 
@@ -18,6 +19,10 @@ from leaklab import run_isolated
 from leaklab.scenarios.lifeless_pool import JobFailed, handle, leaky_process_batch
 
 PROPERTIES = ("stop_waits_for_workers", "every_job_accounted_for", "failure_keeps_worker", "no_worker_survives")
+
+
+# The hidden tests' traffic, drawn by Hypothesis for each answer (`traffic="generated"`), besides the planned burst.
+TRAFFIC = {"planned": {}, "drawn": {"traffic": "generated", "jobs": 50, "batches": 8}}
 
 
 def run(source: str, **options):
@@ -50,6 +55,7 @@ def test_handle_squares_and_fails_below_zero():
         (EXECUTOR, set()),
         (NO_JOIN, {"stop_waits_for_workers", "every_job_accounted_for", "no_worker_survives"}),
         (EXIT_ONLY_SIGNALS, {"no_worker_survives"}),
+        (SLEEPS_INSTEAD_OF_JOIN, {"stop_waits_for_workers", "every_job_accounted_for"}),
         (DROPS_QUEUED_JOBS, {"every_job_accounted_for"}),
         (DIES_ON_FAILURE, {"every_job_accounted_for", "failure_keeps_worker"}),
         (NEVER_STOPS, {"stop_waits_for_workers", "every_job_accounted_for", "no_worker_survives"}),
@@ -60,13 +66,15 @@ def test_handle_squares_and_fails_below_zero():
         "executor",
         "no_join",
         "exit_only_signals",
+        "sleeps_instead_of_join",
         "drops_queued_jobs",
         "dies_on_failure",
         "never_stops",
         "stub",
     ],
 )
-def test_each_answer_fails_exactly_what_it_breaks(source, failing):
-    result = run(source)
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_each_answer_fails_exactly_what_it_breaks(source, failing, traffic):
+    result = run(source, **TRAFFIC[traffic])
     assert result.error is None
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing

@@ -241,6 +241,7 @@ def measured_runs() -> dict[str, dict]:
 def _spawn(job: dict) -> IsolatedRun:
     """Run the child to its end (or kill it at the time limit, with all it started), following it from
     outside (`watch`); its result, or what went wrong."""
+    job = _with_drawn_traffic(job)
     report_out, report_in = os.pipe()  # the child's messages
     ack_out, ack_in = os.pipe()  # the parent's answers: the child waits for one at each stop
     argv = sandbox.wrap(_CHILD, writable=[]) if sandbox.active() else _CHILD
@@ -272,6 +273,27 @@ def _spawn(job: dict) -> IsolatedRun:
             stream.close()  # type: ignore[union-attr]
         os.close(report_out)
         os.close(ack_in)
+
+
+def _with_drawn_traffic(job: dict) -> dict:
+    """A job whose test cell asked for `traffic="generated"`, with the traffic drawn here, in the grader's
+    process (the answer never runs where Hypothesis does), seeded by the run's key: the same answer is
+    always graded on the same burst, and no one burst fits every answer."""
+    options = job.get("options", {})
+    if options.get("traffic") != "generated":
+        return job
+    from .._errors import LeaklabError  # here: every grading kernel imports this module, few draw
+    from ..scenarios import DrawsTraffic, load
+    from ..scenarios._traffic import drawn
+
+    try:
+        scenario = load(job["scenario"])
+    except LeaklabError:
+        return job  # the child says there is no such scenario
+    if not isinstance(scenario, DrawsTraffic):
+        return job  # the probe refuses the option, and the run says so
+    rest = {name: value for name, value in options.items() if name != "traffic"}
+    return {**job, "options": drawn(job["scenario"], int(handoff.run_key(job)[:16], 16), rest)}
 
 
 def _follow(child: subprocess.Popen, report: int, acks: int, *, counts: bool) -> IsolatedRun:

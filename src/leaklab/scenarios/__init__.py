@@ -7,6 +7,7 @@ and checked by `load`; the grader and `leaklab run` reach scenarios only through
 from __future__ import annotations
 
 from ._contract import (
+    DrawsTraffic,
     Probe,
     Runnable,
     Scenario,
@@ -20,6 +21,7 @@ from ._contract import (
 )
 
 __all__ = [
+    "DrawsTraffic",
     "Probe",
     "Runnable",
     "Scenario",

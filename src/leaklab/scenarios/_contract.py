@@ -49,6 +49,14 @@ class WarmsUp(Scenario, Protocol):
 
 
 @runtime_checkable
+class DrawsTraffic(Scenario, Protocol):
+    """A scenario whose hidden bursts can be drawn by Hypothesis (a test cell's `traffic="generated"`):
+    `traffic` turns a seed and the test cell's options into the probe's options, as plain data."""
+
+    def traffic(self, seed: int, /, **options: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class Runnable(Scenario, Protocol):
     """A scenario with a leak to show live (`leaklab run`): one short line of text per round."""
 
@@ -92,7 +100,7 @@ def load(name: str) -> Scenario:
             wrong.append(f"ANSWER_NAMES lists names the module does not define: {', '.join(missing)}")
     if not callable(getattr(module, "probe", None)):
         wrong.append("no probe(handler, **options) function")
-    for optional in ("warm_up", "leaky_rounds"):
+    for optional in ("warm_up", "leaky_rounds", "traffic"):
         if hasattr(module, optional) and not callable(getattr(module, optional)):
             wrong.append(f"{optional} is not a function")
     if wrong:

@@ -232,9 +232,16 @@ def _judge(request: Request, kind: str, ended_with: str, response: object, finis
 
 
 async def serve_burst(
-    handler: Handler, requests: int = 200, *, interval_ms: float = 1.0, into: Burst | None = None, **plan_options: float
+    handler: Handler,
+    requests: int = 200,
+    *,
+    interval_ms: float = 1.0,
+    into: Burst | None = None,
+    rows: list[list] | None = None,
+    **plan_options: float,
 ) -> Burst:
-    """Send `requests` requests, one every `interval_ms`, and wait until every client has its answer.
+    """Send `requests` requests, one every `interval_ms`, and wait until every client has its answer;
+    or send `rows` (drawn traffic: `[kind, work_ms, deadline_ms, gap_ms]` each).
 
     Outcomes are added to `into` as they arrive, so a burst whose handler hangs can still be judged.
     """
@@ -243,12 +250,41 @@ async def serve_burst(
     async def client(request: Request, kind: str) -> None:
         burst.outcomes.append(await _client(handler, request, kind))
 
+    if rows is None:
+        planned = [(request, kind, interval_ms) for request, kind in plan(requests, **plan_options)]  # type: ignore[arg-type]
+    else:
+        planned = [(_drawn_request(i, *row[1:3], kind=row[0]), row[0], row[3]) for i, row in enumerate(rows)]
     clients = []
-    for request, kind in plan(requests, **plan_options):  # type: ignore[arg-type]
+    for request, kind, gap_ms in planned:
         clients.append(asyncio.ensure_future(client(request, kind)))
-        await asyncio.sleep(interval_ms / 1000)
+        await asyncio.sleep(gap_ms / 1000)
     await asyncio.gather(*clients)
     return burst
+
+
+def _drawn_request(number: int, work_ms: float, deadline_ms: float, *, kind: str) -> Request:
+    return Request(number, work_ms=work_ms, deadline_ms=deadline_ms, answers_late=kind != "complete")
+
+
+_KINDS = ("complete", "cancel", "deadline")
+
+
+def traffic(seed: int, *, requests: int = 40) -> dict:
+    """A hidden burst drawn by Hypothesis (leaklab.scenarios._traffic): `requests` requests in any order
+    of the three ways a request ends, at least a sixth each; queries of 20-150 ms, deadlines of 2-15 ms
+    for those that time out (their query answers after the client has gone, whatever the load), and
+    0-2 ms between arrivals."""
+    from hypothesis import strategies as st
+
+    from ._traffic import draw
+
+    row = st.tuples(st.sampled_from(_KINDS), st.integers(20, 150), st.integers(2, 15), st.sampled_from((0, 0, 1, 2)))
+    rows = draw(
+        st.lists(row, min_size=requests, max_size=requests),
+        seed,
+        lambda drawn: all(sum(r[0] == kind for r in drawn) >= requests // 6 for kind in _KINDS),
+    )
+    return {"rows": [[kind, work, deadline if kind == "deadline" else 1000, gap] for kind, work, deadline, gap in rows]}
 
 
 def serve_in_threads(handler: Callable[[Request], Result], requests: int = 40, **plan_options: float) -> Burst:
@@ -279,11 +315,13 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 
 
 def probe(
-    handler: Handler, *, requests: int = 40, **plan_options: float
+    handler: Handler, *, requests: int = 40, rows: list[list] | None = None, **plan_options: float
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
-    """The burst a grader runs against a handler, and a summary of it that can be read at any time."""
+    """The burst a grader runs against a handler (a planned one, or drawn `rows`: see `traffic`), and a
+    summary of it that can be read at any time."""
     burst = Burst()
-    options = {"work_ms": 100.0, "deadline_ms": 5.0, **plan_options}
+    requests = len(rows) if rows is not None else requests
+    options = {"work_ms": 100.0, "deadline_ms": 5.0, **plan_options} if rows is None else {"rows": rows}
 
     def summary() -> dict:
         """Counts as [passed, out of] per property, plus the first problems."""

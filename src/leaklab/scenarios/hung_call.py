@@ -254,11 +254,16 @@ def open_sockets() -> int:
 
 
 async def _call(
-    fetch: Fetch, request: Request, stuck: bool, address: tuple[str, int], patience_ms: float, cancel_ms: float = 0
+    fetch: Fetch,
+    request: Request,
+    stuck: bool,
+    address: tuple[str, int],
+    patience_ms: float,
+    cancel_ms: float | None = None,
 ) -> Call:
     started = time.monotonic()
     attempt = asyncio.ensure_future(fetch(request, address))
-    if cancel_ms:  # the caller goes away mid-call, before the call's own deadline: its timer fires first
+    if cancel_ms is not None:  # the caller goes away before the call's own deadline (at 0: before it starts)
         await asyncio.wait({attempt}, timeout=cancel_ms / 1000)
         attempt.cancel()
         await asyncio.wait({attempt}, timeout=patience_ms / 1000)
@@ -284,19 +289,63 @@ async def send_calls(
     interval_ms: float = 0.0,
     patience_ms: float = _MARGIN_MS,
     cancel_early: bool = False,
+    rows: list[list] | None = None,
     **plan_options: float,
 ) -> list[Call]:
     """Make `calls` calls to the service, one every `interval_ms`; each caller waits for its answer
     until `patience_ms` past the call's deadline, then gives up on it (cancels it); with `cancel_early`,
-    some callers cancel a call that hangs long before that."""
-    callers = []
-    for number, (request, stuck) in enumerate(plan(calls, **plan_options)):
+    some callers cancel a call that hangs long before that. Or make the drawn calls of `rows` (`traffic`)."""
+    if rows is None:
         # however a call ends: every other call that would hang is cancelled by its caller at a quarter of
         # its deadline (with `cancel_early`), so that what it holds must be released on cancellation too
-        cancel_ms = request.deadline_ms / 4 if cancel_early and stuck and number % 2 else 0
+        planned = [
+            (request, stuck, request.deadline_ms / 4 if cancel_early and stuck and number % 2 else None, interval_ms)
+            for number, (request, stuck) in enumerate(plan(calls, **plan_options))
+        ]
+    else:
+        planned = [_drawn_call(address, number, *row) for number, row in enumerate(rows)]
+    callers = []
+    for request, stuck, cancel_ms, gap_ms in planned:
         callers.append(asyncio.ensure_future(_call(fetch, request, stuck, address, patience_ms, cancel_ms)))
-        await asyncio.sleep(interval_ms / 1000)
+        await asyncio.sleep(gap_ms / 1000)
     return list(await asyncio.gather(*callers))
+
+
+def _drawn_call(
+    address: tuple[str, int], number: int, kind: str, deadline_ms: float, cancel_at: float, gap_ms: float
+) -> tuple[Request, bool, float | None, float]:
+    answered = kind in ("answer", "cancelled answer")
+    request = Request(pick_key(address, number, answered=answered), 2000.0 if answered else deadline_ms)
+    cancel_ms = cancel_at * deadline_ms if kind.startswith("cancelled") else None
+    return request, not answered, cancel_ms, gap_ms
+
+
+# How a drawn call ends: answered; never answered, until its deadline; cancelled by its caller before its
+# deadline (at 0: before it has even started), whether the service would have answered it or not.
+_ENDINGS = ("answer", "deadline", "cancelled", "cancelled answer")
+
+
+def traffic(seed: int, *, calls: int = 30) -> dict:
+    """A hidden burst drawn by Hypothesis (leaklab.scenarios._traffic): `calls` calls ending in every way
+    (`_ENDINGS`, each at least calls // 8 times; at least a third answered), deadlines of 60-200 ms, a
+    caller that cancels at 0-90% of its deadline, 0-2 ms between calls."""
+    from hypothesis import strategies as st
+
+    from ._traffic import draw
+
+    row = st.tuples(
+        st.sampled_from((*_ENDINGS, "answer")),  # two in five answered, on average
+        st.integers(60, 200),
+        st.sampled_from((0.0, 0.0, 0.05, 0.25, 0.5, 0.9)),
+        st.sampled_from((0, 0, 1, 2)),
+    )
+
+    def covers(drawn: list) -> bool:
+        counts = [sum(r[0] == ending for r in drawn) for ending in _ENDINGS]
+        return min(counts) >= calls // 8 and counts[0] >= calls // 3
+
+    rows = draw(st.lists(row, min_size=calls, max_size=calls), seed, covers)
+    return {"rows": [list(r) for r in rows]}
 
 
 async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
@@ -318,17 +367,22 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 # --- grading ---------------------------------------------------------------------------------------
 
 
-def probe(fetch: Fetch, *, calls: int = 30, **plan_options: float) -> tuple[Awaitable[object], Callable[[], dict]]:
-    """The calls a grader makes with a fetch function against a fresh service, and their summary.
+def probe(
+    fetch: Fetch, *, calls: int = 30, rows: list[list] | None = None, **plan_options: float
+) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The calls a grader makes with a fetch function against a fresh service (planned, or drawn `rows`:
+    see `traffic`), and their summary.
 
     The service is left running, so that what the calls left open is still open when it is counted;
     it ends by itself when the grading process does.
     """
     results: list[Call] = []
     address = start_service()
+    calls = len(rows) if rows is not None else calls
 
     async def run() -> None:
-        results.extend(await send_calls(fetch, address, calls, opaque_keys=address, cancel_early=True, **plan_options))
+        drawn = {"rows": rows} if rows is not None else {"opaque_keys": address, "cancel_early": True, **plan_options}
+        results.extend(await send_calls(fetch, address, calls, **drawn))  # type: ignore[arg-type]
 
     def summary() -> dict:
         asked = answered_keys(address)
@@ -336,7 +390,7 @@ def probe(fetch: Fetch, *, calls: int = 30, **plan_options: float) -> tuple[Awai
             if call.correct and not call.stuck and call.request.key not in asked:
                 call.ended_with = "answer never asked of the service"
         stuck = [c for c in results if c.stuck and not c.cancelled]  # the cancelled ones count by what they left
-        healthy = [c for c in results if not c.stuck]
+        healthy = [c for c in results if not c.stuck and not c.cancelled]
         problems = [
             f"{c.request.key}: ended with {c.ended_with} after {c.took_ms:.0f} ms"
             + (f", answer {c.answer!r}" if c.answer else "")

@@ -71,15 +71,15 @@ def _new_threads(before: set[str]) -> set[str]:
     return thread_ids() - before
 
 
-def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int) -> str:
+def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int, jobs: int = 20) -> str:
     before = python_threads()
     pool = pool_class(workers=workers)
     pool.start()
-    for job in range(20):
+    for job in range(jobs):
         pool.submit(job)
     started = python_threads() - before  # after the jobs: some pools start threads on demand
     if not started:
-        return "the pool ran no thread for 20 jobs"
+        return f"the pool ran no thread for {jobs} jobs"
     pool.stop()
     # A thread that was joined is no longer alive, at once: nothing here depends on timing.
     running = alive(started)
@@ -88,10 +88,12 @@ def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int) -> str:
     return ""
 
 
-def _every_job_accounted_for(pool_class: PoolClass, jobs: int) -> str:
+def _every_job_accounted_for(pool_class: PoolClass, jobs: int, failing: tuple[int, ...] = ()) -> str:
     pool = pool_class(workers=3)
     pool.start()
     submitted = [*range(jobs), -1, -2]  # two of them fail
+    for place in failing:  # and, in drawn traffic, more, anywhere in the queue
+        submitted.insert(place % len(submitted), -3 - len(submitted))
     for job in submitted:
         pool.submit(job)
     pool.stop()  # straight away: jobs still queued must be done or reported, not dropped
@@ -127,12 +129,13 @@ def _failure_keeps_worker(pool_class: PoolClass) -> str:
         pool.stop()
 
 
-def _no_worker_survives(pool_class: PoolClass, batches: int) -> str:
+def _no_worker_survives(pool_class: PoolClass, batches: int, sizes: tuple[tuple[int, int], ...] = ()) -> str:
     before = thread_ids()
-    for batch in range(batches):
+    sizes = sizes or ((4, 10),) * batches
+    for batch, (workers, jobs) in enumerate(sizes):
         ours = python_threads()
-        with pool_class(workers=4) as pool:
-            for job in range(batch, batch + 10):
+        with pool_class(workers=workers) as pool:
+            for job in range(batch, batch + jobs):
                 pool.submit(job)
         running = alive(python_threads() - ours)  # the moment the block is left: its workers joined
         if running:
@@ -140,18 +143,56 @@ def _no_worker_survives(pool_class: PoolClass, batches: int) -> str:
     wait_until(lambda: not _new_threads(before))  # join() returns just before the OS removes a thread
     left = _new_threads(before)
     if left:
-        return f"after {batches} pools were used with `with` and left, {len(left)} worker threads were still running"
+        return f"after {len(sizes)} pools were used with `with` and left, {len(left)} worker threads were still running"
     return ""
 
 
-def probe(pool_class: PoolClass, *, jobs: int = 30, batches: int = 5) -> tuple[Awaitable[object], Callable[[], dict]]:
-    """The checks a grader runs against a pool class, and a summary of them."""
+def probe(
+    pool_class: PoolClass,
+    *,
+    jobs: int = 600,  # submitted, then stop() at once: 200 ms of work for 3 workers
+    batches: int = 5,
+    workers: int = 4,
+    backlog: int = 800,  # jobs queued when stop() is called: 200 ms of work for 4 workers
+    failing: list[int] | None = None,
+    sizes: list[list[int]] | None = None,
+) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """The checks a grader runs against a pool class, and a summary of them (`traffic` draws the options)."""
+    drawn_sizes = tuple((w, n) for w, n in sizes or ())
     return Checks().in_thread(
-        stop_waits_for_workers=lambda: _stop_waits_for_every_worker(pool_class, 4),
-        every_job_accounted_for=lambda: _every_job_accounted_for(pool_class, jobs),
+        stop_waits_for_workers=lambda: _stop_waits_for_every_worker(pool_class, workers, backlog),
+        every_job_accounted_for=lambda: _every_job_accounted_for(pool_class, jobs, tuple(failing or ())),
         failure_keeps_worker=lambda: _failure_keeps_worker(pool_class),
-        no_worker_survives=lambda: _no_worker_survives(pool_class, batches),
+        no_worker_survives=lambda: _no_worker_survives(pool_class, batches, drawn_sizes),
     )
+
+
+def traffic(seed: int, *, jobs: int = 50, batches: int = 8) -> dict:
+    """Hidden checks drawn by Hypothesis (leaklab.scenarios._traffic): a backlog of 150-250 jobs per
+    worker when stop() is called (a stop() that sleeps instead of waiting returns with workers alive and
+    jobs missing: each job takes a millisecond), failing jobs anywhere in the queue, and pools of 1-6 workers
+    used for 0-30 jobs each, one of them for none."""
+    from hypothesis import strategies as st
+
+    from ._traffic import draw
+
+    least = max(jobs, 600)
+    options = draw(
+        st.fixed_dictionaries(
+            {
+                "jobs": st.integers(least, least + 600),
+                "workers": st.integers(2, 6),
+                "backlog": st.integers(150, 250),  # jobs per worker: 150-250 ms of work queued for each
+                "failing": st.lists(st.integers(0, 10**6), min_size=1, max_size=6),
+                "sizes": st.lists(st.tuples(st.integers(1, 6), st.integers(0, 30)), min_size=batches, max_size=batches),
+            }
+        ),
+        seed,
+        lambda drawn: (
+            batches < 2 or (min(n for _, n in drawn["sizes"]) == 0 and max(n for _, n in drawn["sizes"]) >= 10)
+        ),
+    )
+    return {**options, "backlog": options["backlog"] * options["workers"], "sizes": [list(p) for p in options["sizes"]]}
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.

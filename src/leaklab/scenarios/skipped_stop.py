@@ -146,7 +146,7 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 # --- grading: what a fresh process runs against the learner's worker -------------------------------
 
 
-def _stop_while_failing(worker_class: WorkerClass, backoff_s: float) -> str:
+def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: int = 0) -> str:
     dependency, jobs = Dependency(down=True), queue.Queue()
     before = thread_ids()
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
@@ -156,6 +156,8 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float) -> str:
     jobs.put(1)
     if not wait_until(lambda: dependency.failures >= 1):
         return "the worker never called the dependency"
+    for more in range(waiting):  # jobs queued behind the failing one, which the dependency cannot do either
+        jobs.put(2 + more)
     started = time.monotonic()  # the worker is now in its back-off
     stopped = worker.stop()
     took = time.monotonic() - started
@@ -225,17 +227,18 @@ def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
         worker.stop()
 
 
-def _work_gets_done(worker_class: WorkerClass, jobs_count: int) -> str:
+def _work_gets_done(worker_class: WorkerClass, jobs_count: int, values: tuple[int, ...] = (), down_for: int = 3) -> str:
     dependency, jobs = Dependency(down=True), queue.Queue()
     worker = worker_class(jobs, dependency, backoff_s=0.005)
     worker.start()
+    values = values or tuple(range(jobs_count))
     try:
-        for job in range(jobs_count):
+        for job in values:
             jobs.put(job)
-        wait_until(lambda: dependency.failures >= 3)
+        wait_until(lambda: dependency.failures >= down_for)
         dependency.recover()  # jobs that failed while it was down must still be done
-        expected = [job * 2 for job in range(jobs_count)]
-        wait_until(lambda: len(getattr(worker, "results", [])) >= jobs_count)
+        expected = [job * 2 for job in values]
+        wait_until(lambda: len(getattr(worker, "results", [])) >= len(values))
         results = list(getattr(worker, "results", []))
         if results != expected:
             return f"after the dependency recovered, worker.results was {results[:8]!r}, expected {expected[:8]!r}"
@@ -245,15 +248,48 @@ def _work_gets_done(worker_class: WorkerClass, jobs_count: int) -> str:
 
 
 def probe(
-    worker_class: WorkerClass, *, backoff_s: float = 2.0, jobs: int = 6, idle_window_s: float = 0.3
+    worker_class: WorkerClass,
+    *,
+    backoff_s: float = 2.0,
+    jobs: int = 6,
+    idle_window_s: float = 0.3,
+    values: list[int] | None = None,
+    down_for: int = 3,
+    waiting: int = 0,
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
-    """The checks a grader runs against a worker class, and a summary of them."""
+    """The checks a grader runs against a worker class, and a summary of them (`traffic` draws the options)."""
     return Checks().in_thread(  # the check that may leave a worker running forever comes last
         idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s),
         counts_errors=lambda: _counts_errors(worker_class, 0.005) or _backs_off(worker_class, 0.05, 0.3),
-        work_gets_done=lambda: _work_gets_done(worker_class, jobs),
-        stops_promptly=lambda: _stop_while_failing(worker_class, backoff_s),
+        work_gets_done=lambda: _work_gets_done(worker_class, jobs, tuple(values or ()), down_for),
+        stops_promptly=lambda: _stop_while_failing(worker_class, backoff_s, waiting),
     )
+
+
+def traffic(seed: int, *, backoff_s: float = 3.0, jobs: int = 10, idle_window_s: float = 0.4) -> dict:
+    """Hidden checks drawn by Hypothesis (leaklab.scenarios._traffic): jobs of any values in any order
+    (their results must come back in that order), a dependency down for 1-8 failed calls before it
+    recovers, and a stop() that comes in the back-off of a worker stuck on its first job, with 0-5 jobs
+    queued behind it, with a back-off of 2-6 s (a retry path that sleeps through the stop takes that long)."""
+    from hypothesis import strategies as st
+
+    from ._traffic import draw
+
+    options = draw(
+        st.fixed_dictionaries(
+            {
+                "values": st.lists(
+                    st.integers(-1000, 1000), min_size=max(3, jobs // 2), max_size=jobs * 2, unique=True
+                ),
+                "down_for": st.integers(1, 8),
+                "waiting": st.integers(0, 5),
+                "backoff_s": st.sampled_from((2.0, 2.5, 3.0, 4.0, 5.0, 6.0)),
+            }
+        ),
+        seed,
+        lambda drawn: drawn["values"] != sorted(drawn["values"]),
+    )
+    return {**options, "idle_window_s": idle_window_s}
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
