@@ -283,8 +283,7 @@ def _with_drawn_traffic(job: dict) -> dict:
     if options.get("traffic") != "generated":
         return job
     from .._errors import LeaklabError  # here: every grading kernel imports this module, few draw
-    from ..scenarios import DrawsTraffic, load
-    from ..scenarios._traffic import drawn
+    from ..scenarios import DrawsTraffic, _traffic, load
 
     try:
         scenario = load(job["scenario"])
@@ -293,7 +292,7 @@ def _with_drawn_traffic(job: dict) -> dict:
     if not isinstance(scenario, DrawsTraffic):
         return job  # the probe refuses the option, and the run says so
     rest = {name: value for name, value in options.items() if name != "traffic"}
-    return {**job, "options": drawn(job["scenario"], int(handoff.run_key(job)[:16], 16), rest)}
+    return {**job, "options": _traffic.drawn(job["scenario"], int(handoff.run_key(job)[:16], 16), rest)}
 
 
 def _follow(child: subprocess.Popen, report: int, acks: int, *, counts: bool) -> IsolatedRun:
