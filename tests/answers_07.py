@@ -142,6 +142,29 @@ def find_deaf_retries(source: str) -> list[int]:
     return []
 """
 
+# Wrong: takes any `while not <call>():` for a worker loop (`while not jobs.empty():` is a drain, not
+# a worker: its retries end when the queue does).
+ANY_NOT_CALL = FIXED.replace('and called(test.operand) == "is_set"', "and isinstance(test.operand, ast.Call)")
+assert ANY_NOT_CALL != FIXED
+
+# Evasive: looks for the grader's answer key among the objects of its own process (the marked snippets,
+# or anything with `deaf` lines for this source) before it reads the source itself.
+READS_THE_KEY = """
+def find_deaf_retries(source: str) -> list[int]:
+    import gc
+    import textwrap
+
+    for found in gc.get_objects():
+        if getattr(found, "source", None) == source and isinstance(getattr(found, "deaf", None), tuple):
+            return list(found.deaf)
+        for text in list(found.values()) if isinstance(found, dict) else []:
+            if isinstance(text, str) and "# <- deaf" in text:
+                lines = textwrap.dedent(text).lstrip("\\n").splitlines()
+                if "\\n".join(line.removesuffix("  # <- deaf") for line in lines) + "\\n" == source:
+                    return [number for number, line in enumerate(lines, 1) if line.endswith("# <- deaf")]
+    return []
+"""
+
 # Says nothing, about anything: it would pass every correct snippet, if that counted on its own.
 SAYS_NOTHING = """
 def find_deaf_retries(source: str) -> list[int]:

@@ -257,6 +257,28 @@ BATCH_NO_JOIN = FIXED.replace(
 )
 assert BATCH_NO_JOIN != FIXED
 
+# stop() looks at the flusher once instead of waiting for it: `is_alive()` on the way out is not a join.
+STOP_LOOKS_ONCE = FIXED.replace(
+    "        self._flusher.join()\n", "        if self._flusher.is_alive():\n            print('still flushing')\n"
+)
+assert STOP_LOOKS_ONCE != FIXED
+
+# batch() collects its results, then glances at its workers once each: not a wait either.
+BATCH_LOOKS_ONCE = FIXED.replace(
+    "        for thread in workers:\n            thread.join()\n",
+    "        while len(results) < len(jobs):\n            time.sleep(0.0005)\n"
+    "        busy = [thread for thread in workers if thread.is_alive()]\n",
+)
+assert BATCH_LOOKS_ONCE != FIXED
+
+# Right, written differently: waits for its threads by polling `is_alive()` until each says False, and
+# joins the flusher with a timeout it never reaches.
+POLLS_UNTIL_ENDED = FIXED.replace(
+    "        for thread in workers:\n            thread.join()\n",
+    "        while any(thread.is_alive() for thread in workers):\n            time.sleep(0.001)\n",
+).replace("        self._flusher.join()\n", "        self._flusher.join(timeout=30)\n")
+assert POLLS_UNTIL_ENDED.count("is_alive") == 1 and "join(timeout=30)" in POLLS_UNTIL_ENDED
+
 # Deadlines ignored: a fixed 0.2 s timeout on every lookup, 0.3 s on every report. A lookup's TimeoutError
 # comes before its deadline. Loses the lookups' points and the week's.
 FIXED_TIMEOUTS = FIXED.replace("asyncio.timeout(lookup.deadline_ms / 1000)", "asyncio.timeout(0.2)").replace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 import types
@@ -12,6 +13,7 @@ import pytest
 
 from leaklab._errors import LeaklabError
 from leaklab.scenarios import (
+    JudgedOutside,
     Runnable,
     Scenario,
     Summary,
@@ -46,6 +48,11 @@ def test_the_scenario_keeps_the_contract(name):
     if hasattr(scenario, "warm_up"):
         assert isinstance(scenario, WarmsUp)
         inspect.signature(scenario.warm_up).bind(object())
+    if hasattr(scenario, "judge") or hasattr(scenario, "sealed"):
+        assert isinstance(scenario, JudgedOutside)
+        sealed = scenario.sealed()
+        assert json.loads(json.dumps(sealed)) == sealed  # plain data, for the child's stdin
+        probe.bind(object(), **sealed)
     assert (name in runnable()) == isinstance(scenario, Runnable)
     if isinstance(scenario, Runnable):
         assert inspect.isasyncgenfunction(scenario.leaky_rounds)
@@ -64,6 +71,8 @@ def test_a_summary_read_before_its_burst_has_the_declared_types(name, monkeypatc
     burst, summary = scenario.probe(lambda *args: None)
     burst.close()  # type: ignore[attr-defined]  # a coroutine: closing it unstarted runs nothing
     read = summary()
+    if isinstance(scenario, JudgedOutside):  # what the child reports is judged in the grader's process
+        read = scenario.judge(read)
     declared = typing.get_type_hints(Summary)
     for key in declared.keys() & read.keys():
         assert isinstance(read[key], typing.get_origin(declared[key]) or declared[key]), key

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from answers_07 import (
     ANY_ENCLOSING,
+    ANY_NOT_CALL,
     CHEAT_IMPORT,
     CRASHES_WITHOUT_LOOP,
     FIXED,
@@ -19,6 +20,7 @@ from answers_07 import (
     NO_SCOPE_RESET,
     ONLY_CONTINUE,
     ONLY_WHILE_TRUE,
+    READS_THE_KEY,
     SAYS_NOTHING,
     STUB,
     WALK_INTO_DEFS,
@@ -278,6 +280,9 @@ ANSWERS = {
     "no_scope_reset": (NO_SCOPE_RESET, set(), {"passes_correct"}),
     "walk_into_defs": (WALK_INTO_DEFS, set(), {"flags_leaky", "right_lines"}),
     "cheat_import": (CHEAT_IMPORT, set(), set(PROPERTIES)),
+    "any_not_call": (ANY_NOT_CALL, set(), {"passes_correct"}),
+    # The visible snippets are the lesson's own; the hidden ones' marks never reach the answer's process.
+    "reads_the_key": (READS_THE_KEY, set(), set(PROPERTIES)),
 }
 
 

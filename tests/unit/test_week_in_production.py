@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from answers_08 import (
     ALT_IDIOMS,
+    BATCH_LOOKS_ONCE,
     BATCH_NO_JOIN,
     CHEAT_DEADLINE_TELLS,
     DROPS_EVENT_ON_STOP,
@@ -15,6 +16,8 @@ from answers_08 import (
     LEAKY,
     MADE_UP_LOOKUP,
     OTHER_FIX,
+    POLLS_UNTIL_ENDED,
+    STOP_LOOKS_ONCE,
     STOP_NO_JOIN,
     STUB,
     TASKS_ONLY,
@@ -123,6 +126,9 @@ def test_the_leaky_service_leaves_every_source_behind():
         (DROPS_EVENT_ON_STOP, {"events_answer_right", "week_flat"}),  # an event lost at a stop()
         (STOP_NO_JOIN, {"events_leave_nothing", "week_flat"}),  # stop() returned before the flusher ended
         (BATCH_NO_JOIN, {"batches_leave_nothing", "week_flat"}),  # batch() returned before its workers ended
+        (STOP_LOOKS_ONCE, {"events_leave_nothing", "week_flat"}),  # one is_alive() is not a wait
+        (BATCH_LOOKS_ONCE, {"batches_leave_nothing", "week_flat"}),
+        (POLLS_UNTIL_ENDED, set()),  # is_alive() until it says False is one
         (FIXED_TIMEOUTS, {"lookups_answer_right", "week_flat"}),  # TimeoutError before the deadline
         (CHEAT_DEADLINE_TELLS, {"lookups_answer_right", "week_flat"}),  # answers never read from the service
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
@@ -139,6 +145,9 @@ def test_the_leaky_service_leaves_every_source_behind():
         "drops_event_on_stop",
         "stop_no_join",
         "batch_no_join",
+        "stop_looks_once",
+        "batch_looks_once",
+        "polls_until_ended",
         "fixed_timeouts",
         "cheat_deadline_tells",
         "stub",

@@ -22,9 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import FunctionType
+from typing import TYPE_CHECKING
 
 from . import handoff, sandbox, settings, watch
 from .results import Reason
+
+if TYPE_CHECKING:
+    from ..scenarios import JudgedOutside
 
 RUN_TIMEOUT_ENV = "LEAKLAB_RUN_TIMEOUT"  # the class grader's limit for one run, in seconds
 # The child is started by `-c`, not `-m`: its code then lives in `leaklab.grading.child`, a leaklab
@@ -240,8 +244,19 @@ def measured_runs() -> dict[str, dict]:
 
 def _spawn(job: dict) -> IsolatedRun:
     """Run the child to its end (or kill it at the time limit, with all it started), following it from
-    outside (`watch`); its result, or what went wrong."""
+    outside (`watch`); its result, or what went wrong. A scenario with an answer key (`JudgedOutside`)
+    sends the child its options without the key and judges what came back here."""
     job = _with_drawn_traffic(job)
+    scenario = _judged_outside(job)
+    if scenario is None:
+        return _run_child(job)
+    run = _run_child({**job, "options": scenario.sealed(**job["options"])})
+    if run.error is None:
+        run.outcome = scenario.judge(run.outcome, **job["options"])
+    return run
+
+
+def _run_child(job: dict) -> IsolatedRun:
     report_out, report_in = os.pipe()  # the child's messages
     ack_out, ack_in = os.pipe()  # the parent's answers: the child waits for one at each stop
     argv = sandbox.wrap(_CHILD, writable=[]) if sandbox.active() else _CHILD
@@ -273,6 +288,19 @@ def _spawn(job: dict) -> IsolatedRun:
             stream.close()  # type: ignore[union-attr]
         os.close(report_out)
         os.close(ack_in)
+
+
+def _judged_outside(job: dict) -> JudgedOutside | None:
+    if job.get("kind") == "values":
+        return None
+    from .._errors import LeaklabError  # here: every grading kernel imports this module
+    from ..scenarios import JudgedOutside, load
+
+    try:
+        scenario = load(job["scenario"])
+    except LeaklabError:
+        return None  # the child says there is no such scenario
+    return scenario if isinstance(scenario, JudgedOutside) else None
 
 
 def _with_drawn_traffic(job: dict) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._contract import (
     DrawsTraffic,
+    JudgedOutside,
     Probe,
     Runnable,
     Scenario,
@@ -22,6 +23,7 @@ from ._contract import (
 
 __all__ = [
     "DrawsTraffic",
+    "JudgedOutside",
     "Probe",
     "Runnable",
     "Scenario",

@@ -57,6 +57,17 @@ class DrawsTraffic(Scenario, Protocol):
 
 
 @runtime_checkable
+class JudgedOutside(Scenario, Protocol):
+    """A scenario with an answer key the answer's process must never hold (lesson 07's marked snippets):
+    the child gets `sealed(**options)`, the probe reports what the answer said, and the grader's own
+    process turns that into the graded properties with `judge(outcome, **options)`."""
+
+    def sealed(self, /, **options: Any) -> dict[str, Any]: ...
+
+    def judge(self, outcome: dict[str, Any], /, **options: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class Runnable(Scenario, Protocol):
     """A scenario with a leak to show live (`leaklab run`): one short line of text per round."""
 
@@ -100,7 +111,7 @@ def load(name: str) -> Scenario:
             wrong.append(f"ANSWER_NAMES lists names the module does not define: {', '.join(missing)}")
     if not callable(getattr(module, "probe", None)):
         wrong.append("no probe(handler, **options) function")
-    for optional in ("warm_up", "leaky_rounds", "traffic"):
+    for optional in ("warm_up", "leaky_rounds", "traffic", "sealed", "judge"):
         if hasattr(module, optional) and not callable(getattr(module, optional)):
             wrong.append(f"{optional} is not a function")
     if wrong:

@@ -577,20 +577,19 @@ def snippets_from(option: str | dict[str, str]) -> list[Snippet]:
     return [_snippet(name, text, "asyncio" if "async def" in text else "thread") for name, text in option.items()]
 
 
-def _lines_found(checker: Checker, snippet: Snippet) -> list[int] | str:
+def _lines_found(checker: Checker, source: str) -> list[int] | str:
     """What the checker says about a snippet, as sorted line numbers; or the problem, if it raised."""
     try:
-        result = checker(snippet.source)
+        result = checker(source)
         lines = sorted(set(result))  # type: ignore[call-overload]
     except Exception as exc:
         return f"raised {type(exc).__name__}: {exc}" if str(exc) else f"raised {type(exc).__name__}"
     if not all(type(line) is int for line in lines):
-        return f"returned {result!r}, not a list of line numbers"
+        return f"returned {result!r:.200}, not a list of line numbers"
     return lines
 
 
-def _grade(checker: Checker, snippets: list[Snippet], checks: Checks) -> None:
-    found = {snippet.name: _lines_found(checker, snippet) for snippet in snippets}
+def _grade(found: dict[str, list[int] | str], snippets: list[Snippet], checks: Checks) -> None:
     flagged_any = any(isinstance(found[s.name], list) and found[s.name] for s in snippets if s.deaf)
     for snippet in snippets:
         lines, where = found[snippet.name], f"snippet {snippet.name!r}"
@@ -612,12 +611,36 @@ def _grade(checker: Checker, snippets: list[Snippet], checks: Checks) -> None:
             checks.record("right_lines", exact)
 
 
-def probe(
-    checker: Checker, *, snippets: str | dict[str, str] = "visible"
-) -> tuple[Awaitable[object], Callable[[], dict]]:
-    """The checks a grader runs against a learner's `find_deaf_retries`, and a summary of them."""
+def probe(checker: Checker, *, sources: dict[str, str] | None = None) -> tuple[Awaitable[object], Callable[[], dict]]:
+    """What a learner's `find_deaf_retries` says about each snippet's source (`sealed`: no answer key
+    reaches the answer's process); `judge` grades it in the grader's."""
+    found: dict[str, list[int] | str] = {}
+    sources = sources if sources is not None else sealed()["sources"]
+
+    def run() -> None:
+        for name, source in sources.items():
+            found[name] = _lines_found(checker, source)
+
+    return asyncio.to_thread(run), lambda: {"found": dict(found)}
+
+
+def sealed(*, snippets: str | dict[str, str] = "visible") -> dict:
+    """The probe's options for the isolated child: each snippet's source, without its deaf marks."""
+    return {"sources": {snippet.name: snippet.source for snippet in snippets_from(snippets)}}
+
+
+def judge(outcome: dict, *, snippets: str | dict[str, str] = "visible") -> dict:
+    """The graded properties, from what the child reported the answer said about each snippet (anything
+    else it might report counts as an answer the grader cannot read)."""
+    reported = outcome.get("found") if isinstance(outcome.get("found"), dict) else {}
+    found: dict[str, list[int] | str] = {}
+    for snippet in snippets_from(snippets):
+        said = reported.get(snippet.name)  # type: ignore[union-attr]
+        readable = isinstance(said, str) or (isinstance(said, list) and all(type(n) is int for n in said))
+        found[snippet.name] = said if readable else "gave no answer the grader can read"  # type: ignore[assignment]
     checks = Checks()
-    return asyncio.to_thread(_grade, checker, snippets_from(snippets), checks), checks.summary
+    _grade(found, snippets_from(snippets), checks)
+    return checks.summary()
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.

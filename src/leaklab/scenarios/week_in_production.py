@@ -337,6 +337,7 @@ def _judge_status(served: Served, task: asyncio.Task) -> None:
 
 _START, _JOIN, _IS_ALIVE = (getattr(threading.Thread, name).__code__ for name in ("start", "join", "is_alive"))
 _BOOTSTRAP = threading.Thread._bootstrap_inner.__code__  # type: ignore[attr-defined]
+_thread_alive = threading.Thread.is_alive  # bound before an answer runs
 
 
 class _Owners:
@@ -344,17 +345,20 @@ class _Owners:
     should wait for it did.
 
     A trace hook notes every `Thread.start` made by the driver's thread during a call (or by a thread
-    such a call started), and holds each such thread at its very end until somebody waits for it
-    (`join()` or `is_alive()`) or the grader has looked: so "was it still running when batch() or stop()
-    returned?" is a question of order, not of how fast the machine is.
+    such a call started), and holds each such thread at its very end until somebody looks at it
+    (`join()` or `is_alive()`) or the grader lets it go: so "was it still running when batch() or stop()
+    returned?" is a question of order, not of how fast the machine is. A look lets the thread end, but
+    only a look that saw it ended (a `join()` after which it is dead, an `is_alive()` that said False)
+    counts as waiting for it: one `is_alive()` on the way out is not a wait.
     """
 
     def __init__(self) -> None:
         self.started: dict[threading.Thread, str] = {}  # thread -> the call that started it
         self.gates: dict[threading.Thread, threading.Event] = {}  # open: the thread may end
         self.ending: set[threading.Thread] = set()  # threads whose work is over, held at their end
+        self.seen_ended: set[threading.Thread] = set()  # the service saw these end: it waited for them
+        self.let_go: set[threading.Thread] = set()  # the grader let these end (what was late is said once)
         self.current = ""  # the call the driver is making
-        self.checker = 0  # the thread whose is_alive() calls are the grader's own
         self.batch_problems: list[str] = []
         self.stop_problems: list[str] = []
         self._previous = threading._trace_hook  # type: ignore[attr-defined]
@@ -372,13 +376,24 @@ class _Owners:
             owner = self.started.get(me, self.current)  # type: ignore[arg-type]
             if owner:
                 self.started[frame.f_locals["self"]] = owner  # type: ignore[attr-defined]
-        elif (code is _JOIN or code is _IS_ALIVE) and threading.get_ident() != self.checker:
-            self.gate(frame.f_locals["self"]).set()  # type: ignore[attr-defined]
+        elif code is _JOIN or code is _IS_ALIVE:
+            thread = frame.f_locals["self"]  # type: ignore[attr-defined]
+            self.gate(thread).set()
+            frame.f_trace_lines = False  # type: ignore[attr-defined]
+            return self._seen_when_ended(thread)
         elif code.co_name == "run" and frame.f_back is not None and frame.f_back.f_code is _BOOTSTRAP:  # type: ignore[attr-defined]
             if threading._active.get(threading.get_ident()) in self.started:  # type: ignore[attr-defined]
                 frame.f_trace_lines = False  # type: ignore[attr-defined]
                 return self._at_end
         return None
+
+    def _seen_when_ended(self, thread: threading.Thread) -> Callable[..., object]:
+        def on_return(frame: object, event: str, arg: object) -> Callable[..., object]:
+            if event == "return" and not _thread_alive(thread):  # (a trace function is not traced itself)
+                self.seen_ended.add(thread)
+            return on_return
+
+        return on_return
 
     def _at_end(self, frame: object, event: str, arg: object) -> Callable[..., object]:
         """The thread's run() is returning: hold it there until somebody waits for it."""
@@ -388,21 +403,22 @@ class _Owners:
             self.gate(me).wait()
         return self._at_end
 
+    def _waited(self, thread: threading.Thread) -> bool:
+        return thread in self.seen_ended or thread in self.let_go
+
     def _unwaited(self, owner: str) -> list[threading.Thread]:
         """Threads `owner` started that have ended their work, and nobody waited for."""
-        return [t for t in list(self.ending) if self.started[t] == owner and not self.gate(t).is_set()]
+        return [t for t in list(self.ending) if self.started[t] == owner and not self._waited(t)]
 
     def _alive(self, owners: tuple[str, ...]) -> list[threading.Thread]:
-        self.checker = threading.get_ident()
-        try:
-            alive = [t for t, o in list(self.started.items()) if o in owners and t.is_alive()]
-            return [t for t in alive if not self.gate(t).is_set()]
-        finally:
-            self.checker = 0
+        """Threads `owners` started that nobody saw end: held at their end (or still at work), or let
+        end by a look that did not wait for them."""
+        return [t for t, o in list(self.started.items()) if o in owners and not self._waited(t)]
 
     def _release(self, owners: tuple[str, ...]) -> None:
         for thread, owner in list(self.started.items()):
             if owner in owners:
+                self.let_go.add(thread)
                 self.gate(thread).set()
 
     def begin(self, call: str) -> None:
