@@ -61,6 +61,7 @@ class IsolatedRun:
     leftover_tasks: int = 0
     leftover_threads: int = 0
     leftover_files: int = 0  # sockets and files left open, counted by the operating system
+    leftover_processes: int = 0  # processes the answer started that still ran, seen by the parent in /proc
     retained_bytes_per_request: float = 0.0
     leak_report: str = ""
     error: str | None = None
@@ -113,6 +114,8 @@ class IsolatedRun:
             raise AssertionError(f"left behind after the burst:\n{self.leak_report}")
         if self.leftover_files:
             raise AssertionError(f"{self.leftover_files} sockets or files were left open after the burst")
+        if self.leftover_processes:
+            raise AssertionError(f"processes were left running after the burst:\n{self.leak_report}")
 
     def require_retained_below(self, limit_bytes: int) -> None:
         """Fail unless the memory still held after the burst is under `limit_bytes` per request."""
@@ -389,7 +392,13 @@ def _from_report(report: dict) -> IsolatedRun:
         run = IsolatedRun(**report)
     except (TypeError, ValueError):
         return _tampered("the run's result was not the grader's own form")
-    numbers = (run.leftover_tasks, run.leftover_threads, run.leftover_files, run.retained_bytes_per_request)
+    numbers = (
+        run.leftover_tasks,
+        run.leftover_threads,
+        run.leftover_files,
+        run.leftover_processes,
+        run.retained_bytes_per_request,
+    )
     kinds = [(run.outcome, dict), (run.leak_report, str), (run.error, (str, type(None)))]
     if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers) or not all(
         isinstance(value, kind) for value, kind in kinds

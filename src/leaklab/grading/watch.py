@@ -1,5 +1,5 @@
 """An isolated run as its parent sees it from outside: the child's messages on a pipe the parent opened,
-and what /proc shows of the child's threads and open files at the moments it reports them.
+and what /proc shows of the child's threads, open files and processes at the moments it reports them.
 
 The child runs the learner's code in its own interpreter, so whatever it reports the answer could have
 rewritten. The operating system's view cannot be: the parent takes it while the child waits for an
@@ -37,19 +37,53 @@ def _ppids() -> dict[int, int]:
 def find_process(root: int, inner_pid: int) -> int | None:
     """`root` or its descendant whose pid inside its own PID namespace is `inner_pid` (the child is
     bwrap's grandchild in a sandbox, `root` itself outside one)."""
-    parents = _ppids()
-    family, queue = [], [root]
-    while queue:
-        pid = queue.pop()
-        family.append(pid)
-        queue.extend(child for child, parent in parents.items() if parent == pid)
-    for pid in family:
+    for pid in [root, *_below(root, _ppids())]:
         with contextlib.suppress(OSError):
             status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
             nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
             if nspid and int(nspid[-1]) == inner_pid:
                 return pid
     return None
+
+
+# The processes a scenario itself starts for a burst (lesson 03's and 08's service): not the answer's.
+SERVICES = (("-m", "leaklab.scenarios.hung_call"),)
+
+
+def _below(root: int, parents: dict[int, int]) -> list[int]:
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        found += children
+        queue += children
+    return found
+
+
+def started_below(root: int, child: int) -> list[int]:
+    """The processes below `root` that still run, but for `child` and the processes between them (a
+    zombie has released what it held). In a sandbox, a process the child's own children orphaned is
+    adopted by the sandbox's first process, below `root`: it is found too."""
+    parents = _ppids()
+    between, pid = {root}, child
+    while pid not in between and pid in parents:
+        between.add(pid)
+        pid = parents[pid]
+    return [pid for pid in _below(root, parents) if pid not in between and _state(pid) not in ("Z", "X", "")]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace").rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def _command(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
 
 
 def _count(n: int, thing: str) -> str:
@@ -119,4 +153,16 @@ class Watch:
         with contextlib.suppress(TypeError):
             run["leftover_threads"] = max(threads, run["leftover_threads"])
             run["leftover_files"] = max(files, run["leftover_files"])
+        left = self._answers_processes()
+        run["leftover_processes"] = len(left)
+        if left and isinstance(run.get("leak_report"), str):
+            shown = "\n".join(f"  pid {pid}: {' '.join(command)[:200]}" for pid, command in left[:5])
+            run["leak_report"] += f"\n{_count(len(left), 'process')} still running, started in the run:\n{shown}"
         return run
+
+    def _answers_processes(self) -> list[tuple[int, list[str]]]:
+        """The child's descendants still running, but for the scenario's own services (by command line:
+        forgeable by a process that rewrites its own, which docs/grading.md lists)."""
+        assert self.pid is not None
+        left = [(pid, _command(pid)) for pid in started_below(self.root, self.pid)]
+        return [(pid, command) for pid, command in left if tuple(command[1:]) not in SERVICES]

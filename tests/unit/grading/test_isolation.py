@@ -6,6 +6,7 @@ from answers import (
     BUFFERED,
     HANGS,
     HIDDEN_FROM_REGISTRY,
+    IN_A_SUBPROCESS,
     LEAKY,
     NO_CHILD,
     PATCHED_BUILTINS,
@@ -18,6 +19,7 @@ from answers import (
 )
 
 from leaklab import run_isolated
+from leaklab.grading import sandbox
 from leaklab.grading.isolation import IsolatedRun, RunFailed
 from leaklab.grading.results import Reason
 
@@ -59,6 +61,16 @@ def test_fixes_leave_nothing_and_behave(source, traffic):
     assert result.retained_bytes_per_request < 4096
     for name in ("completed_with_result", "gave_up_as_specified", "query_ran_once", "gave_up_promptly"):
         assert all_passed(result.outcome, name), name
+
+
+def test_processes_an_answer_leaves_running_are_counted_from_outside():
+    """Its own process leaves nothing; the processes it started (one of them orphaned) are still there."""
+    result = run(IN_A_SUBPROCESS)
+    assert result.error is None and (result.leftover_tasks, result.leftover_threads) == (0, 0)
+    assert result.leftover_processes >= (20 if sandbox.active() else 10)  # unsandboxed, an orphan leaves the tree
+    assert "still running, started in the run" in result.leak_report and "time.sleep(600)" in result.leak_report
+    with pytest.raises(AssertionError, match="processes were left running after the burst"):
+        result.require_no_leftovers()
 
 
 def test_a_handler_that_keeps_its_caller_waiting_is_caught():
