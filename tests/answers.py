@@ -62,6 +62,16 @@ async def handle_request(request: Request) -> Result:
         raise
 """
 
+# Evasive: keeps its caller waiting like BLOCKS_CALLER, then rewrites on the request what the query
+# recorded there (when it finished, how often it ran), as if it had given up first.
+REWRITES_THE_WITNESS = BLOCKS_CALLER.replace(
+    "        await child\n",
+    "        await child\n"
+    "        for field, value in (('query_done_at', None), ('queries', 1)):\n"
+    "            object.__setattr__(request, field, value)\n",
+)
+assert REWRITES_THE_WITNESS != BLOCKS_CALLER
+
 # Never runs the query: nothing to leak, nothing served.
 NO_CHILD = """
 async def handle_request(request: Request) -> Result:

@@ -55,9 +55,24 @@ class Request:
     client_gone: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Filled in by `slow_query`, so that the client can check what its handler did.
     query_started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    queries: int = field(default=0, repr=False)
-    result: weakref.ref[Result] | None = field(default=None, repr=False)  # weak: judging must not keep rows alive
-    query_done_at: int | None = field(default=None, repr=False)
+
+
+@dataclass(eq=False)
+class Witness:
+    """What `slow_query` saw of one request, kept off the request: an answer holds the request and could
+    rewrite fields on it ("the query ran once", "it answered after the client had gone")."""
+
+    queries: int = 0
+    result: weakref.ref[Result] | None = None  # weak: judging must not keep rows alive
+    query_done_at: int | None = None
+
+
+_witnesses: weakref.WeakKeyDictionary[Request, Witness] = weakref.WeakKeyDictionary()
+
+
+def witness(request: Request) -> Witness:
+    """What the query saw of `request` (nothing yet, if it never ran)."""
+    return _witnesses.setdefault(request, Witness())
 
 
 async def slow_query(request: Request) -> Result:
@@ -66,7 +81,8 @@ async def slow_query(request: Request) -> Result:
     For a request that gives up, the rows arrive after its client has gone (that is the story), which
     makes "did the handler wait for the query?" a question of order, not of timing.
     """
-    request.queries += 1
+    seen = witness(request)
+    seen.queries += 1
     request.query_started.set()
     await asyncio.sleep(request.work_ms / 1000)
     if request.answers_late:
@@ -74,8 +90,8 @@ async def slow_query(request: Request) -> Result:
             async with asyncio.timeout(_LATE_ANSWER_LIMIT_S):
                 await request.client_gone.wait()
     result = Result(request.id, bytes(PAYLOAD_BYTES))
-    request.result = weakref.ref(result)
-    request.query_done_at = next(_sequence)
+    seen.result = weakref.ref(result)
+    seen.query_done_at = next(_sequence)
     return result
 
 
@@ -213,18 +229,18 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
 
 def _judge(request: Request, kind: str, ended_with: str, response: object, finished_at: int) -> Outcome:
     expected = {"complete": "result", "cancel": "CancelledError", "deadline": "TimeoutError"}[kind]
-    outcome = Outcome(request, kind, ended_with)
+    outcome, seen = Outcome(request, kind, ended_with), witness(request)
     problems = []
     if ended_with != expected:
         outcome.as_specified = False
         problems.append(f"ended with {ended_with}, expected {expected}")
-    elif kind == "complete" and (request.result is None or response is not request.result()):
+    elif kind == "complete" and (seen.result is None or response is not seen.result()):
         outcome.as_specified = False
         problems.append("returned something other than the query's own result")
-    if request.queries != 1:
+    if seen.queries != 1:
         outcome.query_once = False
-        problems.append(f"the query ran {request.queries} times, expected once")
-    if kind != "complete" and request.query_done_at is not None and request.query_done_at < finished_at:
+        problems.append(f"the query ran {seen.queries} times, expected once")
+    if kind != "complete" and seen.query_done_at is not None and seen.query_done_at < finished_at:
         outcome.prompt = False
         problems.append("the handler gave up only after the query had finished: it kept its caller waiting")
     outcome.problem = "; ".join(problems)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .._census import Census
 from . import lifeless_pool
-from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, slow_query
+from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, slow_query, witness
 from .hung_call import answered_keys, expected_answer, pick_key, start_service
 from .skipped_stop import Dependency, DependencyError
 
@@ -298,19 +298,19 @@ def _early(deadline_ms: float, started: float) -> str:
 
 
 def _judge_report(request: Request, gives_up: bool, served: Served, started: float, task: asyncio.Task) -> None:
-    served.ended_with = _ended_with(task)
+    served.ended_with, seen = _ended_with(task), witness(request)
     problems = []
     expected = "TimeoutError" if gives_up else "result"
     if served.ended_with != expected:
         problems.append(f"ended with {served.ended_with}, expected {expected}")
     elif gives_up and (early := _early(request.deadline_ms, started)):
         problems.append(early)
-    elif not gives_up and (request.result is None or task.result() is not request.result()):
+    elif not gives_up and (seen.result is None or task.result() is not seen.result()):
         problems.append("returned something other than the query's own result")
-    elif gives_up and request.query_done_at is not None:
+    elif gives_up and seen.query_done_at is not None:
         problems.append("gave up only after the query had finished: it kept its client waiting")
-    if request.queries != 1:
-        problems.append(f"the query ran {request.queries} times, expected once")
+    if seen.queries != 1:
+        problems.append(f"the query ran {seen.queries} times, expected once")
     served.right, served.problem = not problems, "; ".join(problems)
     request.client_gone.set()  # a query whose client gave up may answer now: too late
 

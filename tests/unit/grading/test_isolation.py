@@ -11,6 +11,7 @@ from answers import (
     NO_CHILD,
     PATCHED_BUILTINS,
     PATCHED_COUNTERS,
+    REWRITES_THE_WITNESS,
     STOPS_TRACEMALLOC,
     STUB,
     TASK_GROUP,
@@ -73,8 +74,10 @@ def test_processes_an_answer_leaves_running_are_counted_from_outside():
         result.require_no_leftovers()
 
 
-def test_a_handler_that_keeps_its_caller_waiting_is_caught():
-    result = run(BLOCKS_CALLER)
+@pytest.mark.parametrize("source", [BLOCKS_CALLER, REWRITES_THE_WITNESS], ids=["blocks", "rewrites_the_witness"])
+def test_a_handler_that_keeps_its_caller_waiting_is_caught(source):
+    """Also when it rewrites the request's fields: what the query saw is not kept on the request."""
+    result = run(source)
     assert result.leftover_tasks == 0
     assert all_passed(result.outcome, "completed_with_result")
     assert result.outcome["gave_up_promptly"][0] == 0
