@@ -30,6 +30,17 @@ LEAK_FUNCTION = RpcClient.call.__name__
 LEAK_LINE = first + next(i for i, line in enumerate(lines) if "await entry.future" in line)
 """
 
+# Right, with the work done in the learner's own cells above the answer (a magic line and a cell that
+# fails on the way, as notebooks have): the answer cell only reads what they left.
+CELLS_ABOVE_THE_DIAGNOSIS = [
+    "%matplotlib inline\nimport inspect\n\nfrom leaklab.scenarios.mystery_service import RpcClient\n",
+    "lines, first = inspect.getsourcelines(RpcClient.call)\n",
+    "raise RuntimeError('a demo that failed')\n",
+]
+DIAGNOSIS_FROM_CELLS_ABOVE = """LEAK_FUNCTION = RpcClient.call.__name__
+LEAK_LINE = first + next(i for i, line in enumerate(lines) if "await entry.future" in line)
+"""
+
 DIAGNOSIS_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
 
 # The fix: the reader resolves every reply, an error reply with the backend's error; the caller's

@@ -15,14 +15,19 @@ DIAGNOSIS = f"{SLUG}_diagnosis_graded"
 FIX_TESTS = {f"{SLUG}_no_task_left", f"{SLUG}_memory_bounded", f"{SLUG}_responses_right"}
 
 
-def with_answer(folder: Path, name: str, **sources: str) -> Path:
-    """The worked notebook with answer cells replaced (by grade id suffix: `fix`, `diagnosis`)."""
+def with_answer(folder: Path, name: str, above: tuple[str, ...] = (), **sources: str) -> Path:
+    """The worked notebook with answer cells replaced (by grade id suffix: `fix`, `diagnosis`), and the
+    learner's own code cells `above` added just above the diagnosis."""
     nb = json.loads((ROOT / "solutions" / f"{SLUG}.ipynb").read_text())
     for cell in nb["cells"]:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
         for part, source in sources.items():
             if grade_id == f"{SLUG}_{part}":
                 cell["source"] = source
+    ids = [cell["metadata"].get("nbgrader", {}).get("grade_id") for cell in nb["cells"]]
+    at = ids.index(f"{SLUG}_diagnosis")
+    empty = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
+    nb["cells"][at:at] = [{**empty, "id": f"mine-{i}", "source": text} for i, text in enumerate(above)]
     path = folder / f"{name}.ipynb"
     path.write_text(json.dumps(nb))
     return path
@@ -49,6 +54,12 @@ def graded(tmp_path_factory):
         "qualified": with_answer(folder, "qualified", diagnosis=answers_05.DIAGNOSIS_QUALIFIED),
         "tuple": with_answer(folder, "tuple", diagnosis=answers_05.DIAGNOSIS_TUPLE),
         "computed": with_answer(folder, "computed", diagnosis=answers_05.DIAGNOSIS_COMPUTED),
+        "cells_above": with_answer(
+            folder,
+            "cells_above",
+            tuple(answers_05.CELLS_ABOVE_THE_DIAGNOSIS),
+            diagnosis=answers_05.DIAGNOSIS_FROM_CELLS_ABOVE,
+        ),
     }
     return graded_by_cli(submissions, home)
 
@@ -89,6 +100,7 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("qualified", set()),
         ("tuple", set()),  # both names in one assignment
         ("computed", set()),  # the line read with inspect: worked out in a fresh interpreter
+        ("cells_above", set()),  # from what the learner's own cells above it left
     ],
 )
 def test_each_wrong_answer_loses_exactly_its_points(graded, name, points_lost):

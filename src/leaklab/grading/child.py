@@ -253,12 +253,18 @@ class Child:
 
     def values(self) -> None:
         """The lesson's set-up cells run, then the answer cell, as in the notebook; the values of the names
-        asked for, where they are plain data."""
-        namespace: dict[str, object] = {"__name__": "__main__"}
+        asked for, where they are plain data. With `before`, the learner's own cells above the answer run
+        first, each as far as it goes (a demo that fails, or a line of IPython magic, is skipped)."""
+        namespace: dict[str, object] = {"__name__": "__main__", "get_ipython": _NoIPython}
         for setup in self.job["setup"]:
             exec(compile(setup, "<set-up cell>", "exec"), namespace)
         self.guard.add_leaklab()
         self.channel.stop_at("ready", pid=_getpid())
+        for number, cell in enumerate(self.job.get("before", [])):
+            try:
+                exec(compile(_python_of(cell), f"<cell {number + 1}>", "exec"), namespace)
+            except Exception:
+                continue  # as far as it goes, as in the notebook where it failed too
         self.run_answer_cell(namespace)
         self.channel.stop_at("measuring")
         found = {name: plain(namespace[name]) for name in self.job["names"] if name in namespace}
@@ -324,6 +330,23 @@ class Child:
                 leak_report=format_groups(group_stacks(leftovers, extra_threads)),
             )
         )
+
+
+class _NoIPython:
+    """What `get_ipython()` gives the learner's cells in a values run: magics and shell lines do nothing."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def _python_of(cell: str) -> str:
+    """A notebook cell as plain Python: IPython's own transformer turns `%magic` and `!command` lines into
+    calls (which fail here, and are skipped with their cell)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:
+        return cell
+    return TransformerManager().transform_cell(cell)
 
 
 def main() -> None:

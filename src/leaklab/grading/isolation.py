@@ -204,11 +204,16 @@ def run_isolated(
     return _cache[key]
 
 
-def answer_values(setup: list[str], source: str, names: list[str]) -> dict[str, object]:
+def answer_values(
+    setup: list[str], source: str, names: list[str], before: list[str] | None = None
+) -> dict[str, object]:
     """The values an answer cell computes for `names` (`LEAK_LINE = inspect.getsourcelines(...)[1]`),
-    found by running the lesson's set-up cells and then the cell in a fresh interpreter, never in the
-    grader's: those that are plain data (numbers, strings, None, and lists, tuples and dicts of them)."""
+    found by running the lesson's set-up cells (and `before`, the learner's cells above the answer) and
+    then the cell in a fresh interpreter, never in the grader's: those that are plain data (numbers,
+    strings, None, and lists, tuples and dicts of them)."""
     job = {"kind": "values", "setup": setup, "source": source, "names": sorted(names)}
+    if before:
+        job["before"] = before
     key = handoff.run_key(job)
     if key not in _cache:
         _cache[key] = _spawn(job)

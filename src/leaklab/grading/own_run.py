@@ -93,12 +93,26 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
             wanted = tested - defined(answer)
             computed = [name for name, value in names.items() if isinstance(value, AnswerRef) and name in wanted]
             if computed:  # values the tests read that the cell computes: worked out in a fresh interpreter
-                names.update(answer_values(setup, answer, computed))
+                found = answer_values(setup, answer, computed)
+                if set(computed) - found.keys():  # from what the learner's own cells above it made, perhaps
+                    found = answer_values(setup, answer, computed, _cells_above(submission, cells.grade_id(cell)))
+                names.update(found)
             namespace.update(names)
         elif cells.is_setup(cell):  # the lesson's own set-up: imports of the scenario's names
             setup.append(cells.text(cell))
             exec(compile(cells.text(cell), f"<{cells.grade_id(cell) or 'setup'}>", "exec"), namespace)
     return namespace, problem
+
+
+def _cells_above(submission: dict, grade_id: str) -> list[str]:
+    """The submission's code cells above its answer cell `grade_id`, but for the tests, in order."""
+    above = []
+    for cell in submission["cells"]:
+        if cells.grade_id(cell) == grade_id:
+            break
+        if cell.get("cell_type") == "code" and not cells.is_test(cell):
+            above.append(cells.text(cell))
+    return above
 
 
 def verify(source: dict, submission: dict) -> dict[str, TestResult]:
