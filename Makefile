@@ -26,7 +26,7 @@ export MPLCONFIGDIR := $(CURDIR)/.leaklab/matplotlib
 export LEAKLAB_ARTEFACTS := $(CURDIR)/.leaklab/runs
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help lab test e2e hub notebooks check-notebooks bench bench-class lint format clean
+.PHONY: help lab test e2e hub notebooks check-notebooks bench bench-class bench-verdicts lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench: $(STAMP) ## the speed figures against their goals, into docs/benchmarks.m
 
 bench-class: $(STAMP) ## class grading at full size (40 students x 8 lessons, about an hour), and under load, into docs/benchmarks.md (CLASS_ARGS="--students 4": printed only)
 	$(BIN)/python tests/benchmarks/bench_class.py $(CLASS_ARGS)
+
+bench-verdicts: $(STAMP) ## every test answer graded 20 times by both graders beside 2 CPU burners: verdicts that never change (hours; VERDICT_ARGS="--rounds 2")
+	$(BIN)/python tests/benchmarks/bench_verdicts.py $(VERDICT_ARGS)
 
 lint: $(STAMP) ## ruff over the package, tests and grader config
 	$(BIN)/ruff check src tests grader

@@ -1,0 +1,238 @@
+"""`make bench-verdicts`: is every verdict the same every time, under load?
+
+    python tests/benchmarks/bench_verdicts.py [--rounds 20] [--lessons 01_forgotten_cancel ...] [--jobs 2]
+                                              [--graders grade,autograde] [--no-burners]
+
+Every answer of the lessons' test answers (tests/answers*.py: right answers in several designs, wrong
+answers a hurried learner writes, answers that evade the measurement) is handed in as the worked
+notebook with its answer cell replaced, and graded `--rounds` times by `leaklab grade --json` and by
+`leaklab autograde --force`, while two CPU burners keep both cores busy. A right answer must get full
+marks every time, a wrong or evasive one less every time. The tests check each answer once; this
+checks that the verdict does not depend on the machine's load or the drawn traffic's luck.
+
+Printed as bench.py prints: progress on stderr, a Markdown table on stdout, every answer whose verdict
+ever went the wrong way named; never asserted. About 8 minutes a round for all lessons on 2 cores: the
+full 20 rounds take hours (`--rounds 2` checks the script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import BIN, ROOT, Progress, Row, lessons, make_course, table, verdict
+
+sys.path.insert(0, str(ROOT / "tests"))
+
+import answers
+import answers_02
+import answers_03
+import answers_04
+import answers_05
+import answers_06
+import answers_07
+import answers_08
+
+# Per lesson: the module of its answers, the answer cell they replace, and which of them are right (full
+# marks) and which wrong or evasive (less). Every answer the tests give a verdict is here.
+CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
+    "01_forgotten_cancel": [
+        (
+            answers,
+            "fix",
+            "BUFFERED TASK_GROUP TASK_GROUP_WITH_THREAD",
+            "LEAKY BLOCKS_CALLER NO_CHILD UNREFERENCED HANGS PATCHED_COUNTERS STUB PATCHED_BUILTINS "
+            "HIDDEN_FROM_REGISTRY STOPS_TRACEMALLOC IN_A_SUBPROCESS REWRITES_THE_WITNESS",
+        )
+    ],
+    "02_skipped_stop": [
+        (answers_02, "fix", "FIXED", "LEAKY SIGNALS_ONLY JOINS_BUT_SLEEPS DROPS_FAILED_JOBS SPINS STUB NO_BACKOFF")
+    ],
+    "03_hung_call": [
+        (
+            answers_03,
+            "fix",
+            "FIXED SOCKET_TIMEOUT",
+            "LEAKY CLOSES_ON_TIMEOUT_ONLY TIMES_OUT_BUT_KEEPS_SOCKET WAIT_FOR_THREAD GIVES_UP_AT_ONCE STUB MADE_UP",
+        )
+    ],
+    "04_lifeless_pool": [
+        (
+            answers_04,
+            "fix",
+            "FIXED EXECUTOR",
+            "NO_JOIN SLEEPS_INSTEAD_OF_JOIN EXIT_ONLY_SIGNALS DROPS_QUEUED_JOBS DIES_ON_FAILURE NEVER_STOPS STUB",
+        )
+    ],
+    "05_mystery_service": [
+        (
+            answers_05,
+            "fix",
+            "FIXED REPLY_OBJECT",
+            "READER_ONLY LEAKY TIMES_OUT RESOLVES_BUT_KEEPS_ENTRY FAILS_EVERY_CALL STUB CHEAT_LOCAL_PRICE",
+        ),
+        (
+            answers_05,
+            "diagnosis",
+            "DIAGNOSIS_QUALIFIED DIAGNOSIS_TUPLE DIAGNOSIS_COMPUTED",
+            "DIAGNOSIS_OUTER_FRAME DIAGNOSIS_WRONG_FUNCTION DIAGNOSIS_STUB",
+        ),
+    ],
+    "06_leak_monitor": [
+        (
+            answers_06,
+            "fix",
+            "FIXED WINDOW",
+            "FLOOD SILENT_RECOVERY NEVER_REARMS NO_SUSTAIN NOT_CONSECUTIVE NO_JOIN LYING_THREAD NEVER_STOPPED "
+            "SLEEP_LOOP NEVER_WARNS GE_THRESHOLD JOIN_WITH_SHORT_TIMEOUT STUB",
+        )
+    ],
+    "07_static_checks": [
+        (
+            answers_07,
+            "fix",
+            "FIXED",
+            "FLAGS_EVERY_SLEEP ONLY_CONTINUE MISSES_ASYNC ONLY_WHILE_TRUE CRASHES_WITHOUT_LOOP ANY_ENCLOSING "
+            "NO_SCOPE_RESET WALK_INTO_DEFS CHEAT_IMPORT SAYS_NOTHING STUB ANY_NOT_CALL READS_THE_KEY",
+        )
+    ],
+    "08_week_in_production": [
+        (
+            answers_08,
+            "fix",
+            "FIXED OTHER_FIX ALT_IDIOMS POLLS_UNTIL_ENDED",
+            "THREE_OF_FOUR TASKS_ONLY DROPS_WORK MADE_UP_LOOKUP JOINS_BUT_DEAF DROPS_EVENT_ON_STOP STOP_NO_JOIN "
+            "BATCH_NO_JOIN STOP_LOOKS_ONCE BATCH_LOOKS_ONCE FIXED_TIMEOUTS CHEAT_DEADLINE_TELLS STUB LEAKY",
+        )
+    ],
+}
+
+
+def catalog(slugs: Sequence[str]) -> dict[str, tuple[str, bytes, bool]]:
+    """Every answer as a submission: its name (`01-fix-buffered`) -> (lesson, notebook bytes, right?)."""
+    found = {}
+    for slug in slugs:
+        for module, part, right, wrong in CATALOG[slug]:
+            for name in f"{right} {wrong}".split():
+                nb = json.loads((ROOT / "solutions" / f"{slug}.ipynb").read_text(encoding="utf-8"))
+                ids = [cell["metadata"].get("nbgrader", {}).get("grade_id") for cell in nb["cells"]]
+                nb["cells"][ids.index(f"{slug}_{part}")]["source"] = getattr(module, name)
+                student = f"{slug[:2]}-{part}-{name.lower().replace('_', '-')}"
+                found[student] = (slug, json.dumps(nb).encode(), name in right.split())
+    return found
+
+
+def right_verdict(score: float, max_score: float, right: bool) -> bool:
+    return score == max_score if right else score < max_score
+
+
+def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path) -> dict[str, tuple[float, float]]:
+    """One `leaklab grade --json` over every submission: (score, max) by student."""
+    paths = {}
+    for student, (slug, data, _) in submitted.items():
+        path = folder / student / f"{slug}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths[student] = path
+    done = subprocess.run(
+        [BIN / "leaklab", "grade", "--json", *map(str, paths.values())], capture_output=True, text=True, cwd=ROOT
+    )
+    results = json.loads(done.stdout)["results"]
+    return {student: (r["score"] or 0.0, r["max_score"] or 0.0) for student, r in zip(paths, results, strict=True)}
+
+
+def by_autograde(course: Path, jobs: int) -> dict[str, tuple[float, float]]:
+    """One `leaklab autograde --force` of the course: (score, max) by student, from its ledger."""
+    subprocess.run(
+        [BIN / "leaklab", "autograde", course, "--force", "--jobs", str(jobs), "--course", ROOT],
+        capture_output=True,
+        cwd=ROOT,
+    )
+    graded = {}
+    for line in (course / "leaklab" / "grades.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        graded[row["student"]] = (row["score"], row["max_score"])  # the last line of each student wins
+    return graded
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20, help="gradings of every answer by each grader (20)")
+    parser.add_argument("--lessons", nargs="+", metavar="LESSON", help="lesson slugs (all)")
+    parser.add_argument("--jobs", type=int, default=2, help="leaklab autograde's --jobs (2)")
+    parser.add_argument("--graders", default="grade,autograde", help="grade, autograde or both (both)")
+    parser.add_argument("--no-burners", action="store_true", help="without the two CPU burners")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    slugs = args.lessons or lessons()
+    unknown = [slug for slug in slugs if slug not in CATALOG]
+    if unknown:
+        parser.error(f"no answers catalogued for {', '.join(unknown)}; lessons: {', '.join(CATALOG)}")
+    graders = [g for g in args.graders.split(",") if g]
+    say = Progress()
+    submitted = catalog(slugs)
+    wrong_way: dict[str, dict[str, int]] = {grader: {} for grader in graders}
+    burners = [] if args.no_burners else [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in "12"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-verdicts-") as scratch:
+            course = Path(scratch) / "course"
+            if "autograde" in graders:
+                make_course(course, slugs, [])
+                for student, (slug, data, _) in submitted.items():
+                    folder = course / "submitted" / student / slug
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / f"{slug}.ipynb").write_bytes(data)
+            for number in range(1, args.rounds + 1):
+                for grader in graders:
+                    say(f"round {number} of {args.rounds}: {len(submitted)} answers by leaklab {grader}")
+                    scores = (
+                        by_grade(submitted, Path(scratch) / f"grade-{number}")
+                        if grader == "grade"
+                        else by_autograde(course, args.jobs)
+                    )
+                    for student, (_, _, right) in submitted.items():
+                        score, most = scores.get(student, (0.0, -1.0))
+                        if not right_verdict(score, most, right):
+                            wrong_way[grader][student] = wrong_way[grader].get(student, 0) + 1
+                            say(f"  {student}: {score:g} of {most:g} ({'right' if right else 'wrong'} answer)")
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    rights = sum(right for _, _, right in submitted.values())
+    load = "beside 2 CPU burners" if burners else "without burners"
+    rows = []
+    for grader in graders:
+        missed = wrong_way[grader]
+        full = sum(1 for s, (_, _, right) in submitted.items() if right and s not in missed)
+        less = sum(1 for s, (_, _, right) in submitted.items() if not right and s not in missed)
+        rows.append(
+            Row(
+                f"leaklab {grader}: right answers at full marks in all {args.rounds} rounds, {load}",
+                f"{full} of {rights}",
+                "all",
+                verdict(full == rights),
+            )
+        )
+        wrongs = len(submitted) - rights
+        rows.append(
+            Row(
+                f"leaklab {grader}: wrong or evasive answers below full marks in all {args.rounds} rounds",
+                f"{less} of {wrongs}",
+                "all",
+                verdict(less == wrongs),
+            )
+        )
+    print(table(rows))
+    for grader, missed in wrong_way.items():
+        for student, times in sorted(missed.items()):
+            print(f"- leaklab {grader}: {student} went the wrong way in {times} of {args.rounds} rounds")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
