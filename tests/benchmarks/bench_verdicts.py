@@ -58,7 +58,8 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
             answers_03,
             "fix",
             "FIXED SOCKET_TIMEOUT",
-            "LEAKY CLOSES_ON_TIMEOUT_ONLY TIMES_OUT_BUT_KEEPS_SOCKET WAIT_FOR_THREAD GIVES_UP_AT_ONCE STUB MADE_UP",
+            "LEAKY CLOSES_ON_TIMEOUT_ONLY TIMES_OUT_BUT_KEEPS_SOCKET WAIT_FOR_THREAD GIVES_UP_AT_ONCE STUB MADE_UP "
+            "CLOSES_UNLESS_IT_FAILS",
         )
     ],
     "04_lifeless_pool": [

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from answers_03 import (
     CLOSES_ON_TIMEOUT_ONLY,
+    CLOSES_UNLESS_IT_FAILS,
     FIXED,
     GIVES_UP_AT_ONCE,
     LEAKY,
@@ -50,6 +51,15 @@ def test_the_service_answers_some_keys_and_holds_the_others_open():
 def test_a_request_knows_its_line_and_answer():
     request = Request("abc")
     assert request.line() == b"GET abc\n" and request.expected() == "value of abc"
+
+
+def test_a_call_the_service_resets_must_leave_nothing_either():
+    """Only the drawn traffic has calls that end in an error: a fetch that closes only on an answer or a
+    timeout passes the planned burst and leaves a socket per reset call in the drawn one."""
+    planned, drawn = run(CLOSES_UNLESS_IT_FAILS), run(CLOSES_UNLESS_IT_FAILS, **TRAFFIC["drawn"])
+    assert planned.error is None and drawn.error is None
+    assert (planned.leftover_files, planned.leftover_threads) == (0, 0)
+    assert drawn.leftover_files >= 5 and all(drawn.outcome[name][0] == drawn.outcome[name][1] for name in PROPERTIES)
 
 
 @pytest.mark.parametrize(

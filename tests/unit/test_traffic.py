@@ -44,7 +44,7 @@ def test_every_way_a_request_or_call_ends_is_in_each_drawn_burst(tmp_path, monke
         requests = Counter(row[0] for row in load("forgotten_cancel").traffic(seed, requests=90)["rows"])  # type: ignore[attr-defined]
         assert min(requests[kind] for kind in ("complete", "cancel", "deadline")) >= 15
         calls = Counter(row[0] for row in load("hung_call").traffic(seed, calls=45)["rows"])  # type: ignore[attr-defined]
-        assert min(calls[kind] for kind in ("answer", "deadline", "cancelled", "cancelled answer")) >= 5
+        assert min(calls[kind] for kind in ("answer", "deadline", "cancelled", "cancelled answer", "reset")) >= 5
         pool = load("lifeless_pool").traffic(seed, jobs=50, batches=8)  # type: ignore[attr-defined]
         assert pool["jobs"] >= 600 and pool["backlog"] >= 150 * pool["workers"]
         assert min(n for _, n in pool["sizes"]) == 0
