@@ -79,8 +79,13 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
 # Wrong: keeps its open connections in a registry (to close them all at shutdown), and takes a connection
 # out (and closes it) on an answer or a timeout only: a call the service resets (an error) stays in the
 # registry, its socket open. Only the drawn traffic has such calls.
-CLOSES_UNLESS_IT_FAILS = """
-open_connections = set()
+CLOSES_UNLESS_IT_FAILS = SOCKET_TIMEOUT.replace(
+    """def blocking(request, address, timeout):
+    with socket.create_connection(address, timeout=timeout) as connection:
+        connection.sendall(request.line())
+        return connection.recv(PAYLOAD_BYTES).decode().strip()
+""",
+    """open_connections = set()
 
 
 def blocking(request, address, timeout):
@@ -96,14 +101,9 @@ def blocking(request, address, timeout):
     open_connections.discard(connection)
     connection.close()
     return answer
-
-
-async def fetch(request: Request, address: tuple[str, int]) -> str:
-    try:
-        return await asyncio.to_thread(blocking, request, address, request.deadline_ms / 1000)
-    except socket.timeout:
-        raise TimeoutError from None
-"""
+""",
+)
+assert CLOSES_UNLESS_IT_FAILS != SOCKET_TIMEOUT
 
 # Gives up on every call at once: nothing leaks, nothing is answered.
 GIVES_UP_AT_ONCE = """
