@@ -21,6 +21,24 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
     return line.decode().strip()
 """
 
+# Wrong: asks a call that hangs three times, each with the whole deadline, before it gives up: leaves
+# nothing open, but keeps its caller three deadlines instead of one (within the grader's margin for a
+# loaded machine: caught because the service counts the asks, not by the clock).
+RETRIES_A_HUNG_CALL = FIXED.replace(
+    "async def fetch(request: Request, address: tuple[str, int]) -> str:\n",
+    "async def fetch(request: Request, address: tuple[str, int]) -> str:\n"
+    "    for _ in range(2):\n"
+    "        try:\n"
+    "            return await ask(request, address)\n"
+    "        except TimeoutError:\n"
+    "            continue\n"
+    "    return await ask(request, address)\n"
+    "\n"
+    "\n"
+    "async def ask(request: Request, address: tuple[str, int]) -> str:\n",
+)
+assert RETRIES_A_HUNG_CALL != FIXED
+
 # Wrong: closes the connection when the call times out, not when its caller cancels it mid-call.
 CLOSES_ON_TIMEOUT_ONLY = """
 async def fetch(request: Request, address: tuple[str, int]) -> str:

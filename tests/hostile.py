@@ -162,14 +162,18 @@ ESCAPING_CHILDREN = (
 
 # Four children holding 1 GiB each, every one of them under the per-process limit: 4 GiB in all, past
 # the per-submission limit, so the kernel's OOM killer ends some of them (the pool itself is right). The
-# answer goes on only once each child holds its memory or is gone (a pipe each closes), whatever the load.
+# answer goes on only once each child holds its memory or is gone (a pipe each closes), whatever the load,
+# and then ends and reaps its children: no process of it is left for the leftover count.
 MEMORY_ACROSS_PROCESSES = (
     """import os
+import signal
 import time
 
 held, told = os.pipe()
+children = []
 for _ in range(4):
-    if os.fork() == 0:
+    children.append(os.fork())
+    if children[-1] == 0:
         os.close(held)
         try:
             hoard = bytearray(2**30)
@@ -182,6 +186,12 @@ os.close(told)
 while os.read(held, 1):
     pass
 os.close(held)
+for child in children:
+    try:
+        os.kill(child, signal.SIGKILL)
+    except OSError:
+        pass
+    os.waitpid(child, 0)
 """
     + FIXED
 )
@@ -453,10 +463,10 @@ CORPUS: dict[str, Case] = {
     # resources
     "thread-bomb": Case(POOL, answer(THREAD_BOMB), 0, LIMIT, "5000 sleeping threads"),
     "fork-bomb": Case(POOL, answer(FORK_BOMB), 0, LIMIT, "3000 sleeping children"),
-    "escaping-children": Case(POOL, answer(ESCAPING_CHILDREN), 9, "", "20 children in sessions of their own"),
+    "escaping-children": Case(POOL, answer(ESCAPING_CHILDREN), 7, "", "20 children in sessions of their own: left"),
     # the sandbox: nothing to read, nowhere to send
     "snooping": Case(POOL, answer(SNOOPING), 9, "", "looks for the lessons, solutions and course: finds none"),
-    "course-rewrite": Case(POOL, answer(COURSE_REWRITE), 9, "", "a daemon hunting the gradebook: finds none"),
+    "course-rewrite": Case(POOL, answer(COURSE_REWRITE), 7, "", "a daemon hunting the gradebook: finds none, left"),
     "kill-the-grader": Case(POOL, answer(KILL_THE_GRADER), 9, "", "SIGSTOP, SIGKILL to all it sees: its own only"),
     "disk-fill": Case(POOL, answer(DISK_FILL), 9, "", "writes its folder and /tmp full: 256 MiB each, in memory"),
     "network": Case(POOL, answer(NETWORK), 9, "", "connects to a listener of the host's: cannot"),

@@ -59,7 +59,7 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
             "fix",
             "FIXED SOCKET_TIMEOUT",
             "LEAKY CLOSES_ON_TIMEOUT_ONLY TIMES_OUT_BUT_KEEPS_SOCKET WAIT_FOR_THREAD GIVES_UP_AT_ONCE STUB MADE_UP "
-            "CLOSES_UNLESS_IT_FAILS",
+            "CLOSES_UNLESS_IT_FAILS RETRIES_A_HUNG_CALL",
         )
     ],
     "04_lifeless_pool": [

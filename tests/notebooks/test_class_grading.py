@@ -266,7 +266,7 @@ def test_an_interrupted_run_keeps_what_it_wrote_without_a_cgroup(tmp_path):
             "d-exercise": (POOL, copy_of("exercises")(POOL)),
         },
     )
-    expected = {"a-escaping": 9.0, "b-solution": 9.0, "c-no-join": 2.0, "d-exercise": 0.0}
+    expected = {"a-escaping": 7.0, "b-solution": 9.0, "c-no-join": 2.0, "d-exercise": 0.0}
     process = leaklab("autograde", str(course), "--jobs", "1", *LIMITS, no_cgroup=True)
     ledger = course / "leaklab" / "grades.jsonl"
     deadline = time.monotonic() + 120

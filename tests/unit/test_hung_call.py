@@ -10,6 +10,7 @@ from answers_03 import (
     GIVES_UP_AT_ONCE,
     LEAKY,
     MADE_UP,
+    RETRIES_A_HUNG_CALL,
     SOCKET_TIMEOUT,
     STUB,
     TIMES_OUT_BUT_KEEPS_SOCKET,
@@ -70,6 +71,7 @@ def test_a_call_the_service_resets_must_leave_nothing_either():
         (LEAKY, {"stuck_calls_time_out"}, True),
         (TIMES_OUT_BUT_KEEPS_SOCKET, set(), True),
         (CLOSES_ON_TIMEOUT_ONLY, set(), True),  # the calls cancelled mid-call keep their sockets
+        (RETRIES_A_HUNG_CALL, {"stuck_calls_time_out"}, False),  # the service counts the asks
         (WAIT_FOR_THREAD, {"healthy_calls_answered"}, True),
         (GIVES_UP_AT_ONCE, {"healthy_calls_answered"}, False),
         (STUB, set(PROPERTIES), False),
@@ -81,6 +83,7 @@ def test_a_call_the_service_resets_must_leave_nothing_either():
         "leaky",
         "keeps_socket",
         "closes_on_timeout_only",
+        "retries_a_hung_call",
         "wait_for_thread",
         "gives_up",
         "stub",

@@ -76,6 +76,7 @@ def answer_to(secret: str, key: str) -> str:
 
 _secret = ""  # the service's, in its own process
 _answered: set[str] = set()  # the keys it has answered: a grader asks, to tell real answers from made-up ones
+_asks: dict[str, int] = {}  # how often each key was asked for: a call that hangs must not be asked again
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -85,7 +86,11 @@ class _Handler(socketserver.StreamRequestHandler):
             if line == "ANSWERED":
                 self.wfile.write((json.dumps(sorted(_answered)) + "\n").encode())
                 continue
+            if line == "ASKED":
+                self.wfile.write((json.dumps(_asks) + "\n").encode())
+                continue
             key = line.removeprefix("GET ")
+            _asks[key] = _asks.get(key, 0) + 1
             if re.fullmatch(r"e\d+\.\d+", key):  # a grader's call that fails: the connection is reset
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()  # before socketserver's shutdown(SHUT_WR), which would say EOF instead
@@ -150,9 +155,18 @@ def expected_answer(address: tuple[str, int], key: str) -> str:
 
 def answered_keys(address: tuple[str, int]) -> set[str]:
     """The keys the service has answered so far, as it counts them."""
+    return set(_ask_service(address, "ANSWERED"))
+
+
+def times_asked(address: tuple[str, int]) -> dict[str, int]:
+    """How often the service was asked for each key so far."""
+    return dict(_ask_service(address, "ASKED"))
+
+
+def _ask_service(address: tuple[str, int], command: str) -> list | dict:
     with socket.create_connection(address, timeout=10) as connection:
-        connection.sendall(b"ANSWERED\n")
-        return set(json.loads(connection.makefile().readline()))
+        connection.sendall(f"{command}\n".encode())
+        return json.loads(connection.makefile().readline())
 
 
 @contextlib.contextmanager
@@ -396,10 +410,12 @@ def probe(
         results.extend(await send_calls(fetch, address, calls, **drawn))  # type: ignore[arg-type]
 
     def summary() -> dict:
-        asked = answered_keys(address)
+        asked, times = answered_keys(address), times_asked(address)
         for call in results:  # an answer made up without asking the service is not the service's answer
             if call.correct and not call.stuck and call.request.key not in asked:
                 call.ended_with = "answer never asked of the service"
+            elif call.correct and call.stuck and times.get(call.request.key, 0) > 1:  # a count, not a clock
+                call.ended_with = f"TimeoutError, after asking {times[call.request.key]} times (retried a hung call)"
         stuck = [c for c in results if c.stuck and not c.cancelled]  # the cancelled ones count by what they left
         healthy = [c for c in results if not c.stuck and not c.cancelled and not c.reset]
         problems = [
