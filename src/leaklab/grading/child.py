@@ -341,7 +341,7 @@ class _NoIPython:
 
 def _python_of(cell: str) -> str:
     """A notebook cell as plain Python: IPython's own transformer turns `%magic` and `!command` lines into
-    calls (which fail here, and are skipped with their cell)."""
+    `get_ipython()` calls (which do nothing in a values run: `_NoIPython`)."""
     try:
         from IPython.core.inputtransformer2 import TransformerManager
     except ImportError:

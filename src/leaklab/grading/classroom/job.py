@@ -218,8 +218,10 @@ def collect(
     outcome.reason = unfinished_reason(
         timed_out=timed_out, crash_reason=crash.get("reason", ""), exit_code=exit_code, memory=memory
     )
-    if memory and (memory.oom_kills or (timed_out and memory.reached_limit)):
-        outcome.detail = memory_reason(Reason.TIMEOUT, "", memory, limits.job_memory_bytes)[1]
+    events = memory or processes.MemoryEvents()
+    reason, said = memory_reason(Reason.TIMEOUT if timed_out else None, "", events, limits.job_memory_bytes)
+    if reason is Reason.MEMORY_LIMIT:  # what the cgroup saw says why, in memory_reason's words
+        outcome.detail = said
     elif timed_out:
         outcome.detail = f"grading it took longer than {limits.seconds:g} s and was stopped"
     elif crash.get("detail"):
