@@ -1,7 +1,7 @@
 """`make bench-verdicts`: is every verdict the same every time, under load?
 
     python tests/benchmarks/bench_verdicts.py [--rounds 20] [--lessons 01_forgotten_cancel ...] [--jobs 2]
-                                              [--graders grade,autograde] [--no-burners]
+                                              [--graders grade,autograde] [--no-burners] [--record FILE]
 
 Every answer of the lessons' test answers (tests/answers*.py: right answers in several designs, wrong
 answers a hurried learner writes, answers that evade the measurement) is handed in as the worked
@@ -13,15 +13,24 @@ checks that the verdict does not depend on the machine's load or the drawn traff
 Printed as bench.py prints: progress on stderr, a Markdown table on stdout, every answer whose verdict
 ever went the wrong way named; never asserted. About 8 minutes a round for all lessons on 2 cores: the
 full 20 rounds take hours (`--rounds 2` checks the script).
+
+`--record FILE` keeps every finished round as one JSON line, keyed by a digest of what is measured (the
+package, the grader's configuration, the worked solutions and the answers, as committed): run again with
+the same file, it counts the rounds already recorded for that digest and runs only the rest, so the 20
+rounds may span sessions and machines. A change to any of those files starts the count again. The
+`grade` half hands its submissions to `--jobs` `leaklab grade` commands at once, the load of
+`leaklab autograde --jobs`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -132,19 +141,34 @@ def right_verdict(score: float, max_score: float, right: bool) -> bool:
     return score == max_score if right else score < max_score
 
 
-def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path) -> dict[str, tuple[float, float]]:
-    """One `leaklab grade --json` over every submission: (score, max) by student."""
+def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path, jobs: int) -> dict[str, tuple[float, float]]:
+    """`jobs` `leaklab grade --json` commands at once, each over a share of the submissions: (score, max) by
+    student."""
     paths = {}
     for student, (slug, data, _) in submitted.items():
         path = folder / student / f"{slug}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         paths[student] = path
-    done = subprocess.run(
-        [BIN / "leaklab", "grade", "--json", *map(str, paths.values())], capture_output=True, text=True, cwd=ROOT
-    )
-    results = json.loads(done.stdout)["results"]
-    return {student: (r["score"] or 0.0, r["max_score"] or 0.0) for student, r in zip(paths, results, strict=True)}
+    shares = [list(paths)[start::jobs] for start in range(jobs)]
+    commands = [
+        subprocess.Popen(
+            [BIN / "leaklab", "grade", "--json", *(str(paths[s]) for s in share)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        for share in shares
+        if share
+    ]
+    graded = {}
+    for share, command in zip([s for s in shares if s], commands, strict=True):
+        out, _ = command.communicate()
+        results = json.loads(out)["results"]
+        for student, r in zip(share, results, strict=True):
+            graded[student] = (r["score"] or 0.0, r["max_score"] or 0.0)
+    return graded
 
 
 def by_autograde(course: Path, jobs: int) -> dict[str, tuple[float, float]]:
@@ -161,6 +185,38 @@ def by_autograde(course: Path, jobs: int) -> dict[str, tuple[float, float]]:
     return graded
 
 
+MEASURED = ("src", "grader", "solutions", "notebooks", "tests/answers*.py", "pyproject.toml", "requirements.lock")
+
+
+def measured_digest() -> str:
+    """What the verdicts depend on, as committed: a digest of `git ls-files -s` over MEASURED (a record of
+    uncommitted files would name code nobody can find again)."""
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", *MEASURED], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
+    if dirty.strip():
+        raise SystemExit(f"--record measures committed files only; uncommitted:\n{dirty}")
+    listed = subprocess.run(
+        ["git", "ls-files", "-s", "--", *MEASURED], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
+    return hashlib.sha256(listed.encode()).hexdigest()[:16]
+
+
+def recorded(record: Path, digest: str, graders: Sequence[str], students: Sequence[str], burners: bool) -> list[dict]:
+    """The rounds `record` holds for this digest, these answers and this load."""
+    if not record.exists():
+        return []
+    rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        row
+        for row in rows
+        if row["digest"] == digest
+        and row["grader"] in graders
+        and row["burners"] == burners
+        and sorted(row["students"]) == sorted(students)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20, help="gradings of every answer by each grader (20)")
@@ -168,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="leaklab autograde's --jobs (2)")
     parser.add_argument("--graders", default="grade,autograde", help="grade, autograde or both (both)")
     parser.add_argument("--no-burners", action="store_true", help="without the two CPU burners")
+    parser.add_argument("--record", type=Path, help="JSON lines of finished rounds, resumed from (none)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     slugs = args.lessons or lessons()
     unknown = [slug for slug in slugs if slug not in CATALOG]
@@ -177,6 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     say = Progress()
     submitted = catalog(slugs)
     wrong_way: dict[str, dict[str, int]] = {grader: {} for grader in graders}
+    digest = measured_digest() if args.record else ""
+    done = {grader: 0 for grader in graders}
+    for row in recorded(args.record, digest, graders, list(submitted), not args.no_burners) if args.record else []:
+        done[row["grader"]] += 1
+        for student, times in row["wrong_way"].items():
+            wrong_way[row["grader"]][student] = wrong_way[row["grader"]].get(student, 0) + times
+    if any(done.values()):
+        say(f"{args.record}: " + ", ".join(f"{done[g]} rounds by leaklab {g}" for g in graders) + f" ({digest})")
     burners = [] if args.no_burners else [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in "12"]
     try:
         with tempfile.TemporaryDirectory(prefix="bench-verdicts-") as scratch:
@@ -189,17 +254,34 @@ def main(argv: list[str] | None = None) -> int:
                     (folder / f"{slug}.ipynb").write_bytes(data)
             for number in range(1, args.rounds + 1):
                 for grader in graders:
+                    if number <= done[grader]:
+                        continue
                     say(f"round {number} of {args.rounds}: {len(submitted)} answers by leaklab {grader}")
+                    started = time.monotonic()
                     scores = (
-                        by_grade(submitted, Path(scratch) / f"grade-{number}")
+                        by_grade(submitted, Path(scratch) / f"grade-{number}", args.jobs)
                         if grader == "grade"
                         else by_autograde(course, args.jobs)
                     )
+                    went_wrong = {}
                     for student, (_, _, right) in submitted.items():
                         score, most = scores.get(student, (0.0, -1.0))
                         if not right_verdict(score, most, right):
+                            went_wrong[student] = 1
                             wrong_way[grader][student] = wrong_way[grader].get(student, 0) + 1
                             say(f"  {student}: {score:g} of {most:g} ({'right' if right else 'wrong'} answer)")
+                    if args.record:
+                        row = {
+                            "digest": digest,
+                            "grader": grader,
+                            "round": number,
+                            "burners": not args.no_burners,
+                            "seconds": round(time.monotonic() - started),
+                            "students": list(submitted),
+                            "wrong_way": went_wrong,
+                        }
+                        with args.record.open("a", encoding="utf-8") as out:
+                            out.write(json.dumps(row) + "\n")
     finally:
         for burner in burners:
             burner.kill()
