@@ -23,6 +23,7 @@ __all__ = [
     "plot_runs",
     "run_isolated",
     "serve_dump",
+    "show_source",
     "task_dump",
 ]
 
@@ -41,6 +42,7 @@ _HOMES = {
     "DumpServer": "_dump",
     "serve_dump": "_dump",
     "task_dump": "_dump",
+    "show_source": "_source",
 }
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from ._leakcheck import LeakError, no_leaks
     from ._plotting import Plot, plot_runs
     from ._recording import Recorder, Recording
+    from ._source import show_source
     from ._stacks import format_groups, group_stacks
     from .grading.isolation import IsolatedRun, run_isolated
 

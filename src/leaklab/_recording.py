@@ -13,6 +13,7 @@ import sys
 import sysconfig
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +42,8 @@ class Recording:
     times_ms: list[float] = field(default_factory=list)
     tasks: list[int] = field(default_factory=list)
     threads: list[int] = field(default_factory=list)
+    # Further counts sampled at the same moments (`Recorder(counts=...)`): open sockets, a monitor's total.
+    series: dict[str, list[int]] = field(default_factory=dict)
     # memray's snapshots: milliseconds since the start, bytes on the heap and resident.
     memory_times_ms: list[float] = field(default_factory=list)
     heap_bytes: list[int] = field(default_factory=list)
@@ -91,10 +94,21 @@ class Recorder:
 
     Use it as `with Recorder("leaky") as rec:` (or `async with`), then read `rec.recording`.
     Only one recorder may run at a time in a process: memray tracks one capture at a time.
+    `counts` adds quantities sampled with the tasks and threads (`{"open sockets": count_sockets}`); they
+    are called from the recorder's own thread, so they must not need the event loop.
     """
 
-    def __init__(self, label: str, *, interval_ms: float = 5.0, memory_interval_ms: int = 5) -> None:
+    def __init__(
+        self,
+        label: str,
+        *,
+        interval_ms: float = 5.0,
+        memory_interval_ms: int = 5,
+        counts: Mapping[str, Callable[[], int]] | None = None,
+    ) -> None:
         self.label = label
+        # More quantities to sample beside tasks and threads, by name; called from the sampler's own thread.
+        self.counts_of = dict(counts or {})
         self.interval_ms = interval_ms
         self.memory_interval_ms = memory_interval_ms
         self.recording: Recording | None = None
@@ -108,7 +122,7 @@ class Recorder:
             raise RuntimeError(f"recorder {self.label!r} is already running")
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.label) or "run"
         capture = artefacts_dir("captures") / f"{slug}-{os.getpid()}-{time.time_ns()}.bin"
-        self.recording = Recording(self.label, capture)
+        self.recording = Recording(self.label, capture, series={name: [] for name in self.counts_of})
         self._census = Census.take()
         self.started_ms = time.time() * 1000  # the time axis' zero, in ms since the epoch: to mark events on it
         self._tracker = memray.Tracker(
@@ -158,9 +172,12 @@ class Recorder:
     def _sample(self) -> None:
         assert self.recording is not None
         tasks, threads = self._leftovers()
+        further = {name: count() for name, count in self.counts_of.items()}  # all or none: lines stay aligned
         self.recording.times_ms.append(time.time() * 1000 - self.started_ms)
         self.recording.tasks.append(len(tasks))
         self.recording.threads.append(len(threads))
+        for name, value in further.items():
+            self.recording.series[name].append(value)
 
     def _sample_until_stopped(self) -> None:
         while not self._stop.wait(self.interval_ms / 1000):

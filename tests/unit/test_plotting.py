@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from leaklab import Recording, plot_runs
+from leaklab.grading.isolation import Verdict
 
 
 def fake_run(label: str, tasks: list[int], threads: list[int]) -> Recording:
@@ -31,3 +32,42 @@ def test_saved_to_the_artefacts_folder_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv("LEAKLAB_ARTEFACTS", str(tmp_path))
     plot = plot_runs(fake_run("only", [0, 1], [0, 0]), title="Some Title!")
     assert plot.path == tmp_path / "plots" / "some_title.png"
+
+
+def test_markers_threshold_rss_and_further_counts_are_drawn_and_labelled(tmp_path):
+    run = fake_run("leaky", [0, 1, 2, 3], [0, 0, 0, 0])
+    run.series = {"open sockets": [0, 2, 4, 6]}
+    run.rss_bytes = [10**8, 10**8 + 2**20, 10**8 + 2**21, 10**8 + 2**21]
+    plot = plot_runs(
+        run,
+        title="demo",
+        save=tmp_path / "d.png",
+        markers=[(1.0, "alert"), (2.0, "day 2")],
+        threshold=(2, "limit"),
+        rss=True,
+    )
+    counts, memory = plot.figure.axes
+    assert [t.get_text() for t in counts.get_legend().get_texts()] == ["leaky: tasks", "leaky: open sockets", "limit"]
+    assert {t.get_text() for t in counts.texts} == {"alert", "day 2"}
+    grown = memory.get_lines()[1]
+    assert grown.get_label() == "leaky: resident set (RSS) growth" and list(grown.get_ydata()) == [0, 1, 2, 2]
+    assert "since start" in memory.get_ylabel()
+
+
+def test_runs_differ_in_line_style_as_well_as_colour(tmp_path):
+    runs = [fake_run(name, [0, 1], [0, 0]) for name in ("a", "b", "c")]
+    lines = plot_runs(*runs, title="demo", save=tmp_path / "d.png").figure.axes[0].get_lines()
+    assert len({line.get_linestyle() for line in lines}) == 3
+    assert len({line.get_color() for line in lines}) == 3
+
+
+def test_a_verdict_heads_the_figure_in_its_own_words(tmp_path):
+    failed = Verdict([("nothing left behind", "left behind after the burst")])
+    plot = plot_runs(
+        fake_run("yours", [0, 1], [0, 0]), title="the leak and your answer", save=tmp_path / "d.png", verdict=failed
+    )
+    assert [t.get_text() for t in plot.figure.texts] == ["✗ not yet: 1 of 1 visible checks fail"]
+    passed = plot_runs(
+        fake_run("yours", [0, 0], [0, 0]), title="t", save=tmp_path / "e.png", verdict=Verdict([("x", None)])
+    )
+    assert passed.figure.texts[0].get_text().startswith("✓")

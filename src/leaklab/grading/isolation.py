@@ -44,6 +44,45 @@ def _timeout_s() -> float:
     return max(settings.MIN_RUN_TIMEOUT_S, chosen)
 
 
+@dataclass
+class Verdict:
+    """What a verify cell prints: the visible tests' own checks of one run, each passed or not.
+
+    The first line starts with ✓ only when every check passed, so a missing or wrong answer never
+    reads as success; a figure can carry that line (`plot_runs(..., verdict=)`).
+    """
+
+    checks: list[tuple[str, str | None]]  # (check, None when passed or why it failed)
+    no_answer: str | None = None  # the answer is still the exercise's stub
+
+    @property
+    def passed(self) -> bool:
+        return self.no_answer is None and all(failure is None for _, failure in self.checks)
+
+    @property
+    def headline(self) -> str:
+        if self.no_answer:
+            return f"✗ no answer yet: {self.no_answer}"
+        failed = sum(failure is not None for _, failure in self.checks)
+        if not failed:
+            return f"✓ every visible check passes ({len(self.checks)} of {len(self.checks)})"
+        return f"✗ not yet: {failed} of {len(self.checks)} visible checks fail"
+
+    def __str__(self) -> str:
+        lines = [self.headline]
+        for check, failure in self.checks:
+            if failure is None:
+                lines.append(f"  ✓ {check}")
+            else:
+                first, *rest = failure.splitlines() or [""]
+                lines.append(f"  ✗ {check}: {first}")
+                lines += [f"      {line}" for line in rest[:12]]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: object, cycle: bool) -> None:
+        printer.text(str(self))  # type: ignore[attr-defined]
+
+
 class RunFailed(AssertionError):
     """A test failed because its run did not produce a measurement; `reason` says why, when a limit or
     an answer that ended its run explains it."""
@@ -79,8 +118,37 @@ class IsolatedRun:
         return "\n".join(problems) if problems else "no problem found"
 
     def _require_result(self) -> None:
+        __tracebackhide__ = True  # a failing test shows its message, not leaklab's frames
         if self.error:
             raise RunFailed(self.error, self.reason)
+
+    def verdict(self, *properties: str, no_leftovers: bool = False, retained_below: int | None = None) -> Verdict:
+        """Judge the run by the checks the visible tests make (`require`, `require_no_leftovers`,
+        `require_retained_below`), each on its own, for a verify cell to print."""
+        said = [self.error or "", *self.outcome.get("problems", [])]
+        if any("NotImplementedError" in text for text in said):
+            return Verdict([], no_answer="it raises NotImplementedError: the exercise's stub is still there")
+        named: list[tuple[str, Callable[[], None]]] = [
+            (name.replace("_", " "), lambda name=name: self.require(name)) for name in properties
+        ]
+        if no_leftovers:
+            named.append(("nothing left behind", self.require_no_leftovers))
+        if retained_below is not None:
+            named.append(
+                (
+                    f"under {retained_below / 1024:g} KiB held per request",
+                    lambda: self.require_retained_below(retained_below),
+                )
+            )
+        checks: list[tuple[str, str | None]] = []
+        for check, require in named:
+            try:
+                require()
+            except AssertionError as failure:
+                checks.append((check, str(failure).removeprefix(f"{check}: ")))
+            else:
+                checks.append((check, None))
+        return Verdict(checks)
 
     def require(self, *properties: str) -> None:
         """Fail unless the run worked and every request it counts passed each named property.
@@ -89,6 +157,7 @@ class IsolatedRun:
         a scenario that sends requests also reports how many it sent and how many got an answer, and
         may name what a property counts (`"units": {"week_flat": "checks"}`) where it is not requests.
         """
+        __tracebackhide__ = True
         self._require_result()
         unanswered = self.outcome.get("requests", 0) - self.outcome.get("answered", 0)
         if unanswered:
@@ -109,6 +178,7 @@ class IsolatedRun:
 
     def require_no_leftovers(self) -> None:
         """Fail unless no task, thread or open socket outlived the burst."""
+        __tracebackhide__ = True
         self._require_result()  # a run that failed shows nothing about leftovers
         if self.leftover_tasks or self.leftover_threads:
             raise AssertionError(f"left behind after the burst:\n{self.leak_report}")
@@ -119,6 +189,7 @@ class IsolatedRun:
 
     def require_retained_below(self, limit_bytes: int) -> None:
         """Fail unless the memory still held after the burst is under `limit_bytes` per request."""
+        __tracebackhide__ = True
         self._require_result()
         held = self.retained_bytes_per_request
         if held >= limit_bytes:

@@ -211,3 +211,15 @@ def test_a_class_answer_travels_as_its_own_cell(source):
     from leaklab.grading.isolation import answer_source
 
     assert answer_source(_cell(source, "Service")) == source
+
+
+def test_a_verdict_judges_each_visible_check_and_never_passes_a_stub():
+    fixed = run_isolated(BUFFERED, scenario="forgotten_cancel", function="handle_request")
+    leaky = run_isolated(LEAKY, scenario="forgotten_cancel", function="handle_request")
+    stub = run_isolated(STUB, scenario="forgotten_cancel", function="handle_request")
+    checks = ("completed_with_result", "gave_up_promptly")
+    assert fixed.verdict(*checks, no_leftovers=True, retained_below=4096).passed
+    told = leaky.verdict(*checks, no_leftovers=True, retained_below=4096)
+    assert not told.passed and str(told).startswith("✗ not yet: 2 of 4 visible checks fail")
+    assert [failure is None for _, failure in told.checks] == [True, True, False, False]
+    assert str(stub.verdict(*checks)).startswith("✗ no answer yet")
