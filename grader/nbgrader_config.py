@@ -17,5 +17,9 @@ c.CourseDirectory.course_id = "leaklab"
 for name, value in KERNEL_RUN.items():
     setattr(c.Execute, name, value)
 
+# nbgrader's kernels (Validate in the lab, `nbgrader autograde`) talk over loopback TCP, encrypted with
+# CurveZMQ keys made per kernel: no plain-text warning in the learner's or the grader's output.
+c.KernelManager.transport_encryption = "auto"
+
 # nbgrader's feedback shows hidden tests unless they are cleared first.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

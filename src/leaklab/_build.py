@@ -18,6 +18,7 @@ import nbformat
 from ._errors import LeaklabError
 from ._repo import lessons
 from .grading import cells
+from .grading.kernel import encrypted_kernels
 from .grading.nbgrader_course import temporary_course
 
 _MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
@@ -42,7 +43,10 @@ def _execute(nb: dict, folder: Path) -> dict:
     from nbclient import NotebookClient
 
     node = nbformat.from_dict(nb)
-    NotebookClient(node, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    resources = {"metadata": {"path": str(folder)}}
+    NotebookClient(
+        node, timeout=120, kernel_name="python3", resources=resources, kernel_manager_class=encrypted_kernels()
+    ).execute()
     return node
 
 

@@ -129,13 +129,26 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
         on_cell_execute=handoff.before_first_test(before_tests),
         resources={"metadata": {"path": str(folder)}},
         **settings.KERNEL_RUN,
-        **({"kernel_manager_class": sandboxed_kernels(folder / "kernel")} if sandbox.active() else {}),
+        kernel_manager_class=sandboxed_kernels(folder / "kernel") if sandbox.active() else encrypted_kernels(),
     )
     try:
         executed = client.execute()
     except DeadKernelError:
         return KernelRun({}, (Reason.KERNEL_DIED, DIED))
     return KernelRun(scored(capped(executed), failed))
+
+
+def encrypted_kernels() -> type:
+    """jupyter_client's kernel manager, its loopback TCP encrypted with CurveZMQ keys made per kernel (as
+    grader/nbgrader_config.py sets for nbgrader's kernels): no plain-text warning in the grader's output."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            self.transport_encryption = "auto"
+
+    return EncryptedKernelManager
 
 
 def sandboxed_kernels(workdir: Path) -> type:
@@ -155,6 +168,7 @@ def sandboxed_kernels(workdir: Path) -> type:
         def __init__(self, **kwargs: object) -> None:
             super().__init__(**kwargs)
             self.transport, self.ip = "ipc", "/tmp/kernel"  # as the kernel sees it, until it runs
+            self.transport_encryption = "disabled"  # a Unix socket only the grader reaches: nothing to encrypt
             self.connection_file = str(workdir / "kernel.json")
             self._told: tuple[int, int] | None = None
 
