@@ -135,6 +135,7 @@ def test_the_verify_verdict_judges_what_the_visible_tests_judge(slug):
         if cell["cell_type"] == "code" and ".verdict(" in cell["text"] and not cell["metadata"].get("nbgrader")
     ]
     assert len(verifying) == 1, f"{slug}: one verify cell prints the verdict"
+    assert "plot_runs(" not in verifying[0], "the verdict has a cell of its own; the plot comes after it"
     assert {ast.unparse(call) for call in calls_in(verifying[0], "run_isolated")} == runs  # the same, cached run
     assert judged(calls_in(verifying[0], "verdict")) == (properties, leftovers, retained)
 

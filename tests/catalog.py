@@ -1,0 +1,89 @@
+"""Every answer of the lessons' test answers with the verdict it must get: right (full marks) or wrong or
+evasive (less). `make bench-verdicts` grades them all under load; the verify-cell test runs the wrong
+ones through each lesson's verify cell."""
+
+from __future__ import annotations
+
+import answers
+import answers_02
+import answers_03
+import answers_04
+import answers_05
+import answers_06
+import answers_07
+import answers_08
+
+# Per lesson: the module of its answers, the answer cell they replace, and which of them are right (full
+# marks) and which wrong or evasive (less). Every answer the tests give a verdict is here.
+CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
+    "01_forgotten_cancel": [
+        (
+            answers,
+            "fix",
+            "BUFFERED TASK_GROUP TASK_GROUP_WITH_THREAD",
+            "LEAKY BLOCKS_CALLER NO_CHILD UNREFERENCED HANGS PATCHED_COUNTERS STUB PATCHED_BUILTINS "
+            "HIDDEN_FROM_REGISTRY STOPS_TRACEMALLOC IN_A_SUBPROCESS REWRITES_THE_WITNESS",
+        )
+    ],
+    "02_skipped_stop": [
+        (answers_02, "fix", "FIXED", "LEAKY SIGNALS_ONLY JOINS_BUT_SLEEPS DROPS_FAILED_JOBS SPINS STUB NO_BACKOFF")
+    ],
+    "03_hung_call": [
+        (
+            answers_03,
+            "fix",
+            "FIXED SOCKET_TIMEOUT",
+            "LEAKY CLOSES_ON_TIMEOUT_ONLY TIMES_OUT_BUT_KEEPS_SOCKET WAIT_FOR_THREAD GIVES_UP_AT_ONCE STUB MADE_UP "
+            "CLOSES_UNLESS_IT_FAILS RETRIES_A_HUNG_CALL",
+        )
+    ],
+    "04_lifeless_pool": [
+        (
+            answers_04,
+            "fix",
+            "FIXED EXECUTOR",
+            "NO_JOIN SLEEPS_INSTEAD_OF_JOIN EXIT_ONLY_SIGNALS DROPS_QUEUED_JOBS DIES_ON_FAILURE NEVER_STOPS STUB",
+        )
+    ],
+    "05_mystery_service": [
+        (
+            answers_05,
+            "fix",
+            "FIXED REPLY_OBJECT",
+            "READER_ONLY LEAKY TIMES_OUT RESOLVES_BUT_KEEPS_ENTRY FAILS_EVERY_CALL STUB CHEAT_LOCAL_PRICE",
+        ),
+        (
+            answers_05,
+            "diagnosis",
+            "DIAGNOSIS_QUALIFIED DIAGNOSIS_TUPLE DIAGNOSIS_COMPUTED",
+            "DIAGNOSIS_OUTER_FRAME DIAGNOSIS_WRONG_FUNCTION DIAGNOSIS_STUB",
+        ),
+    ],
+    "06_leak_monitor": [
+        (
+            answers_06,
+            "fix",
+            "FIXED WINDOW",
+            "FLOOD SILENT_RECOVERY NEVER_REARMS NO_SUSTAIN NOT_CONSECUTIVE NO_JOIN LYING_THREAD NEVER_STOPPED "
+            "SLEEP_LOOP NEVER_WARNS GE_THRESHOLD JOIN_WITH_SHORT_TIMEOUT STUB",
+        )
+    ],
+    "07_static_checks": [
+        (
+            answers_07,
+            "fix",
+            "FIXED",
+            "FLAGS_EVERY_SLEEP ONLY_CONTINUE MISSES_ASYNC ONLY_WHILE_TRUE CRASHES_WITHOUT_LOOP ANY_ENCLOSING "
+            "NO_SCOPE_RESET WALK_INTO_DEFS CHEAT_IMPORT SAYS_NOTHING STUB ANY_NOT_CALL READS_THE_KEY",
+        )
+    ],
+    "08_week_in_production": [
+        (
+            answers_08,
+            "fix",
+            "FIXED OTHER_FIX ALT_IDIOMS POLLS_UNTIL_ENDED",
+            "THREE_OF_FOUR TASKS_ONLY DROPS_WORK MADE_UP_LOOKUP JOINS_BUT_DEAF DROPS_EVENT_ON_STOP STOP_NO_JOIN "
+            "BATCH_NO_JOIN STOP_LOOKS_ONCE BATCH_LOOKS_ONCE FIXED_TIMEOUTS CHEAT_DEADLINE_TELLS STUB LEAKY",
+        )
+    ],
+}

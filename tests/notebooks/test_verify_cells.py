@@ -1,0 +1,84 @@
+"""No verify cell shows success for a missing or wrong answer: each lesson's verify verdict, run in a
+kernel after the lesson's cells above the answer, says ✗ for the exercise's stub and for every wrong
+answer of the lessons' test answers, and ✓ for the right ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from catalog import CATALOG
+from jupyter_client.manager import KernelManager
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSONS = sorted(CATALOG)
+# Evasions aimed at the grader's measurement, not at the task: they behave like a right answer in the
+# visible run (which is why the grader's hidden checks exist), so the verify cell cannot tell them apart.
+EVADE_THE_GRADER_ONLY = {"07_static_checks": {"CHEAT_IMPORT", "READS_THE_KEY"}}
+
+
+class Kernel:
+    """One kernel per lesson: the cells above the answer once, then each answer and the verify verdict."""
+
+    def __init__(self, folder: Path) -> None:
+        self.manager = KernelManager(transport_encryption="auto")
+        self.manager.start_kernel(cwd=str(folder))
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=120)
+
+    def run(self, source: str) -> str:
+        """Execute a cell; its printed text, or the error it raised."""
+        printed: list[str] = []
+
+        def keep(message: dict) -> None:
+            content = message["content"]
+            if message["msg_type"] == "stream":
+                printed.append(content["text"])
+            elif message["msg_type"] == "error":
+                printed.append(f"ERROR {content['ename']}: {content['evalue']}")
+            elif message["msg_type"] in ("execute_result", "display_data"):
+                printed.append(content["data"].get("text/plain", ""))
+
+        self.client.execute_interactive(source, timeout=300, output_hook=keep)
+        return "".join(printed)
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def lesson_cells(slug: str, folder: str) -> list[dict]:
+    nb = json.loads((ROOT / folder / f"{slug}.ipynb").read_text(encoding="utf-8"))
+    return [{**cell, "text": "".join(cell["source"])} for cell in nb["cells"]]
+
+
+@pytest.mark.parametrize("slug", LESSONS)
+def test_the_verify_verdict_never_passes_a_missing_or_wrong_answer(slug, tmp_path):
+    cells = lesson_cells(slug, "exercises")
+    answer_at = next(
+        i for i, c in enumerate(cells) if c["metadata"].get("nbgrader", {}).get("grade_id") == f"{slug}_fix"
+    )
+    verify = next(c["text"] for c in cells if c["cell_type"] == "code" and ".verdict(" in c["text"])
+    answers = [("the exercise as released", cells[answer_at]["text"], False)]
+    for module, part, right, wrong in CATALOG[slug]:
+        if part != "fix":
+            continue
+        answers += [(name, getattr(module, name), True) for name in right.split()]
+        exempt = EVADE_THE_GRADER_ONLY.get(slug, set())
+        answers += [(name, getattr(module, name), False) for name in wrong.split() if name not in exempt]
+    kernel = Kernel(tmp_path)
+    try:
+        for cell in cells[:answer_at]:
+            if cell["cell_type"] == "code":
+                kernel.run(cell["text"])
+        wrong_way = []
+        for name, source, right in answers:
+            kernel.run(source)
+            said = kernel.run(verify).strip()
+            if not said.startswith("✓" if right else "✗"):
+                wrong_way.append(f"{name} ({'right' if right else 'wrong'}): {said.splitlines()[:1]}")
+    finally:
+        kernel.close()
+    assert not wrong_way, "\n".join(wrong_way)
