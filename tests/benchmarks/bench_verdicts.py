@@ -59,6 +59,14 @@ def right_verdict(score: float, max_score: float, right: bool) -> bool:
     return score == max_score if right else score < max_score
 
 
+class CommandFailed(Exception):
+    """A grading command that ended without its result: the round is not counted, and is run again."""
+
+    def __init__(self, what: str, tail: list[str]) -> None:
+        super().__init__(what)
+        self.what, self.tail = what, tail
+
+
 def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path, jobs: int) -> dict[str, tuple[float, float]]:
     """`jobs` `leaklab grade --json` commands at once, each over a share of the submissions: (score, max) by
     student."""
@@ -68,22 +76,26 @@ def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path, jobs: 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         paths[student] = path
-    shares = [list(paths)[start::jobs] for start in range(jobs)]
+    shares = [share for share in (list(paths)[start::jobs] for start in range(jobs)) if share]
+    logs = [folder / f"share-{index}.log" for index in range(len(shares))]
     commands = [
         subprocess.Popen(
             [BIN / "leaklab", "grade", "--json", *(str(paths[s]) for s in share)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("w"),
             text=True,
             cwd=ROOT,
         )
-        for share in shares
-        if share
+        for share, log in zip(shares, logs, strict=True)
     ]
+    outs = [command.communicate()[0] for command in commands]
     graded = {}
-    for share, command in zip([s for s in shares if s], commands, strict=True):
-        out, _ = command.communicate()
-        results = json.loads(out)["results"]
+    for share, command, out, log in zip(shares, commands, outs, logs, strict=True):
+        try:
+            results = json.loads(out)["results"]
+        except (ValueError, KeyError):
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
+            raise CommandFailed(f"leaklab grade exited {command.returncode} without its JSON", tail) from None
         for student, r in zip(share, results, strict=True):
             graded[student] = (r["score"] or 0.0, r["max_score"] or 0.0)
     return graded
@@ -161,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     say = Progress()
     submitted = catalog(slugs)
     wrong_way: dict[str, dict[str, int]] = {grader: {} for grader in graders}
+    crashes: list[str] = []
     digest = measured_digest() if args.record else ""
     done = {grader: 0 for grader in graders}
     for row in recorded(args.record, digest, graders, list(submitted), not args.no_burners) if args.record else []:
@@ -185,11 +198,22 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     say(f"round {number} of {args.rounds}: {len(submitted)} answers by leaklab {grader}")
                     started = time.monotonic()
-                    scores = (
-                        by_grade(submitted, Path(scratch) / f"grade-{number}", args.jobs)
-                        if grader == "grade"
-                        else by_autograde(course, args.jobs)
-                    )
+                    scores = None
+                    while scores is None:
+                        try:
+                            scores = (
+                                by_grade(submitted, Path(tempfile.mkdtemp(dir=scratch, prefix="grade-")), args.jobs)
+                                if grader == "grade"
+                                else by_autograde(course, args.jobs)
+                            )
+                        except CommandFailed as failed:
+                            crashes.append(f"round {number}, leaklab {grader}: {failed.what}")
+                            say(f"  {failed.what}; its stderr ends:\n    " + "\n    ".join(failed.tail))
+                            if len(crashes) > 3:
+                                raise SystemExit(
+                                    "more than three grading commands ended without their result"
+                                ) from None
+                            say("  the round is not counted; it runs again")
                     went_wrong = {}
                     for student, (_, _, right) in submitted.items():
                         score, most = scores.get(student, (0.0, -1.0))
@@ -238,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     print(table(rows))
+    for crash in crashes:
+        print(f"- {crash} (the round was run again)")
     for grader, missed in wrong_way.items():
         for student, times in sorted(missed.items()):
             print(f"- leaklab {grader}: {student} went the wrong way in {times} of {args.rounds} rounds")
