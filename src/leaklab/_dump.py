@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ._census import registered_tasks
 from ._errors import LeaklabError
-from ._stacks import format_groups, group_stacks, task_stack, thread_stack
+from ._stacks import counted, format_groups, group_stacks, task_stack, thread_stack
 
 PATH = "/debug/tasks"
 MAX_REQUEST_HEAD = 16 * 1024  # request line and headers together; a longer head is answered 431
@@ -56,7 +56,7 @@ def task_dump(*, debug: int = 1) -> str:
 
 
 def _each(tasks: list[asyncio.Task], threads: list[threading.Thread]) -> str:
-    lines = [f"total {len(tasks) + len(threads)} ({len(tasks)} tasks, {len(threads)} threads)"]
+    lines = [f"total {len(tasks) + len(threads)} ({counted(len(tasks), 'task')}, {counted(len(threads), 'thread')})"]
     for task in tasks:
         frames, waiting_on = task_stack(task)
         loop = task.get_loop()

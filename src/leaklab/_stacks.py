@@ -104,11 +104,16 @@ def group_stacks(tasks: Iterable[asyncio.Task] = (), threads: Iterable[threading
     return [Group(kind, frames, on, n) for (kind, frames, on), n in counts.most_common()]
 
 
+def counted(number: int, noun: str) -> str:
+    """`1 thread`, `2 threads`, `0 tasks`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def format_groups(groups: list[Group], *, title: str = "leftover") -> str:
     """Render groups as plain text in the shape of pprof's `debug=1` goroutine dump."""
     tasks = sum(g.count for g in groups if g.kind == "task")
     threads = sum(g.count for g in groups if g.kind == "thread")
-    lines = [f"{title}: total {tasks + threads} ({tasks} tasks, {threads} threads)"]
+    lines = [f"{title}: total {tasks + threads} ({counted(tasks, 'task')}, {counted(threads, 'thread')})"]
     for group in groups:
         lines.append("")
         lines.append(f"{group.count} @ {group.kind}" + (f" waiting on {group.waiting_on}" if group.waiting_on else ""))
