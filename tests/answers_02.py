@@ -52,6 +52,14 @@ JOINS_BUT_SLEEPS = FIXED.replace("self._stop.wait(self.backoff_s)", "time.sleep(
 )
 assert JOINS_BUT_SLEEPS.count("time.sleep") == 1 and "while True" in JOINS_BUT_SLEEPS
 
+# Looks at the stop signal in the retry loop and waits for the thread, but backs off with time.sleep:
+# stop() waits out the back-off (a half-fix that a short back-off hides).
+SLEEPS_IN_BACKOFF = FIXED.replace("self._stop.wait(self.backoff_s)", "time.sleep(self.backoff_s)")
+assert (
+    SLEEPS_IN_BACKOFF.count("time.sleep") == 1
+    and "while not self._stop.is_set():\n                try:" in SLEEPS_IN_BACKOFF
+)
+
 # Stops at once, by dropping a job whose call fails: no leak, but the work is lost.
 DROPS_FAILED_JOBS = FIXED.replace(
     "                    self._stop.wait(self.backoff_s)\n", "                    break\n"

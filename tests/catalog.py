@@ -26,7 +26,12 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
         )
     ],
     "02_skipped_stop": [
-        (answers_02, "fix", "FIXED", "LEAKY SIGNALS_ONLY JOINS_BUT_SLEEPS DROPS_FAILED_JOBS SPINS STUB NO_BACKOFF")
+        (
+            answers_02,
+            "fix",
+            "FIXED",
+            "LEAKY SIGNALS_ONLY JOINS_BUT_SLEEPS SLEEPS_IN_BACKOFF DROPS_FAILED_JOBS SPINS STUB NO_BACKOFF",
+        )
     ],
     "03_hung_call": [
         (

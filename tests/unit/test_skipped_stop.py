@@ -3,12 +3,33 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from statistics import median
 
 import pytest
-from answers_02 import DROPS_FAILED_JOBS, FIXED, JOINS_BUT_SLEEPS, LEAKY, NO_BACKOFF, SIGNALS_ONLY, SPINS, STUB
+from answers_02 import (
+    DROPS_FAILED_JOBS,
+    FIXED,
+    JOINS_BUT_SLEEPS,
+    LEAKY,
+    NO_BACKOFF,
+    SIGNALS_ONLY,
+    SLEEPS_IN_BACKOFF,
+    SPINS,
+    STUB,
+)
 
 from leaklab import run_isolated
-from leaklab.scenarios.skipped_stop import Dependency, LeakyWorker, SpinningWorker, busy_seconds, restart_while_down
+from leaklab.scenarios._checks import wait_until
+from leaklab.scenarios.skipped_stop import (
+    Dependency,
+    DependencyError,
+    LeakyWorker,
+    Restarts,
+    SpinningWorker,
+    busy_seconds,
+    restart_while_down,
+    run_article_worker,
+)
 
 PROPERTIES = ("stops_promptly", "counts_errors", "idle_without_spinning", "work_gets_done")
 
@@ -41,6 +62,40 @@ def test_a_restarted_leaky_worker_leaves_one_thread_per_restart():
     assert not any(t.is_alive() for t in leaked)
 
 
+def test_the_articles_worker_stops_at_once_and_spins_until_then():
+    run = run_article_worker(window_s=0.05)
+    assert run.ended and run.stop_s < 0.1  # `continue` goes back to the stop check: no leak
+    assert run.calls > 1000 and abs(run.logged - run.calls) <= 1  # a failed call and a log line per turn
+    assert run.busy_share > 0.5
+    assert "doWork called" in str(run) and "after the stop signal was set" in str(run)
+
+
+def worker_class(source: str) -> type:
+    namespace = {"queue": queue, "threading": threading, "time": time}
+    namespace |= {"Dependency": Dependency, "DependencyError": DependencyError}
+    exec(source, namespace)
+    return namespace["Worker"]
+
+
+@pytest.mark.parametrize(
+    ("source", "slow_stops", "ended_at_return"),
+    [(FIXED, False, 3), (SIGNALS_ONLY, False, 0), (SLEEPS_IN_BACKOFF, True, 3)],
+    ids=["fixed", "signals_only", "sleeps_in_backoff"],
+)
+def test_the_notebooks_restarts_show_each_half_fix(source, slow_stops, ended_at_return):
+    # GIVEN a worker stopped three times during an outage, each time in its back-off
+    restarts = Restarts()
+    restart_while_down(worker_class(source), cycles=3, every_s=0.0, restarts=restarts)
+    restarts.end_outage()
+    # THEN a time.sleep back-off makes each stop() wait most of a back-off, and a stop() that does not
+    # join returns while the thread still runs: both in the summary and in the counts a Recorder samples
+    assert (median(restarts.took_s) > restarts.backoff_s / 2) == slow_stops
+    assert restarts.running_when_stop_returned() == 3 - ended_at_return
+    assert f"still running as stop() returned: {3 - ended_at_return} of 3" in restarts.summary()
+    assert set(restarts.counts) == {"asked to stop, still running", "still running as stop() returned"}
+    assert wait_until(lambda: restarts.stopped_still_running() == 0)
+
+
 def test_busy_seconds_tells_a_spinning_thread_from_a_waiting_one():
     shares = {}
     for worker_class in (LeakyWorker, SpinningWorker):
@@ -62,12 +117,23 @@ def test_busy_seconds_tells_a_spinning_thread_from_a_waiting_one():
         (LEAKY, {"stops_promptly"}),
         (JOINS_BUT_SLEEPS, {"stops_promptly"}),
         (SIGNALS_ONLY, {"stops_promptly"}),
+        (SLEEPS_IN_BACKOFF, {"stops_promptly"}),
         (DROPS_FAILED_JOBS, {"work_gets_done"}),
         (SPINS, {"idle_without_spinning"}),
         (NO_BACKOFF, {"counts_errors"}),
         (STUB, set(PROPERTIES)),
     ],
-    ids=["fixed", "leaky", "joins_but_sleeps", "signals_only", "drops_failed_jobs", "spins", "no_backoff", "stub"],
+    ids=[
+        "fixed",
+        "leaky",
+        "joins_but_sleeps",
+        "signals_only",
+        "sleeps_in_backoff",
+        "drops_failed_jobs",
+        "spins",
+        "no_backoff",
+        "stub",
+    ],
 )
 @pytest.mark.parametrize("traffic", TRAFFIC)
 def test_each_answer_fails_exactly_the_properties_it_breaks(source, failing, traffic):

@@ -1,9 +1,11 @@
 """Scenario 02, the skipped stop signal: a worker whose retry path never looks at its stop signal.
 
-The article's Go worker selects on its stop channel and its job channel; when a call fails it logs,
-sleeps and retries in an inner loop that never selects on the stop channel again. While the
-dependency stays down, `Stop()` returns but the worker lives on, calling the failing dependency and
-holding its memory. Its twin here is a thread; a second leaky flavour never blocks at all and spins.
+The article's Go `worker(stopCh)` selects on its stop channel with a `default:` branch that does the
+work, and on an error logs and `continue`s. Run as printed it stops at once (the `continue` goes back to
+the `select`) but never blocks: it spins. `article_worker` is its twin, line for line, and
+`run_article_worker` runs it. The leak this lesson teaches is the variant where the error path waits: a
+retry that sleeps without looking at the stop signal (`LeakyWorker`). While the dependency stays down,
+`stop()` returns but the worker lives on, calling the failing dependency and holding its memory.
 
 Time is compressed: a millisecond here stands for a second in the article.
 """
@@ -14,6 +16,8 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from statistics import median
 
 from ._checks import Checks, alive, busy_seconds, python_threads, thread_ids, wait_until
 
@@ -52,6 +56,91 @@ class Dependency:
             self.failures += 1
             raise DependencyError(f"dependency down (call {self.calls})")
         return job * 2
+
+
+# --- the article's worker, as printed ---------------------------------------------------------------
+
+
+def article_worker(
+    stop: threading.Event,
+    do_work: Callable[[], object],
+    process_result: Callable[[object], None],
+    log: Callable[[str], None],
+) -> None:
+    """The article's `worker(stopCh)`, turn for turn: a `select` with a `default:` branch looks at the
+    stop signal without waiting for anything, then does the work; an error is logged and `continue`
+    goes round again, back to the stop check."""
+    while True:  # for {
+        if stop.is_set():  # select { case <-stopCh: return
+            return
+        try:  # default: result, err := doWork()
+            result = do_work()
+        except DependencyError as error:  # if err != nil {
+            log(f"work failed: {error}")
+            continue  # back to the top of the loop, and so to the stop check
+        process_result(result)
+
+
+@dataclass
+class ArticleRun:
+    """What `run_article_worker` saw: how often the loop went round, its CPU share, how fast it stopped."""
+
+    window_s: float
+    calls: int
+    logged: int
+    busy_share: float
+    stop_s: float
+    ended: bool
+
+    def __str__(self) -> str:
+        window_ms = self.window_s * 1000
+        ending = (
+            f"it returned {self.stop_s * 1000:.2f} ms after the stop signal was set"
+            if self.ended
+            else f"it was still running {self.stop_s:.1f} s after the stop signal was set"
+        )
+        return "\n".join(
+            [
+                f"the article's worker, its doWork failing at once, for {window_ms:.0f} ms:",
+                f"  doWork called {self.calls:,} times, {self.logged:,} log lines written: "
+                f"{_rate(self.calls / self.window_s)} a second",
+                f"  its thread ran or waited for a CPU {self.busy_share:.0%} of the time",
+                f"  {ending}",
+            ]
+        )
+
+
+def _rate(per_second: float) -> str:
+    return f"{per_second / 1e6:.1f} million" if per_second >= 1e6 else f"{per_second:,.0f}"
+
+
+def run_article_worker(window_s: float = 0.05) -> ArticleRun:
+    """Run `article_worker` in a thread while its dependency is down (every `doWork` fails at once),
+    then set its stop signal: count its turns and its CPU share, and time how long it takes to end.
+    The log lines are counted, not printed: printed, they would flood the notebook."""
+    dependency = Dependency(down=True)
+    logged = 0
+
+    def log(line: str) -> None:
+        nonlocal logged
+        logged += 1
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=article_worker, args=(stop, lambda: dependency.call(1), lambda result: None, log), name="article-worker"
+    )
+    thread.start()
+    mine = {thread.native_id}
+    began, busy_before = time.monotonic(), busy_seconds(only=mine)
+    calls_before, logged_before = dependency.calls, logged
+    time.sleep(window_s)
+    busy, calls, lines = busy_seconds(only=mine) - busy_before, dependency.calls - calls_before, logged - logged_before
+    window = time.monotonic() - began  # the sleep may last longer than asked on a busy machine
+    stopped = time.monotonic()
+    stop.set()
+    thread.join(1.0)
+    took = time.monotonic() - stopped
+    return ArticleRun(window, calls, lines, busy / window, took, not thread.is_alive())
 
 
 class LeakyWorker:
@@ -109,30 +198,101 @@ class SpinningWorker(LeakyWorker):
                 self.errors += 1
 
 
-# --- measuring a thread's appetite for CPU --------------------------------------------------------
-
-
 # --- the traffic: workers started and stopped while the dependency is down ------------------------
 
 WorkerClass = Callable[..., object]
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+@dataclass
+class Restarts:
+    """What each `stop()` of `restart_while_down` did, and two counts a `Recorder` samples meanwhile
+    (`Recorder(label, counts=restarts.counts)`): the half-fixes that a thread count alone hides."""
+
+    backoff_s: float = 0.0
+    dependency: Dependency | None = None  # the failing dependency, once the restarts have begun
+    took_s: list[float] = field(default_factory=list)  # how long each stop() took to return
+    said: list[object] = field(default_factory=list)  # what each stop() returned
+    running_at_return: list[bool] = field(default_factory=list)  # its worker's thread alive as stop() returned
+    stopped: list[threading.Thread] = field(default_factory=list)  # the threads of the workers asked to stop
+
+    def stopped_still_running(self) -> int:
+        """Workers asked to stop whose thread is still running, now."""
+        return len(alive(list(self.stopped)))
+
+    def running_when_stop_returned(self) -> int:
+        """So far, the stop() calls that returned while their worker's thread still ran."""
+        return sum(self.running_at_return)
+
+    def end_outage(self) -> None:
+        """The dependency answers again: a worker deaf to stop() finishes its job, then sees the stop."""
+        if self.dependency is not None:
+            self.dependency.recover()
+
+    @property
+    def counts(self) -> dict[str, Callable[[], int]]:
+        return {
+            "asked to stop, still running": self.stopped_still_running,
+            "still running as stop() returned": self.running_when_stop_returned,
+        }
+
+    def summary(self) -> str:
+        """The stops in a few lines: how long they took, what they said, whether the worker had ended."""
+        if not self.took_s:
+            return "no worker was stopped"
+        stops, took_ms = len(self.took_s), sorted(t * 1000 for t in self.took_s)
+        said = {repr(value): self.said.count(value) for value in self.said}
+        return "\n".join(
+            [
+                f"{_plural(stops, 'restart')} during the outage, each worker stopped in its "
+                f"{self.backoff_s * 1000:.0f} ms back-off:",
+                f"  stop() took {median(took_ms):.1f} ms (median), {took_ms[-1]:.1f} ms at the most",
+                "  stop() returned " + ", ".join(f"{value} {_plural(n, 'time')}" for value, n in said.items()),
+                f"  the worker was still running as stop() returned: {self.running_when_stop_returned()} of {stops}",
+                f"  workers asked to stop and still running now: {self.stopped_still_running()}",
+            ]
+        )
+
+
 def restart_while_down(
-    worker_class: WorkerClass, cycles: int = 8, *, every_s: float = 0.015, backoff_s: float = 0.02
+    worker_class: WorkerClass,
+    cycles: int = 8,
+    *,
+    every_s: float = 0.015,
+    backoff_s: float = 0.05,
+    into_backoff_s: float = 0.003,
+    restarts: Restarts | None = None,
 ) -> Dependency:
     """A worker restarted `cycles` times, one every `every_s` (a config reload, say), while its
-    dependency is down. Each worker is stopped once its job has failed; returns the dependency, still down.
-    """
+    dependency is down. Each worker takes a job, the job fails, and `into_backoff_s` later, while the
+    worker waits out its back-off, it is stopped; `restarts` (if given) records what each stop() did.
+    Returns the dependency, still down."""
     dependency = Dependency(down=True)
+    if restarts is not None:
+        restarts.backoff_s, restarts.dependency = backoff_s, dependency
     for cycle in range(cycles):
         time.sleep(every_s)
         jobs: queue.Queue[int] = queue.Queue()
         worker = worker_class(jobs, dependency, backoff_s=backoff_s)
+        before = python_threads()
         worker.start()
+        threads = list(python_threads() - before)
         failures = dependency.failures
         jobs.put(cycle)
         wait_until(lambda: dependency.failures > failures)  # noqa: B023 - used at once
-        worker.stop()
+        time.sleep(into_backoff_s)  # the worker is in its back-off now
+        if restarts is not None:
+            restarts.stopped.extend(threads)
+        started = time.monotonic()
+        said = worker.stop()
+        took = time.monotonic() - started
+        if restarts is not None:  # asked the moment stop() returns
+            restarts.running_at_return.append(bool(alive(threads)))
+            restarts.took_s.append(took)
+            restarts.said.append(said)
     return dependency
 
 
@@ -217,9 +377,10 @@ def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
     worker.start()
     try:
         time.sleep(0.02)
-        before = busy_seconds(exclude=mine)
+        began, before = time.monotonic(), busy_seconds(exclude=mine)
         time.sleep(window_s)
-        share = (busy_seconds(exclude=mine) - before) / window_s
+        # Divided by the time that really passed: a spinning thread can keep this one waiting for the GIL.
+        share = (busy_seconds(exclude=mine) - before) / (time.monotonic() - began)
         if share > 0.25:
             return f"with nothing to do, the worker kept a CPU busy {share:.0%} of the time: it spins"
         return ""
