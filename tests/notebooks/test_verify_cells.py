@@ -28,8 +28,9 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=120)
 
-    def run(self, source: str) -> str:
-        """Execute a cell; its printed text, or the error it raised."""
+    def run(self, source: str, *, timeout: float = 300) -> str:
+        """Execute a cell; its printed text, or the error it raised. A kernel that stops answering (an
+        answer that rebinds `builtins.len` breaks ipykernel itself) raises TimeoutError."""
         printed: list[str] = []
 
         def keep(message: dict) -> None:
@@ -41,8 +42,16 @@ class Kernel:
             elif message["msg_type"] in ("execute_result", "display_data"):
                 printed.append(content["data"].get("text/plain", ""))
 
-        self.client.execute_interactive(source, timeout=300, output_hook=keep)
+        self.client.execute_interactive(source, timeout=timeout, output_hook=keep)
         return "".join(printed)
+
+    @classmethod
+    def above_the_answer(cls, folder: Path, cells: list[str]) -> Kernel:
+        """A kernel that has run the lesson's code cells above its answer cell."""
+        kernel = cls(folder)
+        for source in cells:
+            kernel.run(source)
+        return kernel
 
     def close(self) -> None:
         self.client.stop_channels()
@@ -68,16 +77,19 @@ def test_the_verify_verdict_never_passes_a_missing_or_wrong_answer(slug, tmp_pat
         answers += [(name, getattr(module, name), True) for name in right.split()]
         exempt = EVADE_THE_GRADER_ONLY.get(slug, set())
         answers += [(name, getattr(module, name), False) for name in wrong.split() if name not in exempt]
-    kernel = Kernel(tmp_path)
+    above = [cell["text"] for cell in cells[:answer_at] if cell["cell_type"] == "code"]
+    kernel = Kernel.above_the_answer(tmp_path, above)
+    wrong_way = []
     try:
-        for cell in cells[:answer_at]:
-            if cell["cell_type"] == "code":
-                kernel.run(cell["text"])
-        wrong_way = []
         for name, source, right in answers:
-            kernel.run(source)
-            said = kernel.run(verify).strip()
-            if not said.startswith("✓" if right else "✗"):
+            try:
+                kernel.run(source, timeout=60)
+                said = kernel.run(verify).strip()
+            except TimeoutError:  # a broken kernel shows no verdict at all: never a ✓
+                said = "(the kernel stopped answering)"
+                kernel.close()
+                kernel = Kernel.above_the_answer(tmp_path, above)
+            if not said.startswith("✓" if right else "✗") and (right or not said.startswith("(the kernel")):
                 wrong_way.append(f"{name} ({'right' if right else 'wrong'}): {said.splitlines()[:1]}")
     finally:
         kernel.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import queue
 import threading
@@ -20,6 +21,8 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+
+from .._census import Census
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query"]
@@ -222,6 +225,9 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
         ended_with = "CancelledError"
     except Exception as exc:
         ended_with = type(exc).__name__
+    # The handler's task holds its exception, whose traceback holds this frame, which holds the task: a
+    # cycle that would keep the handler's frames (and a result in them) until the collector runs.
+    del serving
     outcome = _judge(request, kind, ended_with, response, next(_sequence))
     request.client_gone.set()
     return outcome
@@ -276,6 +282,62 @@ async def serve_burst(
         await asyncio.sleep(gap_ms / 1000)
     await asyncio.gather(*clients)
     return burst
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What the notebook prints of a burst: counts and the first problems, not the requests themselves
+    (a record per request, kept to the end of a recording, would show as heap still held)."""
+
+    requests: int
+    completed: int  # requests that completed with the query's own result
+    cancelled: int  # requests cancelled by their client that ended with CancelledError, at once
+    timed_out: int  # requests past their deadline that ended with TimeoutError, at once
+    unanswered: int  # requests still waiting for their handler when the burst was stopped
+    left_alive: int  # tasks the burst started that were still pending once every query had finished
+    problems: tuple[str, ...]
+
+    @property
+    def gave_up(self) -> int:
+        """Requests that gave up as specified, either way."""
+        return self.cancelled + self.timed_out
+
+
+async def serve_and_settle(
+    handler: Handler, requests: int = 160, *, settle_ms: float = 50.0, limit_s: float = 5.0
+) -> Tally:
+    """The notebook's burst: serve it, give every query time to finish, and keep only a `Tally`.
+
+    Measured in the grader's order. First the tasks: whatever is still pending after `settle_ms` was left
+    behind by the handler. Then the memory: the burst's own records are dropped and the cyclic garbage
+    collector runs (an exception's traceback holds the frames it left, in a loop that only the collector
+    frees), and the recorder gets a moment to sample the heap, so the memory a recording shows at its end
+    is what the handler still holds. A handler that never answers is stopped after `limit_s`. Raises
+    NotImplementedError for the exercise's stub.
+    """
+    census = Census.take()  # as the recorder counts: asyncio's own registry, the kernel's tasks left out
+    burst = Burst()
+    try:
+        async with asyncio.timeout(limit_s):
+            await serve_burst(handler, requests, into=burst)
+    except TimeoutError:
+        pass  # the requests without an outcome are counted as unanswered
+    await asyncio.sleep(settle_ms / 1000)
+    if any(o.ended_with == "NotImplementedError" for o in burst.outcomes):
+        raise NotImplementedError("handle_request is still the exercise's stub")
+    tally = Tally(
+        requests=requests,
+        completed=burst.count("complete"),
+        cancelled=burst.count("cancel"),
+        timed_out=burst.count("deadline"),
+        unanswered=requests - len(burst.outcomes),
+        left_alive=len(census.new_tasks()),
+        problems=tuple(burst.problems[:5]),
+    )
+    del burst
+    gc.collect()  # what it frees was garbage, not held; a pending task nothing references is destroyed
+    await asyncio.sleep(0.015)  # memray samples the heap every 5 ms: one sample without the records
+    return tally
 
 
 def _drawn_request(number: int, work_ms: float, deadline_ms: float, *, kind: str) -> Request:

@@ -1,0 +1,68 @@
+"""Lesson 01's notebook burst: `serve_and_settle` counts what a handler left, and the heap a recording ends
+with is the handler's own, not the burst's records nor garbage waiting for the collector."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from leaklab import Recorder
+from leaklab.scenarios.forgotten_cancel import (
+    PAYLOAD_BYTES,
+    background_tasks,
+    leaky_handle_request,
+    serve_and_settle,
+    slow_query,
+)
+
+REQUESTS = 40
+
+
+async def buffered_handle_request(request):
+    """The article's fix: room for one result, a send that never waits; the query runs to its end."""
+    reply = asyncio.Queue(maxsize=1)
+
+    async def run_query():
+        reply.put_nowait(await slow_query(request))
+
+    child = asyncio.create_task(run_query())
+    background_tasks.add(child)
+    child.add_done_callback(background_tasks.discard)
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        return await reply.get()
+
+
+async def stub_handle_request(request):
+    """The exercise as released."""
+    raise NotImplementedError()
+
+
+async def settle(handler):
+    async with Recorder("settle") as recorder:
+        tally = await serve_and_settle(handler, requests=REQUESTS)
+    stuck = list(background_tasks)
+    for task in stuck:
+        task.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+    return tally, recorder.recording
+
+
+def test_the_leaky_handler_leaves_a_task_and_a_result_per_request_that_gave_up():
+    tally, recording = asyncio.run(settle(leaky_handle_request))
+    assert (tally.completed, tally.gave_up, tally.unanswered) == (REQUESTS // 2, REQUESTS // 2, 0)
+    assert tally.left_alive == tally.gave_up
+    assert recording.heap_growth_bytes >= tally.gave_up * PAYLOAD_BYTES
+
+
+def test_the_articles_fix_ends_with_nothing_held():
+    # The handler's TimeoutError holds its frame, and the result in it, in a reference cycle: counted as
+    # held unless the collector runs before the last sample.
+    tally, recording = asyncio.run(settle(buffered_handle_request))
+    assert (tally.left_alive, tally.problems) == (0, ())
+    assert recording.heap_growth_bytes < REQUESTS * PAYLOAD_BYTES // 16
+
+
+def test_the_stub_says_so():
+    with pytest.raises(NotImplementedError, match="stub"):
+        asyncio.run(settle(stub_handle_request))
