@@ -24,6 +24,9 @@ from .results import Reason, TestResult
 _CELL_ERRORS = {"CellTimeoutError": "the cell ran past the per-cell timeout (does the answer block the event loop?)"}
 _CELL_REASONS = {"CellTimeoutError": Reason.TIMEOUT}
 DIED = "the kernel died while running it (an answer that ends the process, or runs out of memory)"
+# An answer that rebinds what ipykernel itself uses (builtins, the session's signing) can garble the
+# kernel's messages: nbclient then raises while reading them, for that submission only.
+BROKE = "the kernel's messages could no longer be read (an answer that breaks the kernel itself)"
 
 
 @dataclass
@@ -111,7 +114,7 @@ def _size(output: dict) -> int:
 
 def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: Callable[[], None]) -> KernelRun:
     """Execute the submission in a fresh kernel with nbclient, `before_tests` run just before its first
-    test cell; a kernel that dies is a `KERNEL_DIED` failure."""
+    test cell; a kernel that dies, or whose messages can no longer be read, is a `KERNEL_DIED` failure."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
@@ -135,6 +138,8 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
         executed = client.execute()
     except DeadKernelError:
         return KernelRun({}, (Reason.KERNEL_DIED, DIED))
+    except (ValueError, RuntimeError, KeyError) as exc:  # what jupyter_client raises on a message it cannot read
+        return KernelRun({}, (Reason.KERNEL_DIED, f"{BROKE} ({type(exc).__name__}: {_cut(str(exc), 200)})"))
     return KernelRun(scored(capped(executed), failed))
 
 

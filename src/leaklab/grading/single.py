@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,10 @@ def grade(
                 graded = grade_submission(lesson, submitted, runner)
             except LeaklabError as exc:
                 result.error = str(exc)
+                continue
+            except Exception as exc:  # a grader bug one submission ran into: the others are still graded
+                progress("".join(traceback.format_exception(exc)).rstrip())
+                result.error = f"{Reason.GRADER_CRASHED.value} on it ({type(exc).__name__}: {exc}); see stderr"
                 continue
             if graded.reason in _NOT_GRADED:
                 result.error = graded.detail

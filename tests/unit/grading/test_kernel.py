@@ -73,3 +73,18 @@ def test_the_whole_notebook_is_capped_too():
     cut = capped(notebook(*cells))
     total = sum(len(o["text"]) for cell in cut["cells"] for o in cell["outputs"])
     assert total < settings.NOTEBOOK_OUTPUT_BYTES + 400 * 200
+
+
+def test_a_kernel_whose_messages_cannot_be_read_fails_that_submission_only(tmp_path, monkeypatch):
+    import nbclient
+
+    from leaklab.grading import kernel
+
+    def garbled(self):  # as jupyter_client reads a message whose frames an answer garbled
+        raise ValueError("Invalid Signature: b'stream.stderr'")
+
+    monkeypatch.setattr(nbclient.NotebookClient, "execute", garbled)
+    monkeypatch.setattr(kernel.sandbox, "active", lambda: False)
+    run = kernel.run_notebook(notebook(), notebook(), tmp_path, before_tests=lambda: None)
+    assert run.tests == {} and run.failure is not None
+    assert run.failure[0] is Reason.KERNEL_DIED and "Invalid Signature" in run.failure[1]
