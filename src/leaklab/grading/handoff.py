@@ -3,9 +3,10 @@
 Both runs of a submission's tests (the grader's own, and the kernel's, see `core`) call
 `run_isolated` with the same jobs. The grader measures first; the kernel is told where to find its
 measurements by the environment variable `ENV` (set before the kernel starts), and reads them when a
-test cell asks for a run, instead of running the answer again. The file is written just before the
-kernel's first test cell (`before_first_test`), so no cell before it, where the learner's code runs,
-can see it.
+test cell (or the verify cell before the tests) asks for a run, instead of running the answer again. The
+file is written just after the last answer cell has run (`before_first_test`), so no cell up to it,
+where the learner's code runs, can see it; cells a learner adds after it could read it, but the kernel's
+run can only take points away.
 
 The kernel never gets the hidden tests (`kernel_version`): in its copy of the lesson, each test cell's
 hidden part is a call to `hidden_part`, which shows the grader's own verdict on that test.
@@ -88,13 +89,26 @@ def kernel_version(source: dict) -> dict:
     return nb
 
 
-def before_first_test(action: Callable[[], None]) -> Callable[..., Awaitable[None]]:
-    """An nbclient `on_cell_execute` hook that runs `action` once, just before the first test cell."""
+def last_answer(source: dict) -> str | None:
+    """The grade id of the lesson's last answer cell: the handed-off runs are shown from the cell after it."""
+    answers = [cells.grade_id(cell) for cell in source["cells"] if cells.is_answer(cell)]
+    return answers[-1] if answers else None
+
+
+def before_first_test(action: Callable[[], None], after_answer: str | None = None) -> Callable[..., Awaitable[None]]:
+    """An nbclient `on_cell_execute` hook that runs `action` once, just before the first test cell, or
+    before the first cell after the answer cell `after_answer` if that comes sooner: the lesson's verify
+    cell then shows the grader's own measurement instead of measuring the answer again in the kernel (a
+    second run of the same job, and one whose isolated child is the kernel's: an answer that kills its
+    parent would take the kernel with it)."""
     done: list[bool] = []
+    answered: list[bool] = []
 
     async def hook(cell: dict, cell_index: int) -> None:
-        if not done and cells.is_test(cell):
+        if not done and (answered or cells.is_test(cell)):
             done.append(True)
             await asyncio.to_thread(action)
+        if after_answer is not None and cells.grade_id(cell) == after_answer:
+            answered.append(True)
 
     return hook

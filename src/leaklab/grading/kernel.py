@@ -129,7 +129,7 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
         on_cell_executed=lambda cell, cell_index, execute_reply: (
             failed.add(cell_index) if (execute_reply or {}).get("content", {}).get("status") == "error" else None
         ),
-        on_cell_execute=handoff.before_first_test(before_tests),
+        on_cell_execute=handoff.before_first_test(before_tests, handoff.last_answer(source)),
         resources={"metadata": {"path": str(folder)}},
         **settings.KERNEL_RUN,
         kernel_manager_class=sandboxed_kernels(folder / "kernel") if sandbox.active() else encrypted_kernels(),

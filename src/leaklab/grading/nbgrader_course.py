@@ -103,9 +103,10 @@ class NbgraderCourse:
         self.api = NbGraderAPI(config=config)
         self.db_url = f"sqlite:///{root / 'gradebook.db'}"
 
-    def hook_tests(self, action: Callable[[], None]) -> None:
-        """Run `action` just before the first test cell of the next notebooks this course autogrades."""
-        self.api.config.Execute.on_cell_execute = handoff.before_first_test(action)
+    def hook_tests(self, action: Callable[[], None], source: dict) -> None:
+        """Run `action` just before the first test cell (or the cell after the last answer) of the next
+        notebooks this course autogrades, copies of the lesson `source`."""
+        self.api.config.Execute.on_cell_execute = handoff.before_first_test(action, handoff.last_answer(source))
 
     def generate(self, slug: str, source: Path) -> Path:
         """Generate the student version of a lesson; returns the released notebook."""

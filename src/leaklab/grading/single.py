@@ -98,7 +98,7 @@ def grade(
                         courses[slug] = stack.enter_context(temporary_course(checkout))
                         courses[slug].generate_for_kernel(slug, known[slug])
                     page = _unused_name(feedback / f"{path.stem}.html", written)
-                    runner = _nbgrader_runner(courses[slug], slug, f"learner-{done:03d}", path, page)
+                    runner = _nbgrader_runner(courses[slug], lesson, f"learner-{done:03d}", path, page)
                 graded = grade_submission(lesson, submitted, runner)
             except LeaklabError as exc:
                 result.error = str(exc)
@@ -129,13 +129,13 @@ def _nbclient_runner(lesson: Lesson, submitted: dict) -> Callable[[Callable[[], 
 
 
 def _nbgrader_runner(
-    course: NbgraderCourse, slug: str, student: str, path: Path, page: Path
+    course: NbgraderCourse, lesson: Lesson, student: str, path: Path, page: Path
 ) -> Callable[[Callable[[], None]], KernelRun]:
     def run(before_tests: Callable[[], None]) -> KernelRun:
-        course.hook_tests(before_tests)
-        kernel = course.autograde(slug, student, path)
+        course.hook_tests(before_tests, lesson.source)
+        kernel = course.autograde(lesson.slug, student, path)
         if kernel.failure is None:
-            course.feedback(slug, student, page)
+            course.feedback(lesson.slug, student, page)
         return kernel
 
     return run

@@ -42,3 +42,19 @@ def test_a_file_of_another_schema_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setenv(handoff.ENV, str(path))
     assert handoff.published() == {}
     handoff.hidden_part("a")
+
+
+@pytest.mark.parametrize("slug", ["04_lifeless_pool", "08_week_in_production"])
+def test_the_runs_are_handed_over_right_after_the_last_answer_cell(root, slug):
+    """The verify cell after the answer shows the grader's measurement: the kernel never measures again."""
+    import asyncio
+
+    source = json.loads((root / "notebooks" / f"{slug}.ipynb").read_text())
+    fired: list[int] = []
+    hook = handoff.before_first_test(lambda: fired.append(index), handoff.last_answer(source))
+    answers = [i for i, cell in enumerate(source["cells"]) if cells.is_answer(cell)]
+    for index, cell in enumerate(source["cells"]):
+        asyncio.run(hook(cell, index))
+    first_test = next(i for i, cell in enumerate(source["cells"]) if cells.is_test(cell))
+    assert fired == [min(answers[-1] + 1, first_test)]  # 08's diagnosis is tested before its fix is written
+    assert handoff.last_answer(source) == f"{slug}_fix"

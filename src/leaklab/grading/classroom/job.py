@@ -92,7 +92,7 @@ def grade_one(
     def run_kernel(before_tests: Callable[[], None]) -> KernelRun:
         files.course.mkdir()
         course = NbgraderCourse(checkout, files.course, cell_timeout_s=limits.cell_seconds, kernel_dir=files.kernel)
-        course.hook_tests(before_tests)
+        course.hook_tests(before_tests, lesson.source)
         try:
             course.generate_for_kernel(sub.assignment, source_of(root, sub.assignment))
         except LeaklabError as exc:
