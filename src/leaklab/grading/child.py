@@ -179,6 +179,17 @@ def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int, burst_over: 
     )
 
 
+def settle(threads: int, bound_s: float) -> None:
+    """Wait until the threads the burst started have ended, or `bound_s` has passed: a right answer's
+    thread may still be finishing its call (a socket timeout that ends it at the call's own deadline,
+    after its caller cancelled) and holding what the call holds; a leaked one is still there at the
+    bound. What is left open is counted after this, so that no load on the machine can turn a thread
+    that ends on time into a leftover."""
+    deadline = _monotonic() + bound_s
+    while os_threads() > threads and _monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def run_until_quiet(loop: asyncio.AbstractEventLoop, threads: int, budget_s: float, burst: asyncio.Task) -> None:
     """Run the loop until nothing can wake it any more, or the budget is spent."""
     deadline = _monotonic() + budget_s
@@ -300,6 +311,7 @@ class Child:
         main, summary = scenario.probe(handler, **self.job["options"])
         main_task = run_burst(loop, main, threads_before, settings.BURST_BUDGET_S)
         self.restore()  # before anything is counted: a builtin the burst replaced counts nothing
+        settle(threads_before, getattr(scenario, "SETTLE_S", settings.SETTLE_S))
         files_left = max(0, open_files() - files_before)
         _resume_collector()
         if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
@@ -315,10 +327,6 @@ class Child:
         tasks.created.clear()
         _collect()
         retained = (_traced_memory()[0] - memory_before) / max(1, outcome.get("requests", 1))
-        for _ in range(10):  # threads that are ending get a moment; leaked ones stay
-            if os_threads() <= threads_before:
-                break
-            time.sleep(0.05)
         extra_threads = [t for t in threading.enumerate() if t is not threading.main_thread()]
         self.finish(
             IsolatedRun(
