@@ -64,10 +64,11 @@ def plot_runs(
     """
     if not runs:
         raise ValueError("plot_runs needs at least one Recording")
-    figure = Figure(figsize=(8, 5.8 if verdict is not None else 5.5))
+    figure = Figure(figsize=(10.5, 5.8 if verdict is not None else 5.5))
     # Fixed margins, room for five-digit ticks: a layout engine would cost a third of the drawing.
     top = 0.91 if verdict is not None else 0.95
-    figure.subplots_adjust(left=0.09, right=0.98, top=top, bottom=0.09, hspace=0.08)
+    # The legends sit right of the axes: inside, they would hide the lines and the markers' labels.
+    figure.subplots_adjust(left=0.07, right=0.69, top=top, bottom=0.09, hspace=0.08)
     counts, memory = figure.subplots(2, 1, sharex=True)
     for index, run in enumerate(runs):
         look = {"color": _PALETTE[index % len(_PALETTE)], "linestyle": _RUN_STYLES[index % len(_RUN_STYLES)]}
@@ -102,7 +103,7 @@ def plot_runs(
                 grown,
                 marker="v",
                 markevery=_every(run.memory_times_ms),
-                label=f"{run.label}: resident set (RSS) growth",
+                label=f"{run.label}: RSS growth (process)",
                 **look,
             )
     if threshold is not None:
@@ -127,11 +128,11 @@ def plot_runs(
         )
     counts.set_ylabel("live tasks / threads (count)")
     counts.set_title(title)
-    counts.legend(loc="upper left", fontsize="small")
+    counts.legend(**_BESIDE)
     counts.grid(alpha=0.3)
     memory.set_ylabel("memory held since start (MiB)" if rss else "heap held (MiB)")
     memory.set_xlabel(xlabel)
-    memory.legend(loc="upper left", fontsize="small")
+    memory.legend(**_BESIDE)
     memory.grid(alpha=0.3)
     if verdict is not None:
         colour = _PASSED if verdict.passed else _FAILED
@@ -139,6 +140,9 @@ def plot_runs(
     path = Path(save) if save is not None else artefacts_dir("plots") / (_slug(title) + ".png")
     figure.savefig(path, dpi=90)
     return Plot(figure, path)
+
+
+_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": "small"}
 
 
 def _every(times: Sequence[float]) -> int:

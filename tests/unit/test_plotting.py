@@ -50,7 +50,7 @@ def test_markers_threshold_rss_and_further_counts_are_drawn_and_labelled(tmp_pat
     assert [t.get_text() for t in counts.get_legend().get_texts()] == ["leaky: tasks", "leaky: open sockets", "limit"]
     assert {t.get_text() for t in counts.texts} == {"alert", "day 2"}
     grown = memory.get_lines()[1]
-    assert grown.get_label() == "leaky: resident set (RSS) growth" and list(grown.get_ydata()) == [0, 1, 2, 2]
+    assert grown.get_label() == "leaky: RSS growth (process)" and list(grown.get_ydata()) == [0, 1, 2, 2]
     assert "since start" in memory.get_ylabel()
 
 
