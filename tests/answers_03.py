@@ -96,7 +96,7 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
 
 # Wrong: keeps its open connections in a registry (to close them all at shutdown), and takes a connection
 # out (and closes it) on an answer or a timeout only: a call the service resets (an error) stays in the
-# registry, its socket open. Only the drawn traffic has such calls.
+# registry, its socket open. The planned burst, the drawn one and the lesson's own burst all have such calls.
 CLOSES_UNLESS_IT_FAILS = SOCKET_TIMEOUT.replace(
     """def blocking(request, address, timeout):
     with socket.create_connection(address, timeout=timeout) as connection:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from answers_03 import (
@@ -18,7 +19,15 @@ from answers_03 import (
 )
 
 from leaklab import run_isolated
-from leaklab.scenarios.hung_call import Request, dependency, leaky_fetch, open_sockets, send_calls
+from leaklab.scenarios.hung_call import (
+    PAYLOAD_BYTES,
+    Request,
+    burst,
+    dependency,
+    leaky_fetch,
+    open_sockets,
+    send_calls,
+)
 
 PROPERTIES = ("stuck_calls_time_out", "healthy_calls_answered")
 
@@ -55,12 +64,40 @@ def test_a_request_knows_its_line_and_answer():
 
 
 def test_a_call_the_service_resets_must_leave_nothing_either():
-    """Only the drawn traffic has calls that end in an error: a fetch that closes only on an answer or a
-    timeout passes the planned burst and leaves a socket per reset call in the drawn one."""
+    """The planned burst and the drawn one both have calls that end in an error (the service resets the
+    connection): a fetch that closes only on an answer or a timeout leaves a socket per reset call."""
     planned, drawn = run(CLOSES_UNLESS_IT_FAILS), run(CLOSES_UNLESS_IT_FAILS, **TRAFFIC["drawn"])
     assert planned.error is None and drawn.error is None
-    assert (planned.leftover_files, planned.leftover_threads) == (0, 0)
+    assert (planned.leftover_files, planned.leftover_threads) == (5, 0)  # 30 calls: the fifth of every six resets
     assert drawn.leftover_files >= 5 and all(drawn.outcome[name][0] == drawn.outcome[name][1] for name in PROPERTIES)
+
+
+def test_the_lessons_burst_shows_each_half_fix():
+    """The notebook's burst ends calls every way the task names, so each half-fix leaves sockets in it."""
+
+    def fetch_of(source: str):
+        namespace = {"asyncio": asyncio, "socket": socket, "Request": Request, "PAYLOAD_BYTES": PAYLOAD_BYTES}
+        exec(source, namespace)
+        return namespace["fetch"]
+
+    async def main():
+        return {name: await burst(fetch_of(source), 24) for name, source in HALF_FIXES.items()}
+
+    ended = asyncio.run(main())
+    assert ended["fixed"].sockets_left == ended["socket_timeout"].sockets_left == 0  # a thread runs to its deadline
+    assert ended["closes_on_timeout_only"].sockets_left == 4  # the calls cancelled early: 4 in 24
+    assert ended["keeps_socket"].sockets_left == 8  # the hung ones, cancelled early or not
+    assert ended["closes_unless_it_fails"].sockets_left == ended["closes_unless_it_fails"].sockets_collected == 4
+    assert "4 of 4 raised TimeoutError on time" in str(ended["fixed"])
+
+
+HALF_FIXES = {
+    "fixed": FIXED,
+    "socket_timeout": SOCKET_TIMEOUT,
+    "closes_on_timeout_only": CLOSES_ON_TIMEOUT_ONLY,
+    "keeps_socket": TIMES_OUT_BUT_KEEPS_SOCKET,
+    "closes_unless_it_fails": CLOSES_UNLESS_IT_FAILS,
+}
 
 
 @pytest.mark.parametrize(

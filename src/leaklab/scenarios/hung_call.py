@@ -1,11 +1,13 @@
 """Scenario 03, the blocking call without a timeout: a dependency that accepts and never answers.
 
-The article's Go handler called a service with no timeout; when the service hung, every request's
-goroutine waited in its read forever, holding a connection and its buffers. The Python twin calls a
-real TCP service on the loopback interface, run in a process of its own, that answers most requests
-and holds the others open without a word. The twist Python adds: `asyncio.wait_for` around
-`asyncio.to_thread` returns on time, but the thread keeps waiting in `recv`, and the default
-executor's few threads are soon all stuck.
+The article's fix for a blocking call (`callWithTimeout`, in its section on timeouts) runs the call in a
+goroutine and stops waiting for it after five seconds; the call itself is never told, so when the service
+hangs, the caller is free and the goroutine still waits in its read, holding a connection and its buffers.
+The Python twin calls a real TCP service on the loopback interface, run in a process of its own, that
+answers most requests, holds others open without a word and resets a few. `asyncio.wait_for` around
+`asyncio.to_thread` is the article's function exactly (the executor's future is its buffered channel): it
+returns on time, the thread keeps waiting in `recv`, and the default executor's few threads are soon all
+stuck.
 
 Time is compressed: a millisecond here stands for a second in the article.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import itertools
 import json
@@ -26,8 +29,9 @@ import struct
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "socket"]
@@ -74,6 +78,12 @@ def answer_to(secret: str, key: str) -> str:
     return f"value of {key}"
 
 
+def resets_connection(key: str) -> bool:
+    """Whether the service resets the connection of `key`: the lesson's `reset-...` keys and a grader's
+    `e7.0`. The call then ends in an error (ConnectionResetError), and must leave nothing open either."""
+    return key.startswith("reset") or re.fullmatch(r"e\d+\.\d+", key) is not None
+
+
 _secret = ""  # the service's, in its own process
 _answered: set[str] = set()  # the keys it has answered: a grader asks, to tell real answers from made-up ones
 _asks: dict[str, int] = {}  # how often each key was asked for: a call that hangs must not be asked again
@@ -91,7 +101,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 continue
             key = line.removeprefix("GET ")
             _asks[key] = _asks.get(key, 0) + 1
-            if re.fullmatch(r"e\d+\.\d+", key):  # a grader's call that fails: the connection is reset
+            if resets_connection(key):  # a call that fails: the connection is reset
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()  # before socketserver's shutdown(SHUT_WR), which would say EOF instead
                 return
@@ -207,7 +217,9 @@ def blocking_fetch(request: Request, address: tuple[str, int]) -> str:
 
 
 async def leaky_fetch_in_thread(request: Request, address: tuple[str, int]) -> str:
-    """A timeout around the thread, not around the call: the caller is free on time, the thread is not."""
+    """The article's `callWithTimeout`: a timeout around the thread, not on the call. The caller is free on
+    time; the thread is not (the executor's future, which takes its result whenever it comes, is the
+    buffered channel)."""
     return await asyncio.wait_for(asyncio.to_thread(blocking_fetch, request, address), request.deadline_ms / 1000)
 
 
@@ -227,6 +239,9 @@ class Call:
     took_ms: float
     cancelled: bool = False  # its caller cancelled it mid-call, before its deadline
     reset: bool = False  # the service reset the connection: however the call ends, it must leave nothing
+    # The call's task, kept as a caller that keeps its finished tasks would (the grader keeps every task):
+    # a finished task still refers to what it raised, and through its traceback to the frames' locals.
+    task: asyncio.Future[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def correct(self) -> bool:
@@ -246,17 +261,22 @@ def plan(
     deadline_ms: float = 100.0,
     healthy_deadline_ms: float = 2000.0,
     opaque_keys: tuple[str, int] | None = None,
+    resets: bool = False,
 ) -> list[tuple[Request, bool]]:
-    """`calls` requests; one in `stuck_every` goes to the part of the service that never answers.
+    """`calls` requests; one in `stuck_every` goes to the part of the service that never answers; with
+    `resets`, one in `2 * stuck_every` of the others (the fifth of every six) goes to one that resets it.
 
     A call the service answers gets a deadline far beyond its round trip, so that a loaded machine
-    cannot turn a right answer into a timeout. The lesson's keys say which is which (`stuck-2`); a
-    grader's (`opaque_keys`: the service's address) do not.
+    cannot turn a right answer into a timeout. The lesson's keys say which is which (`stuck-2`,
+    `reset-4`); a grader's (`opaque_keys`: the service's address) do not say which hang.
     """
     planned = []
     for i in range(calls):
         stuck = i % stuck_every == stuck_every - 1
-        if opaque_keys:
+        reset = resets and not stuck and i % (2 * stuck_every) == 2 * stuck_every - 2
+        if reset:
+            key = f"e{i}.0" if opaque_keys else f"reset-{i}"
+        elif opaque_keys:
             key = pick_key(opaque_keys, i, answered=not stuck)
         else:
             key = f"stuck-{i}" if stuck else f"key-{i}"
@@ -271,6 +291,70 @@ def open_sockets() -> int:
         with contextlib.suppress(OSError):
             count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
     return count
+
+
+class SocketCount:
+    """A count of the sockets this process has opened since the count was made, for `Recorder(counts=...)`
+    (it reads /proc, not the event loop: it may be called from the recorder's thread)."""
+
+    def __init__(self) -> None:
+        self.baseline = open_sockets()
+
+    def __call__(self) -> int:
+        return max(0, open_sockets() - self.baseline)  # not below zero: a socket of earlier work may close meanwhile
+
+
+@dataclass
+class Burst:
+    """What the lesson's burst of calls did: how each call ended, and what was still open afterwards."""
+
+    calls: list[Call]
+    sockets_left: int  # open when every call had ended, their tasks kept (as the grader keeps them)
+    sockets_let_go: int  # still open once the tasks were let go, the collector paused: not even finalisers closed them
+    sockets_collected: int  # still open once the garbage collector had run too
+
+    def __str__(self) -> str:
+        lines = [describe(self.calls), f"sockets still open when every call had ended: {self.sockets_left}"]
+        if self.sockets_left:
+            lines.append(
+                f"  once nothing referred to the calls' tasks: {self.sockets_let_go} (reference counting alone),"
+                f" then {self.sockets_collected} after a garbage collection"
+            )
+        return "\n".join(lines)
+
+
+async def burst(fetch: Fetch, calls: int = 60, *, interval_ms: float = 5.0, patience_ms: float = 200.0) -> Burst:
+    """The lesson's burst: `calls` calls to a fresh service, one every `interval_ms`, ending every way the
+    task names (`plan` with `resets`, `send_calls` with `cancel_early`); then what they left open.
+
+    The garbage collector is paused meanwhile, as the grader pauses it: what closes then closed because
+    nothing referred to it any more (reference counting), not because a collection happened to run.
+    """
+    sockets = SocketCount()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with dependency() as address:
+            ended = await send_calls(
+                fetch, address, calls, interval_ms=interval_ms, patience_ms=patience_ms, cancel_early=True, resets=True
+            )
+            if any(call.ended_with == "NotImplementedError" for call in ended):
+                raise NotImplementedError("the fetch is the exercise's stub: write it in the answer cell")
+            # A call its caller cancelled may still run in a thread until its own deadline: wait that long
+            # (and a little, for connections closed a moment ago to finish closing) before counting.
+            await asyncio.sleep(max(call.request.deadline_ms for call in ended if call.stuck) / 1000 + 0.03)
+            left = sockets()
+            for call in ended:
+                call.task = None  # the burst's callers let go of their tasks: nothing else refers to them
+            await asyncio.sleep(0.02)
+            let_go = sockets()
+            gc.collect()
+            await asyncio.sleep(0.02)
+            collected = sockets()
+    finally:
+        if collecting:
+            gc.enable()
+    return Burst(ended, left, let_go, collected)
 
 
 async def _call(
@@ -288,17 +372,22 @@ async def _call(
         attempt.cancel()
         await asyncio.wait({attempt}, timeout=patience_ms / 1000)
         took = (time.monotonic() - started) * 1000
-        ended = "nothing" if not attempt.done() else "CancelledError" if attempt.cancelled() else "an answer"
-        return Call(request, stuck, ended, "", took, cancelled=True)
+        if not attempt.done():
+            ended = "nothing"
+        elif attempt.cancelled():
+            ended = "CancelledError"
+        else:  # it ended before the cancellation reached it
+            ended = type(attempt.exception()).__name__ if attempt.exception() else "answer"
+        return Call(request, stuck, ended, "", took, cancelled=True, task=attempt)
     done, _ = await asyncio.wait({attempt}, timeout=(request.deadline_ms + patience_ms) / 1000)
     took = (time.monotonic() - started) * 1000
     if not done:  # the caller gives up for it; what the call held stays held
         attempt.cancel()
-        return Call(request, stuck, "nothing", "", took)
+        return Call(request, stuck, "nothing", "", took, task=attempt)
     try:
-        return Call(request, stuck, "answer", attempt.result(), took)
+        return Call(request, stuck, "answer", attempt.result(), took, task=attempt)
     except Exception as exc:
-        return Call(request, stuck, type(exc).__name__, "", took)
+        return Call(request, stuck, type(exc).__name__, "", took, task=attempt)
 
 
 async def send_calls(
@@ -316,10 +405,11 @@ async def send_calls(
     until `patience_ms` past the call's deadline, then gives up on it (cancels it); with `cancel_early`,
     some callers cancel a call that hangs long before that. Or make the drawn calls of `rows` (`traffic`)."""
     if rows is None:
-        # however a call ends: every other call that would hang is cancelled by its caller at a quarter of
-        # its deadline (with `cancel_early`), so that what it holds must be released on cancellation too
+        # however a call ends: every other call that would hang is cancelled by its caller at half its
+        # deadline (with `cancel_early`), so that what it holds must be released on cancellation too (half,
+        # not sooner: a burst that connects all at once on a loaded machine may still be connecting then)
         planned = [
-            (request, stuck, request.deadline_ms / 4 if cancel_early and stuck and number % 2 else None, interval_ms)
+            (request, stuck, request.deadline_ms / 2 if cancel_early and stuck and number % 2 else None, interval_ms)
             for number, (request, stuck) in enumerate(plan(calls, **plan_options))
         ]
     else:
@@ -330,8 +420,34 @@ async def send_calls(
         await asyncio.sleep(gap_ms / 1000)
     calls = list(await asyncio.gather(*callers))
     for call in calls:
-        call.reset = call.request.key.startswith("e")  # the drawn calls the service resets (`_Handler`)
+        call.reset = resets_connection(call.request.key)  # the calls the service resets (`_Handler`)
     return calls
+
+
+def describe(calls: list[Call]) -> str:
+    """How the calls ended, one line for each way the task names: answered, hung until the deadline,
+    cancelled early by the caller, reset by the service."""
+
+    def endings(group: list[Call]) -> str:
+        counted = Counter(
+            "still waiting when its caller gave up" if c.ended_with == "nothing" else c.ended_with for c in group
+        )
+        return ", ".join(f"{n} {ending}" for ending, n in counted.most_common())
+
+    answered = [c for c in calls if not c.stuck and not c.cancelled and not c.reset]
+    hung = [c for c in calls if c.stuck and not c.cancelled]
+    cancelled = [c for c in calls if c.cancelled]
+    reset = [c for c in calls if c.reset]
+    right, on_time = sum(c.correct for c in answered), sum(c.correct for c in hung)
+    lines = [
+        f"answered by the service:         {right} of {len(answered)} returned its answer",
+        f"hung until their deadline:       {on_time} of {len(hung)} raised TimeoutError on time ({endings(hung)})",
+    ]
+    if cancelled:
+        lines.append(f"cancelled early by their caller: {len(cancelled)} ({endings(cancelled)})")
+    if reset:
+        lines.append(f"reset by the service:            {len(reset)} ({endings(reset)})")
+    return "\n".join(lines)
 
 
 def _drawn_call(
@@ -406,7 +522,11 @@ def probe(
     calls = len(rows) if rows is not None else calls
 
     async def run() -> None:
-        drawn = {"rows": rows} if rows is not None else {"opaque_keys": address, "cancel_early": True, **plan_options}
+        drawn = (
+            {"rows": rows}
+            if rows is not None
+            else {"opaque_keys": address, "cancel_early": True, "resets": True, **plan_options}
+        )
         results.extend(await send_calls(fetch, address, calls, **drawn))  # type: ignore[arg-type]
 
     def summary() -> dict:
@@ -434,6 +554,11 @@ def probe(
 
     return run(), summary
 
+
+# How long after the burst the grader waits for the answer's threads to end before it counts what is
+# still open: a thread a cancelled call left in a socket timeout ends by the call's deadline (at most
+# 200 ms in a drawn burst); the rest is margin for a loaded machine.
+SETTLE_S = 3.0
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
 ANSWER_NAMES = ("PAYLOAD_BYTES", "Request", "socket")
