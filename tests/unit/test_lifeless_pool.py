@@ -16,7 +16,8 @@ from answers_04 import (
 )
 
 from leaklab import run_isolated
-from leaklab.scenarios.lifeless_pool import JobFailed, handle, leaky_process_batch
+from leaklab.scenarios import lifeless_pool
+from leaklab.scenarios.lifeless_pool import JobFailed, Stops, handle, leaky_process_batch, run_batches
 
 PROPERTIES = ("stop_waits_for_workers", "every_job_accounted_for", "failure_keeps_worker", "no_worker_survives")
 
@@ -46,6 +47,47 @@ def test_handle_squares_and_fails_below_zero():
     assert handle(3) == 9
     with pytest.raises(JobFailed):
         handle(-1)
+
+
+def pool_of(source: str) -> type:
+    """The Pool class an answer cell defines, with the names the grader gives it."""
+    namespace = {name: getattr(lifeless_pool, name) for name in lifeless_pool.ANSWER_NAMES}
+    exec(source, namespace)
+    return namespace["Pool"]
+
+
+def demo(source: str) -> Stops:
+    """The notebook's demo traffic through an answer's pool, small, then its stragglers left to end."""
+    stops = run_batches(pool_of(source), batches=4, jobs=12, every_s=0.0)  # the long last queue: 120 ms of work
+    for thread in stops.workers:
+        thread.join(5.0)
+    return stops
+
+
+def test_the_demo_shows_nothing_undone_for_the_fix():
+    stops = demo(FIXED)
+    assert stops.endings == ["with", "stop()", "with", "stop()", "stop()"]
+    assert stops.running_when_stopped() == 0 and stops.stops_with_jobs_missing() == 0
+    assert stops.failing_reported == [(1, 1)] * 5
+    assert "jobs missing from results as stop returned: 0 of 293" in stops.summary()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the dying workers, on purpose
+@pytest.mark.parametrize(
+    ("source", "running", "missing"),
+    [
+        (NO_JOIN, {"with", "stop()"}, {"with", "stop()"}),  # plots like the fix by its thread count alone
+        (EXIT_ONLY_SIGNALS, {"with"}, {"with"}),
+        (DROPS_QUEUED_JOBS, set(), {"with", "stop()"}),
+        (DIES_ON_FAILURE, set(), {"with", "stop()"}),
+        (SLEEPS_INSTEAD_OF_JOIN, {"stop()"}, {"stop()"}),  # only the long last queue outlasts its sleep
+    ],
+    ids=["no_join", "exit_only_signals", "drops_queued_jobs", "dies_on_failure", "sleeps_instead_of_join"],
+)
+def test_the_demo_shows_each_half_fix(source, running, missing):
+    stops = demo(source)
+    assert {end for end, n in zip(stops.endings, stops.running_at_return, strict=True) if n} == running
+    assert {end for end, n in zip(stops.endings, stops.missing_at_return, strict=True) if n} == missing
 
 
 @pytest.mark.parametrize(

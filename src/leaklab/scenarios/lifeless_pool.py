@@ -1,9 +1,11 @@
 """Scenario 04, the worker pool without a lifecycle: workers started per batch and never stopped.
 
-The article's Go service started a few goroutines for every batch, fed them the batch's jobs and
-collected the results, but never closed the job channel: the workers finished the batch and then
-waited on it forever, one set per batch. Its fix: a pool with an explicit lifecycle (start, a stop
-signal, a wait group to wait for every worker), whose workers survive a failing job.
+The article (当Goroutine成为内存黑洞, section "Goroutine生命周期管理") offers a worker pool with a
+lifecycle as a fix: a stop channel, a `sync.WaitGroup`, workers that survive a failing job. The leak it
+prevents is this lesson's own example, not the article's: a batch function that starts a few workers for
+every batch, feeds them the batch's jobs and never says "no more jobs", so they wait for ever, one set
+per batch. The notebook's demo (`run_batches`, `Stops`) runs a learner's pool and notes what each stop
+left undone, which a thread count alone does not show.
 
 Time is compressed: a millisecond here stands for a second in the article.
 """
@@ -14,6 +16,8 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from statistics import median
 
 from ._checks import Checks, alive, python_threads, thread_ids, wait_until
 
@@ -62,9 +66,123 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
         yield "2 batches of 20 jobs done"
 
 
-# --- grading: what a fresh process runs against the learner's pool ---------------------------------
+PoolClass = Callable[..., object]  # the learner's pool class: Pool(workers=n)
 
-PoolClass = Callable[..., object]
+
+# --- the notebook's demo: what each stop of a learner's pool left undone ---------------------------------
+
+
+@dataclass
+class Stops:
+    """What each pool's stop did in `run_batches`, and two counts a `Recorder` samples meanwhile
+    (`Recorder(label, counts=stops.counts)`): the half-fixes that a thread count alone hides."""
+
+    endings: list[str] = field(default_factory=list)  # how each pool was stopped: "with" or "stop()"
+    took_s: list[float] = field(default_factory=list)  # how long each stop took to return
+    running_at_return: list[int] = field(default_factory=list)  # the pool's workers alive as it returned
+    missing_at_return: list[int] = field(default_factory=list)  # its jobs not in `results` as it returned
+    submitted: list[int] = field(default_factory=list)  # jobs submitted to each pool before its stop
+    failing_reported: list[tuple[int, int]] = field(default_factory=list)  # (reported as JobFailed, failing)
+    workers: list[threading.Thread] = field(default_factory=list)  # every pool's worker threads
+
+    def running_when_stopped(self) -> int:
+        """So far, the workers that were still running as their pool's stop returned."""
+        return sum(self.running_at_return)
+
+    def stops_with_jobs_missing(self) -> int:
+        """So far, the stops that returned while some of their pool's jobs were not in `results`."""
+        return sum(missing > 0 for missing in self.missing_at_return)
+
+    def still_running(self) -> int:
+        """Workers of the pools stopped so far whose thread is still running, now."""
+        return len(alive(list(self.workers)))
+
+    @property
+    def counts(self) -> dict[str, Callable[[], int]]:
+        return {
+            "workers running as stop returned": self.running_when_stopped,
+            "stops with jobs missing": self.stops_with_jobs_missing,
+        }
+
+    def summary(self) -> str:
+        """The stops in a few lines: jobs missing, failures reported, workers left running, time taken."""
+        if not self.took_s:
+            return "no pool was stopped"
+        pools, took_ms = len(self.took_s), sorted(t * 1000 for t in self.took_s)
+        reported = sum(r for r, _ in self.failing_reported)
+        failing = sum(f for _, f in self.failing_reported)
+        return "\n".join(
+            [
+                f"{pools} pools, each stopped as soon as its jobs were queued "
+                f"({self.endings.count('with')} by leaving `with`, {self.endings.count('stop()')} by stop()):",
+                f"  jobs missing from results as stop returned: {sum(self.missing_at_return)} of "
+                f"{sum(self.submitted)} (in {self.stops_with_jobs_missing()} of {pools} pools)",
+                f"  failing jobs reported by their JobFailed: {reported} of {failing}",
+                f"  workers still running as stop returned: {self.running_when_stopped()} of {len(self.workers)}",
+                f"  workers still running now: {self.still_running()}",
+                f"  stop took {median(took_ms):.1f} ms (median), {took_ms[-1]:.1f} ms at the most",
+            ]
+        )
+
+
+def _one_pool(pool_class: PoolClass, workers: int, jobs: list[int], *, use_with: bool, stops: Stops) -> None:
+    """Queue `jobs` on a fresh pool and stop it at once, by leaving `with` or by stop(); note what was left."""
+    before = python_threads()
+    if use_with:
+        with pool_class(workers=workers) as pool:  # type: ignore[attr-defined]
+            for job in jobs:
+                pool.submit(job)
+            started = python_threads() - before  # after the jobs: some pools start threads on demand
+            stopping = time.monotonic()
+        took = time.monotonic() - stopping
+    else:
+        pool = pool_class(workers=workers)
+        pool.start()  # type: ignore[attr-defined]
+        for job in jobs:
+            pool.submit(job)  # type: ignore[attr-defined]
+        started = python_threads() - before
+        stopping = time.monotonic()
+        pool.stop()  # type: ignore[attr-defined]
+        took = time.monotonic() - stopping
+    running = len(alive(started))  # right as the stop returned: a joined worker is no longer alive
+    results = dict(getattr(pool, "results", {}))
+    stops.endings.append("with" if use_with else "stop()")
+    stops.took_s.append(took)
+    stops.running_at_return.append(running)
+    stops.missing_at_return.append(sum(job not in results for job in jobs))
+    stops.submitted.append(len(jobs))
+    failing = [job for job in jobs if job < 0]
+    stops.failing_reported.append((sum(isinstance(results.get(job), JobFailed) for job in failing), len(failing)))
+    stops.workers.extend(started)
+
+
+def run_batches(
+    pool_class: PoolClass,
+    *,
+    batches: int = 10,
+    workers: int = 4,
+    jobs: int = 20,
+    long_queue: int = 240,
+    every_s: float = 0.01,
+    stops: Stops | None = None,
+) -> Stops:
+    """The notebook's demo: `batches` pools of `workers`, each given `jobs` jobs and one that fails, then
+    stopped at once, with work still queued; every other pool is left by its `with` block, the rest are
+    stopped by stop(). One last pool of two workers gets `long_queue` jobs (a millisecond each): a stop
+    that waits a fixed time instead of for its workers returns before they are done. Returns `stops`."""
+    stops = stops if stops is not None else Stops()
+    for batch in range(batches):
+        time.sleep(every_s)
+        batch_jobs = list(range(batch, batch + jobs))
+        batch_jobs.insert(jobs // 2, -1 - batch)  # a failing job, in the middle of the queue
+        _one_pool(pool_class, workers, batch_jobs, use_with=batch % 2 == 0, stops=stops)
+    if long_queue:
+        time.sleep(every_s)
+        _one_pool(pool_class, 2, [*range(long_queue), -1000], use_with=False, stops=stops)
+    return stops
+
+
+# --- grading: what a fresh process runs against the learner's pool ---------------------------------
 
 
 def _new_threads(before: set[str]) -> set[str]:
