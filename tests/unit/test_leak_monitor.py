@@ -26,10 +26,13 @@ from leaklab import run_isolated
 from leaklab.scenarios._checks import wait_until
 from leaklab.scenarios.leak_monitor import (
     BUFFER_BYTES,
+    THRESHOLD,
     AlertLog,
+    ArticleMonitor,
+    Gauge,
     HealthyService,
     LeakyService,
-    NaiveMonitor,
+    Lifecycle,
     Sample,
     process_sampler,
     rss_bytes,
@@ -73,14 +76,32 @@ def test_the_healthy_service_goes_back_to_zero_after_each_burst():
     assert asyncio.run(main()) == [30, 0, 0]
 
 
-def test_the_article_monitor_warns_on_every_sample_above_the_threshold_and_stops():
+def test_the_article_monitor_warns_on_every_tick_above_the_threshold_and_never_ends_by_itself():
     messages: list[str] = []
-    monitor = NaiveMonitor(sample=lambda: Sample(5, 6, 0), threshold=10, interval_s=0.001, warn=messages.append)
+    gauge = Gauge()
+    monitor = ArticleMonitor(sample=lambda: Sample(THRESHOLD, 1, 0), gauge=gauge, warn=messages.append)
     monitor.start()
-    assert wait_until(lambda: len(monitor.series) >= 5)
-    monitor.stop()
-    assert len(messages) >= 5 and messages[0] == "WARNING: high goroutine count: 11"  # a flood
-    assert len(messages) == len(monitor.series)
+    try:
+        assert wait_until(lambda: len(messages) >= 3)
+        assert messages[0] == f"WARNING: unusual goroutine count: {THRESHOLD + 1}"  # a flood, one per tick
+        assert gauge.value == THRESHOLD + 1 and gauge.updates >= len(messages)
+        assert monitor.running() and not hasattr(monitor, "stop")  # the Go code has no stop
+    finally:
+        monitor.exit_process()  # the stand-in for the process exiting
+    assert not monitor.running()
+    assert not monitor.ticker_stopped()  # the deferred ticker.Stop() never ran
+
+
+def test_the_article_monitor_is_quiet_at_the_threshold():
+    messages: list[str] = []
+    gauge = Gauge()
+    monitor = ArticleMonitor(sample=lambda: Sample(THRESHOLD, 0, 0), gauge=gauge, warn=messages.append)
+    monitor.start()
+    try:
+        assert wait_until(lambda: gauge.updates >= 2)
+    finally:
+        monitor.exit_process()
+    assert messages == [] and gauge.value == THRESHOLD
 
 
 def test_the_process_sampler_leaves_out_the_thread_that_calls_it():
@@ -98,6 +119,44 @@ def test_the_alert_log_keeps_messages_with_their_time():
     assert str(log) == "(no message)"
     log("ALERT")
     assert len(log) == 1 and log.alerts[0][0] >= 0 and str(log).endswith("ms  ALERT")
+    assert log.markers("leak: ") == [(log.alerts[0][0], "leak: ALERT")]
+    log("RESOLVED: back under 40")
+    assert [label for _, label in log.markers()] == ["ALERT", "RESOLVED"]
+    assert log.since(log.alerts[0][0]) == log.alerts[1:]
+
+
+class _Thready:
+    """A monitor stand-in: a thread that waits for its stop event; `joins` says whether stop() waits."""
+
+    def __init__(self, *, joins: bool) -> None:
+        self.joins, self._stop = joins, threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._release = threading.Event()
+
+    def _run(self) -> None:
+        self._stop.wait()
+        self._release.wait(1.0)  # an ending that takes a moment after the stop signal
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.joins:
+            self._release.set()
+            self._thread.join()
+
+
+@pytest.mark.parametrize("joins", [True, False])
+def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
+    monitor = _Thready(joins=joins)
+    lifecycle = Lifecycle(monitor)
+    with lifecycle as entered:
+        assert entered is monitor
+    assert lifecycle.stopped is not None and lifecycle.stopped.still_running is not joins
+    assert ("still running" in str(lifecycle.stopped)) is not joins
+    monitor._release.set()
+    monitor._thread.join()
 
 
 @pytest.mark.parametrize(

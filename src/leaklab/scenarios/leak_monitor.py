@@ -1,12 +1,12 @@
 """Scenario 06, the leak monitor: a ticker that samples the task and thread counts and warns.
 
-The article's Go service got a monitor after the fact: a goroutine with a ticker that sampled
-`runtime.NumGoroutine()` into a gauge and logged a warning above a threshold. Written that way it warns
-on every tick for as long as the leak lasts (a log flood), cries wolf on every healthy burst of
-short-lived goroutines, never says when things are back to normal, and cannot itself be stopped.
-Here: a service that leaks tasks and threads, a healthy one with bursts, the article's naive monitor,
-and the grader of the learner's monitor, which drives `tick()` itself so that alerts are counted per
-sample, not per clock.
+The article 「当Goroutine成为内存黑洞」 shows, in its section 「Goroutine数量监控」, a goroutine that reads
+`runtime.NumGoroutine()` every 30 s into a gauge and logs a warning when the count is above 1000. Its
+`for range ticker.C` loop never ends, so its deferred `ticker.Stop()` never runs and the monitor is a
+goroutine with no exit; it logs on every tick for as long as the count stays high, never says when the
+count is back, and has no notion of a sustained rise. Here: a service that leaks tasks and threads, a
+healthy one with bursts, the article's monitor statement for statement, and the grader of the learner's
+monitor, which drives `tick()` itself so that alerts are counted per sample, not per clock.
 
 Time is compressed: a millisecond here stands for a second in the article.
 """
@@ -18,7 +18,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple
 
 from .._census import Census
@@ -28,9 +29,10 @@ from ._checks import Checks, alive, thread_ids, wait_until
 __all__ = ["Sample", "threading", "time"]
 
 BUFFER_BYTES = 64 * 1024  # DO NOT CHANGE: the memory each leaked task or thread holds
-THRESHOLD = 40  # DO NOT CHANGE: live tasks + threads above which the notebook's monitors warn
-SUSTAIN = 8  # DO NOT CHANGE: consecutive samples above the threshold before the notebook's monitors alert
-INTERVAL_S = 0.005  # DO NOT CHANGE: the notebook's sampling interval (5 ms stands for 5 s)
+TICK_S = 0.030  # DO NOT CHANGE: the article's 30 s ticker, compressed (a millisecond for a second)
+THRESHOLD = 40  # DO NOT CHANGE: the article's 1000 goroutines, scaled to this lesson's small services
+SUSTAIN = 3  # DO NOT CHANGE: ticks above the threshold in a row before the notebook's monitors alert
+INTERVAL_S = 0.005  # DO NOT CHANGE: the interval the grader gives the monitors whose tick() it drives
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -116,6 +118,10 @@ class LeakyService:
         threads = sum(thread.is_alive() for thread in list(self._threads))
         return Sample(tasks, threads, rss_bytes())
 
+    def total(self) -> int:
+        """Live tasks + threads, what the monitors compare with the threshold (for a `Recorder`'s counts)."""
+        return self.sample().total
+
     async def shutdown(self) -> None:
         """End every leftover (what a restart does): the count falls back to zero."""
         if self._gone is not None and not self._gone.done():
@@ -148,8 +154,27 @@ class HealthyService:
         await asyncio.gather(*self._tasks)
         self._tasks = []
 
-    async def serve(self, *, bursts: int, size: int, work_s: float = 0.012, pause_s: float = 0.04) -> None:
-        """Traffic: `bursts` bursts of `size` requests, each handled in about `work_s`."""
+    async def shutdown(self) -> None:
+        """End a burst still running (the same interface as `LeakyService.shutdown`)."""
+        await self.finish_burst()
+
+    async def serve(
+        self,
+        *,
+        bursts: int,
+        size: int,
+        work_s: float = 0.035,
+        pause_s: float = 0.04,
+        at_threshold: int | None = None,
+        spell_s: float = 0.15,
+    ) -> None:
+        """Traffic: with `at_threshold`, first a busy spell of exactly that many requests for `spell_s`;
+        then `bursts` bursts of `size` requests, each handled in about `work_s`."""
+        if at_threshold is not None:
+            self.start_burst(at_threshold)
+            await asyncio.sleep(spell_s)
+            await self.finish_burst()
+            await asyncio.sleep(pause_s)
         for _ in range(bursts):
             self.start_burst(size)
             await asyncio.sleep(work_s)
@@ -165,35 +190,110 @@ class HealthyService:
         """This service's live tasks (safe to call from any thread)."""
         return Sample(sum(not task.done() for task in list(self._tasks)), 0, rss_bytes())
 
+    def total(self) -> int:
+        """Live tasks, what the monitors compare with the threshold (for a `Recorder`'s counts)."""
+        return self.sample().total
 
-# --- the article's monitor, translated as it was ---------------------------------------------------
+
+# --- the article's monitor, statement for statement -------------------------------------------------
 
 
-class NaiveMonitor:
-    """The article's `monitorGoroutines`: a sample every interval, a warning on every sample above the
-    threshold (a flood for as long as a leak lasts, and an alarm for every healthy burst)."""
+class ProcessExit(BaseException):
+    """Raised in an article monitor's thread by `ArticleMonitor.exit_process()`: the process exiting,
+    the only end that monitor has (a BaseException, so that nothing in the loop catches it)."""
 
-    def __init__(
-        self, *, sample: Callable[[], Sample], threshold: int, interval_s: float, warn: Callable[[str], object]
-    ) -> None:
-        self.sample, self.threshold, self.interval_s, self.warn = sample, threshold, interval_s, warn
-        self.series: list[Sample] = []
-        self._halt = threading.Event()
-        self._ticker = threading.Thread(target=self._loop, name="naive-monitor", daemon=True)
 
-    def _loop(self) -> None:
-        while not self._halt.wait(self.interval_s):
-            now = self.sample()
-            self.series.append(now)
-            if now.total > self.threshold:
-                self.warn(f"WARNING: high goroutine count: {now.total}")
+class _Process:
+    """What stands for the process around an article monitor: its exit, and the tickers made in it."""
 
-    def start(self) -> None:
-        self._ticker.start()
+    def __init__(self) -> None:
+        self.exit = threading.Event()
+        self.tickers: list[Ticker] = []
+
+
+# The thread that runs each article monitor, with its stand-in process (see ArticleMonitor).
+_PROCESSES: weakref.WeakKeyDictionary[threading.Thread, _Process] = weakref.WeakKeyDictionary()
+
+
+class Ticker:
+    """Go's `time.Ticker` for a thread: `ticks()` is `ticker.C` read in a `for range` loop, a tick every
+    interval for ever; `stop()` ends the ticks and, like Go's `Stop`, does not end a loop that reads them."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.stopped = False
+        self._process = _PROCESSES.get(threading.current_thread()) or _Process()
+        self._process.tickers.append(self)
+
+    def ticks(self) -> Iterator[float]:
+        due = time.monotonic()
+        while True:
+            due = max(due + self.interval_s, time.monotonic())  # like Go, drop the ticks a slow reader missed
+            wait = None if self.stopped else due - time.monotonic()  # a stopped ticker never ticks again
+            if self._process.exit.wait(wait):
+                raise ProcessExit  # not Go's ticker: the process ends (ArticleMonitor.exit_process)
+            yield time.monotonic()
 
     def stop(self) -> None:
-        self._halt.set()
-        self._ticker.join()
+        self.stopped = True
+
+
+class Gauge:
+    """A metrics gauge: the last value set, which a dashboard would draw."""
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+        self.updates = 0
+
+    def set(self, value: int) -> None:
+        self.value, self.updates = value, self.updates + 1
+
+
+def monitor_goroutines(sample: Callable[[], Sample], gauge: Gauge, warn: Callable[[str], object]) -> None:
+    """The article's monitorGoroutines, statement for statement; its 30 s and its 1000 are TICK_S and
+    THRESHOLD here."""
+    ticker = Ticker(TICK_S)  # ticker := time.NewTicker(30 * time.Second)
+    for _ in ticker.ticks():  # for range ticker.C: nothing in this loop ever leaves it
+        count = sample().total  # runtime.NumGoroutine(): here, the service's tasks + threads
+        gauge.set(count)  # metrics.Gauge("runtime.goroutines", count)
+        if count > THRESHOLD:  # if count > 1000
+            warn(f"WARNING: unusual goroutine count: {count}")  # log.Printf: again on every tick above it
+    ticker.stop()  # defer ticker.Stop(): runs when the function returns, and the loop above never lets it
+
+
+class ArticleMonitor:
+    """Runs `monitor_goroutines` in a thread of its own, as `go monitorGoroutines()` would. It has no
+    stop: the Go code has none. `exit_process()` stands for the one thing that ends that goroutine, the
+    process exiting; the lesson needs it to tidy the kernel, the article's code knows nothing of it."""
+
+    def __init__(self, *, sample: Callable[[], Sample], gauge: Gauge, warn: Callable[[str], object]) -> None:
+        self.thread = threading.Thread(
+            target=self._run, args=(sample, gauge, warn), name="article-monitor", daemon=True
+        )
+        self._process = _PROCESSES[self.thread] = _Process()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def running(self) -> bool:
+        """Whether the monitor's thread is still running."""
+        return self.thread.is_alive()
+
+    def ticker_stopped(self) -> bool:
+        """Whether the monitor's `ticker.stop()` (Go's deferred `ticker.Stop()`) has run."""
+        return any(ticker.stopped for ticker in self._process.tickers)
+
+    def exit_process(self) -> None:
+        """End the monitor's thread the way the process's exit ends a goroutine: from outside."""
+        self._process.exit.set()
+        self.thread.join()
+
+    @staticmethod
+    def _run(sample: Callable[[], Sample], gauge: Gauge, warn: Callable[[str], object]) -> None:
+        try:
+            monitor_goroutines(sample, gauge, warn)
+        except ProcessExit:
+            pass
 
 
 class AlertLog:
@@ -213,25 +313,55 @@ class AlertLog:
     def __str__(self) -> str:
         return "\n".join(f"{at:7.1f} ms  {message}" for at, message in self.alerts) or "(no message)"
 
+    def since(self, at_ms: float) -> list[tuple[float, str]]:
+        """The messages logged after `at_ms` on this log's time axis."""
+        return [(at, message) for at, message in self.alerts if at > at_ms]
 
-def mark_alerts(plot: object, *logs: AlertLog, threshold: int | None = None) -> object:
-    """Mark each log's messages on a `plot_runs` figure (a vertical line each, in its run's colour), and
-    the threshold the monitors compare tasks + threads with."""
-    counts = plot.figure.axes[0]  # type: ignore[attr-defined]
-    for index, log in enumerate(logs):
-        if log.alerts:  # one collection of lines per log: an axvline per message costs milliseconds each
-            at = [at for at, _ in log.alerts]
-            counts.vlines(at, 0, 1, transform=counts.get_xaxis_transform(), color=f"C{index}", alpha=0.35, lw=0.8)
-    if any(log.alerts for log in logs):
-        counts.plot([], [], color="grey", alpha=0.5, linewidth=0.8, label="monitor messages")
-    if threshold is not None:
-        counts.axhline(threshold, color="black", linestyle=":", linewidth=1, label="threshold (tasks + threads)")
-    counts.legend(loc="upper left", fontsize="small")
-    # The layout plot_runs computed still fits (the marks are inside the axes): keep it, and save the PNG
-    # again without working it out a second time (half the cost of a save).
-    plot.figure.set_layout_engine("none")  # type: ignore[attr-defined]
-    plot.figure.savefig(plot.path, dpi=90)  # type: ignore[attr-defined]
-    return plot
+    def now_ms(self) -> float:
+        """Now, on this log's time axis."""
+        return time.time() * 1000 - self._started_ms
+
+    def markers(self, prefix: str = "") -> list[tuple[float, str]]:
+        """Each message as a `plot_runs` marker, labelled by its first word (`ALERT`, `RESOLVED`)."""
+        return [(at, prefix + _first_word(message)) for at, message in self.alerts]
+
+
+def _first_word(message: object) -> str:
+    words = str(message).replace(":", " ").split()
+    return words[0][:16] if words else "(empty)"
+
+
+class Stopped(NamedTuple):
+    """What a monitor's `stop()` did: how long it took, and whether a thread the monitor started was still
+    running the moment it returned."""
+
+    took_ms: float
+    still_running: bool
+
+    def __str__(self) -> str:
+        state = "was still running" if self.still_running else "had ended"
+        return f"stop() took {self.took_ms:.1f} ms; the monitor's thread {state} when it returned"
+
+
+class Lifecycle:
+    """`with Lifecycle(monitor):` starts a monitor and stops it, noting what `stop()` did in `stopped`."""
+
+    def __init__(self, monitor: object) -> None:
+        self.monitor = monitor
+        self.stopped: Stopped | None = None
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> object:
+        before = set(threading.enumerate())
+        self.monitor.start()  # type: ignore[attr-defined]
+        self._threads = [t for t in threading.enumerate() if t not in before]
+        return self.monitor
+
+    def __exit__(self, *exc_info: object) -> None:
+        began = time.perf_counter()
+        self.monitor.stop()  # type: ignore[attr-defined]
+        took_ms = (time.perf_counter() - began) * 1000
+        self.stopped = Stopped(took_ms, alive(self._threads))
 
 
 async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
