@@ -131,6 +131,7 @@ def test_the_checker_column_finds_the_retry_loops_and_nothing_else():
     assert all(isinstance(row.checker, list) for row in rows)
     flagged = {row.code.label for row in rows if row.checker and row.code.scenario in SETTLED}
     assert flagged == {
+        "skipped_stop.article_worker",  # a false positive of the rule: its `continue` goes back to the stop check
         "skipped_stop.LeakyWorker",
         "static_checks.leaky_blocking_retry",
         "static_checks.leaky_async_retry",
@@ -275,12 +276,14 @@ ANSWERS = {
     "crashes_without_loop": (CRASHES_WITHOUT_LOOP, {"passes_correct"}, {"passes_correct"}),
     "says_nothing": (SAYS_NOTHING, set(PROPERTIES), set(PROPERTIES)),
     "stub": (STUB, set(PROPERTIES), set(PROPERTIES)),
-    # Only the hidden snippets tell these from the right check (the rules the examples do not show).
-    "any_enclosing": (ANY_ENCLOSING, set(), {"passes_correct"}),
-    "no_scope_reset": (NO_SCOPE_RESET, set(), {"passes_correct"}),
-    "walk_into_defs": (WALK_INTO_DEFS, set(), {"flags_leaky", "right_lines"}),
+    # The rules the notebook's three examples do not show: a visible snippet each, so that the verify
+    # cell's verdict (the visible run) tells them from the right check too, and hidden ones besides.
+    "any_enclosing": (ANY_ENCLOSING, {"passes_correct"}, {"passes_correct"}),
+    "no_scope_reset": (NO_SCOPE_RESET, {"passes_correct"}, {"passes_correct"}),
+    "walk_into_defs": (WALK_INTO_DEFS, *[{"flags_leaky", "right_lines"}] * 2),
+    "any_not_call": (ANY_NOT_CALL, {"passes_correct"}, {"passes_correct"}),
+    # Only the hidden snippets tell a cheat from the right check.
     "cheat_import": (CHEAT_IMPORT, set(), set(PROPERTIES)),
-    "any_not_call": (ANY_NOT_CALL, set(), {"passes_correct"}),
     # The visible snippets are the lesson's own; the hidden ones' marks never reach the answer's process.
     "reads_the_key": (READS_THE_KEY, set(), set(PROPERTIES)),
 }
@@ -298,7 +301,7 @@ def test_each_answer_fails_exactly_the_properties_it_breaks(name, snippets):
 
 def test_a_crash_fails_its_snippet_and_says_so():
     result = run_isolated(CRASHES_WITHOUT_LOOP, scenario="static_checks", function="find_deaf_retries")
-    assert result.outcome["passes_correct"] == [5, 6]
+    assert result.outcome["passes_correct"] == [7, 9]  # no loop, and a `def` in a loop
     with pytest.raises(AssertionError, match="'config_no_loop': raised IndexError"):
         result.require("passes_correct")
     result.require("flags_leaky", "right_lines", "async_flavour")

@@ -1,11 +1,11 @@
 """Scenario 07, static checks: what a linter catches of the course's leaks, and what only running finds.
 
-The article ends on tools: `go vet` catches the obvious context misuse (a `cancel` that is not called
-on every path); everything else took runtime monitoring. Python's twin of `go vet` here is
-ruff's asyncio rules: RUF006 (a task created and dropped) and the ASYNC family (blocking calls in
-`async def`, busy waits, ...). This module runs them over the leaky code of every lesson, and grades
-a learner's own check (a retry loop deaf to its stop signal) on snippets: the visible ones are here, the
-hidden ones come from the notebook's hidden tests.
+The article ends on tools: it says `go vet` finds some obvious context misuse (its lostcancel analyzer
+reports a `cancel` not called on every path) and that subtler leaks also need runtime monitoring.
+Python's twin of `go vet` here is ruff's asyncio rules: RUF006 (a task created and dropped) and the
+ASYNC family (blocking calls in `async def`, busy waits, ...). This module runs them over the leaky code
+of every lesson, and grades a learner's own check (a retry loop deaf to its stop signal) on snippets:
+the visible ones are here, the hidden ones come from the notebook's hidden tests.
 """
 
 from __future__ import annotations
@@ -98,6 +98,11 @@ LEAKY_CODE: dict[str, list[Leak]] = {
         ),
     ],
     "skipped_stop": [
+        Leak(
+            "article_worker",
+            "nothing: it ends the turn after its stop signal, but its `default:` never waits: it spins",
+            "turns and CPU share in 50 ms (02)",
+        ),
         Leak(
             "LeakyWorker",
             "the retry loop sleeps through `stop()`: one thread per restart during an outage",
@@ -500,6 +505,64 @@ VISIBLE: list[Snippet] = [
                 except TimeoutError:
                     time.sleep(2**attempt)
             raise TimeoutError(url)
+        """,
+    ),
+    _snippet(
+        "bounded_retry_inside_worker_loop",
+        """
+        class Sender:
+            def run(self):
+                while not self.stop.is_set():
+                    message = self.outbox.get()
+                    for attempt in range(5):
+                        try:
+                            self.transport.send(message)
+                            break
+                        except TransportError:
+                            time.sleep(0.2 * 2**attempt)
+        """,
+    ),
+    _snippet(
+        "callback_defined_in_worker_loop",
+        """
+        def supervise(spawn, stop):
+            while not stop.is_set():
+                def on_crash(error):
+                    try:
+                        report(error)
+                    except OSError:
+                        time.sleep(1)  # the report server may be restarting: one second, one more try
+
+                child = spawn(on_crash=on_crash)
+                child.join()
+        """,
+    ),
+    _snippet(
+        "replicator_delay_helper",
+        """
+        class Replicator:
+            def run(self):
+                while True:
+                    try:
+                        self.push(self.outbox.get())
+                    except ReplicaDown as error:  # <- deaf
+                        def delay():
+                            return min(30.0, 0.5 * 2**error.failures)
+
+                        log.warning("replica down, retrying in %.1f s", delay())
+                        time.sleep(delay())
+        """,
+    ),
+    _snippet(
+        "upload_until_complete",
+        """
+        def upload_parts(upload):
+            while not upload.complete():
+                part = upload.next_part()
+                try:
+                    upload.send(part)
+                except ThrottledError:
+                    time.sleep(upload.retry_after)
         """,
     ),
     _snippet(
