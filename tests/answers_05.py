@@ -4,7 +4,7 @@
 # own code in the dump's biggest group. The line is read from the source, as a learner reads the dump.
 import inspect
 
-from leaklab.scenarios.mystery_service import MysteryService, _leak_line_in_source
+from leaklab.scenarios.mystery_service import MysteryService, RpcClient, _leak_line_in_source
 
 DIAGNOSIS = f'LEAK_FUNCTION = "call"\nLEAK_LINE = {_leak_line_in_source()}\n'
 
@@ -18,6 +18,13 @@ DIAGNOSIS_OUTER_FRAME = f'LEAK_FUNCTION = "price"\nLEAK_LINE = {_PRICE_LINE}\n'
 
 # Wrong: the line is right but the function named is the reader, where the bug is, not where they wait.
 DIAGNOSIS_WRONG_FUNCTION = f'LEAK_FUNCTION = "read_replies"\nLEAK_LINE = {_leak_line_in_source()}\n'
+
+# Wrong: the function is right, the line is the method's `def` (where it starts, not where it waits).
+_CALL_DEF_LINE = inspect.getsourcelines(RpcClient.call)[1]
+DIAGNOSIS_WRONG_LINE = f'LEAK_FUNCTION = "call"\nLEAK_LINE = {_CALL_DEF_LINE}\n'
+
+# Wrong: the values are right but the line is a str, as copied out of the dump's text.
+DIAGNOSIS_LINE_AS_STR = f'LEAK_FUNCTION = "call"\nLEAK_LINE = "{_leak_line_in_source()}"\n'
 
 # Right, in other forms a learner writes: both names in one assignment; the line read with inspect.
 DIAGNOSIS_TUPLE = f'LEAK_FUNCTION, LEAK_LINE = "call", {_leak_line_in_source()}\n'

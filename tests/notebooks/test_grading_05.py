@@ -44,6 +44,8 @@ def graded(tmp_path_factory):
         "reader_only": with_answer(folder, "reader_only", fix=answers_05.READER_ONLY),
         "outer_frame": with_answer(folder, "outer_frame", diagnosis=answers_05.DIAGNOSIS_OUTER_FRAME),
         "wrong_function": with_answer(folder, "wrong_function", diagnosis=answers_05.DIAGNOSIS_WRONG_FUNCTION),
+        "wrong_line": with_answer(folder, "wrong_line", diagnosis=answers_05.DIAGNOSIS_WRONG_LINE),
+        "line_as_str": with_answer(folder, "line_as_str", diagnosis=answers_05.DIAGNOSIS_LINE_AS_STR),
         "times_out": with_answer(folder, "times_out", fix=answers_05.TIMES_OUT),
         "keeps_entry": with_answer(folder, "keeps_entry", fix=answers_05.RESOLVES_BUT_KEEPS_ENTRY),
         "fails_every_call": with_answer(folder, "fails_every_call", fix=answers_05.FAILS_EVERY_CALL),
@@ -90,6 +92,8 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("reader_only", {f"{SLUG}_memory_bounded"}),  # a caller that gave up leaves its entry
         ("outer_frame", {DIAGNOSIS}),
         ("wrong_function", {DIAGNOSIS}),
+        ("wrong_line", {DIAGNOSIS}),  # the method's `def`, not the line where its tasks wait
+        ("line_as_str", {DIAGNOSIS}),  # the visible test asks for an int
         ("times_out", {f"{SLUG}_memory_bounded", f"{SLUG}_responses_right"}),
         ("keeps_entry", {f"{SLUG}_memory_bounded"}),
         ("fails_every_call", {f"{SLUG}_memory_bounded", f"{SLUG}_responses_right"}),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 
 import pytest
@@ -23,11 +24,13 @@ from leaklab.scenarios.mystery_service import (
     CATALOG,
     Backend,
     MysteryService,
+    Pending,
     Request,
     Response,
     RunningService,
     _leak_line_in_source,
     _where_the_leak_waits,
+    check_diagnosis,
     plan,
     send_traffic,
 )
@@ -86,6 +89,58 @@ def test_the_grader_s_truth_is_not_a_public_shortcut_for_the_diagnosis():
 
 def test_the_measured_truth_is_the_line_where_call_awaits_its_future():
     assert _where_the_leak_waits() == ("call", _leak_line_in_source())
+
+
+def test_the_visible_diagnosis_check_passes_the_truth_and_never_prints_it():
+    function, line = _where_the_leak_waits()
+    check_diagnosis(function, line)
+    check_diagnosis(f"RpcClient.{function}", line)
+    wrong = [("read_replies", line), ("price", line), (function, line + 1), (function, str(line)), (1, line)]
+    for named, at in wrong:
+        with pytest.raises(AssertionError) as failed:
+            check_diagnosis(named, at)
+        said = str(failed.value)
+        assert str(line) not in said.replace(str(at), "") and (named == function or f"`{function}`" not in said)
+
+
+def client_class(source: str) -> type:
+    """The RpcClient an answer cell defines, with the names the grader gives it."""
+    names = {"asyncio": asyncio, **{name: getattr(mystery_service, name) for name in mystery_service.ANSWER_NAMES}}
+    exec(source, names)
+    return names["RpcClient"]
+
+
+@pytest.mark.parametrize(
+    ("source", "entries_left"),
+    [(LEAKY, 10 + 4), (READER_ONLY, 4), (FIXED, 0)],  # 10 stuck on an error reply; 4 callers gave up
+    ids=["leaky", "reader_only", "fixed"],
+)
+def test_the_notebook_s_traffic_has_callers_who_give_up_both_ways(source, entries_left):
+    async def main():
+        with RunningService(client_class(source)) as service:
+            traffic = await service.send(100, hang_ups=4)
+            return traffic, len(service.service.client.pending)
+
+    traffic, left = asyncio.run(main())
+    assert sorted(traffic.hung_up) == ["hung up", "hung up", "timed out", "timed out"]
+    assert left == entries_left
+
+
+def test_an_error_reply_leaves_no_cycle_that_holds_a_frame_until_the_collector_runs():
+    async def main():
+        with RunningService(client_class(FIXED)) as service:
+            traffic = await service.send(100)
+        return traffic
+
+    gc.collect()
+    gc.disable()
+    try:
+        traffic = asyncio.run(main())
+        assert traffic.wrong == [] and not traffic.unanswered
+        held = [o for o in gc.get_objects() if isinstance(o, Pending)]
+    finally:
+        gc.enable()
+    assert held == []  # freed by reference counting as each call ended, not by a later collection
 
 
 def test_the_lesson_s_diagnosis_is_the_measured_truth(root):

@@ -1,12 +1,12 @@
 """Scenario 05, the mystery service: a leak found live, from the task dump, as with Go's pprof.
 
-The article's team did not know where their goroutines leaked; they asked the running service
-(`curl localhost:6060/debug/pprof/goroutine?debug=1`) and read the biggest group of identical stacks.
-Here a small asyncio service has four routes; three are healthy. The fourth asks a pricing backend
-through an RPC client that keeps many calls in flight on one connection, each caller waiting on a
-future in a table of pending replies (request id -> future). The client's reply reader resolves the
-futures of good replies and only logs the error replies: a caller whose request failed waits for ever,
-and its pending entry keeps the 64 KiB request frame (kept for a resend) alive.
+The article lists pprof's live goroutine page (`localhost:6060/debug/pprof/goroutine?debug=1`) in its
+troubleshooting toolbox; this lesson's story, a leak nobody can place found by reading the biggest group
+of identical stacks, is the lesson's own. Here a small asyncio service has four routes; three are
+healthy. The fourth asks a pricing backend through an RPC client that keeps many calls in flight on one
+connection, each caller waiting on a future in a table of pending replies (request id -> future). The
+client's reply reader resolves the futures of good replies and only logs the error replies: a caller whose
+request failed waits for ever, and its pending entry keeps the 64 KiB request frame (kept for a resend).
 
 Time is compressed: a millisecond here stands for a second in the article.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import logging
 import random
@@ -211,6 +212,9 @@ class MysteryService:
         try:
             cents = await self.client.call(sku)
         except BackendError as error:
+            # Drop the traceback: it holds the client's frame, whose locals can hold the future that
+            # holds this very error, a cycle only the garbage collector would free (with its frame).
+            error.__traceback__ = None
             return Response(404, str(error))
         return Response(200, f"{cents / 100:.2f}")
 
@@ -268,6 +272,7 @@ class Traffic:
     answers: dict[int, tuple[Request, Response]] = field(default_factory=dict)
     sent: list[Request] = field(default_factory=list)
     price: Callable[[int], int] | None = None  # the backend's prices, to check the answers with
+    hung_up: list[str] = field(default_factory=list)  # callers that gave up before their reply: how each did
 
     @property
     def unanswered(self) -> list[Request]:
@@ -300,12 +305,17 @@ async def send_traffic(
     every: int = 20,
     settle: bool = True,
     into: Traffic | None = None,
+    hang_ups: int = 0,
+    patience_ms: float = 5.0,
     **plan_options: int,
 ) -> Traffic:
     """Send `requests` requests, `every` at a time between two turns of the loop, each in a task of its own.
 
     With `settle`, return once the backend has answered everything and the answers had a moment to
-    arrive (a request still unanswered then is stuck); without it, wait for every answer.
+    arrive (a request still unanswered then is stuck); without it, wait for every answer. Then, with
+    `hang_ups`, the backend restarts: for a moment its replies are lost, and `hang_ups` more callers ask
+    for a price and give up after `patience_ms`, in turn by a timeout and by hanging up (their task
+    cancelled): calls that end without a reply.
     """
     traffic = into if into is not None else Traffic()
     traffic.price = service.backend.price
@@ -324,7 +334,43 @@ async def send_traffic(
         await asyncio.wait(tasks, timeout=0.01)
     else:
         await asyncio.gather(*tasks)
+    if hang_ups:
+        await _hang_ups(service, traffic, hang_ups, patience_ms / 1000)
     return traffic
+
+
+async def _hang_ups(service: MysteryService, traffic: Traffic, callers: int, patience_s: float) -> None:
+    """Callers who give up on a reply that never comes: every other one by its own timeout, the rest
+    hung up (their task cancelled from outside, as a server does when the client's connection drops)."""
+
+    async def impatient(sku: int) -> None:
+        try:
+            async with asyncio.timeout(patience_s):
+                await service.handle("/price", sku)
+        except TimeoutError:
+            traffic.hung_up.append("timed out")
+
+    async def patient(sku: int) -> None:
+        try:
+            await service.handle("/price", sku)
+        except asyncio.CancelledError:
+            traffic.hung_up.append("hung up")
+            raise
+
+    service.backend.losing = True  # the backend restarts: the replies to these frames are lost
+    try:
+        skus = [CATALOG[(len(traffic.hung_up) + i) % len(CATALOG)] for i in range(callers)]
+        tasks = [
+            asyncio.create_task((impatient if i % 2 == 0 else patient)(sku), name=f"caller-giving-up-{i}")
+            for i, sku in enumerate(skus)
+        ]
+        await asyncio.sleep(0)  # each sends its frame, while the replies are lost
+        await asyncio.sleep(2 * patience_s)  # the impatient ones have timed out by then
+        for task in tasks:
+            task.cancel()  # those still waiting hang up
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        service.backend.losing = False
 
 
 class RunningService:
@@ -375,6 +421,12 @@ def _where_the_leak_waits() -> tuple[str, int]:
     """The function and line of this module's innermost frame in the biggest group of the task dump,
     measured by running the service briefly (on an event loop of its own, in a thread of its own).
     Private: the grader's truth, not a shortcut for the learner's diagnosis."""
+    return _biggest_group_here()[0]
+
+
+@functools.cache
+def _biggest_group_here() -> tuple[tuple[str, int], ...]:
+    """This module's frames in the biggest group of the task dump, innermost first, measured once."""
     from .._stacks import group_stacks
 
     found: list[tuple[str, int]] = []
@@ -393,7 +445,36 @@ def _where_the_leak_waits() -> tuple[str, int]:
     thread.join()
     if not found:
         raise RuntimeError("the service's traffic left no task waiting: nothing to find")
-    return found[0]
+    return tuple(found)
+
+
+def check_diagnosis(function: object, line: object) -> None:
+    """The notebook's visible check of a diagnosis: raises AssertionError saying what to look at again
+    when `function` and `line` are not where the biggest group of the dump waits in this module's code.
+    It measures the service's dump itself and never prints the answer."""
+    __tracebackhide__ = True
+    assert isinstance(function, str), f"LEAK_FUNCTION should be a str, the function's name; it is {function!r}"
+    assert isinstance(line, int) and not isinstance(line, bool), (
+        f"LEAK_LINE should be an int, the line number; it is {line!r}"
+    )
+    frames = _biggest_group_here()
+    named = function.rsplit(".", 1)[-1]  # "RpcClient.call" is as good as "call"
+    innermost, line_there = frames[0]
+    if named == innermost:
+        assert line == line_there, (
+            f"LEAK_FUNCTION is right, but LEAK_LINE = {line} is not the line the dump gives for it: "
+            "read the number after `mystery_service.py:` on that same `#` line"
+        )
+        return
+    callers = [name for name, _ in frames[1:]]
+    assert named not in callers, (
+        f"`{named}` is in the biggest group, but it is not where the tasks wait: it calls the frame above "
+        "it. The first `#` line in mystery_service.py (the innermost frame) is where they wait"
+    )
+    raise AssertionError(
+        f"`{named}` is not a frame of the biggest group in mystery_service.py: read the `#` lines under the "
+        "first group of the grouped dump (?debug=1), the one with the biggest count"
+    )
 
 
 def _leak_line_in_source() -> int:
@@ -458,8 +539,9 @@ def probe(
         problems += [f"responses right: {line}" for line in traffic.wrong[:3]]
         if stuck:
             problems.append(
-                f"table emptied: {stuck} entries still in `pending` once every call was over ({abandoned} callers "
-                "hung up before their reply came, and it never did): a call's entry leaves in its `finally:`"
+                f"table emptied: {stuck} entries still in `pending` once every call was over, answered or given up "
+                f"(of the {calls} calls, {abandoned} were callers who hung up before a reply that never came): "
+                "a call's entry leaves in its `finally:`"
             )
         return {
             "requests": requests + abandoned,
