@@ -337,3 +337,46 @@ LEAKY = """
 class Service(LeakyService):
     pass
 """
+
+# --- the diagnosis: what the leaky week's dump and memray show, named before the code is shown ---------
+
+# The notebook's diagnosis: the service's four groups, biggest first, and the one holding the most.
+DIAGNOSIS = 'DUMP_GROUPS = ["worker", "run_query", "_flush", "lookup"]\nHOLDS_MOST = "worker"\n'
+
+# Right too: qualified names as Python spells them, in a tuple.
+DIAGNOSIS_QUALIFIED = (
+    'DUMP_GROUPS = ("LeakyService.batch.<locals>.worker", "LeakyService.report.<locals>.run_query", '
+    '"LeakyService._flush", "LeakyService.lookup")\nHOLDS_MOST = "LeakyService.batch.<locals>.worker"\n'
+)
+
+# Wrong: the innermost frames of each group, the standard library's, not the service's.
+DIAGNOSIS_LIBRARY_FRAMES = 'DUMP_GROUPS = ["wait", "wait", "_flush", "_wait_for_data"]\nHOLDS_MOST = "wait"\n'
+
+# Wrong: the right four, not biggest first (the order the service's code defines them in).
+DIAGNOSIS_UNORDERED = 'DUMP_GROUPS = ["_flush", "run_query", "lookup", "worker"]\nHOLDS_MOST = "worker"\n'
+
+# Wrong: the methods that start them, not where they wait; and the working set named as the holder.
+DIAGNOSIS_CALLERS = 'DUMP_GROUPS = ["batch", "report", "start", "lookup"]\nHOLDS_MOST = "__init__"\n'
+
+# Wrong: the groups right, the biggest holder guessed from the count of the second group.
+DIAGNOSIS_WRONG_HOLDER = 'DUMP_GROUPS = ["worker", "run_query", "_flush", "lookup"]\nHOLDS_MOST = "run_query"\n'
+
+DIAGNOSIS_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
+
+# Wrong: the lookup's deadline is right, but the connection is closed only when an answer came: every lookup
+# that times out leaves its socket open (the event loop still watches it), though every answer is right.
+CLOSES_ONLY_WHEN_ANSWERED = FIXED.replace(
+    """            try:
+                writer.write(lookup.line())
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
+""",
+    """            writer.write(lookup.line())
+            await writer.drain()
+            line = await reader.readline()
+            writer.close()
+""",
+)
+assert CLOSES_ONLY_WHEN_ANSWERED != FIXED

@@ -1,7 +1,9 @@
-"""`leaklab grade` on lesson 08: the solution, the exercise as handed out, and fixes of some sources only."""
+"""`leaklab grade` on lesson 08: the solution, the exercise as handed out, fixes of some sources only, and
+diagnoses right and wrong."""
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 
@@ -11,11 +13,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "08_week_in_production"
-POINTS = {"reports": 2, "lookups": 2, "batches": 2, "events": 2, "week_flat": 1}
+POINTS = {"diagnosis_graded": 2, "reports": 2, "lookups": 2, "batches": 2, "events": 2, "week_flat": 1}
 TESTS = {f"{SLUG}_{name}" for name in POINTS}
 
 
 with_answer = partial(handed_in.with_answer, slug=SLUG)
+
+
+def with_diagnosis(source: str, folder: Path, name: str) -> Path:
+    """The worked notebook with its diagnosis cell replaced."""
+    nb = json.loads((ROOT / "solutions" / f"{SLUG}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{SLUG}_diagnosis":
+            cell["source"] = source
+    path = folder / f"{name}.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +44,10 @@ def graded(tmp_path_factory):
         "drops_work": with_answer(answers_08.DROPS_WORK, folder, "drops_work"),
         "batch_no_join": with_answer(answers_08.BATCH_NO_JOIN, folder, "batch_no_join"),
         "cheat_deadline": with_answer(answers_08.CHEAT_DEADLINE_TELLS, folder, "cheat_deadline"),
+        **{
+            f"diagnosis_{name.lower()}": with_diagnosis(getattr(answers_08, f"DIAGNOSIS_{name}"), folder, name)
+            for name in ("QUALIFIED", "LIBRARY_FRAMES", "UNORDERED", "CALLERS", "WRONG_HOLDER", "STUB")
+        },
     }
     return handed_in.graded_by_cli(submissions, home)
 
@@ -42,7 +59,7 @@ def lost(result: dict) -> set[str]:
 def test_the_solution_gets_full_marks(graded):
     result = graded["solution"]
     assert result["error"] is None and result["assignment"] == SLUG
-    assert result["score"] == result["max_score"] == 9
+    assert result["score"] == result["max_score"] == 11
     assert set(result["tests"]) == TESTS
     assert {test_id: test["max_score"] for test_id, test in result["tests"].items()} == {
         f"{SLUG}_{name}": points for name, points in POINTS.items()
@@ -51,17 +68,23 @@ def test_the_solution_gets_full_marks(graded):
 
 def test_the_unmodified_exercise_gets_zero(graded):
     result = graded["exercise"]
-    assert result["error"] is None and result["score"] == 0 and result["max_score"] == 9
+    assert result["error"] is None and result["score"] == 0 and result["max_score"] == 11
 
 
 @pytest.mark.parametrize(
     ("name", "missed", "score"),
     [
-        ("three_of_four", {"events", "week_flat"}, 6),  # the flusher still leaks
-        ("tasks_only", {"batches", "events", "week_flat"}, 4),  # the thread sources still leak
-        ("drops_work", {"lookups", "batches", "week_flat"}, 4),  # no leak, but lookups and batches dropped
-        ("batch_no_join", {"batches", "week_flat"}, 6),  # batch() returns before its workers have ended
-        ("cheat_deadline", {"lookups", "week_flat"}, 6),  # guesses from the deadline, answers never read
+        ("three_of_four", {"events", "week_flat"}, 8),  # the flusher still leaks
+        ("tasks_only", {"batches", "events", "week_flat"}, 6),  # the thread sources still leak
+        ("drops_work", {"lookups", "batches", "week_flat"}, 6),  # no leak, but lookups and batches dropped
+        ("batch_no_join", {"batches", "week_flat"}, 8),  # batch() returns before its workers have ended
+        ("cheat_deadline", {"lookups", "week_flat"}, 8),  # guesses from the deadline, answers never read
+        ("diagnosis_qualified", set(), 11),  # qualified names, in a tuple: as good
+        ("diagnosis_library_frames", {"diagnosis_graded"}, 9),  # the standard library's frames
+        ("diagnosis_unordered", {"diagnosis_graded"}, 9),  # the right four, not biggest first
+        ("diagnosis_callers", {"diagnosis_graded"}, 9),  # the methods that start them; the working set
+        ("diagnosis_wrong_holder", {"diagnosis_graded"}, 9),  # the second group named as the biggest holder
+        ("diagnosis_stub", {"diagnosis_graded"}, 9),  # the diagnosis left as handed out
     ],
 )
 def test_a_partial_fix_gets_the_points_of_the_sources_it_fixed(graded, name, missed, score):

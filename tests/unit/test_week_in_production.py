@@ -8,6 +8,7 @@ from answers_08 import (
     BATCH_LOOKS_ONCE,
     BATCH_NO_JOIN,
     CHEAT_DEADLINE_TELLS,
+    CLOSES_ONLY_WHEN_ANSWERED,
     DROPS_EVENT_ON_STOP,
     DROPS_WORK,
     FIXED,
@@ -131,6 +132,7 @@ def test_the_leaky_service_leaves_every_source_behind():
         (POLLS_UNTIL_ENDED, set()),  # is_alive() until it says False is one
         (FIXED_TIMEOUTS, {"lookups_answer_right", "week_flat"}),  # TimeoutError before the deadline
         (CHEAT_DEADLINE_TELLS, {"lookups_answer_right", "week_flat"}),  # answers never read from the service
+        (CLOSES_ONLY_WHEN_ANSWERED, {"lookups_leave_nothing", "week_flat"}),  # a socket per lookup that timed out
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
     ids=[
@@ -150,6 +152,7 @@ def test_the_leaky_service_leaves_every_source_behind():
         "polls_until_ended",
         "fixed_timeouts",
         "cheat_deadline_tells",
+        "closes_only_when_answered",
         "stub",
     ],
 )
@@ -187,3 +190,44 @@ def test_the_key_value_service_signs_the_answers_of_lesson_08s_keys():
             assert connection.makefile().readline().strip() == expected_answer(address, key)
     assert expected_answer(address, plain) == f"value of {plain}"
     assert expected_answer(address, signed).startswith(f"value of {signed} #")
+
+
+def test_the_diagnosis_the_lesson_grades_is_what_the_leaky_weeks_dump_and_memray_show():
+    # GIVEN the notebook's leaky week (seed 0) replayed under a Recorder in a process of its own (it leaks),
+    # WHEN its task dump and memray's leaked allocations are read as the learner reads them,
+    # THEN they name the groups and the biggest holder the graded diagnosis expects, all functions of the service.
+    import json
+    import subprocess
+    import sys
+
+    measure = "import json; from leaklab.scenarios import week_in_production as w; "
+    measure += "print(json.dumps(w._measure_the_diagnosis()))"
+    done = subprocess.run([sys.executable, "-c", measure], capture_output=True, text=True, timeout=120)
+    groups, holder = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (tuple(groups), holder) == (scenario._DUMP_GROUPS, scenario._HOLDS_MOST)
+    assert {*groups, holder} <= scenario._service_functions()
+
+
+def test_a_stubbed_week_says_which_calls_still_raise_and_a_fixed_one_sums_up_what_it_left():
+    # GIVEN the exercise's stub and the fixed answer, WHEN a day of each is replayed under the week's recorder,
+    # THEN the stub's calls that raise are named (the notebook then draws no plot), and the fixed one's summary
+    # says it left nothing: no task, no thread, no socket, every request as specified.
+    address = scenario.key_value_service()
+
+    async def day(source: str):
+        recorder = scenario.week_recorder("unit test")
+        async with recorder:
+            week = await replay_week(answer_class(source), address, days=1, gauge=DailyGauge(log=False))
+        return week, recorder.recording, scenario.week_markers(week, recorder.started_ms)
+
+    week, _, _ = asyncio.run(day(STUB))
+    assert scenario.still_stubbed(week) == ["batch()", "lookup()", "report()", "start()", "stop()"]
+    week, recording, markers = asyncio.run(day(FIXED))
+    assert scenario.still_stubbed(week) == []
+    summary = scenario.week_summary(week, recording)
+    assert "left alive: 0 tasks, 0 threads, 0 open sockets" in summary and "ended as specified" in summary
+    assert "every thread joined, every event accounted for" in summary and "never closed" not in summary
+    assert [label for _, label in markers] == ["Mon ends"] and set(recording.series) == {
+        "tasks + threads",
+        "open sockets",
+    }

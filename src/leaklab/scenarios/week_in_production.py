@@ -1,10 +1,11 @@
 """Scenario 08, a week in production: one service, four of the earlier leaks, seven simulated days.
 
-The article's service did not leak in one place: a handler's goroutine blocked on a send nobody would
-receive, a retry loop that never looked at its stop channel, a call with no timeout to a service that
-sometimes never answered, and workers started for each batch and never stopped. None of them mattered
-in a test; together, over a week of traffic, they took the process from 200 MB to 2 GB until an alert
-fired. Here `LeakyService` carries the same four leaks, built from the earlier lessons' pieces, and
+The article opens with a service of a million requests a day that grew from 200 MB to 2 GB in a week and
+had to be restarted often; it does not say what leaked. This lesson's own service leaks from four places
+at once, the leaks of lessons 01 to 04: a handler's child blocked on a hand-over nobody takes, a retry
+loop deaf to its stop signal, a call with no deadline to a service that sometimes never answers, and
+workers started for each batch and never stopped. `LeakyService` carries them, built from the earlier
+lessons' pieces (its own comments do not name them: the lesson's learner finds them with the dump), and
 `replay_week` sends it a week of mixed traffic (days of a few rounds, milliseconds for hours) while a
 small daily gauge counts its live tasks and threads, and raises an alert over a threshold.
 
@@ -21,6 +22,7 @@ import queue
 import random
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from functools import partial
 from pathlib import Path
 
 from .._census import Census
+from .._stacks import counted
 from . import lifeless_pool
 from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, slow_query, witness
 from .hung_call import answered_keys, expected_answer, pick_key, start_service
@@ -50,13 +53,15 @@ __all__ = [
 ]
 
 BUFFER_BYTES = 128 * 1024  # DO NOT CHANGE: the working memory of each background thread (flusher, batch worker)
-WORKING_SET_BYTES = 2 * 1024 * 1024  # DO NOT CHANGE: what the healthy service holds at rest (its caches)
+WORKING_SET_BYTES = 1280 * 1024  # DO NOT CHANGE: what the service holds at rest (its caches): the story's 200 MB
 WORKERS_PER_BATCH = 4  # DO NOT CHANGE: how many threads a batch is spread over
 
 # The measuring tools, bound when this module is imported, before any answer cell runs.
 _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
 
+
+_AT_REST_S = 0.015  # a pause after start(), before the traffic: longer than two of memray's snapshot intervals
 
 # The plots' time axis: here a round of traffic, a few milliseconds, stands for half a day.
 WEEK_AXIS = "time since the week began (ms; a round of traffic stands for half a day)"
@@ -101,11 +106,11 @@ class Sink(Dependency):
 
 
 class LeakyService:
-    """The service as it ran in production: four kinds of request and a background flusher, four leaks.
+    """The service as it runs in production: five kinds of request and a background flusher.
 
     `start()` starts the flusher, which delivers recorded events to the sink; `stop()` stops it (the
-    service is restarted at every config reload). `report`, `lookup` and `batch` serve requests;
-    `record` and `status` are healthy.
+    service is restarted at every config reload). `report`, `lookup`, `batch`, `record` and `status`
+    serve requests.
     """
 
     def __init__(
@@ -116,7 +121,7 @@ class LeakyService:
         backoff_s: float = 0.02,
         working_set_bytes: int = WORKING_SET_BYTES,
     ) -> None:
-        self.address = address  # the key-value service that `lookup` asks (it sometimes never answers)
+        self.address = address  # the key-value service that `lookup` asks
         self.sink = sink  # where `record`ed events go; down for part of the week
         self.backoff_s = backoff_s  # how long the flusher waits before it tries a failed delivery again
         self.events: queue.Queue[int] = queue.Queue()  # recorded events not yet delivered; kept across restarts
@@ -124,7 +129,7 @@ class LeakyService:
         self.background: set[asyncio.Task] = set()  # children of `report`, kept as asyncio's docs advise
         self._stop = threading.Event()
 
-    # --- lifecycle: the flusher (lesson 02) ------------------------------------------------------------
+    # --- lifecycle: the flusher -----------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the flusher thread."""
@@ -132,17 +137,17 @@ class LeakyService:
         threading.Thread(target=self._flush, args=(self._stop,), name="flusher", daemon=True).start()
 
     def stop(self) -> None:
-        """Tell the flusher to stop; returns at once, without waiting for it."""
+        """Tell the flusher to stop."""
         self._stop.set()
 
     def _flush(self, stop: threading.Event) -> None:
-        buffer = bytearray(BUFFER_BYTES)  # working memory, held while the flusher runs
+        buffer = bytearray(BUFFER_BYTES)  # working memory
         while not stop.is_set():
             try:
                 event = self.events.get(timeout=0.01)
             except queue.Empty:
                 continue
-            while True:  # the retry loop: it never looks at `stop`, and the sink may stay down for days
+            while True:  # deliver it; while the sink fails, try again after a back-off
                 try:
                     self.sink.call(event)
                     buffer[0] = event % 256
@@ -153,21 +158,21 @@ class LeakyService:
     # --- requests ---------------------------------------------------------------------------------------
 
     def record(self, event: int) -> None:
-        """Queue an event for the sink (healthy: the flusher delivers it)."""
+        """Queue an event for the sink: the flusher delivers it."""
         self.events.put(event)
 
     async def status(self) -> str:
-        """The health check (healthy)."""
+        """The health check."""
         return "ok"
 
     async def report(self, request: Request) -> Result:
-        """A report from the slow database (lesson 01): the query runs in a child task; the handler
-        gives up at `request.deadline_ms`, and the child then waits for ever to hand over its rows."""
+        """A report from the slow database: the query runs in a child task that hands its rows over;
+        the handler waits for them until `request.deadline_ms`."""
         reply: asyncio.Queue[Result] = asyncio.Queue(maxsize=1)
 
         async def run_query() -> None:
             await reply.put(await slow_query(request))
-            await reply.join()  # Go's unbuffered send: wait until the handler has taken it
+            await reply.join()  # like Go's unbuffered send: the hand-over completes when the handler takes it
 
         child = asyncio.create_task(run_query())
         self.background.add(child)
@@ -178,27 +183,26 @@ class LeakyService:
         return result
 
     async def lookup(self, lookup: Lookup) -> str:
-        """A value from the key-value service (lesson 03), with no timeout: some keys are never answered."""
+        """A value from the key-value service."""
         reader, writer = await asyncio.open_connection(*self.address)
         writer.write(lookup.line())
         await writer.drain()
-        answer = bytearray(PAYLOAD_BYTES)  # room for the answer, held while we wait
-        line = await reader.readline()  # a service that never answers keeps us here for ever
+        answer = bytearray(PAYLOAD_BYTES)  # room for the answer
+        line = await reader.readline()
         answer[: len(line)] = line
         writer.close()
         await writer.wait_closed()
         return line.decode().strip()
 
     def batch(self, jobs: list[int]) -> list[int]:
-        """`handle(job)` for every job, in order (lesson 04): over four threads started for this batch,
-        which are never told to stop."""
+        """`handle(job)` for every job, in order, done by four threads started for this batch."""
         todo: queue.Queue[tuple[int, int]] = queue.Queue()
         done: queue.Queue[tuple[int, int]] = queue.Queue()
 
         def worker() -> None:
-            buffer = bytearray(BUFFER_BYTES)  # working memory, held while the worker waits
+            buffer = bytearray(BUFFER_BYTES)  # working memory
             while True:
-                index, job = todo.get()  # after the batch, this waits for ever
+                index, job = todo.get()
                 buffer[0] = job % 256
                 done.put((index, handle(job)))
 
@@ -271,6 +275,7 @@ class Week:
     jammed: bool = False  # a lifecycle call never returned
     in_flight: set[asyncio.Task] = field(default_factory=set)  # requests not answered yet
     started_at: float = 0.0  # wall-clock time (epoch ms) once the service had started, before any traffic
+    unclosed: int = 0  # connections the service never closed (asyncio closed them when their writers were freed)
 
     def count(self, kind: str) -> tuple[int, int]:
         """[right, out of] for one kind of request."""
@@ -443,7 +448,8 @@ class _Owners:
                 ("batch", self.batch_problems, "a thread a batch started (its pool)"),
             ):
                 if running := self._alive((owner,)):
-                    problems.append(f"stop() returned while {what} was still running ({len(running)} threads)")
+                    left = counted(len(running), "thread")
+                    problems.append(f"stop() returned while {what} was still running ({left})")
             self._release(("start", "batch"))
 
     def close(self) -> None:
@@ -614,15 +620,21 @@ async def replay_week(
     `outage_day` and stays down; the service is restarted (a config reload) after every round. A request
     still waiting `patience_ms` after the lookups' deadline, counted from the last request sent, is judged
     unanswered; what the service left running is left running (threads it started are held at their end
-    until it waits for them, or the grader has looked, and let go when the week is over). With `collect`,
-    each day ends with a garbage collection, so that memray's heap at that moment is what is held, not
-    garbage for the collector.
+    until it waits for them, or the grader has looked, and let go when the week is over). With `collect`
+    (the notebook's replays), each day ends with a garbage collection, so that memray's heap at that moment
+    is what is held, not garbage for the collector; and the connections the service never closed are
+    counted (`Week.unclosed`), though asyncio closes each when its writer is freed (with a ResourceWarning,
+    caught here), which the count of open sockets alone would not show.
     """
     mix = dict(MIX if mix is None else mix)
     week = Week(gauge=gauge if gauge is not None else DailyGauge())
     census = Census.take()
     week.service = service_class(address, week.sink, backoff_s=backoff_s, working_set_bytes=working_set_bytes)
     driver = _Driver(patience_ms / 1000)
+    warned = warnings.catch_warnings(record=True)
+    caught = warned.__enter__() if collect else []
+    if collect:
+        warnings.simplefilter("always", ResourceWarning)
     try:
         traffic = _Traffic(
             week.service, week, driver, random.Random(seed), work_ms, give_up_ms, lookup_deadline_ms, address
@@ -633,6 +645,7 @@ async def replay_week(
 
         await traffic.lifecycle("start")
         week.started_at = time.time() * 1000
+        await asyncio.sleep(_AT_REST_S)  # the service at rest, before any traffic: memray's snapshots see it so
         for day in range(1, days + 1):
             if day == outage_day:  # what was recorded while the sink was up has had its chance first
                 await _wait_for(up_events_delivered, patience_ms / 1000)
@@ -654,6 +667,7 @@ async def replay_week(
             # The end of the day: what had to end has had time to, and the gauge takes its reading.
             if today:
                 await asyncio.wait(today, timeout=settle_ms / 1000)
+            today.clear()  # the day's answers are the clients' (gone now), not the service's: not held here
             tasks = [t for t in census.new_tasks() if t is not asyncio.current_task()]
             threads = [t for t in census.new_threads() if t not in driver.threads()]
             week.gauge.sample(day, len(tasks), len(threads))
@@ -695,7 +709,22 @@ async def replay_week(
             )
     finally:
         driver.close()  # (the hook holding the service's threads goes, whatever happened)
+        if collect:
+            warned.__exit__(None, None, None)
+            week.unclosed = _unclosed_writers(caught)
     return week
+
+
+def _unclosed_writers(caught: list[warnings.WarningMessage]) -> int:
+    """How many of the warnings caught during a replay say a StreamWriter was freed unclosed (asyncio then
+    closes its connection); the others are shown as they would have been."""
+    unclosed = 0
+    for warning in caught:
+        if issubclass(warning.category, ResourceWarning) and str(warning.message).startswith("unclosed <StreamWriter"):
+            unclosed += 1
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return unclosed
 
 
 async def _all_done(tasks: set[asyncio.Task], deadline: float) -> None:
@@ -714,8 +743,9 @@ async def _wait_for(condition: Callable[[], bool], limit_s: float) -> bool:
 
 
 def heap_by_day(recording: object, week: Week) -> list[int]:
-    """memray's heap (bytes) once the service had started, then at each gauge reading of a recorded week:
-    the first of memray's snapshots (one every few milliseconds) taken at or after each moment."""
+    """memray's heap (bytes) once the service had started, at rest before any traffic, then at each gauge
+    reading of a recorded week: the first of memray's snapshots (one every few milliseconds) taken at or
+    after each moment."""
     import memray
 
     snapshots = list(memray.FileReader(Path(recording.capture)).get_memory_snapshots())  # type: ignore[attr-defined]
@@ -724,6 +754,132 @@ def heap_by_day(recording: object, week: Week) -> list[int]:
         after = [s.heap for s in snapshots if s.time >= moment]
         heaps.append(after[0] if after else snapshots[-1].heap)
     return heaps
+
+
+def socket_counter() -> Callable[[], int]:
+    """A count of the sockets this process has opened since now (the kernel's own left out), for a
+    Recorder's `counts`: it reads /proc, so the recorder's thread may call it."""
+    baseline = _socket_count()
+    return lambda: max(0, _socket_count() - baseline)
+
+
+def week_recorder(label: str) -> object:
+    """A `leaklab.Recorder` for a replayed week that also samples the gauge's total (live tasks + threads)
+    and the sockets opened since it was made, so that the plot draws what the alert and the leak count."""
+    from .._recording import Recorder
+
+    recorder: Recorder
+
+    def total() -> int:
+        tasks, threads = recorder.counts()
+        return tasks + threads
+
+    recorder = Recorder(label, counts={"tasks + threads": total, "open sockets": socket_counter()})
+    return recorder
+
+
+def week_markers(week: Week, started_ms: float) -> list[tuple[float, str]]:
+    """The end of each simulated day on a recording's time axis (`Recorder.started_ms` is its zero),
+    labelled as the gauge logged it, the alert where it fired: markers for `plot_runs`."""
+    markers = []
+    for day, at in enumerate(week.day_ends, start=1):
+        tasks, threads = week.gauge.readings[day - 1]
+        alert = f": ALERT ({tasks + threads})" if day in week.gauge.alerts[:1] else ""
+        markers.append((at - started_ms, f"{_DAYS[(day - 1) % 7]} ends{alert}"))
+    return markers
+
+
+def still_stubbed(week: Week) -> list[str]:
+    """The service's calls that raised NotImplementedError in a replayed week: the exercise's stubs."""
+    raised = {
+        f"{s.kind if s.kind != 'events' else 'record'}()" for s in week.served if s.ended_with == "NotImplementedError"
+    }
+    raised |= {p.split(" ", 1)[0] for p in week.lifecycle_problems if "NotImplementedError" in p}
+    return sorted(raised)
+
+
+def week_summary(week: Week, recording: object) -> str:
+    """What a replayed week left and how its requests ended: the heap's growth, the tasks, threads and
+    sockets still alive, and every way a request or a restart went wrong (the first few of each)."""
+    heaps = heap_by_day(recording, week)
+    sockets = recording.series.get("open sockets", [0])  # type: ignore[attr-defined]
+    lines = [
+        f"heap from {heaps[0] / 2**20:.2f} MiB once started to {heaps[-1] / 2**20:.2f} MiB on Sunday night: "
+        f"x{heaps[-1] / heaps[0]:.2f}",
+        f"left alive: {recording.leftover_tasks} tasks, {recording.leftover_threads} threads, "  # type: ignore[attr-defined]
+        f"{sockets[-1]} open sockets",
+    ]
+    if week.unclosed:
+        lines.append(
+            f"sockets: {week.unclosed} connections the service never closed (asyncio closed each once its writer "
+            "was freed, with a ResourceWarning; the grader keeps every task to the end, and finds them open)"
+        )
+    if week.problems:
+        lines.append(f"requests: {len(week.problems)} of {len(week.served)} did not end as specified:")
+        lines += [f"  {problem}" for problem in week.problems[:4]]
+    else:
+        lines.append(f"requests: all {len(week.served)} ended as specified")
+    # What the threads and the restarts did: seen by the replay's own hook, even where nothing is left at the end.
+    threads = [*week.batch_problems[:2], *week.stop_problems[:2], *week.lifecycle_problems[:2]]
+    lines.append(
+        "threads, restarts and events:" + ("" if threads else " every thread joined, every event accounted for")
+    )
+    lines += [f"  {problem}" for problem in threads]
+    return "\n".join(lines)
+
+
+# --- the diagnosis: what the demo week's dump and memray show, for the lesson's graded diagnosis -------
+
+# The groups of the leaky week's dump that are the service's, biggest first, each named by the service's
+# function it waits in; and the one of those whose leftovers memray finds holding the most. Constants, so
+# that grading runs nothing; `_measure_the_diagnosis()` measures them, and a unit test keeps them true.
+_DUMP_GROUPS = ("worker", "run_query", "_flush", "lookup")
+_HOLDS_MOST = "worker"
+
+
+def _service_functions() -> set[str]:
+    """Every function defined in `LeakyService`'s code (nested ones too): the names a dump of it can show."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(LeakyService)))
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def _own_function(frames: list[tuple[str, str]]) -> str | None:
+    """The innermost of `frames` ((function, file), innermost first) that is this module's."""
+    return next((function for function, file in frames if Path(file).name == Path(__file__).name), None)
+
+
+def _measure_the_diagnosis() -> tuple[list[str], str]:
+    """Replay the notebook's leaky week (seed 0) under a Recorder in this process, then read the task dump's
+    groups and memray's leaked allocations as the lesson's learner does. It leaves the leak running: call it
+    in a process of its own."""
+    import memray
+
+    from .._dump import task_dump
+    from .._recording import Recorder
+
+    async def week() -> tuple[Path, str]:
+        address = key_value_service()
+        async with Recorder("diagnosis") as recorder:
+            await replay_week(LeakyService, address, gauge=DailyGauge(log=False))
+        return recorder.recording.capture, task_dump(debug=1)  # type: ignore[union-attr]  # (before the loop ends)
+
+    capture, dump = asyncio.run(week())
+    groups: list[str] = []
+    for block in dump.split("\n\n")[1:]:
+        frames = [line.split("\t", 1)[1].split() for line in block.splitlines() if line.startswith("#\t")]
+        own = _own_function([(frame[0], frame[1].rsplit(":", 1)[0]) for frame in frames if len(frame) == 2])
+        if own in _service_functions() and own not in groups:
+            groups.append(own)
+    held: dict[str, int] = {}
+    for record in memray.FileReader(capture).get_leaked_allocation_records(merge_threads=True):
+        own = _own_function([(function, file) for function, file, _ in record.stack_trace()])
+        if own and own != "__init__":  # the service's working set, held by design
+            held[own] = held.get(own, 0) + record.size
+    return groups, max(held, key=held.__getitem__)
 
 
 async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
