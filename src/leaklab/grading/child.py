@@ -20,11 +20,13 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.futures
 import builtins
+import faulthandler
 import gc
 import json
 import json.encoder
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -361,6 +363,7 @@ def main() -> None:
     """Read the job on stdin, run it, send its result; a failure of any kind is reported as data."""
     job = json.loads(sys.stdin.read())
     channel = Channel(job.pop("report"), job.pop("acks"))  # the pipes' numbers come on stdin, too
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack, if the run overstays
     resource.setrlimit(resource.RLIMIT_FSIZE, (settings.RUN_OUTPUT_BYTES, settings.RUN_OUTPUT_BYTES))
     child = Child(job, channel, Guard(_GUARDED))
     try:

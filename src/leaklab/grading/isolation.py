@@ -19,8 +19,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from types import FunctionType
 from typing import TYPE_CHECKING
 
@@ -414,8 +416,7 @@ def _follow(child: subprocess.Popen, report: int, acks: int, *, counts: bool) ->
         while report in selector.get_map():  # until the child's channel closes: it ended without a result
             left = deadline - time.monotonic()
             if left <= 0:
-                message = f"the handler's run did not end within {_timeout_s():.0f} s and was stopped"
-                return IsolatedRun(error=message, reason=Reason.TIMEOUT)
+                return _timed_out(child, selector)
             for key, _ in selector.select(left):
                 chunk = os.read(key.fd, 1 << 16)
                 if not chunk:
@@ -423,6 +424,52 @@ def _follow(child: subprocess.Popen, report: int, acks: int, *, counts: bool) ->
                 elif (ended := listener.take(key.data, chunk)) is not None:
                     return ended
     return _no_result(child, listener.tail, deadline)
+
+
+def _timed_out(child: subprocess.Popen, selector: selectors.BaseSelector) -> IsolatedRun:
+    """A run past its time limit, with the stacks of every thread it had, grouped as a leak report groups
+    them: the child's faulthandler writes them to its stderr on SIGUSR1 (registered in `child.main`),
+    which works even while a thread holds the interpreter in a loop that never yields."""
+    message = f"the handler's run did not end within {_timeout_s():.0f} s and was stopped"
+    with contextlib.suppress(ProcessLookupError):
+        child.send_signal(signal.SIGUSR1)
+    dumped, until = b"", time.monotonic() + 2.0
+    while (left := until - time.monotonic()) > 0 and len(dumped) < 1 << 20:
+        ready = selector.select(min(left, 0.2))
+        if not ready and dumped:  # it has written its stacks and gone quiet
+            break
+        for key, _ in ready:
+            chunk = os.read(key.fd, 1 << 16)
+            if not chunk:
+                selector.unregister(key.fd)
+            elif key.data == "stderr":
+                dumped += chunk
+    stacks = _grouped_thread_stacks(dumped.decode(errors="replace"))
+    return IsolatedRun(error=message + (f"; where it was stuck:\n{stacks}" if stacks else ""), reason=Reason.TIMEOUT)
+
+
+_OWN_FILES = str(Path(__file__).resolve().parents[1])  # leaklab's package
+_THREAD_HEADER = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):\n", re.M)
+
+
+def _grouped_thread_stacks(dump: str, *, top: int = 5) -> str:
+    """faulthandler's `Thread 0x... (most recent call first):` blocks, identical stacks counted together,
+    the most common first (the innermost frame first, as faulthandler writes them)."""
+    from .._stacks import counted
+
+    stacks: Counter[tuple[str, ...]] = Counter()
+    for block in _THREAD_HEADER.split(dump)[1:]:
+        frames = tuple(
+            line.strip()
+            for line in block.splitlines()
+            if line.startswith("  File ") and _OWN_FILES not in line and "<string>" not in line
+        )  # the grader's own frames say nothing about the answer
+        stacks[frames] += 1
+    groups = [
+        f"{counted(n, 'thread')}:\n" + "\n".join(f"  {frame}" for frame in frames)
+        for frames, n in stacks.most_common(top)
+    ]
+    return "\n".join(groups)
 
 
 class _Listener:

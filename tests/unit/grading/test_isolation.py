@@ -185,6 +185,33 @@ def test_a_burst_that_never_finishes_is_a_timeout():
         stuck.require("completed_with_result")  # the stacks of what was stuck, as a leak report shows them
 
 
+def test_a_run_stopped_at_its_time_limit_shows_where_each_thread_was_stuck(monkeypatch):
+    """The whole run overstays (a call that blocks the loop's own thread): the stacks come from the
+    child's faulthandler, grouped with counts."""
+    monkeypatch.setenv("LEAKLAB_RUN_TIMEOUT", "0")  # the shortest the grader allows
+    blocks = """
+import threading
+import time
+
+
+def wait_here():
+    threading.Event().wait()
+
+
+for _ in range(2):
+    threading.Thread(target=wait_here, daemon=True).start()
+
+
+async def handle_request(request: Request) -> Result:
+    time.sleep(3600)  # blocks the event loop's thread: nothing in the run can stop it
+"""
+    result = run(blocks)
+    assert result.reason is Reason.TIMEOUT and "did not end within" in result.error
+    assert "where it was stuck:\n" in result.error
+    assert "2 threads:" in result.error and "in wait_here" in result.error  # grouped: one stack, counted
+    assert "in handle_request" in result.error and "leaklab/grading" not in result.error
+
+
 def _cell(source: str, name: str) -> dict:
     """`source` run as IPython runs a cell: its lines in `linecache` under a file name no file backs."""
     import linecache
