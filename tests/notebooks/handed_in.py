@@ -12,11 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def with_answer(source: str, folder: Path, name: str, *, slug: str) -> Path:
-    """The worked notebook with its answer cell replaced, as a learner would submit it."""
+def with_answer(source: str, folder: Path, name: str, *, slug: str, cell_name: str = "fix") -> Path:
+    """The worked notebook with its answer cell (`{slug}_{cell_name}`) replaced, as a learner would submit it."""
     nb = json.loads((ROOT / "solutions" / f"{slug}.ipynb").read_text())
     for cell in nb["cells"]:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{slug}_fix":
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{slug}_{cell_name}":
             cell["source"] = source
     path = folder / f"{name}.ipynb"
     path.write_text(json.dumps(nb))
