@@ -130,6 +130,8 @@ def execute_seconds(slug: str) -> float:
     import nbformat
     from nbclient import NotebookClient
 
+    from leaklab.grading.kernel import encrypted_kernels
+
     nb = nbformat.read(ROOT / "solutions" / f"{slug}.ipynb", as_version=4)
     with tempfile.TemporaryDirectory(prefix="bench-execute-") as folder:
         start = time.perf_counter()
@@ -140,6 +142,7 @@ def execute_seconds(slug: str) -> float:
             kernel_name="python3",
             shutdown_kernel="immediate",
             resources={"metadata": {"path": folder}},
+            kernel_manager_class=encrypted_kernels(),  # as the graders start theirs: no plain-TCP warning
         )
         client.execute()
         return time.perf_counter() - start
@@ -410,7 +413,7 @@ def bench_sandbox(runs: int, say: Progress) -> list[Row]:
     from nbclient import NotebookClient
 
     from leaklab.grading import sandbox
-    from leaklab.grading.kernel import sandboxed_kernels
+    from leaklab.grading.kernel import encrypted_kernels, sandboxed_kernels
 
     if sandbox.unavailable():
         raise BenchError(f"sandbox: none can be made here: {sandbox.unavailable()}")
@@ -425,9 +428,8 @@ def bench_sandbox(runs: int, say: Progress) -> list[Row]:
                     command = sandbox.wrap(plain_process, writable=[]) if "sandbox" in name else plain_process
                     run_command(command, cwd=Path(scratch))
                 else:
-                    options = (
-                        {"kernel_manager_class": sandboxed_kernels(Path(scratch) / "k")} if "sandbox" in name else {}
-                    )
+                    managers = sandboxed_kernels(Path(scratch) / "k") if "sandbox" in name else encrypted_kernels()
+                    options = {"kernel_manager_class": managers}  # each as a grader starts its kernels
                     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import leaklab")])
                     NotebookClient(nb, kernel_name="python3", shutdown_kernel="immediate", **options).execute()
                 times[name].append(time.perf_counter() - start)
