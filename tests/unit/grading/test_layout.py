@@ -23,7 +23,7 @@ ALLOWED = {
     "handoff": {"cells"},
     "sandbox": {"settings"},
     "watch": set(),
-    "isolation": {"settings", "results", "handoff", "sandbox", "watch", "scenarios", "_errors"},
+    "isolation": {"settings", "results", "handoff", "sandbox", "watch", "scenarios", "_errors", "_stacks"},
     "child": {"isolation", "settings", "results", "scenarios", "_census", "_stacks", "_errors"},
     "own_run": {"cells", "isolation", "results"},
     "checks": {"cells", "results", "_errors"},
