@@ -208,6 +208,32 @@ def test_the_diagnosis_the_lesson_grades_is_what_the_leaky_weeks_dump_and_memray
     assert {*groups, holder} <= scenario._service_functions()
 
 
+def test_the_visible_diagnosis_check_passes_the_truth_and_says_what_to_read_again_without_the_answer():
+    # GIVEN the true diagnosis, qualified or not, and wrong ones of each kind a learner writes,
+    # WHEN the notebook's visible check reads them,
+    # THEN the truth passes, each wrong one fails, and no failure names a group the answer did not name.
+    truth = list(scenario._DUMP_GROUPS)
+    scenario.check_diagnosis(truth, scenario._HOLDS_MOST)
+    scenario.check_diagnosis(tuple(f"LeakyService.{name}" for name in truth), f"x.{scenario._HOLDS_MOST}")
+    others = [name for name in truth if name != scenario._HOLDS_MOST]
+    wrong = [
+        (truth[::-1], scenario._HOLDS_MOST),  # not biggest first
+        (["batch", "report", "start", "lookup"], scenario._HOLDS_MOST),  # who starts them, not where they wait
+        ([*truth[:3], truth[0]], scenario._HOLDS_MOST),  # one named twice
+        (truth[:3], scenario._HOLDS_MOST),  # three
+        (["wait", "wait", "_flush", "_wait_for_data"], "wait"),  # the standard library's frames
+        (truth, "__init__"),  # the working set, held by design
+        (truth, others[0]),  # a smaller holder
+        (truth, "status"),  # not a group
+        ("worker", scenario._HOLDS_MOST),  # not a list
+    ]
+    for groups, holder in wrong:
+        with pytest.raises(AssertionError) as failed:
+            scenario.check_diagnosis(groups, holder)
+        said = str(failed.value).replace(repr(groups), "").replace(repr(holder), "")
+        assert not [name for name in truth if f"`{name}`" in said and name not in groups], said
+
+
 def test_a_stubbed_week_says_which_calls_still_raise_and_a_fixed_one_sums_up_what_it_left():
     # GIVEN the exercise's stub and the fixed answer, WHEN a day of each is replayed under the week's recorder,
     # THEN the stub's calls that raise are named (the notebook then draws no plot), and the fixed one's summary

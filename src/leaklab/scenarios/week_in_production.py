@@ -808,6 +808,9 @@ def week_summary(week: Week, recording: object) -> str:
         f"x{heaps[-1] / heaps[0]:.2f}",
         f"left alive: {recording.leftover_tasks} tasks, {recording.leftover_threads} threads, "  # type: ignore[attr-defined]
         f"{sockets[-1]} open sockets",
+        "the gauge each night (tasks + threads): "
+        + " ".join(str(tasks + threads) for tasks, threads in week.gauge.readings)
+        + (f"; alerts on day {', '.join(map(str, week.gauge.alerts))}" if week.gauge.alerts else "; no alert"),
     ]
     if week.unclosed:
         lines.append(
@@ -845,6 +848,54 @@ def _service_functions() -> set[str]:
 
     tree = ast.parse(textwrap.dedent(inspect.getsource(LeakyService)))
     return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+# Which method of the service starts each group: a learner who names these has read the caller, not the wait.
+_STARTED_BY = {"batch": "threads", "report": "tasks", "start": "threads"}
+
+
+def _bare(name: str) -> str:
+    return name.strip().rsplit(".", 1)[-1]  # "LeakyService.batch.<locals>.worker" is as good as "worker"
+
+
+def check_diagnosis(groups: object, holds_most: object) -> None:
+    """The notebook's visible check of the diagnosis: raises AssertionError saying what to read again when
+    `groups` are not the dump's four groups of the service, biggest first, or `holds_most` not the one memray
+    finds holding the most. The messages say where to look, never what the answer is."""
+    __tracebackhide__ = True
+    assert isinstance(groups, list | tuple) and all(isinstance(name, str) for name in groups), (
+        f"DUMP_GROUPS should be a list of str, the functions' names; it is {groups!r}"
+    )
+    assert isinstance(holds_most, str), f"HOLDS_MOST should be a str, a function's name; it is {holds_most!r}"
+    named = [_bare(name) for name in groups]
+    assert len(named) == 4, f"DUMP_GROUPS names {len(named)} groups; the service has four big groups in the dump"
+    strangers = [name for name in [*named, _bare(holds_most)] if name not in _service_functions()]
+    assert not strangers, (
+        f"{strangers}: not functions of the service's code; read each group's innermost frame in "
+        "week_in_production.py, below those of threading.py, queue.py or asyncio"
+    )
+    for name in named:
+        if name in _STARTED_BY and name not in _DUMP_GROUPS:
+            raise AssertionError(
+                f"`{name}` starts {_STARTED_BY[name]} of a group, but the dump names where they wait, not who "
+                "started them: the first frame of week_in_production.py in the group, reading from the top"
+            )
+    assert len(set(named)) == 4, f"DUMP_GROUPS = {groups!r} names a group twice; the four groups wait in four places"
+    missing = [name for name in named if name not in _DUMP_GROUPS]
+    assert not missing, f"{missing}: no big group of the dump waits there; read the groups again, one by one"
+    assert named == list(_DUMP_GROUPS), (
+        "the right four groups, but not biggest first: order them by the count that opens each group "
+        "(`N @ ...`), the largest first"
+    )
+    holder = _bare(holds_most)
+    assert holder != "__init__", (
+        "`__init__` is the service's own working set, held by design, not a leak: leave it out of memray's sums"
+    )
+    assert holder in _DUMP_GROUPS, f"HOLDS_MOST = {holds_most!r} is not one of the four groups you named"
+    assert holder == _HOLDS_MOST, (
+        f"HOLDS_MOST = {holds_most!r}: by memray's sums, another of the four groups holds more; the count of a "
+        "group is not its memory, read the MiB beside each function"
+    )
 
 
 def _own_function(frames: list[tuple[str, str]]) -> str | None:
