@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
-from matplotlib.transforms import blended_transform_factory
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import text_to_path
+from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
 from ._recording import Recording
 from ._repo import artefacts_dir
@@ -61,37 +63,40 @@ def plot_runs(
     `threshold` a `(count, label)` line on the counts. `rss` draws each run's resident-set growth
     beside its heap: process memory, the figure a service's dashboard shows. `verdict` (a verify
     cell's) heads the figure, so a figure never looks like success for an answer that fails.
+    The markers' labels stand in a band above the counts, where they hide no line (the figure grows
+    by the band).
     """
     if not runs:
         raise ValueError("plot_runs needs at least one Recording")
-    figure = Figure(figsize=(10.5, 5.8 if verdict is not None else 5.5))
+    height, top, bottom = (5.8, 0.91, 0.09) if verdict is not None else (5.5, 0.95, 0.09)
+    band = _label_band_inches(markers) if markers else 0.0
+    if band:  # the axes keep their size, the band goes between them and the title
+        top, bottom = 1 - ((1 - top) * height + band) / (height + band), bottom * height / (height + band)
+    figure = Figure(figsize=(10.5, height + band))
     # Fixed margins, room for five-digit ticks: a layout engine would cost a third of the drawing.
-    top = 0.91 if verdict is not None else 0.95
     # The legends sit right of the axes: inside, they would hide the lines and the markers' labels.
-    figure.subplots_adjust(left=0.07, right=0.69, top=top, bottom=0.09, hspace=0.08)
+    figure.subplots_adjust(left=0.07, right=0.69, top=top, bottom=bottom, hspace=0.08)
     counts, memory = figure.subplots(2, 1, sharex=True)
     for index, run in enumerate(runs):
         look = {"color": _PALETTE[index % len(_PALETTE)], "linestyle": _RUN_STYLES[index % len(_RUN_STYLES)]}
-        if any(run.tasks) or not any(run.threads):
-            counts.step(run.times_ms, run.tasks, where="post", label=f"{run.label}: tasks", **look)
-        if any(run.threads):
-            counts.plot(
-                run.times_ms,
-                run.threads,
-                drawstyle="steps-post",
-                marker="^",
-                markevery=_every(run.times_ms),
-                label=f"{run.label}: threads",
-                **look,
-            )
-        for (name, values), marker in zip(run.series.items(), _SERIES_MARKERS, strict=False):
+        lines = [(f"{run.label}: tasks", run.tasks, "")] if any(run.tasks) or not any(run.threads) else []
+        lines += [(f"{run.label}: threads", run.threads, "^")] if any(run.threads) else []
+        lines += [
+            (f"{run.label}: {name}", values, marker)
+            for (name, values), marker in zip(run.series.items(), _SERIES_MARKERS, strict=False)
+        ]
+        every = _every(run.times_ms)
+        for number, (label, values, marker) in enumerate(lines):
+            # Counts that coincide (stuck threads and the sockets they hold) must all show: each line a
+            # little wider than the ones drawn over it, its markers between theirs.
             counts.plot(
                 run.times_ms,
                 values,
                 drawstyle="steps-post",
-                marker=marker,
-                markevery=_every(run.times_ms),
-                label=f"{run.label}: {name}",
+                marker=marker or None,
+                markevery=(number * every // len(lines), every),
+                linewidth=1.2 + 0.7 * (len(lines) - 1 - number),
+                label=label,
                 **look,
             )
         heap = [b / _MIB for b in run.heap_bytes]
@@ -113,21 +118,11 @@ def plot_runs(
         for at_ms, _ in markers:
             axis.axvline(at_ms, color="black", linestyle=(0, (1, 2)), linewidth=1.2)
     on_top = blended_transform_factory(counts.transData, counts.transAxes)
+    above = on_top + ScaledTranslation(0, _LABEL_GAP_PT / 72, figure.dpi_scale_trans)
     for at_ms, label in markers:
-        counts.text(
-            at_ms,
-            0.97,
-            label,
-            transform=on_top,
-            rotation=90,
-            va="top",
-            ha="center",
-            fontsize="small",
-            zorder=5,
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
-        )
+        counts.text(at_ms, 1.0, label, transform=above, rotation=90, va="bottom", ha="center", fontsize="small")
     counts.set_ylabel("live tasks / threads (count)")
-    counts.set_title(title)
+    counts.set_title(title, pad=band * 72 + 6 if band else None)  # 6 points: matplotlib's own title pad
     counts.legend(**_BESIDE)
     counts.grid(alpha=0.3)
     memory.set_ylabel("memory held since start (MiB)" if rss else "heap held (MiB)")
@@ -143,6 +138,16 @@ def plot_runs(
 
 
 _BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": "small"}
+
+
+_LABEL_GAP_PT = 3.0  # between the counts' top and a marker's label above it
+
+
+def _label_band_inches(markers: Sequence[tuple[float, str]]) -> float:
+    """The height of the band above the counts that holds the markers' labels, upright: the longest label."""
+    font = FontProperties(size="small")
+    longest = max(text_to_path.get_text_width_height_descent(label, font, ismath=False)[0] for _, label in markers)
+    return (longest + 2 * _LABEL_GAP_PT) / 72
 
 
 def _every(times: Sequence[float]) -> int:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
 from leaklab import Recording, plot_runs
 from leaklab.grading.isolation import Verdict
 
@@ -71,3 +73,21 @@ def test_a_verdict_heads_the_figure_in_its_own_words(tmp_path):
         fake_run("yours", [0, 0], [0, 0]), title="t", save=tmp_path / "e.png", verdict=Verdict([("x", None)])
     )
     assert passed.figure.texts[0].get_text().startswith("✓")
+
+
+def test_counts_that_coincide_all_show_and_marker_labels_hide_no_line(tmp_path):
+    # GIVEN a run whose threads and open sockets are the same count all along, with a marker mid-run,
+    # WHEN it is plotted,
+    # THEN the line drawn first is the wider, their markers fall on different samples, and the marker's
+    # label stands above the counts' axes, where no line runs.
+    run = fake_run("twist", [0] * 24, list(range(24)))
+    run.series = {"open sockets": list(range(24))}
+    plot = plot_runs(run, title="demo", save=tmp_path / "d.png", markers=[(12.0, "a long label for a marker")])
+    counts = plot.figure.axes[0]
+    threads, sockets = counts.get_lines()[:2]
+    assert threads.get_linewidth() > sockets.get_linewidth()
+    assert threads.get_markevery()[0] != sockets.get_markevery()[0]
+    renderer = FigureCanvasAgg(plot.figure).get_renderer()
+    (label,) = counts.texts
+    assert label.get_window_extent(renderer).y0 >= counts.get_window_extent(renderer).y1
+    assert label.get_window_extent(renderer).y1 <= plot.figure.bbox.y1

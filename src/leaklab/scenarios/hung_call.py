@@ -314,13 +314,15 @@ class Burst:
     sockets_collected: int  # still open once the garbage collector had run too
 
     def __str__(self) -> str:
-        lines = [describe(self.calls), f"sockets still open when every call had ended: {self.sockets_left}"]
+        counted = {"when every call had ended": self.sockets_left}
         if self.sockets_left:
-            lines.append(
-                f"  once nothing referred to the calls' tasks: {self.sockets_let_go} (reference counting alone),"
-                f" then {self.sockets_collected} after a garbage collection"
-            )
-        return "\n".join(lines)
+            counted["once the callers let go of the tasks"] = self.sockets_let_go
+            counted["after a garbage collection too"] = self.sockets_collected
+        width, digits = max(map(len, counted)) + 1, len(str(max(counted.values())))  # the counts in one column
+        lines = [f"sockets still open {when + ':':<{width}} {count:>{digits}}" for when, count in counted.items()]
+        if self.sockets_left:
+            lines[1] += " (garbage collector paused)"
+        return "\n".join([describe(self.calls), *lines])
 
 
 async def burst(fetch: Fetch, calls: int = 60, *, interval_ms: float = 5.0, patience_ms: float = 200.0) -> Burst:
