@@ -70,9 +70,10 @@ def plot_runs(
         raise ValueError("plot_runs needs at least one Recording")
     height, top, bottom = (5.8, 0.91, 0.09) if verdict is not None else (5.5, 0.95, 0.09)
     band = _label_band_inches(markers) if markers else 0.0
-    if band:  # the axes keep their size, the band goes between them and the title
-        top, bottom = 1 - ((1 - top) * height + band) / (height + band), bottom * height / (height + band)
-    figure = Figure(figsize=(10.5, height + band))
+    extra = band + _TITLE_LINE_IN * title.count("\n")
+    if extra:  # the axes keep their size; the band and the title's further lines go above them
+        top, bottom = 1 - ((1 - top) * height + extra) / (height + extra), bottom * height / (height + extra)
+    figure = Figure(figsize=(10.5, height + extra))
     # Fixed margins, room for five-digit ticks: a layout engine would cost a third of the drawing.
     # The legends sit right of the axes: inside, they would hide the lines and the markers' labels.
     figure.subplots_adjust(left=0.07, right=0.69, top=top, bottom=bottom, hspace=0.08)
@@ -141,6 +142,7 @@ _BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 
 
 
 _LABEL_GAP_PT = 3.0  # between the counts' top and a marker's label above it
+_TITLE_LINE_IN = 0.22  # a further line of the title, at matplotlib's default size
 
 
 def _label_band_inches(markers: Sequence[tuple[float, str]]) -> float:

@@ -219,6 +219,7 @@ def test_snippets_parse_and_their_deaf_lines_are_except_lines(snippets):
     kinds = {(bool(s.deaf), s.flavour) for s in snippets}
     assert kinds == {(True, "thread"), (False, "thread"), (True, "asyncio"), (False, "asyncio")}
     assert any("while" not in s.source for s in snippets if not s.deaf)  # one without a loop at all
+    assert all(s.case and "# case:" not in s.source for s in snippets)  # each says what it is, to no checker
 
 
 def test_hidden_snippets_are_not_the_visible_ones():
@@ -237,7 +238,7 @@ def test_the_hidden_snippets_are_not_in_the_package_an_answer_can_import():
 
 def test_the_flavour_of_a_marked_snippet_is_read_from_its_text():
     for snippet in VISIBLE:
-        text = "\n".join(
+        text = f"# case: {snippet.case}\n" + "\n".join(
             f"{line}  # <- deaf" if n in snippet.deaf else line for n, line in enumerate(snippet.source.splitlines(), 1)
         )
         assert snippets_from({snippet.name: text}) == [snippet]
@@ -302,7 +303,7 @@ def test_each_answer_fails_exactly_the_properties_it_breaks(name, snippets):
 def test_a_crash_fails_its_snippet_and_says_so():
     result = run_isolated(CRASHES_WITHOUT_LOOP, scenario="static_checks", function="find_deaf_retries")
     assert result.outcome["passes_correct"] == [7, 9]  # no loop, and a `def` in a loop
-    with pytest.raises(AssertionError, match="'config_no_loop': raised IndexError"):
+    with pytest.raises(AssertionError, match=r"'config_no_loop' \(correct: .*\): raised IndexError"):
         result.require("passes_correct")
     result.require("flags_leaky", "right_lines", "async_flavour")
 

@@ -176,6 +176,9 @@ class IsolatedRun:
                 own = [p for p in self.outcome.get("problems", []) if p.startswith(label + ":")]
                 detail = "\n".join(own[:3]) if own else self.explain()
                 counted = self.outcome.get("units", {}).get(name, unit)
+                if any("NotImplementedError" in problem for problem in own):  # not partial credit: no answer
+                    stub = "no answer yet: the exercise's stub raises NotImplementedError"
+                    raise AssertionError(f"{label}: {stub}\n{detail}")
                 raise AssertionError(f"{label}: {passed} of {total} {counted}\n{detail}")
 
     def require_no_leftovers(self) -> None:

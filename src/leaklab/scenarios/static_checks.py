@@ -356,6 +356,7 @@ def source_of(obj: object) -> str:
 # option: an answer cell can import this module, so nothing here may tell it the hidden answers.
 
 _DEAF = "  # <- deaf"  # marks the expected lines in a snippet's text; removed before a checker sees it
+_CASE = "# case: "
 
 
 @dataclass(frozen=True)
@@ -366,20 +367,24 @@ class Snippet:
     source: str
     deaf: tuple[int, ...]
     flavour: str  # "thread" or "asyncio"
+    case: str = ""  # what kind of case it is, for a failure's message (never its code)
 
 
 def _snippet(name: str, text: str, flavour: str = "thread") -> Snippet:
-    """A snippet from its text, with each deaf handler's line marked `# <- deaf`."""
+    """A snippet from its text, with each deaf handler's line marked `# <- deaf`, and what kind of case it
+    is on a first line `# case: ...` (neither reaches a checker)."""
     lines = textwrap.dedent(text).lstrip("\n").splitlines()
+    case = lines.pop(0).removeprefix(_CASE).strip() if lines and lines[0].startswith(_CASE) else ""
     deaf = tuple(number for number, line in enumerate(lines, 1) if line.endswith(_DEAF))
     source = "\n".join(line.removesuffix(_DEAF) for line in lines) + "\n"
-    return Snippet(name, source, deaf, flavour)
+    return Snippet(name, source, deaf, flavour, case)
 
 
 VISIBLE: list[Snippet] = [
     _snippet(
         "uploader_retry_sleeps",
         """
+        # case: a retry loop inside a worker loop: the inner `while True` never looks at the stop signal
         class Uploader:
             def __init__(self, files, store):
                 self.files, self.store = files, store
@@ -402,6 +407,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "idle_poll_continues",
         """
+        # case: a `continue` in a handler, back to a loop that never tests the stop signal
         def poll(inbox, stop):
             while True:
                 try:
@@ -416,6 +422,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "metrics_sleep_in_checked_loop",
         """
+        # case: a loop that tests the stop signal, with a long sleep in a handler that does not
         def ship_metrics(client, stop, interval):
             while not stop.is_set():
                 try:
@@ -429,6 +436,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "feed_one_handler_of_two",
         """
+        # case: two handlers, only one of which looks at the stop signal
         def follow(feed, stop):
             while True:
                 try:
@@ -446,6 +454,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "uploader_waits_on_stop",
         """
+        # case: correct: every wait of the retry is on the stop signal
         class Uploader:
             def __init__(self, files, store):
                 self.files, self.store = files, store
@@ -468,6 +477,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "drain_sleeps_then_checks",
         """
+        # case: correct: the handler sleeps, then looks at the stop signal
         def drain(source, sink, stop):
             while True:
                 try:
@@ -481,6 +491,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "config_no_loop",
         """
+        # case: correct: a handler that sleeps, with no loop around it
         import json
         import time
 
@@ -498,6 +509,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "bounded_for_retries",
         """
+        # case: correct: a bounded `for` retry, no worker loop
         def fetch(url):
             for attempt in range(3):
                 try:
@@ -510,6 +522,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "bounded_retry_inside_worker_loop",
         """
+        # case: correct: a bounded `for` retry inside a loop that tests the stop signal
         class Sender:
             def run(self):
                 while not self.stop.is_set():
@@ -525,6 +538,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "callback_defined_in_worker_loop",
         """
+        # case: correct: the handler is in a function the loop defines, not in the loop itself
         def supervise(spawn, stop):
             while not stop.is_set():
                 def on_crash(error):
@@ -540,6 +554,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "replicator_delay_helper",
         """
+        # case: a handler whose body defines a function: still the loop's handler, and deaf
         class Replicator:
             def run(self):
                 while True:
@@ -556,6 +571,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "upload_until_complete",
         """
+        # case: correct: `while not upload.complete()` is a loop over work, not a worker loop
         def upload_parts(upload):
             while not upload.complete():
                 part = upload.next_part()
@@ -568,6 +584,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "async_delivery_retry_sleeps",
         """
+        # case: asyncio: a retry loop inside a worker loop, `await asyncio.sleep` in its handler
         async def deliver_all(queue, stop):
             while not stop.is_set():
                 message = await queue.get()
@@ -583,6 +600,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "async_heartbeat_checked_loop",
         """
+        # case: asyncio: a loop that tests the stop signal, a handler that sleeps without it
         class Heartbeat:
             async def run(self):
                 while not self.stopping.is_set():
@@ -599,6 +617,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "async_delivery_waits_on_stop",
         """
+        # case: asyncio, correct: the retry waits on the stop signal
         async def deliver_all(queue, stop):
             while not stop.is_set():
                 message = await queue.get()
@@ -615,6 +634,7 @@ VISIBLE: list[Snippet] = [
     _snippet(
         "async_tail_sleeps_then_checks",
         """
+        # case: asyncio, correct: the handler sleeps, then looks at the stop signal
         async def tail(stream, stop):
             while True:
                 try:
@@ -655,7 +675,8 @@ def _lines_found(checker: Checker, source: str) -> list[int] | str:
 def _grade(found: dict[str, list[int] | str], snippets: list[Snippet], checks: Checks) -> None:
     flagged_any = any(isinstance(found[s.name], list) and found[s.name] for s in snippets if s.deaf)
     for snippet in snippets:
-        lines, where = found[snippet.name], f"snippet {snippet.name!r}"
+        lines = found[snippet.name]
+        where = f"snippet {snippet.name!r}" + (f" ({snippet.case})" if snippet.case else "")
         if isinstance(lines, str):  # it raised, or returned something else: this snippet fails
             problem = exact = flagged = f"{where}: {lines}"
         else:

@@ -135,6 +135,19 @@ def test_require_passes_a_fix_and_names_what_failed_otherwise():
         run("x = 1\n").require()
 
 
+def test_a_property_failed_by_the_stub_says_no_answer_yet_not_a_partial_count():
+    # GIVEN a run where requests that do not reach the answer passed and the rest met the stub,
+    # WHEN a test requires the property, THEN it says there is no answer yet, with the stub's problems.
+    problems = ["responses right: /price 3: answered 500 'internal error: NotImplementedError'"]
+    stubbed = IsolatedRun(outcome={"responses_right": [104, 200], "problems": problems})
+    with pytest.raises(AssertionError, match=r"responses right: no answer yet: .*stub") as failed:
+        stubbed.require("responses_right")
+    assert "104" not in str(failed.value) and "NotImplementedError" in str(failed.value)
+    wrong = IsolatedRun(outcome={"responses_right": [104, 200], "problems": ["responses right: /price 3: 41"]})
+    with pytest.raises(AssertionError, match="responses right: 104 of 200"):
+        wrong.require("responses_right")
+
+
 def test_a_handler_that_never_answers_is_caught_without_waiting_for_a_clock():
     result = run(HANGS)
     assert result.outcome["answered"] == 0
