@@ -162,7 +162,11 @@ class AutogradeCommand:
         default = Limits()
         parser.add_argument("folder", type=Path, metavar="FOLDER", help="the nbgrader course directory")
         parser.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="only these (default: all)")
-        parser.add_argument("--jobs", type=int, help="submissions graded at once (default: one per core)")
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            help="submissions graded at once (default: one per core, up to three per core while cores sit idle)",
+        )
         parser.add_argument("--force", action="store_true", help="grade again what was already graded")
         limits = [  # option, default, metavar, unit, what it limits
             ("--timeout", default.seconds, "S", "s", "per submission"),

@@ -14,8 +14,9 @@ The parts (`--skip` takes their names):
 - notebooks: each lesson's solution executed (kernel start included), `leaklab grade --json` on it, and
   nbgrader's own `nbgrader autograde` command line on the same notebook in a course made by
   `leaklab course`; the goal compares what each adds above the execution.
-- class: a small class (`--students` x the lessons) graded by `leaklab autograde --jobs 2` and by
-  sequential `nbgrader autograde`; `make bench-class` runs the issue's full class.
+- class: a small class (`--students` x the lessons) graded by `leaklab autograde` (its default slots:
+  one job per core, more while cores sit idle; `--jobs N` fixes them) and by sequential
+  `nbgrader autograde`; `make bench-class` runs the issue's full class.
 - memray: a scenario's leaky traffic, as `leaklab run` drives it, with and without memray tracking.
 - install: a `git clone` of this checkout's HEAD and the Makefile's install step in it.
 """
@@ -274,7 +275,7 @@ def grading_row(slug: str, times: dict[str, list[float]], scores: list[str], nbg
     )
 
 
-# --- class: `leaklab autograde --jobs N` against sequential `nbgrader autograde` -----------------------
+# --- class: `leaklab autograde` against sequential `nbgrader autograde` --------------------------------
 
 
 def bench_class(
@@ -282,7 +283,7 @@ def bench_class(
     *,
     students: int,
     runs: int,
-    jobs: int,
+    jobs: int | None,
     executions: dict[str, list[float]],
     say: Progress,
     execution_runs: int | None = None,
@@ -294,6 +295,9 @@ def bench_class(
     """
     names = [f"student{number:03d}" for number in range(students)]
     notebooks = students * len(slugs)
+    slots = ["--jobs", str(jobs)] if jobs is not None else []
+    ours_name = " ".join(["leaklab autograde", *slots])
+    cores = jobs or os.cpu_count() or 1  # the figure above execution is per core (or per fixed job)
     for slug in slugs:  # the class's notebooks' own execution, if the notebooks part did not measure it
         if slug not in executions:
             executions[slug] = []
@@ -311,7 +315,7 @@ def bench_class(
             return sum(timed([BIN / "nbgrader", "autograde", slug, "--force"], cwd=theirs) for slug in slugs)
 
         def batch() -> float:
-            command = [BIN / "leaklab", "autograde", ours, "--jobs", str(jobs), "--course", ROOT, "--force"]
+            command = [BIN / "leaklab", "autograde", ours, *slots, "--course", ROOT, "--force"]
             return timed(command, cwd=ROOT)
 
         steps = {"nbgrader": sequential, "leaklab": batch}
@@ -321,13 +325,13 @@ def bench_class(
                 times[name].append(steps[name]())
             say(
                 f"class run {run + 1}/{runs}: sequential nbgrader autograde {times['nbgrader'][-1]:.0f} s, "
-                f"leaklab autograde --jobs {jobs} {times['leaklab'][-1]:.0f} s ({plural(notebooks, 'notebook')})"
+                f"{ours_name} {times['leaklab'][-1]:.0f} s ({plural(notebooks, 'notebook')})"
             )
         our_full, our_total = leaklab_marks(ours)
         their_full, their_total = nbgrader_marks(theirs, slugs)
     sequential_s, batch_s = statistics.median(times["nbgrader"]), statistics.median(times["leaklab"])
     speed_up = sequential_s / batch_s
-    per_core = batch_s * jobs / notebooks - execution
+    per_core = batch_s * cores / notebooks - execution
     size = f"{plural(students, 'student')} x {plural(len(slugs), 'lesson')} = {plural(notebooks, 'notebook')}"
     return [
         Row(
@@ -335,7 +339,7 @@ def bench_class(
             f"{spread(times['nbgrader'])}, {sequential_s / notebooks:.1f} s a notebook",
         ),
         Row(
-            f"class: `leaklab autograde --jobs {jobs}`, the same notebooks",
+            f"class: `{ours_name}`, the same notebooks",
             f"{spread(times['leaklab'])}, {batch_s / notebooks:.1f} s a notebook",
         ),
         Row(
@@ -346,7 +350,7 @@ def bench_class(
         ),
         Row(
             "class: time per notebook and core above the notebook's own execution",
-            f"{per_core:+.1f} s ({batch_s * jobs / notebooks:.1f} s against {execution:.1f} s of execution)",
+            f"{per_core:+.1f} s ({batch_s * cores / notebooks:.1f} s against {execution:.1f} s of execution)",
             f"<= {CLASS_OVERHEAD_GOAL_S:g} s",
             verdict(per_core <= CLASS_OVERHEAD_GOAL_S),
         ),
@@ -517,7 +521,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--lessons", nargs="+", metavar="LESSON", help="lesson slugs (default: all; --quick: the first)"
     )
     parser.add_argument("--students", type=int, help="students in the class part (default 2)")
-    parser.add_argument("--jobs", type=int, default=2, help="leaklab autograde's --jobs in the class part (2)")
+    parser.add_argument("--jobs", type=int, help="leaklab autograde's --jobs in the class part (default: its own)")
     parser.add_argument(
         "--scenario",
         default="week_in_production",
@@ -545,7 +549,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"no scenario {args.scenario!r} with leaky traffic; scenarios: {', '.join(runnable_scenarios())}")
     if args.skip - set(PARTS):
         parser.error(f"--skip takes {', '.join(PARTS)}, not {', '.join(sorted(args.skip - set(PARTS)))}")
-    if min(args.runs, args.students, args.jobs, args.rounds) < 1:
+    if min(args.runs, args.students, args.jobs or 1, args.rounds) < 1:
         parser.error("--runs, --students, --jobs and --rounds must be at least 1")
     return args
 
@@ -584,7 +588,8 @@ What the rows measure, and their goals:
   handed in. Goal: the time `leaklab grade` takes above the notebook's own execution is at most
   {Fraction(GRADE_SHARE_GOAL).limit_denominator(100)} of the time nbgrader's command takes above it.
 - **A class**: every lesson's solution handed in by each student (`--students`: 2 in `make bench`, 40 in
-  `make bench-class`), graded in two copies of one course: by `leaklab autograde --jobs 2` in one, by
+  `make bench-class`), graded in two copies of one course: by `leaklab autograde` (its default slots, or
+  `--jobs N`) in one, by
   sequential `nbgrader autograde`, one assignment after another, in the other. Goals: a speed-up of at
   least {SPEED_UP_GOAL:g}x, at most {CLASS_OVERHEAD_GOAL_S:g} s per notebook and core above the notebooks' own
   execution, and full marks for every solution from both graders.

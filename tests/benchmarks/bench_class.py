@@ -1,11 +1,12 @@
 """`make bench-class`: the class-grading figures at the issue's full size, and grading under load.
 
     python tests/benchmarks/bench_class.py [--students 40] [--lessons 01_forgotten_cancel ...] [--repeat 20]
-                                           [--jobs 2] [--runs 1] [--no-write]
+                                           [--jobs N] [--runs 1] [--no-write]
 
 1. A class of `--students` students, each handing in every lesson's reference solution, graded by
-   `leaklab autograde --jobs 2` and by nbgrader's own `nbgrader autograde`, one assignment after another,
-   side by side in one run (bench.py's class part, at full size: about an hour for 40 x 8).
+   `leaklab autograde` (its default slots, or `--jobs N`) and by nbgrader's own `nbgrader autograde`,
+   one assignment after another, side by side in one run (bench.py's class part, at full size: about an
+   hour for 40 x 8).
    Goals: at least 1.8x on 2 cores, at most 1.5 s per notebook and core above the notebook's execution.
 2. The reference solutions graded `--repeat` times each while two CPU burners load both cores: how many
    got full marks. Goal: all of them.
@@ -44,7 +45,7 @@ from bench import (
 FULL_SIZE = {"--students": 40, "--repeat": 20}  # the issue's class; a smaller run's figures are not quoted
 
 
-def bench_under_load(slugs: list[str], *, repeat: int, jobs: int, say: Progress) -> Row:
+def bench_under_load(slugs: list[str], *, repeat: int, jobs: int | None, say: Progress) -> Row:
     """Every solution graded `repeat` times while two busy loops take both cores: all full marks?"""
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
@@ -52,7 +53,8 @@ def bench_under_load(slugs: list[str], *, repeat: int, jobs: int, say: Progress)
             course = Path(scratch) / "course"
             make_course(course, slugs, [f"student{number:03d}" for number in range(repeat)])
             say(f"under load: grading {repeat} x {len(slugs)} solutions beside 2 CPU burners")
-            seconds = timed([BIN / "leaklab", "autograde", course, "--jobs", str(jobs), "--course", ROOT], cwd=ROOT)
+            slots = ["--jobs", str(jobs)] if jobs is not None else []
+            seconds = timed([BIN / "leaklab", "autograde", course, *slots, "--course", ROOT], cwd=ROOT)
             full, total = leaklab_marks(course)
             for line in (course / "leaklab" / "grades.jsonl").read_text(encoding="utf-8").splitlines():
                 graded = json.loads(line)  # a solution that lost points: which tests, and why
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=40, help="students in the timed class (40)")
     parser.add_argument("--lessons", nargs="+", metavar="LESSON", help="lesson slugs (all)")
     parser.add_argument("--repeat", type=int, default=20, help="gradings of each solution under load (20)")
-    parser.add_argument("--jobs", type=int, default=2, help="leaklab autograde's --jobs (2)")
+    parser.add_argument("--jobs", type=int, help="leaklab autograde's --jobs (default: its own)")
     parser.add_argument("--runs", type=int, default=1, help="timed runs of each side, interleaved (1)")
     parser.add_argument("--no-write", action="store_true", help=f"print only; leave {PAGE.relative_to(ROOT)} alone")
     args = parser.parse_args(argv)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.lessons) - set(lessons()))
     if unknown:
         parser.error(f"no lesson {', '.join(unknown)}; lessons: {', '.join(lessons())}")
-    if min(args.students, args.repeat, args.jobs, args.runs) < 1:
+    if min(args.students, args.repeat, args.jobs or 1, args.runs) < 1:
         parser.error("--students, --repeat, --jobs and --runs must be at least 1")
 
     def measure(say: Progress) -> list[Row]:

@@ -20,6 +20,7 @@ from leaklab.grading.classroom.discovery import Submission
 from leaklab.grading.classroom.job import JobFiles, collect, memory_reason, unfinished_reason
 from leaklab.grading.classroom.processes import MemoryEvents
 from leaklab.grading.classroom.records import Outcome, read_ledger, submitted_at, write_table
+from leaklab.grading.classroom.scheduler import IdleCores, Slots
 from leaklab.grading.results import Reason, TestResult
 from leaklab.grading.settings import Limits
 
@@ -201,3 +202,47 @@ def test_without_a_cgroup_every_marked_process_of_a_job_is_killed():
 def test_the_job_mark_is_what_the_clean_up_looks_for():
     assert processes.job_processes("job-nobody-0", None) == []
     assert Path("/proc/self/environ").exists()  # Linux only, as grading is
+
+
+class Ticks:
+    """A fake /proc/stat: each read advances 100 ticks per core, `idle` of them idle per core."""
+
+    def __init__(self) -> None:
+        self.idle, self.read_ticks = 0.0, (0, 0)
+
+    def __call__(self) -> tuple[int, int]:
+        cores = os.cpu_count() or 1
+        idle, total = self.read_ticks
+        self.read_ticks = (idle + int(100 * cores * self.idle), total + 100 * cores)
+        return self.read_ticks
+
+
+def test_slots_one_per_core_and_more_only_while_a_core_sits_idle(monkeypatch):
+    # GIVEN the default slots on a machine whose cores are busy, then idle, WHEN the class grader asks
+    # to start jobs, THEN one per core always, one more a second while cores idle, never past EXTRA per core.
+    cores, now, ticks = os.cpu_count() or 1, [0.0], Ticks()
+    free = [2**40]
+    slots = Slots(None, IdleCores(ticks), clock=lambda: now[0], job_memory_bytes=2**30, available=lambda: free[0])
+    assert all(slots.open(grading) for grading in range(cores))
+    now[0] += 5
+    assert not slots.open(cores)  # busy: the floor
+    ticks.idle = 0.9  # 90% idle: more than Slots.IDLE cores
+    assert not slots.open(cores)  # a second has not passed since the last look
+    now[0] += 1.5
+    assert slots.open(cores)
+    assert not slots.open(cores + 1)  # at most one a second
+    for extra in range(1, cores * Slots.EXTRA - cores + 5):
+        now[0] += 1.5
+        assert slots.open(cores + extra) == (cores + extra < cores * Slots.EXTRA)
+    free[0] = 2**29  # idle, but less memory free than a job may take
+    now[0] += 1.5
+    assert not slots.open(cores) and slots.open(cores - 1)
+
+
+def test_a_fixed_number_of_jobs_is_that_number_whatever_the_load():
+    ticks, now = Ticks(), [0.0]
+    ticks.idle = 1.0
+    slots = Slots(3, IdleCores(ticks), clock=lambda: now[0])
+    now[0] += 10
+    assert [slots.open(grading) for grading in range(5)] == [True, True, True, False, False]
+    assert str(slots) == "3 at a time"

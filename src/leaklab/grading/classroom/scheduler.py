@@ -46,6 +46,89 @@ class Progress:
             self.write(f"[{self.done}/{self.total}] {note}  ({elapsed:.0f} s, ~{left:.0f} s left)")
 
 
+class IdleCores:
+    """How many of the machine's cores sat idle since the last look, from the kernel's own count
+    (/proc/stat): a grading job mostly waits (the lessons compress hours into sleeps), so a core a
+    job leaves idle can grade another submission."""
+
+    def __init__(self, read: Callable[[], tuple[int, int] | None] | None = None) -> None:
+        self._read = read or _cpu_ticks
+        self._last = self._read()
+
+    def take(self) -> float | None:
+        """Idle cores (0 to the core count) over the time since the last call; None where unknown."""
+        now, last = self._read(), self._last
+        self._last = now
+        if now is None or last is None or now[1] <= last[1]:
+            return None
+        return (now[0] - last[0]) / (now[1] - last[1]) * (os.cpu_count() or 1)
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(idle, total) ticks of every core since boot; idle counts the time waiting on the disk too."""
+    try:
+        first = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()
+        ticks = [int(field) for field in first[1:9]]
+    except (OSError, ValueError):
+        return None
+    return ticks[3] + ticks[4], sum(ticks)
+
+
+def _available_memory() -> int | None:
+    """The memory the kernel says new work can take without swapping (MemAvailable), in bytes."""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class Slots:
+    """How many jobs may grade at once. A fixed `--jobs N` is N. By default, one per core, and beyond
+    that one more whenever the machine has had half a core idle over the last second and has a job's
+    memory limit free, up to `EXTRA` per core: a loaded machine (or one whose jobs keep its cores busy)
+    grades one per core, as with `--jobs`; one whose jobs wait keeps its cores busy."""
+
+    EXTRA = 3  # at most this many jobs per core
+    LOOK_S = 1.0  # the window idle cores are measured over: at most one extra job a second
+    IDLE = 0.5  # idle cores over that window that let one more job start
+
+    def __init__(
+        self,
+        jobs: int | None,
+        idle: IdleCores | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        job_memory_bytes: int = 0,
+        available: Callable[[], int | None] | None = None,
+    ):
+        cores = os.cpu_count() or 1
+        self.fixed = jobs is not None
+        self.floor = jobs if jobs is not None else cores
+        self.ceiling = jobs if jobs is not None else cores * self.EXTRA
+        self._idle, self._clock = idle or IdleCores(), clock
+        self._job_memory, self._available = job_memory_bytes, available or _available_memory
+        self._since = clock()
+
+    def __str__(self) -> str:
+        more = "" if self.fixed else f", up to {self.ceiling} while cores sit idle"
+        return f"{self.floor} at a time{more}"
+
+    def open(self, grading: int) -> bool:
+        """Whether one more job may start while `grading` are grading."""
+        if grading < self.floor:
+            return True
+        if grading >= self.ceiling or self._clock() - self._since < self.LOOK_S:
+            return False
+        idle, self._since = self._idle.take(), self._clock()
+        if idle is None or idle < self.IDLE:
+            return False
+        room = self._available()  # an extra job must not take the memory the running ones may reach
+        return room is None or room >= self._job_memory
+
+
 @dataclass
 class Running:
     """A job that has been started."""
@@ -101,8 +184,8 @@ def grade_class(
         say(f"nothing to grade: {len(submissions)} submissions already graded (--force grades them again)")
         return ClassRun(ledger, [])
     _prepare_machine(unsafe_no_sandbox, limits, say)
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {jobs} at a time")
+    slots = Slots(jobs, job_memory_bytes=limits.job_memory_bytes)
+    say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {slots}")
     bar = Progress(len(todo), progress)
     graded: list[Outcome] = []
     # Outside the course: the path of a job's folder (which its kernel is shown) says nothing of where
@@ -112,7 +195,7 @@ def grade_class(
     try:
         queue, number = list(reversed(todo)), 0
         while queue or running:
-            while queue and sum(not job.graded for job in running.values()) < jobs:
+            while queue and slots.open(sum(not job.graded for job in running.values())):
                 number += 1
                 child, job = _start(queue.pop(), checkout, root, scratch / f"job-{os.getpid()}-{number}", limits)
                 running[child] = job
