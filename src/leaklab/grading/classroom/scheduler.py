@@ -48,8 +48,8 @@ class Progress:
 
 class IdleCores:
     """How many of the machine's cores sat idle since the last look, from the kernel's own count
-    (/proc/stat): a grading job mostly waits (the lessons compress hours into sleeps), so a core a
-    job leaves idle can grade another submission."""
+    (/proc/stat): a grading job waits in places (the lessons compress hours into sleeps), and a core
+    the jobs leave idle can grade another submission."""
 
     def __init__(self, read: Callable[[], tuple[int, int] | None] | None = None) -> None:
         self._read = read or _cpu_ticks
