@@ -675,8 +675,7 @@ def _lines_found(checker: Checker, source: str) -> list[int] | str:
 def _grade(found: dict[str, list[int] | str], snippets: list[Snippet], checks: Checks) -> None:
     flagged_any = any(isinstance(found[s.name], list) and found[s.name] for s in snippets if s.deaf)
     for snippet in snippets:
-        lines = found[snippet.name]
-        where = f"snippet {snippet.name!r}" + (f" ({snippet.case})" if snippet.case else "")
+        lines, where = found[snippet.name], f"snippet {snippet.name!r}"
         if isinstance(lines, str):  # it raised, or returned something else: this snippet fails
             problem = exact = flagged = f"{where}: {lines}"
         else:
@@ -684,6 +683,8 @@ def _grade(found: dict[str, list[int] | str], snippets: list[Snippet], checks: C
             exact = "" if lines == list(snippet.deaf) else f"{where}: deaf handlers on lines {list(snippet.deaf)}, "
             exact += "" if not exact else f"your check said {lines}"
             flagged = "" if lines else f"{where}: not flagged, yet it has deaf handlers on lines {list(snippet.deaf)}"
+        if snippet.case:  # what kind of case it is, after what went wrong (nbgrader's Validate cuts long lines)
+            problem, exact, flagged = (f"{said} ({snippet.case})" if said else "" for said in (problem, exact, flagged))
         if not snippet.deaf:
             if not problem and not flagged_any:
                 problem = f"{where}: your check flags none of the leaky snippets either: passing this one says nothing"
