@@ -94,6 +94,12 @@ class RunFailed(AssertionError):
         self.reason = reason
 
 
+def _met_the_stub(said: list[str]) -> bool:
+    """Whether a run's error or problems show the exercise's stub (by their text: the scenarios do not yet
+    report it as data)."""
+    return any("NotImplementedError" in text for text in said)
+
+
 @dataclass
 class IsolatedRun:
     """What a handler did in a fresh process: the scenario's outcome and what it left behind."""
@@ -128,7 +134,7 @@ class IsolatedRun:
         """Judge the run by the checks the visible tests make (`require`, `require_no_leftovers`,
         `require_retained_below`), each on its own, for a verify cell to print."""
         said = [self.error or "", *self.outcome.get("problems", [])]
-        if any("NotImplementedError" in text for text in said):
+        if _met_the_stub(said):
             return Verdict([], no_answer="it raises NotImplementedError: the exercise's stub is still there")
         named: list[tuple[str, Callable[[], None]]] = [
             (name.replace("_", " "), lambda name=name: self.require(name)) for name in properties
@@ -176,7 +182,7 @@ class IsolatedRun:
                 own = [p for p in self.outcome.get("problems", []) if p.startswith(label + ":")]
                 detail = "\n".join(own[:3]) if own else self.explain()
                 counted = self.outcome.get("units", {}).get(name, unit)
-                if any("NotImplementedError" in problem for problem in own):  # not partial credit: no answer
+                if _met_the_stub(own):  # not partial credit: no answer
                     stub = "no answer yet: NotImplementedError (the stub)"  # short: Validate cuts long lines
                     raise AssertionError(f"{label}: {stub}\n{detail}")
                 raise AssertionError(f"{label}: {passed} of {total} {counted}\n{detail}")
