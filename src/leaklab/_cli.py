@@ -167,6 +167,11 @@ class AutogradeCommand:
             type=int,
             help="submissions graded at once (default: one per core, up to three per core while cores sit idle)",
         )
+        parser.add_argument(
+            "--cluster",
+            metavar="ADDRESS",
+            help="grade on the workers of a Dask cluster: its scheduler's address (tcp://host:8786) or scheduler file",
+        )
         parser.add_argument("--force", action="store_true", help="grade again what was already graded")
         limits = [  # option, default, metavar, unit, what it limits
             ("--timeout", default.seconds, "S", "s", "per submission"),
@@ -198,6 +203,8 @@ class AutogradeCommand:
 
         if args.jobs is not None and args.jobs < 1:
             raise LeaklabError("--jobs must be at least 1")
+        if args.jobs is not None and args.cluster:
+            raise LeaklabError("--jobs is for this machine; on a cluster, each worker's threads say how many it grades")
         for option in ("timeout", "cell_timeout", "run_timeout", "memory", "job_memory"):
             if getattr(args, option) <= 0:
                 raise LeaklabError(f"--{option.replace('_', '-')} must be above 0")
@@ -217,14 +224,16 @@ class AutogradeCommand:
             force=args.force,
             limits=limits,
             unsafe_no_sandbox=args.unsafe_no_sandbox,
+            cluster=args.cluster,
         )
         odd = [o for o in run.graded if o.reason]
         _say(f"{len(run.graded)} submissions graded, {len(odd)} with a reason; table: {args.folder / TABLE}")
         if odd:
             reasons = sorted({o.reason.value for o in odd if o.reason})
             _say(f"{len(odd)} of {len(run.graded)} could not be graded normally ({', '.join(reasons)}): see grades.csv")
-            return 1
-        return 0
+        if run.left:
+            _say(f"{len(run.left)} submissions could not be graded on the cluster this time: run the command again")
+        return 1 if odd or run.left else 0
 
 
 COMMANDS = {

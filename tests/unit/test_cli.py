@@ -12,6 +12,7 @@ from leaklab._cli import COMMANDS, main
 from leaklab._errors import LeaklabError
 from leaklab._repo import lessons
 from leaklab._run import runnable_scenarios
+from leaklab.grading.classroom.discovery import Submission
 from leaklab.grading.classroom.records import TABLE, Outcome
 from leaklab.grading.classroom.scheduler import ClassRun
 from leaklab.grading.results import Reason, TestResult
@@ -386,7 +387,28 @@ def test_autograde_by_default_grades_everything_with_the_settings_limits(fakes, 
     assert main(["autograde", str(tmp_path)]) == 0
 
     expected = {"checkout": root, "assignments": [], "jobs": None, "force": False, "limits": Limits()}
-    assert fakes["autograde"].calls == [((tmp_path,), {**expected, "unsafe_no_sandbox": False})]
+    assert fakes["autograde"].calls == [((tmp_path,), {**expected, "unsafe_no_sandbox": False, "cluster": None})]
+
+
+def test_autograde_on_a_cluster_passes_its_address_and_leaves_the_jobs_to_the_workers(fakes, tmp_path, capsys):
+    assert main(["autograde", str(tmp_path), "--cluster", "tcp://10.0.0.5:8786"]) == 0
+    [(_, kwargs)] = fakes["autograde"].calls
+    assert kwargs["cluster"] == "tcp://10.0.0.5:8786" and kwargs["jobs"] is None
+
+    assert main(["autograde", str(tmp_path), "--cluster", "tcp://10.0.0.5:8786", "--jobs", "4"]) == 2
+    assert "--jobs is for this machine" in capsys.readouterr().err and len(fakes["autograde"].calls) == 1
+
+
+def test_autograde_exits_1_when_the_cluster_left_submissions_for_the_next_run(fakes, capsys, tmp_path):
+    graded = [_outcome("ann")]
+    left = [Submission("bob", "04_lifeless_pool", tmp_path / "x.ipynb")]
+    fakes["autograde"].result = ClassRun({("ann", graded[0].assignment): graded[0]}, graded, left)
+
+    assert main(["autograde", str(tmp_path)]) == 1
+
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "1 submissions could not be graded on the cluster this time: run the command again"
+    )
 
 
 def test_autograde_refuses_a_machine_without_a_sandbox_unless_told(monkeypatch, root, tmp_path, capsys):

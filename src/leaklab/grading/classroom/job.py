@@ -58,6 +58,11 @@ class JobFiles:
         return self.workdir / "feedback.html"
 
     @property
+    def produced(self) -> dict[str, Path]:
+        """What `records.record` copies into the course, by folder."""
+        return {"autograded": self.autograded, "feedback": self.feedback}
+
+    @property
     def course(self) -> Path:
         return self.workdir / "course"
 

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..._errors import LeaklabError
@@ -147,10 +147,12 @@ class Running:
 
 @dataclass
 class ClassRun:
-    """What one run of the class grader did: every outcome in the ledger, and those graded this time."""
+    """What one run of the class grader did: every outcome in the ledger, those graded this time, and
+    those a cluster could not grade this time (left for the next run)."""
 
     outcomes: dict[tuple[str, str], Outcome]
     graded: list[Outcome]
+    left: list[Submission] = field(default_factory=list)
 
 
 def _warm_up() -> None:
@@ -171,10 +173,12 @@ def grade_class(
     force: bool = False,
     limits: Limits | None = None,
     unsafe_no_sandbox: bool = False,
+    cluster: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ClassRun:
     """Grade every submission not yet graded (all with `force`), `jobs` at a time, each job's learner code
-    in a sandbox; where the machine cannot make one, only with `unsafe_no_sandbox`."""
+    in a sandbox; where the machine cannot make one, only with `unsafe_no_sandbox`. With `cluster` (a
+    Dask scheduler's address or scheduler file), the jobs run on its workers instead."""
     root, limits = root.resolve(), limits or Limits()
     submissions = find_submissions(root, assignments)
     ledger = read_ledger(root)
@@ -183,11 +187,51 @@ def grade_class(
     if not todo:
         say(f"nothing to grade: {len(submissions)} submissions already graded (--force grades them again)")
         return ClassRun(ledger, [])
-    _prepare_machine(unsafe_no_sandbox, limits, say)
-    slots = Slots(jobs, job_memory_bytes=limits.job_memory_bytes)
-    say(f"grading {len(todo)} submissions ({len(submissions) - len(todo)} already graded), {slots}")
-    bar = Progress(len(todo), progress)
+    already = f"{len(todo)} submissions ({len(submissions) - len(todo)} already graded)"
     graded: list[Outcome] = []
+    left: list[Submission] = []
+    try:
+        if cluster is not None:
+            from .cluster import grade_on_cluster  # Dask loads only for a cluster
+
+            say(f"grading {already} on the Dask cluster at {cluster}")
+            left = grade_on_cluster(
+                cluster, todo, root=root, checkout=checkout, limits=limits, unsafe_no_sandbox=unsafe_no_sandbox,
+                bar=Progress(len(todo), progress), graded=graded, say=say,
+            )  # fmt: skip
+        else:
+            prepare_machine(unsafe_no_sandbox, limits, say)
+            slots = Slots(jobs, job_memory_bytes=limits.job_memory_bytes)
+            say(f"grading {already}, {slots}")
+            _grade_here(
+                todo,
+                slots,
+                root=root,
+                checkout=checkout,
+                limits=limits,
+                bar=Progress(len(todo), progress),
+                graded=graded,
+            )
+    finally:
+        # From the ledger on disk: a Ctrl-C just after a job's ledger line was written, before the loop
+        # took its outcome in, must not leave that line out of the table.
+        ledger = read_ledger(root)
+        if ledger:
+            write_table(root, ledger)
+    return ClassRun(ledger, graded, left)
+
+
+def _grade_here(
+    todo: list[Submission],
+    slots: Slots,
+    *,
+    root: Path,
+    checkout: Path,
+    limits: Limits,
+    bar: Progress,
+    graded: list[Outcome],
+) -> None:
+    """The jobs on this machine, each forked from this process, as many at a time as `slots` opens."""
     # Outside the course: the path of a job's folder (which its kernel is shown) says nothing of where
     # the gradebook and the ledger are.
     scratch = Path(tempfile.mkdtemp(prefix="leaklab-class-"))
@@ -207,7 +251,6 @@ def grade_class(
                     continue
                 outcome = _finish(child, job, ended, status, overdue, root, limits)
                 del running[child]
-                ledger[job.sub.student, job.sub.assignment] = outcome
                 graded.append(outcome)
                 bar.update(outcome, len(running))
     finally:
@@ -217,15 +260,9 @@ def grade_class(
                 os.waitpid(child, 0)
             processes.remove_group(job.memory)
         shutil.rmtree(scratch, ignore_errors=True)
-        # From the ledger on disk: a Ctrl-C just after a job's ledger line was written, before this loop
-        # took its outcome in, must not leave that line out of the table.
-        ledger = read_ledger(root)
-        if ledger:
-            write_table(root, ledger)
-    return ClassRun(ledger, graded)
 
 
-def _prepare_machine(unsafe_no_sandbox: bool, limits: Limits, say: Callable[[str], None]) -> None:
+def prepare_machine(unsafe_no_sandbox: bool, limits: Limits, say: Callable[[str], None]) -> None:
     """The sandbox (or the refusal to grade without one), the imports every job shares, and what the
     machine cannot limit, said."""
     why = grading_sandbox.unavailable()
@@ -256,6 +293,16 @@ def _finish(
     child: int, job: Running, ended: bool, status: int | None, overdue: bool, root: Path, limits: Limits
 ) -> Outcome:
     """End a job that ended or ran out of time, everything it started with it, and record its outcome."""
+    outcome = _conclude(child, job, ended, status, overdue, root, limits)
+    record(root, job.sub, outcome, job.files.produced)
+    shutil.rmtree(job.files.workdir, ignore_errors=True)
+    return outcome
+
+
+def _conclude(
+    child: int, job: Running, ended: bool, status: int | None, overdue: bool, root: Path, limits: Limits
+) -> Outcome:
+    """End a job that ended or ran out of time, everything it started with it: its outcome, unrecorded."""
     processes.kill_job(child, job.files.workdir.name, job.cgroup)
     if not ended:
         status = os.waitpid(child, 0)[1]
@@ -263,10 +310,31 @@ def _finish(
     exit_code = os.waitstatus_to_exitcode(status) if status is not None else None
     memory = processes.memory_events(job.memory)
     processes.remove_group(job.memory)
-    outcome = collect(job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, memory=memory)
-    record(root, job.sub, outcome, {"autograded": job.files.autograded, "feedback": job.files.feedback})
-    shutil.rmtree(job.files.workdir, ignore_errors=True)
-    return outcome
+    return collect(job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, memory=memory)
+
+
+def grade_alone(
+    sub: Submission, *, checkout: Path, root: Path, limits: Limits, workdir: Path, wanted: Callable[[], bool]
+) -> tuple[Outcome, JobFiles]:
+    """One submission graded as one of `grade_class`'s jobs, with the same limits, nothing recorded: a
+    cluster's worker hands the outcome and the job's files (in `workdir`) back to the class's grader.
+    Stopped (LeaklabError) as soon as `wanted()` says no one waits for it any more."""
+    child, job = _start(sub, checkout, root, workdir, limits)
+    try:
+        while True:
+            if not wanted():
+                raise LeaklabError("no one waits for this job any more")
+            ended, status = _ended(child)
+            overdue = time.monotonic() - job.started > limits.seconds
+            if ended or overdue:
+                return _conclude(child, job, ended, status, overdue, root, limits), job.files
+            time.sleep(0.05)
+    except BaseException:
+        processes.kill_job(child, job.files.workdir.name, job.cgroup)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)
+        processes.remove_group(job.memory)
+        raise
 
 
 def _start(sub: Submission, checkout: Path, root: Path, workdir: Path, limits: Limits) -> tuple[int, Running]:
