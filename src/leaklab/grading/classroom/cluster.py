@@ -61,7 +61,7 @@ class Parcel:
 
     student: str
     assignment: str
-    notebook: bytes
+    notebook: bytes | None  # None: the submission's folder holds no notebook
     source: bytes
     release: bytes
     assignments: tuple[str, ...]  # the course's, so that another lesson's notebook is named as such
@@ -102,7 +102,8 @@ def grade_parcel(parcel: Parcel) -> Returned:
             (root / "source" / name).mkdir(parents=True)
         sub = Submission(parcel.student, parcel.assignment, _notebook_in(root, parcel.student, parcel.assignment))
         sub.path.parent.mkdir(parents=True)
-        sub.path.write_bytes(parcel.notebook)
+        if parcel.notebook is not None:
+            sub.path.write_bytes(parcel.notebook)
         source_of(root, parcel.assignment).write_bytes(parcel.source)
         release_of(root, parcel.assignment).parent.mkdir(parents=True)
         release_of(root, parcel.assignment).write_bytes(parcel.release)
@@ -125,7 +126,8 @@ def _notebook_in(root: Path, student: str, assignment: str) -> Path:
 
 def _run_job_process(folder: Path, checkout: Path) -> None:
     """The job's own process; its stdin is the lifeline (closed when this worker dies, however)."""
-    env = {**os.environ, "LEAKLAB_ARTEFACTS": str(folder / "artefacts")}
+    (folder / "tmp").mkdir()  # what the job leaves behind, even killed, goes with the folder
+    env = {**os.environ, "LEAKLAB_ARTEFACTS": str(folder / "artefacts"), "TMPDIR": str(folder / "tmp")}
     with (folder / "runner.log").open("wb") as log:
         runner = subprocess.Popen(
             [sys.executable, "-m", __name__, str(folder)],
@@ -168,14 +170,14 @@ def _job_process(folder: Path) -> int:
     def wanted() -> bool:  # the worker still holds the pipe: it never writes, so readable means closed
         return not select.select([sys.stdin], [], [], 0)[0]
 
-    outcome, files = scheduler.grade_alone(
-        sub,
-        checkout=find_checkout(None),
-        root=root,
-        limits=limits,
-        workdir=folder / f"job-{os.getpid()}-1",
-        wanted=wanted,
-    )
+    try:
+        outcome, files = scheduler.grade_alone(
+            sub, checkout=find_checkout(None), root=root, limits=limits, workdir=folder / f"job-{os.getpid()}-1",
+            wanted=wanted,
+        )  # fmt: skip
+    except LeaklabError:  # its worker died: the job is stopped, and no one else will remove the folder
+        shutil.rmtree(folder, ignore_errors=True)
+        return 3
     (folder / "out").mkdir()
     for made, name in ((files.autograded, "nb"), (files.feedback, "html")):
         if made.exists():
@@ -218,9 +220,11 @@ def grade_on_cluster(
 
     def send(sub: Submission) -> None:
         try:
-            notebook = sub.path.read_bytes()
+            notebook: bytes | None = sub.path.read_bytes()
+        except FileNotFoundError:
+            notebook = None  # graded as missing on the worker, as a local job finds it
         except OSError:
-            notebook = b""  # graded as unreadable on the worker, as a local job would find it
+            notebook = b""  # graded as unreadable
         source, release = lessons[sub.assignment]
         parcel = Parcel(
             sub.student, sub.assignment, notebook, source, release, assignments, limits, unsafe_no_sandbox, mine
@@ -235,6 +239,7 @@ def grade_on_cluster(
         while queue and len(flying) < max(2, 2 * sum(client.nthreads().values())):
             send(queue.popleft())
 
+    lost = False  # said that the scheduler lost the jobs in flight, and none has come back since
     try:
         top_up()
         for future in results:
@@ -244,6 +249,9 @@ def grade_on_cluster(
             except WorkerCannotGrade as exc:
                 raise LeaklabError(str(exc)) from None
             except (KilledWorker, CancelledError, OSError) as exc:
+                if isinstance(exc, CancelledError) and not lost:  # the scheduler went away, or was restarted
+                    say("the scheduler lost the jobs in flight (restarted?): they are sent again once it is back")
+                lost = isinstance(exc, CancelledError)
                 if tries[index[id(sub)]] < TRIES:
                     queue.appendleft(sub)
                 else:
@@ -254,6 +262,7 @@ def grade_on_cluster(
                 outcome.reason, outcome.detail = Reason.GRADER_CRASHED, f"{type(exc).__name__}: {exc}"[:300]
                 _record(root, sub, outcome, None, scratch, bar, graded, len(flying))
             else:
+                lost = False
                 outcome = Outcome.from_json(returned.outcome)
                 _record(root, sub, outcome, returned, scratch, bar, graded, len(flying))
             top_up()

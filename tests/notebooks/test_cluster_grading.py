@@ -1,0 +1,247 @@
+"""`leaklab autograde --cluster` against a real Dask cluster on loopback: a scheduler and two
+single-threaded workers, each its own process with its own working folder and temp folder (no shared
+temp), grade a class of honest and hostile submissions while one worker is killed (-9) halfway. The
+course must end as a local run of the same class leaves it: grades.csv, the gradebook, the feedback
+pages; every submission recorded once; nothing left running or lying in the workers' folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hostile import CORPUS, NETWORK_PORT
+from test_class_grading import LIMITS, finish, hand_in, leaklab
+
+pytestmark = pytest.mark.slow
+
+# Honest answers and attacks that end by themselves well within the limits (none waits for a timeout).
+CLASS = [
+    "solution-04",
+    "exercise-04",
+    "no-join-04",
+    "solution-01",
+    "task-group-01",
+    "solution-03",
+    "fork-bomb",
+    "escaping-children",
+    "snooping",
+    "course-rewrite",
+    "kill-the-grader",
+    "network",
+    "memory-bomb",
+    "output-bomb",
+    "os-exit-at-top",
+    "edited-test",
+    "wrong-assignment",
+    "invalid-json",
+]
+
+
+def dask(*args: str, folder: Path) -> subprocess.Popen:
+    """`dask scheduler` or `dask worker`, started in a folder of its own, with its own temp folder."""
+    (folder / "tmp").mkdir(parents=True)
+    env = {**os.environ, "TMPDIR": str(folder / "tmp")}
+    log = (folder / "log.txt").open("w")
+    return subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=folder, env=env, stdout=log, stderr=log)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A scheduler on loopback and two workers of one thread each, without nannies (a killed worker
+    stays dead: its jobs must be graded by the other)."""
+    base = tmp_path_factory.mktemp("cluster")
+    address = base / "scheduler.json"
+    processes = [
+        dask("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(address),
+             folder=base / "scheduler"),
+    ]  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not address.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for name in ("worker-a", "worker-b"):
+        processes.append(
+            dask("worker", "--scheduler-file", str(address), "--nthreads", "1", "--no-nanny", "--name", name,
+                 "--local-directory", str(base / name / "dask"), "--no-dashboard", folder=base / name)
+        )  # fmt: skip
+    _wait_for_workers(address, 2)
+    yield {"address": address, "base": base, "scheduler": processes[0], "workers": processes[1:]}
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def _wait_for_workers(address: Path, count: int) -> None:
+    from distributed import Client
+
+    with Client(scheduler_file=str(address), timeout=60, set_as_default=False) as client:
+        client.wait_for_workers(count, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def both(cluster, tmp_path_factory):
+    """The class graded twice: on this machine, and on the cluster with worker-a killed halfway."""
+    courses = {}
+    for where in ("local", "cluster"):
+        course = tmp_path_factory.mktemp(where) / "course"
+        assert finish(leaklab("course", str(course)))[0] == 0
+        hand_in(
+            course, {name: (CORPUS[name].assignment, CORPUS[name].build(CORPUS[name].assignment)) for name in CLASS}
+        )
+        courses[where] = course
+    with _listener():
+        local = finish(leaklab("autograde", str(courses["local"]), "--jobs", "2", *LIMITS))
+        remote, killed = _grade_killing_a_worker(courses["cluster"], cluster)
+    return {"local": local, "cluster": remote, "killed": killed, "courses": courses}
+
+
+@contextlib.contextmanager
+def _listener():
+    import socket
+
+    with socket.socket() as listener:  # what the "network" submission tries to reach
+        listener.bind(("127.0.0.1", NETWORK_PORT))
+        listener.listen(16)
+        yield
+
+
+def _grade_killing_a_worker(course: Path, cluster: dict) -> tuple[tuple[int, str], bool]:
+    """Grade on the cluster; once a third of the class is graded, kill -9 worker-a while it grades a job."""
+    process = leaklab("autograde", str(course), "--cluster", str(cluster["address"]), *LIMITS)
+    lines, killed = [], False
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+        done = re.match(r"\[(\d+)/(\d+)\]", line)
+        if done and not killed and int(done.group(1)) >= int(done.group(2)) // 3:
+            worker = cluster["workers"][0]
+            _wait_until_grading(worker.pid)
+            worker.kill()
+            worker.wait()
+            killed = True
+    process.wait(timeout=900)
+    return (process.returncode, "".join(lines)), killed
+
+
+def _wait_until_grading(pid: int) -> None:
+    """Until the worker has a job's process of its own (it is mid-job)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        with contextlib.suppress(OSError):
+            if children.read_text().split():
+                return
+        time.sleep(0.05)
+
+
+def _started_in(base: Path) -> list[int]:
+    """The processes whose temp folder is one of the cluster's: its processes and all they started."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if f"TMPDIR={base}".encode() in (proc / "environ").read_bytes() and proc.name != str(os.getpid()):
+                found.append(int(proc.name))
+    return sorted(found)
+
+
+def rows(course: Path) -> dict[str, tuple]:
+    with (course / "leaklab" / "grades.csv").open(newline="") as table:
+        return {r["student"]: (r["assignment"], r["score"], r["max_score"], r["reason"]) for r in csv.DictReader(table)}
+
+
+def gradebook(course: Path) -> set[tuple]:
+    """Every test's score per student, as the formgrader reads them."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as book:
+        return {
+            (student.id, sub.assignment.name, grade.name, grade.auto_score)
+            for student in book.students
+            for sub in student.submissions
+            for notebook in sub.notebooks
+            for grade in notebook.grades
+        }
+
+
+def pages(course: Path) -> dict[str, list[str]]:
+    """Each feedback page's scores, as the student reads them."""
+    found = {}
+    for page in sorted((course / "feedback").rglob("*.html")):
+        found[page.relative_to(course).as_posix()] = re.findall(r"Score: [\d.]+ / [\d.]+", page.read_text())
+    return found
+
+
+def test_a_worker_was_killed_mid_job_and_the_run_still_graded_every_submission(both):
+    assert both["killed"]
+    code, stderr = both["cluster"]
+    assert f"[{len(CLASS)}/{len(CLASS)}]" in stderr, stderr[-3000:]
+    assert code == both["local"][0] == 1  # some submissions have a reason, in both
+    assert "could not be graded on the cluster" not in stderr
+
+
+def test_grades_csv_equals_the_local_runs(both):
+    assert rows(both["courses"]["cluster"]) == rows(both["courses"]["local"])
+    assert sorted(rows(both["courses"]["cluster"])) == sorted(CLASS)
+
+
+def test_the_gradebook_equals_the_local_runs(both):
+    assert gradebook(both["courses"]["cluster"]) == gradebook(both["courses"]["local"]) != set()
+
+
+def test_the_feedback_pages_equal_the_local_runs(both):
+    """But for a submission over its memory: which of its processes the OOM killer ends first (the kernel,
+    and with it the page, or the grader's run) depends on timing, on a cluster as on this machine."""
+    over = {student for student, row in rows(both["courses"]["local"]).items() if row[3] == "memory limit"}
+    cluster, local = (
+        {p: s for p, s in pages(both["courses"][w]).items() if p.split("/")[1] not in over}
+        for w in ("cluster", "local")
+    )
+    assert cluster == local
+    assert {"solution-01", "solution-03", "solution-04", "snooping"} <= {page.split("/")[1] for page in cluster}
+
+
+def test_no_submission_is_recorded_twice(both):
+    ledger = (both["courses"]["cluster"] / "leaklab" / "grades.jsonl").read_text().splitlines()
+    students = [json.loads(line)["student"] for line in ledger]
+    assert sorted(students) == sorted(CLASS)
+
+
+def test_nothing_is_left_running_or_lying_in_the_workers_folders(both, cluster):
+    """Not even of the killed worker's job: its process saw the worker go, stopped and cleaned up."""
+    assert _started_in(cluster["base"]) == sorted([cluster["scheduler"].pid, cluster["workers"][1].pid])
+    for name in ("worker-a", "worker-b"):
+        left = [p.name for p in (cluster["base"] / name / "tmp").iterdir()]
+        assert left == [], name
+
+
+def test_a_worker_with_another_leaklab_refuses_the_class(cluster, tmp_path, monkeypatch):
+    """The fingerprint travels with each job: a worker whose grader differs says so, and nothing is recorded."""
+    course = tmp_path / "course"
+    assert finish(leaklab("course", str(course)))[0] == 0
+    hand_in(
+        course,
+        {
+            "solution-01": (
+                CORPUS["solution-01"].assignment,
+                CORPUS["solution-01"].build(CORPUS["solution-01"].assignment),
+            )
+        },
+    )
+    lock = course / "fake-checkout"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "grader", lock / "grader")
+    (lock / "notebooks").mkdir()
+    (lock / "requirements.lock").write_text("another-package==1\n")
+    code, stderr = finish(
+        leaklab("autograde", str(course), "--cluster", str(cluster["address"]), "--course", str(lock))
+    )
+    assert code == 2 and "runs another leaklab than the grader's" in stderr, stderr[-2000:]
+    assert not (course / "leaklab" / "grades.jsonl").exists()
