@@ -16,7 +16,8 @@ The parts (`--skip` takes their names):
   `leaklab course`; the goal compares what each adds above the execution.
 - class: a small class (`--students` x the lessons) graded by `leaklab autograde` (its default slots:
   one job per core, more while cores sit idle; `--jobs N` fixes them) and by sequential
-  `nbgrader autograde`; `make bench-class` runs the issue's full class.
+  `nbgrader autograde`, and by `leaklab autograde --cluster` on a local Dask cluster of 2 single-threaded
+  workers; `make bench-class` runs the issue's full class.
 - memray: a scenario's leaky traffic, as `leaklab run` drives it, with and without memray tracking.
 - install: a `git clone` of this checkout's HEAD and the Makefile's install step in it.
 """
@@ -24,6 +25,7 @@ The parts (`--skip` takes their names):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
@@ -43,6 +45,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "tests"))
+from local_cluster import local_cluster  # noqa: E402 - the tests' helper, shared
+
+DASK_WORKERS = 2  # the class through `--cluster`: this many single-threaded workers on this machine
 TRAFFIC = Path(__file__).with_name("_traffic.py")
 PARTS = ("notebooks", "class", "memray", "sandbox", "install")
 
@@ -305,11 +311,16 @@ def bench_class(
                 executions[slug].append(execute_seconds(slug))
                 say(f"class: {slug} executed in {executions[slug][-1]:.1f} s (run {run + 1}/{execution_runs or runs})")
     execution = statistics.mean(statistics.median(executions[slug]) for slug in slugs)
-    with tempfile.TemporaryDirectory(prefix="bench-class-") as scratch:
-        ours, theirs = Path(scratch) / "ours", Path(scratch) / "theirs"
-        say(f"class: two copies of a course, {plural(students, 'student')} x {plural(len(slugs), 'lesson')} (untimed)")
-        for course in (ours, theirs):
+    with tempfile.TemporaryDirectory(prefix="bench-class-") as scratch, contextlib.ExitStack() as stack:
+        ours, theirs, dask = Path(scratch) / "ours", Path(scratch) / "theirs", Path(scratch) / "dask"
+        say(
+            f"class: three copies of a course, {plural(students, 'student')} x {plural(len(slugs), 'lesson')} (untimed)"
+        )
+        for course in (ours, theirs, dask):
             make_course(course, slugs, names)
+        say(f"class: a local Dask cluster, a scheduler and {DASK_WORKERS} workers of one thread (untimed)")
+        (Path(scratch) / "cluster").mkdir()
+        cluster = stack.enter_context(local_cluster(Path(scratch) / "cluster", DASK_WORKERS))
 
         def sequential() -> float:
             return sum(timed([BIN / "nbgrader", "autograde", slug, "--force"], cwd=theirs) for slug in slugs)
@@ -318,18 +329,25 @@ def bench_class(
             command = [BIN / "leaklab", "autograde", ours, *slots, "--course", ROOT, "--force"]
             return timed(command, cwd=ROOT)
 
-        steps = {"nbgrader": sequential, "leaklab": batch}
-        times: dict[str, list[float]] = {"nbgrader": [], "leaklab": []}
+        def on_dask() -> float:
+            command = [BIN / "leaklab", "autograde", dask, "--cluster", cluster.address, "--course", ROOT, "--force"]
+            return timed(command, cwd=ROOT)
+
+        steps = {"nbgrader": sequential, "leaklab": batch, "dask": on_dask}
+        times: dict[str, list[float]] = {"nbgrader": [], "leaklab": [], "dask": []}
         for run in range(runs):
             for name in rotated(list(steps), run):
                 times[name].append(steps[name]())
             say(
                 f"class run {run + 1}/{runs}: sequential nbgrader autograde {times['nbgrader'][-1]:.0f} s, "
-                f"{ours_name} {times['leaklab'][-1]:.0f} s ({plural(notebooks, 'notebook')})"
+                f"{ours_name} {times['leaklab'][-1]:.0f} s, on the Dask cluster {times['dask'][-1]:.0f} s "
+                f"({plural(notebooks, 'notebook')})"
             )
         our_full, our_total = leaklab_marks(ours)
+        dask_full, dask_total = leaklab_marks(dask)
         their_full, their_total = nbgrader_marks(theirs, slugs)
     sequential_s, batch_s = statistics.median(times["nbgrader"]), statistics.median(times["leaklab"])
+    dask_s = statistics.median(times["dask"])
     speed_up = sequential_s / batch_s
     per_core = batch_s * cores / notebooks - execution
     size = f"{plural(students, 'student')} x {plural(len(slugs), 'lesson')} = {plural(notebooks, 'notebook')}"
@@ -359,6 +377,16 @@ def bench_class(
             f"{our_full} of {our_total} / {their_full} of {their_total}",
             "all",
             verdict(our_full == our_total == their_full == their_total == notebooks),
+        ),
+        Row(
+            f"class: `leaklab autograde --cluster`, a local Dask cluster of {DASK_WORKERS} single-threaded workers",
+            f"{spread(times['dask'])}, {dask_s / notebooks:.1f} s a notebook, {dask_full} of {dask_total} full marks",
+            "all full marks",
+            verdict(dask_full == dask_total == notebooks),
+        ),
+        Row(
+            f"class: the Dask cluster against `{ours_name}` on this machine",
+            f"{(dask_s - batch_s) / notebooks:+.2f} s a notebook ({dask_s / batch_s:.2f}x its time)",
         ),
     ]
 

@@ -13,13 +13,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from hostile import CORPUS, NETWORK_PORT
+from local_cluster import local_cluster
 from test_class_grading import LIMITS, finish, hand_in, leaklab
 
 pytestmark = pytest.mark.slow
@@ -47,44 +46,13 @@ CLASS = [
 ]
 
 
-def dask(*args: str, folder: Path) -> subprocess.Popen:
-    """`dask scheduler` or `dask worker`, started in a folder of its own, with its own temp folder."""
-    (folder / "tmp").mkdir(parents=True)
-    env = {**os.environ, "TMPDIR": str(folder / "tmp")}
-    log = (folder / "log.txt").open("w")
-    return subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=folder, env=env, stdout=log, stderr=log)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A scheduler on loopback and two workers of one thread each, without nannies (a killed worker
     stays dead: its jobs must be graded by the other)."""
     base = tmp_path_factory.mktemp("cluster")
-    address = base / "scheduler.json"
-    processes = [
-        dask("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(address),
-             folder=base / "scheduler"),
-    ]  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not address.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for name in ("worker-a", "worker-b"):
-        processes.append(
-            dask("worker", "--scheduler-file", str(address), "--nthreads", "1", "--no-nanny", "--name", name,
-                 "--local-directory", str(base / name / "dask"), "--no-dashboard", folder=base / name)
-        )  # fmt: skip
-    _wait_for_workers(address, 2)
-    yield {"address": address, "base": base, "scheduler": processes[0], "workers": processes[1:]}
-    for process in processes:
-        process.kill()
-        process.wait()
-
-
-def _wait_for_workers(address: Path, count: int) -> None:
-    from distributed import Client
-
-    with Client(scheduler_file=str(address), timeout=60, set_as_default=False) as client:
-        client.wait_for_workers(count, timeout=120)
+    with local_cluster(base, 2, nanny=False) as running:
+        yield {"address": running.address, "base": base, "scheduler": running.scheduler, "workers": running.workers}
 
 
 @pytest.fixture(scope="module")
