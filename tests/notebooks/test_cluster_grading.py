@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -213,3 +214,59 @@ def test_a_worker_with_another_leaklab_refuses_the_class(cluster, tmp_path, monk
     )
     assert code == 2 and "runs another leaklab than the grader's" in stderr, stderr[-2000:]
     assert not (course / "leaklab" / "grades.jsonl").exists()
+
+
+def _small_class(tmp_path: Path, names: list[str]) -> Path:
+    course = tmp_path / "course"
+    assert finish(leaklab("course", str(course)))[0] == 0
+    hand_in(course, {name: (CORPUS[name].assignment, CORPUS[name].build(CORPUS[name].assignment)) for name in names})
+    return course
+
+
+def _expected(names: list[str]) -> dict[str, tuple[str, str]]:
+    return {name: (f"{CORPUS[name].score:g}", CORPUS[name].reason) for name in names}
+
+
+def _read_until(process: subprocess.Popen, words: str) -> list[str]:
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if words in line:
+            return lines
+    raise AssertionError("".join(lines))
+
+
+def test_a_worker_that_joins_late_takes_the_jobs_that_waited(tmp_path):
+    names = ["solution-01", "exercise-01", "invalid-json"]
+    course = _small_class(tmp_path, names)
+    with local_cluster(tmp_path / "cluster", 0) as late:
+        process = leaklab("autograde", str(course), "--cluster", str(late.address), *LIMITS)
+        said = _read_until(process, "no worker has joined the cluster yet")
+        late.add_worker()
+        code, stderr = finish(process, timeout=300)
+    assert code == 1 and f"[{len(names)}/{len(names)}]" in stderr, "".join(said) + stderr
+    assert {s: (row[1], row[3]) for s, row in rows(course).items()} == _expected(names)
+
+
+def test_a_restarted_scheduler_loses_no_grade_and_records_none_twice(tmp_path):
+    """The scheduler and its workers killed after the first grade, then started again at the same
+    address (as a batch system or Kubernetes restarts them): the jobs they lost are sent again."""
+    names = ["solution-01", "task-group-01", "exercise-03", "solution-04", "no-join-04"]
+    course = _small_class(tmp_path, names)
+    with local_cluster(tmp_path / "cluster", 2, nanny=False) as restarted:
+        process = leaklab("autograde", str(course), "--cluster", str(restarted.address), *LIMITS)
+        said = _read_until(process, f"[1/{len(names)}]")
+        assert restarted.scheduler is not None
+        for gone in (restarted.scheduler, *restarted.workers):
+            gone.kill()
+            gone.wait()
+        restarted.start_scheduler()
+        restarted.add_worker()
+        restarted.add_worker()
+        code, stderr = finish(process, timeout=300)
+    assert code == 0 and f"[{len(names)}/{len(names)}]" in stderr, "".join(said) + stderr
+    assert "the scheduler lost the jobs in flight" in stderr
+    assert {s: (row[1], row[3]) for s, row in rows(course).items()} == _expected(names)
+    ledger = (course / "leaklab" / "grades.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["student"] for line in ledger) == sorted(names)

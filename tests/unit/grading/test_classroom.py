@@ -1,12 +1,13 @@
 """The class grader's parts that need no kernel (`grading.classroom`): the ledger and its table, the
-submission time, why a job handed back no outcome, and the clean-up of a job's processes without a
-cgroup (by the mark in their environment)."""
+submission time, why a job handed back no outcome, the clean-up of a job's processes without a
+cgroup (by the mark in their environment), and a cluster's address check and workers' fingerprint."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from leaklab.grading.classroom import processes
+from leaklab._errors import LeaklabError
+from leaklab.grading.classroom import cluster, processes
 from leaklab.grading.classroom.discovery import Submission
 from leaklab.grading.classroom.job import JobFiles, collect, memory_reason, unfinished_reason
 from leaklab.grading.classroom.processes import MemoryEvents
@@ -246,3 +248,20 @@ def test_a_fixed_number_of_jobs_is_that_number_whatever_the_load():
     now[0] += 10
     assert [slots.open(grading) for grading in range(5)] == [True, True, True, False, False]
     assert str(slots) == "3 at a time"
+
+
+@pytest.mark.parametrize("address", ["nonsense", "tcp://127.0.0.1", "no-such-scheduler.json", "http://host"])
+def test_a_cluster_address_that_is_neither_an_address_nor_a_file_is_refused_at_once(address):
+    with pytest.raises(LeaklabError, match="neither a scheduler's address"):
+        cluster._connect(address)
+
+
+def test_a_worker_whose_lock_differs_has_another_fingerprint(tmp_path):
+    checkout = Path(__file__).resolve().parents[3]
+    copy = tmp_path / "checkout"
+    (copy / "grader").mkdir(parents=True)
+    shutil.copyfile(checkout / "grader" / "nbgrader_config.py", copy / "grader" / "nbgrader_config.py")
+    shutil.copyfile(checkout / "requirements.lock", copy / "requirements.lock")
+    assert cluster.fingerprint(copy) == cluster.fingerprint(checkout)
+    (copy / "requirements.lock").write_text("another==1\n")
+    assert cluster.fingerprint(copy) != cluster.fingerprint(checkout)

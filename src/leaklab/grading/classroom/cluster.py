@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -30,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..._errors import LeaklabError
 from ..results import Reason
@@ -37,6 +39,11 @@ from ..settings import Limits
 from .discovery import Submission, course_assignments, release_of, source_of
 from .job import empty_outcome
 from .records import Outcome, record
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from .scheduler import Progress
 
 TRIES = 3  # a job whose result never came back (its scheduler restarted) is sent again, this many times in all
 
@@ -194,7 +201,7 @@ def grade_on_cluster(
     checkout: Path,
     limits: Limits,
     unsafe_no_sandbox: bool,
-    bar,  # scheduler.Progress
+    bar: Progress,
     graded: list[Outcome],
     say: Callable[[str], None],
 ) -> list[Submission]:
@@ -214,8 +221,10 @@ def grade_on_cluster(
     if not client.nthreads():
         say("no worker has joined the cluster yet: the jobs wait for one")
     scratch = Path(tempfile.mkdtemp(prefix="leaklab-returned-"))
-    queue, tries, flying, left = deque(todo), dict.fromkeys(range(len(todo)), 0), {}, []
-    index = {id(sub): n for n, sub in enumerate(todo)}
+    queue: deque[Submission] = deque(todo)
+    tries = {(sub.student, sub.assignment): 0 for sub in todo}
+    flying: dict[str, tuple[Submission, Future]] = {}  # by the future's key
+    left: list[Submission] = []
     results = as_completed(loop=client.loop)
 
     def send(sub: Submission) -> None:
@@ -231,12 +240,16 @@ def grade_on_cluster(
         )
         key = f"leaklab-{sub.assignment}-{sub.student}-{uuid.uuid4().hex[:8]}"
         future = client.submit(grade_parcel, parcel, key=key, pure=False)
-        tries[index[id(sub)]] += 1
+        tries[sub.student, sub.assignment] += 1
         flying[future.key] = (sub, future)
         results.add(future)
 
+    threads = [1]  # the workers' threads, as last heard from the scheduler
+
     def top_up() -> None:  # twice the workers' threads in flight: a worker never waits for its next job
-        while queue and len(flying) < max(2, 2 * sum(client.nthreads().values())):
+        with contextlib.suppress(OSError):  # the scheduler is away: go on with what it said last
+            threads[0] = sum(client.nthreads().values())
+        while queue and len(flying) < max(2, 2 * threads[0]):
             send(queue.popleft())
 
     lost = False  # said that the scheduler lost the jobs in flight, and none has come back since
@@ -252,7 +265,7 @@ def grade_on_cluster(
                 if isinstance(exc, CancelledError) and not lost:  # the scheduler went away, or was restarted
                     say("the scheduler lost the jobs in flight (restarted?): they are sent again once it is back")
                 lost = isinstance(exc, CancelledError)
-                if tries[index[id(sub)]] < TRIES:
+                if tries[sub.student, sub.assignment] < TRIES:
                     queue.appendleft(sub)
                 else:
                     left.append(sub)
@@ -274,7 +287,17 @@ def grade_on_cluster(
     return left
 
 
-def _record(root, sub, outcome, returned, scratch, bar, graded, flying) -> None:
+def _record(
+    root: Path,
+    sub: Submission,
+    outcome: Outcome,
+    returned: Returned | None,
+    scratch: Path,
+    bar: Progress,
+    graded: list[Outcome],
+    flying: int,
+) -> None:
+    """Into the course, as a local job's outcome is: the files the worker sent back, then the ledger."""
     produced = {}
     if returned is not None:
         for folder, data in (("autograded", returned.autograded), ("feedback", returned.feedback)):
@@ -286,15 +309,19 @@ def _record(root, sub, outcome, returned, scratch, bar, graded, flying) -> None:
     bar.update(outcome, flying)
 
 
-def _connect(address: str):
+def _connect(address: str) -> Client:
     """A client of the scheduler at `address` (tcp://host:port), or of the one a scheduler file names."""
     from distributed import Client
 
+    if not Path(address).is_file() and not re.fullmatch(r"(\w+://)?(\[[0-9a-fA-F:]+\]|[\w.-]+):\d+", address):
+        raise LeaklabError(
+            f"--cluster {address}: neither a scheduler's address (tcp://host:8786) nor a scheduler file that exists"
+        )
     try:
         if Path(address).is_file():
             return Client(scheduler_file=address, timeout=30, set_as_default=False)
         return Client(address, timeout=30, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise LeaklabError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 
