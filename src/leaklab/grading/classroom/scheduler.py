@@ -1,5 +1,6 @@
-"""Runs the class's jobs, `jobs` at a time, each in a forked process with its limits, and records each
-outcome as its job ends; interrupted, it kills the running jobs and keeps everything already written."""
+"""Runs the class's jobs, `jobs` at a time, each in a forked process with its limits (or hands them to
+`cluster`), and records each outcome as its job ends; interrupted, it kills the running jobs and keeps
+everything already written."""
 
 from __future__ import annotations
 
@@ -196,9 +197,16 @@ def grade_class(
 
             say(f"grading {already} on the Dask cluster at {cluster}")
             left = grade_on_cluster(
-                cluster, todo, root=root, checkout=checkout, limits=limits, unsafe_no_sandbox=unsafe_no_sandbox,
-                bar=Progress(len(todo), progress), graded=graded, say=say,
-            )  # fmt: skip
+                cluster,
+                todo,
+                root=root,
+                checkout=checkout,
+                limits=limits,
+                unsafe_no_sandbox=unsafe_no_sandbox,
+                bar=Progress(len(todo), progress),
+                graded=graded,
+                say=say,
+            )
         else:
             prepare_machine(unsafe_no_sandbox, limits, say)
             slots = Slots(jobs, job_memory_bytes=limits.job_memory_bytes)
