@@ -9,8 +9,8 @@ its tasks in threads, and a threaded process must not fork. That process dies wi
 watches a pipe only the worker holds.
 
 A worker killed mid-job loses nothing: the scheduler hands the job to another worker, and only the
-result that reaches this process is recorded. A job whose workers keep dying, or that a restarted
-scheduler forgot, is tried again; one that cannot be graded this run is left for the next one.
+result that reaches this process is recorded. A job that a restarted scheduler forgot is sent again; one
+whose workers keep dying (Dask's allowed-failures), or that was lost too often, is left for the next run.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ class Returned:
     outcome: dict
     autograded: bytes | None
     feedback: bytes | None
-    worker: str
+    worker: str  # host:pid
+    notes: tuple[str, ...] = ()  # what the worker's machine cannot limit, as a local run says it
 
 
 class WorkerCannotGrade(LeaklabError):
@@ -122,7 +123,8 @@ def grade_parcel(parcel: Parcel) -> Returned:
         back = json.loads((folder / "returned.json").read_text(encoding="utf-8"))
         out = folder / "out"
         files = {name: (out / name).read_bytes() if (out / name).exists() else None for name in ("nb", "html")}
-        return Returned(back, files["nb"], files["html"], where)
+        notes = (folder / "runner.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        return Returned(back, files["nb"], files["html"], where, tuple(notes[:5]))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -253,6 +255,7 @@ def grade_on_cluster(
             send(queue.popleft())
 
     lost = False  # said that the scheduler lost the jobs in flight, and none has come back since
+    heard: set[tuple[str, str]] = set()  # the workers' notes said so far, by machine
     try:
         top_up()
         for future in results:
@@ -265,7 +268,8 @@ def grade_on_cluster(
                 if isinstance(exc, CancelledError) and not lost:  # the scheduler went away, or was restarted
                     say("the scheduler lost the jobs in flight (restarted?): they are sent again once it is back")
                 lost = isinstance(exc, CancelledError)
-                if tries[sub.student, sub.assignment] < TRIES:
+                # KilledWorker: the scheduler already gave it to other workers (allowed-failures), in vain
+                if not isinstance(exc, KilledWorker) and tries[sub.student, sub.assignment] < TRIES:
                     queue.appendleft(sub)
                 else:
                     left.append(sub)
@@ -276,6 +280,11 @@ def grade_on_cluster(
                 _record(root, sub, outcome, None, scratch, bar, graded, len(flying))
             else:
                 lost = False
+                host = returned.worker.split(":")[0]
+                for note in returned.notes:  # once per machine and note
+                    if (host, note) not in heard:
+                        heard.add((host, note))
+                        say(f"worker on {host}: {note}")
                 outcome = Outcome.from_json(returned.outcome)
                 _record(root, sub, outcome, returned, scratch, bar, graded, len(flying))
             top_up()
