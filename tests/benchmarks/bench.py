@@ -620,7 +620,11 @@ What the rows measure, and their goals:
   `--jobs N`) in one, by
   sequential `nbgrader autograde`, one assignment after another, in the other. Goals: a speed-up of at
   least {SPEED_UP_GOAL:g}x, at most {CLASS_OVERHEAD_GOAL_S:g} s per notebook and core above the notebooks' own
-  execution, and full marks for every solution from both graders.
+  execution, and full marks for every solution from both graders. A third copy is graded with
+  `leaklab autograde --cluster` on a Dask cluster on this machine (a scheduler and {DASK_WORKERS} workers of one
+  thread, each a process of its own): its time, its marks, and how much slower than the local pool it is
+  (the price of the cluster: each job sent and returned as bytes, and a fresh process per job on the
+  worker, about 1.2 s of CPU to start and import nbgrader).
 - **memray's overhead**: the traffic of `leaklab run week_in_production --rounds 14` (about 2.5 s), each
   run in a fresh process because it leaks on purpose, timed without tracking, with memray's `Tracker`
   started as `Recorder` starts it, and inside a whole `Recorder`. Goal: at most {MEMRAY_GOAL:g}x in wall time.
