@@ -15,9 +15,11 @@ ever went the wrong way named; never asserted. About 8 minutes a round for all l
 full 20 rounds take hours (`--rounds 2` checks the script).
 
 `--record FILE` keeps every finished round as one JSON line, keyed by a digest of what is measured (the
-package, the grader's configuration, the worked solutions and the answers, as committed): run again with
-the same file, it counts the rounds already recorded for that digest and runs only the rest, so the 20
-rounds may span sessions and machines. A change to any of those files starts the count again. The
+package, the grader's configuration, the English lessons and the answers, as committed: `MEASURED`): run
+again with the same file, it counts the rounds already recorded for that digest and runs only the rest,
+so the 20 rounds may span sessions and machines. A change to any of those files starts the count again.
+The project's record is committed, `tests/benchmarks/verdicts.jsonl`: a machine's temp folder does not
+outlive it. The
 `grade` half hands its submissions to `--jobs` `leaklab grade` commands at once, the load of
 `leaklab autograde --jobs`.
 """
@@ -115,11 +117,16 @@ def by_autograde(course: Path, jobs: int) -> dict[str, tuple[float, float]]:
     return graded
 
 
+# What a grade depends on, as git pathspecs: the package (less what only builds the notebooks: its output,
+# the worked solutions graded here, is measured), the grader's configuration, the English lessons (their
+# authored sources and worked solutions; translations are not graded here), the answers, the pins.
 MEASURED = (
     "src",
+    ":(exclude)src/leaklab/_build.py",
+    ":(exclude)src/leaklab/_translate.py",
     "grader",
-    "solutions",
-    "notebooks",
+    ":(glob)solutions/*.ipynb",
+    ":(glob)notebooks/*.ipynb",
     "tests/answers*.py",
     "tests/catalog.py",
     "pyproject.toml",
