@@ -11,6 +11,7 @@ UV_INSTALL = $(BIN)/uv pip install --quiet --native-tls --compile-bytecode --pyt
 LAB_ARGS ?=
 LESSONS ?=
 CLASS_ARGS ?=
+LANGS ?=
 BENCH_ARGS ?=
 
 # Jupyter, IPython and matplotlib keep their config, data and runtime files inside the project,
@@ -26,7 +27,7 @@ export MPLCONFIGDIR := $(CURDIR)/.leaklab/matplotlib
 export LEAKLAB_ARTEFACTS := $(CURDIR)/.leaklab/runs
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help lab test e2e hub notebooks check-notebooks bench bench-class bench-verdicts lint format clean
+.PHONY: help lab test e2e hub notebooks check-notebooks translations bench bench-class bench-verdicts lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -73,6 +74,9 @@ notebooks: $(STAMP) ## regenerate exercises/ and solutions/ from the lessons in 
 
 check-notebooks: $(STAMP) ## say whether exercises/ and solutions/ still match notebooks/
 	$(BIN)/leaklab build --check
+
+translations: $(STAMP) ## bring notebooks/locales/ in line with the English lessons: changed cells marked fuzzy, new ones untranslated (LANGS=xx to start a language)
+	$(BIN)/python -m leaklab._translate $(LANGS)
 
 bench: $(STAMP) ## the speed figures against their goals, into docs/benchmarks.md (~15 min; BENCH_ARGS="--quick" checks it in ~2, printing only)
 	$(BIN)/python tests/benchmarks/bench.py $(BENCH_ARGS)

@@ -16,10 +16,11 @@ from pathlib import Path
 import nbformat
 
 from ._errors import LeaklabError
-from ._repo import lessons
+from ._repo import lessons, release_of
+from ._translate import languages, stale, translated
 from .grading import cells
 from .grading.kernel import encrypted_kernels
-from .grading.nbgrader_course import temporary_course
+from .grading.nbgrader_course import NbgraderCourse, temporary_course
 
 _MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
 
@@ -64,47 +65,97 @@ def build(
     check: bool = False,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[str]:
-    """Write (or, with `check`, compare) every lesson's exercise and solution (or `only` those named);
-    returns the drifts found."""
+    """Write (or, with `check`, compare) every lesson's exercise and solution (or `only` those named), in
+    English and in every language with catalogs in notebooks/locales/; returns the drifts found."""
     known = lessons(course)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
         raise LeaklabError(f"no lesson named {', '.join(unknown)} in notebooks/; lessons: {', '.join(known)}")
     drifts = []
-    with temporary_course(course) as temp:
-        for slug, source_path in known.items():
-            if only and slug not in only:
-                continue
-            source = json.loads(source_path.read_text(encoding="utf-8"))
-            exercise_path = course / "exercises" / f"{slug}.ipynb"
-            solution_path = course / "solutions" / f"{slug}.ipynb"
-            exercise = _normalised(nbformat.read(temp.generate(slug, source_path), as_version=4))
-            skeleton = solution_skeleton(source)
-            if check:
-                drifts += _exercise_drift(exercise_path, exercise) + _solution_drift(solution_path, skeleton)
-                continue
-            progress(f"{slug}: writing {exercise_path.relative_to(course)}")
-            exercise_path.write_text(exercise, encoding="utf-8")
-            progress(f"{slug}: executing {solution_path.relative_to(course)}")
-            solution_path.write_text(_normalised(_execute(skeleton, solution_path.parent)), encoding="utf-8")
+    for language in (None, *languages(course)):
+        with temporary_course(course) as temp:
+            for slug, source_path in known.items():
+                if only and slug not in only:
+                    continue
+                source = json.loads(source_path.read_text(encoding="utf-8"))
+                if language is not None:
+                    if check and (stale_cells := stale(course, language, slug, source)):
+                        drifts += stale_cells
+                        continue
+                    source = _one_level_down(translated(course, language, slug, source))
+                drifts += _build_one(course, temp, slug, source, language, check=check, progress=progress)
     return drifts
 
 
+def _build_one(
+    course: Path,
+    temp: NbgraderCourse,
+    slug: str,
+    source: dict,
+    language: str | None,
+    *,
+    check: bool,
+    progress: Callable[[str], None],
+) -> list[str]:
+    where = Path(language) if language else Path()
+    exercise_path = course / "exercises" / where / f"{slug}.ipynb"
+    solution_path = course / "solutions" / where / f"{slug}.ipynb"
+    source_path = temp.root / "authored" / where / f"{slug}.ipynb"
+    source_path.parent.mkdir(parents=True, exist_ok=True)
+    source_path.write_text(json.dumps(source), encoding="utf-8")
+    released = nbformat.read(temp.generate(slug, source_path), as_version=4)
+    if language:
+        _same_checksums(released, nbformat.read(release_of(course, slug), as_version=4), f"{slug} in {language}")
+    exercise = _normalised(released)
+    skeleton = solution_skeleton(source)
+    if check:
+        return _exercise_drift(exercise_path, exercise) + _solution_drift(solution_path, skeleton)
+    exercise_path.parent.mkdir(parents=True, exist_ok=True)
+    solution_path.parent.mkdir(parents=True, exist_ok=True)
+    progress(f"{slug}{f' ({language})' if language else ''}: writing {exercise_path.relative_to(course)}")
+    exercise_path.write_text(exercise, encoding="utf-8")
+    progress(f"{slug}{f' ({language})' if language else ''}: executing {solution_path.relative_to(course)}")
+    solution_path.write_text(_normalised(_execute(skeleton, solution_path.parent)), encoding="utf-8")
+    return []
+
+
+def _one_level_down(nb: dict) -> dict:
+    """A translation is written one folder deeper (exercises/zh_CN/): its links into the checkout follow."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            cell["source"] = cells.text(cell).replace("](../", "](../../")
+    return nb
+
+
+def _same_checksums(released: nbformat.NotebookNode, english: nbformat.NotebookNode, what: str) -> None:
+    """One grader grades every language: each graded, answer and locked cell must be nbgrader's same."""
+
+    def checksums(nb: nbformat.NotebookNode) -> dict[str, str]:
+        return {cells.grade_id(c): cells.meta(c).get("checksum", "") for c in nb.cells if cells.grade_id(c)}
+
+    ours, theirs = checksums(released), checksums(english)
+    differ = sorted(g for g in ours.keys() | theirs.keys() if ours.get(g) != theirs.get(g))
+    if differ:
+        raise LeaklabError(f"{what}: released cells differ from the English release: {', '.join(differ)}")
+
+
 def _exercise_drift(path: Path, expected: str) -> list[str]:
+    name = f"{path.parent.name}/{path.name}"
     if not path.exists():
-        return [f"{path.name}: missing from exercises/"]
-    return [] if path.read_text(encoding="utf-8") == expected else [f"exercises/{path.name}: differs from its source"]
+        return [f"{name}: missing"]
+    return [] if path.read_text(encoding="utf-8") == expected else [f"{name}: differs from its source"]
 
 
 def _solution_drift(path: Path, skeleton: dict) -> list[str]:
+    name = f"{path.parent.name}/{path.name}"
     if not path.exists():
-        return [f"{path.name}: missing from solutions/"]
+        return [f"{name}: missing"]
     committed = json.loads(path.read_text(encoding="utf-8"))
     if _cells_of(committed) != _cells_of(skeleton):
-        return [f"solutions/{path.name}: its cells differ from its source"]
+        return [f"{name}: its cells differ from its source"]
     code = [c for c in committed["cells"] if c["cell_type"] == "code"]
     if any(c.get("execution_count") is None for c in code):
-        return [f"solutions/{path.name}: not executed"]
+        return [f"{name}: not executed"]
     if any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])):
-        return [f"solutions/{path.name}: a cell ended with an error"]
+        return [f"{name}: a cell ended with an error"]
     return []
