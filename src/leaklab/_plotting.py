@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
@@ -68,6 +70,20 @@ def plot_runs(
     """
     if not runs:
         raise ValueError("plot_runs needs at least one Recording")
+    with rc_context({"font.family": _families()}):
+        return _plot(runs, title, save, xlabel, markers, threshold, rss, verdict)
+
+
+def _plot(
+    runs: Sequence[Recording],
+    title: str,
+    save: Path | str | None,
+    xlabel: str,
+    markers: Sequence[tuple[float, str]],
+    threshold: tuple[float, str] | None,
+    rss: bool,
+    verdict: Verdict | None,
+) -> Plot:
     height, top, bottom = (5.8, 0.91, 0.09) if verdict is not None else (5.5, 0.95, 0.09)
     band = _label_band_inches(markers) if markers else 0.0
     extra = band + _TITLE_LINE_IN * title.count("\n")
@@ -152,10 +168,24 @@ def _label_band_inches(markers: Sequence[tuple[float, str]]) -> float:
     return (longest + 2 * _LABEL_GAP_PT) / 72
 
 
+# Fonts with the Chinese glyphs DejaVu Sans lacks, for the translated lessons' titles and legends;
+# matplotlib falls back along the family list glyph by glyph. The set-up installs the first
+# (`make lab LEAKLAB_LANG=zh_CN`: Debian's fonts-noto-cjk).
+_CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei")
+
+
+@cache
+def _families() -> list[str]:
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *[name for name in _CJK_FONTS if name in installed][:1]]
+
+
 def _every(times: Sequence[float]) -> int:
     """Markers on about a dozen samples of a line, enough to tell it apart in grey."""
     return max(1, len(times) // 12)
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "plot"
+    return re.sub(r"\W+", "_", text.lower()).strip("_") or "plot"  # a translated title keeps its words

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import warnings
+
+import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from leaklab import Recording, plot_runs
@@ -91,3 +94,16 @@ def test_counts_that_coincide_all_show_and_marker_labels_hide_no_line(tmp_path):
     (label,) = counts.texts
     assert label.get_window_extent(renderer).y0 >= counts.get_window_extent(renderer).y1
     assert label.get_window_extent(renderer).y1 <= plot.figure.bbox.y1
+
+
+def test_a_translated_figure_draws_its_chinese_words_and_names_its_file_by_them(tmp_path, monkeypatch):
+    from leaklab import _plotting
+
+    if len(_plotting._families()) < 2:
+        pytest.skip("no CJK font installed (`make lab LEAKLAB_LANG=zh_CN` installs Debian's fonts-noto-cjk)")
+    monkeypatch.setenv("LEAKLAB_ARTEFACTS", str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for a tofu box
+        one = plot_runs(fake_run("泄漏的处理函数", [0, 1, 2], [0, 0, 0]), title="01 被遗忘的取消 泄漏")
+        other = plot_runs(fake_run("你的处理函数", [0, 1, 0], [0, 0, 0]), title="01 被遗忘的取消 你的答案")
+    assert one.path.name == "01_被遗忘的取消_泄漏.png" and other.path != one.path

@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import queue
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +114,33 @@ def _size(output: dict) -> int:
     return len(json.dumps(output))
 
 
+class GivesUpOnASilentKernel:
+    """For an nbclient `NotebookClient` (nbgrader's `Execute` is one): after a cell's timeout and its
+    interrupt, a kernel that does not answer a request for its info within `settings.SILENT_KERNEL_S` gets
+    only `settings.SILENT_CELL_S` for each later cell. Those cells fail as they would have, one full
+    timeout each, without holding the grade up for minutes."""
+
+    async def _async_handle_timeout(self, timeout: int, cell: object = None) -> dict | None:  # noqa: ASYNC109 (nbclient's signature)
+        reply = await super()._async_handle_timeout(timeout, cell)  # type: ignore[misc]
+        if self.timeout != settings.SILENT_CELL_S and not await self._answers():  # type: ignore[attr-defined]
+            self.timeout = settings.SILENT_CELL_S
+        return reply
+
+    async def _answers(self) -> bool:
+        from jupyter_core.utils import ensure_async
+
+        asked = self.kc.kernel_info()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + settings.SILENT_KERNEL_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))  # type: ignore[attr-defined]
+            except queue.Empty:
+                return False
+            if message.get("parent_header", {}).get("msg_id") == asked:
+                return True
+        return False
+
+
 def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: Callable[[], None]) -> KernelRun:
     """Execute the submission in a fresh kernel with nbclient, `before_tests` run just before its first
     test cell; a kernel that dies, or whose messages can no longer be read, is a `KERNEL_DIED` failure."""
@@ -119,8 +148,11 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
+    class Client(GivesUpOnASilentKernel, NotebookClient):
+        pass
+
     failed: set[int] = set()
-    client = NotebookClient(
+    client = Client(
         nbformat.from_dict(restored(handoff.kernel_version(source), submitted)),
         kernel_name="python3",
         allow_errors=True,

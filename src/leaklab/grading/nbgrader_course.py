@@ -23,7 +23,7 @@ from typing import ClassVar
 from .._errors import LeaklabError
 from .._repo import artefacts_dir
 from . import handoff, sandbox
-from .kernel import DIED, KernelRun, capped, sandboxed_kernels, scored
+from .kernel import DIED, GivesUpOnASilentKernel, KernelRun, capped, sandboxed_kernels, scored
 from .results import Reason, TestResult
 
 
@@ -34,7 +34,7 @@ def _recording_execute(kernel_dir: Path | None) -> type:
     from nbclient.exceptions import DeadKernelError
     from nbgrader.preprocessors import Execute
 
-    class RecordingExecute(Execute):
+    class RecordingExecute(GivesUpOnASilentKernel, Execute):
         deaths: ClassVar[list[str]] = []
 
         def __init__(self, *args: object, **kwargs: object) -> None:

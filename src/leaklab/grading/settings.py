@@ -26,6 +26,12 @@ RUN_OUTPUT_BYTES = 64 * 2**20
 
 # One cell in the kernel: a test cell makes at most two isolated runs.
 CELL_TIMEOUT_S = 60.0
+# After a cell's timeout and its interrupt, how long the kernel has to answer a request for its info. One
+# that does not (an answer that broke the kernel's own threads, or that ignores the interrupt) would not
+# answer any later cell either: each of them then gets `SILENT_CELL_S` instead of the full timeout, the
+# same failures minutes sooner. A live kernel answers in milliseconds, even on a loaded machine.
+SILENT_KERNEL_S = 20.0
+SILENT_CELL_S = 1
 # One whole submission in the class grader, and what all of it may use.
 SUBMISSION_TIMEOUT_S = 300.0
 MEMORY_BYTES = 4 * 2**30  # address space per process (a thread's stack counts too)

@@ -4,8 +4,11 @@ to size."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
+import pytest
 
 from leaklab.grading import settings
 from leaklab.grading.kernel import capped, restored, scored
@@ -88,3 +91,54 @@ def test_a_kernel_whose_messages_cannot_be_read_fails_that_submission_only(tmp_p
     run = kernel.run_notebook(notebook(), notebook(), tmp_path, before_tests=lambda: None)
     assert run.tests == {} and run.failure is not None
     assert run.failure[0] is Reason.KERNEL_DIED and "Invalid Signature" in run.failure[1]
+
+
+def plain_cell(source: str) -> dict:
+    return {"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
+
+
+@pytest.fixture
+def asked(monkeypatch) -> Iterator[list[bool]]:
+    """What each request for the kernel's info after a timed-out cell found: answered or not. The kernel
+    runs here, in the test's process: the executor thread of the loop it ran on is shut down after."""
+    from jupyter_core.utils import ensure_event_loop
+
+    from leaklab.grading import kernel
+
+    found: list[bool] = []
+    original = kernel.GivesUpOnASilentKernel._answers
+
+    async def answers(self) -> bool:
+        found.append(await original(self))
+        return found[-1]
+
+    monkeypatch.setattr(kernel.GivesUpOnASilentKernel, "_answers", answers)
+    monkeypatch.setitem(settings.KERNEL_RUN, "timeout", 3)
+    monkeypatch.setattr(kernel.sandbox, "active", lambda: False)
+    executor = ThreadPoolExecutor(1)
+    ensure_event_loop().set_default_executor(executor)  # the hand-off before the first test uses it
+    yield found
+    executor.shutdown(wait=True)
+    ensure_event_loop().set_default_executor(ThreadPoolExecutor(1))  # no thread until it is used
+
+
+def test_a_kernel_that_answers_after_its_interrupt_runs_the_next_cells_in_full(tmp_path, asked):
+    from leaklab.grading import kernel
+
+    nb = notebook(plain_cell("import time\ntime.sleep(30)"), graded_cell("a", []), graded_cell("b", []))
+    run = kernel.run_notebook(nb, nb, tmp_path, before_tests=lambda: None)
+    assert asked == [True]  # interrupted, then it answered: the tests below ran as usual
+    assert {k: t.score for k, t in run.tests.items()} == {"a": 2, "b": 2}
+
+
+def test_a_kernel_silent_after_its_interrupt_fails_every_later_cell_without_waiting_for_each(
+    tmp_path, monkeypatch, asked
+):
+    from leaklab.grading import kernel
+
+    monkeypatch.setattr(settings, "SILENT_KERNEL_S", 5.0)
+    deaf = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)"
+    nb = notebook(plain_cell(deaf), *(graded_cell(name, []) for name in "abc"))
+    run = kernel.run_notebook(nb, nb, tmp_path, before_tests=lambda: None)
+    assert asked == [False]  # asked once; every later cell then had the shortest timeout
+    assert {k: t.score for k, t in run.tests.items()} == {"a": 0, "b": 0, "c": 0}
