@@ -12,6 +12,11 @@ LAB_ARGS ?=
 LESSONS ?=
 CLASS_ARGS ?=
 LANGS ?=
+LEAKLAB_LANG ?=
+export LEAKLAB_LANG
+# The course in another language: its lab keeps its own JupyterLab settings (the interface's language).
+LANG_SETTINGS = $(CURDIR)/.leaklab/jupyter/lab-settings-$(LEAKLAB_LANG)
+ZH_CN_PACK := jupyterlab-language-pack-zh-CN==4.5.post3
 BENCH_ARGS ?=
 
 # Jupyter, IPython and matplotlib keep their config, data and runtime files inside the project,
@@ -48,15 +53,28 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
 	touch $(STAMP)
 
-lab: $(STAMP) ## install everything, then open JupyterLab on your copy of the exercises (LAB_ARGS=--no-browser for headless)
+lab: $(STAMP) ## install everything, then open JupyterLab on your copy of the exercises (LAB_ARGS=--no-browser for headless; LEAKLAB_LANG=zh_CN for the course in Chinese)
+ifeq ($(LEAKLAB_LANG),)
 	@mkdir -p workspace
 	@# Your copy: exercises that are new since last time are added, your own work is never overwritten.
 	@for nb in exercises/*.ipynb; do [ -e "workspace/$${nb##*/}" ] || cp "$$nb" workspace/; done
 	$(BIN)/jupyter lab --notebook-dir=workspace $(LAB_ARGS)
+else
+	@[ -d "exercises/$(LEAKLAB_LANG)" ] || { echo "LEAKLAB_LANG=$(LEAKLAB_LANG): the course has no such language; it has: $$(cd exercises && ls -d */ 2>/dev/null | tr -d / | tr '\n' ' ')(empty: English)"; exit 2; }
+	@sh grader/i18n/cjk-font.sh || true
+	@# JupyterLab's own menus in the same language, where a language pack exists (installed only for it).
+	@$(BIN)/python -c 'import jupyterlab_language_pack_zh_CN' 2>/dev/null || [ "$(LEAKLAB_LANG)" != zh_CN ] \
+	    || $(UV_INSTALL) $(ZH_CN_PACK) || $(BIN)/python -m pip install --quiet $(ZH_CN_PACK)
+	@mkdir -p workspace/$(LEAKLAB_LANG) $(LANG_SETTINGS)/@jupyterlab/translation-extension
+	@echo '{"locale": "$(LEAKLAB_LANG)"}' > $(LANG_SETTINGS)/@jupyterlab/translation-extension/plugin.jupyterlab-settings
+	@for nb in exercises/$(LEAKLAB_LANG)/*.ipynb; do [ -e "workspace/$(LEAKLAB_LANG)/$${nb##*/}" ] || cp "$$nb" workspace/$(LEAKLAB_LANG)/; done
+	JUPYTERLAB_SETTINGS_DIR=$(LANG_SETTINGS) $(BIN)/jupyter lab --notebook-dir=workspace/$(LEAKLAB_LANG) $(LAB_ARGS)
+endif
 
 test: $(STAMP) ## install what the tests need, then run the whole suite (the browser test last, as `make e2e`)
 	$(BIN)/ruff check src tests grader
 	$(BIN)/ruff format --check src tests grader
+	@sh grader/i18n/cjk-font.sh || echo "(the test of the Chinese plots is skipped)"
 	$(BIN)/python -m pytest --ignore=tests/e2e --ignore=tests/hub
 	@$(MAKE) --no-print-directory hub
 	@$(MAKE) --no-print-directory e2e

@@ -64,15 +64,17 @@ def build(
     only: list[str] | None = None,
     check: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    in_languages: list[str | None] | None = None,
 ) -> list[str]:
     """Write (or, with `check`, compare) every lesson's exercise and solution (or `only` those named), in
-    English and in every language with catalogs in notebooks/locales/; returns the drifts found."""
+    English (None) and in every language with catalogs in notebooks/locales/ (or `in_languages`); returns
+    the drifts found."""
     known = lessons(course)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
         raise LeaklabError(f"no lesson named {', '.join(unknown)} in notebooks/; lessons: {', '.join(known)}")
     drifts = []
-    for language in (None, *languages(course)):
+    for language in (None, *languages(course)) if in_languages is None else in_languages:
         with temporary_course(course) as temp:
             for slug, source_path in known.items():
                 if only and slug not in only:

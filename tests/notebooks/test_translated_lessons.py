@@ -1,0 +1,60 @@
+"""The Chinese lessons grade as the English ones: every translated solution full marks and every translated
+exercise as released none, by `leaklab grade` and by one `leaklab autograde` of a class in which English
+and Chinese submissions of the same assignments are mixed (one grader, one gradebook)."""
+
+from __future__ import annotations
+
+import pytest
+from handed_in import graded_by_cli
+from test_class_grading import ROOT, finish, hand_in, leaklab, table
+
+SLUGS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHINESE = {"solutions": ROOT / "solutions" / "zh_CN", "exercises": ROOT / "exercises" / "zh_CN"}
+
+
+def test_every_lesson_has_its_chinese_exercise_and_solution():
+    for folder in CHINESE.values():
+        assert sorted(path.stem for path in folder.glob("*.ipynb")) == SLUGS
+
+
+def expected(kind: str, result: dict) -> bool:
+    full = result["score"] == result["max_score"] and result["max_score"] > 0
+    return full if kind == "solutions" else result["score"] == 0
+
+
+def test_each_chinese_solution_gets_full_marks_and_each_exercise_none_from_leaklab_grade(tmp_path):
+    submitted = {f"{kind}/{slug}": folder / f"{slug}.ipynb" for kind, folder in CHINESE.items() for slug in SLUGS}
+    results = graded_by_cli(submitted, tmp_path)
+    wrong = {name: (r["score"], r["max_score"]) for name, r in results.items() if not expected(name.split("/")[0], r)}
+    assert wrong == {}
+
+
+@pytest.fixture(scope="module")
+def mixed_class(tmp_path_factory):
+    """A course from `leaklab course`, handed in every Chinese solution and exercise and two English
+    solutions, graded by one `leaklab autograde`."""
+    course = tmp_path_factory.mktemp("mixed") / "course"
+    assert finish(leaklab("course", str(course)))[0] == 0
+    submissions = {
+        f"zh-{kind}-{slug[:2]}": (slug, (folder / f"{slug}.ipynb").read_bytes())
+        for kind, folder in CHINESE.items()
+        for slug in SLUGS
+    }
+    submissions |= {
+        f"en-solutions-{slug[:2]}": (slug, (ROOT / "solutions" / f"{slug}.ipynb").read_bytes()) for slug in SLUGS[:2]
+    }
+    hand_in(course, submissions)
+    code, stderr = finish(leaklab("autograde", str(course)))
+    return code, stderr, table(course), submissions
+
+
+def test_a_class_mixing_english_and_chinese_is_graded_by_one_autograde(mixed_class):
+    code, stderr, rows, submissions = mixed_class
+    assert code == 0, stderr[-2000:]
+    assert set(rows) == set(submissions)
+    wrong = {}
+    for student, row in rows.items():
+        kind, score, most = student.split("-")[1], float(row["score"]), float(row["max_score"])
+        if not expected(kind, {"score": score, "max_score": most}):
+            wrong[student] = (score, most, row["reason"])
+    assert wrong == {}
