@@ -118,13 +118,15 @@ def by_autograde(course: Path, jobs: int) -> dict[str, tuple[float, float]]:
 
 
 # What a grade depends on, as git pathspecs: the package (less what only builds the notebooks: its output,
-# the worked solutions graded here, is measured), the grader's configuration, the English lessons (their
-# authored sources and worked solutions; translations are not graded here), the answers, the pins.
+# the worked solutions graded here, is measured), the grader's configuration (less the translated lab's
+# font set-up), the English lessons (their authored sources and worked solutions; translations are not
+# graded here), the answers, the pins.
 MEASURED = (
     "src",
     ":(exclude)src/leaklab/_build.py",
     ":(exclude)src/leaklab/_translate.py",
     "grader",
+    ":(exclude)grader/i18n",
     ":(glob)solutions/*.ipynb",
     ":(glob)notebooks/*.ipynb",
     "tests/answers*.py",
