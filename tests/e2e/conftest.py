@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,12 +32,26 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
-@pytest.fixture(scope="session")
-def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A running lab on a temp copy of the exercises; afterwards nothing it started is left running."""
-    running = start_lab(tmp_path_factory.mktemp("lab"))
+@contextmanager
+def running_lab(home: Path, language: str | None = None) -> Iterator[Lab]:
+    """A running lab; afterwards nothing it started is left running."""
+    running = start_lab(home, language)
     try:
         yield running
     finally:
         killed = stop_lab(running)
         assert not killed, f"processes left running after the lab stopped (killed now): {killed}"
+
+
+@pytest.fixture(scope="session")
+def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The lab as `make lab` starts it, on a temp copy of the exercises."""
+    with running_lab(tmp_path_factory.mktemp("lab")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def chinese_lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The lab as `make lab LEAKLAB_LANG=zh_CN` starts it, on a temp copy of the Chinese exercises."""
+    with running_lab(tmp_path_factory.mktemp("lab-zh_CN"), "zh_CN") as running:
+        yield running

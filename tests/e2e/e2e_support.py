@@ -137,12 +137,17 @@ def _kernel_ids(lab: Lab) -> list[str]:
     return [kernel["id"] for kernel in json.loads(lab.api("/api/kernels"))]
 
 
-def start_lab(home: Path) -> Lab:
-    """JupyterLab as `make lab LAB_ARGS=--no-browser` starts it, on a copy of exercises/ in `home`/workspace."""
+def start_lab(home: Path, language: str | None = None) -> Lab:
+    """JupyterLab as `make lab LAB_ARGS=--no-browser [LEAKLAB_LANG=language]` starts it, on a copy of
+    exercises/ (or exercises/<language>/, with the interface in that language) in `home`/workspace."""
     workspace = home / "workspace"
     workspace.mkdir()
-    for notebook in sorted((ROOT / "exercises").glob("*.ipynb")):
+    for notebook in sorted((ROOT / "exercises" / (language or "")).glob("*.ipynb")):
         shutil.copy(notebook, workspace)
+    if language:
+        plugin = home / "lab-settings" / "@jupyterlab" / "translation-extension" / "plugin.jupyterlab-settings"
+        plugin.parent.mkdir(parents=True)
+        plugin.write_text(json.dumps({"locale": language}))
     token = secrets.token_hex(16)
     port = _free_port()
     bin_dir = Path(sys.executable).parent
@@ -159,6 +164,7 @@ def start_lab(home: Path) -> Lab:
         "MPLCONFIGDIR": str(ROOT / ".leaklab" / "matplotlib"),
         "LEAKLAB_ARTEFACTS": str(home / "runs"),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "LEAKLAB_LANG": language or "",
     }
     command = [
         str(bin_dir / "jupyter"),
