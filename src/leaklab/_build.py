@@ -17,7 +17,7 @@ import nbformat
 
 from ._errors import LeaklabError
 from ._repo import lessons, release_of
-from ._translate import languages, stale, translated
+from ._translate import DOCS, doc_as_notebook, languages, notebook_as_doc, stale, translated
 from .grading import cells
 from .grading.kernel import encrypted_kernels
 from .grading.nbgrader_course import NbgraderCourse, temporary_course
@@ -84,8 +84,32 @@ def build(
                     if check and (stale_cells := stale(course, language, slug, source)):
                         drifts += stale_cells
                         continue
-                    source = _one_level_down(translated(course, language, slug, source))
+                    source = _one_level_down(translated(course, language, slug, source), language)
                 drifts += _build_one(course, temp, slug, source, language, check=check, progress=progress)
+        if language is not None and not only:
+            drifts += _build_docs(course, language, check=check, progress=progress)
+    return drifts
+
+
+def _build_docs(course: Path, language: str, *, check: bool, progress: Callable[[str], None]) -> list[str]:
+    """The pages of docs/ the lessons link to, in `language`: docs/<language>/<name>.md."""
+    drifts = []
+    for name in DOCS:
+        english = doc_as_notebook((course / "docs" / f"{name}.md").read_text(encoding="utf-8"), name)
+        if check and (stale_cells := stale(course, language, name, english)):
+            drifts += stale_cells
+            continue
+        page = notebook_as_doc(translated(course, language, name, english))
+        path = course / "docs" / language / f"{name}.md"
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != page:
+                drifts.append(
+                    f"docs/{language}/{name}.md: {'missing' if not path.exists() else 'differs from its source'}"
+                )
+            continue
+        progress(f"{name} ({language}): writing {path.relative_to(course)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
     return drifts
 
 
@@ -121,11 +145,15 @@ def _build_one(
     return []
 
 
-def _one_level_down(nb: dict) -> dict:
-    """A translation is written one folder deeper (exercises/zh_CN/): its links into the checkout follow."""
+def _one_level_down(nb: dict, language: str) -> dict:
+    """A translation is written one folder deeper (exercises/zh_CN/): its links into the checkout follow,
+    to the translated page where there is one (docs/zh_CN/glossary.md)."""
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
-            cell["source"] = cells.text(cell).replace("](../", "](../../")
+            text = cells.text(cell).replace("](../", "](../../")
+            for name in DOCS:
+                text = text.replace(f"](../../docs/{name}.md", f"](../../docs/{language}/{name}.md")
+            cell["source"] = text
     return nb
 
 

@@ -223,12 +223,42 @@ def translated(checkout: Path, language: str, slug: str, source: dict) -> dict:
     return nb
 
 
+# Pages of docs/ translated with the lessons, which link to them: docs/<name>.md -> docs/<language>/<name>.md.
+DOCS = ("glossary",)
+
+
+def doc_as_notebook(text: str, name: str) -> dict:
+    """A markdown page as the cells `units` reads: one per paragraph and one per table row (a table's rule
+    as a raw cell, never translated), each remembering what joined it to the one before."""
+    found: list[dict] = []
+    for block in text.rstrip("\n").split("\n\n"):
+        lines = block.split("\n")
+        pieces = lines if all(line.startswith("|") for line in lines) else [block]
+        for row, piece in enumerate(pieces):
+            kind = "raw" if re.fullmatch(r"\|[-:| ]+\|", piece) else "markdown"
+            join = "\n" if row else "\n\n"
+            found.append({"cell_type": kind, "id": f"{name}-{len(found)}", "metadata": {"join": join}, "source": piece})
+    return {"cells": found, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def notebook_as_doc(nb: dict) -> str:
+    return "".join(("" if i == 0 else c["metadata"]["join"]) + cells.text(c) for i, c in enumerate(nb["cells"])) + "\n"
+
+
+def sources(checkout: Path) -> dict[str, dict]:
+    """Everything translated, as notebooks by catalog name: the lessons, then the pages of `DOCS`."""
+    found = {slug: json.loads(path.read_text(encoding="utf-8")) for slug, path in lessons(checkout).items()}
+    for name in DOCS:
+        found[name] = doc_as_notebook((checkout / "docs" / f"{name}.md").read_text(encoding="utf-8"), name)
+    return found
+
+
 def update_all(checkout: Path, language: str) -> None:
-    """`make translations`: every lesson's catalog in `language` brought in line with its English."""
-    for slug, path in lessons(checkout).items():
-        counts = update(checkout, language, slug, json.loads(path.read_text(encoding="utf-8")))
+    """`make translations`: every catalog in `language` brought in line with its English."""
+    for name, source in sources(checkout).items():
+        counts = update(checkout, language, name, source)
         print(
-            f"{catalog_path(checkout, language, slug).relative_to(checkout)}: {counts['cells']} cells, "
+            f"{catalog_path(checkout, language, name).relative_to(checkout)}: {counts['cells']} cells, "
             f"{counts['fuzzy']} fuzzy, {counts['untranslated']} untranslated"
         )
 
@@ -245,8 +275,8 @@ def main(argv: list[str]) -> int:
     found = [
         line
         for language in wanted
-        for slug, path in lessons(checkout).items()
-        for line in stale(checkout, language, slug, json.loads(path.read_text(encoding="utf-8")))
+        for name, source in sources(checkout).items()
+        for line in stale(checkout, language, name, source)
     ]
     print("\n".join(found) or "every translation matches its English")
     return 1 if found else 0

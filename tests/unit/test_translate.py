@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -170,7 +169,28 @@ def test_an_unreadable_catalog_is_said_so(checkout):
         stale(checkout, "zh_CN", "01_x", source)
 
 
-def test_the_course_is_translated_into_chinese_and_every_lesson_matches_its_english():
+def test_the_course_is_translated_into_chinese_and_every_lesson_and_page_matches_its_english():
+    from leaklab._translate import sources
+
     assert languages(ROOT) == ["zh_CN"]
-    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        assert stale(ROOT, "zh_CN", path.stem, json.loads(path.read_text(encoding="utf-8"))) == []
+    for name, source in sources(ROOT).items():
+        assert stale(ROOT, "zh_CN", name, source) == []
+
+
+def test_a_page_of_docs_is_read_as_a_cell_per_paragraph_and_per_table_row_and_written_back_the_same():
+    from leaklab._translate import doc_as_notebook, notebook_as_doc
+
+    text = "# Glossary\n\nThe words.\nTwo lines.\n\n| term | in Go |\n|---|---|\n| **leak** | `go f()` |\n"
+    nb = doc_as_notebook(text, "glossary")
+    assert [c["cell_type"] for c in nb["cells"]] == ["markdown", "markdown", "markdown", "raw", "markdown"]
+    assert [u.text for u in units(nb)] == [
+        "# Glossary",
+        "The words.\nTwo lines.",
+        "| term | in Go |",
+        "| **leak** | `go f()` |",
+    ]
+    assert notebook_as_doc(nb) == text
+    assert (
+        notebook_as_doc(doc_as_notebook((ROOT / "docs" / "glossary.md").read_text(), "glossary"))
+        == (ROOT / "docs" / "glossary.md").read_text()
+    )
