@@ -133,6 +133,20 @@ class Learner:
         """The notebook's cell number `index` (markdown cells count), as the page shows it."""
         return self.page.locator(CELLS).nth(index)
 
+    def open_lesson(self, lab: Lab, layout: Layout, title: str) -> None:
+        """Double-click lesson 01 in the file browser; return once all its cells show, the first with
+        `title`, and its kernel is idle."""
+        from playwright.sync_api import expect
+
+        self.page.locator(".jp-DirListing-item", has_text=NOTEBOOK).dblclick()
+        self.page.wait_for_function(
+            "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[CELLS, layout.count]
+        )
+        self.page.locator(f'{PANEL} .jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for()
+        lab.wait_for_kernel()
+        expect(self.cell(0)).to_contain_text(title)
+        self.dismiss_notifications()
+
     def dismiss_notifications(self) -> None:
         """Close toasts (e.g. JupyterLab's news question) so that they do not cover the outputs."""
         from playwright.sync_api import Error as PlaywrightError
@@ -205,6 +219,22 @@ class Learner:
         self.page.keyboard.press("Escape")  # back to command mode, as after editing
 
 
+@contextmanager
+def at_the_lab(chromium: str, screenshots: Path) -> Iterator[Learner]:
+    """A learner at a page of headless Chromium, the limits set for a loaded machine; closed afterwards."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(OPEN_TIMEOUT_MS)
+            expect.set_options(timeout=OPEN_TIMEOUT_MS)
+            yield Learner(page, screenshots)
+        finally:
+            browser.close()
+
+
 def test_learner_runs_validates_and_fixes_lesson_01(lab: Lab, chromium: str, screenshots: Path) -> None:
     """Lesson 01 in the lab, as a learner meets it: list, open, Run All, plots, Validate, fix, Validate.
 
@@ -216,66 +246,51 @@ def test_learner_runs_validates_and_fixes_lesson_01(lab: Lab, chromium: str, scr
     answer cell's editor (select all, insert text), never written behind JupyterLab's back; Validate saves
     the notebook before it runs it, so the saved file then shows what was typed and which outputs are errors.
     """
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     layout = Layout()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(OPEN_TIMEOUT_MS)
-            expect.set_options(timeout=OPEN_TIMEOUT_MS)
-            learner = Learner(page, screenshots)
+    with at_the_lab(chromium, screenshots) as learner:
+        page = learner.page
+        with learner.step("exercises-list"):
+            page.goto(f"{lab.url}/lab?token={lab.token}")
+            listed = page.locator(".jp-DirListing-content .jp-DirListing-itemText")
+            expected = sorted(p.name for p in (ROOT / "exercises").glob("*.ipynb"))
+            expect(listed).to_have_text(expected)  # the file browser sorts by name
+            learner.shot("01-exercises-list")
 
-            with learner.step("exercises-list"):
-                page.goto(f"{lab.url}/lab?token={lab.token}")
-                listed = page.locator(".jp-DirListing-content .jp-DirListing-itemText")
-                expected = sorted(p.name for p in (ROOT / "exercises").glob("*.ipynb"))
-                expect(listed).to_have_text(expected)  # the file browser sorts by name
-                learner.shot("01-exercises-list")
+        with learner.step("open"):
+            learner.open_lesson(lab, layout, "The forgotten cancellation")
+            learner.shot("02-notebook-open")
 
-            with learner.step("open"):
-                page.locator(".jp-DirListing-item", has_text=NOTEBOOK).dblclick()
-                page.wait_for_function(
-                    "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[CELLS, layout.count]
-                )
-                page.locator(f'{PANEL} .jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for()
-                lab.wait_for_kernel()
-                expect(learner.cell(0)).to_contain_text("The forgotten cancellation")
-                learner.dismiss_notifications()
-                learner.shot("02-notebook-open")
+        with learner.step("run-all-unfinished"):
+            learner.run_all(until=layout.first_test)
+            errors = learner.error_cells()
+            assert errors and errors[0] == layout.first_test, (
+                f"error outputs in cells {errors}; expected the first at the first test cell {layout.first_test}"
+            )
+            learner.expect_plot(layout.leak_plot, "03-leak-plot")
+            learner.shot("04-first-failing-test", learner.cell(layout.first_test))
 
-            with learner.step("run-all-unfinished"):
-                learner.run_all(until=layout.first_test)
-                errors = learner.error_cells()
-                assert errors and errors[0] == layout.first_test, (
-                    f"error outputs in cells {errors}; expected the first at the first test cell {layout.first_test}"
-                )
-                learner.expect_plot(layout.leak_plot, "03-leak-plot")
-                learner.shot("04-first-failing-test", learner.cell(layout.first_test))
+        with learner.step("validate-unfinished"):
+            verdict = learner.validate(verdict="validation-failed", shot="05-validate-unfinished")
+            assert "failed" in verdict.lower()
+            assert _saved_error_cells(lab.workspace / NOTEBOOK)[0] == layout.first_test
 
-            with learner.step("validate-unfinished"):
-                verdict = learner.validate(verdict="validation-failed", shot="05-validate-unfinished")
-                assert "failed" in verdict.lower()
-                assert _saved_error_cells(lab.workspace / NOTEBOOK)[0] == layout.first_test
+        with learner.step("fill-in-fix"):
+            learner.type_into_cell(layout.answer, layout.reference_fix)
+            learner.shot("06-answer-filled", learner.cell(layout.answer))
 
-            with learner.step("fill-in-fix"):
-                learner.type_into_cell(layout.answer, layout.reference_fix)
-                learner.shot("06-answer-filled", learner.cell(layout.answer))
+        with learner.step("run-all-fixed"):
+            learner.run_all(until=layout.last_code)
+            assert learner.error_cells() == []
+            learner.expect_plot(layout.fixed_plot, "07-fixed-plot")
 
-            with learner.step("run-all-fixed"):
-                learner.run_all(until=layout.last_code)
-                assert learner.error_cells() == []
-                learner.expect_plot(layout.fixed_plot, "07-fixed-plot")
-
-            with learner.step("validate-fixed"):
-                verdict = learner.validate(verdict="validation-success", shot="08-validate-fixed")
-                assert "passes all the tests" in verdict
-                assert _saved_error_cells(lab.workspace / NOTEBOOK) == []
-                saved = _cells(lab.workspace / NOTEBOOK)[layout.answer]
-                assert _source(saved) == layout.reference_fix, "the answer typed in the browser is not what was saved"
-        finally:
-            browser.close()
+        with learner.step("validate-fixed"):
+            verdict = learner.validate(verdict="validation-success", shot="08-validate-fixed")
+            assert "passes all the tests" in verdict
+            assert _saved_error_cells(lab.workspace / NOTEBOOK) == []
+            saved = _cells(lab.workspace / NOTEBOOK)[layout.answer]
+            assert _source(saved) == layout.reference_fix, "the answer typed in the browser is not what was saved"
     report = "".join(f"{name:<20} {seconds:6.1f} s\n" for name, seconds in learner.timings)
     report += "".join(f"note: {note}\n" for note in learner.notes)
     (screenshots / "timings.txt").write_text(report)
@@ -292,39 +307,22 @@ def test_a_learner_runs_lesson_01_in_chinese_and_sees_chinese_text_and_plots(
     """The Chinese lesson 01 as `make lab LEAKLAB_LANG=zh_CN` shows it: JupyterLab's menus in Chinese, the
     lesson's text in Chinese, Run All up to the first test cell as in English, and the leak's plot drawn with
     its Chinese title and legend (no glyph missing from the fonts: matplotlib would say so in the cell)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     layout = Layout("zh_CN")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(OPEN_TIMEOUT_MS)
-            expect.set_options(timeout=OPEN_TIMEOUT_MS)
-            learner = Learner(page, screenshots)
+    with at_the_lab(chromium, screenshots) as learner:
+        page = learner.page
+        with learner.step("zh-open"):
+            page.goto(f"{chinese_lab.url}/lab?token={chinese_lab.token}")
+            expect(page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text=re.compile("^运行$"))).to_be_visible()
+            learner.open_lesson(chinese_lab, layout, "被遗忘的取消")
+            learner.shot("zh-01-notebook-open")
 
-            with learner.step("zh-open"):
-                page.goto(f"{chinese_lab.url}/lab?token={chinese_lab.token}")
-                expect(
-                    page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text=re.compile("^运行$"))
-                ).to_be_visible()
-                page.locator(".jp-DirListing-item", has_text=NOTEBOOK).dblclick()
-                page.wait_for_function(
-                    "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[CELLS, layout.count]
-                )
-                page.locator(f'{PANEL} .jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for()
-                chinese_lab.wait_for_kernel()
-                expect(learner.cell(0)).to_contain_text("被遗忘的取消")
-                learner.dismiss_notifications()
-                learner.shot("zh-01-notebook-open")
-
-            with learner.step("zh-run-all"):
-                learner.run_all(until=layout.first_test, menu="运行", item="运行所有单元格")
-                errors = learner.error_cells()
-                assert errors and errors[0] == layout.first_test, f"error outputs in cells {errors}"
-                learner.expect_plot(layout.leak_plot, "zh-02-leak-plot")
-                outputs = page.locator(f"{PANEL} .jp-OutputArea-output").all_inner_texts()
-                assert not [text for text in outputs if TOFU in text], "a Chinese glyph was drawn as a box"
-                expect(learner.cell(layout.leak_plot - 1)).to_contain_text("观察")
-        finally:
-            browser.close()
+        with learner.step("zh-run-all"):
+            learner.run_all(until=layout.first_test, menu="运行", item="运行所有单元格")
+            errors = learner.error_cells()
+            assert errors and errors[0] == layout.first_test, f"error outputs in cells {errors}"
+            learner.expect_plot(layout.leak_plot, "zh-02-leak-plot")
+            outputs = page.locator(f"{PANEL} .jp-OutputArea-output").all_inner_texts()
+            assert not [text for text in outputs if TOFU in text], "a Chinese glyph was drawn as a box"
+            expect(learner.cell(layout.leak_plot - 1)).to_contain_text("观察")
