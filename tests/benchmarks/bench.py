@@ -11,9 +11,9 @@ docs/benchmarks.md (the page's tables are never pasted by hand); a partial one (
 `--lessons`) or `--no-write` only prints.
 
 The parts (`--skip` takes their names):
-- notebooks: each lesson's solution executed (kernel start included), `leaklab grade --json` on it, and
-  nbgrader's own `nbgrader autograde` command line on the same notebook in a course made by
-  `leaklab course`; the goal compares what each adds above the execution.
+- notebooks: each lesson's solution executed (kernel start included; its translations too), `leaklab
+  grade --json` on it, and nbgrader's own `nbgrader autograde` command line on the same notebook in a
+  course made by `leaklab course`; the goal compares what each adds above the execution.
 - class: a small class (`--students` x the lessons) graded by `leaklab autograde` (its default slots:
   one job per core, more while cores sit idle; `--jobs N` fixes them) and by sequential
   `nbgrader autograde`, and by `leaklab autograde --cluster` on a local Dask cluster of 2 single-threaded
@@ -53,6 +53,7 @@ TRAFFIC = Path(__file__).with_name("_traffic.py")
 PARTS = ("notebooks", "class", "memray", "sandbox", "install")
 
 NOTEBOOK_GOAL_S = 6.0
+TRANSLATED_GOAL = 0.10  # a translated lesson's execution above its English one's, as a share of it
 GRADE_SHARE_GOAL = 1 / 3  # leaklab grade's time above execution, as a share of nbgrader's CLI's
 SPEED_UP_GOAL = 1.8
 CLASS_OVERHEAD_GOAL_S = 1.5
@@ -132,14 +133,20 @@ def timed(command: Sequence[str | Path], *, cwd: Path, env: dict[str, str] | Non
     return time.perf_counter() - start
 
 
-def execute_seconds(slug: str) -> float:
-    """One execution of a lesson's solution, kernel start included (nbclient already imported)."""
+def translations() -> list[str]:
+    """The languages the lessons' worked solutions are built in besides English (solutions/<language>/)."""
+    return sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def execute_seconds(slug: str, language: str = "") -> float:
+    """One execution of a lesson's solution (in `language`), kernel start included (nbclient already
+    imported)."""
     import nbformat
     from nbclient import NotebookClient
 
     from leaklab.grading.kernel import encrypted_kernels
 
-    nb = nbformat.read(ROOT / "solutions" / f"{slug}.ipynb", as_version=4)
+    nb = nbformat.read(ROOT / "solutions" / language / f"{slug}.ipynb", as_version=4)
     with tempfile.TemporaryDirectory(prefix="bench-execute-") as folder:
         start = time.perf_counter()
         # Shut down at once, as grader/nbgrader_config.py has it: both graders pay no more than this.
@@ -227,7 +234,9 @@ def bench_notebooks(slugs: Sequence[str], runs: int, say: Progress) -> tuple[lis
         run_command([BIN / "nbgrader", "--version"], cwd=course)
         run_command([BIN / "leaklab", "--help"], cwd=ROOT)
         for slug in slugs:
+            languages = [lang for lang in translations() if (ROOT / "solutions" / lang / f"{slug}.ipynb").exists()]
             times: dict[str, list[float]] = {"execute": [], "leaklab": [], "nbgrader": []}
+            times |= {language: [] for language in languages}
             scores: list[str] = []
 
             def run_leaklab(slug: str = slug, scores: list[str] = scores) -> float:
@@ -242,17 +251,30 @@ def bench_notebooks(slugs: Sequence[str], runs: int, say: Progress) -> tuple[lis
                     [BIN / "nbgrader", "autograde", slug, "--student", student, "--force"], cwd=course
                 ),
             }
+            steps |= {language: lambda slug=slug, lang=language: execute_seconds(slug, lang) for language in languages}
             for run in range(runs):
                 for name in rotated(list(steps), run):
                     times[name].append(steps[name]())
                 say(
                     f"{slug} run {run + 1}/{runs}: execute {times['execute'][-1]:.1f} s, "
                     f"leaklab grade {times['leaklab'][-1]:.1f} s, nbgrader autograde {times['nbgrader'][-1]:.1f} s"
+                    + "".join(f", {language} executed {times[language][-1]:.1f} s" for language in languages)
                 )
             executions[slug] = times["execute"]
             full, graded = nbgrader_marks(course, [slug])
             rows += [execution_row(slug, times["execute"]), grading_row(slug, times, scores, full == graded)]
+            rows += [translated_row(slug, language, times[language], times["execute"]) for language in languages]
     return rows, executions
+
+
+def translated_row(slug: str, language: str, times: list[float], english: list[float]) -> Row:
+    above = statistics.median(times) / statistics.median(english) - 1
+    return Row(
+        f"`{slug}` in {language} executed",
+        f"{spread(times)}, {above:+.0%} on the English",
+        f"<= +{TRANSLATED_GOAL:.0%}",
+        verdict(above <= TRANSLATED_GOAL),
+    )
 
 
 def execution_row(slug: str, times: list[float]) -> Row:
@@ -610,7 +632,9 @@ machine's drift hits all of them alike.
 What the rows measure, and their goals:
 
 - **A lesson executed**: its solution run by nbclient in a fresh kernel, from kernel start to kernel
-  shutdown (at once, as the grader does it). Goal: at most {NOTEBOOK_GOAL_S:g} s.
+  shutdown (at once, as the grader does it). Goal: at most {NOTEBOOK_GOAL_S:g} s. Each translation of
+  it (`solutions/<language>/`), run in the same way and interleaved with it: at most
+  {TRANSLATED_GOAL:.0%} slower than the English.
 - **`leaklab grade --json` against nbgrader's command line** on the same solution: nbgrader's side is
   `nbgrader autograde <lesson> --student <s> --force` in a course made by `leaklab course`, the solution
   handed in. Goal: the time `leaklab grade` takes above the notebook's own execution is at most
