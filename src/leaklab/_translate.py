@@ -187,9 +187,10 @@ def stale(checkout: Path, language: str, slug: str, source: dict) -> list[str]:
     for unit in units(source):
         message = catalog.get(unit.text, context=unit.context)
         if message is None or not message.string:
-            found.append(f"cell {unit.context}: " + ("not translated" if message else "English changed or new"))
+            later = "its English is new or changed since `make translations` last ran"
+            found.append(f"cell {unit.context}: " + ("not translated" if message else later))
         elif message.fuzzy:
-            found.append(f"cell {unit.context}: fuzzy (English changed since it was translated)")
+            found.append(f"cell {unit.context}: fuzzy (its English changed: translate it again, then clear the flag)")
         elif why := problem(unit, message.string):
             found.append(f"cell {unit.context}: {why}")
     return [f"{path.relative_to(checkout)}: {line}" for line in found]

@@ -131,9 +131,10 @@ def test_an_english_edit_leaves_the_translation_fuzzy_beside_its_old_english(che
     text = catalog_path(checkout, "zh_CN", "01_x").read_text(encoding="utf-8")
     assert "#, fuzzy\n#| msgid" in text and "一个[永不结束]" in text
     assert "# 一" not in text  # the answer cell's message went with its cell
+    catalog = "notebooks/locales/zh_CN/LC_MESSAGES/01_x.po"
     assert stale(checkout, "zh_CN", "01_x", edited) == [
-        "notebooks/locales/zh_CN/LC_MESSAGES/01_x.po: cell story: fuzzy (English changed since it was translated)",
-        "notebooks/locales/zh_CN/LC_MESSAGES/01_x.po: cell new: not translated",
+        f"{catalog}: cell story: fuzzy (its English changed: translate it again, then clear the flag)",
+        f"{catalog}: cell new: not translated",
     ]
 
 
