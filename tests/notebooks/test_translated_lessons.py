@@ -4,6 +4,8 @@ and Chinese submissions of the same assignments are mixed (one grader, one grade
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from handed_in import graded_by_cli
 from test_class_grading import ROOT, finish, hand_in, leaklab, table
@@ -45,11 +47,11 @@ def mixed_class(tmp_path_factory):
     }
     hand_in(course, submissions)
     code, stderr = finish(leaklab("autograde", str(course)))
-    return code, stderr, table(course), submissions
+    return code, stderr, table(course), submissions, course
 
 
 def test_a_class_mixing_english_and_chinese_is_graded_by_one_autograde(mixed_class):
-    code, stderr, rows, submissions = mixed_class
+    code, stderr, rows, submissions, _ = mixed_class
     assert code == 0, stderr[-2000:]
     assert set(rows) == set(submissions)
     wrong = {}
@@ -58,3 +60,13 @@ def test_a_class_mixing_english_and_chinese_is_graded_by_one_autograde(mixed_cla
         if not expected(kind, {"score": score, "max_score": most}):
             wrong[student] = (score, most, row["reason"])
     assert wrong == {}
+
+
+def test_the_chinese_solutions_ran_without_an_error_in_their_sandboxed_kernels(mixed_class):
+    """Their Chinese plots need the CJK font, which the sandbox sees as the lab does (/usr, read-only)."""
+    course = mixed_class[-1]
+    for slug in SLUGS:
+        nb = json.loads((course / "autograded" / f"zh-solutions-{slug[:2]}" / slug / f"{slug}.ipynb").read_text())
+        errors = [o["ename"] for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        texts = json.dumps([o.get("text", "") for c in nb["cells"] for o in c.get("outputs", [])], ensure_ascii=False)
+        assert errors == [] and "missing from font" not in texts, slug
