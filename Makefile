@@ -80,9 +80,7 @@ e2e: $(STAMP) ## browser test: headless Chromium walks through lesson 01 in the 
 	@# Installs Chromium with apt-get when run as root; otherwise, without one, it says "e2e skipped: <why>".
 	@if sh tests/e2e/chromium.sh; then $(MAKE) --no-print-directory chinese && $(BIN)/python -m pytest tests/e2e; fi
 
-# What the Chinese lab needs beyond the course: a CJK font for the plots (as root; otherwise it says which),
-# and JupyterLab's Chinese language pack (installed only for the Chinese lab and its browser test).
-chinese: $(STAMP)
+chinese: $(STAMP) ## what the Chinese lab needs beyond the course: a CJK font for its plots (as root; else it says which) and JupyterLab's zh_CN language pack
 	@sh grader/i18n/cjk-font.sh || true
 	@$(BIN)/python -c 'import jupyterlab_language_pack_zh_CN' 2>/dev/null \
 	    || $(UV_INSTALL) $(ZH_CN_PACK) || $(BIN)/python -m pip install --quiet $(ZH_CN_PACK)
