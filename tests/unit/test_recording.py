@@ -18,10 +18,23 @@ async def fixed_handle_request(request):
         child.cancel()
 
 
+async def settled(limit_s: float = 10.0) -> None:
+    """Until every query has ended or is stuck for good: no task but this one is ready to run or sleeping
+    towards its end. A wait on the state, not on the clock: a loaded machine runs the queries late."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while loop.time() < deadline:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and t not in background_tasks]
+        if not others:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the last query's result, handed over, is dropped by its caller
+
+
 async def record(handler, label):
     async with Recorder(label) as recorder:
         burst = await serve_burst(handler, requests=40, interval_ms=0.0, work_ms=30.0, deadline_ms=2.0)
-        await asyncio.sleep(0.1)  # every query (30 ms) has ended by now
+        await settled()
     return recorder.recording, burst
 
 
