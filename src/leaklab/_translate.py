@@ -31,7 +31,6 @@ from ._errors import LeaklabError
 from ._repo import find_checkout, lessons
 from .grading import cells
 
-SOURCE_LANGUAGE = "en"
 _SOLUTION = re.compile(r"^[ \t]*### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*$", re.S | re.M)
 
 
@@ -144,14 +143,15 @@ def update(checkout: Path, language: str, slug: str, source: dict) -> dict[str, 
 
     path = catalog_path(checkout, language, slug)
     old = _read(path, language)
+    started = datetime.datetime.now(datetime.UTC)  # a new catalog's dates; an old one keeps its own
     by_context = {m.context: m for m in old if m.id and m.context}
     new = Catalog(
         locale=language,
         project="leaklab",
         version=slug,
         header_comment=f"# {slug} in {language}: one message per cell, its context the cell's id.\n#",
-        creation_date=old.creation_date if path.exists() else datetime.datetime(2026, 12, 5),
-        revision_date=old.revision_date if path.exists() else datetime.datetime(2026, 12, 5),
+        creation_date=old.creation_date if path.exists() else started,
+        revision_date=old.revision_date if path.exists() else started,
         fuzzy=False,
     )
     for unit in units(source):
