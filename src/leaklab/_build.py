@@ -17,7 +17,7 @@ import nbformat
 
 from ._errors import LeaklabError
 from ._repo import lessons, release_of
-from ._translate import DOCS, doc_as_notebook, languages, notebook_as_doc, stale, translated
+from ._translate import DOCS, doc_as_notebook, languages, notebook_as_doc, package_stale, stale, translated
 from .grading import cells
 from .grading.kernel import encrypted_kernels
 from .grading.nbgrader_course import NbgraderCourse, temporary_course
@@ -88,6 +88,7 @@ def build(
                 drifts += _build_one(course, temp, slug, source, language, check=check, progress=progress)
         if language is not None and not only:
             drifts += _build_docs(course, language, check=check, progress=progress)
+            drifts += package_stale(course, language) if check else []  # the messages the lessons print
     return drifts
 
 

@@ -23,12 +23,17 @@ LOCALES = Path(__file__).parent / "locales"
 
 def languages() -> list[str]:
     """The languages leaklab's messages are translated into (English, the source, not among them)."""
-    return sorted(p.parent.parent.name for p in LOCALES.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+    return list(_compiled())
+
+
+@cache
+def _compiled() -> tuple[str, ...]:  # looked for once: `_` asks at every message
+    return tuple(sorted(p.parent.parent.name for p in LOCALES.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")))
 
 
 def known(language: object) -> str | None:
     """`language` if leaklab speaks it (a notebook's metadata is the learner's to write), else None."""
-    return language if isinstance(language, str) and language in languages() else None
+    return language if isinstance(language, str) and language in _compiled() else None
 
 
 def language() -> str:
@@ -46,8 +51,12 @@ def notebook_language(notebook: dict) -> str:
 
 @cache
 def _notebook_language(path: str) -> str | None:
+    """The language of the notebook at `path` (absolute, or relative to the kernel's folder, where the
+    notebook is), None where there is no such notebook to read."""
     if not path.endswith(".ipynb"):
         return None
+    if not os.path.isabs(path) and not os.path.exists(path):
+        path = os.path.basename(path)
     with contextlib.suppress(OSError, ValueError):
         return notebook_language(json.loads(Path(path).read_text(encoding="utf-8")))
     return None
@@ -58,15 +67,20 @@ def _catalog(language: str) -> gettext.NullTranslations:
     return gettext.translation(DOMAIN, LOCALES, languages=[language], fallback=True)
 
 
+def messages() -> gettext.NullTranslations:
+    """The current language's catalog, read once per language and process."""
+    return _catalog(language())
+
+
 def _(message: str, /, **values: object) -> str:
     """`message` in the current language, its `{name}` fields filled from `values` (none: as it is)."""
-    return _filled(_catalog(language()).gettext(message), message, values)
+    return _filled(messages().gettext(message), message, values)
 
 
 def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
     """The form of a message for `n` things, in the current language; `{n}` and `values` filled in."""
     english = singular if n == 1 else plural
-    return _filled(_catalog(language()).ngettext(singular, plural, n), english, {"n": n, **values})
+    return _filled(messages().ngettext(singular, plural, n), english, {"n": n, **values})
 
 
 def _filled(text: str, english: str, values: dict[str, object]) -> str:

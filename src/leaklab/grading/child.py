@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from types import FunctionType, ModuleType
 
+from .. import _i18n
 from .._census import registered_tasks, task_registries
 from .._errors import LeaklabError
 from .._stacks import format_groups, group_stacks
@@ -364,6 +365,7 @@ def main() -> None:
     job = json.loads(sys.stdin.read())
     channel = Channel(job.pop("report"), job.pop("acks"))  # the pipes' numbers come on stdin, too
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack, if the run overstays
+    _i18n.messages()  # the messages' catalog read now, as the parent chose it: before the answer runs
     resource.setrlimit(resource.RLIMIT_FSIZE, (settings.RUN_OUTPUT_BYTES, settings.RUN_OUTPUT_BYTES))
     child = Child(job, channel, Guard(_GUARDED))
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .._errors import LeaklabError
+from .._i18n import notebook_language
 from .._repo import artefacts_dir
 from . import handoff, sandbox
 from .kernel import DIED, GivesUpOnASilentKernel, KernelRun, capped, sandboxed_kernels, scored
@@ -101,6 +102,7 @@ class NbgraderCourse:
         executing = [[self._execute, _capped_outputs()] if s is Execute else [s] for s in steps]
         config.Autograde.autograde_preprocessors = [step for group in executing for step in group]
         self.api = NbGraderAPI(config=config)
+        self._exporter = dict(config.HTMLExporter)  # the feedback page's template as configured
         self.db_url = f"sqlite:///{root / 'gradebook.db'}"
 
     def hook_tests(self, action: Callable[[], None], source: dict) -> None:
@@ -173,12 +175,38 @@ class NbgraderCourse:
         return KernelRun(tests, notebook=graded)
 
     def feedback(self, slug: str, student: str, destination: Path) -> None:
-        """Write nbgrader's feedback HTML for a graded submission (hidden tests cleared by the config)."""
+        """Write nbgrader's feedback HTML for a graded submission (hidden tests cleared by the config), its
+        labels in the language of the submission's lesson where the grader has that template."""
+        self._feedback_template(self.root / "autograded" / student / slug / f"{slug}.ipynb")
         result = self.api.generate_feedback(slug, student)
         if not result.get("success"):
             raise LeaklabError(f"nbgrader could not write feedback: {_last_error(result)}")
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.root / "feedback" / student / slug / f"{slug}.html", destination)
+
+    def _feedback_template(self, autograded: Path) -> None:
+        """nbgrader's `feedback` template, or its translation in grader/i18n/feedback_<lang>/ (which extends
+        it, so nbgrader's own template folder stays on the search path)."""
+        from nbgrader.converters import generate_feedback
+
+        try:
+            language = notebook_language(json.loads(autograded.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            language = "en"
+        translated = self.config_file.parent / "i18n"
+        exporter = self.api.config.HTMLExporter
+        if language != "en" and (translated / f"feedback_{language}" / "index.html.j2").is_file():
+            nbgrader_own = (
+                Path(generate_feedback.__file__).parents[1] / "server_extensions" / "formgrader" / "templates"
+            )
+            exporter.template_name = f"feedback_{language}"
+            exporter.extra_template_basedirs = [str(translated), str(nbgrader_own)]
+        else:  # as configured (nbgrader's own defaults where nothing is)
+            for name in ("template_name", "extra_template_basedirs"):
+                if name in self._exporter:
+                    exporter[name] = self._exporter[name]
+                else:
+                    exporter.pop(name, None)
 
 
 @contextlib.contextmanager
