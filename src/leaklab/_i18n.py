@@ -84,6 +84,8 @@ def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
 
 
 def _filled(text: str, english: str, values: dict[str, object]) -> str:
+    if not (isinstance(text, str) and text.strip()):  # a check's problem must never read as "no problem"
+        text = english
     if not values:
         return text
     try:

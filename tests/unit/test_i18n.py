@@ -1,5 +1,4 @@
 """leaklab's own messages in the lesson's language: chosen by the notebook, translated whole, never broken."""
-# ruff: noqa: RUF001 (Chinese text has full-width punctuation)
 
 from __future__ import annotations
 
@@ -96,6 +95,18 @@ def test_a_translation_that_names_a_field_wrongly_falls_back_to_the_english(monk
 
     monkeypatch.setattr(_i18n, "messages", lambda: Wrong())
     assert _("{count} left", count=2) == "2 left"
+
+
+def test_no_translation_turns_a_problem_into_no_problem(monkeypatch):
+    """A check passes when its problem text is empty: an empty or blank translation (or a gettext an
+    answer patched to return one) gives the English instead."""
+
+    class Blank:
+        def gettext(self, message: str) -> str:
+            return " "
+
+    monkeypatch.setattr(_i18n, "messages", lambda: Blank())
+    assert _("stop() returned while {running} workers ran", running=2) == "stop() returned while 2 workers ran"
 
 
 def test_a_verdict_and_its_failures_read_in_chinese(chinese):

@@ -467,10 +467,17 @@ def describe(calls: list[Call]) -> str:
     return "\n".join(lines)
 
 
+_UNASKED = "answer never asked of the service"
+_RETRIED = "TimeoutError, after asking {times} times (retried a hung call)"
+
+
 def _shown(ended_with: str) -> str:
     """How a call ended, as the learner reads it: leaklab's own words ("answer", "nothing") translated, an
     exception's name as it is (`Call.ended_with` keeps the English, which the checks compare)."""
+    if retried := re.fullmatch(re.escape(_RETRIED).replace(r"\{times\}", r"(\d+)"), ended_with):
+        return _("TimeoutError, after asking {times} times (retried a hung call)", times=int(retried[1]))
     shown = {
+        _UNASKED: _("answer never asked of the service"),
         # TRANSLATORS: how a call ended, after "ended with" or a count: it returned an answer (perhaps a wrong one)
         "answer": _("answer"),
         # TRANSLATORS: how a call ended, after "ended with": nothing yet, it was still waiting when its caller gave up
@@ -562,11 +569,9 @@ def probe(
         asked, times = answered_keys(address), times_asked(address)
         for call in results:  # an answer made up without asking the service is not the service's answer
             if call.correct and not call.stuck and call.request.key not in asked:
-                call.ended_with = _("answer never asked of the service")
+                call.ended_with = _UNASKED  # data, never translated: `correct` compares it
             elif call.correct and call.stuck and times.get(call.request.key, 0) > 1:  # a count, not a clock
-                call.ended_with = _(
-                    "TimeoutError, after asking {times} times (retried a hung call)", times=times[call.request.key]
-                )
+                call.ended_with = _RETRIED.format(times=times[call.request.key])
         stuck = [c for c in results if c.stuck and not c.cancelled]  # the cancelled ones count by what they left
         healthy = [c for c in results if not c.stuck and not c.cancelled and not c.reset]
         problems = [
