@@ -185,10 +185,7 @@ class NbgraderCourse:
         shutil.copyfile(self.root / "feedback" / student / slug / f"{slug}.html", destination)
 
     def _feedback_template(self, autograded: Path) -> None:
-        """nbgrader's `feedback` template, or its translation in grader/i18n/feedback_<lang>/ (which extends
-        it, so nbgrader's own template folder stays on the search path)."""
-        from nbgrader.converters import generate_feedback
-
+        """nbgrader's `feedback` template, or its translation in grader/i18n/feedback_<lang>/."""
         try:
             language = notebook_language(json.loads(autograded.read_text(encoding="utf-8")))
         except (OSError, ValueError):
@@ -196,11 +193,8 @@ class NbgraderCourse:
         translated = self.config_file.parent / "i18n"
         exporter = self.api.config.HTMLExporter
         if language != "en" and (translated / f"feedback_{language}" / "index.html.j2").is_file():
-            nbgrader_own = (
-                Path(generate_feedback.__file__).parents[1] / "server_extensions" / "formgrader" / "templates"
-            )
             exporter.template_name = f"feedback_{language}"
-            exporter.extra_template_basedirs = [str(translated), str(nbgrader_own)]
+            exporter.extra_template_basedirs = [str(translated)]
         else:  # as configured (nbgrader's own defaults where nothing is)
             for name in ("template_name", "extra_template_basedirs"):
                 if name in self._exporter:
