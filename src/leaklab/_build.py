@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 
 from ._errors import LeaklabError
+from ._i18n import notebook_language, speaking
 from ._repo import lessons, release_of
 from ._translate import DOCS, doc_as_notebook, languages, notebook_as_doc, package_stale, stale, translated
 from .grading import cells
@@ -45,9 +46,10 @@ def _execute(nb: dict, folder: Path) -> dict:
 
     node = nbformat.from_dict(nb)
     resources = {"metadata": {"path": str(folder)}}
-    NotebookClient(
-        node, timeout=120, kernel_name="python3", resources=resources, kernel_manager_class=encrypted_kernels()
-    ).execute()
+    with speaking(notebook_language(nb)):  # the package's messages in the lesson's language
+        NotebookClient(
+            node, timeout=120, kernel_name="python3", resources=resources, kernel_manager_class=encrypted_kernels()
+        ).execute()
     return node
 
 

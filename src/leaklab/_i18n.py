@@ -13,6 +13,7 @@ import contextlib
 import gettext
 import json
 import os
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -47,6 +48,21 @@ def notebook_language(notebook: dict) -> str:
     metadata = notebook.get("metadata", {}) if isinstance(notebook, dict) else {}
     stated = metadata.get("leaklab", {}).get("language") if isinstance(metadata.get("leaklab"), dict) else None
     return known(stated) or "en"
+
+
+@contextlib.contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """`LEAKLAB_LANG` set to `language` for what starts meanwhile (a kernel, an isolated run), then as before:
+    how the build and the graders run a notebook in the language of its lesson."""
+    before = os.environ.get(LANGUAGE_ENV)
+    os.environ[LANGUAGE_ENV] = language
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[LANGUAGE_ENV]
+        else:
+            os.environ[LANGUAGE_ENV] = before
 
 
 @cache

@@ -9,18 +9,17 @@ was not graded normally is decided from data (`results.decide_reason`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from .._i18n import LANGUAGE_ENV, notebook_language
+from .._i18n import notebook_language, speaking
 from . import handoff, isolation
 from .checks import structure_problems
 from .kernel import KernelRun
@@ -80,7 +79,7 @@ def grade_submission(
     """Grade one notebook: both runs, merged, its test cells checked. With `stop_kernel`, the kernel's
     run is stopped as soon as the grader's own run shows it futile (it would hold the job up until the
     same limit)."""
-    with _language(notebook_language(submitted)):  # its messages in the language its lesson is written in
+    with speaking(notebook_language(submitted)):  # its messages in the language its lesson is written in
         own, kernel = _both_runs(lesson.source, submitted, run_kernel, stop_kernel)
     tests, overruled = merge(own, kernel.tests)
     problems = structure_problems(lesson.release, submitted) if lesson.release is not None else {}
@@ -89,20 +88,6 @@ def grade_submission(
         if grade_id in tests:
             tests[grade_id].score, tests[grade_id].message = 0.0, problem
     return Graded(tests, reason, detail, kernel.notebook)
-
-
-@contextlib.contextmanager
-def _language(language: str) -> Iterator[None]:
-    """`LEAKLAB_LANG` for the grader's own run and the kernel (both start after it is set), then as before."""
-    before = os.environ.get(LANGUAGE_ENV)
-    os.environ[LANGUAGE_ENV] = language
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[LANGUAGE_ENV]
-        else:
-            os.environ[LANGUAGE_ENV] = before
 
 
 def _both_runs(
