@@ -88,24 +88,25 @@ def test_english_plurals_by_count():
     assert counted(1, "thread") == "1 thread"
 
 
-def test_a_translation_that_names_a_field_wrongly_falls_back_to_the_english(monkeypatch):
-    class Wrong:
-        def gettext(self, message: str) -> str:
-            return "{nope} 个"
+def catalog_saying(text: str):
+    """A catalog that translates every message into `text`."""
 
-    monkeypatch.setattr(_i18n, "messages", lambda: Wrong())
+    class Saying:
+        def gettext(self, message: str) -> str:
+            return text
+
+    return lambda: Saying()
+
+
+def test_a_translation_that_names_a_field_wrongly_falls_back_to_the_english(monkeypatch):
+    monkeypatch.setattr(_i18n, "messages", catalog_saying("{nope} 个"))
     assert _("{count} left", count=2) == "2 left"
 
 
 def test_no_translation_turns_a_problem_into_no_problem(monkeypatch):
     """A check passes when its problem text is empty: an empty or blank translation (or a gettext an
     answer patched to return one) gives the English instead."""
-
-    class Blank:
-        def gettext(self, message: str) -> str:
-            return " "
-
-    monkeypatch.setattr(_i18n, "messages", lambda: Blank())
+    monkeypatch.setattr(_i18n, "messages", catalog_saying(" "))
     assert _("stop() returned while {running} workers ran", running=2) == "stop() returned while 2 workers ran"
 
 
