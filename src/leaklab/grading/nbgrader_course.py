@@ -185,22 +185,20 @@ class NbgraderCourse:
         shutil.copyfile(self.root / "feedback" / student / slug / f"{slug}.html", destination)
 
     def _feedback_template(self, autograded: Path) -> None:
-        """nbgrader's `feedback` template, or its translation in grader/i18n/feedback_<lang>/."""
+        """nbgrader's `feedback` template, or its translation, grader/i18n/<lang>/feedback/: nbgrader names the
+        template itself (`feedback`), so the language's folder goes first among the folders searched."""
         try:
             language = notebook_language(json.loads(autograded.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             language = "en"
-        translated = self.config_file.parent / "i18n"
+        translated = self.config_file.parent / "i18n" / language
         exporter = self.api.config.HTMLExporter
-        if language != "en" and (translated / f"feedback_{language}" / "index.html.j2").is_file():
-            exporter.template_name = f"feedback_{language}"
+        if language != "en" and (translated / "feedback" / "index.html.j2").is_file():
             exporter.extra_template_basedirs = [str(translated)]
-        else:  # as configured (nbgrader's own defaults where nothing is)
-            for name in ("template_name", "extra_template_basedirs"):
-                if name in self._exporter:
-                    exporter[name] = self._exporter[name]
-                else:
-                    exporter.pop(name, None)
+        elif "extra_template_basedirs" in self._exporter:  # as configured
+            exporter.extra_template_basedirs = self._exporter["extra_template_basedirs"]
+        else:  # nbgrader's own default (it sets it where nothing is configured)
+            exporter.pop("extra_template_basedirs", None)
 
 
 @contextlib.contextmanager
