@@ -16,8 +16,9 @@ from pathlib import Path
 import nbformat
 
 from ._errors import LeaklabError
+from ._i18n import notebook_language, speaking
 from ._repo import lessons, release_of
-from ._translate import DOCS, doc_as_notebook, languages, notebook_as_doc, stale, translated
+from ._translate import DOCS, doc_as_notebook, languages, notebook_as_doc, package_stale, stale, translated
 from .grading import cells
 from .grading.kernel import encrypted_kernels
 from .grading.nbgrader_course import NbgraderCourse, temporary_course
@@ -45,9 +46,10 @@ def _execute(nb: dict, folder: Path) -> dict:
 
     node = nbformat.from_dict(nb)
     resources = {"metadata": {"path": str(folder)}}
-    NotebookClient(
-        node, timeout=120, kernel_name="python3", resources=resources, kernel_manager_class=encrypted_kernels()
-    ).execute()
+    with speaking(notebook_language(nb)):  # the package's messages in the lesson's language
+        NotebookClient(
+            node, timeout=120, kernel_name="python3", resources=resources, kernel_manager_class=encrypted_kernels()
+        ).execute()
     return node
 
 
@@ -88,6 +90,7 @@ def build(
                 drifts += _build_one(course, temp, slug, source, language, check=check, progress=progress)
         if language is not None and not only:
             drifts += _build_docs(course, language, check=check, progress=progress)
+            drifts += package_stale(course, language) if check else []  # the messages the lessons print
     return drifts
 
 

@@ -14,6 +14,8 @@ import sys
 import threading
 import weakref
 
+from ._i18n import _
+
 # Tasks whose coroutine comes from these packages belong to the kernel or the server, never to
 # a workload: ipykernel starts a fresh `shell_main` task for each cell it runs.
 _INFRASTRUCTURE = ("ipykernel", "IPython", "tornado", "zmq", "jupyter_client", "jupyter_core", "anyio")
@@ -38,14 +40,14 @@ def registered_tasks(registries: list[object] | None = None) -> list[asyncio.Tas
         return [obj for obj in gc.get_objects() if isinstance(obj, asyncio.Task)]
     tasks: list[asyncio.Task] = []
     for registry in registries:
-        for _ in range(1000):  # a weak set may change size under us while another thread creates tasks
+        for _attempt in range(1000):  # a weak set may change size under us while another thread creates tasks
             try:
                 tasks.extend(list(registry))  # type: ignore[call-overload]
                 break
             except RuntimeError:
                 continue
         else:
-            raise RuntimeError("asyncio's task registry kept changing while it was read")
+            raise RuntimeError(_("asyncio's task registry kept changing while it was read"))
     return tasks
 
 

@@ -133,6 +133,9 @@ class CourseCommand:
         parser.add_argument("folder", type=Path, metavar="FOLDER", help="the course directory (created if missing)")
         parser.add_argument("--exchange", type=Path, help="nbgrader's exchange folder (default: FOLDER/exchange)")
         parser.add_argument("--roster", type=Path, metavar="CSV", help="students to add: a CSV with an `id` column")
+        parser.add_argument(
+            "--lang", metavar="LANG", help="release the lessons in this translation (zh_CN; default: English)"
+        )
         parser.add_argument("--course", type=Path, help="the leaklab checkout (default: found from here)")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -140,7 +143,9 @@ class CourseCommand:
         from ._repo import find_checkout
 
         repo = find_checkout(args.course)
-        assignments = init_course(repo, args.folder, exchange=args.exchange, roster=args.roster, progress=_say)
+        assignments = init_course(
+            repo, args.folder, exchange=args.exchange, roster=args.roster, language=args.lang, progress=_say
+        )
         _say(f"course ready in {args.folder.resolve()}: {', '.join(assignments)}")
         _say(f"next: cd {args.folder} && nbgrader release_assignment {assignments[0]}")
         return 0

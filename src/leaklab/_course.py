@@ -9,8 +9,10 @@ has the same name, graded with the repo's `grader/nbgrader_config.py`.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,12 +56,15 @@ def init_course(
     *,
     exchange: Path | None = None,
     roster: Path | None = None,
+    language: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[str]:
     """Create (or refresh) an nbgrader course at `root`: sources, released versions, gradebook, students.
 
     Refreshing copies the current lessons into `source/` and regenerates the released versions;
-    submissions, grades and an edited config are never touched. Returns the assignments.
+    submissions, grades and an edited config are never touched. Returns the assignments. `language`
+    releases the lessons in that translation (`zh_CN`): the same code, grade ids and checksums, so a
+    class may hand in either language and is graded alike.
     """
     from .grading.nbgrader_course import NbgraderCourse
 
@@ -70,6 +75,9 @@ def init_course(
         raise LeaklabError(f"{root} is the leaklab checkout itself: give the course a folder of its own")
     if not lessons(repo):
         raise LeaklabError(f"no lessons in {repo / 'notebooks'}: is --course the leaklab checkout?")
+    if language is not None and language not in translations(repo):
+        have = ", ".join(translations(repo)) or "none"
+        raise LeaklabError(f"--lang {language}: the lessons have no such translation (they have: {have})")
     students = _read_roster(roster) if roster is not None else []
     root.mkdir(parents=True, exist_ok=True)
     exchange = (exchange or root / "exchange").resolve()
@@ -85,9 +93,10 @@ def init_course(
         progress(f"warning: {exchange} is not writable by everyone: students cannot submit into it")
     course = NbgraderCourse(repo, root)
     slugs = list(lessons(repo))
-    for slug, source in lessons(repo).items():
-        progress(f"{slug}: source and release")
-        course.generate(slug, source)
+    with tempfile.TemporaryDirectory(prefix="leaklab-course-") as scratch:
+        for slug, source in lessons(repo).items():
+            progress(f"{slug}: source and release" + (f" in {language}" if language else ""))
+            course.generate(slug, source if language is None else _translated(repo, language, slug, Path(scratch)))
     if students:
         from nbgrader.api import Gradebook
 
@@ -97,3 +106,23 @@ def init_course(
                 gradebook.update_or_create_student(row["id"], **extra)
         progress(f"{len(students)} students in the gradebook")
     return slugs
+
+
+def translations(repo: Path) -> list[str]:
+    """The languages the lessons are translated into, English aside."""
+    from ._translate import languages
+
+    return languages(repo)
+
+
+def _translated(repo: Path, language: str, slug: str, scratch: Path) -> Path:
+    """The authored lesson in `language`, written to `scratch` for nbgrader to copy in; LeaklabError
+    naming the cells if its translation is stale."""
+    from ._translate import translated
+
+    source = json.loads(lessons(repo)[slug].read_text(encoding="utf-8"))
+    path = scratch / f"{slug}.ipynb"
+    path.write_text(
+        json.dumps(translated(repo, language, slug, source), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+    return path

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ._census import registered_tasks
 from ._errors import LeaklabError
+from ._i18n import _, ngettext
 from ._stacks import counted, format_groups, group_stacks, task_stack, thread_stack
 
 PATH = "/debug/tasks"
@@ -48,15 +49,21 @@ def task_dump(*, debug: int = 1) -> str:
     tasks, threads = _pending_tasks(), [t for t in threading.enumerate() if t.is_alive()]
     if debug == 1:
         loops = len({id(task.get_loop()) for task in tasks})
-        title = f"tasks and threads ({loops} event loop{'s' * (loops != 1)})"
+        title = ngettext("tasks and threads ({n} event loop)", "tasks and threads ({n} event loops)", loops)
         return format_groups(group_stacks(tasks, threads), title=title) + "\n"
     if debug == 2:
         return _each(tasks, threads)
-    raise ValueError(f"debug must be 1 (grouped stacks) or 2 (every stack), not {debug!r}")
+    raise ValueError(_("debug must be 1 (grouped stacks) or 2 (every stack), not {debug!r}", debug=debug))
 
 
 def _each(tasks: list[asyncio.Task], threads: list[threading.Thread]) -> str:
-    lines = [f"total {len(tasks) + len(threads)} ({counted(len(tasks), 'task')}, {counted(len(threads), 'thread')})"]
+    headline = _(
+        "total {total} ({tasks}, {threads})",
+        total=len(tasks) + len(threads),
+        tasks=counted(len(tasks), "task"),
+        threads=counted(len(threads), "thread"),
+    )
+    lines = [headline]
     for task in tasks:
         frames, waiting_on = task_stack(task)
         loop = task.get_loop()
@@ -74,28 +81,35 @@ def _each(tasks: list[asyncio.Task], threads: list[threading.Thread]) -> str:
 def _answer(method: str, target: str) -> tuple[HTTPStatus, str]:
     """The status and text for one request: the dump, the index at /debug, or why not."""
     if method != "GET":
-        return HTTPStatus.NOT_IMPLEMENTED, f"unsupported method {method!r}: the dump answers GET\n"
+        return HTTPStatus.NOT_IMPLEMENTED, _(
+            "unsupported method {method!r}: the dump answers GET", method=method
+        ) + "\n"
     url = urlsplit(target)
+    grouped, each = f"{PATH}?debug=1", f"{PATH}?debug=2"
     if url.path.rstrip("/") not in (PATH, "/debug"):
-        return HTTPStatus.NOT_FOUND, f"not found: {url.path}; the dump is at {PATH}?debug=1 or ?debug=2\n"
+        return HTTPStatus.NOT_FOUND, _(
+            "not found: {path}; the dump is at {grouped} or ?debug=2", path=url.path, grouped=grouped
+        ) + "\n"
     if url.path.rstrip("/") == "/debug":
-        return HTTPStatus.OK, f"{PATH}?debug=1  grouped stacks with counts\n{PATH}?debug=2  every stack\n"
+        index = [_("{url}  grouped stacks with counts", url=grouped), _("{url}  every stack", url=each)]
+        return HTTPStatus.OK, "\n".join(index) + "\n"
     try:
         debug = int(parse_qs(url.query).get("debug", ["1"])[-1])
         return HTTPStatus.OK, task_dump(debug=debug)
     except ValueError:
-        return HTTPStatus.BAD_REQUEST, "debug must be 1 (grouped stacks) or 2 (every stack)\n"
+        return HTTPStatus.BAD_REQUEST, _("debug must be 1 (grouped stacks) or 2 (every stack)") + "\n"
 
 
 def _parse(head: bytes) -> tuple[HTTPStatus, str]:
     """Answer a complete request head (request line and headers); the headers themselves are not needed."""
     words = head.split(b"\n", 1)[0].rstrip(b"\r").decode("iso-8859-1").split()
     if len(words) != 3 or not words[2].startswith("HTTP/"):
-        return HTTPStatus.BAD_REQUEST, "bad request line: expected e.g. 'GET /debug/tasks?debug=1 HTTP/1.1'\n"
+        example = f"'GET {PATH}?debug=1 HTTP/1.1'"
+        return HTTPStatus.BAD_REQUEST, _("bad request line: expected e.g. {example}", example=example) + "\n"
     try:
         return _answer(words[0], words[1])
     except Exception as exc:  # a bug in the dump: say so to the client, keep serving the others
-        return HTTPStatus.INTERNAL_SERVER_ERROR, f"the task dump failed: {exc!r}\n"
+        return HTTPStatus.INTERNAL_SERVER_ERROR, _("the task dump failed: {error!r}", error=exc) + "\n"
 
 
 def _response(status: HTTPStatus, text: str) -> bytes:
@@ -142,7 +156,7 @@ class DumpServer:
         read_timeout_s: float = 5.0,
     ) -> None:
         if max_connections < 1 or read_timeout_s <= 0:
-            raise LeaklabError("max_connections must be at least 1 and read_timeout_s above 0")
+            raise LeaklabError(_("max_connections must be at least 1 and read_timeout_s above 0"))
         self._listener = _listen(host, port)
         self.host, self.port = host, self._listener.getsockname()[1]
         self.url = f"http://{host}:{self.port}{PATH}"
@@ -183,7 +197,7 @@ class DumpServer:
     def _serve(self) -> None:
         try:
             while not self._stopping.is_set():
-                for key, _ in self._selector.select(self._wait()):
+                for key, _events in self._selector.select(self._wait()):
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.data and self._connections.get(key.fileobj) is key.data:  # not closed meanwhile
@@ -203,7 +217,7 @@ class DumpServer:
         return max(0.0, min(c.deadline for c in self._connections.values()) - time.monotonic())
 
     def _accept(self) -> None:
-        for _ in range(_BACKLOG):
+        for _attempt in range(_BACKLOG):
             try:
                 sock, _address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -212,7 +226,7 @@ class DumpServer:
                 return
             sock.setblocking(False)
             if len(self._connections) >= self.max_connections:
-                _refuse(sock, HTTPStatus.SERVICE_UNAVAILABLE, "too many connections to the task dump; retry\n")
+                _refuse(sock, HTTPStatus.SERVICE_UNAVAILABLE, _("too many connections to the task dump; retry") + "\n")
                 continue
             conn = self._connections[sock] = _Connection(sock, time.monotonic() + self.read_timeout_s)
             self._selector.register(sock, selectors.EVENT_READ, conn)
@@ -240,7 +254,8 @@ class DumpServer:
         if end is None and len(conn.inbox) < MAX_REQUEST_HEAD:
             return
         if end is None or end.end() > MAX_REQUEST_HEAD:
-            status, text = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"request head over {MAX_REQUEST_HEAD} bytes\n"
+            status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+            text = _("request head over {limit} bytes", limit=MAX_REQUEST_HEAD) + "\n"
         else:
             status, text = _parse(bytes(conn.inbox[: end.end()]))
         conn.inbox, conn.answered = bytearray(), True
@@ -275,7 +290,11 @@ class DumpServer:
         del self._connections[conn.sock]
         self._selector.unregister(conn.sock)
         if timed_out:  # still no complete request: say why before closing
-            _refuse(conn.sock, HTTPStatus.REQUEST_TIMEOUT, f"no complete request in {self.read_timeout_s:g} s\n")
+            _refuse(
+                conn.sock,
+                HTTPStatus.REQUEST_TIMEOUT,
+                _("no complete request in {seconds:g} s", seconds=self.read_timeout_s) + "\n",
+            )
         else:
             conn.sock.close()
 
@@ -291,7 +310,12 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.close()
         reason = exc.strerror or str(exc)
         raise LeaklabError(
-            f"cannot serve the task dump on {host}:{port}: {reason}; pass another port (0 takes any free one)"
+            _(
+                "cannot serve the task dump on {host}:{port}: {reason}; pass another port (0 takes any free one)",
+                host=host,
+                port=port,
+                reason=reason,
+            )
         ) from None
     sock.setblocking(False)
     return sock

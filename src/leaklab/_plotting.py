@@ -20,6 +20,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
+from ._i18n import _
 from ._recording import Recording
 from ._repo import artefacts_dir
 
@@ -44,14 +45,11 @@ class Plot:
         return self.path.read_bytes()
 
 
-_TIME_AXIS = "time since start (ms; a millisecond stands for the article's second)"
-
-
 def plot_runs(
     *runs: Recording,
     title: str,
     save: Path | str | None = None,
-    xlabel: str = _TIME_AXIS,
+    xlabel: str | None = None,
     markers: Sequence[tuple[float, str]] = (),
     threshold: tuple[float, str] | None = None,
     rss: bool = False,
@@ -71,6 +69,7 @@ def plot_runs(
     if not runs:
         raise ValueError("plot_runs needs at least one Recording")
     with rc_context({"font.family": _families()}):
+        xlabel = _("time since start (ms; a millisecond stands for the article's second)") if xlabel is None else xlabel
         return _plot(runs, title, save, xlabel, markers, threshold, rss, verdict)
 
 
@@ -96,8 +95,10 @@ def _plot(
     counts, memory = figure.subplots(2, 1, sharex=True)
     for index, run in enumerate(runs):
         look = {"color": _PALETTE[index % len(_PALETTE)], "linestyle": _RUN_STYLES[index % len(_RUN_STYLES)]}
-        lines = [(f"{run.label}: tasks", run.tasks, "")] if any(run.tasks) or not any(run.threads) else []
-        lines += [(f"{run.label}: threads", run.threads, "^")] if any(run.threads) else []
+        lines = (
+            [(_("{label}: tasks", label=run.label), run.tasks, "")] if any(run.tasks) or not any(run.threads) else []
+        )
+        lines += [(_("{label}: threads", label=run.label), run.threads, "^")] if any(run.threads) else []
         lines += [
             (f"{run.label}: {name}", values, marker)
             for (name, values), marker in zip(run.series.items(), _SERIES_MARKERS, strict=False)
@@ -117,7 +118,7 @@ def _plot(
                 **look,
             )
         heap = [b / _MIB for b in run.heap_bytes]
-        memory.plot(run.memory_times_ms, heap, label=f"{run.label}: heap (memray)", **look)
+        memory.plot(run.memory_times_ms, heap, label=_("{label}: heap (memray)", label=run.label), **look)
         if rss and run.rss_bytes:
             grown = [(b - run.rss_bytes[0]) / _MIB for b in run.rss_bytes]
             memory.plot(
@@ -125,24 +126,24 @@ def _plot(
                 grown,
                 marker="v",
                 markevery=_every(run.memory_times_ms),
-                label=f"{run.label}: RSS growth (process)",
+                label=_("{label}: RSS growth (process)", label=run.label),
                 **look,
             )
     if threshold is not None:
         value, label = threshold
         counts.axhline(value, color="black", linestyle=(0, (6, 3)), linewidth=1.2, label=label)
     for axis in (counts, memory):
-        for at_ms, _ in markers:
+        for at_ms, _label in markers:
             axis.axvline(at_ms, color="black", linestyle=(0, (1, 2)), linewidth=1.2)
     on_top = blended_transform_factory(counts.transData, counts.transAxes)
     above = on_top + ScaledTranslation(0, _LABEL_GAP_PT / 72, figure.dpi_scale_trans)
     for at_ms, label in markers:
         counts.text(at_ms, 1.0, label, transform=above, rotation=90, va="bottom", ha="center", fontsize="small")
-    counts.set_ylabel("live tasks / threads (count)")
+    counts.set_ylabel(_("live tasks / threads (count)"))
     counts.set_title(title, pad=band * 72 + 6 if band else None)  # 6 points: matplotlib's own title pad
     counts.legend(**_BESIDE)
     counts.grid(alpha=0.3)
-    memory.set_ylabel("memory held since start (MiB)" if rss else "heap held (MiB)")
+    memory.set_ylabel(_("memory held since start (MiB)") if rss else _("heap held (MiB)"))
     memory.set_xlabel(xlabel)
     memory.legend(**_BESIDE)
     memory.grid(alpha=0.3)

@@ -21,6 +21,7 @@ from types import TracebackType
 import memray
 
 from ._census import Census
+from ._i18n import _
 from ._repo import artefacts_dir
 from ._stacks import _short, format_groups, group_stacks
 
@@ -68,12 +69,15 @@ class Recording:
         for record in reader.get_leaked_allocation_records(merge_threads=True):
             frames = record.stack_trace()
             own = next((f for f in frames if not _is_machinery(f[1])), frames[0] if frames else None)
-            where = f"{own[0]}  {_short(own[1])}:{own[2]}" if own else "(no Python frame: the interpreter's own)"
+            where = f"{own[0]}  {_short(own[1])}:{own[2]}" if own else _("(no Python frame: the interpreter's own)")
             size, count = held.get(where, [0, 0])
             held[where] = [size + record.size, count + record.n_allocations]
         biggest = sorted(held.items(), key=lambda item: -item[1][0])[:top]
-        lines = [f"{self.label}: memory still held at the end, by the line that allocated it"]
-        lines += [f"{size / 1024:10.1f} KiB in {count:6d} blocks  {where}" for where, (size, count) in biggest]
+        lines = [_("{label}: memory still held at the end, by the line that allocated it", label=self.label)]
+        lines += [
+            _("{size:10.1f} KiB in {count:6d} blocks", size=size / 1024, count=count) + f"  {where}"
+            for where, (size, count) in biggest
+        ]
         return "\n".join(lines)
 
     def flamegraph(self, path: Path | str | None = None) -> Path:
@@ -157,7 +161,9 @@ class Recorder:
             rec.rss_bytes.append(snapshot.rss)
         tasks, threads = self._leftovers()
         rec.leftover_tasks, rec.leftover_threads = len(tasks), len(threads)
-        rec.leftover_report = format_groups(group_stacks(tasks, threads), title=f"{self.label}: left alive")
+        rec.leftover_report = format_groups(
+            group_stacks(tasks, threads), title=_("{label}: left alive", label=self.label)
+        )
         return rec
 
     def counts(self) -> tuple[int, int]:

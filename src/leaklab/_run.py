@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._errors import LeaklabError
+from ._i18n import _
 from .scenarios import Runnable, load, runnable
 
 
@@ -26,7 +27,7 @@ def _scenario(name: str) -> Runnable:
     known = runnable_scenarios()
     slug = name.split("_", 1)[1] if name[:2].isdigit() and "_" in name else name  # "01_forgotten_cancel" works too
     if slug not in known:
-        raise LeaklabError(f"no scenario named {name!r}; scenarios: {', '.join(known)}")
+        raise LeaklabError(_("no scenario named {name!r}; scenarios: {known}", name=name, known=", ".join(known)))
     return load(slug)  # type: ignore[return-value]  # in `runnable()`: it has `leaky_rounds`
 
 
@@ -57,18 +58,29 @@ async def run_scenario(
     leak = scenario.leaky_rounds(rounds)
     try:
         if server:
-            say(f"task dump: curl '{server.url}?debug=1'  (every stack: ?debug=2)")
+            grouped = f"{server.url}?debug=1"
+            say(_("task dump: curl '{url}'  (every stack: ?debug=2)", url=grouped))
         recorder = Recorder(name).start()
         for number in range(1, rounds + 1):
             what = await anext(leak)  # not `async for`: the generator's clean-up must wait for `aclose()`
             tasks, threads = recorder.counts()
             say(
-                f"round {number:>3}/{rounds}  tasks {tasks:>5}  threads {threads:>4}  "
-                f"resident {_resident_mib():7.1f} MiB  | {what}"
+                _(
+                    "round {number:>3}/{rounds}  tasks {tasks:>5}  threads {threads:>4}  "
+                    "resident {resident:7.1f} MiB  | {what}",
+                    number=number,
+                    rounds=rounds,
+                    tasks=tasks,
+                    threads=threads,
+                    resident=_resident_mib(),
+                    what=what,
+                )
             )
             await asyncio.sleep(pause_s)
         if server and hold_s > 0:
-            say(f"serving the task dump for {hold_s:g} s more: {server.url}?debug=1")
+            grouped = f"{server.url}?debug=1"
+            # TRANSLATORS: keep the address last: a script reads it off the end of the line.
+            say(_("serving the task dump for {seconds:g} s more: {url}", seconds=hold_s, url=grouped))
             await asyncio.sleep(hold_s)
         recording = recorder.stop()
     finally:
@@ -81,7 +93,7 @@ async def run_scenario(
     say(recording.held_by())
     if plot is not None:
         plot_runs(recording, title=f"leaklab run {name}", save=plot)
-        say(f"plot written to {plot}")
+        say(_("plot written to {path}", path=plot))
     if flamegraph is not None:
-        say(f"memray flame graph of what is still held written to {recording.flamegraph(flamegraph)}")
+        say(_("memray flame graph of what is still held written to {path}", path=recording.flamegraph(flamegraph)))
     return recording.leftover_tasks + recording.leftover_threads

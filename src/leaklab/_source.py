@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+from ._i18n import _
+
 
 @dataclass
 class Source:
@@ -28,12 +30,20 @@ def show_source(obj: object, *, lines: tuple[int, int] | None = None) -> Source:
     try:
         body, first = inspect.getsourcelines(obj)  # type: ignore[arg-type]
     except (OSError, TypeError) as error:
-        raise TypeError(f"no source to show for {obj!r}: {error}") from None
+        raise TypeError(_("no source to show for {obj!r}: {error}", obj=obj, error=error)) from None
     first = max(first, 1)  # a module's source starts at line 0
     body = [line.rstrip("\n") for line in body]
     if lines is not None:
         start, end = lines
         if not first <= start <= end < first + len(body):
-            raise ValueError(f"lines {start}-{end} are outside {first}-{first + len(body) - 1}")
+            raise ValueError(
+                _(
+                    "lines {start}-{end} are outside {first}-{last}",
+                    start=start,
+                    end=end,
+                    first=first,
+                    last=first + len(body) - 1,
+                )
+            )
         body, first = body[start - first : end - first + 1], start
     return Source(getattr(obj, "__qualname__", repr(obj)), first, body)

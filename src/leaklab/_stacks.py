@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from ._i18n import _, ngettext
+
 # Paths under these are shown from there on (`asyncio/queues.py`, `leaklab/scenarios/...`).
 _LIBRARY_ROOTS = sorted(
     {str(Path(sysconfig.get_paths()[key])) for key in ("stdlib", "purelib", "platlib")}
@@ -77,9 +79,9 @@ def task_stack(task: asyncio.Task) -> tuple[tuple[Frame, ...], str]:
     if awaitable is not None:  # a future's iterator (C `FutureIter`) stands for the future it waits on
         waiting_on = "Future" if type(awaitable).__name__ == "FutureIter" else type(awaitable).__name__
     elif getattr(innermost, "cr_running", False) or getattr(innermost, "gi_running", False):
-        waiting_on = "nothing: running right now"
+        waiting_on = _("nothing: running right now")
     else:
-        waiting_on = "nothing (not started yet)"
+        waiting_on = _("nothing (not started yet)")
     return tuple(reversed(frames)), waiting_on
 
 
@@ -105,15 +107,27 @@ def group_stacks(tasks: Iterable[asyncio.Task] = (), threads: Iterable[threading
 
 
 def counted(number: int, noun: str) -> str:
-    """`1 thread`, `2 threads`, `0 tasks`."""
+    """`1 thread`, `2 threads`, `0 tasks`, in the learner's language (`noun` is "task" or "thread")."""
+    if noun == "task":
+        return ngettext("{n} task", "{n} tasks", number)
+    if noun == "thread":
+        return ngettext("{n} thread", "{n} threads", number)
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def format_groups(groups: list[Group], *, title: str = "leftover") -> str:
-    """Render groups as plain text in the shape of pprof's `debug=1` goroutine dump."""
+def format_groups(groups: list[Group], *, title: str | None = None) -> str:
+    """Render groups as plain text in the shape of pprof's `debug=1` goroutine dump (its `N @ ...` group
+    lines and frames as pprof writes them; the headline in the learner's language)."""
     tasks = sum(g.count for g in groups if g.kind == "task")
     threads = sum(g.count for g in groups if g.kind == "thread")
-    lines = [f"{title}: total {tasks + threads} ({counted(tasks, 'task')}, {counted(threads, 'thread')})"]
+    headline = _(
+        "{title}: total {total} ({tasks}, {threads})",
+        title=_("leftover") if title is None else title,
+        total=tasks + threads,
+        tasks=counted(tasks, "task"),
+        threads=counted(threads, "thread"),
+    )
+    lines = [headline]
     for group in groups:
         lines.append("")
         lines.append(f"{group.count} @ {group.kind}" + (f" waiting on {group.waiting_on}" if group.waiting_on else ""))

@@ -13,6 +13,11 @@ What is translated, and what must stay byte for byte the same so that one grader
 - answer cells: comments inside `### BEGIN SOLUTION` .. `### END SOLUTION` only (the worked copy shows
   them; the learner's stub, outside the markers, must not change), checked by the release's checksums;
 - test cells: their docstring, shown as a note above the test cell, whose source stays English.
+
+The package's own messages (verdicts, reports, plot labels: `_("...")` in `src/leaklab`) have one catalog
+per language beside the package, `src/leaklab/locales/<lang>/LC_MESSAGES/leaklab.po`, kept the usual
+gettext way: extracted from the code, merged (a changed message keeps its old translation, fuzzy), and
+compiled to the `.mo` that `leaklab._i18n` reads at run time.
 """
 
 from __future__ import annotations
@@ -262,6 +267,121 @@ def update_all(checkout: Path, language: str) -> None:
             f"{catalog_path(checkout, language, name).relative_to(checkout)}: {counts['cells']} cells, "
             f"{counts['fuzzy']} fuzzy, {counts['untranslated']} untranslated"
         )
+    counts = update_package(checkout, language)
+    print(
+        f"{package_catalog_path(checkout, language).relative_to(checkout)}: {counts['messages']} messages, "
+        f"{counts['fuzzy']} fuzzy, {counts['untranslated']} untranslated"
+    )
+
+
+_KEYWORDS = {"_": None, "ngettext": (1, 2)}  # leaklab._i18n's two functions
+_FIELD = re.compile(r"(?<!\{)\{([^{}]*)\}")
+
+
+def package_catalog_path(checkout: Path, language: str) -> Path:
+    return checkout / "src" / "leaklab" / "locales" / language / "LC_MESSAGES" / "leaklab.po"
+
+
+def package_messages(checkout: Path):  # -> babel Catalog, the template
+    """Every message the package passes to `_` or `ngettext`, with where it is (a template catalog)."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.extract import extract_from_dir
+
+    package = checkout / "src" / "leaklab"
+    template = Catalog(project="leaklab", fuzzy=False)
+    found = extract_from_dir(
+        package, method_map=[("**.py", "python")], keywords=_KEYWORDS, comment_tags=("TRANSLATORS:",)
+    )
+    for filename, line, message, comments, context in found:
+        template.add(message, locations=[(f"leaklab/{filename}", line)], auto_comments=comments, context=context)
+    for name, where in _checked_properties(checkout):
+        template.add(name, locations=[where], auto_comments=["a graded property, as verdicts and failures name it"])
+    return template
+
+
+_NAMED_CHECKS = re.compile(r"\.(?:require|verdict)\(([^)]*)\)")
+
+
+def _checked_properties(checkout: Path) -> list[tuple[str, tuple[str, int]]]:
+    """The graded properties the lessons' cells name (`run.require("completed_with_result")`), with spaces
+    for underscores as the package shows them (`isolation.check_label`): messages no `_()` call spells."""
+    found = []
+    for slug, path in lessons(checkout).items():
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            for call in _NAMED_CHECKS.finditer(cells.text(cell) if cell["cell_type"] == "code" else ""):
+                for name in re.findall(r"[\"']([a-z_]+)[\"']", call.group(1)):
+                    found.append((name.replace("_", " "), (f"notebooks/{slug}.ipynb", 0)))
+    return found
+
+
+def update_package(checkout: Path, language: str) -> dict[str, int]:
+    """Bring the package's catalog in `language` in line with the code (gettext's merge: a changed
+    message keeps its old translation, marked fuzzy), and compile it to the `.mo` read at run time."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    path = package_catalog_path(checkout, language)
+    catalog = _read(path, language)
+    if not path.exists():
+        catalog = Catalog(locale=language, project="leaklab", fuzzy=False)
+    catalog.header_comment = f"# leaklab's own messages in {language}: `make translations` keeps it in line.\n#"
+    catalog.update(package_messages(checkout), update_header_comment=False, update_creation_date=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = io.BytesIO()
+    write_po(out, catalog, width=0, sort_by_file=True, ignore_obsolete=True, include_previous=True)
+    path.write_bytes(out.getvalue())
+    catalog = _read(path, language)  # compiled as written, as `package_stale` compiles it
+    path.with_suffix(".mo").write_bytes(_compiled(catalog))
+    messages = [m for m in catalog if m.id]
+    return {
+        "messages": len(messages),
+        "fuzzy": sum(m.fuzzy for m in messages),
+        "untranslated": sum(not all(_translations(m)) for m in messages),
+    }
+
+
+def _compiled(catalog) -> bytes:
+    from babel.messages.mofile import write_mo
+
+    out = io.BytesIO()
+    write_mo(out, catalog, use_fuzzy=False)
+    return out.getvalue()
+
+
+def _strings(message) -> list[str]:
+    return list(message.id) if isinstance(message.id, tuple | list) else [message.id]
+
+
+def _translations(message) -> list[str]:
+    return [message.string] if isinstance(message.string, str) else list(message.string)
+
+
+def package_stale(checkout: Path, language: str) -> list[str]:
+    """What keeps the package's catalog in `language` from matching the code, message by message."""
+    path = package_catalog_path(checkout, language)
+    where = path.relative_to(checkout)
+    if not path.exists():
+        return [f"{where}: missing (`make translations` makes it)"]
+    catalog, found = _read(path, language), []
+    for wanted in package_messages(checkout):
+        if not wanted.id:
+            continue
+        message = catalog.get(wanted.id, context=wanted.context)
+        name = _strings(wanted)[0][:60]
+        if message is None:
+            found.append(f"{name!r}: new or changed in the code since `make translations` last ran")
+            continue
+        translations = _translations(message)
+        if not all(translations):
+            found.append(f"{name!r}: not translated")
+        elif message.fuzzy:
+            found.append(f"{name!r}: fuzzy (its English changed: translate it again, then clear the flag)")
+        elif any(set(_FIELD.findall(t)) != set(_FIELD.findall(_strings(wanted)[-1])) for t in translations):
+            found.append(f"{name!r}: its translation's {{fields}} are not the English's")
+    mo = path.with_suffix(".mo")
+    if not found and (not mo.exists() or mo.read_bytes() != _compiled(catalog)):
+        found.append(f"{mo.name}: not compiled from the catalog (`make translations` compiles it)")
+    return [f"{where}: {line}" for line in found]
 
 
 def main(argv: list[str]) -> int:
@@ -279,6 +399,7 @@ def main(argv: list[str]) -> int:
         for name, source in sources(checkout).items()
         for line in stale(checkout, language, name, source)
     ]
+    found += [line for language in wanted for line in package_stale(checkout, language)]
     print("\n".join(found) or "every translation matches its English")
     return 1 if found else 0
 

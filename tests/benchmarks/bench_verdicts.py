@@ -125,6 +125,7 @@ MEASURED = (
     "src",
     ":(exclude)src/leaklab/_build.py",
     ":(exclude)src/leaklab/_translate.py",
+    ":(exclude)src/leaklab/locales",  # the package's messages in other languages: words, never a verdict
     "grader",
     ":(exclude)grader/i18n",
     ":(glob)solutions/*.ipynb",

@@ -1,10 +1,12 @@
 """The Chinese lessons grade as the English ones: every translated solution full marks and every translated
 exercise as released none, by `leaklab grade` and by one `leaklab autograde` of a class in which English
-and Chinese submissions of the same assignments are mixed (one grader, one gradebook)."""
+and Chinese submissions of the same assignments are mixed (one grader, one gradebook); a course released
+in Chinese grades either language too, each submission's messages and feedback page in its own."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from handed_in import graded_by_cli
@@ -70,3 +72,54 @@ def test_the_chinese_solutions_ran_without_an_error_in_their_sandboxed_kernels(m
         errors = [o["ename"] for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
         texts = json.dumps([o.get("text", "") for c in nb["cells"] for o in c.get("outputs", [])], ensure_ascii=False)
         assert errors == [] and "missing from font" not in texts, slug
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def chinese_course(tmp_path_factory):
+    """A course released in Chinese (`leaklab course --lang zh_CN`), handed lesson 01's English solution
+    and its Chinese exercise as released, graded by `leaklab autograde`."""
+    course = tmp_path_factory.mktemp("zh-course") / "course"
+    assert finish(leaklab("course", str(course), "--lang", "zh_CN"))[0] == 0
+    slug = SLUGS[0]
+    submissions = {
+        "en-solutions-01": (slug, (ROOT / "solutions" / f"{slug}.ipynb").read_bytes()),
+        "zh-exercises-01": (slug, (CHINESE["exercises"] / f"{slug}.ipynb").read_bytes()),
+    }
+    hand_in(course, submissions)
+    code, stderr = finish(leaklab("autograde", str(course), slug))
+    return code, stderr, table(course), course, slug
+
+
+def test_a_course_released_in_chinese_releases_the_chinese_lessons(chinese_course):
+    course = chinese_course[3]
+    for slug in SLUGS:
+        released = json.loads((course / "release" / slug / f"{slug}.ipynb").read_text(encoding="utf-8"))
+        assert released["metadata"]["leaklab"]["language"] == "zh_CN"
+        assert CJK.search("".join(released["cells"][0]["source"]))  # a str or a list of lines
+
+
+def test_a_course_released_in_chinese_grades_english_and_chinese_alike(chinese_course):
+    code, stderr, rows, _, _ = chinese_course
+    assert code == 0, stderr[-2000:]
+    assert float(rows["en-solutions-01"]["score"]) == float(rows["en-solutions-01"]["max_score"]) > 0
+    assert float(rows["zh-exercises-01"]["score"]) == 0
+
+
+def test_each_submission_is_told_in_its_own_language(chinese_course):
+    """The Chinese exercise's failures and feedback page in Chinese, the English solution's in English."""
+    course, slug = chinese_course[3], chinese_course[4]
+    graded = course / "autograded" / "zh-exercises-01" / slug / f"{slug}.ipynb"
+    failures = [
+        o["evalue"] for c in json.loads(graded.read_text(encoding="utf-8"))["cells"] for o in c.get("outputs", [])
+        if o.get("output_type") == "error" and o["ename"] == "AssertionError"
+    ]  # fmt: skip
+    assert failures and all(CJK.search(failure) for failure in failures)
+    chinese, english = (
+        (course / "feedback" / student / slug / f"{slug}.html").read_text(encoding="utf-8")
+        for student in ("zh-exercises-01", "en-solutions-01")
+    )
+    assert "得分" in chinese and "Score:" not in chinese
+    assert "Score:" in english and "得分" not in english

@@ -307,6 +307,21 @@ def test_course_passes_the_folder_exchange_roster_and_checkout(fakes, root, tmp_
     assert args == (root, folder) and kwargs["exchange"] == exchange and kwargs["roster"] == roster
 
 
+def test_course_passes_the_language_to_release_in(fakes, root, tmp_path):
+    assert main(["course", str(tmp_path / "course"), "--lang", "zh_CN"]) == 0
+
+    [(_args, kwargs)] = fakes["course"].calls
+    assert kwargs["language"] == "zh_CN"
+
+
+def test_course_in_a_language_the_lessons_lack_exits_2_naming_those_they_have(root, tmp_path, capsys):
+    assert main(["course", str(tmp_path / "course"), "--lang", "xx", "--course", str(root)]) == 2
+
+    said = capsys.readouterr().err
+    assert "--lang xx" in said and "zh_CN" in said
+    assert not (tmp_path / "course").exists()
+
+
 def test_course_on_a_file_exits_2_saying_it_is_not_a_folder(tmp_path, capsys):
     file = tmp_path / "course"
     file.write_text("not a folder")

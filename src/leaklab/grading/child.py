@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from types import FunctionType, ModuleType
 
+from .. import _i18n
 from .._census import registered_tasks, task_registries
 from .._errors import LeaklabError
 from .._stacks import format_groups, group_stacks
@@ -74,12 +75,14 @@ class Guard:
     own checks and their classes), saved as they were, and put back before anything is measured.
 
     Names rebound in a module are put back quietly (a learner may set a module's attribute for a reason);
-    a method replaced on one of their classes, or a function's code or defaults changed in place,
-    never happens in an honest answer: `restore` puts it back and says what was changed.
+    a method replaced on one of their classes, a function's code or defaults changed in place, or a
+    function or class of leaklab's own modules rebound (the checks look those up as they run) never
+    happens in an honest answer: `restore` puts it back and says what was changed.
     """
 
     def __init__(self, modules: tuple[ModuleType, ...]) -> None:
         self.saved: list[tuple[dict, dict]] = []
+        self.own: set[int] = set()  # ids of leaklab's module namespaces among `saved`
         self.classes: list[tuple[type, dict]] = []
         self.functions: dict[int, tuple[FunctionType, tuple]] = {}
         self._add(list(modules))
@@ -100,12 +103,17 @@ class Guard:
     def add_leaklab(self) -> None:
         """leaklab's own modules (the scenario, the checks it runs) and their classes: an answer cell that
         rebinds `Checks.record` at its top level has that undone before anything is checked."""
-        self._add([m for name, m in list(sys.modules.items()) if name.partition(".")[0] == "leaklab" and m is not None])
+        own = [m for name, m in list(sys.modules.items()) if name.partition(".")[0] == "leaklab" and m is not None]
+        self._add(own)
+        self.own.update(id(m.__dict__) for m in own)
 
     def restore(self) -> list[str]:
         """Put everything back; the methods and functions that had been changed in place, by name."""
         changed = []
         for namespace, original in self.saved:
+            if id(namespace) in self.own:
+                rebound = [n for n, v in original.items() if callable(v) and namespace.get(n) is not v]
+                changed += [f"{namespace.get('__name__')}.{name}" for name in rebound]
             for name in [name for name in namespace if name not in original]:
                 del namespace[name]
             namespace.update(original)
@@ -364,6 +372,7 @@ def main() -> None:
     job = json.loads(sys.stdin.read())
     channel = Channel(job.pop("report"), job.pop("acks"))  # the pipes' numbers come on stdin, too
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack, if the run overstays
+    _i18n.messages()  # the messages' catalog read now, as the parent chose it: before the answer runs
     resource.setrlimit(resource.RLIMIT_FSIZE, (settings.RUN_OUTPUT_BYTES, settings.RUN_OUTPUT_BYTES))
     child = Child(job, channel, Guard(_GUARDED))
     try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from .._i18n import notebook_language, speaking
 from . import handoff, isolation
 from .checks import structure_problems
 from .kernel import KernelRun
@@ -78,7 +79,8 @@ def grade_submission(
     """Grade one notebook: both runs, merged, its test cells checked. With `stop_kernel`, the kernel's
     run is stopped as soon as the grader's own run shows it futile (it would hold the job up until the
     same limit)."""
-    own, kernel = _both_runs(lesson.source, submitted, run_kernel, stop_kernel)
+    with speaking(notebook_language(submitted)):  # its messages in the language its lesson is written in
+        own, kernel = _both_runs(lesson.source, submitted, run_kernel, stop_kernel)
     tests, overruled = merge(own, kernel.tests)
     problems = structure_problems(lesson.release, submitted) if lesson.release is not None else {}
     reason, detail = decide_reason(tests, kernel_failure=kernel.failure, problems=problems, overruled=overruled)

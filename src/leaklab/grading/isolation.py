@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FunctionType
 from typing import TYPE_CHECKING
 
+from .._i18n import LANGUAGE_ENV, _, language
 from . import handoff, sandbox, settings, watch
 from .results import Reason
 
@@ -64,11 +65,13 @@ class Verdict:
     @property
     def headline(self) -> str:
         if self.no_answer:
-            return f"✗ no answer yet: {self.no_answer}"
-        failed = sum(failure is not None for _, failure in self.checks)
+            return "✗ " + _("no answer yet: {why}", why=self.no_answer)
+        failed = sum(failure is not None for _check, failure in self.checks)
         if not failed:
-            return f"✓ every visible check passes ({len(self.checks)} of {len(self.checks)})"
-        return f"✗ not yet: {failed} of {len(self.checks)} visible checks fail"
+            return "✓ " + _(
+                "every visible check passes ({passed} of {total})", passed=len(self.checks), total=len(self.checks)
+            )
+        return "✗ " + _("not yet: {failed} of {total} visible checks fail", failed=failed, total=len(self.checks))
 
     def __str__(self) -> str:
         lines = [self.headline]
@@ -123,7 +126,7 @@ class IsolatedRun:
         if self.error:
             return self.error
         problems = self.outcome.get("problems", [])[:3]
-        return "\n".join(problems) if problems else "no problem found"
+        return "\n".join(map(_problem, problems)) if problems else _("no problem found")
 
     def _require_result(self) -> None:
         __tracebackhide__ = True  # a failing test shows its message, not leaklab's frames
@@ -135,16 +138,16 @@ class IsolatedRun:
         `require_retained_below`), each on its own, for a verify cell to print."""
         said = [self.error or "", *self.outcome.get("problems", [])]
         if _met_the_stub(said):
-            return Verdict([], no_answer="it raises NotImplementedError: the exercise's stub is still there")
+            return Verdict([], no_answer=_("it raises NotImplementedError: the exercise's stub is still there"))
         named: list[tuple[str, Callable[[], None]]] = [
-            (name.replace("_", " "), lambda name=name: self.require(name)) for name in properties
+            (check_label(name), lambda name=name: self.require(name)) for name in properties
         ]
         if no_leftovers:
-            named.append(("nothing left behind", self.require_no_leftovers))
+            named.append((_("nothing left behind"), self.require_no_leftovers))
         if retained_below is not None:
             named.append(
                 (
-                    f"under {retained_below / 1024:g} KiB held per request",
+                    _("under {limit:g} KiB held per request", limit=retained_below / 1024),
                     lambda: self.require_retained_below(retained_below),
                 )
             )
@@ -169,34 +172,41 @@ class IsolatedRun:
         self._require_result()
         unanswered = self.outcome.get("requests", 0) - self.outcome.get("answered", 0)
         if unanswered:
-            raise AssertionError(f"{unanswered} requests never got an answer; where they wait:\n{self.leak_report}")
+            message = _("{count} requests never got an answer; where they wait:", count=unanswered)
+            raise AssertionError(f"{message}\n{self.leak_report}")
         unit = "requests" if "requests" in self.outcome else "checks"
         for name in properties:
-            label = name.replace("_", " ")
+            label = name.replace("_", " ")  # how the scenario's problems name the property
             if name not in self.outcome:  # the run stopped before this property was checked
-                message = f"{label}: never checked: the burst did not finish (a call that never returns?)"
-                stuck = f"; where it was stuck:\n{self.leak_report}" if self.leak_report else ""
+                message = _(
+                    "{check}: never checked: the burst did not finish (a call that never returns?)",
+                    check=check_label(name),
+                )
+                stuck = "; " + _("where it was stuck:") + f"\n{self.leak_report}" if self.leak_report else ""
                 raise RunFailed(message + stuck, Reason.TIMEOUT)
             passed, total = self.outcome[name]
             if passed < total:
                 own = [p for p in self.outcome.get("problems", []) if p.startswith(label + ":")]
-                detail = "\n".join(own[:3]) if own else self.explain()
-                counted = self.outcome.get("units", {}).get(name, unit)
+                detail = "\n".join(map(_problem, own[:3])) if own else self.explain()
+                counted = _unit(self.outcome.get("units", {}).get(name, unit))
                 if _met_the_stub(own):  # not partial credit: no answer
-                    stub = "no answer yet: NotImplementedError (the stub)"  # short: Validate cuts long lines
-                    raise AssertionError(f"{label}: {stub}\n{detail}")
-                raise AssertionError(f"{label}: {passed} of {total} {counted}\n{detail}")
+                    stub = _("no answer yet: NotImplementedError (the stub)")  # short: Validate cuts long lines
+                    raise AssertionError(f"{check_label(name)}: {stub}\n{detail}")
+                count = _("{passed} of {total} {counted}", passed=passed, total=total, counted=counted)
+                raise AssertionError(f"{check_label(name)}: {count}\n{detail}")
 
     def require_no_leftovers(self) -> None:
         """Fail unless no task, thread or open socket outlived the burst."""
         __tracebackhide__ = True
         self._require_result()  # a run that failed shows nothing about leftovers
         if self.leftover_tasks or self.leftover_threads:
-            raise AssertionError(f"left behind after the burst:\n{self.leak_report}")
+            raise AssertionError(_("left behind after the burst:") + f"\n{self.leak_report}")
         if self.leftover_files:
-            raise AssertionError(f"{self.leftover_files} sockets or files were left open after the burst")
+            raise AssertionError(
+                _("{count} sockets or files were left open after the burst", count=self.leftover_files)
+            )
         if self.leftover_processes:
-            raise AssertionError(f"processes were left running after the burst:\n{self.leak_report}")
+            raise AssertionError(_("processes were left running after the burst:") + f"\n{self.leak_report}")
 
     def require_retained_below(self, limit_bytes: int) -> None:
         """Fail unless the memory still held after the burst is under `limit_bytes` per request."""
@@ -205,8 +215,29 @@ class IsolatedRun:
         held = self.retained_bytes_per_request
         if held >= limit_bytes:
             raise AssertionError(
-                f"{held / 1024:.1f} KiB per request is still held after the burst (limit {limit_bytes / 1024:g} KiB)"
+                _(
+                    "{held:.1f} KiB per request is still held after the burst (limit {limit:g} KiB)",
+                    held=held / 1024,
+                    limit=limit_bytes / 1024,
+                )
             )
+
+
+def check_label(name: str) -> str:
+    """A scenario's property as a verdict names it: `completed_with_result` -> "completed with result",
+    in the learner's language."""
+    return _(name.replace("_", " "))
+
+
+def _unit(counted: str) -> str:
+    return {"requests": _("requests"), "checks": _("checks"), "calls": _("calls")}.get(counted, counted)
+
+
+def _problem(line: str) -> str:
+    """A scenario's problem line (`"<property>: <what went wrong>"`, the property in English so that
+    `require` finds it) with its property named in the learner's language."""
+    name, colon, rest = line.partition(": ")
+    return f"{_(name)}: {rest}" if colon and name.replace(" ", "_").isidentifier() else line
 
 
 def answer_source(answer: Callable) -> str:
@@ -355,7 +386,8 @@ def _run_child(job: dict) -> IsolatedRun:
         # pipes the parent drains and caps: nothing of a run is written to the grader's disk.
         child = subprocess.Popen(
             argv,
-            env={name: value for name, value in os.environ.items() if name != handoff.ENV},
+            # The messages the child writes (its problems, its leak report) in the kernel's language.
+            env={**{k: v for k, v in os.environ.items() if k != handoff.ENV}, LANGUAGE_ENV: language()},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -426,7 +458,7 @@ def _follow(child: subprocess.Popen, report: int, acks: int, *, counts: bool) ->
             left = deadline - time.monotonic()
             if left <= 0:
                 return _timed_out(child, selector)
-            for key, _ in selector.select(left):
+            for key, _events in selector.select(left):
                 chunk = os.read(key.fd, 1 << 16)
                 if not chunk:
                     selector.unregister(key.fd)
@@ -447,7 +479,7 @@ def _timed_out(child: subprocess.Popen, selector: selectors.BaseSelector) -> Iso
         ready = selector.select(min(left, 0.2))
         if not ready and dumped:  # it has written its stacks and gone quiet
             break
-        for key, _ in ready:
+        for key, _events in ready:
             chunk = os.read(key.fd, 1 << 16)
             if not chunk:
                 selector.unregister(key.fd)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .._errors import LeaklabError
+from .._i18n import notebook_language
 from .._repo import artefacts_dir
 from . import handoff, sandbox
 from .kernel import DIED, GivesUpOnASilentKernel, KernelRun, capped, sandboxed_kernels, scored
@@ -101,6 +102,7 @@ class NbgraderCourse:
         executing = [[self._execute, _capped_outputs()] if s is Execute else [s] for s in steps]
         config.Autograde.autograde_preprocessors = [step for group in executing for step in group]
         self.api = NbGraderAPI(config=config)
+        self._exporter = dict(config.HTMLExporter)  # the feedback page's template as configured
         self.db_url = f"sqlite:///{root / 'gradebook.db'}"
 
     def hook_tests(self, action: Callable[[], None], source: dict) -> None:
@@ -173,12 +175,30 @@ class NbgraderCourse:
         return KernelRun(tests, notebook=graded)
 
     def feedback(self, slug: str, student: str, destination: Path) -> None:
-        """Write nbgrader's feedback HTML for a graded submission (hidden tests cleared by the config)."""
+        """Write nbgrader's feedback HTML for a graded submission (hidden tests cleared by the config), its
+        labels in the language of the submission's lesson where the grader has that template."""
+        self._feedback_template(self.root / "autograded" / student / slug / f"{slug}.ipynb")
         result = self.api.generate_feedback(slug, student)
         if not result.get("success"):
             raise LeaklabError(f"nbgrader could not write feedback: {_last_error(result)}")
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.root / "feedback" / student / slug / f"{slug}.html", destination)
+
+    def _feedback_template(self, autograded: Path) -> None:
+        """nbgrader's `feedback` template, or its translation, grader/i18n/<lang>/feedback/: nbgrader names the
+        template itself (`feedback`), so the language's folder goes first among the folders searched."""
+        try:
+            language = notebook_language(json.loads(autograded.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            language = "en"
+        translated = self.config_file.parent / "i18n" / language
+        exporter = self.api.config.HTMLExporter
+        if language != "en" and (translated / "feedback" / "index.html.j2").is_file():
+            exporter.extra_template_basedirs = [str(translated)]
+        elif "extra_template_basedirs" in self._exporter:  # as configured
+            exporter.extra_template_basedirs = self._exporter["extra_template_basedirs"]
+        else:  # nbgrader's own default (it sets it where nothing is configured)
+            exporter.pop("extra_template_basedirs", None)
 
 
 @contextlib.contextmanager

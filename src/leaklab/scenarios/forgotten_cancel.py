@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .._census import Census
+from .._i18n import _
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query"]
@@ -187,7 +188,11 @@ class Burst:
     @property
     def problems(self) -> list[str]:
         """What went wrong, one line per request that did not end as specified."""
-        return [f"request {o.request.id} ({o.kind}): {o.problem}" for o in self.outcomes if not o.correct]
+        return [
+            _("request {id} ({kind}): {problem}", id=o.request.id, kind=o.kind, problem=o.problem)
+            for o in self.outcomes
+            if not o.correct
+        ]
 
 
 def plan(
@@ -239,16 +244,16 @@ def _judge(request: Request, kind: str, ended_with: str, response: object, finis
     problems = []
     if ended_with != expected:
         outcome.as_specified = False
-        problems.append(f"ended with {ended_with}, expected {expected}")
+        problems.append(_("ended with {ended_with}, expected {expected}", ended_with=ended_with, expected=expected))
     elif kind == "complete" and (seen.result is None or response is not seen.result()):
         outcome.as_specified = False
-        problems.append("returned something other than the query's own result")
+        problems.append(_("returned something other than the query's own result"))
     if seen.queries != 1:
         outcome.query_once = False
-        problems.append(f"the query ran {seen.queries} times, expected once")
+        problems.append(_("the query ran {queries} times, expected once", queries=seen.queries))
     if kind != "complete" and seen.query_done_at is not None and seen.query_done_at < finished_at:
         outcome.prompt = False
-        problems.append("the handler gave up only after the query had finished: it kept its caller waiting")
+        problems.append(_("the handler gave up only after the query had finished: it kept its caller waiting"))
     outcome.problem = "; ".join(problems)
     return outcome
 
@@ -324,7 +329,7 @@ async def serve_and_settle(
         pass  # the requests without an outcome are counted as unanswered
     await asyncio.sleep(settle_ms / 1000)
     if any(o.ended_with == "NotImplementedError" for o in burst.outcomes):
-        raise NotImplementedError("handle_request is still the exercise's stub")
+        raise NotImplementedError(_("handle_request is still the exercise's stub"))
     tally = Tally(
         requests=requests,
         completed=burst.count("complete"),
@@ -376,17 +381,24 @@ def serve_in_threads(handler: Callable[[Request], Result], requests: int = 40, *
         ended_with = "result" if response is not None else "TimeoutError"
         correct = ended_with == ("result" if kind == "complete" else "TimeoutError")
         burst.outcomes.append(
-            Outcome(request, kind, ended_with, correct, problem="" if correct else f"ended with {ended_with}")
+            Outcome(
+                request,
+                kind,
+                ended_with,
+                correct,
+                problem="" if correct else _("ended with {ended_with}", ended_with=ended_with),
+            )
         )
     return burst
 
 
 async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
     """The leak for `leaklab run`: the leaky handler under one burst of 40 requests per round."""
-    for _ in range(rounds):
+    for _round in range(rounds):
         burst = await serve_burst(leaky_handle_request, requests=40)
         await asyncio.sleep(0.01)  # the children of completed requests take a few more loop turns to end
-        yield f"{len(burst.outcomes)} requests, {burst.count('cancel') + burst.count('deadline')} gave up"
+        gave_up = burst.count("cancel") + burst.count("deadline")
+        yield _("{requests} requests, {gave_up} gave up", requests=len(burst.outcomes), gave_up=gave_up)
 
 
 # --- grading: what a fresh process runs against the learner's handler -------------------------------

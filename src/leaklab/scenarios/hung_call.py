@@ -33,6 +33,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
+from .._i18n import _
+
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "socket"]
 
@@ -314,14 +316,15 @@ class Burst:
     sockets_collected: int  # still open once the garbage collector had run too
 
     def __str__(self) -> str:
-        counted = {"when every call had ended": self.sockets_left}
+        counted = [(_("sockets still open when every call had ended:"), self.sockets_left)]
         if self.sockets_left:
-            counted["once the callers let go of the tasks"] = self.sockets_let_go
-            counted["after a garbage collection too"] = self.sockets_collected
-        width, digits = max(map(len, counted)) + 1, len(str(max(counted.values())))  # the counts in one column
-        lines = [f"sockets still open {when + ':':<{width}} {count:>{digits}}" for when, count in counted.items()]
+            counted.append((_("sockets still open once the callers let go of the tasks:"), self.sockets_let_go))
+            counted.append((_("sockets still open after a garbage collection too:"), self.sockets_collected))
+        width = max(len(when) for when, _count in counted)  # the counts in one column
+        digits = len(str(max(count for _when, count in counted)))
+        lines = [f"{when:<{width}} {count:>{digits}}" for when, count in counted]
         if self.sockets_left:
-            lines[1] += " (garbage collector paused)"
+            lines[1] += " " + _("(garbage collector paused)")
         return "\n".join([describe(self.calls), *lines])
 
 
@@ -341,7 +344,7 @@ async def burst(fetch: Fetch, calls: int = 60, *, interval_ms: float = 5.0, pati
                 fetch, address, calls, interval_ms=interval_ms, patience_ms=patience_ms, cancel_early=True, resets=True
             )
             if any(call.ended_with == "NotImplementedError" for call in ended):
-                raise NotImplementedError("the fetch is the exercise's stub: write it in the answer cell")
+                raise NotImplementedError(_("the fetch is the exercise's stub: write it in the answer cell"))
             # A call its caller cancelled may still run in a thread until its own deadline: wait that long
             # (and a little, for connections closed a moment ago to finish closing) before counting.
             await asyncio.sleep(max(call.request.deadline_ms for call in ended if call.stuck) / 1000 + 0.03)
@@ -381,7 +384,7 @@ async def _call(
         else:  # it ended before the cancellation reached it
             ended = type(attempt.exception()).__name__ if attempt.exception() else "answer"
         return Call(request, stuck, ended, "", took, cancelled=True, task=attempt)
-    done, _ = await asyncio.wait({attempt}, timeout=(request.deadline_ms + patience_ms) / 1000)
+    done, _pending = await asyncio.wait({attempt}, timeout=(request.deadline_ms + patience_ms) / 1000)
     took = (time.monotonic() - started) * 1000
     if not done:  # the caller gives up for it; what the call held stays held
         attempt.cancel()
@@ -430,26 +433,57 @@ def describe(calls: list[Call]) -> str:
     """How the calls ended, one line for each way the task names: answered, hung until the deadline,
     cancelled early by the caller, reset by the service."""
 
+    waiting = _("still waiting when its caller gave up")
+
     def endings(group: list[Call]) -> str:
-        counted = Counter(
-            "still waiting when its caller gave up" if c.ended_with == "nothing" else c.ended_with for c in group
-        )
-        return ", ".join(f"{n} {ending}" for ending, n in counted.most_common())
+        counted = Counter(c.ended_with for c in group)
+        shown = {ending: waiting if ending == "nothing" else _shown(ending) for ending in counted}
+        return ", ".join(f"{n} {shown[ending]}" for ending, n in counted.most_common())
 
     answered = [c for c in calls if not c.stuck and not c.cancelled and not c.reset]
     hung = [c for c in calls if c.stuck and not c.cancelled]
     cancelled = [c for c in calls if c.cancelled]
     reset = [c for c in calls if c.reset]
     right, on_time = sum(c.correct for c in answered), sum(c.correct for c in hung)
+    # TRANSLATORS: the four lines of this table ("answered by the service:", "hung until their deadline:",
+    # "cancelled early by their caller:", "reset by the service:") start their figures in one column.
     lines = [
-        f"answered by the service:         {right} of {len(answered)} returned its answer",
-        f"hung until their deadline:       {on_time} of {len(hung)} raised TimeoutError on time ({endings(hung)})",
+        _("answered by the service:         {right} of {total} returned its answer", right=right, total=len(answered)),
+        _(
+            "hung until their deadline:       {on_time} of {total} raised TimeoutError on time ({endings})",
+            on_time=on_time,
+            total=len(hung),
+            endings=endings(hung),
+        ),
     ]
     if cancelled:
-        lines.append(f"cancelled early by their caller: {len(cancelled)} ({endings(cancelled)})")
+        lines.append(
+            _("cancelled early by their caller: {count} ({endings})", count=len(cancelled), endings=endings(cancelled))
+        )
     if reset:
-        lines.append(f"reset by the service:            {len(reset)} ({endings(reset)})")
+        lines.append(
+            _("reset by the service:            {count} ({endings})", count=len(reset), endings=endings(reset))
+        )
     return "\n".join(lines)
+
+
+_UNASKED = "answer never asked of the service"
+_RETRIED = "TimeoutError, after asking {times} times (retried a hung call)"
+
+
+def _shown(ended_with: str) -> str:
+    """How a call ended, as the learner reads it: leaklab's own words ("answer", "nothing") translated, an
+    exception's name as it is (`Call.ended_with` keeps the English, which the checks compare)."""
+    if retried := re.fullmatch(re.escape(_RETRIED).replace(r"\{times\}", r"(\d+)"), ended_with):
+        return _("TimeoutError, after asking {times} times (retried a hung call)", times=int(retried[1]))
+    shown = {
+        _UNASKED: _("answer never asked of the service"),
+        # TRANSLATORS: how a call ended, after "ended with" or a count: it returned an answer (perhaps a wrong one)
+        "answer": _("answer"),
+        # TRANSLATORS: how a call ended, after "ended with": nothing yet, it was still waiting when its caller gave up
+        "nothing": _("nothing"),
+    }
+    return shown.get(ended_with, ended_with)
 
 
 def _drawn_call(
@@ -496,11 +530,11 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
     stuck: list[asyncio.Task[str]] = []
     with dependency() as address:
         try:
-            for _ in range(rounds):
+            for _round in range(rounds):
                 calls = [(asyncio.ensure_future(leaky_fetch(r, address)), hangs) for r, hangs in plan(30)]
                 stuck += [call for call, hangs in calls if hangs]
                 await asyncio.gather(*(call for call, hangs in calls if not hangs))  # the answered ones, done
-                yield f"30 calls sent, 20 answered, {open_sockets()} sockets open"
+                yield _("30 calls sent, 20 answered, {sockets} sockets open", sockets=open_sockets())
         finally:
             for call in stuck:
                 call.cancel()
@@ -535,16 +569,13 @@ def probe(
         asked, times = answered_keys(address), times_asked(address)
         for call in results:  # an answer made up without asking the service is not the service's answer
             if call.correct and not call.stuck and call.request.key not in asked:
-                call.ended_with = "answer never asked of the service"
+                call.ended_with = _UNASKED  # data, never translated: `correct` compares it
             elif call.correct and call.stuck and times.get(call.request.key, 0) > 1:  # a count, not a clock
-                call.ended_with = f"TimeoutError, after asking {times[call.request.key]} times (retried a hung call)"
+                call.ended_with = _RETRIED.format(times=times[call.request.key])
         stuck = [c for c in results if c.stuck and not c.cancelled]  # the cancelled ones count by what they left
         healthy = [c for c in results if not c.stuck and not c.cancelled and not c.reset]
         problems = [
-            f"{c.request.key}: ended with {c.ended_with} after {c.took_ms:.0f} ms"
-            + (f", answer {c.answer!r}" if c.answer else "")
-            for c in results
-            if not c.correct and not c.cancelled and not c.reset
+            f"{c.request.key}: {_ended(c)}" for c in results if not c.correct and not c.cancelled and not c.reset
         ]
         return {
             "requests": calls,
@@ -555,6 +586,18 @@ def probe(
         }
 
     return run(), summary
+
+
+def _ended(call: Call) -> str:
+    """How a call that went wrong ended, for a grader's problems."""
+    if call.answer:
+        return _(
+            "ended with {ending} after {took:.0f} ms, answer {answer!r}",
+            ending=_shown(call.ended_with),
+            took=call.took_ms,
+            answer=call.answer,
+        )
+    return _("ended with {ending} after {took:.0f} ms", ending=_shown(call.ended_with), took=call.took_ms)
 
 
 # How long after the burst the grader waits for the answer's threads to end before it counts what is

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple
 
 from .._census import Census
+from .._i18n import _
 from ._checks import Checks, alive, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
@@ -98,7 +99,7 @@ class LeakyService:
 
     async def serve(self, *, requests: int, every_s: float = 0.002) -> None:
         """Traffic: `requests` requests, one every `every_s`."""
-        for _ in range(requests):
+        for _request in range(requests):
             self.request()
             await asyncio.sleep(every_s)
 
@@ -145,7 +146,7 @@ class HealthyService:
     def start_burst(self, size: int) -> None:
         """Start `size` tasks that each hold BUFFER_BYTES and end when `finish_burst()` lets them."""
         self._open = asyncio.Event()
-        self._tasks = [asyncio.get_running_loop().create_task(self._work(self._open)) for _ in range(size)]
+        self._tasks = [asyncio.get_running_loop().create_task(self._work(self._open)) for _task in range(size)]
 
     async def finish_burst(self) -> None:
         """Let the burst's tasks finish, and wait until they have."""
@@ -175,7 +176,7 @@ class HealthyService:
             await asyncio.sleep(spell_s)
             await self.finish_burst()
             await asyncio.sleep(pause_s)
-        for _ in range(bursts):
+        for _burst in range(bursts):
             self.start_burst(size)
             await asyncio.sleep(work_s)
             await self.finish_burst()
@@ -253,7 +254,7 @@ def monitor_goroutines(sample: Callable[[], Sample], gauge: Gauge, warn: Callabl
     """The article's monitorGoroutines, statement for statement; its 30 s and its 1000 are TICK_S and
     THRESHOLD here."""
     ticker = Ticker(TICK_S)  # ticker := time.NewTicker(30 * time.Second)
-    for _ in ticker.ticks():  # for range ticker.C: nothing in this loop ever leaves it
+    for _tick in ticker.ticks():  # for range ticker.C: nothing in this loop ever leaves it
         count = sample().total  # runtime.NumGoroutine(): here, the service's tasks + threads
         gauge.set(count)  # metrics.Gauge("runtime.goroutines", count)
         if count > THRESHOLD:  # if count > 1000
@@ -311,7 +312,8 @@ class AlertLog:
         return len(self.alerts)
 
     def __str__(self) -> str:
-        return "\n".join(f"{at:7.1f} ms  {message}" for at, message in self.alerts) or "(no message)"
+        lines = [_("{at:7.1f} ms  {message}", at=at, message=message) for at, message in self.alerts]
+        return "\n".join(lines) or _("(no message)")
 
     def since(self, at_ms: float) -> list[tuple[float, str]]:
         """The messages logged after `at_ms` on this log's time axis."""
@@ -328,7 +330,7 @@ class AlertLog:
 
 def _first_word(message: object) -> str:
     words = str(message).replace(":", " ").split()
-    return words[0][:16] if words else "(empty)"
+    return words[0][:16] if words else _("(empty)")
 
 
 class Stopped(NamedTuple):
@@ -339,8 +341,11 @@ class Stopped(NamedTuple):
     still_running: bool
 
     def __str__(self) -> str:
-        state = "was still running" if self.still_running else "had ended"
-        return f"stop() took {self.took_ms:.1f} ms; the monitor's thread {state} when it returned"
+        if self.still_running:
+            return _(
+                "stop() took {took:.1f} ms; the monitor's thread was still running when it returned", took=self.took_ms
+            )
+        return _("stop() took {took:.1f} ms; the monitor's thread had ended when it returned", took=self.took_ms)
 
 
 class Lifecycle:
@@ -369,9 +374,9 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
     a thread for every fourth)."""
     service = LeakyService()
     try:
-        for _ in range(rounds):
+        for _round in range(rounds):
             await service.serve(requests=20, every_s=0.001)
-            yield f"{service.requests} requests served so far"
+            yield _("{requests} requests served so far", requests=service.requests)
     finally:
         await service.shutdown()
 
@@ -402,7 +407,7 @@ def _stop_in_thread(monitor: object, owners: list[threading.Thread]) -> tuple[th
         try:
             monitor.stop()  # type: ignore[attr-defined]
         except Exception as exc:
-            seen["error"] = f"stop() raised {type(exc).__name__}: {exc}"
+            seen["error"] = _("stop() raised {error}: {exc}", error=type(exc).__name__, exc=exc)
         seen["alive"] = alive(owners)  # asked of threading.Thread itself: a subclass cannot answer for it
 
     caller = threading.Thread(target=call, name="grader-stop", daemon=True)
@@ -433,7 +438,7 @@ async def _in_thread(check: Callable[[], str], limit_s: float = 3 * _BOUND_S + 1
     try:
         return await asyncio.wait_for(outcome, limit_s)
     except TimeoutError:
-        return f"the check did not end within {limit_s:.0f} s"
+        return _("the check did not end within {limit:.0f} s", limit=limit_s)
 
 
 async def _attempt(check: Awaitable[str]) -> str:
@@ -467,30 +472,39 @@ async def _healthy_bursts(monitor_class: MonitorClass, *, threshold: int, sustai
             # Each burst stays above the threshold for one sample less than `sustain`, then one quiet
             # sample: the count is over the threshold often, but never for `sustain` samples in a row.
             service.start_burst(threshold + 5 + burst)
-            for _ in range(sustain - 1):
+            for _sample in range(sustain - 1):
                 monitor.tick()  # type: ignore[attr-defined]
             await service.finish_burst()
             monitor.tick()  # type: ignore[attr-defined]
         bursts_said = len(messages)
         # Then a busy spell exactly at the threshold, never above it, for longer than `sustain` samples.
         service.start_burst(threshold)
-        for _ in range(sustain + 2):
+        for _sample in range(sustain + 2):
             monitor.tick()  # type: ignore[attr-defined]
         await service.finish_burst()
         monitor.tick()  # type: ignore[attr-defined]
     finally:
         await service.finish_burst()
     if messages and not bursts_said:
-        return (
-            f"a warning for a count that stayed exactly at the threshold ({threshold}) for {sustain + 2} samples, "
-            f"never above it: {messages[0]!r}; alert only above the threshold"
+        return _(
+            "a warning for a count that stayed exactly at the threshold ({threshold}) for {samples} samples, "
+            "never above it: {message!r}; alert only above the threshold",
+            threshold=threshold,
+            samples=sustain + 2,
+            message=messages[0],
         )
     if messages:
         over = sum(s.total > threshold for s in returned)
-        return (
-            f"{len(messages)} warnings for a healthy service whose bursts stayed above the threshold for "
-            f"{sustain - 1} samples at a time ({over} of {len(returned)} samples above it, never {sustain} in a "
-            f"row): first {messages[0]!r}"
+        return _(
+            "{warnings} warnings for a healthy service whose bursts stayed above the threshold for "
+            "{samples} samples at a time ({over} of {total} samples above it, never {sustain} in a "
+            "row): first {first!r}",
+            warnings=len(messages),
+            samples=sustain - 1,
+            over=over,
+            total=len(returned),
+            sustain=sustain,
+            first=messages[0],
         )
     return ""
 
@@ -532,7 +546,7 @@ async def _leak_episodes(
                     first_over = ticks
             await services[-1].shutdown()
             plan.append((first_over, ticks, ticks + 1))
-            for _ in range(3):
+            for _quiet in range(3):
                 ticks += 1
                 monitor.tick()  # type: ignore[attr-defined]
     finally:
@@ -545,48 +559,82 @@ async def _leak_episodes(
 def _judge_first_alert(
     monitor: object, messages: list[tuple[int, object]], returned: list[Sample], plan: list, sustain: int
 ) -> str:
-    first_over, _, _ = plan[0]
+    first_over, _last_over, _recovery = plan[0]
     early = [(tick, message) for tick, message in messages if tick < first_over]
     if early:
         tick, message = early[0]
-        count = returned[tick - 1].total if 0 < tick <= len(returned) else "none yet"
-        return f"warned {message!r} at sample {tick}, while the count ({count}) was not above the threshold"
+        count = returned[tick - 1].total if 0 < tick <= len(returned) else _("none yet")
+        return _(
+            "warned {message!r} at sample {tick}, while the count ({count}) was not above the threshold",
+            message=message,
+            tick=tick,
+            count=count,
+        )
     due = first_over + sustain - 1
     alerts = [message for tick, message in messages if first_over <= tick <= due]
     if not alerts:
-        later = [tick for tick, _ in messages if tick > due]
-        when = f"only at sample {later[0]}" if later else "never"
-        return (
-            f"the count went above the threshold at sample {first_over} and stayed there; an alert was due at "
-            f"sample {due} (after {sustain} samples above), it came {when}"
+        later = [tick for tick, _message in messages if tick > due]
+        if later:
+            return _(
+                "the count went above the threshold at sample {first} and stayed there; an alert was due at "
+                "sample {due} (after {sustain} samples above), it came only at sample {late}",
+                first=first_over,
+                due=due,
+                sustain=sustain,
+                late=later[0],
+            )
+        return _(
+            "the count went above the threshold at sample {first} and stayed there; an alert was due at "
+            "sample {due} (after {sustain} samples above), it came never",
+            first=first_over,
+            due=due,
+            sustain=sustain,
         )
-    if not all(isinstance(message, str) and message for _, message in messages):
-        return f"warn() should get one message, a string; it got {messages[0][1]!r}"
+    if not all(isinstance(message, str) and message for _tick, message in messages):
+        return _("warn() should get one message, a string; it got {message!r}", message=messages[0][1])
     series = list(getattr(monitor, "series", None) or [])
     if series != returned:
-        return f"monitor.series should hold every sample in order ({len(returned)} so far); it holds {len(series)}"
+        return _(
+            "monitor.series should hold every sample in order ({samples} so far); it holds {held}",
+            samples=len(returned),
+            held=len(series),
+        )
     return ""
 
 
 def _judge_messages(messages: list[tuple[int, object]], plan: list) -> str:
     for number, (first_over, last_over, recovery) in enumerate(plan, 1):
-        during = [tick for tick, _ in messages if first_over <= tick <= last_over]
+        during = [tick for tick, _message in messages if first_over <= tick <= last_over]
         if len(during) > 1:
-            return (
-                f"leak {number}: {len(during)} warnings in {last_over - first_over + 1} samples above the threshold: "
-                "a log flood; warn once when the alert starts"
+            return _(
+                "leak {number}: {warnings} warnings in {samples} samples above the threshold: "
+                "a log flood; warn once when the alert starts",
+                number=number,
+                warnings=len(during),
+                samples=last_over - first_over + 1,
             )
         if not during:
-            return f"leak {number}: no warning while the count stayed above the threshold (is the alert re-armed?)"
-        back = [tick for tick, _ in messages if tick == recovery]
+            return _(
+                "leak {number}: no warning while the count stayed above the threshold (is the alert re-armed?)",
+                number=number,
+            )
+        back = [tick for tick, _message in messages if tick == recovery]
         if not back:
-            return f"leak {number}: no message when the count fell back under the threshold (sample {recovery})"
+            return _(
+                "leak {number}: no message when the count fell back under the threshold (sample {recovery})",
+                number=number,
+                recovery=recovery,
+            )
         if len(back) > 1:
-            return f"leak {number}: {len(back)} messages on recovery: one is enough"
+            return _("leak {number}: {messages} messages on recovery: one is enough", number=number, messages=len(back))
     expected = {tick for plan_row in plan for tick in range(plan_row[0], plan_row[2] + 1)}
     stray = [(tick, message) for tick, message in messages if tick not in expected]
     if stray:
-        return f"message {stray[0][1]!r} at sample {stray[0][0]}, while all was quiet and already reported"
+        return _(
+            "message {message!r} at sample {tick}, while all was quiet and already reported",
+            message=stray[0][1],
+            tick=stray[0][0],
+        )
     return ""
 
 
@@ -605,10 +653,12 @@ async def _alerts_live(monitor_class: MonitorClass, *, threshold: int, sustain: 
             monitor.start()  # type: ignore[attr-defined]
             try:
                 if not wait_until(lambda: bool(messages), _BOUND_S):
-                    return (
-                        f"started with start(), the monitor did not warn in {_BOUND_S:g} s, with one sample due every "
-                        f"{interval_s * 1000:g} ms and the count above the threshold all along: does its thread "
-                        "tick() every interval?"
+                    return _(
+                        "started with start(), the monitor did not warn in {bound:g} s, with one sample due every "
+                        "{interval:g} ms and the count above the threshold all along: does its thread "
+                        "tick() every interval?",
+                        bound=_BOUND_S,
+                        interval=interval_s * 1000,
                     )
                 return ""
             finally:
@@ -632,31 +682,35 @@ def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, in
         return Sample(0, 0, 0)
 
     monitor = monitor_class(
-        sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=lambda _: None
+        sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=lambda _message: None
     )
     monitor.start()  # type: ignore[attr-defined]
     try:
         if not entered.wait(_BOUND_S):
-            return f"after start(), the monitor did not call sample() within {_BOUND_S:g} s (interval {interval_s:g} s)"
+            return _(
+                "after start(), the monitor did not call sample() within {bound:g} s (interval {interval:g} s)",
+                bound=_BOUND_S,
+                interval=interval_s,
+            )
         caller, seen = _stop_in_thread(monitor, owners[:1])
         # Ordering, not timing: the sample is released only once stop() has returned (wrong: it did not
         # wait) or is waiting in threading's join/wait (right), and then for _HOLD_POLLS more polls, so
         # that a join with a short timeout has given up and returned by then (wrong too).
         wait_until(lambda: not caller.is_alive() or _threading_frame(caller), _BOUND_S)
-        for _ in range(_HOLD_POLLS):
+        for _poll in range(_HOLD_POLLS):
             if not caller.is_alive():
                 break
             time.sleep(0.001)
         gate.set()
         caller.join(_BOUND_S)
         if caller.is_alive():
-            return f"stop() had not returned {_BOUND_S:g} s after the monitor's sample ended"
+            return _("stop() had not returned {bound:g} s after the monitor's sample ended", bound=_BOUND_S)
         if "error" in seen:
             return seen["error"]
         if seen["alive"] and not wait_until(lambda: not alive(owners[:1]), _BOUND_S):
-            return f"stop() did not end the monitor's thread: it was still running {_BOUND_S:g} s later"
+            return _("stop() did not end the monitor's thread: it was still running {bound:g} s later", bound=_BOUND_S)
         if seen["alive"]:
-            return "stop() returned while the monitor's thread was still running: wait for it to end (join)"
+            return _("stop() returned while the monitor's thread was still running: wait for it to end (join)")
         return ""
     finally:
         gate.set()
@@ -666,23 +720,32 @@ def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, su
     """stop() is heard at once, even in the middle of a wait of `long_s` (an hour, say) between samples."""
     before = set(threading.enumerate())
     monitor = monitor_class(
-        sample=lambda: Sample(0, 0, 0), threshold=threshold, sustain=sustain, interval_s=long_s, warn=lambda _: None
+        sample=lambda: Sample(0, 0, 0),
+        threshold=threshold,
+        sustain=sustain,
+        interval_s=long_s,
+        warn=lambda _message: None,
     )
     monitor.start()  # type: ignore[attr-defined]
     started = [t for t in threading.enumerate() if t not in before]
     if not started:
-        return "start() started no thread"
+        return _("start() started no thread")
     caller, seen = _stop_in_thread(monitor, started)
     caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
     if caller.is_alive():
-        return (
-            f"with interval_s={long_s:g}, stop() had not returned after {_BOUND_S:g} s: the ticker sleeps through "
-            "the stop signal (wait on an Event with a timeout instead of time.sleep)"
+        return _(
+            "with interval_s={interval:g}, stop() had not returned after {bound:g} s: the ticker sleeps through "
+            "the stop signal (wait on an Event with a timeout instead of time.sleep)",
+            interval=long_s,
+            bound=_BOUND_S,
         )
     if "error" in seen:
         return seen["error"]
     if seen["alive"]:
-        return f"with interval_s={long_s:g}, stop() returned while the monitor's thread was still running"
+        return _(
+            "with interval_s={interval:g}, stop() returned while the monitor's thread was still running",
+            interval=long_s,
+        )
     return ""
 
 
@@ -695,17 +758,20 @@ def _with_block_leaves_nothing(monitor_class: MonitorClass, *, threshold: int, s
         return Sample(0, 0, 0)
 
     monitor = monitor_class(
-        sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=lambda _: None
+        sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=lambda _message: None
     )
     with monitor as entered:  # type: ignore[attr-defined]
         if entered is not monitor:
-            return f"`with Monitor(...) as monitor:` should give the monitor; it gave {entered!r}"
+            return _("`with Monitor(...) as monitor:` should give the monitor; it gave {entered!r}", entered=entered)
         wait_until(lambda: len(samples) >= 2, _BOUND_S)
     if alive(samples):
-        return "after the `with` block, the monitor's thread was still running"
+        return _("after the `with` block, the monitor's thread was still running")
     wait_until(lambda: thread_ids() <= before, 0.5)  # join() returns just before the OS removes a thread
     if thread_ids() - before:
-        return f"after the `with` block, {len(thread_ids() - before)} threads it started were still running"
+        return _(
+            "after the `with` block, {threads} threads it started were still running",
+            threads=len(thread_ids() - before),
+        )
     return ""
 
 
@@ -731,7 +797,7 @@ def probe(
             first_alert = messages = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             spoke = False
         if not quiet and not spoke:  # silence is only worth something from a monitor that does alert
-            quiet = "no warning for the healthy service, but none for the leaking one either: it never warns"
+            quiet = _("no warning for the healthy service, but none for the leaking one either: it never warns")
         checks.record("quiet_for_healthy_bursts", quiet)
         live = await _attempt(_alerts_live(monitor_class, **options, interval_s=interval_s))
         checks.record("alerts_for_the_leak", first_alert or live)

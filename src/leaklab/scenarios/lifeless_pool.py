@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from statistics import median
 
+from .._i18n import _
 from ._checks import Checks, alive, python_threads, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
@@ -35,7 +36,7 @@ def handle(job: int) -> int:
     """Do one job (it takes a millisecond): its square; jobs below zero fail."""
     time.sleep(0.001)
     if job < 0:
-        raise JobFailed(f"job {job} failed")
+        raise JobFailed(_("job {job} failed", job=job))
     return job * job
 
 
@@ -51,19 +52,19 @@ def leaky_process_batch(batch: list[int], *, workers: int = 4) -> list[int]:
     """Process a batch with a fresh set of workers that are never told to stop."""
     jobs: queue.Queue[int] = queue.Queue()
     results: queue.Queue[int] = queue.Queue()
-    for _ in range(workers):
+    for _worker in range(workers):
         threading.Thread(target=_leaky_worker, args=(jobs, results), name="batch-worker", daemon=True).start()
     for job in batch:
         jobs.put(job)
-    return sorted(results.get() for _ in batch)
+    return sorted(results.get() for _job in batch)
 
 
 async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
     """The leak for `leaklab run`: two batches of 20 jobs per round, each with workers never stopped."""
     for batch in range(rounds):
-        for _ in range(2):
+        for _twice in range(2):
             leaky_process_batch(list(range(batch, batch + 20)))
-        yield "2 batches of 20 jobs done"
+        yield _("2 batches of 20 jobs done")
 
 
 PoolClass = Callable[..., object]  # the learner's pool class: Pool(workers=n)
@@ -107,20 +108,47 @@ class Stops:
     def summary(self) -> str:
         """The stops in a few lines: jobs missing, failures reported, workers left running, time taken."""
         if not self.took_s:
-            return "no pool was stopped"
+            return _("no pool was stopped")
         pools, took_ms = len(self.took_s), sorted(t * 1000 for t in self.took_s)
-        reported = sum(r for r, _ in self.failing_reported)
-        failing = sum(f for _, f in self.failing_reported)
+        reported = sum(r for r, _failing in self.failing_reported)
+        failing = sum(f for _reported, f in self.failing_reported)
         return "\n".join(
             [
-                f"{pools} pools, each stopped as soon as its jobs were queued "
-                f"({self.endings.count('with')} by leaving `with`, {self.endings.count('stop()')} by stop()):",
-                f"  jobs missing from results as stop returned: {sum(self.missing_at_return)} of "
-                f"{sum(self.submitted)} (in {self.stops_with_jobs_missing()} of {pools} pools)",
-                f"  failing jobs reported by their JobFailed: {reported} of {failing}",
-                f"  workers still running as stop returned: {self.running_when_stopped()} of {len(self.workers)}",
-                f"  workers still running now: {self.still_running()}",
-                f"  stop took {median(took_ms):.1f} ms (median), {took_ms[-1]:.1f} ms at the most",
+                _(
+                    "{pools} pools, each stopped as soon as its jobs were queued "
+                    "({by_with} by leaving `with`, {by_stop} by stop()):",
+                    pools=pools,
+                    by_with=self.endings.count("with"),
+                    by_stop=self.endings.count("stop()"),
+                ),
+                "  "
+                + _(
+                    "jobs missing from results as stop returned: {missing} of {submitted} "
+                    "(in {stops} of {pools} pools)",
+                    missing=sum(self.missing_at_return),
+                    submitted=sum(self.submitted),
+                    stops=self.stops_with_jobs_missing(),
+                    pools=pools,
+                ),
+                "  "
+                + _(
+                    "failing jobs reported by their JobFailed: {reported} of {failing}",
+                    reported=reported,
+                    failing=failing,
+                ),
+                "  "
+                + _(
+                    "workers still running as stop returned: {running} of {workers}",
+                    running=self.running_when_stopped(),
+                    workers=len(self.workers),
+                ),
+                "  " + _("workers still running now: {running}", running=self.still_running()),
+                "  "
+                + _(
+                    "stop took {median:.1f} ms (median), {most:.1f} ms at the most",
+                    median=median(took_ms),
+                    most=took_ms[-1],
+                ),
             ]
         )
 
@@ -197,12 +225,16 @@ def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int, jobs: int 
         pool.submit(job)
     started = python_threads() - before  # after the jobs: some pools start threads on demand
     if not started:
-        return f"the pool ran no thread for {jobs} jobs"
+        return _("the pool ran no thread for {jobs} jobs", jobs=jobs)
     pool.stop()
     # A thread that was joined is no longer alive, at once: nothing here depends on timing.
     running = alive(started)
     if running:
-        return f"stop() returned while {len(running)} of its {len(started)} workers were still running"
+        return _(
+            "stop() returned while {running} of its {started} workers were still running",
+            running=len(running),
+            started=len(started),
+        )
     return ""
 
 
@@ -218,15 +250,22 @@ def _every_job_accounted_for(pool_class: PoolClass, jobs: int, failing: tuple[in
     results = dict(getattr(pool, "results", {}))
     missing = [job for job in submitted if job not in results]
     if missing:
-        return (
-            f"{len(missing)} of {len(submitted)} jobs submitted before stop() are missing from results: {missing[:5]}"
+        return _(
+            "{missing} of {submitted} jobs submitted before stop() are missing from results: {first}",
+            missing=len(missing),
+            submitted=len(submitted),
+            first=missing[:5],
         )
     wrong = [job for job in submitted if job >= 0 and results[job] != handle(job)]
     if wrong:
-        return f"wrong results for jobs {wrong[:5]}"
+        return _("wrong results for jobs {jobs}", jobs=wrong[:5])
     unreported = [job for job in submitted if job < 0 and not isinstance(results[job], JobFailed)]
     if unreported:
-        return f"failed jobs {unreported} should be reported by their JobFailed, got {[results[j] for j in unreported]}"
+        return _(
+            "failed jobs {jobs} should be reported by their JobFailed, got {got}",
+            jobs=unreported,
+            got=[results[j] for j in unreported],
+        )
     return ""
 
 
@@ -239,9 +278,9 @@ def _failure_keeps_worker(pool_class: PoolClass) -> str:
             pool.submit(job)
         done = wait_until(lambda: {2, 4} <= set(getattr(pool, "results", {})), 1.5)
         if not done:
-            return "after a job failed, the pool's only worker did no more jobs: the failure killed it"
+            return _("after a job failed, the pool's only worker did no more jobs: the failure killed it")
         if len(_new_threads(before)) != 1:
-            return f"a pool of 1 worker had {len(_new_threads(before))} threads after a job failed"
+            return _("a pool of 1 worker had {threads} threads after a job failed", threads=len(_new_threads(before)))
         return ""
     finally:
         pool.stop()
@@ -257,11 +296,18 @@ def _no_worker_survives(pool_class: PoolClass, batches: int, sizes: tuple[tuple[
                 pool.submit(job)
         running = alive(python_threads() - ours)  # the moment the block is left: its workers joined
         if running:
-            return f"right after a pool's `with` block, {len(running)} of its worker threads were still running"
+            return _(
+                "right after a pool's `with` block, {running} of its worker threads were still running",
+                running=len(running),
+            )
     wait_until(lambda: not _new_threads(before))  # join() returns just before the OS removes a thread
     left = _new_threads(before)
     if left:
-        return f"after {len(sizes)} pools were used with `with` and left, {len(left)} worker threads were still running"
+        return _(
+            "after {pools} pools were used with `with` and left, {left} worker threads were still running",
+            pools=len(sizes),
+            left=len(left),
+        )
     return ""
 
 
@@ -307,7 +353,7 @@ def traffic(seed: int, *, jobs: int = 50, batches: int = 8) -> dict:
         ),
         seed,
         lambda drawn: (
-            batches < 2 or (min(n for _, n in drawn["sizes"]) == 0 and max(n for _, n in drawn["sizes"]) >= 10)
+            batches < 2 or (min(n for _w, n in drawn["sizes"]) == 0 and max(n for _w, n in drawn["sizes"]) >= 10)
         ),
     )
     return {**options, "backlog": options["backlog"] * options["workers"], "sizes": [list(p) for p in options["sizes"]]}

@@ -27,13 +27,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._i18n import _
+
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Backend", "BackendError", "Pending", "Reply", "encode"]
 
 PAYLOAD_BYTES = 64 * 1024  # DO NOT CHANGE: the size of one request frame (the caller's basket, serialised)
-
 logger = logging.getLogger(__name__)
-
 CATALOG = range(1000, 1100)  # the skus the backend knows; others are unknown to it
 
 
@@ -194,7 +194,7 @@ class MysteryService:
         except Exception as exc:
             return Response(500, f"internal error: {type(exc).__name__}")
 
-    async def health(self, _: int) -> Response:
+    async def health(self, _arg: int) -> Response:
         return Response(200, "ok")
 
     async def catalog(self, page: int) -> Response:
@@ -283,7 +283,15 @@ class Traffic:
     def wrong(self) -> list[str]:
         """One line per answered request whose answer is not what a healthy service says."""
         return [
-            f"{r.route} {r.arg}: answered {got.status} {got.body!r}, expected {want.status} {want.body!r}"
+            _(
+                "{route} {arg}: answered {status} {body!r}, expected {expected_status} {expected_body!r}",
+                route=r.route,
+                arg=r.arg,
+                status=got.status,
+                body=got.body,
+                expected_status=want.status,
+                expected_body=want.body,
+            )
             for r, got in self.answers.values()
             if got != (want := r.expected(self.price or _no_price))
         ]
@@ -295,7 +303,7 @@ class Traffic:
 
 
 def _no_price(sku: int) -> int:
-    raise LookupError(f"no backend to ask the price of sku {sku}")
+    raise LookupError(_("no backend to ask the price of sku {sku}", sku=sku))
 
 
 async def send_traffic(
@@ -408,10 +416,12 @@ class RunningService:
 async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
     """The leak for `leaklab run`: the service under 100 requests of mixed traffic per round."""
     service = await MysteryService().start()
-    for _ in range(rounds):
+    for _round in range(rounds):
         traffic = await send_traffic(service, 100)
         prices = sum(r.route == "/price" for r in traffic.sent)
-        yield f"100 requests ({prices} prices): {len(traffic.unanswered)} still waiting"
+        yield _(
+            "100 requests ({prices} prices): {waiting} still waiting", prices=prices, waiting=len(traffic.unanswered)
+        )
 
 
 # --- the diagnosis: where the leaked tasks wait, measured ---------------------------------------------
@@ -444,7 +454,7 @@ def _biggest_group_here() -> tuple[tuple[str, int], ...]:
     thread.start()
     thread.join()
     if not found:
-        raise RuntimeError("the service's traffic left no task waiting: nothing to find")
+        raise RuntimeError(_("the service's traffic left no task waiting: nothing to find"))
     return tuple(found)
 
 
@@ -453,27 +463,34 @@ def check_diagnosis(function: object, line: object) -> None:
     when `function` and `line` are not where the biggest group of the dump waits in this module's code.
     It measures the service's dump itself and never prints the answer."""
     __tracebackhide__ = True
-    assert isinstance(function, str), f"LEAK_FUNCTION should be a str, the function's name; it is {function!r}"
-    assert isinstance(line, int) and not isinstance(line, bool), (
-        f"LEAK_LINE should be an int, the line number; it is {line!r}"
+    assert isinstance(function, str), _(
+        "LEAK_FUNCTION should be a str, the function's name; it is {function!r}", function=function
+    )
+    assert isinstance(line, int) and not isinstance(line, bool), _(
+        "LEAK_LINE should be an int, the line number; it is {line!r}", line=line
     )
     frames = _biggest_group_here()
     named = function.rsplit(".", 1)[-1]  # "RpcClient.call" is as good as "call"
     innermost, line_there = frames[0]
     if named == innermost:
-        assert line == line_there, (
-            f"LEAK_FUNCTION is right, but LEAK_LINE = {line} is not the line the dump gives for it: "
-            "read the number after `mystery_service.py:` on that same `#` line"
+        assert line == line_there, _(
+            "LEAK_FUNCTION is right, but LEAK_LINE = {line} is not the line the dump gives for it: "
+            "read the number after `mystery_service.py:` on that same `#` line",
+            line=line,
         )
         return
-    callers = [name for name, _ in frames[1:]]
-    assert named not in callers, (
-        f"`{named}` is in the biggest group, but it is not where the tasks wait: it calls the frame above "
-        "it. The first `#` line in mystery_service.py (the innermost frame) is where they wait"
+    callers = [name for name, _line in frames[1:]]
+    assert named not in callers, _(
+        "`{named}` is in the biggest group, but it is not where the tasks wait: it calls the frame above "
+        "it. The first `#` line in mystery_service.py (the innermost frame) is where they wait",
+        named=named,
     )
     raise AssertionError(
-        f"`{named}` is not a frame of the biggest group in mystery_service.py: read the `#` lines under the "
-        "first group of the grouped dump (?debug=1), the one with the biggest count"
+        _(
+            "`{named}` is not a frame of the biggest group in mystery_service.py: read the `#` lines under the "
+            "first group of the grouped dump (?debug=1), the one with the biggest count",
+            named=named,
+        )
     )
 
 
@@ -514,7 +531,7 @@ def probe(
         skus = [CATALOG[i % len(CATALOG)] for i in range(abandoned)]
         callers = [asyncio.create_task(service.handle("/price", sku), name="hung-up-caller") for sku in skus]
         target = sum(service.backend.asked.values()) + abandoned
-        for _ in range(1000):  # turns of the loop, not time: until every frame has reached the backend
+        for _turn in range(1000):  # turns of the loop, not time: until every frame has reached the backend
             if sum(service.backend.asked.values()) >= target or all(c.done() for c in callers):
                 break
             await asyncio.sleep(0)
@@ -532,17 +549,22 @@ def probe(
         calls = len(prices) + abandoned
         stuck = min(left.get("entries", calls), calls)
         problems = [
-            f"backend asked: sku {sku} asked {asked_in_burst[sku]} times for {n} requests"
+            "backend asked: "
+            + _("sku {sku} asked {asked} times for {n} requests", sku=sku, asked=asked_in_burst[sku], n=n)
             for sku, n in wanted.items()
             if asked_in_burst[sku] != n
         ][:3]
         problems += [f"responses right: {line}" for line in traffic.wrong[:3]]
         if stuck:
-            problems.append(
-                f"table emptied: {stuck} entries still in `pending` once every call was over, answered or given up "
-                f"(of the {calls} calls, {abandoned} were callers who hung up before a reply that never came): "
-                "a call's entry leaves in its `finally:`"
+            detail = _(
+                "{stuck} entries still in `pending` once every call was over, answered or given up "
+                "(of the {calls} calls, {abandoned} were callers who hung up before a reply that never came): "
+                "a call's entry leaves in its `finally:`",
+                stuck=stuck,
+                calls=calls,
+                abandoned=abandoned,
             )
+            problems.append(f"table emptied: {detail}")
         return {
             "requests": requests + abandoned,
             "answered": len(traffic.answers) + abandoned,  # a caller that hung up wants no answer

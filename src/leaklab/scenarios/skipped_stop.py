@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from statistics import median
 
+from .._i18n import _, ngettext
 from ._checks import Checks, alive, busy_seconds, python_threads, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
@@ -95,23 +96,28 @@ class ArticleRun:
     def __str__(self) -> str:
         window_ms = self.window_s * 1000
         ending = (
-            f"it returned {self.stop_s * 1000:.2f} ms after the stop signal was set"
+            _("it returned {ms:.2f} ms after the stop signal was set", ms=self.stop_s * 1000)
             if self.ended
-            else f"it was still running {self.stop_s:.1f} s after the stop signal was set"
+            else _("it was still running {s:.1f} s after the stop signal was set", s=self.stop_s)
         )
         return "\n".join(
             [
-                f"the article's worker, its doWork failing at once, for {window_ms:.0f} ms:",
-                f"  doWork called {self.calls:,} times, {self.logged:,} log lines written: "
-                f"{_rate(self.calls / self.window_s)} a second",
-                f"  its thread ran or waited for a CPU {self.busy_share:.0%} of the time",
+                _("the article's worker, its doWork failing at once, for {ms:.0f} ms:", ms=window_ms),
+                "  "
+                + _(
+                    "doWork called {calls:,} times, {logged:,} log lines written: {rate} a second",
+                    calls=self.calls,
+                    logged=self.logged,
+                    rate=_rate(self.calls / self.window_s),
+                ),
+                "  " + _("its thread ran or waited for a CPU {share:.0%} of the time", share=self.busy_share),
                 f"  {ending}",
             ]
         )
 
 
 def _rate(per_second: float) -> str:
-    return f"{per_second / 1e6:.1f} million" if per_second >= 1e6 else f"{per_second:,.0f}"
+    return _("{millions:.1f} million", millions=per_second / 1e6) if per_second >= 1e6 else f"{per_second:,.0f}"
 
 
 def run_article_worker(window_s: float = 0.05) -> ArticleRun:
@@ -203,10 +209,6 @@ class SpinningWorker(LeakyWorker):
 WorkerClass = Callable[..., object]
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
 @dataclass
 class Restarts:
     """What each `stop()` of `restart_while_down` did, and two counts a `Recorder` samples meanwhile
@@ -242,17 +244,35 @@ class Restarts:
     def summary(self) -> str:
         """The stops in a few lines: how long they took, what they said, whether the worker had ended."""
         if not self.took_s:
-            return "no worker was stopped"
+            return _("no worker was stopped")
         stops, took_ms = len(self.took_s), sorted(t * 1000 for t in self.took_s)
         said = {repr(value): self.said.count(value) for value in self.said}
+        returned = ", ".join(
+            ngettext("{value} {n} time", "{value} {n} times", n, value=value) for value, n in said.items()
+        )
         return "\n".join(
             [
-                f"{_plural(stops, 'restart')} during the outage, each worker stopped in its "
-                f"{self.backoff_s * 1000:.0f} ms back-off:",
-                f"  stop() took {median(took_ms):.1f} ms (median), {took_ms[-1]:.1f} ms at the most",
-                "  stop() returned " + ", ".join(f"{value} {_plural(n, 'time')}" for value, n in said.items()),
-                f"  the worker was still running as stop() returned: {self.running_when_stop_returned()} of {stops}",
-                f"  workers asked to stop and still running now: {self.stopped_still_running()}",
+                ngettext(
+                    "{n} restart during the outage, each worker stopped in its {backoff:.0f} ms back-off:",
+                    "{n} restarts during the outage, each worker stopped in its {backoff:.0f} ms back-off:",
+                    stops,
+                    backoff=self.backoff_s * 1000,
+                ),
+                "  "
+                + _(
+                    "stop() took {median:.1f} ms (median), {most:.1f} ms at the most",
+                    median=median(took_ms),
+                    most=took_ms[-1],
+                ),
+                "  " + _("stop() returned {times}", times=returned),
+                "  "
+                + _(
+                    "the worker was still running as stop() returned: {running} of {stops}",
+                    running=self.running_when_stop_returned(),
+                    stops=stops,
+                ),
+                "  "
+                + _("workers asked to stop and still running now: {running}", running=self.stopped_still_running()),
             ]
         )
 
@@ -298,9 +318,9 @@ def restart_while_down(
 
 async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
     """The leak for `leaklab run`: four restarts of the leaky worker per round, the dependency down."""
-    for _ in range(rounds):
+    for _round in range(rounds):
         dependency = restart_while_down(LeakyWorker, cycles=4)
-        yield f"4 workers stopped while the dependency is down ({dependency.failures} failed calls)"
+        yield _("4 workers stopped while the dependency is down ({failed} failed calls)", failed=dependency.failures)
 
 
 # --- grading: what a fresh process runs against the learner's worker -------------------------------
@@ -315,21 +335,32 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
     workers = [t for t in python_threads() if str(t.native_id) in workers_threads]
     jobs.put(1)
     if not wait_until(lambda: dependency.failures >= 1):
-        return "the worker never called the dependency"
+        return _("the worker never called the dependency")
     for more in range(waiting):  # jobs queued behind the failing one, which the dependency cannot do either
         jobs.put(2 + more)
     started = time.monotonic()  # the worker is now in its back-off
     stopped = worker.stop()
     took = time.monotonic() - started
     if alive(workers):  # asked the moment stop() returns: a stop() that only signals leaves it running
-        return f"stop() returned {stopped!r} while the worker's thread was still running: it must wait for it"
+        return _(
+            "stop() returned {stopped!r} while the worker's thread was still running: it must wait for it",
+            stopped=stopped,
+        )
     # join() returns a moment before the operating system has removed the thread: allow for that.
     if not wait_until(lambda: not workers_threads & thread_ids(), 0.5):
-        return f"stop() returned {stopped!r} after {took:.2f} s, but the worker's thread was still running"
+        return _(
+            "stop() returned {stopped!r} after {took:.2f} s, but the worker's thread was still running",
+            stopped=stopped,
+            took=took,
+        )
     if took > min(1.0, backoff_s / 2):
-        return f"stop() took {took:.2f} s with a {backoff_s:g} s back-off: the retry path slept through the stop"
+        return _(
+            "stop() took {took:.2f} s with a {backoff:g} s back-off: the retry path slept through the stop",
+            took=took,
+            backoff=backoff_s,
+        )
     if stopped is not True:
-        return f"stop() returned {stopped!r} although the worker had ended"
+        return _("stop() returned {stopped!r} although the worker had ended", stopped=stopped)
     return ""
 
 
@@ -341,9 +372,16 @@ def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
         for job in range(5):
             jobs.put(job)
         if not wait_until(lambda: dependency.failures >= 5):
-            return f"the worker called the failing dependency {dependency.failures} times, then stopped trying"
+            return _(
+                "the worker called the failing dependency {failures} times, then stopped trying",
+                failures=dependency.failures,
+            )
         if not wait_until(lambda: getattr(worker, "errors", 0) >= dependency.failures - 1, 1.0):
-            return f"worker.errors is {getattr(worker, 'errors', None)!r} after {dependency.failures} failed calls"
+            return _(
+                "worker.errors is {errors!r} after {failures} failed calls",
+                errors=getattr(worker, "errors", None),
+                failures=dependency.failures,
+            )
         return ""
     finally:
         dependency.recover()  # so that even a worker that cannot be stopped ends after this check
@@ -361,9 +399,11 @@ def _backs_off(worker_class: WorkerClass, backoff_s: float, window_s: float) -> 
         # does not back off makes thousands. Ten times the expected count leaves a wide margin.
         limit = 10 * (window_s / backoff_s + 1)
         if dependency.calls > limit:
-            return (
-                f"{dependency.calls} calls in {window_s:g} s with a {backoff_s:g} s back-off: failed calls are retried "
-                "without waiting"
+            return _(
+                "{calls} calls in {window:g} s with a {backoff:g} s back-off: failed calls are retried without waiting",
+                calls=dependency.calls,
+                window=window_s,
+                backoff=backoff_s,
             )
         return ""
     finally:
@@ -382,7 +422,7 @@ def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
         # Divided by the time that really passed: a spinning thread can keep this one waiting for the GIL.
         share = (busy_seconds(exclude=mine) - before) / (time.monotonic() - began)
         if share > 0.25:
-            return f"with nothing to do, the worker kept a CPU busy {share:.0%} of the time: it spins"
+            return _("with nothing to do, the worker kept a CPU busy {share:.0%} of the time: it spins", share=share)
         return ""
     finally:
         worker.stop()
@@ -402,7 +442,11 @@ def _work_gets_done(worker_class: WorkerClass, jobs_count: int, values: tuple[in
         wait_until(lambda: len(getattr(worker, "results", [])) >= len(values))
         results = list(getattr(worker, "results", []))
         if results != expected:
-            return f"after the dependency recovered, worker.results was {results[:8]!r}, expected {expected[:8]!r}"
+            return _(
+                "after the dependency recovered, worker.results was {results!r}, expected {expected!r}",
+                results=results[:8],
+                expected=expected[:8],
+            )
         return ""
     finally:
         worker.stop()

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._i18n import _
 from ._checks import Checks
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
@@ -81,102 +82,117 @@ class Leak:
     runtime: str
 
 
-# The leaky code of each scenario module. A module or a name that does not exist (yet) is skipped, so
-# that the notebook runs while other lessons are written; tests/unit/test_static_checks.py says when
-# a module is missing here or a name no longer exists.
-LEAKY_CODE: dict[str, list[Leak]] = {
-    "forgotten_cancel": [
-        Leak(
-            "leaky_handle_request",
-            "the child task waits forever to hand over its result once the handler gave up",
-            "task count, +64 KiB per abandoned request (01)",
-        ),
-        Leak(
-            "leaky_handle_request_in_thread",
-            "the query thread waits forever in `reply.join()`",
-            "thread count (01)",
-        ),
-    ],
-    "skipped_stop": [
-        Leak(
-            "article_worker",
-            "nothing: it ends the turn after its stop signal, but its `default:` never waits: it spins",
-            "turns and CPU share in 50 ms (02)",
-        ),
-        Leak(
-            "LeakyWorker",
-            "the retry loop sleeps through `stop()`: one thread per restart during an outage",
-            "thread count, +256 KiB per restart (02, and this lesson)",
-        ),
-        Leak(
-            "SpinningWorker",
-            "sees `stop()`, but spins while idle",
-            "CPU time of its thread (02)",
-        ),
-    ],
-    "hung_call": [
-        Leak(
-            "leaky_fetch",
-            "awaits an answer with no deadline: tasks and sockets pile up",
-            "task count, open sockets (03)",
-        ),
-        Leak(
-            "leaky_fetch_in_thread",
-            "a timeout around the thread frees the caller, not the thread stuck in `recv`",
-            "thread count, open sockets (03)",
-        ),
-    ],
-    "lifeless_pool": [
-        Leak(
-            "_leaky_worker",
-            "waits on `queue.get()` for a job that never comes",
-            "thread count (04)",
-        ),
-        Leak(
-            "leaky_process_batch",
-            "starts four workers per batch and never stops them",
-            "thread count, +512 KiB per batch (04)",
-        ),
-    ],
-    "mystery_service": [
-        Leak(
-            "RpcClient",
-            "a caller whose request failed waits for ever on its future; its pending entry keeps the frame",
-            "the task dump's biggest group of identical stacks (05)",
-        ),
-    ],
-    "leak_monitor": [
-        Leak(
-            "LeakyService",
-            "a notifier task per request waits for ever; every fourth request, a thread hangs in a call",
-            "a monitor of task and thread counts (06)",
-        ),
-    ],
-    "week_in_production": [
-        Leak(
-            "LeakyService",
-            "01-04's leaks in one service: a child after a give-up, a deaf flusher, no timeout, workers per batch",
-            "a daily gauge of tasks and threads over a simulated week (08)",
-        ),
-    ],
-    "static_checks": [
-        Leak(
-            "leaky_audit_handler",
-            "a task nobody owns: nothing cancels or awaits it, and it may be destroyed mid-flight",
-            "pending tasks; 'Task was destroyed but it is pending!'",
-        ),
-        Leak(
-            "leaky_blocking_retry",
-            "a retry in `async def` that sleeps with `time.sleep`: the event loop is blocked, nothing can set `stop`",
-            "the event loop's lag: every other task stalls",
-        ),
-        Leak(
-            "leaky_async_retry",
-            "a deaf retry: `stop` is never looked at while the calls fail",
-            "task count after `stop` (02's asyncio flavour)",
-        ),
-    ],
-}
+def leak_table() -> dict[str, list[Leak]]:
+    """The leaky code of each scenario module, what it leaks and how its lesson caught it, in the learner's
+    language (read when the survey is made).
+
+    A module or a name that does not exist (yet) is skipped, so that the notebook runs while other lessons
+    are written; tests/unit/test_static_checks.py says when a module is missing here or a name no longer
+    exists."""
+    return {
+        "forgotten_cancel": [
+            Leak(
+                "leaky_handle_request",
+                _("the child task waits forever to hand over its result once the handler gave up"),
+                _("task count, +64 KiB per abandoned request (01)"),
+            ),
+            Leak(
+                "leaky_handle_request_in_thread",
+                _("the query thread waits forever in `reply.join()`"),
+                _("thread count (01)"),
+            ),
+        ],
+        "skipped_stop": [
+            Leak(
+                "article_worker",
+                _("nothing: it ends the turn after its stop signal, but its `default:` never waits: it spins"),
+                _("turns and CPU share in 50 ms (02)"),
+            ),
+            Leak(
+                "LeakyWorker",
+                _("the retry loop sleeps through `stop()`: one thread per restart during an outage"),
+                _("thread count, +256 KiB per restart (02, and this lesson)"),
+            ),
+            Leak(
+                "SpinningWorker",
+                _("sees `stop()`, but spins while idle"),
+                _("CPU time of its thread (02)"),
+            ),
+        ],
+        "hung_call": [
+            Leak(
+                "leaky_fetch",
+                _("awaits an answer with no deadline: tasks and sockets pile up"),
+                _("task count, open sockets (03)"),
+            ),
+            Leak(
+                "leaky_fetch_in_thread",
+                _("a timeout around the thread frees the caller, not the thread stuck in `recv`"),
+                _("thread count, open sockets (03)"),
+            ),
+        ],
+        "lifeless_pool": [
+            Leak(
+                "_leaky_worker",
+                _("waits on `queue.get()` for a job that never comes"),
+                _("thread count (04)"),
+            ),
+            Leak(
+                "leaky_process_batch",
+                _("starts four workers per batch and never stops them"),
+                _("thread count, +512 KiB per batch (04)"),
+            ),
+        ],
+        "mystery_service": [
+            Leak(
+                "RpcClient",
+                _("a caller whose request failed waits for ever on its future; its pending entry keeps the frame"),
+                _("the task dump's biggest group of identical stacks (05)"),
+            ),
+        ],
+        "leak_monitor": [
+            Leak(
+                "LeakyService",
+                _("a notifier task per request waits for ever; every fourth request, a thread hangs in a call"),
+                _("a monitor of task and thread counts (06)"),
+            ),
+        ],
+        "week_in_production": [
+            Leak(
+                "LeakyService",
+                _(
+                    "01-04's leaks in one service: a child after a give-up, a deaf flusher, no timeout, "
+                    "workers per batch"
+                ),
+                _("a daily gauge of tasks and threads over a simulated week (08)"),
+            ),
+        ],
+        "static_checks": [
+            Leak(
+                "leaky_audit_handler",
+                _("a task nobody owns: nothing cancels or awaits it, and it may be destroyed mid-flight"),
+                _("pending tasks; 'Task was destroyed but it is pending!'"),
+            ),
+            Leak(
+                "leaky_blocking_retry",
+                _(
+                    "a retry in `async def` that sleeps with `time.sleep`: the event loop is blocked, "
+                    "nothing can set `stop`"
+                ),
+                _("the event loop's lag: every other task stalls"),
+            ),
+            Leak(
+                "leaky_async_retry",
+                _("a deaf retry: `stop` is never looked at while the calls fail"),
+                _("task count after `stop` (02's asyncio flavour)"),
+            ),
+        ],
+    }
+
+
+# The leaky code of each scenario module, as `leak_table()` gave it on import (its descriptions in the
+# language of that moment: the survey calls `leak_table()` itself, to describe them in the learner's).
+LEAKY_CODE: dict[str, list[Leak]] = leak_table()
 
 
 @dataclass(frozen=True)
@@ -218,7 +234,7 @@ def _imports(path: Path) -> str:
 def leaky_code() -> list[LeakyCode]:
     """The leaky code of every scenario module that exists, with its source extracted by `inspect`."""
     found = []
-    for scenario, leaks in LEAKY_CODE.items():
+    for scenario, leaks in leak_table().items():
         try:
             module = importlib.import_module(f"leaklab.scenarios.{scenario}")
         except Exception:  # a lesson not written yet, or half-written
@@ -282,12 +298,13 @@ class Row:
     checker: list[int] | str | None = None  # the learner's check: module lines, or what it raised
 
     def ruff_text(self) -> str:
-        return ", ".join(f"**{rule}** (line {line})" for rule, line in self.ruff) or "nothing"
+        found = [_("**{rule}** (line {line})", rule=rule, line=line) for rule, line in self.ruff]
+        return ", ".join(found) or _("nothing")
 
     def checker_text(self) -> str:
         if isinstance(self.checker, str):
             return self.checker
-        return ", ".join(f"**deaf retry** (line {line})" for line in self.checker or []) or "nothing"
+        return ", ".join(_("**deaf retry** (line {line})", line=line) for line in self.checker or []) or _("nothing")
 
 
 @dataclass(repr=False)
@@ -298,12 +315,11 @@ class Survey:
     with_checker: bool = False
 
     def _repr_markdown_(self) -> str:
-        head = "| lesson | leaky code | what leaks | ruff `RUF006,ASYNC` |"
-        rule = "|---|---|---|---|"
+        columns = [_("lesson"), _("leaky code"), _("what leaks"), "ruff `RUF006,ASYNC`"]
         if self.with_checker:
-            head, rule = head + " your check |", rule + "---|"
-        head, rule = head + " found at runtime by |", rule + "---|"
-        lines = [head, rule]
+            columns.append(_("your check"))
+        columns.append(_("found at runtime by"))
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for row in self.rows:
             cells = [
                 row.code.lesson,
@@ -334,7 +350,7 @@ def survey(checker: Callable[[str], list[int]] | None = None) -> Survey:
             try:
                 row.checker = [code.module_line(line) for line in checker(code.source)]
             except Exception as exc:
-                row.checker = f"raised {type(exc).__name__}"
+                row.checker = _("raised {error}", error=type(exc).__name__)
         rows.append(row)
     return Survey(rows, with_checker=checker is not None)
 
@@ -656,7 +672,9 @@ def snippets_from(option: str | dict[str, str]) -> list[Snippet]:
     if option == "visible":
         return VISIBLE
     if not isinstance(option, dict) or not all(isinstance(v, str) for v in option.values()):
-        raise ValueError(f'snippets must be "visible" or a dict of name -> marked source, not {option!r:.60}')
+        raise ValueError(
+            _('snippets must be "visible" or a dict of name -> marked source, not {option!r:.60}', option=option)
+        )
     return [_snippet(name, text, "asyncio" if "async def" in text else "thread") for name, text in option.items()]
 
 
@@ -675,19 +693,39 @@ def _lines_found(checker: Checker, source: str) -> list[int] | str:
 def _grade(found: dict[str, list[int] | str], snippets: list[Snippet], checks: Checks) -> None:
     flagged_any = any(isinstance(found[s.name], list) and found[s.name] for s in snippets if s.deaf)
     for snippet in snippets:
-        lines, where = found[snippet.name], f"snippet {snippet.name!r}"
+        lines, name, deaf = found[snippet.name], snippet.name, list(snippet.deaf)
         if isinstance(lines, str):  # it raised, or returned something else: this snippet fails
-            problem = exact = flagged = f"{where}: {lines}"
+            problem = exact = flagged = _("snippet {name!r}: {said}", name=name, said=lines)
         else:
-            problem = f"{where} is correct, but your check flagged lines {lines}" if lines else ""
-            exact = "" if lines == list(snippet.deaf) else f"{where}: deaf handlers on lines {list(snippet.deaf)}, "
-            exact += "" if not exact else f"your check said {lines}"
-            flagged = "" if lines else f"{where}: not flagged, yet it has deaf handlers on lines {list(snippet.deaf)}"
+            problem = (
+                _("snippet {name!r} is correct, but your check flagged lines {lines}", name=name, lines=lines)
+                if lines
+                else ""
+            )
+            exact = (
+                ""
+                if lines == deaf
+                else _(
+                    "snippet {name!r}: deaf handlers on lines {deaf}, your check said {lines}",
+                    name=name,
+                    deaf=deaf,
+                    lines=lines,
+                )
+            )
+            flagged = (
+                ""
+                if lines
+                else _("snippet {name!r}: not flagged, yet it has deaf handlers on lines {deaf}", name=name, deaf=deaf)
+            )
         if snippet.case:  # what kind of case it is, after what went wrong (nbgrader's Validate cuts long lines)
             problem, exact, flagged = (f"{said} ({snippet.case})" if said else "" for said in (problem, exact, flagged))
         if not snippet.deaf:
             if not problem and not flagged_any:
-                problem = f"{where}: your check flags none of the leaky snippets either: passing this one says nothing"
+                problem = _(
+                    "snippet {name!r}: your check flags none of the leaky snippets either: "
+                    "passing this one says nothing",
+                    name=name,
+                )
             checks.record("passes_correct", problem)
         elif snippet.flavour == "asyncio":
             checks.record("async_flavour", exact)
@@ -722,7 +760,7 @@ def judge(outcome: dict, *, snippets: str | dict[str, str] = "visible") -> dict:
     for snippet in snippets_from(snippets):
         said = reported.get(snippet.name)  # type: ignore[union-attr]
         readable = isinstance(said, str) or (isinstance(said, list) and all(type(n) is int for n in said))
-        found[snippet.name] = said if readable else "gave no answer the grader can read"  # type: ignore[assignment]
+        found[snippet.name] = said if readable else _("gave no answer the grader can read")  # type: ignore[assignment]
     checks = Checks()
     _grade(found, snippets_from(snippets), checks)
     return checks.summary()

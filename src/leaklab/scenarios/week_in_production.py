@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 
 from .._census import Census
+from .._i18n import _
 from .._stacks import counted
 from . import lifeless_pool
 from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, slow_query, witness
@@ -63,8 +64,9 @@ _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its 
 
 _AT_REST_S = 0.015  # a pause after start(), before the traffic: longer than two of memray's snapshot intervals
 
-# The plots' time axis: here a round of traffic, a few milliseconds, stands for half a day.
-WEEK_AXIS = "time since the week began (ms; a round of traffic stands for half a day)"
+# The plots' time axis: here a round of traffic, a few milliseconds, stands for half a day. In the language of
+# the process that imports this module (a kernel's is its notebook's, and does not change).
+WEEK_AXIS = _("time since the week began (ms; a round of traffic stands for half a day)")
 
 
 def handle(job: int) -> int:
@@ -206,17 +208,22 @@ class LeakyService:
                 buffer[0] = job % 256
                 done.put((index, handle(job)))
 
-        for _ in range(WORKERS_PER_BATCH):
+        for _worker in range(WORKERS_PER_BATCH):
             threading.Thread(target=worker, name="batch-worker", daemon=True).start()
         for item in enumerate(jobs):
             todo.put(item)
-        results = dict(done.get() for _ in jobs)
+        results = dict(done.get() for _job in jobs)
         return [results[index] for index in range(len(jobs))]
 
 
 # --- the monitor: a daily gauge of live tasks and threads ------------------------------------------
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+def _day_name(day: int) -> str:
+    """Day `day` of the week (day 1 a Monday) as the gauge's log names it, in the learner's language."""
+    # TRANSLATORS: the days of the week, short, as a log line starts with them ("Mon 23:59 gauge ...").
+    names = (_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun"))
+    return names[(day - 1) % 7]
 
 
 @dataclass
@@ -235,9 +242,21 @@ class DailyGauge:
         if alert:
             self.alerts.append(day)
         if self.log:
-            name = _DAYS[(day - 1) % 7]
-            line = f"{name} 23:59 gauge live_tasks={tasks} live_threads={threads}"
-            print(line + (f"  ALERT: {tasks + threads} > {self.threshold}" if alert else ""))
+            name = _day_name(day)
+            # TRANSLATORS: a log line; live_tasks= and live_threads= are the gauge's names for its values.
+            line = _(
+                "{day} 23:59 gauge live_tasks={tasks} live_threads={threads}", day=name, tasks=tasks, threads=threads
+            )
+            if alert:
+                line = _(
+                    "{day} 23:59 gauge live_tasks={tasks} live_threads={threads}  ALERT: {total} > {threshold}",
+                    day=name,
+                    tasks=tasks,
+                    threads=threads,
+                    total=tasks + threads,
+                    threshold=self.threshold,
+                )
+            print(line)
 
 
 # --- the traffic ---------------------------------------------------------------------------------------
@@ -253,7 +272,7 @@ class Served:
     kind: str
     ended_with: str = "nothing"  # "result", an exception's name, or "nothing" (never answered)
     right: bool = False
-    problem: str = "never answered"
+    problem: str = field(default_factory=lambda: _("never answered"))
     key: str = ""  # the key of a lookup the service answers
 
 
@@ -299,7 +318,9 @@ def _early(deadline_ms: float, started: float) -> str:
     took_ms = (_monotonic() - started) * 1000
     if took_ms >= deadline_ms:
         return ""
-    return f"TimeoutError after {took_ms:.0f} ms, before its deadline of {deadline_ms:g} ms"
+    return _(
+        "TimeoutError after {took:.0f} ms, before its deadline of {deadline:g} ms", took=took_ms, deadline=deadline_ms
+    )
 
 
 def _judge_report(request: Request, gives_up: bool, served: Served, started: float, task: asyncio.Task) -> None:
@@ -307,15 +328,17 @@ def _judge_report(request: Request, gives_up: bool, served: Served, started: flo
     problems = []
     expected = "TimeoutError" if gives_up else "result"
     if served.ended_with != expected:
-        problems.append(f"ended with {served.ended_with}, expected {expected}")
+        problems.append(
+            _("ended with {ended_with}, expected {expected}", ended_with=served.ended_with, expected=expected)
+        )
     elif gives_up and (early := _early(request.deadline_ms, started)):
         problems.append(early)
     elif not gives_up and (seen.result is None or task.result() is not seen.result()):
-        problems.append("returned something other than the query's own result")
+        problems.append(_("returned something other than the query's own result"))
     elif gives_up and seen.query_done_at is not None:
-        problems.append("gave up only after the query had finished: it kept its client waiting")
+        problems.append(_("gave up only after the query had finished: it kept its client waiting"))
     if seen.queries != 1:
-        problems.append(f"the query ran {seen.queries} times, expected once")
+        problems.append(_("the query ran {queries} times, expected once", queries=seen.queries))
     served.right, served.problem = not problems, "; ".join(problems)
     request.client_gone.set()  # a query whose client gave up may answer now: too late
 
@@ -325,11 +348,18 @@ def _judge_lookup(lookup: Lookup, stuck: bool, answer: str, served: Served, star
     expected = "TimeoutError" if stuck else "result"
     value = task.result() if served.ended_with == "result" else None
     if served.ended_with != expected:
-        served.problem = f"{lookup.key}: ended with {served.ended_with}, expected {expected}"
+        served.problem = _(
+            "{key}: ended with {ended_with}, expected {expected}",
+            key=lookup.key,
+            ended_with=served.ended_with,
+            expected=expected,
+        )
     elif stuck and (early := _early(lookup.deadline_ms, started)):
         served.problem = f"{lookup.key}: {early}"
     elif not stuck and value != answer:
-        served.problem = f"{lookup.key}: answered {str(value)[:40]!r}, not the key-value service's answer"
+        served.problem = _(
+            "{key}: answered {value!r}, not the key-value service's answer", key=lookup.key, value=str(value)[:40]
+        )
     else:
         served.right, served.problem = True, ""
 
@@ -337,7 +367,7 @@ def _judge_lookup(lookup: Lookup, stuck: bool, answer: str, served: Served, star
 def _judge_status(served: Served, task: asyncio.Task) -> None:
     served.ended_with = _ended_with(task)
     served.right = served.ended_with == "result" and task.result() == "ok"
-    served.problem = "" if served.right else f"ended with {served.ended_with}, expected 'ok'"
+    served.problem = "" if served.right else _("ended with {ended_with}, expected 'ok'", ended_with=served.ended_with)
 
 
 _START, _JOIN, _IS_ALIVE = (getattr(threading.Thread, name).__code__ for name in ("start", "join", "is_alive"))
@@ -431,7 +461,10 @@ class _Owners:
         if call == "stop":
             if left := self._unwaited("batch"):
                 self.batch_problems.append(
-                    f"{len(left)} threads a batch started ended after batch() had returned: it did not wait for them"
+                    _(
+                        "{count} threads a batch started ended after batch() had returned: it did not wait for them",
+                        count=len(left),
+                    )
                 )
             self._release(("batch",))
         self.current = call
@@ -440,16 +473,25 @@ class _Owners:
         """Right after a call returned: what it should have waited for must have ended."""
         self.current = ""
         if call == "batch" and (left := self._unwaited("batch")):
-            self.batch_problems.append(f"batch() returned before {len(left)} of its threads had ended (not joined)")
+            self.batch_problems.append(
+                _("batch() returned before {count} of its threads had ended (not joined)", count=len(left))
+            )
             self._release(("batch",))
         elif call == "stop":
-            for owner, problems, what in (
-                ("start", self.stop_problems, "a thread start() started (the flusher)"),
-                ("batch", self.batch_problems, "a thread a batch started (its pool)"),
-            ):
+            for owner, problems in (("start", self.stop_problems), ("batch", self.batch_problems)):
                 if running := self._alive((owner,)):
                     left = counted(len(running), "thread")
-                    problems.append(f"stop() returned while {what} was still running ({left})")
+                    if owner == "start":
+                        problem = _(
+                            "stop() returned while a thread start() started (the flusher) was still running ({left})",
+                            left=left,
+                        )
+                    else:
+                        problem = _(
+                            "stop() returned while a thread a batch started (its pool) was still running ({left})",
+                            left=left,
+                        )
+                    problems.append(problem)
             self._release(("start", "batch"))
 
     def close(self) -> None:
@@ -487,7 +529,7 @@ class _Driver:
                 self.owners.end(name)
 
         future = asyncio.get_running_loop().run_in_executor(self.executor, timed)
-        done, _ = await asyncio.wait({future}, timeout=self.patience_s)
+        done, _pending = await asyncio.wait({future}, timeout=self.patience_s)
         if not done:  # stuck for good: that thread is the service's leftover; later calls get a fresh one
             self.jammed.append(self.executor)
             self.executor.shutdown(wait=False)
@@ -562,20 +604,29 @@ class _Traffic:
             served.ended_with, served.right, served.problem = "result", True, ""
             self.week.recorded.append(self.next_id)
         except Exception as exc:
-            served.ended_with, served.problem = type(exc).__name__, f"record() raised {type(exc).__name__}"
+            served.ended_with = type(exc).__name__
+            served.problem = _("record() raised {error}", error=type(exc).__name__)
         if not self.week.sink._down.is_set():
             self.week.up_events.append(self.next_id)
 
     async def batch(self) -> None:
-        jobs = [self.rng.randrange(1000) for _ in range(self.rng.randrange(6, 12))]
+        jobs = [self.rng.randrange(1000) for _job in range(self.rng.randrange(6, 12))]
         served, before = self._served("batch"), _handled[0]
-        served.ended_with, value, _ = await self.driver.call("batch", self.service.batch, jobs)
+        served.ended_with, value, _took = await self.driver.call("batch", self.service.batch, jobs)
         if served.ended_with != "result":
-            served.problem = f"a batch of {len(jobs)} ended with {served.ended_with}"
+            served.problem = _(
+                "a batch of {count} ended with {ended_with}", count=len(jobs), ended_with=served.ended_with
+            )
         elif value != [job * job for job in jobs]:
-            served.problem = f"batch {jobs[:3]}... returned {str(value)[:30]}..., not handle(job) for each job"
+            served.problem = _(
+                "batch {jobs}... returned {value}..., not handle(job) for each job",
+                jobs=jobs[:3],
+                value=str(value)[:30],
+            )
         elif _handled[0] - before != len(jobs):
-            served.problem = f"a batch of {len(jobs)} jobs called handle() {_handled[0] - before} times"
+            served.problem = _(
+                "a batch of {count} jobs called handle() {calls} times", count=len(jobs), calls=_handled[0] - before
+            )
         else:
             served.right, served.problem = True, ""
 
@@ -588,9 +639,13 @@ class _Traffic:
             self.week.stops.append(took)
         if status == "nothing":
             self.week.jammed = True
-            self.week.lifecycle_problems.append(f"{method}() had not returned after {self.driver.patience_s:g} s")
-        elif status != "result":
-            self.week.lifecycle_problems.append(f"{method}() ended with {status}: {value}")
+            self.week.lifecycle_problems.append(
+                _("{method}() had not returned after {patience:g} s", method=method, patience=self.driver.patience_s)
+            )
+        elif status != "result":  # `still_stubbed` reads the call off the front: it stays as it is, outside `_()`
+            self.week.lifecycle_problems.append(
+                f"{method}() " + _("ended with {status}: {value}", status=status, value=value)
+            )
 
 
 async def replay_week(
@@ -651,14 +706,14 @@ async def replay_week(
                 await _wait_for(up_events_delivered, patience_ms / 1000)
                 week.sink.go_down()
             today: list[asyncio.Task] = []
-            for _ in range(rounds):
+            for _round in range(rounds):
                 round_ends = _monotonic() + round_ms / 1000  # the round's batches run within its time
-                today += [traffic.report() for _ in range(mix.get("report", 0))]
-                today += [traffic.lookup() for _ in range(mix.get("lookup", 0))]
-                today += [traffic.status() for _ in range(mix.get("status", 0))]
-                for _ in range(mix.get("events", 0)):
+                today += [traffic.report() for _request in range(mix.get("report", 0))]
+                today += [traffic.lookup() for _request in range(mix.get("lookup", 0))]
+                today += [traffic.status() for _request in range(mix.get("status", 0))]
+                for _request in range(mix.get("events", 0)):
                     traffic.events()
-                for _ in range(mix.get("batch", 0)):
+                for _request in range(mix.get("batch", 0)):
                     await traffic.batch()
                 await asyncio.sleep(max(0.0, round_ends - _monotonic()))
                 if restart_every_round:
@@ -695,8 +750,15 @@ async def replay_week(
         if wrong := [e for e in week.recorded if not once(e, waiting)]:
             times, back = week.sink.delivered.get(wrong[0], 0), waiting.count(wrong[0])
             week.lifecycle_problems.append(
-                f"{len(wrong)} of {len(week.recorded)} recorded events were not delivered once or back on self.events "
-                f"after stop() (event {wrong[0]}: delivered {times} times, on self.events {back} times)"
+                _(
+                    "{wrong} of {recorded} recorded events were not delivered once or back on self.events "
+                    "after stop() (event {event}: delivered {times} times, on self.events {back} times)",
+                    wrong=len(wrong),
+                    recorded=len(week.recorded),
+                    event=wrong[0],
+                    times=times,
+                    back=back,
+                )
             )
         # An event recorded while the sink was up is delivered once, however often the service restarted.
         if not week.sink._down.is_set():  # (after an outage, the wait before it has already had its chance)
@@ -704,8 +766,13 @@ async def replay_week(
         if undelivered := [e for e in week.up_events if week.sink.delivered.get(e, 0) != 1]:
             times = week.sink.delivered.get(undelivered[0], 0)
             week.lifecycle_problems.append(
-                f"{len(undelivered)} events recorded while the sink was up were not delivered exactly once "
-                f"(event {undelivered[0]}: {times} times)"
+                _(
+                    "{count} events recorded while the sink was up were not delivered exactly once "
+                    "(event {event}: {times} times)",
+                    count=len(undelivered),
+                    event=undelivered[0],
+                    times=times,
+                )
             )
     finally:
         driver.close()  # (the hook holding the service's threads goes, whatever happened)
@@ -784,8 +851,11 @@ def week_markers(week: Week, started_ms: float) -> list[tuple[float, str]]:
     markers = []
     for day, at in enumerate(week.day_ends, start=1):
         tasks, threads = week.gauge.readings[day - 1]
-        alert = f": ALERT ({tasks + threads})" if day in week.gauge.alerts[:1] else ""
-        markers.append((at - started_ms, f"{_DAYS[(day - 1) % 7]} ends{alert}"))
+        if day in week.gauge.alerts[:1]:
+            label = _("{day} ends: ALERT ({total})", day=_day_name(day), total=tasks + threads)
+        else:
+            label = _("{day} ends", day=_day_name(day))
+        markers.append((at - started_ms, label))
     return markers
 
 
@@ -803,30 +873,55 @@ def week_summary(week: Week, recording: object) -> str:
     sockets still alive, and every way a request or a restart went wrong (the first few of each)."""
     heaps = heap_by_day(recording, week)
     sockets = recording.series.get("open sockets", [0])  # type: ignore[attr-defined]
+    readings = " ".join(str(tasks + threads) for tasks, threads in week.gauge.readings)
+    if week.gauge.alerts:
+        gauge = _(
+            "the gauge each night (tasks + threads): {readings}; alerts on day {days}",
+            readings=readings,
+            days=", ".join(map(str, week.gauge.alerts)),
+        )
+    else:
+        gauge = _("the gauge each night (tasks + threads): {readings}; no alert", readings=readings)
     lines = [
-        f"heap from {heaps[0] / 2**20:.2f} MiB once started to {heaps[-1] / 2**20:.2f} MiB on Sunday night: "
-        f"x{heaps[-1] / heaps[0]:.2f}",
-        f"left alive: {recording.leftover_tasks} tasks, {recording.leftover_threads} threads, "  # type: ignore[attr-defined]
-        f"{sockets[-1]} open sockets",
-        "the gauge each night (tasks + threads): "
-        + " ".join(str(tasks + threads) for tasks, threads in week.gauge.readings)
-        + (f"; alerts on day {', '.join(map(str, week.gauge.alerts))}" if week.gauge.alerts else "; no alert"),
+        _(
+            "heap from {start:.2f} MiB once started to {end:.2f} MiB on Sunday night: x{growth:.2f}",
+            start=heaps[0] / 2**20,
+            end=heaps[-1] / 2**20,
+            growth=heaps[-1] / heaps[0],
+        ),
+        _(
+            "left alive: {tasks} tasks, {threads} threads, {sockets} open sockets",
+            tasks=recording.leftover_tasks,  # type: ignore[attr-defined]
+            threads=recording.leftover_threads,  # type: ignore[attr-defined]
+            sockets=sockets[-1],
+        ),
+        gauge,
     ]
     if week.unclosed:
         lines.append(
-            f"sockets: {week.unclosed} connections the service never closed (asyncio closed each once its writer "
-            "was freed, with a ResourceWarning; the grader keeps every task to the end, and finds them open)"
+            _(
+                "sockets: {count} connections the service never closed (asyncio closed each once its writer "
+                "was freed, with a ResourceWarning; the grader keeps every task to the end, and finds them open)",
+                count=week.unclosed,
+            )
         )
     if week.problems:
-        lines.append(f"requests: {len(week.problems)} of {len(week.served)} did not end as specified:")
+        lines.append(
+            _(
+                "requests: {wrong} of {total} did not end as specified:",
+                wrong=len(week.problems),
+                total=len(week.served),
+            )
+        )
         lines += [f"  {problem}" for problem in week.problems[:4]]
     else:
-        lines.append(f"requests: all {len(week.served)} ended as specified")
+        lines.append(_("requests: all {total} ended as specified", total=len(week.served)))
     # What the threads and the restarts did: seen by the replay's own hook, even where nothing is left at the end.
     threads = [*week.batch_problems[:2], *week.stop_problems[:2], *week.lifecycle_problems[:2]]
-    lines.append(
-        "threads, restarts and events:" + ("" if threads else " every thread joined, every event accounted for")
-    )
+    if threads:
+        lines.append(_("threads, restarts and events:"))
+    else:
+        lines.append(_("threads, restarts and events: every thread joined, every event accounted for"))
     lines += [f"  {problem}" for problem in threads]
     return "\n".join(lines)
 
@@ -863,38 +958,59 @@ def check_diagnosis(groups: object, holds_most: object) -> None:
     `groups` are not the dump's four groups of the service, biggest first, or `holds_most` not the one memray
     finds holding the most. The messages say where to look, never what the answer is."""
     __tracebackhide__ = True
-    assert isinstance(groups, list | tuple) and all(isinstance(name, str) for name in groups), (
-        f"DUMP_GROUPS should be a list of str, the functions' names; it is {groups!r}"
+    assert isinstance(groups, list | tuple) and all(isinstance(name, str) for name in groups), _(
+        "DUMP_GROUPS should be a list of str, the functions' names; it is {groups!r}", groups=groups
     )
-    assert isinstance(holds_most, str), f"HOLDS_MOST should be a str, a function's name; it is {holds_most!r}"
+    assert isinstance(holds_most, str), _(
+        "HOLDS_MOST should be a str, a function's name; it is {holds_most!r}", holds_most=holds_most
+    )
     named = [_bare(name) for name in groups]
-    assert len(named) == 4, f"DUMP_GROUPS names {len(named)} groups; the service has four big groups in the dump"
+    assert len(named) == 4, _(
+        "DUMP_GROUPS names {count} groups; the service has four big groups in the dump", count=len(named)
+    )
     strangers = [name for name in [*named, _bare(holds_most)] if name not in _service_functions()]
-    assert not strangers, (
-        f"{strangers}: not functions of the service's code; read each group's innermost frame in "
-        "week_in_production.py, below those of threading.py, queue.py or asyncio"
+    assert not strangers, _(
+        "{strangers}: not functions of the service's code; read each group's innermost frame in "
+        "week_in_production.py, below those of threading.py, queue.py or asyncio",
+        strangers=strangers,
     )
     for name in named:
         if name in _STARTED_BY and name not in _DUMP_GROUPS:
-            raise AssertionError(
-                f"`{name}` starts {_STARTED_BY[name]} of a group, but the dump names where they wait, not who "
-                "started them: the first frame of week_in_production.py in the group, reading from the top"
-            )
-    assert len(set(named)) == 4, f"DUMP_GROUPS = {groups!r} names a group twice; the four groups wait in four places"
+            if _STARTED_BY[name] == "threads":
+                message = _(
+                    "`{name}` starts threads of a group, but the dump names where they wait, not who "
+                    "started them: the first frame of week_in_production.py in the group, reading from the top",
+                    name=name,
+                )
+            else:
+                message = _(
+                    "`{name}` starts tasks of a group, but the dump names where they wait, not who "
+                    "started them: the first frame of week_in_production.py in the group, reading from the top",
+                    name=name,
+                )
+            raise AssertionError(message)
+    assert len(set(named)) == 4, _(
+        "DUMP_GROUPS = {groups!r} names a group twice; the four groups wait in four places", groups=groups
+    )
     missing = [name for name in named if name not in _DUMP_GROUPS]
-    assert not missing, f"{missing}: no big group of the dump waits there; read the groups again, one by one"
-    assert named == list(_DUMP_GROUPS), (
+    assert not missing, _(
+        "{missing}: no big group of the dump waits there; read the groups again, one by one", missing=missing
+    )
+    assert named == list(_DUMP_GROUPS), _(
         "the right four groups, but not biggest first: order them by the count that opens each group "
         "(`N @ ...`), the largest first"
     )
     holder = _bare(holds_most)
-    assert holder != "__init__", (
+    assert holder != "__init__", _(
         "`__init__` is the service's own working set, held by design, not a leak: leave it out of memray's sums"
     )
-    assert holder in _DUMP_GROUPS, f"HOLDS_MOST = {holds_most!r} is not one of the four groups you named"
-    assert holder == _HOLDS_MOST, (
-        f"HOLDS_MOST = {holds_most!r}: by memray's sums, another of the four groups holds more; the count of a "
-        "group is not its memory, read the MiB beside each function"
+    assert holder in _DUMP_GROUPS, _(
+        "HOLDS_MOST = {holds_most!r} is not one of the four groups you named", holds_most=holds_most
+    )
+    assert holder == _HOLDS_MOST, _(
+        "HOLDS_MOST = {holds_most!r}: by memray's sums, another of the four groups holds more; the count of a "
+        "group is not its memory, read the MiB beside each function",
+        holds_most=holds_most,
     )
 
 
@@ -927,7 +1043,7 @@ def _measure_the_diagnosis() -> tuple[list[str], str]:
             groups.append(own)
     held: dict[str, int] = {}
     for record in memray.FileReader(capture).get_leaked_allocation_records(merge_threads=True):
-        own = _own_function([(function, file) for function, file, _ in record.stack_trace()])
+        own = _own_function([(function, file) for function, file, _line in record.stack_trace()])
         if own and own != "__init__":  # the service's working set, held by design
             held[own] = held.get(own, 0) + record.size
     return groups, max(held, key=held.__getitem__)
@@ -940,7 +1056,12 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
     for day in range(rounds):
         week = await replay_week(LeakyService, address, days=1, seed=day, gauge=DailyGauge(log=False))
         tasks, threads = week.gauge.readings[-1]
-        yield f"day {day + 1}: {len(week.served)} requests; the gauge reads {tasks + threads}"
+        yield _(
+            "day {day}: {requests} requests; the gauge reads {total}",
+            day=day + 1,
+            requests=len(week.served),
+            total=tasks + threads,
+        )
 
 
 # --- grading: what a fresh process runs against the learner's service ----------------------------------
@@ -973,11 +1094,11 @@ class _Left:
     def problems(self) -> list[str]:
         found = []
         if self.tasks:
-            found.append(f"{self.tasks} tasks were still pending after the week")
+            found.append(_("{count} tasks were still pending after the week", count=self.tasks))
         if self.threads:
-            found.append(f"{self.threads} threads were still running after the week")
+            found.append(_("{count} threads were still running after the week", count=self.threads))
         if self.sockets:
-            found.append(f"{self.sockets} sockets were still open after the week")
+            found.append(_("{count} sockets were still open after the week", count=self.sockets))
         return found
 
 
@@ -1038,10 +1159,11 @@ def probe(
 
     def summary() -> dict:
         asked = answered_keys(address)  # a lookup answered without asking the service made its answer up
-        for week, _ in results.values():
+        for week, _left in results.values():
             for served in week.served:
                 if served.key and served.right and served.key not in asked:
-                    served.right, served.problem = False, f"{served.key}: answered without asking the key-value service"
+                    served.right = False
+                    served.problem = _("{key}: answered without asking the key-value service", key=served.key)
         counts: dict[str, object] = {}
         problems: list[str] = []
         requests = 0
@@ -1049,7 +1171,8 @@ def probe(
             label = _LABELS[kind]
             if kind not in results:  # the run ran out of its budget before this phase
                 counts[f"{label}_leave_nothing"] = counts[f"{label}_answer_right"] = [0, 1]
-                problems.append(f"{label} answer right: the grader's budget ran out before these requests were sent")
+                why = _("the grader's budget ran out before these requests were sent")
+                problems.append(f"{label} answer right: {why}")
                 continue
             week, left = results[kind]
             requests += len(week.served)
@@ -1061,8 +1184,12 @@ def probe(
                 slow = [took for took in week.stops if took > min(1.0, backoff_s / 2)]
                 if slow:
                     leaks.append(
-                        f"stop() took up to {max(slow):.2f} s with a {backoff_s:g} s back-off while the sink was "
-                        "down: the retry loop slept through the stop signal"
+                        _(
+                            "stop() took up to {took:.2f} s with a {backoff:g} s back-off while the sink was "
+                            "down: the retry loop slept through the stop signal",
+                            took=max(slow),
+                            backoff=backoff_s,
+                        )
                     )
             checks = 4 if kind == "events" else 3
             counts[f"{label}_leave_nothing"] = [checks - min(checks, len(leaks)), checks]
@@ -1079,15 +1206,23 @@ def probe(
             requests += len(week.served)
             flat = left.problems() + week.batch_problems[:1] + week.stop_problems[:1] + week.lifecycle_problems[:1]
             if week.problems:
-                flat.append(f"{len(week.problems)} of {len(week.served)} requests did not end as specified")
+                flat.append(
+                    _(
+                        "{wrong} of {total} requests did not end as specified",
+                        wrong=len(week.problems),
+                        total=len(week.served),
+                    )
+                )
             counts["week_flat"] = [4 - min(4, len(flat)), 4]
             problems += [f"week flat: {p}" for p in flat]
             if flat:
                 readings = ", ".join(str(tasks + threads) for tasks, threads in week.gauge.readings)
-                problems.append(f"week flat: the gauge's live tasks + threads at each day's end: {readings}")
+                gauge = _("the gauge's live tasks + threads at each day's end: {readings}", readings=readings)
+                problems.append(f"week flat: {gauge}")
         else:
             counts["week_flat"] = [0, 1]
-            problems.append("week flat: the grader's budget ran out before the week was over")
+            why = _("the grader's budget ran out before the week was over")
+            problems.append(f"week flat: {why}")
         units = {f"{label}_leave_nothing": "checks" for label in _LABELS.values()} | {"week_flat": "checks"}
         return {"requests": requests, "answered": requests, **counts, "units": units, "problems": problems}
 

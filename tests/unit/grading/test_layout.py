@@ -23,13 +23,13 @@ ALLOWED = {
     "handoff": {"cells"},
     "sandbox": {"settings"},
     "watch": set(),
-    "isolation": {"settings", "results", "handoff", "sandbox", "watch", "scenarios", "_errors", "_stacks"},
-    "child": {"isolation", "settings", "results", "scenarios", "_census", "_stacks", "_errors"},
+    "isolation": {"settings", "results", "handoff", "sandbox", "watch", "scenarios", "_errors", "_stacks", "_i18n"},
+    "child": {"isolation", "settings", "results", "scenarios", "_census", "_stacks", "_errors", "_i18n"},
     "own_run": {"cells", "isolation", "results"},
     "checks": {"cells", "results", "_errors"},
     "kernel": {"cells", "handoff", "sandbox", "settings", "results", "_repo"},
-    "nbgrader_course": {"kernel", "handoff", "sandbox", "results", "_repo", "_errors"},
-    "core": {"handoff", "isolation", "checks", "kernel", "own_run", "results"},
+    "nbgrader_course": {"kernel", "handoff", "sandbox", "results", "_repo", "_errors", "_i18n"},
+    "core": {"handoff", "isolation", "checks", "kernel", "own_run", "results", "_i18n"},
     "single": {"core", "checks", "kernel", "nbgrader_course", "results", "sandbox", "_repo", "_errors"},
 }
 CLASSROOM = {"core", "checks", "cells", "isolation", "kernel", "nbgrader_course", "results", "settings", "sandbox"}

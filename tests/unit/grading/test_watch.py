@@ -7,6 +7,7 @@ import json
 import os
 import threading
 
+import answers_04
 import pytest
 from answers import LEAKY, TASK_GROUP
 
@@ -107,6 +108,20 @@ def test_forgeries_from_inside_the_run_score_nothing_and_say_tampered(name):
     assert result.reason is Reason.TAMPERED, result
     with pytest.raises(AssertionError, match="tampered"):
         result.require("completed_with_result")
+
+
+def test_a_helper_of_the_checks_rebound_while_the_burst_runs_is_tampering():
+    """After the answer cell's own changes are put back, its code runs again in the burst: a pool whose
+    stop() rebinds the helper the check asks (`alive`) would pass "stop waits" without joining."""
+    rebinding = answers_04.NO_JOIN.replace(
+        "    def stop(self) -> None:\n",
+        "    def stop(self) -> None:\n        import leaklab.scenarios.lifeless_pool as checks\n\n"
+        "        checks.alive = lambda threads: []\n",
+    )
+    assert rebinding != answers_04.NO_JOIN
+    result = run_isolated(rebinding, scenario="lifeless_pool", function="Pool")
+    assert result.reason is Reason.TAMPERED, result
+    assert "leaklab.scenarios.lifeless_pool.alive" in (result.error or "")
 
 
 def test_an_honest_run_is_not_called_tampered():
