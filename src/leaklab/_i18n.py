@@ -45,9 +45,9 @@ def language() -> str:
 
 def notebook_language(notebook: dict) -> str:
     """The language a notebook's lesson is written in, by its metadata: "en" unless leaklab speaks it."""
-    metadata = notebook.get("metadata", {}) if isinstance(notebook, dict) else {}
-    stated = metadata.get("leaklab", {}).get("language") if isinstance(metadata.get("leaklab"), dict) else None
-    return known(stated) or "en"
+    metadata = notebook.get("metadata") if isinstance(notebook, dict) else None
+    ours = metadata.get("leaklab") if isinstance(metadata, dict) else None  # a submission's: any shape at all
+    return known(ours.get("language") if isinstance(ours, dict) else None) or "en"
 
 
 @contextlib.contextmanager

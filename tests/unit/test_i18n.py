@@ -72,6 +72,11 @@ def test_a_notebook_that_names_no_known_language_is_english(tmp_path, monkeypatc
     assert notebook_language({"metadata": metadata}) == "en"
 
 
+@pytest.mark.parametrize("notebook", [{"metadata": 5}, {"metadata": None}, {}, [], "x"])
+def test_a_notebook_of_any_shape_is_english_when_it_names_no_language(notebook):
+    assert notebook_language(notebook) == "en"  # type: ignore[arg-type]
+
+
 def test_an_unknown_language_from_the_environment_is_english(monkeypatch):
     monkeypatch.setenv(LANGUAGE_ENV, "../../etc")
     assert language() == "en"
