@@ -121,7 +121,8 @@ def test_the_alert_log_keeps_messages_with_their_time():
     assert len(log) == 1 and log.alerts[0][0] >= 0 and str(log).endswith("ms  ALERT")
     assert log.markers("leak: ") == [(log.alerts[0][0], "leak: ALERT")]
     log("RESOLVED: back under 40")
-    assert [label for _, label in log.markers()] == ["ALERT", "RESOLVED"]
+    log("ALERT\uff1a\u4efb\u52a1\u592a\u591a")  # a Chinese learner's alert: its colon full width
+    assert [label for _, label in log.markers()] == ["ALERT", "RESOLVED", "ALERT"]
     assert log.since(log.alerts[0][0]) == log.alerts[1:]
 
 

@@ -329,7 +329,7 @@ class AlertLog:
 
 
 def _first_word(message: object) -> str:
-    words = str(message).replace(":", " ").split()
+    words = str(message).replace(":", " ").replace("\uff1a", " ").split()  # and a full-width colon (a Chinese alert)
     return words[0][:16] if words else _("(empty)")
 
 
