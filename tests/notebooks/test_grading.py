@@ -50,6 +50,7 @@ def graded(tmp_path_factory):
         "leaky": with_answer(LEAKY, folder, "leaky"),
         "patched": with_answer(PATCHED_COUNTERS, folder, "patched"),
         "task_group": with_answer(TASK_GROUP, folder, "task_group"),
+        "kills_its_kernel": with_answer(TASK_GROUP + "\nimport os\n\nos._exit(0)\n", folder, "kills_its_kernel"),
         "invalid": folder / "invalid.ipynb",
         "unknown": folder / "unknown.ipynb",
         "missing": folder / "missing.ipynb",
@@ -115,6 +116,14 @@ def test_patched_counters_do_not_earn_leak_points(graded):
     assert scores(result, LEAK_TESTS) == 0
 
 
+def test_an_answer_that_kills_its_kernel_scores_what_the_graders_own_run_gave_with_the_reason(graded):
+    """As the class grader records it: whether a kernel the answer broke dies or only goes silent can
+    depend on the machine's load, and the grade must not."""
+    result = graded["by_name"]["kills_its_kernel"]
+    assert result["error"] is None and result["reason"] == "kernel died"
+    assert result["score"] == 0 and result["max_score"] == 9
+
+
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
@@ -141,7 +150,7 @@ def test_json_has_the_documented_shape(graded):
 
 
 def test_progress_goes_to_stderr(graded):
-    assert "[1/17] grading" in graded["stderr"] and "[17/17] grading" in graded["stderr"]
+    assert "[1/18] grading" in graded["stderr"] and "[18/18] grading" in graded["stderr"]
 
 
 def test_nothing_is_written_to_the_home_folder(graded):

@@ -21,9 +21,10 @@ from .kernel import KernelRun, run_notebook
 from .nbgrader_course import NbgraderCourse, temporary_course
 from .results import Reason, TestResult
 
-# A kernel's failure that leaves a notebook ungraded here, said as an error (the class grader records
-# the grader's own run's scores with the reason instead).
-_NOT_GRADED = (Reason.KERNEL_DIED, Reason.NOT_GRADED_BY_NBGRADER)
+# A kernel's failure that leaves a notebook ungraded here, said as an error. A kernel that died is not one:
+# its tests score what the grader's own run gave them, with the reason, as the class grader records them
+# (whether a kernel the answer broke dies or goes silent can depend on the machine's load; the grade must not).
+_NOT_GRADED = (Reason.NOT_GRADED_BY_NBGRADER,)
 
 
 @dataclass
