@@ -1,22 +1,29 @@
 """A throwaway unprivileged user for tests that must show what holds when the grader is not root.
 
 Folders on the way to what the user must reach (the venv's Python under /root, say) get o+x for the
-test and their mode back afterwards; the user, and every process it still has, go at the end.
+test and their mode back afterwards; the user, and every process it still has, go at the end. Two such
+users never live at once, even in two test runs side by side: one run's putting /root's mode back would
+lock the other's user out mid-test.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+
+# Held while a temporary user lives, by every test run on the machine.
+LOCK = Path(tempfile.gettempdir()) / "leaklab-temporary-user.lock"
 
 
 @contextlib.contextmanager
@@ -25,6 +32,12 @@ def temporary_user(prefix: str, reachable: Iterable[Path]) -> Iterator[str]:
     runtime's); skips the test without root, useradd or runuser."""
     if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None:
         pytest.skip("needs root (to make the user) and useradd/runuser")
+    with LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        yield from _user(prefix, reachable)
+
+
+def _user(prefix: str, reachable: Iterable[Path]) -> Iterator[str]:
     user = f"{prefix}{os.getpid() % 100000}"
     subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True, capture_output=True)
     opened: dict[Path, int] = {}
@@ -41,6 +54,18 @@ def temporary_user(prefix: str, reachable: Iterable[Path]) -> Iterator[str]:
         subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
         _give_back(user)
         subprocess.run(["userdel", user], capture_output=True)
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A folder for what a temporary user works on, removed afterwards. Not under pytest's own temporary
+    folder: every pytest session root starts closes that one to other users again (mode 0700), so a test
+    run started beside this one would lock the user out of its files."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _give_back(user: str) -> None:

@@ -13,7 +13,7 @@ import sys
 import pytest
 from hostile import CORPUS
 from test_class_grading import LIMITS, ROOT, finish, hand_in, leaklab, table
-from users import as_user, processes_of, temporary_user
+from users import as_user, processes_of, scratch_folder, temporary_user
 
 # Submissions whose containment does not lean on root's cgroups, with honest ones beside them. Not the
 # memory held across processes: without a memory cgroup it is bounded per process only (said), and how
@@ -36,21 +36,21 @@ CODE = "import sys; from leaklab._cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("unprivileged")
-    course = folder / "course"
-    assert finish(leaklab("course", str(course)))[0] == 0
-    hand_in(course, {name: (CORPUS[name].assignment, CORPUS[name].build(CORPUS[name].assignment)) for name in PART})
-    with temporary_user("llgrd", [ROOT / "src", course]) as user:
-        shutil.chown(folder, user)
-        subprocess.run(["chown", "-R", user, str(course)], check=True)
-        command = [sys.executable, "-c", CODE, "autograde", str(course), "--jobs", "2", *LIMITS]
-        env = [f"LEAKLAB_ARTEFACTS={folder / 'artefacts'}"]
-        done = subprocess.run(
-            as_user(user, folder, *env, *command), capture_output=True, text=True, timeout=900, cwd=ROOT
-        )
-        left = processes_of(user)
-    return {"course": course, "code": done.returncode, "stderr": done.stderr, "left": left}
+def graded():
+    with scratch_folder("leaklab-unprivileged-") as folder:
+        course = folder / "course"
+        assert finish(leaklab("course", str(course)))[0] == 0
+        hand_in(course, {name: (CORPUS[name].assignment, CORPUS[name].build(CORPUS[name].assignment)) for name in PART})
+        with temporary_user("llgrd", [ROOT / "src", course]) as user:
+            shutil.chown(folder, user)
+            subprocess.run(["chown", "-R", user, str(course)], check=True)
+            command = [sys.executable, "-c", CODE, "autograde", str(course), "--jobs", "2", *LIMITS]
+            env = [f"LEAKLAB_ARTEFACTS={folder / 'artefacts'}"]
+            done = subprocess.run(
+                as_user(user, folder, *env, *command), capture_output=True, text=True, timeout=900, cwd=ROOT
+            )
+            left = processes_of(user)
+        yield {"course": course, "code": done.returncode, "stderr": done.stderr, "left": left}
 
 
 def test_an_unprivileged_grader_grades_the_part_and_says_memory_is_per_process(graded):

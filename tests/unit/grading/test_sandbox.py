@@ -222,20 +222,20 @@ print(json.dumps({**seen, "leftover_tasks": leaky.leftover_tasks, "error": leaky
 """
 
 
-def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root, tmp_path):
+def test_as_an_unprivileged_user_the_sandbox_holds_the_same(root):
     import pwd
 
     from answers import LEAKY, TASK_GROUP_WITH_THREAD
-    from users import as_user, temporary_user
+    from users import as_user, scratch_folder, temporary_user
 
-    with temporary_user("llsbx", [root / "src", tmp_path / "kernel"]) as user:
-        tmp_path.chmod(0o777)
+    with scratch_folder("leaklab-sandbox-") as home, temporary_user("llsbx", [root / "src", home / "kernel"]) as user:
+        home.chmod(0o777)
         done = subprocess.run(
-            as_user(user, tmp_path, sys.executable, "-c", _AS_GRADER, str(root), LEAKY, TASK_GROUP_WITH_THREAD),
+            as_user(user, home, sys.executable, "-c", _AS_GRADER, str(root), LEAKY, TASK_GROUP_WITH_THREAD),
             capture_output=True,
             text=True,
             timeout=120,
-            cwd=tmp_path,
+            cwd=home,
         )
     assert done.returncode == 0, done.stderr[-2000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
