@@ -232,7 +232,8 @@ class AutogradeCommand:
             cluster=args.cluster,
         )
         odd = [o for o in run.graded if o.reason]
-        _say(f"{len(run.graded)} submissions graded, {len(odd)} with a reason; table: {args.folder / TABLE}")
+        graded = f"{len(run.graded)} submission{'' if len(run.graded) == 1 else 's'} graded"
+        _say(f"{graded}, {len(odd)} with a reason; table: {args.folder / TABLE}")
         if odd:
             reasons = sorted({o.reason.value for o in odd if o.reason})
             _say(f"{len(odd)} of {len(run.graded)} could not be graded normally ({', '.join(reasons)}): see grades.csv")

@@ -40,6 +40,7 @@ def release_of(checkout: Path, slug: str) -> Path:
 
 def artefacts_dir(kind: str) -> Path:
     """A git-ignored folder for run artefacts (captures, plots): `$LEAKLAB_ARTEFACTS` or `./.leaklab`."""
-    folder = Path(os.environ.get(ARTEFACTS_ENV, ".leaklab")) / kind
+    # Absolute: a sandbox's bind of a file in it is resolved from wherever the sandbox starts.
+    folder = Path(os.environ.get(ARTEFACTS_ENV, ".leaklab")).absolute() / kind
     folder.mkdir(parents=True, exist_ok=True)
     return folder

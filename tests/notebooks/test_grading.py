@@ -144,9 +144,10 @@ def test_bad_files_get_their_own_error_and_the_rest_is_graded(graded, name, reas
 
 def test_json_has_the_documented_shape(graded):
     for result in graded["by_name"].values():
-        assert set(result) == {"notebook", "assignment", "score", "max_score", "tests", "reason", "error"}
+        assert set(result) == {"notebook", "assignment", "score", "max_score", "tests", "reason", "detail", "error"}
         for test in result["tests"].values():
-            assert set(test) == {"score", "max_score"}
+            assert set(test) == {"score", "max_score", "message"}
+            assert (test["message"] == "") == (test["score"] == test["max_score"])
 
 
 def test_progress_goes_to_stderr(graded):

@@ -158,14 +158,14 @@ def test_grade_shows_at_most_12_lines_of_a_failed_tests_message(fakes, capsys):
     assert shown == [f"         line {n}" for n in range(1, 13)]
 
 
-def test_grade_json_prints_one_object_with_each_notebooks_scores_and_no_messages(fakes, capsys):
+def test_grade_json_prints_one_object_with_each_notebooks_scores_and_messages(fakes, capsys):
     fakes["grade"].result = [
         NotebookGrade(
             "a.ipynb",
             "02_skipped_stop",
             score=1.0,
             max_score=3.0,
-            tests={"ss_stops": TestResult(1.0, 1.0), "ss_no_leak": TestResult(0.0, 2.0, "secret", Reason.TIMEOUT)},
+            tests={"ss_stops": TestResult(1.0, 1.0), "ss_no_leak": TestResult(0.0, 2.0, "why", Reason.TIMEOUT)},
             reason=Reason.TIMEOUT,
             detail="d",
         ),
@@ -181,8 +181,12 @@ def test_grade_json_prints_one_object_with_each_notebooks_scores_and_no_messages
                 "assignment": "02_skipped_stop",
                 "score": 1.0,
                 "max_score": 3.0,
-                "tests": {"ss_stops": {"score": 1.0, "max_score": 1.0}, "ss_no_leak": {"score": 0.0, "max_score": 2.0}},
+                "tests": {
+                    "ss_stops": {"score": 1.0, "max_score": 1.0, "message": ""},
+                    "ss_no_leak": {"score": 0.0, "max_score": 2.0, "message": "why"},
+                },
                 "reason": "timeout",
+                "detail": "d",
                 "error": None,
             },
             {
@@ -192,6 +196,7 @@ def test_grade_json_prints_one_object_with_each_notebooks_scores_and_no_messages
                 "max_score": 0.0,
                 "tests": {},
                 "reason": None,
+                "detail": "",
                 "error": "not a notebook",
             },
         ]

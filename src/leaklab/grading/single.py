@@ -41,8 +41,10 @@ class NotebookGrade:
     error: str | None = None
 
     def to_json(self) -> dict:
-        """The `--json` shape: scores per test, no messages."""
-        tests = {name: {"score": t.score, "max_score": t.max_score} for name, t in self.tests.items()}
+        """The `--json` shape: per test its score and, for a failed test, what the table shows of why."""
+        tests = {
+            name: {"score": t.score, "max_score": t.max_score, "message": t.message} for name, t in self.tests.items()
+        }
         return {
             "notebook": self.notebook,
             "assignment": self.assignment,
@@ -50,6 +52,7 @@ class NotebookGrade:
             "max_score": self.max_score,
             "tests": tests,
             "reason": self.reason.value if self.reason else None,
+            "detail": self.detail,
             "error": self.error,
         }
 

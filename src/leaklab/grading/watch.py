@@ -86,8 +86,8 @@ def _command(pid: int) -> list[str]:
         return []
 
 
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+def _count(n: int, thing: str, things: str = "") -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {things or thing + 's'}"
 
 
 @dataclass
@@ -157,7 +157,8 @@ class Watch:
         run["leftover_processes"] = len(left)
         if left and isinstance(run.get("leak_report"), str):
             shown = "\n".join(f"  pid {pid}: {' '.join(command)[:200]}" for pid, command in left[:5])
-            run["leak_report"] += f"\n{_count(len(left), 'process')} still running, started in the run:\n{shown}"
+            running = _count(len(left), "process", "processes")
+            run["leak_report"] += f"\n{running} still running, started in the run:\n{shown}"
         return run
 
     def _answers_processes(self) -> list[tuple[int, list[str]]]:

@@ -156,6 +156,10 @@ class ClassRun:
     left: list[Submission] = field(default_factory=list)
 
 
+def _submissions(n: int) -> str:
+    return f"{n} submission" if n == 1 else f"{n} submissions"
+
+
 def _warm_up() -> None:
     """Imported once here, so that every forked job starts warm: nbgrader's apps, autograde and feedback."""
     import nbgrader.apps
@@ -188,7 +192,7 @@ def grade_class(
     if not todo:
         say(f"nothing to grade: {len(submissions)} submissions already graded (--force grades them again)")
         return ClassRun(ledger, [])
-    already = f"{len(todo)} submissions ({len(submissions) - len(todo)} already graded)"
+    already = f"{_submissions(len(todo))} ({len(submissions) - len(todo)} already graded)"
     graded: list[Outcome] = []
     left: list[Submission] = []
     try:
