@@ -162,7 +162,7 @@ def _submissions(n: int) -> str:
 
 def _warm_up() -> None:
     """Done once here, so that every forked job starts warm: what nbgrader's autograde and feedback import
-    and load on first use (measured: about 0.4 s of CPU a job otherwise)."""
+    and load on first use (measured: about 0.25 s of CPU a job otherwise)."""
     import nbgrader.apps
     import nbgrader.converters  # noqa: F401
     from jupyter_client.kernelspec import KernelSpecManager
