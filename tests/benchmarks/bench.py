@@ -33,12 +33,13 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -88,6 +89,21 @@ class Progress:
     def __call__(self, message: str) -> None:
         minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
         print(f"[{minutes:02d}:{seconds:02d}] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def cpu_burners(count: int = 2) -> Iterator[None]:
+    """`count` busy loops for the length of the block, ended with it, also when the benchmark is killed
+    with SIGTERM (which otherwise ends Python without running its `finally` blocks)."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def lessons() -> list[str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +33,7 @@ from bench import (
     Row,
     bench_class,
     command_line,
+    cpu_burners,
     leaklab_marks,
     lessons,
     make_course,
@@ -47,8 +47,7 @@ FULL_SIZE = {"--students": 40, "--repeat": 20}  # the issue's class; a smaller r
 
 def bench_under_load(slugs: list[str], *, repeat: int, jobs: int | None, say: Progress) -> Row:
     """Every solution graded `repeat` times while two busy loops take both cores: all full marks?"""
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
+    with cpu_burners(2):
         with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
             course = Path(scratch) / "course"
             make_course(course, slugs, [f"student{number:03d}" for number in range(repeat)])
@@ -61,10 +60,6 @@ def bench_under_load(slugs: list[str], *, repeat: int, jobs: int | None, say: Pr
                 if graded["score"] < graded["max_score"]:
                     lost = {k: t["message"][:200] for k, t in graded["tests"].items() if t["score"] < t["max_score"]}
                     say(f"under load: {graded['student']} {graded['assignment']} {graded['score']:g}: {lost}")
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     say(f"under load: {full} of {total} full marks in {seconds:.0f} s")
     return Row(
         f"under load (2 CPU burners): reference solutions with full marks, {repeat} x {len(slugs)}",

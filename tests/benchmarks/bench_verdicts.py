@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import BIN, ROOT, Progress, Row, lessons, make_course, table, verdict
+from bench import BIN, ROOT, Progress, Row, cpu_burners, lessons, make_course, table, verdict
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -192,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             wrong_way[row["grader"]][student] = wrong_way[row["grader"]].get(student, 0) + times
     if any(done.values()):
         say(f"{args.record}: " + ", ".join(f"{done[g]} rounds by leaklab {g}" for g in graders) + f" ({digest})")
-    burners = [] if args.no_burners else [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in "12"]
-    try:
+    with cpu_burners(0 if args.no_burners else 2):
         with tempfile.TemporaryDirectory(prefix="bench-verdicts-") as scratch:
             course = Path(scratch) / "course"
             if "autograde" in graders:
@@ -243,12 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                         }
                         with args.record.open("a", encoding="utf-8") as out:
                             out.write(json.dumps(row) + "\n")
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     rights = sum(right for _, _, right in submitted.values())
-    load = "beside 2 CPU burners" if burners else "without burners"
+    load = "without burners" if args.no_burners else "beside 2 CPU burners"
     rows = []
     for grader in graders:
         missed = wrong_way[grader]
