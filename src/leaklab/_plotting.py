@@ -143,7 +143,7 @@ def _plot(
     counts.set_title(title, pad=band * 72 + 6 if band else None)  # 6 points: matplotlib's own title pad
     counts.legend(**_BESIDE)
     counts.grid(alpha=0.3)
-    memory.set_ylabel(_("memory held since start (MiB)") if rss else _("heap held (MiB)"))
+    memory.set_ylabel(_("memory grown since start (MiB)") if rss else _("heap held (MiB)"))
     memory.set_xlabel(xlabel)
     memory.legend(**_BESIDE)
     memory.grid(alpha=0.3)
