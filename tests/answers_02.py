@@ -80,3 +80,98 @@ class Worker:
 # Counts errors, but retries at once: no back-off at all.
 NO_BACKOFF = FIXED.replace("                    self._stop.wait(self.backoff_s)\n", "")
 assert NO_BACKOFF != FIXED
+
+# Wrong: stop() waits for the thread, within its bound, then says True whether or not the thread ended.
+STOP_LIES = FIXED.replace("        return not self._thread.is_alive()\n", "        return True\n")
+assert STOP_LIES != FIXED
+
+# Wrong: stop() gives the thread a millisecond instead of joining it, and says True.
+SLEEPS_NOT_JOIN = FIXED.replace(
+    "        self._thread.join(timeout)\n        return not self._thread.is_alive()\n",
+    "        time.sleep(0.001)\n        return True\n",
+)
+assert SLEEPS_NOT_JOIN != FIXED
+
+# Wrong: a back-off of a fixed 30 ms, whatever backoff_s says.
+FIXED_BACKOFF = FIXED.replace("self._stop.wait(self.backoff_s)", "self._stop.wait(0.03)")
+assert FIXED_BACKOFF != FIXED
+
+# Wrong: a back-off of a fixed 10 ms, whatever backoff_s says.
+FIXED_BACKOFF_10MS = FIXED.replace("self._stop.wait(self.backoff_s)", "self._stop.wait(0.01)")
+assert FIXED_BACKOFF_10MS != FIXED
+
+# A fix that blocks in jobs.get() with no timeout, woken by a sentinel stop() puts into the queue (the
+# sentinel is left in the caller's queue, which the task does not forbid).
+SENTINEL = """
+class Worker:
+    def __init__(self, jobs, dependency, *, backoff_s=0.02):
+        self.jobs, self.dependency, self.backoff_s = jobs, dependency, backoff_s
+        self.errors = 0
+        self.results = []
+        self._stop = threading.Event()
+        self._sentinel = object()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self, timeout=1.0):
+        self._stop.set()
+        self.jobs.put(self._sentinel)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self):
+        while not self._stop.is_set():
+            job = self.jobs.get()
+            if job is self._sentinel:
+                return
+            while not self._stop.is_set():
+                try:
+                    self.results.append(self.dependency.call(job))
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    self._stop.wait(self.backoff_s)
+"""
+
+# A fix on a Condition: stop() takes its lock to set a flag, the back-off is a wait_for on the flag.
+CONDITION = """
+class Worker:
+    def __init__(self, jobs, dependency, *, backoff_s=0.02):
+        self.jobs, self.dependency, self.backoff_s = jobs, dependency, backoff_s
+        self.errors = 0
+        self.results = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=1.0):
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self):
+        while not self._stopping:
+            try:
+                job = self.jobs.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while True:
+                try:
+                    self.results.append(self.dependency.call(job))
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    with self._cond:
+                        if self._cond.wait_for(lambda: self._stopping, timeout=self.backoff_s):
+                            return
+"""

@@ -29,8 +29,9 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
         (
             answers_02,
             "fix",
-            "FIXED",
-            "LEAKY SIGNALS_ONLY JOINS_BUT_SLEEPS SLEEPS_IN_BACKOFF DROPS_FAILED_JOBS SPINS STUB NO_BACKOFF",
+            "FIXED SENTINEL CONDITION",
+            "LEAKY SIGNALS_ONLY JOINS_BUT_SLEEPS SLEEPS_IN_BACKOFF DROPS_FAILED_JOBS SPINS STUB NO_BACKOFF "
+            "STOP_LIES SLEEPS_NOT_JOIN FIXED_BACKOFF FIXED_BACKOFF_10MS",
         )
     ],
     "03_hung_call": [

@@ -7,14 +7,20 @@ from statistics import median
 
 import pytest
 from answers_02 import (
+    CONDITION,
     DROPS_FAILED_JOBS,
     FIXED,
+    FIXED_BACKOFF,
+    FIXED_BACKOFF_10MS,
     JOINS_BUT_SLEEPS,
     LEAKY,
     NO_BACKOFF,
+    SENTINEL,
     SIGNALS_ONLY,
     SLEEPS_IN_BACKOFF,
+    SLEEPS_NOT_JOIN,
     SPINS,
+    STOP_LIES,
     STUB,
 )
 
@@ -117,6 +123,8 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
     ("source", "failing"),
     [
         (FIXED, set()),
+        (SENTINEL, set()),
+        (CONDITION, set()),
         (LEAKY, {"stops_promptly"}),
         (JOINS_BUT_SLEEPS, {"stops_promptly"}),
         (SIGNALS_ONLY, {"stops_promptly"}),
@@ -124,10 +132,16 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (DROPS_FAILED_JOBS, {"work_gets_done"}),
         (SPINS, {"idle_without_spinning"}),
         (NO_BACKOFF, {"counts_errors"}),
+        (STOP_LIES, {"stops_promptly"}),
+        (SLEEPS_NOT_JOIN, {"stops_promptly"}),
+        (FIXED_BACKOFF, {"counts_errors"}),
+        (FIXED_BACKOFF_10MS, {"counts_errors"}),
         (STUB, set(PROPERTIES)),
     ],
     ids=[
         "fixed",
+        "sentinel",
+        "condition",
         "leaky",
         "joins_but_sleeps",
         "signals_only",
@@ -135,6 +149,10 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "drops_failed_jobs",
         "spins",
         "no_backoff",
+        "stop_lies",
+        "sleeps_not_join",
+        "fixed_backoff",
+        "fixed_backoff_10ms",
         "stub",
     ],
 )

@@ -364,6 +364,65 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
     return ""
 
 
+class _HeldDependency(Dependency):
+    """A dependency whose calls answer only once the check releases them (or after `bound_s`)."""
+
+    def __init__(self, bound_s: float) -> None:
+        super().__init__()
+        self.bound_s = bound_s
+        self.entered, self.released = threading.Event(), threading.Event()
+        self.callers: list[threading.Thread] = []  # the threads that made a call
+        self.outwaited = False  # a call returned at its bound, not released: stop() waited that long
+
+    def call(self, job: int) -> int:
+        self.callers.append(threading.current_thread())
+        self.entered.set()
+        self.outwaited = not self.released.wait(self.bound_s)
+        return super().call(job)
+
+
+def _stop_during_a_call(worker_class: WorkerClass, timeout_s: float = 0.05, bound_s: float = 5.0) -> str:
+    """Stop a worker while its thread is held in a dependency call, released only once stop() has
+    returned: the thread cannot end within the timeout, so stop() must say False; then, released, a
+    stop() with room must say True, its thread ended."""
+    dependency, jobs = _HeldDependency(bound_s), queue.Queue()
+    worker = worker_class(jobs, dependency, backoff_s=0.01)
+    worker.start()
+    try:
+        jobs.put(1)
+        if not dependency.entered.wait(bound_s):
+            return _("the worker never called the dependency")
+        workers = list(dependency.callers)
+        held = worker.stop(timeout=timeout_s)
+        running = bool(alive(workers))  # asked the moment stop() returns, before the call is released
+        if dependency.outwaited:
+            return _(
+                "stop(timeout={timeout:g}) returned only when the call in progress ended, {bound:g} s later",
+                timeout=timeout_s,
+                bound=bound_s,
+            )
+        if running and held is not False:
+            return _(
+                "stop(timeout={timeout:g}) returned {stopped!r} while the worker's thread was still in a call: "
+                "it must return whether the thread ended",
+                timeout=timeout_s,
+                stopped=held,
+            )
+        dependency.released.set()
+        stopped = worker.stop(timeout=bound_s)
+        if alive(workers):
+            return _(
+                "once its call returned, stop(timeout={timeout:g}) returned {stopped!r} with the thread still running",
+                timeout=bound_s,
+                stopped=stopped,
+            )
+        if stopped is not True:
+            return _("stop() returned {stopped!r} although the worker had ended", stopped=stopped)
+        return ""
+    finally:
+        dependency.released.set()
+
+
 def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
     dependency, jobs = Dependency(down=True), queue.Queue()
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
@@ -393,17 +452,22 @@ def _backs_off(worker_class: WorkerClass, backoff_s: float, window_s: float) -> 
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
     worker.start()
     try:
+        began = time.monotonic()
         jobs.put(1)
         time.sleep(window_s)
-        # A worker that waits `backoff_s` between tries makes window/backoff calls at most; one that
-        # does not back off makes thousands. Ten times the expected count leaves a wide margin.
-        limit = 10 * (window_s / backoff_s + 1)
-        if dependency.calls > limit:
+        calls, elapsed = dependency.calls, time.monotonic() - began
+        # A worker that waits `backoff_s` between tries makes at most elapsed/backoff + 1 calls, read
+        # after they were made (one more as slack for a wait that ends a hair early); a loaded machine
+        # only makes it fewer. A back-off shorter than `backoff_s` makes more.
+        limit = int(elapsed / backoff_s) + 2
+        if calls > limit:
             return _(
-                "{calls} calls in {window:g} s with a {backoff:g} s back-off: failed calls are retried without waiting",
-                calls=dependency.calls,
-                window=window_s,
+                "{calls} calls in {window:.2f} s with a {backoff:g} s back-off ({limit} at the most): "
+                "failed calls are not retried after backoff_s",
+                calls=calls,
+                window=elapsed,
                 backoff=backoff_s,
+                limit=limit,
             )
         return ""
     finally:
@@ -467,9 +531,11 @@ def probe(
     """The checks a grader runs against a worker class, and a summary of them (`traffic` draws the options)."""
     return Checks().in_thread(  # the check that may leave a worker running forever comes last
         idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s),
-        counts_errors=lambda: _counts_errors(worker_class, 0.005) or _backs_off(worker_class, 0.05, 0.3),
+        counts_errors=lambda: _counts_errors(worker_class, 0.005) or _backs_off(worker_class, 0.2, 0.6),
         work_gets_done=lambda: _work_gets_done(worker_class, jobs, tuple(values or ()), down_for),
-        stops_promptly=lambda: _stop_while_failing(worker_class, backoff_s, waiting),
+        stops_promptly=lambda: (
+            _stop_while_failing(worker_class, backoff_s, waiting) or _stop_during_a_call(worker_class)
+        ),
     )
 
 
