@@ -41,6 +41,7 @@ from .._census import registered_tasks, task_registries
 from .._errors import LeaklabError
 from .._stacks import format_groups, group_stacks
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
+from ..scenarios._checks import raised
 from . import settings
 from .isolation import IsolatedRun, functions_behind, plain
 from .results import Reason, reason_of
@@ -259,7 +260,7 @@ class Child:
         try:
             exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
         except BaseException as exc:
-            self.fail(f"the answer cell raised {type(exc).__name__}: {exc}", reason_of(exc) or Reason.ANSWER_FAILED)
+            self.fail(f"the answer cell raised {raised(exc)}", reason_of(exc) or Reason.ANSWER_FAILED)
         self.restore()
 
     def define_handler(self, scenario: Scenario) -> Callable:

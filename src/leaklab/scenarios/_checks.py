@@ -9,6 +9,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from .._i18n import _
+
 # Bound when the scenario is imported, before an answer runs: what the checks ask with.
 _is_alive, _enumerate = threading.Thread.is_alive, threading.enumerate
 
@@ -77,6 +79,17 @@ def _schedstats(only: set[int] | None, exclude: set[int]) -> list[tuple[int, int
     return found
 
 
+def raised(exc: BaseException) -> str:
+    """An exception as a failure message; a NameError says why a name the notebook has can be missing."""
+    said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, NameError):
+        said += " " + _(
+            "(the graded run gives the answer cell only the names the task lists, not the rest of your "
+            "notebook: import anything else it uses in the cell itself)"
+        )
+    return said
+
+
 @dataclass
 class Checks:
     """The graded properties, each as [passed, out of], and what went wrong."""
@@ -96,7 +109,7 @@ class Checks:
             try:
                 self.record(name, check())
             except Exception as exc:
-                self.record(name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                self.record(name, raised(exc))
 
     def summary(self) -> dict:
         """The counts, and the problems found."""
