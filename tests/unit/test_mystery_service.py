@@ -7,6 +7,7 @@ import json
 import pytest
 from answers_05 import (
     CHEAT_LOCAL_PRICE,
+    CONTEXT_MANAGER,
     DIAGNOSIS,
     FAILS_EVERY_CALL,
     FIXED,
@@ -19,6 +20,7 @@ from answers_05 import (
     RESOLVES_BUT_KEEPS_ENTRY,
     STUB,
     TIMES_OUT,
+    WAITS_WITH_WAIT,
 )
 
 from leaklab import run_isolated
@@ -242,6 +244,8 @@ def test_leaky_rounds_shows_the_leak():
     [
         (FIXED, set(), False, False),
         (REPLY_OBJECT, set(), False, False),
+        (CONTEXT_MANAGER, set(), False, False),
+        (WAITS_WITH_WAIT, set(), False, False),
         (READER_ONLY, {"table_emptied"}, False, True),  # a caller that gave up leaves its entry
         (TIMES_OUT, {"responses_right", "table_emptied"}, False, True),
         (HIDDEN_TABLE, {"table_emptied"}, False, False),  # its futures are kept, out of `pending`
@@ -252,6 +256,8 @@ def test_leaky_rounds_shows_the_leak():
     ids=[
         "fixed",
         "reply_object",
+        "context_manager",
+        "waits_with_wait",
         "reader_only",
         "times_out",
         "hidden_table",
