@@ -232,3 +232,172 @@ class RpcClient:
         while True:
             await self.backend.receive()
 """
+
+# Wrong (the reviewer's 05/18): the entry leaves only when the caller is cancelled, and the reader pops
+# without a default: a reply that comes late, after its caller has gone, kills the reader (KeyError), and
+# every call after it waits for ever.
+LATE_REPLY_KILLS_READER = FIXED.replace(
+    """        finally:
+            self.pending.pop(request_id, None)
+""",
+    """        except asyncio.CancelledError:
+            self.pending.pop(request_id, None)
+            raise
+""",
+).replace(
+    """            entry = self.pending.pop(reply.id, None)
+            if entry is None or entry.future.done():
+                continue
+""",
+    """            entry = self.pending.pop(reply.id)
+""",
+)
+assert LATE_REPLY_KILLS_READER.count("pop(") == 2 and "finally" not in LATE_REPLY_KILLS_READER
+
+# A cheat (the reviewer's 05/42): `pending` is a property that is always empty; the real table, of
+# futures only (no frames), is kept elsewhere and never loses the callers who hung up.
+HIDDEN_TABLE = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    @property
+    def pending(self):
+        return {}
+
+    @pending.setter
+    def pending(self, value):
+        self._waiting = {}
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[self.last_id] = future
+        self.backend.send(encode(self.last_id, sku))
+        return await future
+
+    async def read_replies(self) -> None:
+        while True:
+            reply = await self.backend.receive()
+            future = self._waiting.pop(reply.id, None)
+            if future is None or future.done():
+                continue
+            if reply.error:
+                self.errors += 1
+                future.set_exception(BackendError(reply.error))
+            else:
+                future.set_result(reply.value)
+"""
+
+# A cheat (the reviewer's 05/43): it sends the frame, so the backend counts as asked, then answers from
+# the backend's public `price()` and a guessed range of unknown skus, never from a reply.
+PRICE_WITHOUT_REPLY = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        self.backend.send(encode(self.last_id, sku))
+        if sku >= 9000:
+            raise BackendError(f"unknown sku {sku}")
+        return self.backend.price(sku)
+
+    async def read_replies(self) -> None:
+        while True:
+            reply = await self.backend.receive()
+            if reply.error:
+                self.errors += 1
+"""
+
+# Correct too (the reviewer's 05/02): the entry is a context manager's, the reader hands the Reply over,
+# and a module-level logger sits in the cell's globals (which the search for kept futures walks).
+CONTEXT_MANAGER = """
+import contextlib
+import logging
+
+logger = logging.getLogger("pricing-client")
+
+
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}  # request id -> the call waiting for that reply
+        self.last_id = 0
+        self.errors = 0
+
+    @contextlib.contextmanager
+    def _registered(self, request_id: int, entry: Pending):
+        self.pending[request_id] = entry
+        try:
+            yield entry
+        finally:
+            del self.pending[request_id]
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        request_id = self.last_id
+        frame = encode(request_id, sku)
+        loop = asyncio.get_running_loop()
+        with self._registered(request_id, Pending(loop.create_future(), frame)) as entry:
+            self.backend.send(frame)
+            reply: Reply = await entry.future
+        if reply.error:
+            raise BackendError(reply.error)
+        return reply.value
+
+    async def read_replies(self) -> None:
+        while True:
+            reply = await self.backend.receive()
+            if reply.error:
+                self.errors += 1
+                logger.debug("request %d failed: %s", reply.id, reply.error)
+            entry = self.pending.get(reply.id)
+            if entry is not None and not entry.future.done():
+                entry.future.set_result(reply)
+"""
+
+# Correct too (the reviewer's 05/05): the caller waits with `asyncio.wait`, so the future it is
+# suspended on is not the one in its entry; the entry leaves in `finally:`.
+WAITS_WITH_WAIT = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}  # request id -> the call waiting for that reply
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        my_id = self.last_id
+        entry = Pending(asyncio.get_running_loop().create_future(), encode(my_id, sku))
+        self.pending[my_id] = entry
+        try:
+            self.backend.send(entry.frame)
+            await asyncio.wait([entry.future])
+            return entry.future.result()
+        except asyncio.CancelledError:
+            entry.future.cancel()
+            raise
+        finally:
+            self.pending.pop(my_id, None)
+
+    async def read_replies(self) -> None:
+        while True:
+            reply = await self.backend.receive()
+            entry = self.pending.get(reply.id)
+            if reply.error:
+                self.errors += 1
+            if entry is None or entry.future.done():
+                continue
+            if reply.error:
+                entry.future.set_exception(BackendError(reply.error))
+            else:
+                entry.future.set_result(reply.value)
+"""

@@ -55,8 +55,9 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
         (
             answers_05,
             "fix",
-            "FIXED REPLY_OBJECT",
-            "READER_ONLY LEAKY TIMES_OUT RESOLVES_BUT_KEEPS_ENTRY FAILS_EVERY_CALL STUB CHEAT_LOCAL_PRICE",
+            "FIXED REPLY_OBJECT CONTEXT_MANAGER WAITS_WITH_WAIT",
+            "READER_ONLY LEAKY TIMES_OUT RESOLVES_BUT_KEEPS_ENTRY FAILS_EVERY_CALL STUB CHEAT_LOCAL_PRICE "
+            "LATE_REPLY_KILLS_READER HIDDEN_TABLE PRICE_WITHOUT_REPLY",
         ),
         (
             answers_05,

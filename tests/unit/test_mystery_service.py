@@ -7,15 +7,20 @@ import json
 import pytest
 from answers_05 import (
     CHEAT_LOCAL_PRICE,
+    CONTEXT_MANAGER,
     DIAGNOSIS,
     FAILS_EVERY_CALL,
     FIXED,
+    HIDDEN_TABLE,
+    LATE_REPLY_KILLS_READER,
     LEAKY,
+    PRICE_WITHOUT_REPLY,
     READER_ONLY,
     REPLY_OBJECT,
     RESOLVES_BUT_KEEPS_ENTRY,
     STUB,
     TIMES_OUT,
+    WAITS_WITH_WAIT,
 )
 
 from leaklab import run_isolated
@@ -79,6 +84,62 @@ def test_each_backend_has_its_own_prices_and_can_lose_its_replies():
         return first.price(1000) != second.price(1000), second.replies.qsize(), second.asked[1000]
 
     assert asyncio.run(main()) == (True, 0, 1)
+
+
+def test_the_grader_s_backend_tells_its_prices_and_unknown_skus_only_in_its_replies():
+    async def main():
+        backend = mystery_service._GradersBackend()
+        for request_id, sku in enumerate(CATALOG):
+            backend.send(mystery_service.encode(request_id, sku))
+        await backend.all_replied()
+        return backend, [backend.replies.get_nowait() for _ in CATALOG]
+
+    backend, replies = asyncio.run(main())
+    refused = [r for r in replies if r.error]
+    assert len(refused) == 10 and all(r.error == f"unknown sku {CATALOG[r.id]}" for r in refused)
+    assert all(r.value != backend.price(CATALOG[r.id]) for r in replies if not r.error)
+    assert {mystery_service._quote(backend, CATALOG[r.id]) for r in refused} == {None}
+
+
+def test_lost_replies_come_late_when_the_grader_delivers_them():
+    async def main():
+        backend = Backend()
+        backend.losing = True
+        backend.send(mystery_service.encode(7, 1000))
+        backend.send(mystery_service.encode(8, 5))
+        backend.losing = False
+        lost = backend.replies.qsize()
+        mystery_service._deliver_lost(backend)
+        return lost, [backend.replies.get_nowait() for _ in range(backend.replies.qsize())]
+
+    lost, replies = asyncio.run(main())
+    assert lost == 0 and [(r.id, r.error) for r in replies] == [(7, None), (8, "unknown sku 5")]
+
+
+def test_the_futures_a_client_keeps_are_found_wherever_it_keeps_them():
+    async def main():
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(4)]
+        hidden: dict = {"table": {1: futures[0]}}
+        names = {"asyncio": asyncio, "HIDDEN": hidden}
+        exec(
+            "class Client:\n"
+            "    kept = [None]\n"
+            "    def __init__(self, entry):\n"
+            "        self.entries = {'a': (entry,)}\n"
+            "    def call(self):\n"
+            "        return HIDDEN\n",
+            names,
+        )
+        client = names["Client"](Pending(futures[1], b""))
+        names["Client"].kept[0] = futures[2]
+        found = mystery_service._futures_held(client, futures)
+        hidden.clear()
+        client.entries.clear()
+        names["Client"].kept.clear()
+        return found, mystery_service._futures_held(client, futures)
+
+    assert asyncio.run(main()) == (3, 0)  # a global, an attribute, a class attribute; the 4th is nobody's
 
 
 def test_the_grader_s_truth_is_not_a_public_shortcut_for_the_diagnosis():
@@ -183,21 +244,25 @@ def test_leaky_rounds_shows_the_leak():
     [
         (FIXED, set(), False, False),
         (REPLY_OBJECT, set(), False, False),
+        (CONTEXT_MANAGER, set(), False, False),
+        (WAITS_WITH_WAIT, set(), False, False),
         (READER_ONLY, {"table_emptied"}, False, True),  # a caller that gave up leaves its entry
         (TIMES_OUT, {"responses_right", "table_emptied"}, False, True),
-        (RESOLVES_BUT_KEEPS_ENTRY, {"table_emptied"}, False, True),
-        (FAILS_EVERY_CALL, {"responses_right", "table_emptied"}, False, True),
+        (HIDDEN_TABLE, {"table_emptied"}, False, False),  # its futures are kept, out of `pending`
         (CHEAT_LOCAL_PRICE, {"responses_right"}, False, False),  # made-up prices: not this backend's
+        (PRICE_WITHOUT_REPLY, {"responses_right"}, False, False),  # `price()` is not what the replies say
         (STUB, {"backend_asked", "responses_right"}, False, False),  # it keeps nothing: its table stays empty
     ],
     ids=[
         "fixed",
         "reply_object",
+        "context_manager",
+        "waits_with_wait",
         "reader_only",
         "times_out",
-        "resolves_but_keeps_entry",
-        "fails_every_call",
+        "hidden_table",
         "cheat_local_price",
+        "price_without_reply",
         "stub",
     ],
 )
@@ -211,6 +276,23 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves_tasks,
     # Wide margins: a leak holds 64 KiB per stuck call, several KiB per request; a fix a few hundred bytes.
     held = result.retained_bytes_per_request
     assert held > 3 * LIMIT if holds_memory else held < LIMIT / 3
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+@pytest.mark.parametrize(
+    "source",
+    [LATE_REPLY_KILLS_READER, RESOLVES_BUT_KEEPS_ENTRY, FAILS_EVERY_CALL],
+    ids=["late_reply_kills_reader", "resolves_but_keeps_entry", "fails_every_call"],
+)
+def test_a_reader_that_a_late_reply_kills_leaves_the_traffic_after_it_unanswered(source, options):
+    # Each resolves a reply for a caller who has gone without looking (KeyError, InvalidStateError).
+    result = run(source, **options)
+    assert result.error is None
+    requests = options.get("requests", 200)
+    assert result.outcome["answered"] == result.outcome["requests"] - result.leftover_tasks
+    assert 0 < result.leftover_tasks < requests
+    with pytest.raises(AssertionError, match="never got an answer"):
+        result.require("responses_right")
 
 
 @pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])

@@ -83,6 +83,7 @@ class Backend:
         self.asked: Counter[int] = Counter()  # request frames received, per sku
         self.outstanding = 0  # replies not sent yet
         self.losing = False
+        self._lost: list[tuple[int, int]] = []  # (request id, sku) of each frame whose reply was lost
         self._salt = random.SystemRandom().randrange(1, 5000)  # this backend's price list
         self._all_sent = asyncio.Event()
         self._all_sent.set()
@@ -92,11 +93,10 @@ class Backend:
         request_id, sku = struct.unpack("!QQ", frame[:16])
         self.asked[sku] += 1
         if self.losing:
+            self._lost.append((request_id, sku))
             return
-        if sku in CATALOG:
-            reply = Reply(request_id, value=self.price(sku))
-        else:
-            reply = Reply(request_id, error=f"unknown sku {sku}")
+        # A price from this backend's own list, or an error reply for a sku it does not know.
+        reply = _reply_to(self, request_id, sku)
         self.outstanding += 1
         self._all_sent.clear()
         delay_s = self.latency_ms * (1 + request_id % 3) / 1000
@@ -164,8 +164,10 @@ class Response:
 class MysteryService:
     """A small asyncio service with four routes: /health, /catalog, /stock and /price."""
 
-    def __init__(self, client_class: type = RpcClient, *, latency_ms: float = 1.0) -> None:
-        self.backend = Backend(latency_ms=latency_ms)
+    def __init__(
+        self, client_class: type = RpcClient, *, latency_ms: float = 1.0, backend: Backend | None = None
+    ) -> None:
+        self.backend = backend or Backend(latency_ms=latency_ms)
         self.client = client_class(self.backend)
         self.stock_levels = {sku: sku % 7 for sku in CATALOG}
         self.served: Counter[str] = Counter()
@@ -232,8 +234,8 @@ class Request:
     route: str
     arg: int
 
-    def expected(self, price: Callable[[int], int]) -> Response:
-        """What a healthy service answers, given its backend's prices."""
+    def expected(self, price: Callable[[int], int | None]) -> Response:
+        """What a healthy service answers, given its backend's prices (None: a sku it does not know)."""
         if self.route == "/health":
             return Response(200, "ok")
         if self.route == "/catalog":
@@ -243,7 +245,9 @@ class Request:
             return Response(404, f"unknown sku {self.arg}")
         if self.route == "/stock":
             return Response(200, f"{self.arg % 7} in stock")
-        return Response(200, f"{price(self.arg) / 100:.2f}")
+        if (cents := price(self.arg)) is None:
+            return Response(404, f"unknown sku {self.arg}")
+        return Response(200, f"{cents / 100:.2f}")
 
 
 # The share of each route in the traffic: most requests ask for prices.
@@ -271,7 +275,7 @@ class Traffic:
 
     answers: dict[int, tuple[Request, Response]] = field(default_factory=dict)
     sent: list[Request] = field(default_factory=list)
-    price: Callable[[int], int] | None = None  # the backend's prices, to check the answers with
+    price: Callable[[int], int | None] | None = None  # the backend's replies' prices, to check the answers with
     hung_up: list[str] = field(default_factory=list)  # callers that gave up before their reply: how each did
 
     @property
@@ -326,7 +330,7 @@ async def send_traffic(
     cancelled): calls that end without a reply.
     """
     traffic = into if into is not None else Traffic()
-    traffic.price = service.backend.price
+    traffic.price = functools.partial(_quote, service.backend)
 
     async def serve(request: Request) -> None:
         traffic.answers[request.id] = (request, await service.handle(request.route, request.arg))
@@ -507,68 +511,178 @@ def _leak_line_in_source() -> int:
 _services: list[MysteryService] = []
 
 
+class _GradersBackend(Backend):
+    """The grader's backend: its replies give prices from a list of their own and refuse skus of the
+    catalogue drawn for each run, so that only a reply tells a caller its answer (not `price()`)."""
+
+    def __init__(self, *, latency_ms: float = 1.0) -> None:
+        super().__init__(latency_ms=latency_ms)
+        draw = random.SystemRandom()
+        self.reply_salt = (self._salt + draw.randrange(1, 5000)) % 5000  # never `price()`'s list
+        self.refused = frozenset(draw.sample(CATALOG, 10))
+
+
+def _quote(backend: Backend, sku: int) -> int | None:
+    """The price `backend`'s replies give for `sku`, None for a sku it does not know."""
+    if isinstance(backend, _GradersBackend):
+        return None if sku not in CATALOG or sku in backend.refused else price_of(sku, salt=backend.reply_salt)
+    return backend.price(sku) if sku in CATALOG else None
+
+
+def _reply_to(backend: Backend, request_id: int, sku: int) -> Reply:
+    """The reply `backend` sends to a frame: a price, or an error for a sku it does not know."""
+    cents = _quote(backend, sku)
+    return Reply(request_id, error=f"unknown sku {sku}") if cents is None else Reply(request_id, value=cents)
+
+
+def _deliver_lost(backend: Backend) -> None:
+    """The replies `backend` lost so far come after all, now: late, for callers who may have gone."""
+    for request_id, sku in backend._lost:
+        backend.replies.put_nowait(_reply_to(backend, request_id, sku))
+    backend._lost.clear()
+
+
+def _futures_held(client: object, futures: list[asyncio.Future]) -> int:
+    """How many of `futures` the client still reaches, wherever it keeps them: its attributes and what
+    they hold, its class's, and the globals and closures of its methods, not only `pending`."""
+    import gc
+    import types
+
+    # Not walked into: code, the machinery that runs it, the backend (its own queue), and what would
+    # lead out of the client into the whole process.
+    not_state = (
+        type,
+        types.ModuleType,
+        types.FunctionType,
+        types.BuiltinFunctionType,
+        types.MethodType,
+        types.CodeType,
+        types.FrameType,
+        types.CoroutineType,
+        types.GeneratorType,
+        asyncio.AbstractEventLoop,
+        Backend,
+        threading.Thread,
+    )
+    wanted = {id(future) for future in futures}
+    roots: list[object] = [client]
+    for cls in type(client).__mro__[:-1]:
+        for value in vars(cls).values():
+            for function in (value, getattr(value, "__func__", None), getattr(value, "fget", None)):
+                if isinstance(function, types.FunctionType):
+                    roots.append(function.__globals__)
+                    for cell in function.__closure__ or ():
+                        with contextlib.suppress(ValueError):  # a cell not filled yet
+                            roots.append(cell.cell_contents)
+            if not isinstance(value, (*not_state, property, staticmethod, classmethod)):
+                roots.append(value)
+    found, seen, todo = set(), {id(client)}, [*gc.get_referents(client), *roots[1:]]
+    while todo and len(seen) < 200_000:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, not_state):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, asyncio.Future):  # a task too: the search goes no further
+            if id(obj) in wanted:
+                found.add(id(obj))
+            continue
+        todo.extend(gc.get_referents(obj))
+    return len(found)
+
+
 def probe(
     client_class: type, *, requests: int = 200, unknown_every: int = 4, seed: int = 5, latency_ms: float = 1.0
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
     """The burst a grader runs against an RPC client class, and a summary of it.
 
-    After the burst, one caller in ten more asks for a price while the backend's replies are lost, and
-    hangs up (its task is cancelled) once its frame has reached the backend: its call is over too, and
-    must leave nothing in the client's table.
+    First, one caller in ten asks for a price while the backend's replies are lost, and hangs up (its
+    task is cancelled) once its frame has reached the backend; those replies then come after all, late.
+    Then the burst of mixed traffic, which a reader killed by a late reply would leave unanswered.
+    After it, as many callers again hang up before a reply that never comes. Every call is then over and
+    must leave nothing behind in the client: no entry in its table, no future anywhere it keeps one.
     """
     traffic = Traffic()
-    service = MysteryService(client_class, latency_ms=latency_ms)
+    service = MysteryService(client_class, backend=_GradersBackend(latency_ms=latency_ms))
     _services.append(service)
-    abandoned = max(1, requests // 10)
+    abandoned = max(2, requests // 10)  # callers who hang up, before a late reply and before none
+    asked_before: Counter[int] = Counter()  # frames the backend had received when the burst began
     asked_in_burst: Counter[int] = Counter()
+    awaited: list[asyncio.Future] = []  # the futures the callers who hung up were waiting on
     left: dict[str, int] = {}
 
-    async def burst() -> None:
-        await service.start()
-        await send_traffic(service, requests, settle=False, into=traffic, unknown_every=unknown_every, seed=seed)
-        asked_in_burst.update(service.backend.asked)
-        service.backend.losing = True
-        skus = [CATALOG[i % len(CATALOG)] for i in range(abandoned)]
+    async def hang_ups(skus: list[int]) -> None:
+        backend = service.backend
+        backend.losing = True
         callers = [asyncio.create_task(service.handle("/price", sku), name="hung-up-caller") for sku in skus]
-        target = sum(service.backend.asked.values()) + abandoned
+        target = sum(backend.asked.values()) + abandoned
         for _turn in range(1000):  # turns of the loop, not time: until every frame has reached the backend
-            if sum(service.backend.asked.values()) >= target or all(c.done() for c in callers):
+            if sum(backend.asked.values()) >= target or all(c.done() for c in callers):
                 break
             await asyncio.sleep(0)
+        awaited.extend(w for c in callers if isinstance(w := getattr(c, "_fut_waiter", None), asyncio.Future))
         for caller in callers:
             caller.cancel()  # the caller hangs up: its call is over
         await asyncio.gather(*callers, return_exceptions=True)
+        backend.losing = False
+
+    async def burst() -> None:
+        await service.start()
+        known = [sku for sku in CATALOG if _quote(service.backend, sku) is not None]
+        # Late replies of both kinds, a price and an error, for callers who have gone.
+        await hang_ups([known[i % len(known)] if i % 2 == 0 else 10**6 + i for i in range(abandoned)])
+        _deliver_lost(service.backend)  # the lost replies come after all, for callers who have gone
+        for _turn in range(1000):  # turns of the loop, not time: until the reader has taken them all
+            if service.backend.replies.empty() or service._reader is None or service._reader.done():
+                break
+            await asyncio.sleep(0)
+        asked_before.update(service.backend.asked)
+        await send_traffic(service, requests, settle=False, into=traffic, unknown_every=unknown_every, seed=seed)
+        asked_in_burst.update(service.backend.asked - asked_before)
+        left["traffic_answered"] = 1
+        await hang_ups([CATALOG[i % len(CATALOG)] for i in range(abandoned)])  # their replies never come
+        service.backend._lost.clear()
         await asyncio.sleep(0)
         left["entries"] = len(getattr(service.client, "pending", None) or ())
+        left["held"] = _futures_held(service.client, awaited)
+        awaited.clear()
         await service.stop()
 
     def summary() -> dict:
         """Counts as [passed, out of] per property, plus the first problems."""
         prices = [r for r in traffic.sent if r.route == "/price"]
         wanted = Counter(r.arg for r in prices)
-        calls = len(prices) + abandoned
-        stuck = min(left.get("entries", calls), calls)
+        # A burst whose traffic never got all its answers: what the backend was asked up to now.
+        asked = asked_in_burst if left.get("traffic_answered") else service.backend.asked - asked_before
+        calls = len(prices) + 2 * abandoned
+        entries = min(left.get("entries", calls), calls)
+        stuck = max(entries, min(left.get("held", 0), calls))
         problems = [
-            "backend asked: "
-            + _("sku {sku} asked {asked} times for {n} requests", sku=sku, asked=asked_in_burst[sku], n=n)
+            "backend asked: " + _("sku {sku} asked {asked} times for {n} requests", sku=sku, asked=asked[sku], n=n)
             for sku, n in wanted.items()
-            if asked_in_burst[sku] != n
+            if asked[sku] != n
         ][:3]
         problems += [f"responses right: {line}" for line in traffic.wrong[:3]]
-        if stuck:
+        if entries:
             detail = _(
                 "{stuck} entries still in `pending` once every call was over, answered or given up "
                 "(of the {calls} calls, {abandoned} were callers who hung up before a reply that never came): "
                 "a call's entry leaves in its `finally:`",
-                stuck=stuck,
+                stuck=entries,
                 calls=calls,
                 abandoned=abandoned,
             )
             problems.append(f"table emptied: {detail}")
+        elif stuck:
+            detail = _(
+                "{stuck} futures of calls that were over (their callers hung up) are still kept by the client, "
+                "though `pending` is empty: wherever a call's future is kept, it leaves with its call",
+                stuck=stuck,
+            )
+            problems.append(f"table emptied: {detail}")
         return {
-            "requests": requests + abandoned,
-            "answered": len(traffic.answers) + abandoned,  # a caller that hung up wants no answer
-            "backend_asked": [sum(min(asked_in_burst[sku], n) for sku, n in wanted.items()), len(prices)],
+            "requests": requests + 2 * abandoned,
+            "answered": len(traffic.answers) + 2 * abandoned,  # a caller that hung up wants no answer
+            "backend_asked": [sum(min(asked[sku], n) for sku, n in wanted.items()), len(prices)],
             "responses_right": [traffic.right, len(traffic.answers)],
             "table_emptied": [calls - stuck, calls],
             "units": {"backend_asked": "requests", "responses_right": "requests", "table_emptied": "calls"},
