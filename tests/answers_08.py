@@ -380,3 +380,118 @@ CLOSES_ONLY_WHEN_ANSWERED = FIXED.replace(
 """,
 )
 assert CLOSES_ONLY_WHEN_ANSWERED != FIXED
+
+_REPORT = FIXED[FIXED.index("    async def report") : FIXED.index("    async def lookup")]
+
+# Wrong: lesson 01's hand-off kept, its child cancelled only on TimeoutError: when the client cancels the
+# handler, the child stays stuck in reply.join() for good. Loses the reports' leave-nothing and the week's.
+CANCELS_ONLY_ON_TIMEOUT = FIXED.replace(
+    _REPORT,
+    """    async def report(self, request: Request) -> Result:
+        reply = asyncio.Queue(maxsize=1)
+
+        async def run_query() -> None:
+            await reply.put(await slow_query(request))
+            await reply.join()
+
+        child = asyncio.create_task(run_query())
+        self.background.add(child)
+        child.add_done_callback(self.background.discard)
+        try:
+            async with asyncio.timeout(request.deadline_ms / 1000):
+                result = await reply.get()
+        except TimeoutError:
+            child.cancel()
+            raise
+        reply.task_done()
+        return result
+
+""",
+)
+assert CANCELS_ONLY_ON_TIMEOUT != FIXED
+
+# Evasive: the leaky hand-off, its child taken out of asyncio's registry (and kept in a list), so that
+# asyncio.all_tasks() does not see it. Loses the reports' leave-nothing and the week's.
+HIDES_REPORT_TASKS = FIXED.replace(
+    _REPORT,
+    """    async def report(self, request: Request) -> Result:
+        reply = asyncio.Queue(maxsize=1)
+
+        async def run_query() -> None:
+            await reply.put(await slow_query(request))
+            await reply.join()
+
+        child = asyncio.get_running_loop().create_task(run_query())
+        import asyncio.tasks as registry
+
+        registry._all_tasks.discard(child)
+        self._kept = getattr(self, "_kept", [])
+        self._kept.append(child)
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            result = await reply.get()
+        reply.task_done()
+        return result
+
+""",
+)
+assert HIDES_REPORT_TASKS != FIXED
+
+# Evasive: batch() joins a launcher thread that starts the four workers; the workers end on their own once
+# idle (0.3 s), after batch() and often after the next stop() have returned. Loses the batches'
+# leave-nothing and the week's.
+LAUNCHER_BATCH = FIXED.replace(
+    _BATCH,
+    """    def batch(self, jobs: list[int]) -> list[int]:
+        todo = queue.Queue()
+        results = [None] * len(jobs)
+        finished = threading.Semaphore(0)
+
+        def worker() -> None:
+            while True:
+                try:
+                    index, job = todo.get(timeout=0.3)
+                except queue.Empty:
+                    return
+                results[index] = handle(job)
+                finished.release()
+
+        def launcher() -> None:
+            for _ in range(4):
+                threading.Thread(target=worker, daemon=True).start()
+
+        thread = threading.Thread(target=launcher)
+        thread.start()
+        thread.join()
+        for item in enumerate(jobs):
+            todo.put(item)
+        for _ in jobs:
+            finished.acquire()
+        return results
+""",
+)
+assert LAUNCHER_BATCH != FIXED
+
+# Right, written differently: the report's query in a child task under shield(), cancelled when the deadline
+# passes; a client's cancel leaves the child to end with its query (it hands nothing over, so it cannot hang).
+SHIELDED_CHILD = FIXED.replace(
+    _REPORT,
+    """    async def report(self, request: Request) -> Result:
+        child = asyncio.create_task(slow_query(request))
+        try:
+            return await asyncio.wait_for(asyncio.shield(child), request.deadline_ms / 1000)
+        except TimeoutError:
+            child.cancel()
+            raise
+
+""",
+)
+assert SHIELDED_CHILD != FIXED
+
+# Right too: the batch's jobs done one after another in batch()'s own thread; no thread at all.
+SERIAL_BATCH = FIXED.replace(
+    _BATCH,
+    """    def batch(self, jobs: list[int]) -> list[int]:
+        return [handle(job) for job in jobs]
+""",
+)
+assert SERIAL_BATCH != FIXED

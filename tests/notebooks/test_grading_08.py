@@ -35,6 +35,8 @@ def graded(tmp_path_factory):
         "drops_work": with_answer(answers_08.DROPS_WORK, folder, "drops_work"),
         "batch_no_join": with_answer(answers_08.BATCH_NO_JOIN, folder, "batch_no_join"),
         "cheat_deadline": with_answer(answers_08.CHEAT_DEADLINE_TELLS, folder, "cheat_deadline"),
+        "cancels_only_on_timeout": with_answer(answers_08.CANCELS_ONLY_ON_TIMEOUT, folder, "cancels_only_on_timeout"),
+        "launcher_batch": with_answer(answers_08.LAUNCHER_BATCH, folder, "launcher_batch"),
         **{
             f"diagnosis_{name.lower()}": with_diagnosis(getattr(answers_08, f"DIAGNOSIS_{name}"), folder, name)
             for name in ("QUALIFIED", "LIBRARY_FRAMES", "UNORDERED", "CALLERS", "WRONG_HOLDER", "STUB")
@@ -70,6 +72,8 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("drops_work", {"lookups", "batches", "week_flat"}, 6),  # no leak, but lookups and batches dropped
         ("batch_no_join", {"batches", "week_flat"}, 8),  # batch() returns before its workers have ended
         ("cheat_deadline", {"lookups", "week_flat"}, 8),  # guesses from the deadline, answers never read
+        ("cancels_only_on_timeout", {"reports", "week_flat"}, 8),  # a child left when the client cancels
+        ("launcher_batch", {"batches", "week_flat"}, 8),  # workers a launcher started outlive batch()
         ("diagnosis_qualified", set(), 11),  # qualified names, in a tuple: as good
         ("diagnosis_library_frames", {"diagnosis_graded"}, 9),  # the standard library's frames
         ("diagnosis_unordered", {"diagnosis_graded"}, 9),  # the right four, not biggest first

@@ -7,17 +7,22 @@ from answers_08 import (
     ALT_IDIOMS,
     BATCH_LOOKS_ONCE,
     BATCH_NO_JOIN,
+    CANCELS_ONLY_ON_TIMEOUT,
     CHEAT_DEADLINE_TELLS,
     CLOSES_ONLY_WHEN_ANSWERED,
     DROPS_EVENT_ON_STOP,
     DROPS_WORK,
     FIXED,
     FIXED_TIMEOUTS,
+    HIDES_REPORT_TASKS,
     JOINS_BUT_DEAF,
+    LAUNCHER_BATCH,
     LEAKY,
     MADE_UP_LOOKUP,
     OTHER_FIX,
     POLLS_UNTIL_ENDED,
+    SERIAL_BATCH,
+    SHIELDED_CHILD,
     STOP_LOOKS_ONCE,
     STOP_NO_JOIN,
     STUB,
@@ -133,6 +138,11 @@ def test_the_leaky_service_leaves_every_source_behind():
         (FIXED_TIMEOUTS, {"lookups_answer_right", "week_flat"}),  # TimeoutError before the deadline
         (CHEAT_DEADLINE_TELLS, {"lookups_answer_right", "week_flat"}),  # answers never read from the service
         (CLOSES_ONLY_WHEN_ANSWERED, {"lookups_leave_nothing", "week_flat"}),  # a socket per lookup that timed out
+        (CANCELS_ONLY_ON_TIMEOUT, {"reports_leave_nothing", "week_flat"}),  # a child left when the client cancels
+        (HIDES_REPORT_TASKS, {"reports_leave_nothing", "week_flat"}),  # out of asyncio's registry, still pending
+        (LAUNCHER_BATCH, {"batches_leave_nothing", "week_flat"}),  # workers a launcher started outlive batch()
+        (SHIELDED_CHILD, set()),  # a client's cancel leaves the child to end with its query
+        (SERIAL_BATCH, set()),  # no thread at all
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
     ids=[
@@ -153,6 +163,11 @@ def test_the_leaky_service_leaves_every_source_behind():
         "fixed_timeouts",
         "cheat_deadline_tells",
         "closes_only_when_answered",
+        "cancels_only_on_timeout",
+        "hides_report_tasks",
+        "launcher_batch",
+        "shielded_child",
+        "serial_batch",
         "stub",
     ],
 )
@@ -162,7 +177,11 @@ def test_each_answer_fails_exactly_what_it_breaks(source, lost):
     assert failing(result) == lost, result.outcome["problems"]
 
 
-@pytest.mark.parametrize("source", [FIXED_TIMEOUTS, STOP_NO_JOIN, BATCH_NO_JOIN], ids=["timeouts", "stop", "batch"])
+@pytest.mark.parametrize(
+    "source",
+    [FIXED_TIMEOUTS, STOP_NO_JOIN, BATCH_NO_JOIN, CANCELS_ONLY_ON_TIMEOUT, LAUNCHER_BATCH],
+    ids=["timeouts", "stop", "batch", "client_cancels", "launcher"],
+)
 def test_the_hidden_week_catches_what_the_visible_one_does(source):
     # (another seed, mix and deadlines: an answer that ignores the deadline is early against these too)
     assert failing(run(source, **HIDDEN_WEEK)) == failing(run(source))

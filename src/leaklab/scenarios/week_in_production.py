@@ -59,6 +59,7 @@ WORKERS_PER_BATCH = 4  # DO NOT CHANGE: how many threads a batch is spread over
 
 # The measuring tools, bound when this module is imported, before any answer cell runs.
 _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
+_all_objects, _TASK_TYPES = gc.get_objects, (asyncio.Task, asyncio.tasks._PyTask)  # type: ignore[attr-defined]
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
 
 
@@ -323,19 +324,23 @@ def _early(deadline_ms: float, started: float) -> str:
     )
 
 
-def _judge_report(request: Request, gives_up: bool, served: Served, started: float, task: asyncio.Task) -> None:
+# How a report's client ends it: it waits for the answer, lets the deadline pass, or cancels the handler.
+_REPORT_ENDS = {"complete": "result", "deadline": "TimeoutError", "cancel": "CancelledError"}
+
+
+def _judge_report(request: Request, kind: str, served: Served, started: float, task: asyncio.Task) -> None:
     served.ended_with, seen = _ended_with(task), witness(request)
     problems = []
-    expected = "TimeoutError" if gives_up else "result"
+    expected = _REPORT_ENDS[kind]
     if served.ended_with != expected:
         problems.append(
             _("ended with {ended_with}, expected {expected}", ended_with=served.ended_with, expected=expected)
         )
-    elif gives_up and (early := _early(request.deadline_ms, started)):
+    elif kind == "deadline" and (early := _early(request.deadline_ms, started)):
         problems.append(early)
-    elif not gives_up and (seen.result is None or task.result() is not seen.result()):
+    elif kind == "complete" and (seen.result is None or task.result() is not seen.result()):
         problems.append(_("returned something other than the query's own result"))
-    elif gives_up and seen.query_done_at is not None:
+    elif kind != "complete" and seen.query_done_at is not None:
         problems.append(_("gave up only after the query had finished: it kept its client waiting"))
     if seen.queries != 1:
         problems.append(_("the query ran {queries} times, expected once", queries=seen.queries))
@@ -451,22 +456,25 @@ class _Owners:
         return [t for t, o in list(self.started.items()) if o in owners and not self._waited(t)]
 
     def _release(self, owners: tuple[str, ...]) -> None:
-        for thread, owner in list(self.started.items()):
-            if owner in owners:
-                self.let_go.add(thread)
-                self.gate(thread).set()
+        self._let_go([thread for thread, owner in list(self.started.items()) if owner in owners])
+
+    def _let_go(self, threads: list[threading.Thread]) -> None:
+        for thread in threads:
+            self.let_go.add(thread)
+            self.gate(thread).set()
 
     def begin(self, call: str) -> None:
-        """Before a call: at a stop(), a thread a batch left that ended on its own was never waited for."""
-        if call == "stop":
-            if left := self._unwaited("batch"):
-                self.batch_problems.append(
-                    _(
-                        "{count} threads a batch started ended after batch() had returned: it did not wait for them",
-                        count=len(left),
-                    )
+        """Before a call: at a stop(), a thread a batch left that ended on its own was never waited for.
+        Only those are let go: one a batch left still running must have ended when stop() returns (a pool
+        that start() starts and stop() stops may start its threads in a batch), or that stop() is caught."""
+        if call == "stop" and (left := self._unwaited("batch")):
+            self.batch_problems.append(
+                _(
+                    "{count} threads a batch started ended after batch() had returned: it did not wait for them",
+                    count=len(left),
                 )
-            self._release(("batch",))
+            )
+            self._let_go(left)
         self.current = call
 
     def end(self, call: str) -> None:
@@ -559,6 +567,7 @@ class _Traffic:
     give_up_ms: float
     lookup_deadline_ms: float
     address: tuple[str, int]  # the key-value service's
+    cancels: float = 0.0  # the share of the reports that give up whose client cancels them
     next_id: int = 1000
     last_sent: float = 0.0  # when the last request was sent (monotonic seconds)
 
@@ -576,12 +585,21 @@ class _Traffic:
         return served
 
     def report(self) -> asyncio.Task:
-        """One in three gives up at its deadline, and its query answers only once its client has gone."""
+        """One in three gives up, at its deadline or (a share `cancels` of them) cancelled by its client once
+        the query has started; the query of one that gives up answers only once its client has gone."""
         gives_up, served = self.rng.random() < 1 / 3, self._served("report")
-        deadline = self.give_up_ms if gives_up else 1000.0
+        kind = "complete"
+        if gives_up:  # (no draw without cancels: the notebook's weeks stay the ones its text describes)
+            kind = "cancel" if self.cancels and self.rng.random() < self.cancels else "deadline"
+        deadline = self.give_up_ms if kind == "deadline" else 1000.0
         request = Request(self.next_id, work_ms=self.work_ms, deadline_ms=deadline, answers_late=gives_up)
-        judge = partial(_judge_report, request, gives_up, served, _monotonic())
-        return self._launch(self.service.report(request), judge)
+        judge = partial(_judge_report, request, kind, served, _monotonic())
+        task = self._launch(self.service.report(request), judge)
+        if kind == "cancel":  # the client hangs up once the handler is busy with the query, as in lesson 01
+            started = asyncio.ensure_future(request.query_started.wait())
+            started.add_done_callback(lambda _started: task.cancel())
+            task.add_done_callback(lambda _task: started.cancel())
+        return task
 
     def lookup(self) -> asyncio.Task:
         """One in three asks for a key the key-value service never answers; which, neither the key nor the
@@ -667,10 +685,12 @@ async def replay_week(
     work_ms: float = 20.0,
     give_up_ms: float = 5.0,
     lookup_deadline_ms: float = 50.0,
+    client_cancels: float = 0.0,
     collect: bool = True,
 ) -> Week:
     """Serve `days` simulated days of traffic: each day `rounds` rounds of the `mix` of requests, then the
-    gauge's reading. Reports give up one time in three (at `give_up_ms`); lookups ask for a key the service
+    gauge's reading. Reports give up one time in three (at `give_up_ms`, or, a share `client_cancels` of
+    them, cancelled by their client once the query has started); lookups ask for a key the service
     never answers one time in three (every lookup has `lookup_deadline_ms`); the sink goes down on
     `outage_day` and stays down; the service is restarted (a config reload) after every round. A request
     still waiting `patience_ms` after the lookups' deadline, counted from the last request sent, is judged
@@ -692,7 +712,15 @@ async def replay_week(
         warnings.simplefilter("always", ResourceWarning)
     try:
         traffic = _Traffic(
-            week.service, week, driver, random.Random(seed), work_ms, give_up_ms, lookup_deadline_ms, address
+            week.service,
+            week,
+            driver,
+            random.Random(seed),
+            work_ms,
+            give_up_ms,
+            lookup_deadline_ms,
+            address,
+            cancels=client_cancels,
         )
 
         def up_events_delivered() -> bool:
@@ -1102,13 +1130,21 @@ class _Left:
         return found
 
 
+def _pending_tasks() -> set[asyncio.Task]:
+    """This loop's pending tasks: asyncio's registry, and every task the garbage collector tracks (one an
+    answer took out of the registry still counts, as the grader's own count of leftovers finds it)."""
+    loop = asyncio.get_running_loop()
+    tasks = {*_all_tasks(), *(o for o in _all_objects() if isinstance(o, _TASK_TYPES))}
+    return {t for t in tasks if t.get_loop() is loop and not t.done()}
+
+
 async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]:
     """Replay a week and count what it left: pending tasks, running threads, open sockets.
 
     (Memory is the grader's own measure, over the whole run: its task factory holds every task, with
     its result, until the run is over, so bytes held cannot be told apart per phase.)
     """
-    tasks_before, threads_before, sockets_before = set(_all_tasks()), len(_listdir("/proc/self/task")), _socket_count()
+    tasks_before, threads_before, sockets_before = _pending_tasks(), len(_listdir("/proc/self/task")), _socket_count()
     week = await replay()
 
     # Threads that were joined leave the operating system's list a moment later; leaked ones stay.
@@ -1118,7 +1154,7 @@ async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]
     await _wait_for(settled, 0.3)
     await asyncio.sleep(0)  # cancelled children finish
     left = _Left(
-        tasks=len({t for t in _all_tasks() if not t.done()} - tasks_before - {asyncio.current_task()}),
+        tasks=len(_pending_tasks() - tasks_before - {asyncio.current_task()}),
         threads=max(0, len(_listdir("/proc/self/task")) - threads_before),
         sockets=max(0, _socket_count() - sockets_before),
     )
@@ -1141,12 +1177,13 @@ def probe(
     whether every request got the right answer. The key-value service runs in a process of its own.
 
     Every lookup has `lookup_deadline_ms` (far above a round trip on a loaded machine, so that no answered
-    lookup times out): a TimeoutError before it is early, and one long after it is never answered."""
+    lookup times out): a TimeoutError before it is early, and one long after it is never answered. Of the
+    reports that give up, half are cancelled by their client (the task text's other way to give up)."""
     address = key_value_service()
     results: dict[str, tuple[Week, _Left]] = {}
     options = {"backoff_s": backoff_s, "working_set_bytes": 64 * 1024, "patience_ms": 500.0, "settle_ms": 5.0}
     options["collect"] = False  # the grader counts what the answer released itself, with the collector off
-    options.update(lookup_deadline_ms=lookup_deadline_ms, give_up_ms=give_up_ms)
+    options.update(lookup_deadline_ms=lookup_deadline_ms, give_up_ms=give_up_ms, client_cancels=0.5)
 
     async def run() -> None:
         for number, (kind, phase) in enumerate(_PHASES.items()):
