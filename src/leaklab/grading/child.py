@@ -37,7 +37,7 @@ from dataclasses import asdict
 from types import FunctionType, ModuleType
 
 from .. import _i18n
-from .._census import registered_tasks, task_registries
+from .._census import registered_tasks, task_done, task_loop, task_registries
 from .._errors import LeaklabError
 from .._stacks import format_groups, group_stacks
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
@@ -169,10 +169,11 @@ class Tasks:
 
     def pending(self, loop: asyncio.AbstractEventLoop) -> set[asyncio.Task]:
         """The loop's tasks not done: those the factory made, those asyncio registered, and, for a task
-        made with `asyncio.Task(...)` and taken out of the registry, those the garbage collector tracks."""
+        made with `asyncio.Task(...)` and taken out of the registry, those the garbage collector tracks. Asked
+        of the state the loop keeps, not of the task's own methods, which a subclass may override."""
         candidates = {*self.created, *registered_tasks(self.registries)}
         candidates |= {o for o in _all_objects() if isinstance(o, _Task)}
-        return {t for t in candidates if t.get_loop() is loop and not t.done()}
+        return {t for t in candidates if task_loop(t) is loop and not task_done(t)}
 
 
 def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int, burst_over: bool) -> bool:
