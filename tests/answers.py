@@ -140,3 +140,41 @@ TASK_GROUP_WITH_THREAD = TASK_GROUP.replace(
     "    async with asyncio.timeout", "    await asyncio.to_thread(sum, [1, 2])\n    async with asyncio.timeout"
 )
 assert TASK_GROUP_WITH_THREAD != TASK_GROUP
+
+# No child task: the query runs in the handler's own task, under the deadline.
+DIRECT = """
+async def handle_request(request: Request) -> Result:
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        return await slow_query(request)
+"""
+
+# wait_for cancels the query at the deadline, or when the handler is cancelled.
+WAIT_FOR = """
+async def handle_request(request: Request) -> Result:
+    return await asyncio.wait_for(slow_query(request), timeout=request.deadline_ms / 1000)
+"""
+
+# Raises TimeoutError at half of request.deadline_ms, before the deadline has passed.
+EARLY_TIMEOUT = DIRECT.replace("request.deadline_ms / 1000", "request.deadline_ms / 2000")
+assert EARLY_TIMEOUT != DIRECT
+
+# Still leaks: each child of a request that gave up waits 5 s in join() holding its result, then ends.
+JOIN_WITH_TIMEOUT = LEAKY.replace(
+    "        await reply.join()  # like Go's unbuffered send: wait until the handler has taken it\n",
+    "        try:\n"
+    "            await asyncio.wait_for(reply.join(), timeout=5)\n"
+    "        except TimeoutError:\n"
+    "            pass\n",
+)
+assert JOIN_WITH_TIMEOUT != LEAKY
+
+# Evasive: still leaks, through a Task subclass whose done() says True while it waits (no reference kept).
+TASK_LIES_DONE = """
+class QuietTask(asyncio.Task):
+    def done(self):
+        return True
+
+""" + UNREFERENCED.replace(
+    "child = asyncio.create_task(run_query())", "child = QuietTask(run_query(), loop=asyncio.get_running_loop())"
+)
+assert "QuietTask(run_query()" in TASK_LIES_DONE

@@ -8,6 +8,7 @@ with the kernel's own machinery left out.
 from __future__ import annotations
 
 import asyncio
+import asyncio.futures
 import asyncio.tasks
 import gc
 import sys
@@ -19,6 +20,35 @@ from ._i18n import _
 # Tasks whose coroutine comes from these packages belong to the kernel or the server, never to
 # a workload: ipykernel starts a fresh `shell_main` task for each cell it runs.
 _INFRASTRUCTURE = ("ipykernel", "IPython", "tornado", "zmq", "jupyter_client", "jupyter_core", "anyio")
+
+
+# A task's own methods are the answer's to override (a `Task` subclass whose `done()` says True while it
+# waits); the C implementation's, bound here, read the state the loop itself keeps.
+try:
+    from _asyncio import Task as _CTask
+except ImportError:  # an interpreter without the C accelerator: every task is pure Python
+    _CTask = None
+_c_done = _CTask.done if _CTask is not None else None
+_c_get_loop = _CTask.get_loop if _CTask is not None else None
+_py_done, _py_get_loop = asyncio.futures._PyFuture.done, asyncio.futures._PyFuture.get_loop
+
+
+def task_done(task: asyncio.Task) -> bool:
+    """Whether `task` has ended, as its loop knows it, not as a subclass's `done()` says."""
+    if _CTask is not None and isinstance(task, _CTask):
+        return _c_done(task)  # type: ignore[misc]
+    if isinstance(task, asyncio.futures._PyFuture):
+        return _py_done(task)  # reads `_state`, which a pure-Python subclass can still forge
+    return task.done()
+
+
+def task_loop(task: asyncio.Task) -> asyncio.AbstractEventLoop:
+    """The loop `task` runs on, as the task was made, not as a subclass's `get_loop()` says."""
+    if _CTask is not None and isinstance(task, _CTask):
+        return _c_get_loop(task)  # type: ignore[misc]
+    if isinstance(task, asyncio.futures._PyFuture):
+        return _py_get_loop(task)
+    return task.get_loop()
 
 
 def task_registries() -> list[object]:
@@ -59,7 +89,7 @@ def _is_infrastructure(task: asyncio.Task) -> bool:
 
 def live_tasks() -> list[asyncio.Task]:
     """The pending tasks of every event loop, the kernel's own left out."""
-    return [t for t in registered_tasks() if not t.done() and not _is_infrastructure(t)]
+    return [t for t in registered_tasks() if not task_done(t) and not _is_infrastructure(t)]
 
 
 def live_threads() -> list[threading.Thread]:

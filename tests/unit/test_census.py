@@ -44,3 +44,23 @@ def test_finished_tasks_do_not_count():
         return census.new_tasks()
 
     assert asyncio.run(main()) == []
+
+
+def test_a_task_that_says_it_is_done_while_it_waits_still_counts():
+    class QuietTask(asyncio.Task):
+        def done(self):
+            return True
+
+    async def main():
+        gate = asyncio.Event()
+        census = Census.take()
+        quiet = QuietTask(gate.wait())
+        await asyncio.sleep(0)
+        found = census.new_tasks()
+        gate.set()
+        for _ in range(3):  # the waiter's wake-up, then the task's last step
+            await asyncio.sleep(0)
+        return found, quiet, census.new_tasks()
+
+    found, quiet, after = asyncio.run(main())
+    assert (found, after) == ([quiet], [])

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from answers import BUFFERED
+from answers import BUFFERED, DIRECT, EARLY_TIMEOUT, JOIN_WITH_TIMEOUT
 
 from leaklab import Recorder
 from leaklab.scenarios.forgotten_cancel import (
     PAYLOAD_BYTES,
+    Request,
+    Result,
     background_tasks,
     leaky_handle_request,
+    probe,
     serve_and_settle,
     slow_query,
 )
@@ -23,6 +26,7 @@ REQUESTS = 40
 def _defined(source: str, name: str):
     """An answer of tests/answers.py, defined here as its cell defines it."""
     namespace = {"asyncio": asyncio, "background_tasks": background_tasks, "slow_query": slow_query}
+    namespace |= {"Request": Request, "Result": Result}
     exec(source, namespace)
     return namespace[name]
 
@@ -63,3 +67,36 @@ def test_the_articles_fix_ends_with_nothing_held():
 def test_the_stub_says_so():
     with pytest.raises(NotImplementedError, match="stub"):
         asyncio.run(settle(stub_handle_request))
+
+
+def _probed(source: str, **options) -> dict:
+    """The grader's burst, run here against an answer of tests/answers.py."""
+
+    async def main():
+        burst, summary = probe(_defined(source, "handle_request"), **options)
+        await burst
+        return summary()
+
+    return asyncio.run(main())
+
+
+def test_a_handler_that_times_out_before_the_deadline_gives_up_as_not_specified():
+    summary = _probed(EARLY_TIMEOUT)
+    assert summary["gave_up_as_specified"][0] < summary["gave_up_as_specified"][1]
+    assert any("TimeoutError after" in line for line in summary["problems"])
+    assert _probed(DIRECT)["gave_up_as_specified"] == [20, 20]
+
+
+def test_the_probes_burst_ends_once_every_query_has_ended_and_a_lingering_child_is_still_pending():
+    async def main():
+        before = asyncio.all_tasks()
+        burst, summary = probe(_defined(JOIN_WITH_TIMEOUT, "handle_request"))
+        await burst
+        pending = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending), summary()
+
+    pending, summary = asyncio.run(main())
+    assert summary["gave_up_as_specified"] == [20, 20] and pending >= 20  # a child per request that gave up

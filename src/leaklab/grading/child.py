@@ -6,7 +6,8 @@ so grading needs Linux), tasks by a task factory and asyncio's own registry (`Ta
 `tracemalloc` (bytes retained per request, a count, not a clock). A task is leaked when the loop has
 gone quiet (nothing scheduled, nothing ready, no socket or thread that could wake it) and the task is
 still pending: no waiting on wall-clock luck. Only a loop that never goes quiet (a timer that keeps
-firing) is judged after a budget of seconds.
+firing) is judged after a budget of seconds; a scenario may name its own moment instead, the end of its
+burst (`LEFTOVERS_AT_BURST_END`).
 
 Started by `isolation` only; it reads one job as JSON on stdin and talks to its parent over two pipes
 the parent opened (`Channel`): it stops at each stage until the parent, which looks at this process
@@ -37,7 +38,7 @@ from dataclasses import asdict
 from types import FunctionType, ModuleType
 
 from .. import _i18n
-from .._census import registered_tasks, task_registries
+from .._census import registered_tasks, task_done, task_loop, task_registries
 from .._errors import LeaklabError
 from .._stacks import format_groups, group_stacks
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
@@ -170,10 +171,11 @@ class Tasks:
 
     def pending(self, loop: asyncio.AbstractEventLoop) -> set[asyncio.Task]:
         """The loop's tasks not done: those the factory made, those asyncio registered, and, for a task
-        made with `asyncio.Task(...)` and taken out of the registry, those the garbage collector tracks."""
+        made with `asyncio.Task(...)` and taken out of the registry, those the garbage collector tracks. Asked
+        of the state the loop keeps, not of the task's own methods, which a subclass may override."""
         candidates = {*self.created, *registered_tasks(self.registries)}
         candidates |= {o for o in _all_objects() if isinstance(o, _Task)}
-        return {t for t in candidates if t.get_loop() is loop and not t.done()}
+        return {t for t in candidates if task_loop(t) is loop and not task_done(t)}
 
 
 def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int, burst_over: bool) -> bool:
@@ -201,12 +203,17 @@ def settle(threads: int, bound_s: float) -> None:
         time.sleep(0.005)
 
 
-def run_until_quiet(loop: asyncio.AbstractEventLoop, threads: int, budget_s: float, burst: asyncio.Task) -> None:
-    """Run the loop until nothing can wake it any more, or the budget is spent."""
+def run_until_quiet(
+    loop: asyncio.AbstractEventLoop, threads: int, budget_s: float, burst: asyncio.Task, *, ends_with_burst: bool
+) -> None:
+    """Run the loop until nothing can wake it any more, or the budget is spent; with `ends_with_burst`, also
+    stop when the burst ends (its scenario ends it at the moment the lesson names: then what is still
+    pending was left behind, however soon a timer of its own would have ended it)."""
     deadline = _monotonic() + budget_s
 
     def check() -> None:
-        if nothing_can_wake(loop, threads, burst.done()) or _monotonic() > deadline:
+        over = ends_with_burst and burst.done()
+        if over or nothing_can_wake(loop, threads, burst.done()) or _monotonic() > deadline:
             loop.stop()
         else:
             loop.call_later(0.002, check)
@@ -215,8 +222,11 @@ def run_until_quiet(loop: asyncio.AbstractEventLoop, threads: int, budget_s: flo
     loop.run_forever()
 
 
-def run_burst(loop: asyncio.AbstractEventLoop, burst: Awaitable[object], threads: int, budget_s: float) -> asyncio.Task:
-    """Run one burst (or warm-up) with a default executor of its own, until the loop is quiet."""
+def run_burst(
+    loop: asyncio.AbstractEventLoop, burst: Awaitable[object], threads: int, budget_s: float, *, ends_with_burst: bool
+) -> asyncio.Task:
+    """Run one burst (or warm-up) with a default executor of its own, until the loop is quiet (or the burst
+    is over, with `ends_with_burst`)."""
 
     async def burst_then_idle_threads_gone() -> object:
         # Shut down after the burst: its idle workers would otherwise count as leaked threads (and keep
@@ -229,7 +239,7 @@ def run_burst(loop: asyncio.AbstractEventLoop, burst: Awaitable[object], threads
             executor.shutdown(wait=False)
 
     task = loop.create_task(burst_then_idle_threads_gone())
-    run_until_quiet(loop, threads, budget_s, task)
+    run_until_quiet(loop, threads, budget_s, task, ends_with_burst=ends_with_burst)
     return task
 
 
@@ -308,8 +318,10 @@ class Child:
         files_before = open_files()  # the loop's own selector and wake-up pipe are in the count
         self.channel.stop_at("measuring")  # and its open files
 
+        ends_with_burst = getattr(scenario, "LEFTOVERS_AT_BURST_END", False)
         if isinstance(scenario, WarmsUp):  # first-use allocations are not retained memory
-            run_burst(loop, scenario.warm_up(handler), threads_before, settings.WARM_UP_BUDGET_S)
+            warm_up = scenario.warm_up(handler)
+            run_burst(loop, warm_up, threads_before, settings.WARM_UP_BUDGET_S, ends_with_burst=ends_with_burst)
         left_by_warm_up = tasks.pending(loop)
         _collect()
         _trace()
@@ -320,10 +332,12 @@ class Child:
         # released itself (a socket it closed), not what a collection would have found by luck.
         _pause_collector()
         main, summary = scenario.probe(handler, **self.job["options"])
-        main_task = run_burst(loop, main, threads_before, settings.BURST_BUDGET_S)
+        main_task = run_burst(loop, main, threads_before, settings.BURST_BUDGET_S, ends_with_burst=ends_with_burst)
         self.restore()  # before anything is counted: a builtin the burst replaced counts nothing
         settle(threads_before, getattr(scenario, "SETTLE_S", settings.SETTLE_S))
         files_left = max(0, open_files() - files_before)
+        # Counted before the collector runs again: it would destroy a pending task only a cycle holds.
+        leftovers = [t for t in tasks.pending(loop) - left_by_warm_up if t is not main_task]
         _resume_collector()
         if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
             failure = main_task.exception()
@@ -332,7 +346,6 @@ class Child:
             self.fail("the answer stopped tracemalloc, so its memory cannot be measured")
         if _traceback_of(witness) is None:
             self.fail("tampered: the answer cleared tracemalloc's traces, the witness of its memory", Reason.TAMPERED)
-        leftovers = [t for t in tasks.pending(loop) - left_by_warm_up if t is not main_task]
         outcome = summary()
         main = main_task = summary = None  # the burst's own records must not count as retained memory
         tasks.created.clear()
