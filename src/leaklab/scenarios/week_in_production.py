@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .._census import Census
+from .._census import Census, task_done, task_loop
 from .._i18n import _
 from .._stacks import counted
 from . import lifeless_pool
@@ -1135,7 +1135,7 @@ def _pending_tasks() -> set[asyncio.Task]:
     answer took out of the registry still counts, as the grader's own count of leftovers finds it)."""
     loop = asyncio.get_running_loop()
     tasks = {*_all_tasks(), *(o for o in _all_objects() if isinstance(o, _TASK_TYPES))}
-    return {t for t in tasks if t.get_loop() is loop and not t.done()}
+    return {t for t in tasks if task_loop(t) is loop and not task_done(t)}
 
 
 async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]:
