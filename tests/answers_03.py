@@ -79,7 +79,9 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
     return await asyncio.wait_for(asyncio.to_thread(blocking, request, address), request.deadline_ms / 1000)
 """
 
-# The timeout on the socket itself: a thread that ends on time.
+# Wrong: the timeout on the socket itself, in a thread that ends on time; but a caller that cancels frees only
+# itself: the thread still waits in recv, its socket open, after the cancelled call has ended (until the
+# socket's timeout). The task says nothing stays open once a call has ended, a cancellation one of its ways.
 SOCKET_TIMEOUT = """
 def blocking(request, address, timeout):
     with socket.create_connection(address, timeout=timeout) as connection:
@@ -122,6 +124,66 @@ def blocking(request, address, timeout):
 """,
 )
 assert CLOSES_UNLESS_IT_FAILS != SOCKET_TIMEOUT
+
+# A blocking socket in a thread, with the deadline on the socket, that a caller's cancellation reaches: the
+# thread watches a flag, and the call waits for it to close its socket before it lets CancelledError through.
+THREAD_CLOSES_ON_CANCEL = """
+import threading
+import time
+
+
+def blocking(request, address, deadline_s, cancelled):
+    with socket.create_connection(address, timeout=deadline_s) as connection:
+        connection.settimeout(0.005)
+        connection.sendall(request.line())
+        answer = bytearray()
+        give_up = time.monotonic() + deadline_s
+        while not answer.endswith(b"\\n"):
+            if cancelled.is_set():
+                raise ConnectionAbortedError("the caller went away")
+            if time.monotonic() > give_up:
+                raise TimeoutError
+            try:
+                chunk = connection.recv(PAYLOAD_BYTES)
+            except socket.timeout:
+                continue
+            if not chunk:
+                break
+            answer += chunk
+        return answer.decode().strip()
+
+
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    cancelled = threading.Event()
+    call = asyncio.ensure_future(asyncio.to_thread(blocking, request, address, request.deadline_ms / 1000, cancelled))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        cancelled.set()
+        await asyncio.gather(call, return_exceptions=True)
+        raise
+"""
+
+# Wrong: returns "" when the service resets the connection, instead of letting ConnectionResetError through.
+SWALLOWS_RESET = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    writer = None
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(request.line())
+            await writer.drain()
+            return (await reader.readline()).decode().strip()
+    except ConnectionResetError:
+        return ""
+    finally:
+        if writer is not None:
+            writer.close()
+"""
+
+# Wrong: a timeout of its own (100 ms), whatever request.deadline_ms says: early on a longer deadline.
+FIXED_TIMEOUT = FIXED.replace("request.deadline_ms / 1000", "0.1")
+assert FIXED_TIMEOUT != FIXED
 
 # Gives up on every call at once: nothing leaks, nothing is answered.
 GIVES_UP_AT_ONCE = """

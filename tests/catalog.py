@@ -39,9 +39,9 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
         (
             answers_03,
             "fix",
-            "FIXED SOCKET_TIMEOUT",
+            "FIXED THREAD_CLOSES_ON_CANCEL",
             "LEAKY CLOSES_ON_TIMEOUT_ONLY TIMES_OUT_BUT_KEEPS_SOCKET WAIT_FOR_THREAD GIVES_UP_AT_ONCE STUB MADE_UP "
-            "CLOSES_UNLESS_IT_FAILS RETRIES_A_HUNG_CALL",
+            "CLOSES_UNLESS_IT_FAILS RETRIES_A_HUNG_CALL SOCKET_TIMEOUT SWALLOWS_RESET FIXED_TIMEOUT",
         )
     ],
     "04_lifeless_pool": [

@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from .._i18n import _
 
@@ -89,6 +90,7 @@ def resets_connection(key: str) -> bool:
 _secret = ""  # the service's, in its own process
 _answered: set[str] = set()  # the keys it has answered: a grader asks, to tell real answers from made-up ones
 _asks: dict[str, int] = {}  # how often each key was asked for: a call that hangs must not be asked again
+_ports: dict[str, list[int]] = {}  # the client's ports each key was asked from: which socket was its call's
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -101,8 +103,12 @@ class _Handler(socketserver.StreamRequestHandler):
             if line == "ASKED":
                 self.wfile.write((json.dumps(_asks) + "\n").encode())
                 continue
+            if line == "PORTS":
+                self.wfile.write((json.dumps(_ports) + "\n").encode())
+                continue
             key = line.removeprefix("GET ")
             _asks[key] = _asks.get(key, 0) + 1
+            _ports.setdefault(key, []).append(self.client_address[1])
             if resets_connection(key):  # a call that fails: the connection is reset
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()  # before socketserver's shutdown(SHUT_WR), which would say EOF instead
@@ -175,6 +181,11 @@ def times_asked(address: tuple[str, int]) -> dict[str, int]:
     return dict(_ask_service(address, "ASKED"))
 
 
+def client_ports(address: tuple[str, int]) -> dict[str, list[int]]:
+    """The client ports the service saw each key asked from: the local ports of the calls' sockets."""
+    return dict(_ask_service(address, "PORTS"))
+
+
 def _ask_service(address: tuple[str, int], command: str) -> list | dict:
     with socket.create_connection(address, timeout=10) as connection:
         connection.sendall(f"{command}\n".encode())
@@ -241,32 +252,67 @@ class Call:
     took_ms: float
     cancelled: bool = False  # its caller cancelled it mid-call, before its deadline
     reset: bool = False  # the service reset the connection: however the call ends, it must leave nothing
+    # For a cancelled call: the local ports of this process's sockets to the service at the moment its task
+    # was done (None: it never was), to tell whether its own socket was still open once it had ended.
+    ports_open: frozenset[int] | None = None
     # The call's task, kept as a caller that keeps its finished tasks would (the grader keeps every task):
     # a finished task still refers to what it raised, and through its traceback to the frames' locals.
     task: asyncio.Future[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def correct(self) -> bool:
-        """A right answer from the service, or a TimeoutError by the deadline (with a wide margin)."""
+        """A right answer from the service, or a TimeoutError not before the deadline and not long after it
+        (a wide margin)."""
         if self.stuck:
-            return self.ended_with == "TimeoutError" and self.took_ms < self.request.deadline_ms + _MARGIN_MS
+            on_time = self.past_deadline and self.took_ms < self.request.deadline_ms + _MARGIN_MS
+            return self.ended_with == "TimeoutError" and on_time
         return self.ended_with == "answer" and self.answer == self.request.expected()
+
+    @property
+    def past_deadline(self) -> bool:
+        """Whether the call ended after its deadline had passed, counted from when fetch was called (a
+        loaded machine only makes it later): a TimeoutError before it gave up too soon."""
+        return self.took_ms >= self.request.deadline_ms - _CLOCK_MS
+
+    @property
+    def ended_as_told(self) -> bool:
+        """A call the service reset raised ConnectionResetError; one its caller cancelled let CancelledError
+        through, or had ended before the cancellation reached it (with its answer, or past its deadline)."""
+        if self.reset:
+            return self.ended_with == "ConnectionResetError"
+        if self.ended_with == "TimeoutError":
+            return self.past_deadline
+        return self.ended_with == "CancelledError" or (
+            self.ended_with == "answer" and not self.stuck and self.answer == self.request.expected()
+        )
+
+    def closed_when_ended(self, ports: list[int]) -> bool:
+        """Whether none of the sockets this call opened (the service saw them from `ports`) was still open
+        when its task was done."""
+        asked = set(ports)
+        return not asked or (self.ports_open is not None and not asked & self.ports_open)
 
 
 _MARGIN_MS = 1500.0  # how late a timeout may be on a loaded machine and still count as on time
+_CLOCK_MS = 1.0  # how early a timer may fire (the clock's resolution, a deadline's rounding): still on time
+# The grader's deadlines for the calls that hang, in turn, so that a timeout of the answer's own is early on
+# some of them. The planned burst cancels every other call that hangs at half its deadline: the even places
+# are for the calls left to reach theirs, the odd ones for the cancelled (not under 100 ms: see `send_calls`).
+GRADER_DEADLINES_MS = (20.0, 400.0, 400.0, 250.0, 60.0, 100.0)
 
 
 def plan(
     calls: int,
     *,
     stuck_every: int = 3,
-    deadline_ms: float = 100.0,
+    deadlines_ms: tuple[float, ...] = (100.0,),
     healthy_deadline_ms: float = 2000.0,
     opaque_keys: tuple[str, int] | None = None,
     resets: bool = False,
 ) -> list[tuple[Request, bool]]:
     """`calls` requests; one in `stuck_every` goes to the part of the service that never answers; with
     `resets`, one in `2 * stuck_every` of the others (the fifth of every six) goes to one that resets it.
+    The calls that hang take their deadlines from `deadlines_ms` in turn.
 
     A call the service answers gets a deadline far beyond its round trip, so that a loaded machine
     cannot turn a right answer into a timeout. The lesson's keys say which is which (`stuck-2`,
@@ -282,8 +328,27 @@ def plan(
             key = pick_key(opaque_keys, i, answered=not stuck)
         else:
             key = f"stuck-{i}" if stuck else f"key-{i}"
-        planned.append((Request(key, deadline_ms if stuck else healthy_deadline_ms), stuck))
+        deadline_ms = deadlines_ms[i // stuck_every % len(deadlines_ms)] if stuck else healthy_deadline_ms
+        planned.append((Request(key, deadline_ms), stuck))
     return planned
+
+
+def ports_open_to(address: tuple[str, int]) -> frozenset[int]:
+    """The local ports of this process's sockets connected to `address`'s port, at this moment (Linux: the
+    process's descriptors in /proc/self/fd, their connections in /proc/self/net/tcp and tcp6)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if (link := os.readlink(f"/proc/self/fd/{fd}")).startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in itertools.islice(rows, 1, None):
+                local, remote, inode = itemgetter(1, 2, 9)(row.split())
+                if inode in inodes and int(remote.rpartition(":")[2], 16) == address[1]:
+                    ports.add(int(local.rpartition(":")[2], 16))
+    return frozenset(ports)
 
 
 def open_sockets() -> int:
@@ -373,6 +438,10 @@ async def _call(
     started = time.monotonic()
     attempt = asyncio.ensure_future(fetch(request, address))
     if cancel_ms is not None:  # the caller goes away before the call's own deadline (at 0: before it starts)
+        # What is still open the moment the call has ended: this callback runs before any other of the
+        # task's (asyncio.wait's), and after the callbacks its last step scheduled (a transport's close).
+        at_end: list[frozenset[int]] = []
+        attempt.add_done_callback(lambda _attempt: at_end.append(ports_open_to(address)))
         await asyncio.wait({attempt}, timeout=cancel_ms / 1000)
         attempt.cancel()
         await asyncio.wait({attempt}, timeout=patience_ms / 1000)
@@ -383,7 +452,10 @@ async def _call(
             ended = "CancelledError"
         else:  # it ended before the cancellation reached it
             ended = type(attempt.exception()).__name__ if attempt.exception() else "answer"
-        return Call(request, stuck, ended, "", took, cancelled=True, task=attempt)
+        answer = attempt.result() if ended == "answer" else ""
+        return Call(
+            request, stuck, ended, answer, took, cancelled=True, ports_open=next(iter(at_end), None), task=attempt
+        )
     done, _pending = await asyncio.wait({attempt}, timeout=(request.deadline_ms + patience_ms) / 1000)
     took = (time.monotonic() - started) * 1000
     if not done:  # the caller gives up for it; what the call held stays held
@@ -504,22 +576,25 @@ _ENDINGS = ("answer", "deadline", "cancelled", "cancelled answer", "reset")
 
 def traffic(seed: int, *, calls: int = 30) -> dict:
     """A hidden burst drawn by Hypothesis (leaklab.scenarios._traffic): `calls` calls ending in every way
-    (`_ENDINGS`, each at least calls // 8 times; at least a third answered), deadlines of 60-200 ms, a
-    caller that cancels at 0-90% of its deadline, 0-2 ms between calls."""
+    (`_ENDINGS`, each at least calls // 8 times; at least a third answered), deadlines of 20-400 ms (the
+    calls that hang until theirs: some at most 60 ms, some at least 300 ms, so that a timeout of the
+    answer's own is early on some), a caller that cancels at 0-90% of its deadline, 0-2 ms between calls."""
     from hypothesis import strategies as st
 
     from ._traffic import draw
 
     row = st.tuples(
         st.sampled_from((*_ENDINGS, "answer", "answer")),  # three in seven answered, on average
-        st.integers(60, 200),
+        st.integers(20, 400),
         st.sampled_from((0.0, 0.0, 0.05, 0.25, 0.5, 0.9)),
         st.sampled_from((0, 0, 1, 2)),
     )
 
     def covers(drawn: list) -> bool:
         counts = [sum(r[0] == ending for r in drawn) for ending in _ENDINGS]
-        return min(counts) >= calls // 8 and counts[0] >= calls // 3
+        hung = [r[1] for r in drawn if r[0] == "deadline"]
+        spread = bool(hung) and min(hung) <= 60 and max(hung) >= 300
+        return min(counts) >= calls // 8 and counts[0] >= calls // 3 and spread
 
     rows = draw(st.lists(row, min_size=calls, max_size=calls), seed, covers)
     return {"rows": [list(r) for r in rows]}
@@ -561,48 +636,69 @@ def probe(
         drawn = (
             {"rows": rows}
             if rows is not None
-            else {"opaque_keys": address, "cancel_early": True, "resets": True, **plan_options}
+            else {
+                "opaque_keys": address,
+                "cancel_early": True,
+                "resets": True,
+                "deadlines_ms": GRADER_DEADLINES_MS,
+                **plan_options,
+            }
         )
         results.extend(await send_calls(fetch, address, calls, **drawn))  # type: ignore[arg-type]
 
     def summary() -> dict:
-        asked, times = answered_keys(address), times_asked(address)
+        asked, times, ports = answered_keys(address), times_asked(address), client_ports(address)
         for call in results:  # an answer made up without asking the service is not the service's answer
             if call.correct and not call.stuck and call.request.key not in asked:
                 call.ended_with = _UNASKED  # data, never translated: `correct` compares it
             elif call.correct and call.stuck and times.get(call.request.key, 0) > 1:  # a count, not a clock
                 call.ended_with = _RETRIED.format(times=times[call.request.key])
-        stuck = [c for c in results if c.stuck and not c.cancelled]  # the cancelled ones count by what they left
+        stuck = [c for c in results if c.stuck and not c.cancelled]
         healthy = [c for c in results if not c.stuck and not c.cancelled and not c.reset]
+        failing = [c for c in results if c.cancelled or c.reset]
+        cancelled = [c for c in results if c.cancelled]
+        closed = {c.request.key: c.closed_when_ended(ports.get(c.request.key, [])) for c in cancelled}
         problems = [
-            f"{c.request.key}: {_ended(c)}" for c in results if not c.correct and not c.cancelled and not c.reset
+            *(f"stuck calls time out: {c.request.key}: {_ended(c)}" for c in stuck if not c.correct),
+            *(f"healthy calls answered: {c.request.key}: {_ended(c)}" for c in healthy if not c.correct),
+            *(f"errors pass through: {c.request.key}: {_ended(c)}" for c in failing if not c.ended_as_told),
+            *(
+                f"cancelled calls close at once: {c.request.key}: "
+                + _("its socket was still open when the cancelled call had ended")
+                for c in cancelled
+                if not closed[c.request.key]
+            ),
         ]
         return {
             "requests": calls,
             "answered": len(results),
             "stuck_calls_time_out": [sum(c.correct for c in stuck), len(stuck)],
             "healthy_calls_answered": [sum(c.correct for c in healthy), len(healthy)],
-            "problems": problems[:5],
+            "errors_pass_through": [sum(c.ended_as_told for c in failing), len(failing)],
+            "cancelled_calls_close_at_once": [sum(closed.values()), len(cancelled)],
+            "problems": problems,
         }
 
     return run(), summary
 
 
 def _ended(call: Call) -> str:
-    """How a call that went wrong ended, for a grader's problems."""
-    if call.answer:
+    """How a call that went wrong ended, for a grader's problems: the deadline beside the time it took."""
+    how = {"ending": _shown(call.ended_with), "took": call.took_ms, "deadline": call.request.deadline_ms}
+    if call.cancelled:
+        return _("cancelled by its caller, ended with {ending} after {took:.0f} ms (deadline {deadline:.0f} ms)", **how)
+    if call.answer or call.ended_with == "answer":
         return _(
-            "ended with {ending} after {took:.0f} ms, answer {answer!r}",
-            ending=_shown(call.ended_with),
-            took=call.took_ms,
+            "ended with {ending} after {took:.0f} ms (deadline {deadline:.0f} ms), answer {answer!r}",
             answer=call.answer,
+            **how,
         )
-    return _("ended with {ending} after {took:.0f} ms", ending=_shown(call.ended_with), took=call.took_ms)
+    return _("ended with {ending} after {took:.0f} ms (deadline {deadline:.0f} ms)", **how)
 
 
 # How long after the burst the grader waits for the answer's threads to end before it counts what is
-# still open: a thread a cancelled call left in a socket timeout ends by the call's deadline (at most
-# 200 ms in a drawn burst); the rest is margin for a loaded machine.
+# still open: a thread that outlives its call (which `cancelled_calls_close_at_once` fails if it still holds
+# the call's socket) ends by the call's deadline (at most 400 ms); the rest is margin for a loaded machine.
 SETTLE_S = 3.0
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
