@@ -147,6 +147,72 @@ def find_deaf_retries(source: str) -> list[int]:
 ANY_NOT_CALL = FIXED.replace('and called(test.operand) == "is_set"', "and isinstance(test.operand, ast.Call)")
 assert ANY_NOT_CALL != FIXED
 
+# Wrong: reads the loop's test as text, `not .*.is_set()` on `ast.unparse`: takes
+# `while not stop.is_set() and running.is_set():`, a `while` with another test, for a worker loop.
+REGEX_LOOP_TEST = FIXED.replace(
+    'return isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and called(test.operand) == "is_set"',
+    'return test is not None and re.fullmatch(r"not .*\\.is_set\\(\\)", ast.unparse(test)) is not None',
+).replace("    scopes = (", "    import re\n\n    scopes = (")
+assert REGEX_LOOP_TEST != FIXED
+
+# Wrong: returns each deaf line twice, in decreasing order ([7, 7, 5, 5] for [5, 7]), not "in increasing
+# order, each once".
+UNSORTED_DUPLICATES = (
+    FIXED.replace("self.lines: set[int] = set()", "self.lines: list[int] = []")
+    .replace("self.lines.add(node.lineno)", "self.lines[:0] = [node.lineno, node.lineno]")
+    .replace("return sorted(finder.lines)", "return finder.lines")
+)
+assert UNSORTED_DUPLICATES.count("self.lines[:0]") == 1 and "sorted(finder" not in UNSORTED_DUPLICATES
+
+# Wrong: only a plain `def` starts afresh; the loop around an `async def` or a `class` still counts for the
+# handlers inside it.
+ONLY_DEF_RESETS = FIXED.replace(
+    "visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_scope",
+    "visit_FunctionDef = visit_scope",
+)
+assert ONLY_DEF_RESETS != FIXED
+
+# Wrong: applies no rule at all, it flags every `except` handler.
+FLAGS_EVERY_HANDLER = """
+def find_deaf_retries(source: str) -> list[int]:
+    return sorted({node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ExceptHandler)})
+"""
+
+# Wrong: flags every handler that sleeps anywhere inside a `while`, whatever the loop's test or the stop
+# signal.
+ANY_SLEEP_IN_WHILE = """
+def find_deaf_retries(source: str) -> list[int]:
+    lines = set()
+    for loop in ast.walk(ast.parse(source)):
+        if isinstance(loop, ast.While):
+            for handler in ast.walk(loop):
+                if isinstance(handler, ast.ExceptHandler):
+                    for node in ast.walk(handler):
+                        called = node.func if isinstance(node, ast.Call) else None
+                        if getattr(called, "attr", getattr(called, "id", "")) == "sleep":
+                            lines.add(handler.lineno)
+    return sorted(lines)
+"""
+
+# Evasive: reads no syntax, only text: an `except` line whose indented block mentions `sleep(` or
+# `continue` and none of `is_set`, `.wait(`, `return`, `break`, `raise` (no loops, no scopes).
+TEXT_MATCH = """
+def find_deaf_retries(source: str) -> list[int]:
+    lines, found = source.splitlines(), []
+    for number, line in enumerate(lines):
+        if line.strip().startswith("except"):
+            indent, body = len(line) - len(line.lstrip()), []
+            for following in lines[number + 1 :]:
+                if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                    break
+                body.append(following)
+            text = "\\n".join(body)
+            exits = ("is_set", ".wait(", "return", "break", "raise")
+            if ("sleep(" in text or "continue" in text) and not any(word in text for word in exits):
+                found.append(number + 1)
+    return found
+"""
+
 # Evasive: looks for the grader's answer key among the objects of its own process (the marked snippets,
 # or anything with `deaf` lines for this source) before it reads the source itself.
 READS_THE_KEY = """

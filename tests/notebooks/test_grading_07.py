@@ -33,6 +33,10 @@ def graded(tmp_path_factory):
         "only_while_true": with_answer(answers_07.ONLY_WHILE_TRUE, folder, "only_while_true"),
         "walk_into_defs": with_answer(answers_07.WALK_INTO_DEFS, folder, "walk_into_defs"),
         "cheat_import": with_answer(answers_07.CHEAT_IMPORT, folder, "cheat_import"),
+        "regex_loop_test": with_answer(answers_07.REGEX_LOOP_TEST, folder, "regex_loop_test"),
+        "unsorted_duplicates": with_answer(answers_07.UNSORTED_DUPLICATES, folder, "unsorted_duplicates"),
+        "only_def_resets": with_answer(answers_07.ONLY_DEF_RESETS, folder, "only_def_resets"),
+        "flags_every_handler": with_answer(answers_07.FLAGS_EVERY_HANDLER, folder, "flags_every_handler"),
     }
     return handed_in.graded_by_cli(submissions, home)
 
@@ -53,12 +57,16 @@ def test_the_unmodified_exercise_gets_zero(graded):
     ("name", "lost", "score"),
     [
         ("misses_async", {"async_flavour"}, 7),
-        ("flags_every_sleep", {"passes_correct", "right_lines"}, 5),
-        ("crashes_without_loop", {"passes_correct"}, 6),
+        ("flags_every_sleep", {"passes_correct", "right_lines", "async_flavour"}, 3),
+        ("crashes_without_loop", {"passes_correct", "async_flavour"}, 4),
         ("only_while_true", {"flags_leaky", "right_lines", "async_flavour"}, 3),
         # Full marks on the visible snippets; the hidden ones (in the notebook, not the package) tell.
-        ("walk_into_defs", {"flags_leaky", "right_lines"}, 5),
+        ("walk_into_defs", {"flags_leaky", "passes_correct", "right_lines"}, 2),
+        ("only_def_resets", {"passes_correct", "async_flavour"}, 4),
         ("cheat_import", {"flags_leaky", "passes_correct", "right_lines", "async_flavour"}, 0),
+        ("regex_loop_test", {"passes_correct", "async_flavour"}, 4),
+        ("unsorted_duplicates", {"right_lines", "async_flavour"}, 6),
+        ("flags_every_handler", {"passes_correct", "right_lines", "async_flavour"}, 3),
     ],
 )
 def test_wrong_checks_lose_exactly_their_points(graded, name, lost, score):

@@ -12,17 +12,23 @@ import pytest
 from answers_07 import (
     ANY_ENCLOSING,
     ANY_NOT_CALL,
+    ANY_SLEEP_IN_WHILE,
     CHEAT_IMPORT,
     CRASHES_WITHOUT_LOOP,
     FIXED,
+    FLAGS_EVERY_HANDLER,
     FLAGS_EVERY_SLEEP,
     MISSES_ASYNC,
     NO_SCOPE_RESET,
     ONLY_CONTINUE,
+    ONLY_DEF_RESETS,
     ONLY_WHILE_TRUE,
     READS_THE_KEY,
+    REGEX_LOOP_TEST,
     SAYS_NOTHING,
     STUB,
+    TEXT_MATCH,
+    UNSORTED_DUPLICATES,
     WALK_INTO_DEFS,
 )
 
@@ -270,19 +276,32 @@ def failed(source: str, snippets: str | dict[str, str]) -> set[str]:
 # Each answer, and the properties it fails on the visible snippets and on the hidden ones.
 ANSWERS = {
     "fixed": (FIXED, set(), set()),
-    "flags_every_sleep": (FLAGS_EVERY_SLEEP, {"passes_correct", "right_lines"}, {"passes_correct", "right_lines"}),
+    # It flags a sleep the handler follows with a look at the stop signal, in asyncio too.
+    "flags_every_sleep": (FLAGS_EVERY_SLEEP, *[{"passes_correct", "right_lines", "async_flavour"}] * 2),
     "only_continue": (ONLY_CONTINUE, *[{"flags_leaky", "right_lines", "async_flavour"}] * 2),
     "misses_async": (MISSES_ASYNC, {"async_flavour"}, {"async_flavour"}),
     "only_while_true": (ONLY_WHILE_TRUE, *[{"flags_leaky", "right_lines", "async_flavour"}] * 2),
-    "crashes_without_loop": (CRASHES_WITHOUT_LOOP, {"passes_correct"}, {"passes_correct"}),
+    "crashes_without_loop": (CRASHES_WITHOUT_LOOP, *[{"passes_correct", "async_flavour"}] * 2),
     "says_nothing": (SAYS_NOTHING, set(PROPERTIES), set(PROPERTIES)),
     "stub": (STUB, set(PROPERTIES), set(PROPERTIES)),
     # The rules the notebook's three examples do not show: a visible snippet each, so that the verify
     # cell's verdict (the visible run) tells them from the right check too, and hidden ones besides.
-    "any_enclosing": (ANY_ENCLOSING, {"passes_correct"}, {"passes_correct"}),
-    "no_scope_reset": (NO_SCOPE_RESET, {"passes_correct"}, {"passes_correct"}),
-    "walk_into_defs": (WALK_INTO_DEFS, *[{"flags_leaky", "right_lines"}] * 2),
+    "any_enclosing": (ANY_ENCLOSING, {"passes_correct"}, {"passes_correct", "async_flavour"}),
+    "no_scope_reset": (NO_SCOPE_RESET, *[{"passes_correct", "async_flavour"}] * 2),
+    "walk_into_defs": (
+        WALK_INTO_DEFS,
+        {"flags_leaky", "right_lines"},
+        {"flags_leaky", "passes_correct", "right_lines"},
+    ),
     "any_not_call": (ANY_NOT_CALL, {"passes_correct"}, {"passes_correct"}),
+    "regex_loop_test": (REGEX_LOOP_TEST, {"passes_correct"}, {"passes_correct", "async_flavour"}),
+    # (c) and (d) compare the list as returned: [5, 5] is not [5].
+    "unsorted_duplicates": (UNSORTED_DUPLICATES, *[{"right_lines", "async_flavour"}] * 2),
+    # (d) has correct asyncio snippets too: flagging every handler, or every sleep in a `while`, fails it.
+    "flags_every_handler": (FLAGS_EVERY_HANDLER, *[{"passes_correct", "right_lines", "async_flavour"}] * 2),
+    "any_sleep_in_while": (ANY_SLEEP_IN_WHILE, set(PROPERTIES), set(PROPERTIES) - {"flags_leaky"}),
+    "text_match": (TEXT_MATCH, set(PROPERTIES), set(PROPERTIES)),
+    "only_def_resets": (ONLY_DEF_RESETS, *[{"passes_correct", "async_flavour"}] * 2),
     # Only the hidden snippets tell a cheat from the right check.
     "cheat_import": (CHEAT_IMPORT, set(), set(PROPERTIES)),
     # The visible snippets are the lesson's own; the hidden ones' marks never reach the answer's process.
@@ -302,10 +321,10 @@ def test_each_answer_fails_exactly_the_properties_it_breaks(name, snippets):
 
 def test_a_crash_fails_its_snippet_and_says_so():
     result = run_isolated(CRASHES_WITHOUT_LOOP, scenario="static_checks", function="find_deaf_retries")
-    assert result.outcome["passes_correct"] == [7, 9]  # no loop, and a `def` in a loop
+    assert result.outcome["passes_correct"] == [9, 12]  # no loop, a `def` and an `async def` in a loop
     with pytest.raises(AssertionError, match=r"'config_no_loop': raised IndexError: .* \(correct: "):
         result.require("passes_correct")
-    result.require("flags_leaky", "right_lines", "async_flavour")
+    result.require("flags_leaky", "right_lines")
 
 
 def test_a_check_that_flags_nothing_passes_nothing():

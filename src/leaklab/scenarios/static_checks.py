@@ -598,6 +598,18 @@ VISIBLE: list[Snippet] = [
         """,
     ),
     _snippet(
+        "flush_while_stop_and_online",
+        """
+        # case: correct: `while not stop.is_set() and ...` is a `while` with another test, not a worker loop
+        def flush(buffer, sink, stop, online):
+            while not stop.is_set() and online.is_set():
+                try:
+                    sink.write(buffer.pop())
+                except OSError:
+                    time.sleep(0.5)
+        """,
+    ),
+    _snippet(
         "async_delivery_retry_sleeps",
         """
         # case: asyncio: a retry loop inside a worker loop, `await asyncio.sleep` in its handler
@@ -662,6 +674,37 @@ VISIBLE: list[Snippet] = [
         """,
         "asyncio",
     ),
+    _snippet(
+        "async_notify_defined_in_worker_loop",
+        """
+        # case: asyncio, correct: the handler is in a coroutine the loop defines, not in the loop itself
+        def dispatch(events, loop, stop):
+            while not stop.is_set():
+                event = events.get()
+
+                async def notify(event=event):
+                    try:
+                        await event.subscriber.send(event)
+                    except ConnectionError:
+                        await asyncio.sleep(1)
+
+                asyncio.run_coroutine_threadsafe(notify(), loop)
+        """,
+        "asyncio",
+    ),
+    _snippet(
+        "async_relay_for_each_message",
+        """
+        # case: asyncio, correct: a handler in an `async for` loop, which ends with its stream
+        async def relay(stream, sink):
+            async for message in stream:
+                try:
+                    await sink.send(message)
+                except ConnectionError:
+                    await asyncio.sleep(1)
+        """,
+        "asyncio",
+    ),
 ]
 
 Checker = Callable[[str], object]
@@ -679,10 +722,11 @@ def snippets_from(option: str | dict[str, str]) -> list[Snippet]:
 
 
 def _lines_found(checker: Checker, source: str) -> list[int] | str:
-    """What the checker says about a snippet, as sorted line numbers; or the problem, if it raised."""
+    """What the checker says about a snippet, as line numbers in the order it gave them (the task asks for
+    increasing order, each once: (c) compares the list as it is); or the problem, if it raised."""
     try:
         result = checker(source)
-        lines = sorted(set(result))  # type: ignore[call-overload]
+        lines = list(result)  # type: ignore[call-overload]
     except Exception as exc:
         return f"raised {type(exc).__name__}: {exc}" if str(exc) else f"raised {type(exc).__name__}"
     if not all(type(line) is int for line in lines):
@@ -727,6 +771,8 @@ def _grade(found: dict[str, list[int] | str], snippets: list[Snippet], checks: C
                     name=name,
                 )
             checks.record("passes_correct", problem)
+            if snippet.flavour == "asyncio":  # (d) is the asyncio flavour judged, not only its leaks flagged
+                checks.record("async_flavour", problem)
         elif snippet.flavour == "asyncio":
             checks.record("async_flavour", exact)
         else:
