@@ -76,6 +76,56 @@ DIES_ON_FAILURE = FIXED.replace(
 )
 assert DIES_ON_FAILURE != FIXED
 
+# stop() joins only the first worker: it returns while the others may still be at work.
+JOINS_FIRST_ONLY = FIXED.replace(
+    "        for thread in self._threads:\n            thread.join()\n", "        self._threads[0].join()\n"
+)
+assert JOINS_FIRST_ONLY != FIXED
+
+# `results` is a class attribute: every pool shares one dict, which keeps every outcome ever reported.
+SHARED_RESULTS = FIXED.replace("class Pool:\n", "class Pool:\n    results = {}\n\n").replace(
+    "        self.results = {}\n", ""
+)
+assert "    results = {}\n" in SHARED_RESULTS and "self.results = {}" not in SHARED_RESULTS
+
+# Workers on `_thread`, outside threading, and a stop() that waits for the queue, not for them.
+LOWLEVEL_THREADS = """
+import _thread
+
+
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        self.workers, self.results, self.jobs = workers, {}, queue.Queue()
+
+    def start(self) -> None:
+        for _ in range(self.workers):
+            _thread.start_new_thread(self._work, ())
+
+    def submit(self, job: int) -> None:
+        self.jobs.put(job)
+
+    def stop(self) -> None:
+        self.jobs.join()
+        for _ in range(self.workers):
+            self.jobs.put(None)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                self.results[job] = handle(job)
+            except JobFailed as failure:
+                self.results[job] = failure
+            finally:
+                self.jobs.task_done()
+"""
+
 STUB = """
 class Pool:
     def __init__(self, workers: int = 4) -> None:

@@ -175,6 +175,24 @@ assert GE_THRESHOLD != FIXED
 JOIN_WITH_SHORT_TIMEOUT = FIXED.replace("self._thread.join()", "self._thread.join(0.001)")
 assert JOIN_WITH_SHORT_TIMEOUT != FIXED
 
+# `<` for "at or under": a sample exactly at the threshold neither ends a run above it nor the alert.
+RECOVERS_ONLY_UNDER = FIXED.replace(
+    "        self._over = self._over + 1 if now.total > self.threshold else 0\n",
+    "        if now.total > self.threshold:\n"
+    "            self._over += 1\n"
+    "        elif now.total < self.threshold:\n"
+    "            self._over = 0\n",
+)
+assert RECOVERS_ONLY_UNDER != FIXED
+
+# The thread is started with `_thread`, outside `threading`, and stop() does not wait for it.
+LOWLEVEL_THREAD = "import _thread\n" + NO_JOIN.replace(
+    '        self._thread = threading.Thread(target=self._run, name="leak-monitor", daemon=True)\n'
+    "        self._thread.start()\n",
+    "        _thread.start_new_thread(self._run, ())\n",
+)
+assert "start_new_thread" in LOWLEVEL_THREAD
+
 STUB = """
 class Monitor:
     def __init__(self, *, sample, threshold, sustain=3, interval_s=1.0, warn=print):

@@ -49,7 +49,8 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
             answers_04,
             "fix",
             "FIXED EXECUTOR",
-            "NO_JOIN SLEEPS_INSTEAD_OF_JOIN EXIT_ONLY_SIGNALS DROPS_QUEUED_JOBS DIES_ON_FAILURE NEVER_STOPS STUB",
+            "NO_JOIN SLEEPS_INSTEAD_OF_JOIN EXIT_ONLY_SIGNALS DROPS_QUEUED_JOBS DIES_ON_FAILURE NEVER_STOPS "
+            "JOINS_FIRST_ONLY SHARED_RESULTS LOWLEVEL_THREADS STUB",
         )
     ],
     "05_mystery_service": [
@@ -73,7 +74,7 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
             "fix",
             "FIXED WINDOW",
             "FLOOD SILENT_RECOVERY NEVER_REARMS NO_SUSTAIN NOT_CONSECUTIVE NO_JOIN LYING_THREAD NEVER_STOPPED "
-            "SLEEP_LOOP NEVER_WARNS GE_THRESHOLD JOIN_WITH_SHORT_TIMEOUT STUB",
+            "SLEEP_LOOP NEVER_WARNS GE_THRESHOLD JOIN_WITH_SHORT_TIMEOUT RECOVERS_ONLY_UNDER LOWLEVEL_THREAD STUB",
         )
     ],
     "07_static_checks": [

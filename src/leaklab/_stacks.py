@@ -85,9 +85,10 @@ def task_stack(task: asyncio.Task) -> tuple[tuple[Frame, ...], str]:
     return tuple(reversed(frames)), waiting_on
 
 
-def thread_stack(thread: threading.Thread) -> tuple[Frame, ...]:
-    """The frames of a running thread, innermost first."""
-    frame = sys._current_frames().get(thread.ident or -1)
+def thread_stack(thread: threading.Thread | int) -> tuple[Frame, ...]:
+    """The frames of a running thread (or of the thread with that ident), innermost first."""
+    ident = thread if isinstance(thread, int) else thread.ident
+    frame = sys._current_frames().get(ident or -1)
     frames = []
     while frame is not None:
         frames.append(_frame(frame))
@@ -95,7 +96,7 @@ def thread_stack(thread: threading.Thread) -> tuple[Frame, ...]:
     return tuple(frames)
 
 
-def group_stacks(tasks: Iterable[asyncio.Task] = (), threads: Iterable[threading.Thread] = ()) -> list[Group]:
+def group_stacks(tasks: Iterable[asyncio.Task] = (), threads: Iterable[threading.Thread | int] = ()) -> list[Group]:
     """Fold tasks and threads with identical stacks into groups, biggest first."""
     counts: Counter[tuple[str, tuple[Frame, ...], str]] = Counter()
     for task in tasks:
@@ -104,6 +105,12 @@ def group_stacks(tasks: Iterable[asyncio.Task] = (), threads: Iterable[threading
     for thread in threads:
         counts["thread", thread_stack(thread), ""] += 1
     return [Group(kind, frames, on, n) for (kind, frames, on), n in counts.most_common()]
+
+
+def unregistered_threads() -> list[int]:
+    """The idents of the running Python threads that `threading` does not know of (started with `_thread`)."""
+    known = {thread.ident for thread in threading.enumerate()}
+    return [ident for ident in sys._current_frames() if ident not in known]
 
 
 def counted(number: int, noun: str) -> str:

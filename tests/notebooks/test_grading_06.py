@@ -32,6 +32,7 @@ def graded(tmp_path_factory):
         "sleep_loop": with_answer(answers_06.SLEEP_LOOP, folder, "sleep_loop"),
         "never_warns": with_answer(answers_06.NEVER_WARNS, folder, "never_warns"),
         "ge_threshold": with_answer(answers_06.GE_THRESHOLD, folder, "ge_threshold"),
+        "only_under": with_answer(answers_06.RECOVERS_ONLY_UNDER, folder, "only_under"),
     }
     return handed_in.graded_by_cli(submissions, home)
 
@@ -58,14 +59,15 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("flood", {f"{SLUG}_one_alert_one_recovery"}),
         ("no_sustain", {f"{SLUG}_quiet_for_healthy_bursts"}),
         ("sleep_loop", {f"{SLUG}_stops_cleanly"}),
-        ("ge_threshold", {f"{SLUG}_quiet_for_healthy_bursts"}),
+        ("ge_threshold", {f"{SLUG}_quiet_for_healthy_bursts", f"{SLUG}_one_alert_one_recovery"}),
+        ("only_under", {f"{SLUG}_quiet_for_healthy_bursts", f"{SLUG}_one_alert_one_recovery"}),
     ],
 )
 def test_wrong_monitors_lose_exactly_their_points(graded, name, lost):
     tests = graded[name]["tests"]
     assert {test_id for test_id, t in tests.items() if t["score"] < t["max_score"]} == lost
     assert all(tests[test_id]["score"] == 0 for test_id in lost)
-    assert graded[name]["score"] == 7
+    assert graded[name]["score"] == 9 - sum(tests[test_id]["max_score"] for test_id in lost)
 
 
 def test_a_monitor_that_never_warns_gets_no_credit_for_its_silence(graded):

@@ -9,6 +9,7 @@ from answers_06 import (
     FLOOD,
     GE_THRESHOLD,
     JOIN_WITH_SHORT_TIMEOUT,
+    LOWLEVEL_THREAD,
     LYING_THREAD,
     NEVER_REARMS,
     NEVER_STOPPED,
@@ -16,6 +17,7 @@ from answers_06 import (
     NO_JOIN,
     NO_SUSTAIN,
     NOT_CONSECUTIVE,
+    RECOVERS_ONLY_UNDER,
     SILENT_RECOVERY,
     SLEEP_LOOP,
     STUB,
@@ -174,7 +176,9 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         (LYING_THREAD, {"stops_cleanly"}, False),
         (JOIN_WITH_SHORT_TIMEOUT, {"stops_cleanly"}, False),
         (NEVER_WARNS, {"alerts_for_the_leak", "quiet_for_healthy_bursts", "one_alert_one_recovery"}, False),
-        (GE_THRESHOLD, {"quiet_for_healthy_bursts"}, False),
+        (GE_THRESHOLD, {"quiet_for_healthy_bursts", "one_alert_one_recovery"}, False),
+        (RECOVERS_ONLY_UNDER, {"quiet_for_healthy_bursts", "one_alert_one_recovery"}, False),
+        (LOWLEVEL_THREAD, {"stops_cleanly"}, False),
         (NEVER_STOPPED, {"stops_cleanly"}, True),
         (SLEEP_LOOP, {"stops_cleanly"}, True),
         (STUB, set(PROPERTIES), False),
@@ -192,6 +196,8 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         "join_with_short_timeout",
         "never_warns",
         "ge_threshold",
+        "recovers_only_under",
+        "lowlevel_thread",
         "never_stopped",
         "sleep_loop",
         "stub",
@@ -205,7 +211,9 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):
 
 
 @pytest.mark.parametrize(
-    "source", [FIXED, NO_SUSTAIN, FLOOD, GE_THRESHOLD, NEVER_WARNS], ids=["fixed", "no_sustain", "flood", "ge", "mute"]
+    "source",
+    [FIXED, NO_SUSTAIN, FLOOD, GE_THRESHOLD, NEVER_WARNS, RECOVERS_ONLY_UNDER],
+    ids=["fixed", "no_sustain", "flood", "ge", "mute", "only_under"],
 )
 def test_the_hidden_options_give_the_same_verdicts(source):
     hidden = {"threshold": 25, "sustain": 5, "bursts": 5, "interval_s": 0.002, "long_interval_s": 600.0}

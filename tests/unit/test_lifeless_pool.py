@@ -9,8 +9,11 @@ from answers_04 import (
     EXECUTOR,
     EXIT_ONLY_SIGNALS,
     FIXED,
+    JOINS_FIRST_ONLY,
+    LOWLEVEL_THREADS,
     NEVER_STOPS,
     NO_JOIN,
+    SHARED_RESULTS,
     SLEEPS_INSTEAD_OF_JOIN,
     STUB,
 )
@@ -120,3 +123,37 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, traffic):
     result = run(source, **TRAFFIC[traffic])
     assert result.error is None
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+
+
+@pytest.mark.parametrize(
+    ("source", "failing"),
+    [
+        (JOINS_FIRST_ONLY, "stop_waits_for_workers"),  # also (d), when a worker is slow to end: timing
+        (SHARED_RESULTS, "every_job_accounted_for"),
+        (LOWLEVEL_THREADS, "stop_waits_for_workers"),
+    ],
+    ids=["joins_first_only", "shared_results", "lowlevel_threads"],
+)
+@pytest.mark.parametrize("traffic", TRAFFIC)
+def test_what_an_answer_breaks_fails_every_time(source, failing, traffic):
+    # GIVEN a held worker for each of the pool's: stop() is judged by the order things happen in, not by timing
+    result = run(source, **TRAFFIC[traffic])
+    assert result.error is None
+    assert result.outcome[failing][0] < result.outcome[failing][1]
+    assert result.outcome["failure_keeps_worker"] == [1, 1]
+
+
+def test_threads_started_outside_threading_are_in_the_leak_report():
+    result = run(LOWLEVEL_THREADS)
+    with pytest.raises(AssertionError, match=r"(?s)4 threads\).*_work  <answer cell>"):
+        result.require_no_leftovers()
+
+
+def test_only_the_graders_held_jobs_hold_a_worker():
+    hold = lifeless_pool._Held()
+    lifeless_pool._HELD[lifeless_pool._FIRST_HELD] = hold
+    try:
+        assert handle(lifeless_pool._FIRST_HELD) == lifeless_pool._FIRST_HELD**2  # the grader's own thread: not held
+        assert not hold.taken.is_set()
+    finally:
+        del lifeless_pool._HELD[lifeless_pool._FIRST_HELD]

@@ -39,10 +39,9 @@ from types import FunctionType, ModuleType
 
 from .. import _i18n
 from .._census import registered_tasks, task_done, task_loop, task_registries
-from .._errors import LeaklabError
-from .._stacks import format_groups, group_stacks
+from .._errors import LeaklabError, described
+from .._stacks import counted, format_groups, group_stacks, unregistered_threads
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
-from ..scenarios._checks import raised
 from . import settings
 from .isolation import IsolatedRun, functions_behind, plain
 from .results import Reason, reason_of
@@ -270,7 +269,7 @@ class Child:
         try:
             exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
         except BaseException as exc:
-            self.fail(f"the answer cell raised {raised(exc)}", reason_of(exc) or Reason.ANSWER_FAILED)
+            self.fail(f"the answer cell raised {described(exc)}", reason_of(exc) or Reason.ANSWER_FAILED)
         self.restore()
 
     def define_handler(self, scenario: Scenario) -> Callable:
@@ -351,15 +350,26 @@ class Child:
         tasks.created.clear()
         _collect()
         retained = (_traced_memory()[0] - memory_before) / max(1, outcome.get("requests", 1))
-        extra_threads = [t for t in threading.enumerate() if t is not threading.main_thread()]
+        # Every thread but the main one, those started outside threading (`_thread`) too.
+        extra_threads = [
+            *(t for t in threading.enumerate() if t is not threading.main_thread()),
+            *unregistered_threads(),
+        ]
+        threads_left = max(0, os_threads() - threads_before)
+        report = format_groups(group_stacks(leftovers, extra_threads))
+        if threads_left > len(extra_threads):  # threads that run no Python code: only the OS sees them
+            unseen = counted(threads_left - len(extra_threads), "thread")
+            report += "\n\n" + _i18n._(
+                "and {threads} that run no Python code, seen by the operating system", threads=unseen
+            )
         self.finish(
             IsolatedRun(
                 outcome=outcome,
                 leftover_tasks=len(leftovers),
-                leftover_threads=max(0, os_threads() - threads_before),
+                leftover_threads=threads_left,
                 leftover_files=files_left,
                 retained_bytes_per_request=retained,
-                leak_report=format_groups(group_stacks(leftovers, extra_threads)),
+                leak_report=report,
             )
         )
 

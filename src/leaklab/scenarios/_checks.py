@@ -9,10 +9,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from .._i18n import _
+from .._errors import described
 
 # Bound when the scenario is imported, before an answer runs: what the checks ask with.
-_is_alive, _enumerate = threading.Thread.is_alive, threading.enumerate
+_is_alive, _enumerate, _Foreign = threading.Thread.is_alive, threading.enumerate, threading._DummyThread
 
 
 def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
@@ -29,8 +29,15 @@ def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
 def alive(threads: Iterable[threading.Thread]) -> list[threading.Thread]:
     """Those of `threads` whose code has not ended, as `threading.Thread` itself says (a subclass's own
     `is_alive` cannot answer for it). A thread that was joined is not alive from the moment `join()`
-    returns: asking right after a `stop()` depends on no timing."""
-    return [thread for thread in threads if _is_alive(thread)]
+    returns: asking right after a `stop()` depends on no timing. A thread started outside `threading`
+    (with `_thread`) cannot be asked so: the operating system says whether it still runs."""
+    return [thread for thread in threads if _running(thread)]
+
+
+def _running(thread: threading.Thread) -> bool:
+    if isinstance(thread, _Foreign):  # `threading` only made it a stand-in: it cannot tell when it ends
+        return str(thread.native_id) in thread_ids()
+    return _is_alive(thread)
 
 
 def python_threads() -> set[threading.Thread]:
@@ -79,17 +86,6 @@ def _schedstats(only: set[int] | None, exclude: set[int]) -> list[tuple[int, int
     return found
 
 
-def raised(exc: BaseException) -> str:
-    """An exception as a failure message; a NameError says why a name the notebook has can be missing."""
-    said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, NameError):
-        said += " " + _(
-            "(the graded run gives the answer cell only the names the task lists, not the rest of your "
-            "notebook: import anything else it uses in the cell itself)"
-        )
-    return said
-
-
 @dataclass
 class Checks:
     """The graded properties, each as [passed, out of], and what went wrong."""
@@ -109,7 +105,7 @@ class Checks:
             try:
                 self.record(name, check())
             except Exception as exc:
-                self.record(name, raised(exc))
+                self.record(name, described(exc))
 
     def summary(self) -> dict:
         """The counts, and the problems found."""

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from .._census import Census
 from .._i18n import _
-from ._checks import Checks, alive, thread_ids, wait_until
+from ._checks import Checks, alive, described, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["Sample", "threading", "time"]
@@ -428,7 +428,7 @@ async def _in_thread(check: Callable[[], str], limit_s: float = 3 * _BOUND_S + 1
         try:
             problem = check()
         except Exception as exc:
-            problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            problem = described(exc)
         try:
             loop.call_soon_threadsafe(settle, problem)
         except RuntimeError:  # the check outlived the grading run's loop
@@ -445,7 +445,7 @@ async def _attempt(check: Awaitable[str]) -> str:
     try:
         return await check
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return described(exc)
 
 
 def _record(returned: list[Sample], read: Callable[[], Sample]) -> Callable[[], Sample]:
@@ -471,11 +471,15 @@ async def _healthy_bursts(monitor_class: MonitorClass, *, threshold: int, sustai
         for burst in range(bursts):
             # Each burst stays above the threshold for one sample less than `sustain`, then one quiet
             # sample: the count is over the threshold often, but never for `sustain` samples in a row.
+            # Every other quiet sample is exactly at the threshold: it too ends a run above it.
             service.start_burst(threshold + 5 + burst)
             for _sample in range(sustain - 1):
                 monitor.tick()  # type: ignore[attr-defined]
             await service.finish_burst()
+            if burst % 2 == 0:
+                service.start_burst(threshold)
             monitor.tick()  # type: ignore[attr-defined]
+            await service.finish_burst()
         bursts_said = len(messages)
         # Then a busy spell exactly at the threshold, never above it, for longer than `sustain` samples.
         service.start_burst(threshold)
@@ -497,10 +501,12 @@ async def _healthy_bursts(monitor_class: MonitorClass, *, threshold: int, sustai
         over = sum(s.total > threshold for s in returned)
         return _(
             "{warnings} warnings for a healthy service whose bursts stayed above the threshold for "
-            "{samples} samples at a time ({over} of {total} samples above it, never {sustain} in a "
-            "row): first {first!r}",
+            "{samples} samples at a time, with a sample at or under it between them (every other one "
+            "exactly at {threshold}): {over} of {total} samples above it, never {sustain} in a row; "
+            "first {first!r}",
             warnings=len(messages),
             samples=sustain - 1,
+            threshold=threshold,
             over=over,
             total=len(returned),
             sustain=sustain,
@@ -513,9 +519,11 @@ async def _leak_episodes(
     monitor_class: MonitorClass, *, threshold: int, sustain: int, episodes: int
 ) -> tuple[str, str, bool]:
     """Leak until the count has been above the threshold for `sustain` + 3 samples, restart the service,
-    a few quiet samples; `episodes` times. Returns the problems for the first alert and series, and
-    for the messages' count and order, and whether the monitor said anything at all."""
+    a few quiet samples; `episodes` times. After the first leak the count falls back to exactly the
+    threshold, for one sample: recovery is "at or under". Returns the problems for the first alert and
+    series, and for the messages' count and order, and whether the monitor said anything at all."""
     services: list[LeakyService] = [LeakyService(thread_every=3)]
+    spell = HealthyService()  # the busy spell that holds the count at the threshold
     messages: list[tuple[int, object]] = []
     returned: list[Sample] = []
     ticks = 0
@@ -523,8 +531,12 @@ async def _leak_episodes(
     def warn(message: object) -> None:
         messages.append((ticks, message))
 
+    def read() -> Sample:
+        leak, busy = services[-1].sample(), spell.sample()
+        return Sample(leak.tasks + busy.tasks, leak.threads, leak.rss_bytes)
+
     monitor = monitor_class(
-        sample=_record(returned, lambda: services[-1].sample()),
+        sample=_record(returned, read),
         threshold=threshold,
         sustain=sustain,
         interval_s=INTERVAL_S,
@@ -546,14 +558,18 @@ async def _leak_episodes(
                     first_over = ticks
             await services[-1].shutdown()
             plan.append((first_over, ticks, ticks + 1))
+            if not episode:
+                spell.start_burst(threshold)
             for _quiet in range(3):
                 ticks += 1
                 monitor.tick()  # type: ignore[attr-defined]
+                await spell.finish_burst()
     finally:
+        await spell.finish_burst()
         for service in services:
             await service.shutdown()
     first_alert = _judge_first_alert(monitor, messages, returned, plan, sustain)
-    return first_alert, _judge_messages(messages, plan), bool(messages)
+    return first_alert, _judge_messages(messages, returned, plan), bool(messages)
 
 
 def _judge_first_alert(
@@ -602,7 +618,7 @@ def _judge_first_alert(
     return ""
 
 
-def _judge_messages(messages: list[tuple[int, object]], plan: list) -> str:
+def _judge_messages(messages: list[tuple[int, object]], returned: list[Sample], plan: list) -> str:
     for number, (first_over, last_over, recovery) in enumerate(plan, 1):
         during = [tick for tick, _message in messages if first_over <= tick <= last_over]
         if len(during) > 1:
@@ -621,8 +637,10 @@ def _judge_messages(messages: list[tuple[int, object]], plan: list) -> str:
         back = [tick for tick, _message in messages if tick == recovery]
         if not back:
             return _(
-                "leak {number}: no message when the count fell back under the threshold (sample {recovery})",
+                "leak {number}: no message when the count fell back to {count}, at or under the threshold "
+                "(sample {recovery})",
                 number=number,
+                count=returned[recovery - 1].total if recovery <= len(returned) else _("none yet"),
                 recovery=recovery,
             )
         if len(back) > 1:
@@ -794,7 +812,7 @@ def probe(
         try:
             first_alert, messages, spoke = await _leak_episodes(monitor_class, **options, episodes=episodes)
         except Exception as exc:
-            first_alert = messages = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            first_alert = messages = described(exc)
             spoke = False
         if not quiet and not spoke:  # silence is only worth something from a monitor that does alert
             quiet = _("no warning for the healthy service, but none for the leaking one either: it never warns")

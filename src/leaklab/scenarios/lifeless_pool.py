@@ -13,6 +13,7 @@ Time is compressed: a millisecond here stands for a second in the article.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,8 +33,35 @@ class JobFailed(Exception):
     """A job that could not be done."""
 
 
+class _Held:
+    """A job of the grader's that holds the worker which takes it, in `handle`, until the grader lets go."""
+
+    def __init__(self) -> None:
+        self.taken, self.released = threading.Event(), threading.Event()
+        self.grader = threading.current_thread()
+        self.worker: threading.Thread | None = None
+
+    def hold(self) -> None:
+        if threading.current_thread() is self.grader:  # a pool that does its jobs in submit(): no worker
+            return
+        self.worker = threading.current_thread()
+        self.taken.set()
+        self.released.wait()
+
+    def release(self) -> None:
+        self.released.set()
+
+
+# The jobs being held (see _stop_waits_for_every_worker), numbered from _FIRST_HELD: no other job is.
+_HELD: dict[int, _Held] = {}
+_FIRST_HELD = 10**9
+
+
 def handle(job: int) -> int:
     """Do one job (it takes a millisecond): its square; jobs below zero fail."""
+    held = _HELD.get(job)
+    if held is not None:  # only in grading: a job that holds its worker until the grader lets go
+        held.hold()
     time.sleep(0.001)
     if job < 0:
         raise JobFailed(_("job {job} failed", job=job))
@@ -212,30 +240,102 @@ def run_batches(
 
 # --- grading: what a fresh process runs against the learner's pool ---------------------------------
 
+_HOLD_BOUND_S = 3.0  # the wait for every worker to take a held job: milliseconds, with a wide margin
+_HOLD_S = 0.1  # how long a worker stays held while stop() neither waits for it without a timeout nor returns
+_LET_GO_S = 3.0  # the same while stop() joins a worker let go: a millisecond's job, with a wide margin
+_FOREVER = object()  # what a wait with no timeout waits for: something only another thread can do
+
 
 def _new_threads(before: set[str]) -> set[str]:
     return thread_ids() - before
 
 
 def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int, jobs: int = 20) -> str:
+    """stop() returns only when every worker has exited: when it is called, each worker is held in a job
+    of the grader's, and they are let go one at a time, the one stop() joins first (`_let_go_in_turn`)."""
+    held = {_FIRST_HELD + n: _Held() for n in range(workers)}
+    _HELD.update(held)
+    try:
+        return _stop_with_workers_held(pool_class, workers, jobs, list(held))
+    finally:
+        for job in held:
+            _HELD.pop(job).release()
+
+
+def _stop_with_workers_held(pool_class: PoolClass, workers: int, jobs: int, held_jobs: list[int]) -> str:
     before = python_threads()
     pool = pool_class(workers=workers)
     pool.start()
-    for job in range(jobs):
+    for job in [*range(jobs), *held_jobs]:  # the held jobs last: each worker takes one when the rest are done
         pool.submit(job)
     started = python_threads() - before  # after the jobs: some pools start threads on demand
     if not started:
         return _("the pool ran no thread for {jobs} jobs", jobs=jobs)
-    pool.stop()
-    # A thread that was joined is no longer alive, at once: nothing here depends on timing.
-    running = alive(started)
-    if running:
+    holds = [_HELD[job] for job in held_jobs]
+    wait_until(lambda: all(h.taken.is_set() for h in holds), _HOLD_BOUND_S)
+    for hold in holds:
+        if not hold.taken.is_set():  # fewer workers than jobs held: this one holds nobody
+            hold.release()
+    seen: dict = {}
+
+    def call() -> None:
+        try:
+            pool.stop()
+        except BaseException as exc:  # raised again in the check's thread, which reports it
+            seen["error"] = exc
+        seen["running"] = alive(started)  # the moment stop() returned: a joined worker is no longer alive
+
+    caller = threading.Thread(target=call, name="grader-stop", daemon=True)
+    caller.start()
+    _let_go_in_turn(caller, [h for h in holds if h.taken.is_set()])
+    caller.join()
+    if "error" in seen:
+        raise seen["error"]
+    if seen["running"]:
         return _(
             "stop() returned while {running} of its {started} workers were still running",
-            running=len(running),
+            running=len(seen["running"]),
             started=len(started),
         )
     return ""
+
+
+def _let_go_in_turn(caller: threading.Thread, holds: list[_Held]) -> None:
+    """Let the held workers go one at a time while `caller` is in stop(): at once the one it joins with
+    no timeout, or the first when it waits for something else with no timeout; otherwise after _HOLD_S
+    (a join with a short timeout has given up by then), or _LET_GO_S while it joins a worker already let
+    go, which ends first: so a stop() that joins only some workers returns while the others are held."""
+    since, let_go = time.monotonic(), []
+    while caller.is_alive() and (holding := [h for h in holds if not h.released.is_set()]):
+        waits_on, timed = _blocked_on(caller)
+        joined = next((h for h in holding if h.worker is waits_on), None)
+        turn = joined if joined is not None and not timed else None
+        if waits_on is _FOREVER:
+            turn = holding[0]
+        if turn is None and time.monotonic() - since >= (_LET_GO_S if waits_on in let_go else _HOLD_S):
+            turn = joined or holding[0]
+        if turn is None:
+            time.sleep(0.001)
+            continue
+        turn.release()
+        since = time.monotonic()
+        let_go.append(turn.worker)
+
+
+def _blocked_on(thread: threading.Thread) -> tuple[object, bool]:
+    """What `thread` waits for in threading's own code, and whether with a timeout: the thread it joins,
+    `_FOREVER` for another wait, or None (not waiting there)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None or frame.f_code.co_filename != threading.__file__:
+        return None, False
+    local = frame.f_locals
+    if frame.f_code.co_name == "_wait_for_tstate_lock" and local.get("block", True):
+        return local.get("self"), local.get("timeout", -1) != -1
+    if frame.f_code.co_name == "join":
+        return local.get("self"), local.get("timeout") is not None
+    if frame.f_code.co_name == "wait":
+        return (_FOREVER, False) if local.get("timeout") is None else (None, True)
+    return None, False
 
 
 def _every_job_accounted_for(pool_class: PoolClass, jobs: int, failing: tuple[int, ...] = ()) -> str:
@@ -255,6 +355,15 @@ def _every_job_accounted_for(pool_class: PoolClass, jobs: int, failing: tuple[in
             missing=len(missing),
             submitted=len(submitted),
             first=missing[:5],
+        )
+    ours = set(submitted)
+    others = [job for job in results if job not in ours]
+    if others:  # the earlier checks' pools had other jobs: a results shared between pools holds them
+        return _(
+            "results holds {others} outcomes of jobs never submitted to this pool, such as {first}: "
+            "each pool keeps its own results",
+            others=len(others),
+            first=others[:3],
         )
     wrong = [job for job in submitted if job >= 0 and results[job] != handle(job)]
     if wrong:
@@ -317,7 +426,7 @@ def probe(
     jobs: int = 600,  # submitted, then stop() at once: 200 ms of work for 3 workers
     batches: int = 5,
     workers: int = 4,
-    backlog: int = 800,  # jobs queued when stop() is called: 200 ms of work for 4 workers
+    backlog: int = 800,  # jobs queued before the workers are held and stop() is called: 200 ms of work
     failing: list[int] | None = None,
     sizes: list[list[int]] | None = None,
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
@@ -333,9 +442,8 @@ def probe(
 
 def traffic(seed: int, *, jobs: int = 50, batches: int = 8) -> dict:
     """Hidden checks drawn by Hypothesis (leaklab.scenarios._traffic): a backlog of 150-250 jobs per
-    worker when stop() is called (a stop() that sleeps instead of waiting returns with workers alive and
-    jobs missing: each job takes a millisecond), failing jobs anywhere in the queue, and pools of 1-6 workers
-    used for 0-30 jobs each, one of them for none."""
+    worker before stop() (each job takes a millisecond), failing jobs anywhere in the queue, and pools of
+    1-6 workers used for 0-30 jobs each, one of them for none."""
     from hypothesis import strategies as st
 
     from ._traffic import draw
