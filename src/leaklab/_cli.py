@@ -238,7 +238,8 @@ class AutogradeCommand:
             reasons = sorted({o.reason.value for o in odd if o.reason})
             _say(f"{len(odd)} of {len(run.graded)} could not be graded normally ({', '.join(reasons)}): see grades.csv")
         if run.left:
-            _say(f"{len(run.left)} submissions could not be graded on the cluster this time: run the command again")
+            left = f"{len(run.left)} submission{'' if len(run.left) == 1 else 's'}"
+            _say(f"{left} could not be graded on the cluster this time: run the command again")
         return 1 if odd or run.left else 0
 
 

@@ -427,7 +427,7 @@ def test_autograde_exits_1_when_the_cluster_left_submissions_for_the_next_run(fa
     assert main(["autograde", str(tmp_path)]) == 1
 
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "1 submissions could not be graded on the cluster this time: run the command again"
+        "1 submission could not be graded on the cluster this time: run the command again"
     )
 
 

@@ -203,7 +203,7 @@ def grade_class(
     todo = [s for s in submissions if force or _stale(ledger.get((s.student, s.assignment)), s)]
     say = progress or (lambda text: print(text, file=sys.stderr, flush=True))
     if not todo:
-        say(f"nothing to grade: {len(submissions)} submissions already graded (--force grades them again)")
+        say(f"nothing to grade: {_submissions(len(submissions))} already graded (--force grades them again)")
         return ClassRun(ledger, [])
     already = f"{_submissions(len(todo))} ({len(submissions) - len(todo)} already graded)"
     graded: list[Outcome] = []
