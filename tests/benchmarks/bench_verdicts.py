@@ -90,7 +90,13 @@ def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path, jobs: 
         )
         for share, log in zip(shares, logs, strict=True)
     ]
-    outs = [command.communicate()[0] for command in commands]
+    try:
+        outs = [command.communicate()[0] for command in commands]
+    except BaseException:  # stopped (Ctrl-C, SIGTERM): the grading commands go too
+        for command in commands:
+            command.kill()
+            command.wait()
+        raise
     graded = {}
     for share, command, out, log in zip(shares, commands, outs, logs, strict=True):
         try:
