@@ -66,6 +66,13 @@ DROPS_FAILED_JOBS = FIXED.replace(
 )
 assert DROPS_FAILED_JOBS != FIXED
 
+# Evasive: a failed call is given a made-up result (what the dependency would have said), never retried.
+MADE_UP_RESULT = FIXED.replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    self.results.append(job * 2)\n                    break\n",
+)
+assert MADE_UP_RESULT != FIXED
+
 # Stops promptly, but never blocks while idle: it spins (Go's `default:` branch).
 SPINS = FIXED.replace("job = self.jobs.get(timeout=0.01)", "job = self.jobs.get_nowait()")
 assert SPINS != FIXED

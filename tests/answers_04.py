@@ -56,6 +56,30 @@ EXIT_ONLY_SIGNALS = FIXED.replace(
 )
 assert EXIT_ONLY_SIGNALS != FIXED
 
+# Wrong: leaving the `with` block stops the pool only when the block did not raise; after an error in
+# the block its workers wait for ever.
+STOPS_ONLY_ON_SUCCESS = FIXED.replace(
+    "    def __exit__(self, *exc_info):\n        self.stop()\n",
+    "    def __exit__(self, exc_type, exc, tb):\n        if exc_type is None:\n            self.stop()\n",
+)
+assert STOPS_ONLY_ON_SUCCESS != FIXED
+
+# Wrong: leaving the `with` block stops the pool, but swallows an error raised in the block.
+SWALLOWS_ERRORS = FIXED.replace(
+    "    def __exit__(self, *exc_info):\n        self.stop()\n",
+    "    def __exit__(self, *exc_info):\n        self.stop()\n        return True\n",
+)
+assert SWALLOWS_ERRORS != FIXED
+
+# Evasive: submit() handles the job itself, in the caller's thread; the workers never get a job.
+HANDLES_IN_SUBMIT = FIXED.replace(
+    "    def submit(self, job: int) -> None:\n        self.jobs.put(job)\n",
+    "    def submit(self, job: int) -> None:\n"
+    "        try:\n            self.results[job] = handle(job)\n"
+    "        except JobFailed as failure:\n            self.results[job] = failure\n",
+)
+assert HANDLES_IN_SUBMIT != FIXED
+
 # Breaks behaviour: stop() ends the workers at once and the jobs still queued are silently dropped.
 DROPS_QUEUED_JOBS = FIXED.replace(
     "        for _ in self._threads:\n            self.jobs.put(None)\n",

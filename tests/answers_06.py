@@ -159,6 +159,11 @@ SLEEP_LOOP = FIXED.replace(
 )
 assert SLEEP_LOOP != FIXED
 
+# Wrong: the thread ticks every 5 ms whatever interval_s says; a monitor set to sample once an hour
+# samples 200 times a second.
+FAST_CADENCE = FIXED.replace("self._stop.wait(self.interval_s)", "self._stop.wait(min(self.interval_s, 0.005))")
+assert FAST_CADENCE != FIXED
+
 # Never warns at all (tick keeps the series, the lifecycle is right): quiet for the healthy bursts only
 # because it is quiet for everything, so it gets no credit for that either.
 NEVER_WARNS = FIXED.replace(

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from answers_06 import (
+    FAST_CADENCE,
     FIXED,
     FLOOD,
     GE_THRESHOLD,
@@ -181,6 +182,7 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         (LOWLEVEL_THREAD, {"stops_cleanly"}, False),
         (NEVER_STOPPED, {"stops_cleanly"}, True),
         (SLEEP_LOOP, {"stops_cleanly"}, True),
+        (FAST_CADENCE, {"stops_cleanly"}, False),
         (STUB, set(PROPERTIES), False),
     ],
     ids=[
@@ -200,6 +202,7 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         "lowlevel_thread",
         "never_stopped",
         "sleep_loop",
+        "fast_cadence",
         "stub",
     ],
 )

@@ -9,13 +9,16 @@ from answers_04 import (
     EXECUTOR,
     EXIT_ONLY_SIGNALS,
     FIXED,
+    HANDLES_IN_SUBMIT,
     JOINS_FIRST_ONLY,
     LOWLEVEL_THREADS,
     NEVER_STOPS,
     NO_JOIN,
     SHARED_RESULTS,
     SLEEPS_INSTEAD_OF_JOIN,
+    STOPS_ONLY_ON_SUCCESS,
     STUB,
+    SWALLOWS_ERRORS,
 )
 
 from leaklab import run_isolated
@@ -104,6 +107,9 @@ def test_the_demo_shows_each_half_fix(source, running, missing):
         (DROPS_QUEUED_JOBS, {"every_job_accounted_for"}),
         (DIES_ON_FAILURE, {"every_job_accounted_for", "failure_keeps_worker"}),
         (NEVER_STOPS, {"stop_waits_for_workers", "every_job_accounted_for", "no_worker_survives"}),
+        (STOPS_ONLY_ON_SUCCESS, {"no_worker_survives"}),
+        (SWALLOWS_ERRORS, {"no_worker_survives"}),
+        (HANDLES_IN_SUBMIT, {"every_job_accounted_for"}),
         (STUB, set(PROPERTIES)),
     ],
     ids=[
@@ -115,6 +121,9 @@ def test_the_demo_shows_each_half_fix(source, running, missing):
         "drops_queued_jobs",
         "dies_on_failure",
         "never_stops",
+        "stops_only_on_success",
+        "swallows_errors",
+        "handles_in_submit",
         "stub",
     ],
 )

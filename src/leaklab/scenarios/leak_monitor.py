@@ -735,19 +735,24 @@ def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, in
 
 
 def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, sustain: int, long_s: float) -> str:
-    """stop() is heard at once, even in the middle of a wait of `long_s` (an hour, say) between samples."""
-    before = set(threading.enumerate())
+    """stop() is heard at once, even in the middle of a wait of `long_s` (an hour, say) between samples,
+    and until then the monitor samples at most once (a first sample at start is fine, a second is early)."""
+    before, samples = set(threading.enumerate()), []
+
+    def sample() -> Sample:
+        samples.append(threading.current_thread())
+        return Sample(0, 0, 0)
+
     monitor = monitor_class(
-        sample=lambda: Sample(0, 0, 0),
-        threshold=threshold,
-        sustain=sustain,
-        interval_s=long_s,
-        warn=lambda _message: None,
+        sample=sample, threshold=threshold, sustain=sustain, interval_s=long_s, warn=lambda _message: None
     )
     monitor.start()  # type: ignore[attr-defined]
     started = [t for t in threading.enumerate() if t not in before]
     if not started:
         return _("start() started no thread")
+    # Only a ticker that does not wait out interval_s samples twice; a right one never does, however long this is.
+    wait_until(lambda: len(samples) >= 2, _BOUND_S)
+    early = len(samples)
     caller, seen = _stop_in_thread(monitor, started)
     caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
     if caller.is_alive():
@@ -763,6 +768,14 @@ def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, su
         return _(
             "with interval_s={interval:g}, stop() returned while the monitor's thread was still running",
             interval=long_s,
+        )
+    if early > 1:
+        return _(
+            "with interval_s={interval:g}, the monitor called sample() {early} times within {bound:g} s of start(): "
+            "it must tick once every interval_s",
+            interval=long_s,
+            early=early,
+            bound=_BOUND_S,
         )
     return ""
 

@@ -55,10 +55,16 @@ class _Held:
 # The jobs being held (see _stop_waits_for_every_worker), numbered from _FIRST_HELD: no other job is.
 _HELD: dict[int, _Held] = {}
 _FIRST_HELD = 10**9
+# While a check watches (see _every_job_accounted_for): the id of the thread each job was handled in
+# (threading.get_ident, which, unlike current_thread, registers no thread started outside threading).
+_RAN_IN: dict[int, int] = {}
+_WATCHING = threading.Event()
 
 
 def handle(job: int) -> int:
     """Do one job (it takes a millisecond): its square; jobs below zero fail."""
+    if _WATCHING.is_set():
+        _RAN_IN[job] = threading.get_ident()
     held = _HELD.get(job)
     if held is not None:  # only in grading: a job that holds its worker until the grader lets go
         held.hold()
@@ -339,6 +345,16 @@ def _blocked_on(thread: threading.Thread) -> tuple[object, bool]:
 
 
 def _every_job_accounted_for(pool_class: PoolClass, jobs: int, failing: tuple[int, ...] = ()) -> str:
+    _RAN_IN.clear()
+    _WATCHING.set()
+    try:
+        return _account_for_every_job(pool_class, jobs, failing)
+    finally:
+        _WATCHING.clear()
+
+
+def _account_for_every_job(pool_class: PoolClass, jobs: int, failing: tuple[int, ...]) -> str:
+    before = python_threads()
     pool = pool_class(workers=3)
     pool.start()
     submitted = [*range(jobs), -1, -2]  # two of them fail
@@ -347,6 +363,18 @@ def _every_job_accounted_for(pool_class: PoolClass, jobs: int, failing: tuple[in
     for job in submitted:
         pool.submit(job)
     pool.stop()  # straight away: jobs still queued must be done or reported, not dropped
+    _WATCHING.clear()  # the check's own calls of handle below are not the pool's
+    # Threads running before the pool and still now: alive throughout, so no pool thread can share their id.
+    others = {thread.ident for thread in before if thread.is_alive()}
+    outside = [job for job in submitted if _RAN_IN.get(job) in others]
+    if outside:
+        return _(
+            "{outside} of {submitted} jobs were handled in a thread the pool did not start (the one that "
+            "called submit(), say), such as {first}: submit() must queue each job for the pool's workers",
+            outside=len(outside),
+            submitted=len(submitted),
+            first=outside[:5],
+        )
     results = dict(getattr(pool, "results", {}))
     missing = [job for job in submitted if job not in results]
     if missing:
@@ -409,6 +437,9 @@ def _no_worker_survives(pool_class: PoolClass, batches: int, sizes: tuple[tuple[
                 "right after a pool's `with` block, {running} of its worker threads were still running",
                 running=len(running),
             )
+    problem = _left_by_an_exception(pool_class)
+    if problem:
+        return problem
     wait_until(lambda: not _new_threads(before))  # join() returns just before the OS removes a thread
     left = _new_threads(before)
     if left:
@@ -416,6 +447,31 @@ def _no_worker_survives(pool_class: PoolClass, batches: int, sizes: tuple[tuple[
             "after {pools} pools were used with `with` and left, {left} worker threads were still running",
             pools=len(sizes),
             left=len(left),
+        )
+    return ""
+
+
+class _BlockFailed(Exception):
+    """The check's own error, raised inside a pool's `with` block."""
+
+
+def _left_by_an_exception(pool_class: PoolClass, workers: int = 3, jobs: int = 10) -> str:
+    """A `with` block left by an exception stops its pool too, and lets the exception go on."""
+    ours = python_threads()
+    try:
+        with pool_class(workers=workers) as pool:
+            for job in range(jobs):
+                pool.submit(job)
+            raise _BlockFailed
+    except _BlockFailed:
+        running = alive(python_threads() - ours)  # the moment the block is left: its workers joined
+    else:
+        return _("an exception raised in a pool's `with` block did not propagate: __exit__ swallowed it")
+    if running:
+        return _(
+            "right after a pool's `with` block was left by an exception, {running} of its worker threads "
+            "were still running: __exit__ must stop the pool whether or not the block raised",
+            running=len(running),
         )
     return ""
 

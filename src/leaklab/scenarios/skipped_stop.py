@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from statistics import median
@@ -494,8 +495,21 @@ def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
         worker.stop()
 
 
+class _RecordingDependency(Dependency):
+    """A dependency that notes every value its successful calls returned, so results can be traced to them."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        super().__init__(down=down)
+        self.returned: list[int] = []
+
+    def call(self, job: int) -> int:
+        value = super().call(job)
+        self.returned.append(value)
+        return value
+
+
 def _work_gets_done(worker_class: WorkerClass, jobs_count: int, values: tuple[int, ...] = (), down_for: int = 3) -> str:
-    dependency, jobs = Dependency(down=True), queue.Queue()
+    dependency, jobs = _RecordingDependency(down=True), queue.Queue()
     worker = worker_class(jobs, dependency, backoff_s=0.005)
     worker.start()
     values = values or tuple(range(jobs_count))
@@ -507,11 +521,19 @@ def _work_gets_done(worker_class: WorkerClass, jobs_count: int, values: tuple[in
         expected = [job * 2 for job in values]
         wait_until(lambda: len(getattr(worker, "results", [])) >= len(values))
         results = list(getattr(worker, "results", []))
+        returned = Counter(dependency.returned)  # read after results: every call behind them has been noted
         if results != expected:
             return _(
                 "after the dependency recovered, worker.results was {results!r}, expected {expected!r}",
                 results=results[:8],
                 expected=expected[:8],
+            )
+        made_up = [value for value, n in Counter(results).items() if n > returned[value]]
+        if made_up:
+            return _(
+                "worker.results holds {made_up!r}, which no successful dependency.call returned: "
+                "a failed call must be retried, not given a result",
+                made_up=made_up[:8],
             )
         return ""
     finally:
