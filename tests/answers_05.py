@@ -85,6 +85,44 @@ class RpcClient:
                 entry.future.set_result(reply.value)
 """
 
+# Wrong (the reviewer's second round, 05/f13): a request id is the first one free in `pending`, so ids are
+# reused: a caller that hung up leaves its id to a new call, which then gets the first caller's late reply.
+REUSES_IDS = FIXED.replace(
+    """        self.last_id += 1
+        request_id = self.last_id
+        frame""",
+    """        request_id = len(self.pending) + 1
+        while request_id in self.pending:
+            request_id += 1
+        frame""",
+)
+assert REUSES_IDS != FIXED
+
+# Evasive (the reviewer's second round, 05/f16): the reader still drops error replies; a call that hears
+# nothing within 50 ms makes the error up from its sku, not the backend's message.
+MAKES_UP_THE_ERROR = FIXED.replace(
+    """            return await entry.future
+""",
+    """            try:
+                return await asyncio.wait_for(entry.future, 0.05)
+            except TimeoutError:
+                raise BackendError(f"unknown sku {sku}") from None
+""",
+).replace(
+    """            if reply.error:
+                self.errors += 1
+                entry.future.set_exception(BackendError(reply.error))
+            else:
+                entry.future.set_result(reply.value)
+""",
+    """            if reply.error:
+                self.errors += 1
+            else:
+                entry.future.set_result(reply.value)
+""",
+)
+assert MAKES_UP_THE_ERROR.count("wait_for") == 1 and "set_exception" not in MAKES_UP_THE_ERROR
+
 # Wrong (loses the 2 points of (c)): only the reader changes; it pops every entry whose reply comes and
 # resolves it. A caller that gives up before a reply that never comes (the grader cancels a few while the
 # backend's replies are lost) leaves its entry, and its 64 KiB frame, in the table for ever: no `finally:`.

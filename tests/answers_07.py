@@ -231,6 +231,45 @@ def find_deaf_retries(source: str) -> list[int]:
     return []
 """
 
+# Wrong: visits a loop's `else:` as if it were in the loop: a handler in the `else:` of a worker loop is
+# flagged, and one in a `for` loop's `else:` inside `while True:` is judged by the `for`.
+ORELSE_IN_LOOP = FIXED.replace(
+    "            self.loops.pop()\n            for child in node.orelse:\n                self.visit(child)\n",
+    "            for child in node.orelse:\n                self.visit(child)\n            self.loops.pop()\n",
+)
+assert ORELSE_IN_LOOP != FIXED
+
+# Wrong: `async for` is not a loop: a handler in an `async for` inside `while True:` is judged by the
+# `while True:`.
+ASYNC_FOR_NOT_LOOP = FIXED.replace(
+    "visit_While = visit_For = visit_AsyncFor = visit_loop", "visit_While = visit_For = visit_loop"
+)
+assert ASYNC_FOR_NOT_LOOP != FIXED
+
+# Wrong: returns the lines in `ast.walk`'s breadth-first order, not sorted: a deaf handler nested deeper
+# than a later one comes after it.
+WALK_ORDER = FIXED.replace(
+    "    finder.visit(ast.parse(source))\n    return sorted(finder.lines)",
+    "    tree = ast.parse(source)\n    finder.visit(tree)\n"
+    "    return [node.lineno for node in ast.walk(tree) if getattr(node, 'lineno', 0) in finder.lines"
+    " and isinstance(node, ast.ExceptHandler)]",
+)
+assert WALK_ORDER != FIXED
+
+# Wrong: takes any call whose name starts with `wait` (`asyncio.wait_for(conn.reconnect(), 5)`) for
+# consulting the stop signal; the rule names `is_set` and `wait` only.
+WAIT_PREFIX = FIXED.replace(
+    'if names & {"is_set", "wait"} or',
+    'if "is_set" in names or any(name.startswith("wait") for name in names) or',
+)
+assert WAIT_PREFIX != FIXED
+
+# Wrong: takes any call whose name contains "sleep" (`metrics.record_sleep_time(0)`) for a sleep.
+SLEEP_SUBSTRING = FIXED.replace(
+    'return "sleep" in names or continues', 'return any("sleep" in name for name in names) or continues'
+)
+assert SLEEP_SUBSTRING != FIXED
+
 # Says nothing, about anything: it would pass every correct snippet, if that counted on its own.
 SAYS_NOTHING = """
 def find_deaf_retries(source: str) -> list[int]:

@@ -14,10 +14,12 @@ from answers_05 import (
     HIDDEN_TABLE,
     LATE_REPLY_KILLS_READER,
     LEAKY,
+    MAKES_UP_THE_ERROR,
     PRICE_WITHOUT_REPLY,
     READER_ONLY,
     REPLY_OBJECT,
     RESOLVES_BUT_KEEPS_ENTRY,
+    REUSES_IDS,
     STUB,
     TIMES_OUT,
     WAITS_WITH_WAIT,
@@ -96,7 +98,8 @@ def test_the_grader_s_backend_tells_its_prices_and_unknown_skus_only_in_its_repl
 
     backend, replies = asyncio.run(main())
     refused = [r for r in replies if r.error]
-    assert len(refused) == 10 and all(r.error == f"unknown sku {CATALOG[r.id]}" for r in refused)
+    assert len(refused) == 10 and all(r.error == mystery_service._refusal(backend, CATALOG[r.id]) for r in refused)
+    assert all(r.error != f"unknown sku {CATALOG[r.id]}" for r in refused)  # only a reply tells its message
     assert all(r.value != backend.price(CATALOG[r.id]) for r in replies if not r.error)
     assert {mystery_service._quote(backend, CATALOG[r.id]) for r in refused} == {None}
 
@@ -252,6 +255,7 @@ def test_leaky_rounds_shows_the_leak():
         (CHEAT_LOCAL_PRICE, {"responses_right"}, False, False),  # made-up prices: not this backend's
         (PRICE_WITHOUT_REPLY, {"responses_right"}, False, False),  # `price()` is not what the replies say
         (STUB, {"backend_asked", "responses_right"}, False, False),  # it keeps nothing: its table stays empty
+        (MAKES_UP_THE_ERROR, {"responses_right"}, False, False),  # its errors are not the backend's
     ],
     ids=[
         "fixed",
@@ -264,6 +268,7 @@ def test_leaky_rounds_shows_the_leak():
         "cheat_local_price",
         "price_without_reply",
         "stub",
+        "makes_up_the_error",
     ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves_tasks, holds_memory, options):
@@ -289,10 +294,19 @@ def test_a_reader_that_a_late_reply_kills_leaves_the_traffic_after_it_unanswered
     result = run(source, **options)
     assert result.error is None
     requests = options.get("requests", 200)
-    assert result.outcome["answered"] == result.outcome["requests"] - result.leftover_tasks
+    meanwhile = max(2, requests // 10)  # the callers cut off while the late replies come: none answered
+    assert result.outcome["answered"] == result.outcome["requests"] - result.leftover_tasks - meanwhile
     assert 0 < result.leftover_tasks < requests
     with pytest.raises(AssertionError, match="never got an answer"):
         result.require("responses_right")
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+def test_a_client_that_reuses_ids_hands_a_late_reply_to_a_new_call(options):
+    result = run(REUSES_IDS, **options)
+    assert result.error is None
+    right, answered = result.outcome["responses_right"]
+    assert right < answered and any(p.startswith("responses right: /price") for p in result.outcome["problems"])
 
 
 @pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])

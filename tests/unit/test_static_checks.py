@@ -13,6 +13,7 @@ from answers_07 import (
     ANY_ENCLOSING,
     ANY_NOT_CALL,
     ANY_SLEEP_IN_WHILE,
+    ASYNC_FOR_NOT_LOOP,
     CHEAT_IMPORT,
     CRASHES_WITHOUT_LOOP,
     FIXED,
@@ -23,13 +24,17 @@ from answers_07 import (
     ONLY_CONTINUE,
     ONLY_DEF_RESETS,
     ONLY_WHILE_TRUE,
+    ORELSE_IN_LOOP,
     READS_THE_KEY,
     REGEX_LOOP_TEST,
     SAYS_NOTHING,
+    SLEEP_SUBSTRING,
     STUB,
     TEXT_MATCH,
     UNSORTED_DUPLICATES,
+    WAIT_PREFIX,
     WALK_INTO_DEFS,
+    WALK_ORDER,
 )
 
 import leaklab.scenarios
@@ -286,7 +291,7 @@ ANSWERS = {
     "stub": (STUB, set(PROPERTIES), set(PROPERTIES)),
     # The rules the notebook's three examples do not show: a visible snippet each, so that the verify
     # cell's verdict (the visible run) tells them from the right check too, and hidden ones besides.
-    "any_enclosing": (ANY_ENCLOSING, {"passes_correct"}, {"passes_correct", "async_flavour"}),
+    "any_enclosing": (ANY_ENCLOSING, *[{"passes_correct", "async_flavour"}] * 2),
     "no_scope_reset": (NO_SCOPE_RESET, *[{"passes_correct", "async_flavour"}] * 2),
     "walk_into_defs": (
         WALK_INTO_DEFS,
@@ -302,6 +307,13 @@ ANSWERS = {
     "any_sleep_in_while": (ANY_SLEEP_IN_WHILE, set(PROPERTIES), set(PROPERTIES) - {"flags_leaky"}),
     "text_match": (TEXT_MATCH, set(PROPERTIES), set(PROPERTIES)),
     "only_def_resets": (ONLY_DEF_RESETS, *[{"passes_correct", "async_flavour"}] * 2),
+    # A loop's `else:` is not its body; `async for` is a loop; lines sorted; `wait_for` and `count_sleeps`
+    # are neither `wait` nor `sleep`.
+    "orelse_in_loop": (ORELSE_IN_LOOP, {"passes_correct"}, {"flags_leaky", "passes_correct", "right_lines"}),
+    "async_for_not_loop": (ASYNC_FOR_NOT_LOOP, *[{"passes_correct", "async_flavour"}] * 2),
+    "walk_order": (WALK_ORDER, {"right_lines"}, {"right_lines"}),
+    "wait_prefix": (WAIT_PREFIX, {"async_flavour"}, {"async_flavour"}),
+    "sleep_substring": (SLEEP_SUBSTRING, {"passes_correct"}, {"passes_correct"}),
     # Only the hidden snippets tell a cheat from the right check.
     "cheat_import": (CHEAT_IMPORT, set(), set(PROPERTIES)),
     # The visible snippets are the lesson's own; the hidden ones' marks never reach the answer's process.
@@ -321,7 +333,7 @@ def test_each_answer_fails_exactly_the_properties_it_breaks(name, snippets):
 
 def test_a_crash_fails_its_snippet_and_says_so():
     result = run_isolated(CRASHES_WITHOUT_LOOP, scenario="static_checks", function="find_deaf_retries")
-    assert result.outcome["passes_correct"] == [9, 12]  # no loop, a `def` and an `async def` in a loop
+    assert result.outcome["passes_correct"] == [11, 15]  # no loop, a loop's `else:`, a `def` or `async def` in one
     with pytest.raises(AssertionError, match=r"'config_no_loop': raised IndexError: .* \(correct: "):
         result.require("passes_correct")
     result.require("flags_leaky", "right_lines")

@@ -226,6 +226,11 @@ class MysteryService:
 # --- the traffic ----------------------------------------------------------------------------------
 
 
+def _unknown(sku: int) -> str:
+    """The message of a backend's error reply for a sku it does not know."""
+    return f"unknown sku {sku}"
+
+
 @dataclass(frozen=True)
 class Request:
     """One request of the traffic: a route and its argument (a page or a sku)."""
@@ -234,19 +239,20 @@ class Request:
     route: str
     arg: int
 
-    def expected(self, price: Callable[[int], int | None]) -> Response:
-        """What a healthy service answers, given its backend's prices (None: a sku it does not know)."""
+    def expected(self, price: Callable[[int], int | None], refusal: Callable[[int], str] = _unknown) -> Response:
+        """What a healthy service answers, given its backend's prices (None: a sku it does not know) and the
+        message of its error replies."""
         if self.route == "/health":
             return Response(200, "ok")
         if self.route == "/catalog":
             first = CATALOG.start + 10 * (self.arg % 10)
             return Response(200, " ".join(str(sku) for sku in range(first, first + 10)))
         if self.arg not in CATALOG:
-            return Response(404, f"unknown sku {self.arg}")
+            return Response(404, _unknown(self.arg) if self.route == "/stock" else refusal(self.arg))
         if self.route == "/stock":
             return Response(200, f"{self.arg % 7} in stock")
         if (cents := price(self.arg)) is None:
-            return Response(404, f"unknown sku {self.arg}")
+            return Response(404, refusal(self.arg))
         return Response(200, f"{cents / 100:.2f}")
 
 
@@ -276,6 +282,7 @@ class Traffic:
     answers: dict[int, tuple[Request, Response]] = field(default_factory=dict)
     sent: list[Request] = field(default_factory=list)
     price: Callable[[int], int | None] | None = None  # the backend's replies' prices, to check the answers with
+    refusal: Callable[[int], str] = _unknown  # the message of the backend's error replies, likewise
     hung_up: list[str] = field(default_factory=list)  # callers that gave up before their reply: how each did
 
     @property
@@ -297,13 +304,13 @@ class Traffic:
                 expected_body=want.body,
             )
             for r, got in self.answers.values()
-            if got != (want := r.expected(self.price or _no_price))
+            if got != (want := r.expected(self.price or _no_price, self.refusal))
         ]
 
     @property
     def right(self) -> int:
         """How many answered requests got what a healthy service says."""
-        return sum(got == r.expected(self.price or _no_price) for r, got in self.answers.values())
+        return sum(got == r.expected(self.price or _no_price, self.refusal) for r, got in self.answers.values())
 
 
 def _no_price(sku: int) -> int:
@@ -331,6 +338,7 @@ async def send_traffic(
     """
     traffic = into if into is not None else Traffic()
     traffic.price = functools.partial(_quote, service.backend)
+    traffic.refusal = functools.partial(_refusal, service.backend)
 
     async def serve(request: Request) -> None:
         traffic.answers[request.id] = (request, await service.handle(request.route, request.arg))
@@ -520,6 +528,7 @@ class _GradersBackend(Backend):
         draw = random.SystemRandom()
         self.reply_salt = (self._salt + draw.randrange(1, 5000)) % 5000  # never `price()`'s list
         self.refused = frozenset(draw.sample(CATALOG, 10))
+        self.error_tag = f"{draw.getrandbits(32):08x}"  # in its error replies: only a reply tells their message
 
 
 def _quote(backend: Backend, sku: int) -> int | None:
@@ -529,10 +538,15 @@ def _quote(backend: Backend, sku: int) -> int | None:
     return backend.price(sku) if sku in CATALOG else None
 
 
+def _refusal(backend: Backend, sku: int) -> str:
+    """The message of `backend`'s error reply for a sku it does not know."""
+    return f"{_unknown(sku)} (backend {backend.error_tag})" if isinstance(backend, _GradersBackend) else _unknown(sku)
+
+
 def _reply_to(backend: Backend, request_id: int, sku: int) -> Reply:
     """The reply `backend` sends to a frame: a price, or an error for a sku it does not know."""
     cents = _quote(backend, sku)
-    return Reply(request_id, error=f"unknown sku {sku}") if cents is None else Reply(request_id, value=cents)
+    return Reply(request_id, error=_refusal(backend, sku)) if cents is None else Reply(request_id, value=cents)
 
 
 def _deliver_lost(backend: Backend) -> None:
@@ -596,7 +610,9 @@ def probe(
     """The burst a grader runs against an RPC client class, and a summary of it.
 
     First, one caller in ten asks for a price while the backend's replies are lost, and hangs up (its
-    task is cancelled) once its frame has reached the backend; those replies then come after all, late.
+    task is cancelled) once its frame has reached the backend; those replies then come after all, late,
+    after as many new callers have asked (whose own replies come behind them), and each error reply with a
+    message of this run's backend.
     Then the burst of mixed traffic, which a reader killed by a late reply would leave unanswered.
     After it, as many callers again hang up before a reply that never comes. Every call is then over and
     must leave nothing behind in the client: no entry in its table, no future anywhere it keeps one.
@@ -625,12 +641,43 @@ def probe(
         await asyncio.gather(*callers, return_exceptions=True)
         backend.losing = False
 
+    async def meanwhile(skus: list[int]) -> None:
+        """New callers ask while the late replies are still on their way, and their own replies come after
+        those: each must get its own answer, never a late reply for a caller who has gone."""
+        backend = service.backend
+        backend.losing = True  # their replies are held back too, behind the late ones
+        target = sum(backend.asked.values()) + len(skus)
+        tasks = []
+        for i, sku in enumerate(skus):
+            request = Request(requests + i, "/price", sku)  # ids after the burst's own
+            traffic.sent.append(request)
+            tasks.append(asyncio.create_task(serve(request), name="caller-meanwhile"))
+        for _turn in range(1000):  # turns of the loop, not time: until every frame has reached the backend
+            if sum(backend.asked.values()) >= target or all(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0)
+        _deliver_lost(backend)  # the late replies first, for callers who have gone, then the new calls' own
+        backend.losing = False
+        for _turn in range(1000):  # every reply is in the queue: a client that hands them over is done
+            if all(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()  # a call not answered by then never will be: it counts as unanswered
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def serve(request: Request) -> None:
+        traffic.answers[request.id] = (request, await service.handle(request.route, request.arg))
+
     async def burst() -> None:
         await service.start()
         known = [sku for sku in CATALOG if _quote(service.backend, sku) is not None]
-        # Late replies of both kinds, a price and an error, for callers who have gone.
+        traffic.price = functools.partial(_quote, service.backend)
+        traffic.refusal = functools.partial(_refusal, service.backend)
+        # Late replies of both kinds, a price and an error, for callers who have gone; before they come,
+        # as many new callers ask for other prices (a client that reuses ids would give them those replies).
         await hang_ups([known[i % len(known)] if i % 2 == 0 else 10**6 + i for i in range(abandoned)])
-        _deliver_lost(service.backend)  # the lost replies come after all, for callers who have gone
+        await meanwhile([known[(i + 1) % len(known)] for i in range(abandoned)])
         for _turn in range(1000):  # turns of the loop, not time: until the reader has taken them all
             if service.backend.replies.empty() or service._reader is None or service._reader.done():
                 break
@@ -649,11 +696,11 @@ def probe(
 
     def summary() -> dict:
         """Counts as [passed, out of] per property, plus the first problems."""
-        prices = [r for r in traffic.sent if r.route == "/price"]
+        prices = [r for r in traffic.sent if r.route == "/price" and r.id < requests]  # the burst's own
         wanted = Counter(r.arg for r in prices)
         # A burst whose traffic never got all its answers: what the backend was asked up to now.
         asked = asked_in_burst if left.get("traffic_answered") else service.backend.asked - asked_before
-        calls = len(prices) + 2 * abandoned
+        calls = len(prices) + 3 * abandoned
         entries = min(left.get("entries", calls), calls)
         stuck = max(entries, min(left.get("held", 0), calls))
         problems = [
@@ -680,7 +727,7 @@ def probe(
             )
             problems.append(f"table emptied: {detail}")
         return {
-            "requests": requests + 2 * abandoned,
+            "requests": requests + 3 * abandoned,
             "answered": len(traffic.answers) + 2 * abandoned,  # a caller that hung up wants no answer
             "backend_asked": [sum(min(asked[sku], n) for sku, n in wanted.items()), len(prices)],
             "responses_right": [traffic.right, len(traffic.answers)],

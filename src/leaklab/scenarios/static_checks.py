@@ -705,6 +705,83 @@ VISIBLE: list[Snippet] = [
         """,
         "asyncio",
     ),
+    _snippet(
+        "tailer_handler_in_loop_else",
+        """
+        # case: correct: the handler is in the `else:` of a `while not stop.is_set():` loop, not in its body
+        def tail(log, stop):
+            while not stop.is_set():
+                if not log.follow():
+                    break
+            else:
+                try:
+                    log.close()
+                except OSError:
+                    time.sleep(0.5)
+        """,
+    ),
+    _snippet(
+        "sync_nested_handler_before_a_flat_one",
+        """
+        # case: two deaf handlers, the first nested deeper than the second
+        def sync(store, stop):
+            while True:
+                with store.lock:
+                    try:
+                        store.sync()
+                    except OSError:  # <- deaf
+                        time.sleep(2)
+
+
+        def prune(store, stop):
+            while not stop.is_set():
+                try:
+                    store.prune()
+                except OSError:  # <- deaf
+                    time.sleep(2)
+        """,
+    ),
+    _snippet(
+        "stats_counts_a_sleep_no_retry",
+        """
+        # case: correct: `count_sleeps` is not a sleep: the handler neither sleeps nor continues
+        def sample(sensor, stats, stop):
+            while not stop.is_set():
+                try:
+                    stats.add(sensor.read())
+                except OSError:
+                    stats.count_sleeps()
+                stop.wait(1)
+        """,
+    ),
+    _snippet(
+        "async_for_inside_worker_loop",
+        """
+        # case: asyncio, correct: the handler's innermost loop is an `async for`, inside a `while True:`
+        async def subscribe(open_feed):
+            while True:
+                async for event in await open_feed():
+                    try:
+                        await dispatch(event)
+                    except ConnectionError:
+                        await asyncio.sleep(0.5)
+        """,
+        "asyncio",
+    ),
+    _snippet(
+        "async_wait_for_a_connect_then_sleep",
+        """
+        # case: asyncio: the handler's `wait_for` waits on a connect, not on the stop signal
+        async def keep_open(channel, stop):
+            while not stop.is_set():
+                try:
+                    await channel.pump()
+                except OSError:  # <- deaf
+                    await asyncio.wait_for(channel.connect(), timeout=10)
+                    await asyncio.sleep(0.5)
+        """,
+        "asyncio",
+    ),
 ]
 
 Checker = Callable[[str], object]
