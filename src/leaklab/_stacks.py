@@ -113,13 +113,14 @@ def unregistered_threads() -> list[int]:
     return [ident for ident in sys._current_frames() if ident not in known]
 
 
-def counted(number: int, noun: str) -> str:
-    """`1 thread`, `2 threads`, `0 tasks`, in the learner's language (`noun` is "task" or "thread")."""
+def counted(number: int, noun: str, plural: str = "") -> str:
+    """`1 thread`, `2 threads`, `0 tasks`: "task" and "thread" in the learner's language, any other noun in
+    English for the instructor's output (`plural` where adding an "s" is wrong: "processes")."""
     if noun == "task":
         return ngettext("{n} task", "{n} tasks", number)
     if noun == "thread":
         return ngettext("{n} thread", "{n} threads", number)
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 def format_groups(groups: list[Group], *, title: str | None = None) -> str:
