@@ -107,6 +107,19 @@ assert FIXED_BACKOFF != FIXED
 FIXED_BACKOFF_10MS = FIXED.replace("self._stop.wait(self.backoff_s)", "self._stop.wait(0.01)")
 assert FIXED_BACKOFF_10MS != FIXED
 
+# A fix with exponential back-off: each failure of the same job doubles the wait, from backoff_s (the
+# task allows a back-off that grows from there).
+EXPONENTIAL_BACKOFF = FIXED.replace(
+    "                except DependencyError:\n                    self.errors += 1\n"
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                except DependencyError:\n                    self.errors += 1\n"
+    "                    self._stop.wait(delay)\n                    delay *= 2\n",
+).replace(
+    "            while not self._stop.is_set():\n                try:",
+    "            delay = self.backoff_s\n            while not self._stop.is_set():\n                try:",
+)
+assert EXPONENTIAL_BACKOFF.count("delay") == 3
+
 # A fix that blocks in jobs.get() with no timeout, woken by a sentinel stop() puts into the queue (the
 # sentinel is left in the caller's queue, which the task does not forbid).
 SENTINEL = """

@@ -30,7 +30,7 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
         (
             answers_02,
             "fix",
-            "FIXED SENTINEL CONDITION",
+            "FIXED SENTINEL CONDITION EXPONENTIAL_BACKOFF",
             "LEAKY SIGNALS_ONLY JOINS_BUT_SLEEPS SLEEPS_IN_BACKOFF DROPS_FAILED_JOBS SPINS STUB NO_BACKOFF "
             "STOP_LIES SLEEPS_NOT_JOIN FIXED_BACKOFF FIXED_BACKOFF_10MS MADE_UP_RESULT",
         )

@@ -9,6 +9,7 @@ import pytest
 from answers_02 import (
     CONDITION,
     DROPS_FAILED_JOBS,
+    EXPONENTIAL_BACKOFF,
     FIXED,
     FIXED_BACKOFF,
     FIXED_BACKOFF_10MS,
@@ -126,6 +127,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (FIXED, set()),
         (SENTINEL, set()),
         (CONDITION, set()),
+        (EXPONENTIAL_BACKOFF, set()),
         (LEAKY, {"stops_promptly"}),
         (JOINS_BUT_SLEEPS, {"stops_promptly"}),
         (SIGNALS_ONLY, {"stops_promptly"}),
@@ -144,6 +146,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "fixed",
         "sentinel",
         "condition",
+        "exponential_backoff",
         "leaky",
         "joins_but_sleeps",
         "signals_only",
