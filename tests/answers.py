@@ -154,6 +154,47 @@ async def handle_request(request: Request) -> Result:
     return await asyncio.wait_for(slow_query(request), timeout=request.deadline_ms / 1000)
 """
 
+# Right, bound under the task's name but made another way: a decorator (its wrapper is named `timed`),
+# a partial, an object with an async `__call__`. The grader looks the answer up by the name the task
+# gives it, `handle_request`, whatever `__name__` the object has.
+DECORATED = """
+import functools
+
+
+def deadline_of(serve):
+    @functools.wraps(serve)
+    async def timed(request):
+        return await asyncio.wait_for(serve(request), timeout=request.deadline_ms / 1000)
+
+    return timed
+
+
+async def _serve(request: Request) -> Result:
+    return await slow_query(request)
+
+
+handle_request = deadline_of(_serve)
+"""
+PARTIAL = """
+import functools
+
+
+async def _handle(request: Request, *, scale: float) -> Result:
+    return await asyncio.wait_for(slow_query(request), timeout=request.deadline_ms * scale)
+
+
+handle_request = functools.partial(_handle, scale=1 / 1000)
+"""
+CALLABLE_OBJECT = """
+class _Handler:
+    async def __call__(self, request: Request) -> Result:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await slow_query(request)
+
+
+handle_request = _Handler()
+"""
+
 # Raises TimeoutError at half of request.deadline_ms, before the deadline has passed.
 EARLY_TIMEOUT = DIRECT.replace("request.deadline_ms / 1000", "request.deadline_ms / 2000")
 assert EARLY_TIMEOUT != DIRECT

@@ -155,6 +155,15 @@ class Worker:
                     self._stop.wait(self.backoff_s)
 """
 
+# Right: the class made by a factory, named `_Worker` there and bound to `Worker` by the cell.
+FROM_A_FACTORY = (
+    "def make_worker_class():\n"
+    + "\n".join(
+        "    " + line if line else line for line in FIXED.replace("class Worker:", "class _Worker:").splitlines()
+    )
+    + "\n    return _Worker\n\n\nWorker = make_worker_class()\n"
+)
+
 # A fix on a Condition: stop() takes its lock to set a flag, the back-off is a wait_for on the flag.
 CONDITION = """
 class Worker:

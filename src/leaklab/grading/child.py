@@ -16,6 +16,7 @@ from outside (`watch`), says go on, and ends by sending its result.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import asyncio.base_events
 import asyncio.events
@@ -23,6 +24,7 @@ import asyncio.futures
 import builtins
 import faulthandler
 import gc
+import inspect
 import json
 import json.encoder
 import os
@@ -264,10 +266,11 @@ class Child:
     def fail(self, message: str, reason: Reason | None = None) -> None:
         self.finish(IsolatedRun(error=message, reason=reason))
 
-    def run_answer_cell(self, namespace: dict[str, object]) -> None:
-        """The answer cell, run in `namespace`; then what it changed at its top level undone."""
+    def run_answer_cell(self, namespace: dict[str, object], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """The answer cell, run in `namespace` (a top-level `await` on `loop`, else on a loop of its own, as
+        `asyncio.run` would); then what it changed at its top level undone."""
         try:
-            exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
+            run_cell(self.job["source"], "<answer cell>", namespace, loop)
         except BaseException as exc:
             self.fail(f"the answer cell raised {described(exc)}", reason_of(exc) or Reason.ANSWER_FAILED)
         self.restore()
@@ -291,12 +294,13 @@ class Child:
             exec(compile(setup, "<set-up cell>", "exec"), namespace)
         self.guard.add_leaklab()
         self.channel.stop_at("ready", pid=_getpid())
+        loop = asyncio.new_event_loop()  # the kernel's: one for every cell's top-level `await`
         for number, cell in enumerate(self.job.get("before", [])):
             try:
-                exec(compile(_python_of(cell), f"<cell {number + 1}>", "exec"), namespace)
+                run_cell(_python_of(cell), f"<cell {number + 1}>", namespace, loop)
             except Exception:
                 continue  # as far as it goes, as in the notebook where it failed too
-        self.run_answer_cell(namespace)
+        self.run_answer_cell(namespace, loop)
         self.channel.stop_at("measuring")
         found = {name: plain(namespace[name]) for name in self.job["names"] if name in namespace}
         self.finish(IsolatedRun(outcome={"values": {name: value for name, value in found.items() if value}}))
@@ -379,6 +383,19 @@ class _NoIPython:
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
+
+
+def run_cell(source: str, name: str, namespace: dict[str, object], loop: asyncio.AbstractEventLoop | None) -> None:
+    """Run a notebook cell as IPython does: one with a top-level `await` (IPython's autoawait) is run to
+    its end on `loop`, or, without one, on a fresh loop closed afterwards as `asyncio.run` closes its own."""
+    code = compile(source, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    if not code.co_flags & inspect.CO_COROUTINE:
+        exec(code, namespace)
+    elif loop is not None:
+        loop.run_until_complete(eval(code, namespace))
+    else:
+        with asyncio.Runner() as runner:
+            runner.run(eval(code, namespace))
 
 
 def _python_of(cell: str) -> str:

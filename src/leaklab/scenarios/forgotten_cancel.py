@@ -480,4 +480,5 @@ async def warm_up(handler: Handler) -> None:
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "handle_request"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query")

@@ -702,6 +702,7 @@ def _ended(call: Call) -> str:
 SETTLE_S = 3.0
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "fetch"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("PAYLOAD_BYTES", "Request", "socket")
 
 

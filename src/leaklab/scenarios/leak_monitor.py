@@ -847,4 +847,5 @@ def probe(
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "Monitor"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("Sample", "threading", "time")

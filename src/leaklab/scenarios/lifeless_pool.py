@@ -524,4 +524,5 @@ def traffic(seed: int, *, jobs: int = 50, batches: int = 8) -> dict:
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "Pool"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("BUFFER_BYTES", "JobFailed", "handle", "queue", "threading")

@@ -588,4 +588,5 @@ def traffic(seed: int, *, backoff_s: float = 3.0, jobs: int = 10, idle_window_s:
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "Worker"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time")

@@ -1267,6 +1267,7 @@ def probe(
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "Service"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = (
     "BUFFER_BYTES",
     "PAYLOAD_BYTES",
