@@ -16,8 +16,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._stacks import counted
-
 MESSAGE_BYTES = 16 * 2**20  # all the child may say (a result with its leak report is a few KiB)
 STAGES = ("ready", "measuring", "result")
 
@@ -88,6 +86,10 @@ def _command(pid: int) -> list[str]:
         return []
 
 
+def _count(n: int, thing: str, things: str = "") -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {things or thing + 's'}"
+
+
 @dataclass
 class Watch:
     """The parent's side of one run: the stage reached, and what it saw at each stop."""
@@ -146,7 +148,7 @@ class Watch:
         # Only a run that says it left nothing behind is held to it: a thread the answer left can still open
         # and close files (or start threads) while the parent looks, and its run fails anyway.
         if not run.get("leftover_threads") and not run.get("leftover_files") and (threads or files):
-            seen = " and ".join(counted(n, kind) for n, kind in ((threads, "thread"), (files, "open file")) if n)
+            seen = " and ".join(_count(n, kind) for n, kind in ((threads, "thread"), (files, "open file")) if n)
             raise Tampered(f"the run reported no leftovers while the operating system saw {seen} left behind")
         with contextlib.suppress(TypeError):
             run["leftover_threads"] = max(threads, run["leftover_threads"])
@@ -155,7 +157,7 @@ class Watch:
         run["leftover_processes"] = len(left)
         if left and isinstance(run.get("leak_report"), str):
             shown = "\n".join(f"  pid {pid}: {' '.join(command)[:200]}" for pid, command in left[:5])
-            running = counted(len(left), "process", "processes")
+            running = _count(len(left), "process", "processes")
             run["leak_report"] += f"\n{running} still running, started in the run:\n{shown}"
         return run
 

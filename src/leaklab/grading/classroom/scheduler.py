@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..._errors import LeaklabError
-from ..._stacks import counted
 from .. import sandbox as grading_sandbox
 from ..settings import Limits
 from . import processes
@@ -157,6 +156,10 @@ class ClassRun:
     left: list[Submission] = field(default_factory=list)
 
 
+def _submissions(n: int) -> str:
+    return f"{n} submission" if n == 1 else f"{n} submissions"
+
+
 def _warm_up() -> None:
     """Done once here, so that every forked job starts warm: what nbgrader's autograde and feedback import
     and load on first use (measured: about 0.25 s of CPU a job otherwise)."""
@@ -200,9 +203,9 @@ def grade_class(
     todo = [s for s in submissions if force or _stale(ledger.get((s.student, s.assignment)), s)]
     say = progress or (lambda text: print(text, file=sys.stderr, flush=True))
     if not todo:
-        say(f"nothing to grade: {counted(len(submissions), 'submission')} already graded (--force grades them again)")
+        say(f"nothing to grade: {_submissions(len(submissions))} already graded (--force grades them again)")
         return ClassRun(ledger, [])
-    already = f"{counted(len(todo), 'submission')} ({len(submissions) - len(todo)} already graded)"
+    already = f"{_submissions(len(todo))} ({len(submissions) - len(todo)} already graded)"
     graded: list[Outcome] = []
     left: list[Submission] = []
     try:
