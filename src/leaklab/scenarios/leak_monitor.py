@@ -685,20 +685,22 @@ def _alerts_live(monitor_class: MonitorClass, *, threshold: int, sustain: int, i
     monitor.start()  # type: ignore[attr-defined]
     try:
         wait_until(lambda: len(samples) >= above + 3, 3 * _BOUND_S)
+        taken = len(samples)  # what the thread did while started: samples taken only by stop() do not count
     finally:
         monitor.stop()  # type: ignore[attr-defined]
-    if not messages or len(samples) <= above:
+    seen, said = samples[:taken], [(at, message) for at, message in messages if at <= taken]
+    if not said or taken <= above:
         return _(
             "started with start(), the monitor took {samples} samples and warned {warnings} times in {bound:g} s, "
             "with one sample due every {interval:g} ms and the count above the threshold for the first {above}: "
             "does its thread tick() every interval?",
-            samples=len(samples),
-            warnings=len(messages),
+            samples=taken,
+            warnings=len(said),
             bound=3 * _BOUND_S,
             interval=interval_s * 1000,
             above=above,
         ), ""
-    problem = _judge_messages(messages, samples, [(1, above, above + 1)])
+    problem = _judge_messages(said, seen, [(1, above, above + 1)])
     return "", problem and _("started with start(): {problem}", problem=problem)
 
 
