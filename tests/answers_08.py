@@ -495,3 +495,48 @@ SERIAL_BATCH = FIXED.replace(
 """,
 )
 assert SERIAL_BATCH != FIXED
+
+_LOOKUP = FIXED[FIXED.index("    async def lookup") : FIXED.index("    def batch")]
+
+# Right too: the lookup a blocking socket in asyncio.to_thread, its socket timeout at the deadline, closed by
+# `with`. The default executor's workers stay, idle, after the calls: a bounded pool, not a leftover.
+TO_THREAD_SOCKET = FIXED.replace(
+    _LOOKUP,
+    """    async def lookup(self, lookup: Lookup) -> str:
+        import socket
+
+        deadline = time.monotonic() + lookup.deadline_ms / 1000
+
+        def ask() -> str:
+            with socket.create_connection(self.address, timeout=lookup.deadline_ms / 1000) as conn:
+                conn.sendall(lookup.line())
+                data = b""
+                while not data.endswith(b"\\n"):
+                    conn.settimeout(max(0.001, deadline - time.monotonic()))
+                    if not (chunk := conn.recv(4096)):
+                        break
+                    data += chunk
+                return data.decode().strip()
+
+        return await asyncio.to_thread(ask)
+
+""",
+)
+assert TO_THREAD_SOCKET != FIXED
+
+# Wrong: the same blocking socket with no timeout, only the handler under a deadline: at the deadline the
+# handler gives up, but the executor's thread stays in recv() with the socket open (and later lookups wait
+# for a free thread). Loses the lookups' points and the week's.
+TO_THREAD_NO_SOCKET_TIMEOUT = (
+    TO_THREAD_SOCKET.replace(
+        "socket.create_connection(self.address, timeout=lookup.deadline_ms / 1000)",
+        "socket.create_connection(self.address)",
+    )
+    .replace("                    conn.settimeout(max(0.001, deadline - time.monotonic()))\n", "")
+    .replace(
+        "        return await asyncio.to_thread(ask)",
+        "        async with asyncio.timeout(lookup.deadline_ms / 1000):\n"
+        "            return await asyncio.to_thread(ask)",
+    )
+)
+assert "settimeout" not in TO_THREAD_NO_SOCKET_TIMEOUT and "timeout=lookup" not in TO_THREAD_NO_SOCKET_TIMEOUT

@@ -28,6 +28,8 @@ from answers_08 import (
     STUB,
     TASKS_ONLY,
     THREE_OF_FOUR,
+    TO_THREAD_NO_SOCKET_TIMEOUT,
+    TO_THREAD_SOCKET,
 )
 
 from leaklab import Recorder, run_isolated
@@ -143,6 +145,8 @@ def test_the_leaky_service_leaves_every_source_behind():
         (LAUNCHER_BATCH, {"batches_leave_nothing", "week_flat"}),  # workers a launcher started outlive batch()
         (SHIELDED_CHILD, set()),  # a client's cancel leaves the child to end with its query
         (SERIAL_BATCH, set()),  # no thread at all
+        (TO_THREAD_SOCKET, set()),  # the default executor's idle workers are not leftovers
+        (TO_THREAD_NO_SOCKET_TIMEOUT, {"lookups_leave_nothing", "lookups_answer_right", "week_flat"}),  # busy ones are
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
     ids=[
@@ -168,6 +172,8 @@ def test_the_leaky_service_leaves_every_source_behind():
         "launcher_batch",
         "shielded_child",
         "serial_batch",
+        "to_thread_socket",
+        "to_thread_no_socket_timeout",
         "stub",
     ],
 )

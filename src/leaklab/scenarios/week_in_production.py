@@ -20,11 +20,13 @@ import gc
 import os
 import queue
 import random
+import sys
 import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import thread as _executor_threads
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -60,6 +62,7 @@ WORKERS_PER_BATCH = 4  # DO NOT CHANGE: how many threads a batch is spread over
 # The measuring tools, bound when this module is imported, before any answer cell runs.
 _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
 _all_objects, _TASK_TYPES = gc.get_objects, (asyncio.Task, asyncio.tasks._PyTask)  # type: ignore[attr-defined]
+_current_frames, _IDLE_WORKER = sys._current_frames, _executor_threads._worker.__code__  # type: ignore[attr-defined]
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
 
 
@@ -1138,24 +1141,33 @@ def _pending_tasks() -> set[asyncio.Task]:
     return {t for t in tasks if task_loop(t) is loop and not task_done(t)}
 
 
+def _threads_at_work() -> int:
+    """This process's threads, but for the idle workers of the loop's default executor (`asyncio.to_thread`'s):
+    a pool of bounded size, reused by every call, so not a leftover; one of them still in a call is."""
+    executor = getattr(asyncio.get_running_loop(), "_default_executor", None)
+    frames = _current_frames()
+    idle = [t for t in getattr(executor, "_threads", ()) if (f := frames.get(t.ident)) and f.f_code is _IDLE_WORKER]
+    return len(_listdir("/proc/self/task")) - len(idle)
+
+
 async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]:
     """Replay a week and count what it left: pending tasks, running threads, open sockets.
 
     (Memory is the grader's own measure, over the whole run: its task factory holds every task, with
     its result, until the run is over, so bytes held cannot be told apart per phase.)
     """
-    tasks_before, threads_before, sockets_before = _pending_tasks(), len(_listdir("/proc/self/task")), _socket_count()
+    tasks_before, threads_before, sockets_before = _pending_tasks(), _threads_at_work(), _socket_count()
     week = await replay()
 
     # Threads that were joined leave the operating system's list a moment later; leaked ones stay.
     def settled() -> bool:
-        return len(_listdir("/proc/self/task")) <= threads_before and _socket_count() <= sockets_before
+        return _threads_at_work() <= threads_before and _socket_count() <= sockets_before
 
     await _wait_for(settled, 0.3)
     await asyncio.sleep(0)  # cancelled children finish
     left = _Left(
         tasks=len(_pending_tasks() - tasks_before - {asyncio.current_task()}),
-        threads=max(0, len(_listdir("/proc/self/task")) - threads_before),
+        threads=max(0, _threads_at_work() - threads_before),
         sockets=max(0, _socket_count() - sockets_before),
     )
     week.service, week.in_flight = None, set()
