@@ -540,3 +540,63 @@ TO_THREAD_NO_SOCKET_TIMEOUT = (
     )
 )
 assert "settimeout" not in TO_THREAD_NO_SOCKET_TIMEOUT and "timeout=lookup" not in TO_THREAD_NO_SOCKET_TIMEOUT
+
+# Wrong: a thread per job, all joined: a batch of eleven jobs runs on eleven threads, not at most four.
+# Loses the batches' leave-nothing and the week's.
+THREAD_PER_JOB = FIXED.replace(
+    _BATCH,
+    """    def batch(self, jobs: list[int]) -> list[int]:
+        results = [None] * len(jobs)
+
+        def work(index: int, job: int) -> None:
+            results[index] = handle(job)
+
+        threads = [threading.Thread(target=work, args=item) for item in enumerate(jobs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results
+""",
+)
+assert THREAD_PER_JOB != FIXED
+
+# Wrong: a ThreadPoolExecutor at its default size, min(32, cores + 4), not at most four threads (its workers
+# all end by the `with`). Loses the batches' leave-nothing and the week's.
+DEFAULT_POOL = FIXED.replace(
+    _BATCH,
+    """    def batch(self, jobs: list[int]) -> list[int]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor() as pool:
+            return list(pool.map(handle, jobs))
+""",
+)
+assert DEFAULT_POOL != FIXED
+
+# Right too: four workers fed and read through SimpleQueues (batch() waits for the results in C, where the
+# grader's hold on the jobs cannot see it wait), then joined.
+SIMPLE_QUEUES_BATCH = FIXED.replace(
+    _BATCH,
+    """    def batch(self, jobs: list[int]) -> list[int]:
+        todo, done = queue.SimpleQueue(), queue.SimpleQueue()
+
+        def worker() -> None:
+            while (item := todo.get()) is not None:
+                index, job = item
+                done.put((index, handle(job)))
+
+        workers = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in workers:
+            thread.start()
+        for item in enumerate(jobs):
+            todo.put(item)
+        results = dict(done.get() for _ in jobs)
+        for thread in workers:
+            todo.put(None)
+        for thread in workers:
+            thread.join()
+        return [results[index] for index in range(len(jobs))]
+""",
+)
+assert SIMPLE_QUEUES_BATCH != FIXED
