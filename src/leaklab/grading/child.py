@@ -37,12 +37,12 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from types import FunctionType, ModuleType
+from types import AsyncGeneratorType, CoroutineType, FunctionType, ModuleType
 
 from .. import _i18n
 from .._census import registered_tasks, task_done, task_loop, task_registries
 from .._errors import LeaklabError, described
-from .._stacks import counted, format_groups, group_stacks, unregistered_threads
+from .._stacks import counted, format_groups, group_stacks, in_library, unregistered_threads
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
 from . import settings
 from .isolation import IsolatedRun, functions_behind, plain
@@ -177,6 +177,32 @@ class Tasks:
         candidates = {*self.created, *registered_tasks(self.registries)}
         candidates |= {o for o in _all_objects() if isinstance(o, _Task)}
         return {t for t in candidates if task_loop(t) is loop and not task_done(t)}
+
+
+def _awaited(awaitable: object) -> object:
+    for name in ("cr_await", "gi_yieldfrom", "ag_await"):
+        if (awaited := getattr(awaitable, name, None)) is not None:
+            return awaited
+    return None
+
+
+def parked_coroutines(pending: set[asyncio.Task]) -> list[object]:
+    """The answer's coroutines (and async generators) suspended in an `await` that no pending task drives,
+    nor another suspended coroutine awaits: a coroutine stepped by hand, without a task, and parked on a
+    future nothing resolves is left waiting as surely as a task (asyncio's registry never sees it)."""
+    suspended = [
+        o
+        for o in _all_objects()
+        if (isinstance(o, CoroutineType) and o.cr_suspended)
+        or (isinstance(o, AsyncGeneratorType) and o.ag_await is not None and not o.ag_running)
+    ]
+    driven: set[int] = set()
+    for awaitable in [t.get_coro() for t in pending] + [_awaited(o) for o in suspended]:
+        while awaitable is not None and id(awaitable) not in driven:
+            driven.add(id(awaitable))
+            awaitable = _awaited(awaitable)
+    code = [o.cr_code if isinstance(o, CoroutineType) else o.ag_code for o in suspended]
+    return [o for o, c in zip(suspended, code, strict=True) if id(o) not in driven and not in_library(c.co_filename)]
 
 
 def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int, burst_over: bool) -> bool:
@@ -341,6 +367,7 @@ class Child:
         files_left = max(0, open_files() - files_before)
         # Counted before the collector runs again: it would destroy a pending task only a cycle holds.
         leftovers = [t for t in tasks.pending(loop) - left_by_warm_up if t is not main_task]
+        parked = parked_coroutines(tasks.pending(loop))
         _resume_collector()
         if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
             failure = main_task.exception()
@@ -360,7 +387,7 @@ class Child:
             *unregistered_threads(),
         ]
         threads_left = max(0, os_threads() - threads_before)
-        report = format_groups(group_stacks(leftovers, extra_threads))
+        report = format_groups(group_stacks(leftovers, extra_threads, parked))
         if threads_left > len(extra_threads):  # threads that run no Python code: only the OS sees them
             unseen = counted(threads_left - len(extra_threads), "thread")
             report += "\n\n" + _i18n._(
@@ -369,7 +396,7 @@ class Child:
         self.finish(
             IsolatedRun(
                 outcome=outcome,
-                leftover_tasks=len(leftovers),
+                leftover_tasks=len(leftovers) + len(parked),
                 leftover_threads=threads_left,
                 leftover_files=files_left,
                 retained_bytes_per_request=retained,
