@@ -11,6 +11,7 @@ from answers_03 import (
     FIXED_TIMEOUT,
     GIVES_UP_AT_ONCE,
     LEAKY,
+    LETS_GO_UNCLOSED,
     MADE_UP,
     RETRIES_A_HUNG_CALL,
     SHORT_DEADLINES_ONLY,
@@ -151,6 +152,16 @@ def test_leftovers_are_counted_by_kind():
     assert run(WAIT_FOR_THREAD).leftover_threads >= 1
     with pytest.raises(AssertionError, match="10 sockets or files were left open"):
         run(TIMES_OUT_BUT_KEEPS_SOCKET).require_no_leftovers()
+
+
+def test_a_connection_closed_only_by_its_finaliser_is_left_open():
+    """Nothing is open when the calls are over, but only because the finaliser closed each connection the
+    answer let go (ResourceWarning: unclosed ...): the lesson's wrong way, counted from the warnings."""
+    result = run(LETS_GO_UNCLOSED)
+    assert result.error is None and result.leftover_files == 0 and result.closed_by_finaliser > 0
+    with pytest.raises(AssertionError, match="their finaliser closed them"):
+        result.require_no_leftovers()
+    assert run(FIXED).closed_by_finaliser == 0
 
 
 def test_a_drawn_burst_has_a_call_that_hangs_past_a_long_deadline():

@@ -28,12 +28,14 @@ import inspect
 import json
 import json.encoder
 import os
+import re
 import resource
 import signal
 import sys
 import threading
 import time
 import tracemalloc
+import warnings
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -270,6 +272,28 @@ def run_burst(
     return task
 
 
+class _FinalisedOpen:
+    """From now on, every `ResourceWarning` is recorded: a socket, transport or `StreamWriter` that was let go
+    open is closed by its finaliser (or the collector), which says so ("unclosed ..."), where the operating
+    system sees nothing left open any more."""
+
+    def __init__(self) -> None:
+        self._recording = warnings.catch_warnings(record=True)
+        self._caught = self._recording.__enter__()
+        warnings.simplefilter("always", ResourceWarning)
+
+    def count(self) -> int:
+        """Stop recording; how many connections were closed by their finaliser, not by the answer."""
+        self._recording.__exit__(None, None, None)
+        return sum(
+            issubclass(w.category, ResourceWarning) and _UNCLOSED.match(str(w.message)) is not None
+            for w in self._caught
+        )
+
+
+_UNCLOSED = re.compile(r"unclosed (transport|<socket\.socket|<StreamWriter|<asyncio\.)")
+
+
 class Child:
     """One isolated run: the answer defined, warmed up, measured through the scenario's burst."""
 
@@ -360,6 +384,7 @@ class Child:
         # The cyclic garbage collector stays off during the burst: what counts is what the answer
         # released itself (a socket it closed), not what a collection would have found by luck.
         _pause_collector()
+        finalised = _FinalisedOpen()
         main, summary = scenario.probe(handler, **self.job["options"])
         main_task = run_burst(loop, main, threads_before, settings.BURST_BUDGET_S, ends_with_burst=ends_with_burst)
         self.restore()  # before anything is counted: a builtin the burst replaced counts nothing
@@ -380,6 +405,7 @@ class Child:
         main = main_task = summary = None  # the burst's own records must not count as retained memory
         tasks.created.clear()
         _collect()
+        closed_by_finaliser = finalised.count()
         retained = (_traced_memory()[0] - memory_before) / max(1, outcome.get("requests", 1))
         # Every thread but the main one, those started outside threading (`_thread`) too.
         extra_threads = [
@@ -399,6 +425,7 @@ class Child:
                 leftover_tasks=len(leftovers) + len(parked),
                 leftover_threads=threads_left,
                 leftover_files=files_left,
+                closed_by_finaliser=closed_by_finaliser,
                 retained_bytes_per_request=retained,
                 leak_report=report,
             )
