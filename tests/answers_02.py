@@ -204,3 +204,59 @@ class Worker:
                         if self._cond.wait_for(lambda: self._stopping, timeout=self.backoff_s):
                             return
 """
+
+# Wrong: stop() empties the jobs queue "to clean up", dropping jobs that were never tried.
+DRAINS_ON_STOP = FIXED.replace(
+    "        self._stop.set()\n        self._thread.join(timeout)\n",
+    "        self._stop.set()\n"
+    "        while True:\n"
+    "            try:\n"
+    "                self.jobs.get_nowait()\n"
+    "            except queue.Empty:\n"
+    "                break\n"
+    "        self._thread.join(timeout)\n",
+)
+assert DRAINS_ON_STOP != FIXED
+
+# Wrong: takes every queued job at once into a batch; a stop in a back-off drops the untried rest.
+TAKES_A_BATCH = FIXED.replace(
+    """    def _run(self):
+        while not self._stop.is_set():
+            try:
+                job = self.jobs.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while not self._stop.is_set():
+                try:
+                    self.results.append(self.dependency.call(job))
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    self._stop.wait(self.backoff_s)
+""",
+    """    def _run(self):
+        while not self._stop.is_set():
+            try:
+                batch = [self.jobs.get(timeout=0.01)]
+            except queue.Empty:
+                continue
+            while not self.jobs.empty():
+                batch.append(self.jobs.get_nowait())
+            for job in batch:
+                while True:
+                    try:
+                        self.results.append(self.dependency.call(job))
+                        break
+                    except DependencyError:
+                        self.errors += 1
+                        if self._stop.wait(self.backoff_s):
+                            return
+""",
+)
+assert TAKES_A_BATCH != FIXED
+
+# Wrong: errors counts the failures since the last success ("a call that raises adds one to errors").
+ERRORS_RESET_ON_SUCCESS = FIXED.replace(
+    "                    break\n", "                    self.errors = 0\n                    break\n"
+)
+assert ERRORS_RESET_ON_SUCCESS != FIXED

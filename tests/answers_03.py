@@ -228,3 +228,23 @@ async def fetch(request, address):
         raise TimeoutError
     return request.expected()
 """
+
+# Wrong: enforces the deadline only when it is short (under 1 s): a call with a long one hangs for good.
+SHORT_DEADLINES_ONLY = FIXED.replace(
+    "asyncio.timeout(request.deadline_ms / 1000)",
+    "asyncio.timeout(request.deadline_ms / 1000 if request.deadline_ms < 1000 else None)",
+)
+assert SHORT_DEADLINES_ONLY != FIXED
+
+# Wrong: lets go of the connection instead of closing it (`del`): its finaliser closes it, with a ResourceWarning.
+LETS_GO_UNCLOSED = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            writer.write(request.line())
+            await writer.drain()
+            return (await reader.readline()).decode().strip()
+    finally:
+        del reader, writer
+"""

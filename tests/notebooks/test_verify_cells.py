@@ -14,8 +14,13 @@ from jupyter_client.manager import KernelManager
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted(CATALOG)
 # Evasions aimed at the grader's measurement, not at the task: they behave like a right answer in the
-# visible run (which is why the grader's hidden checks exist), so the verify cell cannot tell them apart.
-EVADE_THE_GRADER_ONLY = {"07_static_checks": {"CHEAT_IMPORT", "READS_THE_KEY"}}
+# visible run (which is why the grader's hidden checks exist), so the verify cell cannot tell them apart:
+# a deadline enforced only when it is short (only the hidden bursts have a long one).
+EVADE_THE_GRADER_ONLY = {
+    "01_forgotten_cancel": {"SHORT_DEADLINES_ONLY"},
+    "03_hung_call": {"SHORT_DEADLINES_ONLY"},
+    "07_static_checks": {"CHEAT_IMPORT", "READS_THE_KEY"},
+}
 
 
 class Kernel:

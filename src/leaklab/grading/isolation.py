@@ -113,6 +113,7 @@ class IsolatedRun:
     leftover_threads: int = 0
     leftover_files: int = 0  # sockets and files left open, counted by the operating system
     leftover_processes: int = 0  # processes the answer started that still ran, seen by the parent in /proc
+    closed_by_finaliser: int = 0  # sockets and connections let go open, closed by their finaliser (ResourceWarning)
     retained_bytes_per_request: float = 0.0
     leak_report: str = ""
     error: str | None = None
@@ -208,6 +209,14 @@ class IsolatedRun:
             )
         if self.leftover_processes:
             raise AssertionError(_("processes were left running after the burst:") + f"\n{self.leak_report}")
+        if self.closed_by_finaliser:
+            raise AssertionError(
+                _(
+                    "{count} connections were let go without being closed: their finaliser closed them "
+                    "(ResourceWarning: unclosed ...); close each one yourself, in a finally:",
+                    count=self.closed_by_finaliser,
+                )
+            )
 
     def require_retained_below(self, limit_bytes: int) -> None:
         """Fail unless the memory still held after the burst is under `limit_bytes` per request."""
@@ -586,6 +595,7 @@ def _from_report(report: dict) -> IsolatedRun:
         run.leftover_threads,
         run.leftover_files,
         run.leftover_processes,
+        run.closed_by_finaliser,
         run.retained_bytes_per_request,
     )
     kinds = [(run.outcome, dict), (run.leak_report, str), (run.error, (str, type(None)))]

@@ -69,6 +69,15 @@ def test_fixes_leave_nothing_and_behave(source, traffic):
         assert all_passed(result.outcome, name), name
 
 
+def test_a_coroutine_left_waiting_without_a_task_is_a_leftover():
+    """A child stepped by hand, not by an asyncio.Task, and parked on a future nothing resolves: asyncio's
+    registry never sees it, the collector's list of suspended coroutines does."""
+    result = run(answers.TASKLESS_CHILD)
+    assert result.error is None and result.leftover_tasks == 20  # one per request that gave up
+    assert "20 @ coroutine (no task) waiting on Future" in result.leak_report
+    assert "run_query  <answer cell>:" in result.leak_report
+
+
 def test_processes_an_answer_leaves_running_are_counted_from_outside():
     """Its own process leaves nothing; the processes it started (one of them orphaned) are still there."""
     result = run(IN_A_SUBPROCESS)
