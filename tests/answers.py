@@ -154,6 +154,47 @@ async def handle_request(request: Request) -> Result:
     return await asyncio.wait_for(slow_query(request), timeout=request.deadline_ms / 1000)
 """
 
+# Right, bound under the task's name but made another way: a decorator (its wrapper is named `timed`),
+# a partial, an object with an async `__call__`. The grader looks the answer up by the name the task
+# gives it, `handle_request`, whatever `__name__` the object has.
+DECORATED = """
+import functools
+
+
+def deadline_of(serve):
+    @functools.wraps(serve)
+    async def timed(request):
+        return await asyncio.wait_for(serve(request), timeout=request.deadline_ms / 1000)
+
+    return timed
+
+
+async def _serve(request: Request) -> Result:
+    return await slow_query(request)
+
+
+handle_request = deadline_of(_serve)
+"""
+PARTIAL = """
+import functools
+
+
+async def _handle(request: Request, *, scale: float) -> Result:
+    return await asyncio.wait_for(slow_query(request), timeout=request.deadline_ms * scale)
+
+
+handle_request = functools.partial(_handle, scale=1 / 1000)
+"""
+CALLABLE_OBJECT = """
+class _Handler:
+    async def __call__(self, request: Request) -> Result:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await slow_query(request)
+
+
+handle_request = _Handler()
+"""
+
 # Raises TimeoutError at half of request.deadline_ms, before the deadline has passed.
 EARLY_TIMEOUT = DIRECT.replace("request.deadline_ms / 1000", "request.deadline_ms / 2000")
 assert EARLY_TIMEOUT != DIRECT
@@ -178,3 +219,88 @@ class QuietTask(asyncio.Task):
     "child = asyncio.create_task(run_query())", "child = QuietTask(run_query(), loop=asyncio.get_running_loop())"
 )
 assert "QuietTask(run_query()" in TASK_LIES_DONE
+
+# Enforces the deadline only when it is short (under 500 ms): a request with a long one waits for its query.
+SHORT_DEADLINES_ONLY = DIRECT.replace(
+    "asyncio.timeout(request.deadline_ms / 1000)",
+    "asyncio.timeout(request.deadline_ms / 1000 if request.deadline_ms < 500 else None)",
+)
+assert SHORT_DEADLINES_ONLY != DIRECT
+
+# Evasive: the leaky hand-off, its child a coroutine stepped by hand (no asyncio.Task) that, once its handler has
+# gone, drops its result and waits for ever on a future nothing resolves, kept in a module-level set.
+TASKLESS_CHILD = """
+from asyncio import tasks as _tasks
+
+_parked: set = set()  # keeps the hand-driven coroutines alive (no 'destroyed pending' noise)
+
+
+class _Ghost:
+    '''Just enough of a Task for asyncio.timeout(): it is never registered as a task.'''
+
+    def __init__(self, coro, loop):
+        self.coro, self.loop = coro, loop
+        self.waiting_on = None
+        self.requests = 0
+
+    def get_loop(self):
+        return self.loop
+
+    def cancel(self, msg=None):
+        self.requests += 1
+        if self.waiting_on is not None:
+            self.waiting_on.cancel(msg)
+        return True
+
+    def cancelling(self):
+        return self.requests
+
+    def uncancel(self):
+        self.requests -= 1
+        return self.requests
+
+    def done(self):
+        return False
+
+    def step(self, _fut=None):
+        _tasks._enter_task(self.loop, self)
+        try:
+            fut = self.coro.send(None)
+        except BaseException:
+            _parked.discard(self)
+            return
+        finally:
+            _tasks._leave_task(self.loop, self)
+        fut._asyncio_future_blocking = False
+        self.waiting_on = fut
+        fut.add_done_callback(self.step)
+
+
+async def handle_request(request: Request) -> Result:
+    '''The leaky hand-off, its child driven by hand instead of by a Task; a late result is dropped.'''
+    reply: asyncio.Queue = asyncio.Queue(maxsize=1)
+    gave_up = []
+
+    async def run_query() -> None:
+        nonlocal request, reply, gave_up
+        result = await slow_query(request)
+        if gave_up:
+            del result
+            request = reply = gave_up = None  # travel light
+            await asyncio.get_running_loop().create_future()  # waits for ever
+        await reply.put(result)
+        del result
+        await reply.join()  # like the leaky handler: nobody will call task_done()
+
+    ghost = _Ghost(run_query(), asyncio.get_running_loop())
+    _parked.add(ghost)
+    ghost.loop.call_soon(ghost.step)
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            result = await reply.get()
+    except BaseException:
+        gave_up.append(True)
+        raise
+    reply.task_done()
+    return result
+"""

@@ -107,6 +107,19 @@ assert FIXED_BACKOFF != FIXED
 FIXED_BACKOFF_10MS = FIXED.replace("self._stop.wait(self.backoff_s)", "self._stop.wait(0.01)")
 assert FIXED_BACKOFF_10MS != FIXED
 
+# A fix with exponential back-off: each failure of the same job doubles the wait, from backoff_s (the
+# task allows a back-off that grows from there).
+EXPONENTIAL_BACKOFF = FIXED.replace(
+    "                except DependencyError:\n                    self.errors += 1\n"
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                except DependencyError:\n                    self.errors += 1\n"
+    "                    self._stop.wait(delay)\n                    delay *= 2\n",
+).replace(
+    "            while not self._stop.is_set():\n                try:",
+    "            delay = self.backoff_s\n            while not self._stop.is_set():\n                try:",
+)
+assert EXPONENTIAL_BACKOFF.count("delay") == 3
+
 # A fix that blocks in jobs.get() with no timeout, woken by a sentinel stop() puts into the queue (the
 # sentinel is left in the caller's queue, which the task does not forbid).
 SENTINEL = """
@@ -141,6 +154,15 @@ class Worker:
                     self.errors += 1
                     self._stop.wait(self.backoff_s)
 """
+
+# Right: the class made by a factory, named `_Worker` there and bound to `Worker` by the cell.
+FROM_A_FACTORY = (
+    "def make_worker_class():\n"
+    + "\n".join(
+        "    " + line if line else line for line in FIXED.replace("class Worker:", "class _Worker:").splitlines()
+    )
+    + "\n    return _Worker\n\n\nWorker = make_worker_class()\n"
+)
 
 # A fix on a Condition: stop() takes its lock to set a flag, the back-off is a wait_for on the flag.
 CONDITION = """
@@ -182,3 +204,59 @@ class Worker:
                         if self._cond.wait_for(lambda: self._stopping, timeout=self.backoff_s):
                             return
 """
+
+# Wrong: stop() empties the jobs queue "to clean up", dropping jobs that were never tried.
+DRAINS_ON_STOP = FIXED.replace(
+    "        self._stop.set()\n        self._thread.join(timeout)\n",
+    "        self._stop.set()\n"
+    "        while True:\n"
+    "            try:\n"
+    "                self.jobs.get_nowait()\n"
+    "            except queue.Empty:\n"
+    "                break\n"
+    "        self._thread.join(timeout)\n",
+)
+assert DRAINS_ON_STOP != FIXED
+
+# Wrong: takes every queued job at once into a batch; a stop in a back-off drops the untried rest.
+TAKES_A_BATCH = FIXED.replace(
+    """    def _run(self):
+        while not self._stop.is_set():
+            try:
+                job = self.jobs.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while not self._stop.is_set():
+                try:
+                    self.results.append(self.dependency.call(job))
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    self._stop.wait(self.backoff_s)
+""",
+    """    def _run(self):
+        while not self._stop.is_set():
+            try:
+                batch = [self.jobs.get(timeout=0.01)]
+            except queue.Empty:
+                continue
+            while not self.jobs.empty():
+                batch.append(self.jobs.get_nowait())
+            for job in batch:
+                while True:
+                    try:
+                        self.results.append(self.dependency.call(job))
+                        break
+                    except DependencyError:
+                        self.errors += 1
+                        if self._stop.wait(self.backoff_s):
+                            return
+""",
+)
+assert TAKES_A_BATCH != FIXED
+
+# Wrong: errors counts the failures since the last success ("a call that raises adds one to errors").
+ERRORS_RESET_ON_SUCCESS = FIXED.replace(
+    "                    break\n", "                    self.errors = 0\n                    break\n"
+)
+assert ERRORS_RESET_ON_SUCCESS != FIXED

@@ -21,6 +21,30 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
     return line.decode().strip()
 """
 
+# Right, bound to `fetch` by a logging decorator without functools.wraps (the object's `__name__` is
+# `logged`), and as a lambda: the grader looks the answer up by the name the task gives it.
+DECORATED_NO_WRAPS = (
+    """
+import logging
+
+
+def logging_calls(call):
+    async def logged(request, address):
+        logging.getLogger("fetch").debug("asking %r", request)
+        return await call(request, address)
+
+    return logged
+
+
+"""
+    + FIXED.replace("async def fetch(", "async def _fetch(")
+    + "\n\nfetch = logging_calls(_fetch)\n"
+)
+LAMBDA = (
+    FIXED.replace("async def fetch(", "async def _fetch(")
+    + "\n\nfetch = lambda request, address: _fetch(request, address)\n"
+)
+
 # Wrong: asks a call that hangs three times, each with the whole deadline, before it gives up: leaves
 # nothing open, but keeps its caller three deadlines instead of one (within the grader's margin for a
 # loaded machine: caught because the service counts the asks, not by the clock).
@@ -203,4 +227,24 @@ async def fetch(request, address):
     if "stuck" in request.key:
         raise TimeoutError
     return request.expected()
+"""
+
+# Wrong: enforces the deadline only when it is short (under 1 s): a call with a long one hangs for good.
+SHORT_DEADLINES_ONLY = FIXED.replace(
+    "asyncio.timeout(request.deadline_ms / 1000)",
+    "asyncio.timeout(request.deadline_ms / 1000 if request.deadline_ms < 1000 else None)",
+)
+assert SHORT_DEADLINES_ONLY != FIXED
+
+# Wrong: lets go of the connection instead of closing it (`del`): its finaliser closes it, with a ResourceWarning.
+LETS_GO_UNCLOSED = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            writer.write(request.line())
+            await writer.drain()
+            return (await reader.readline()).decode().strip()
+    finally:
+        del reader, writer
 """

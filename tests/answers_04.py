@@ -196,3 +196,86 @@ class Pool:
     def __exit__(self, *exc_info):
         self.stop()
 """
+
+# Evasive: stop() drops the queued jobs; `results` is a dict subclass that runs handle() for them, in the
+# reader's thread, whenever it is read.
+_LAZY_DICT = """
+class _Lazy(dict):
+    def __init__(self):
+        super().__init__()
+        self.submitted = []
+
+    def _fill(self):
+        for job in self.submitted:
+            if not dict.__contains__(self, job):
+                try:
+                    dict.__setitem__(self, job, handle(job))
+                except JobFailed as failure:
+                    dict.__setitem__(self, job, failure)
+
+    def __contains__(self, job):
+        self._fill()
+        return dict.__contains__(self, job)
+
+    def __getitem__(self, job):
+        self._fill()
+        return dict.__getitem__(self, job)
+
+    def get(self, job, default=None):
+        self._fill()
+        return dict.get(self, job, default)
+
+    def keys(self):
+        self._fill()
+        return dict.keys(self)
+
+    def items(self):
+        self._fill()
+        return dict.items(self)
+
+    def values(self):
+        self._fill()
+        return dict.values(self)
+
+    def __iter__(self):
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self):
+        self._fill()
+        return dict.__len__(self)
+
+    def copy(self):
+        self._fill()
+        return dict(dict.items(self))
+
+"""
+LAZY_RESULTS = _LAZY_DICT + DROPS_QUEUED_JOBS.replace(
+    "        self.results = {}\n", "        self.results = _Lazy()\n"
+).replace("        self.jobs.put(job)\n", "        self.results.submitted.append(job)\n        self.jobs.put(job)\n", 1)
+assert "_Lazy()" in LAZY_RESULTS and "submitted.append" in LAZY_RESULTS
+
+# Evasive: as LAZY_RESULTS, but the dict makes the dropped jobs' outcomes up without calling handle().
+MADE_UP_RESULTS = LAZY_RESULTS.replace(
+    """                try:
+                    dict.__setitem__(self, job, handle(job))
+                except JobFailed as failure:
+                    dict.__setitem__(self, job, failure)
+""",
+    """                dict.__setitem__(self, job, job * job if job >= 0 else JobFailed(f"job {job} failed"))
+""",
+)
+assert MADE_UP_RESULTS != LAZY_RESULTS
+
+# Evasive: stop() drops the queued jobs and writes made-up outcomes for them into a plain dict itself.
+MADE_UP_IN_STOP = FIXED.replace(
+    "        for _ in self._threads:\n            self.jobs.put(None)\n",
+    "        while not self.jobs.empty():\n            job = self.jobs.get_nowait()\n"
+    '            self.results[job] = job * job if job >= 0 else JobFailed(f"job {job} failed")\n'
+    "        for _ in self._threads:\n            self.jobs.put(None)\n",
+)
+assert MADE_UP_IN_STOP != FIXED
+
+# Wrong: start() starts one worker whatever `workers` says.
+ONE_WORKER = FIXED.replace("for _ in range(workers)]", "for _ in range(1)]")
+assert ONE_WORKER != FIXED

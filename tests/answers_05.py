@@ -48,6 +48,28 @@ DIAGNOSIS_FROM_CELLS_ABOVE = """LEAK_FUNCTION = RpcClient.call.__name__
 LEAK_LINE = first + next(i for i, line in enumerate(lines) if "await entry.future" in line)
 """
 
+# Right, read from a live dump with a top-level `await`, as the notebook's own cells run traffic: the
+# grader runs such a cell as IPython does. The same, from a cell above that awaited, the dump in a variable.
+DIAGNOSIS_AWAITED = """import re
+
+from leaklab.scenarios.mystery_service import RunningService
+
+service = RunningService()
+await service.send(100, hang_ups=2)
+dump = leaklab.task_dump()
+service.stop()
+frame = re.search(r"^#\\s+(\\w+)\\s+\\S*mystery_service\\.py:(\\d+)$", dump, re.M)
+LEAK_FUNCTION, LEAK_LINE = frame.group(1), int(frame.group(2))
+"""
+CELL_ABOVE_THAT_AWAITS = (
+    "service = RunningService()\nawait service.send(100, hang_ups=2)\ngrouped = leaklab.task_dump()\nservice.stop()\n"
+)
+DIAGNOSIS_FROM_AN_AWAITED_CELL = """import re
+
+frame = re.search(r"^#\\s+(\\w+)\\s+\\S*mystery_service\\.py:(\\d+)$", grouped, re.M)
+LEAK_FUNCTION, LEAK_LINE = frame.group(1), int(frame.group(2))
+"""
+
 DIAGNOSIS_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
 
 # The fix: the reader resolves every reply, an error reply with the backend's error; the caller's
@@ -84,6 +106,30 @@ class RpcClient:
             else:
                 entry.future.set_result(reply.value)
 """
+
+# Right: the fix, then a try of it by hand in the same cell with a top-level `await` (the notebook's own
+# cells await): the grader runs the cell as IPython does, its try to the end, before the checks.
+FIXED_TRIED_BY_HAND = (
+    FIXED
+    + """
+
+async def try_it():
+    client = RpcClient(Backend())
+    reader = asyncio.create_task(client.read_replies())
+    try:
+        for sku in range(3):
+            try:
+                print(sku, await client.call(sku))
+            except BackendError as error:
+                print(sku, "error:", error)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+await try_it()
+"""
+)
 
 # Wrong (the reviewer's second round, 05/f13): a request id is the first one free in `pending`, so ids are
 # reused: a caller that hung up leaves its id to a new call, which then gets the first caller's late reply.
@@ -439,3 +485,7 @@ class RpcClient:
             else:
                 entry.future.set_result(reply.value)
 """
+
+# Wrong: each call sends its frame twice, "in case one is lost" (the task: one frame per call).
+SENDS_TWICE = FIXED.replace("            self.backend.send(frame)\n", "            self.backend.send(frame)\n" * 2, 1)
+assert SENDS_TWICE.count("self.backend.send(frame)") == 2

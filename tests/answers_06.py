@@ -204,3 +204,39 @@ class Monitor:
         # YOUR CODE HERE
         raise NotImplementedError()
 """
+
+# Evasive: tick() is right, but the thread does not call it: it samples on its own and warns on every
+# sample above the threshold, the article's flood, whenever the monitor is started.
+THREAD_FLOODS = FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        while not self._stop.wait(self.interval_s):\n"
+    "            now = self.sample()\n            self.series.append(now)\n"
+    '            if now.total > self.threshold:\n                self.warn(f"ALERT: {now.total} tasks and threads")\n',
+)
+assert THREAD_FLOODS != FIXED
+
+# Evasive: waits on the Event only for intervals over a second (an hour-long monitor's); otherwise a
+# time.sleep ticker that hears stop() only after a whole interval.
+SLEEPS_UNLESS_LONG = FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        if self.interval_s > 1:\n"
+    "            while not self._stop.wait(self.interval_s):\n                self.tick()\n            return\n"
+    "        while not self._stop.is_set():\n            time.sleep(self.interval_s)\n"
+    "            if not self._stop.is_set():\n                self.tick()\n",
+)
+assert SLEEPS_UNLESS_LONG != FIXED
+
+# Wrong: sleeps in time.sleep slices of up to 100 ms, looking at a flag in between: stop() is heard late.
+POLLS_IN_SLICES = FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        due = time.monotonic() + self.interval_s\n"
+    "        while not self._stop.is_set():\n"
+    "            time.sleep(min(0.1, max(0.0, due - time.monotonic())))\n"
+    "            if not self._stop.is_set() and time.monotonic() >= due:\n"
+    "                self.tick()\n                due += self.interval_s\n",
+)
+assert POLLS_IN_SLICES != FIXED
+
+# Wrong: tick() keeps the series and warns right, but returns None instead of the sample it took.
+NO_RETURN = FIXED.replace("        return now\n", "", 1)
+assert NO_RETURN != FIXED

@@ -270,6 +270,47 @@ SLEEP_SUBSTRING = FIXED.replace(
 )
 assert SLEEP_SUBSTRING != FIXED
 
+# Wrong: only `is_set` consults the stop signal; a handler that waits on it (`stop.wait(1)`) and then
+# `continue`s is flagged.
+ONLY_IS_SET = FIXED.replace('if names & {"is_set", "wait"} or', 'if "is_set" in names or')
+assert ONLY_IS_SET != FIXED
+
+# Wrong: the lines of a set, as the set gives them: {5, 9} comes out [9, 5].
+SET_ORDER = FIXED.replace("    return sorted(finder.lines)", "    return list(finder.lines)")
+assert SET_ORDER != FIXED
+
+# Wrong: a sleep is `time.sleep`, `asyncio.sleep` or a bare `sleep` only: `self.clock.sleep(1)` is missed.
+KNOWN_SLEEPS = FIXED.replace(
+    'return "sleep" in names or continues',
+    "return any(\n"
+    "            isinstance(n, ast.Call) and ast.unparse(n.func) in {'time.sleep', 'asyncio.sleep', 'sleep'}\n"
+    "            for n in nodes\n"
+    "        ) or continues",
+)
+assert KNOWN_SLEEPS != FIXED
+
+# Wrong: the walk of a handler's body stops at a nested `try`: a retry in its handler is missed.
+STOPS_AT_NESTED_TRY = FIXED.replace("if not isinstance(node, scopes):", "if not isinstance(node, (*scopes, ast.Try)):")
+assert STOPS_AT_NESTED_TRY != FIXED
+
+# Wrong: only loops in functions are worker loops: a script's top-level `while True:` is never judged.
+FUNCTIONS_ONLY = (
+    FIXED.replace(
+        "            self.lines: set[int] = set()\n",
+        "            self.lines: set[int] = set()\n            self.functions = 0\n",
+    )
+    .replace(
+        "            self.loops.append(None)  # a function or class starts afresh: no loop around it counts\n"
+        "            self.generic_visit(node)\n",
+        "            self.loops.append(None)  # a function or class starts afresh: no loop around it counts\n"
+        "            self.functions += 1\n            self.generic_visit(node)\n            self.functions -= 1\n",
+    )
+    .replace(
+        "if loop is not None and deaf(node, loop):", "if loop is not None and self.functions and deaf(node, loop):"
+    )
+)
+assert FUNCTIONS_ONLY != FIXED
+
 # Says nothing, about anything: it would pass every correct snippet, if that counted on its own.
 SAYS_NOTHING = """
 def find_deaf_retries(source: str) -> list[int]:

@@ -495,3 +495,108 @@ SERIAL_BATCH = FIXED.replace(
 """,
 )
 assert SERIAL_BATCH != FIXED
+
+_LOOKUP = FIXED[FIXED.index("    async def lookup") : FIXED.index("    def batch")]
+
+# Right too: the lookup a blocking socket in asyncio.to_thread, its socket timeout at the deadline, closed by
+# `with`. The default executor's workers stay, idle, after the calls: a bounded pool, not a leftover.
+TO_THREAD_SOCKET = FIXED.replace(
+    _LOOKUP,
+    """    async def lookup(self, lookup: Lookup) -> str:
+        import socket
+
+        deadline = time.monotonic() + lookup.deadline_ms / 1000
+
+        def ask() -> str:
+            with socket.create_connection(self.address, timeout=lookup.deadline_ms / 1000) as conn:
+                conn.sendall(lookup.line())
+                data = b""
+                while not data.endswith(b"\\n"):
+                    conn.settimeout(max(0.001, deadline - time.monotonic()))
+                    if not (chunk := conn.recv(4096)):
+                        break
+                    data += chunk
+                return data.decode().strip()
+
+        return await asyncio.to_thread(ask)
+
+""",
+)
+assert TO_THREAD_SOCKET != FIXED
+
+# Wrong: the same blocking socket with no timeout, only the handler under a deadline: at the deadline the
+# handler gives up, but the executor's thread stays in recv() with the socket open (and later lookups wait
+# for a free thread). Loses the lookups' points and the week's.
+TO_THREAD_NO_SOCKET_TIMEOUT = (
+    TO_THREAD_SOCKET.replace(
+        "socket.create_connection(self.address, timeout=lookup.deadline_ms / 1000)",
+        "socket.create_connection(self.address)",
+    )
+    .replace("                    conn.settimeout(max(0.001, deadline - time.monotonic()))\n", "")
+    .replace(
+        "        return await asyncio.to_thread(ask)",
+        "        async with asyncio.timeout(lookup.deadline_ms / 1000):\n"
+        "            return await asyncio.to_thread(ask)",
+    )
+)
+assert "settimeout" not in TO_THREAD_NO_SOCKET_TIMEOUT and "timeout=lookup" not in TO_THREAD_NO_SOCKET_TIMEOUT
+
+# Wrong: a thread per job, all joined: a batch of eleven jobs runs on eleven threads, not at most four.
+# Loses the batches' leave-nothing and the week's.
+THREAD_PER_JOB = FIXED.replace(
+    _BATCH,
+    """    def batch(self, jobs: list[int]) -> list[int]:
+        results = [None] * len(jobs)
+
+        def work(index: int, job: int) -> None:
+            results[index] = handle(job)
+
+        threads = [threading.Thread(target=work, args=item) for item in enumerate(jobs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results
+""",
+)
+assert THREAD_PER_JOB != FIXED
+
+# Wrong: a ThreadPoolExecutor at its default size, min(32, cores + 4), not at most four threads (its workers
+# all end by the `with`). Loses the batches' leave-nothing and the week's.
+DEFAULT_POOL = FIXED.replace(
+    _BATCH,
+    """    def batch(self, jobs: list[int]) -> list[int]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor() as pool:
+            return list(pool.map(handle, jobs))
+""",
+)
+assert DEFAULT_POOL != FIXED
+
+# Right too: four workers fed and read through SimpleQueues (batch() waits for the results in C, where the
+# grader's hold on the jobs cannot see it wait), then joined.
+SIMPLE_QUEUES_BATCH = FIXED.replace(
+    _BATCH,
+    """    def batch(self, jobs: list[int]) -> list[int]:
+        todo, done = queue.SimpleQueue(), queue.SimpleQueue()
+
+        def worker() -> None:
+            while (item := todo.get()) is not None:
+                index, job = item
+                done.put((index, handle(job)))
+
+        workers = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in workers:
+            thread.start()
+        for item in enumerate(jobs):
+            todo.put(item)
+        results = dict(done.get() for _ in jobs)
+        for thread in workers:
+            todo.put(None)
+        for thread in workers:
+            thread.join()
+        return [results[index] for index in range(len(jobs))]
+""",
+)
+assert SIMPLE_QUEUES_BATCH != FIXED

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ._errors import LeaklabError
+from ._stacks import counted
 
 
 def _say(message: str) -> None:
@@ -232,13 +233,13 @@ class AutogradeCommand:
             cluster=args.cluster,
         )
         odd = [o for o in run.graded if o.reason]
-        graded = f"{len(run.graded)} submission{'' if len(run.graded) == 1 else 's'} graded"
+        graded = f"{counted(len(run.graded), 'submission')} graded"
         _say(f"{graded}, {len(odd)} with a reason; table: {args.folder / TABLE}")
         if odd:
             reasons = sorted({o.reason.value for o in odd if o.reason})
             _say(f"{len(odd)} of {len(run.graded)} could not be graded normally ({', '.join(reasons)}): see grades.csv")
         if run.left:
-            left = f"{len(run.left)} submission{'' if len(run.left) == 1 else 's'}"
+            left = counted(len(run.left), "submission")
             _say(f"{left} could not be graded on the cluster this time: run the command again")
         return 1 if odd or run.left else 0
 

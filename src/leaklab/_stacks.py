@@ -60,14 +60,24 @@ def _frame(frame: FrameType) -> Frame:
     return Frame(frame.f_code.co_name, _short(frame.f_code.co_filename), frame.f_lineno)
 
 
+def in_library(path: str) -> bool:
+    """Whether code from `path` is Python's, an installed package's or leaklab's, not the answer's."""
+    return _short(path) != path
+
+
 def task_stack(task: asyncio.Task) -> tuple[tuple[Frame, ...], str]:
     """The frames a suspended task waits in, innermost first, and what the innermost one awaits.
 
     `Task.get_stack()` stops at the outermost coroutine; following `cr_await` reaches the `await`
     where the task is actually stuck (a queue's `put`, an event's `wait`, ...).
     """
+    return coroutine_stack(task.get_coro())
+
+
+def coroutine_stack(awaitable: object) -> tuple[tuple[Frame, ...], str]:
+    """The frames a suspended coroutine (a task's, or one driven without a task) waits in, innermost
+    first, and what the innermost one awaits."""
     frames: list[Frame] = []
-    awaitable: object = task.get_coro()
     innermost = awaitable
     while awaitable is not None:
         frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
@@ -96,12 +106,18 @@ def thread_stack(thread: threading.Thread | int) -> tuple[Frame, ...]:
     return tuple(frames)
 
 
-def group_stacks(tasks: Iterable[asyncio.Task] = (), threads: Iterable[threading.Thread | int] = ()) -> list[Group]:
-    """Fold tasks and threads with identical stacks into groups, biggest first."""
+def group_stacks(
+    tasks: Iterable[asyncio.Task] = (), threads: Iterable[threading.Thread | int] = (), coroutines: Iterable = ()
+) -> list[Group]:
+    """Fold tasks, threads and coroutines left waiting without a task into groups with identical stacks,
+    biggest first."""
     counts: Counter[tuple[str, tuple[Frame, ...], str]] = Counter()
     for task in tasks:
         frames, waiting_on = task_stack(task)
         counts["task", frames, waiting_on] += 1
+    for coroutine in coroutines:
+        frames, waiting_on = coroutine_stack(coroutine)
+        counts["coroutine (no task)", frames, waiting_on] += 1
     for thread in threads:
         counts["thread", thread_stack(thread), ""] += 1
     return [Group(kind, frames, on, n) for (kind, frames, on), n in counts.most_common()]
@@ -113,19 +129,20 @@ def unregistered_threads() -> list[int]:
     return [ident for ident in sys._current_frames() if ident not in known]
 
 
-def counted(number: int, noun: str) -> str:
-    """`1 thread`, `2 threads`, `0 tasks`, in the learner's language (`noun` is "task" or "thread")."""
+def counted(number: int, noun: str, plural: str = "") -> str:
+    """`1 thread`, `2 threads`, `0 tasks`: "task" and "thread" in the learner's language, any other noun in
+    English for the instructor's output (`plural` where adding an "s" is wrong: "processes")."""
     if noun == "task":
         return ngettext("{n} task", "{n} tasks", number)
     if noun == "thread":
         return ngettext("{n} thread", "{n} threads", number)
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 def format_groups(groups: list[Group], *, title: str | None = None) -> str:
     """Render groups as plain text in the shape of pprof's `debug=1` goroutine dump (its `N @ ...` group
     lines and frames as pprof writes them; the headline in the learner's language)."""
-    tasks = sum(g.count for g in groups if g.kind == "task")
+    tasks = sum(g.count for g in groups if g.kind != "thread")  # a coroutine left waiting stands for a task
     threads = sum(g.count for g in groups if g.kind == "thread")
     headline = _(
         "{title}: total {total} ({tasks}, {threads})",

@@ -67,6 +67,14 @@ def graded(tmp_path_factory):
             tuple(answers_05.CELLS_ABOVE_THE_DIAGNOSIS),
             diagnosis=answers_05.DIAGNOSIS_FROM_CELLS_ABOVE,
         ),
+        "awaited": with_answer(folder, "awaited", diagnosis=answers_05.DIAGNOSIS_AWAITED),
+        "awaited_above": with_answer(
+            folder,
+            "awaited_above",
+            (answers_05.CELL_ABOVE_THAT_AWAITS,),
+            diagnosis=answers_05.DIAGNOSIS_FROM_AN_AWAITED_CELL,
+        ),
+        "tried_by_hand": with_answer(folder, "tried_by_hand", fix=answers_05.FIXED_TRIED_BY_HAND),
     }
     return graded_by_cli(submissions, home)
 
@@ -113,6 +121,9 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("tuple", set()),  # both names in one assignment
         ("computed", set()),  # the line read with inspect: worked out in a fresh interpreter
         ("cells_above", set()),  # from what the learner's own cells above it left
+        ("awaited", set()),  # a top-level `await`, as IPython runs it
+        ("awaited_above", set()),  # from a cell above that awaited
+        ("tried_by_hand", set()),  # the fix, tried in its own cell with a top-level `await`
     ],
 )
 def test_each_wrong_answer_loses_exactly_its_points(graded, name, points_lost):

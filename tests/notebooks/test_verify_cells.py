@@ -13,9 +13,22 @@ from jupyter_client.manager import KernelManager
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted(CATALOG)
-# Evasions aimed at the grader's measurement, not at the task: they behave like a right answer in the
-# visible run (which is why the grader's hidden checks exist), so the verify cell cannot tell them apart.
-EVADE_THE_GRADER_ONLY = {"07_static_checks": {"CHEAT_IMPORT", "READS_THE_KEY"}}
+# Wrong answers only the hidden tests catch, which is why they exist: evasions aimed at the grader's
+# measurement that behave like a right answer in the visible run (a deadline enforced only when it is
+# short: only the hidden bursts have a long one), and mistakes in rules only hidden snippets exercise.
+CAUGHT_BY_HIDDEN_TESTS_ONLY = {
+    "01_forgotten_cancel": {"SHORT_DEADLINES_ONLY"},
+    "03_hung_call": {"SHORT_DEADLINES_ONLY"},
+    "07_static_checks": {
+        "CHEAT_IMPORT",
+        "READS_THE_KEY",
+        "ONLY_IS_SET",
+        "SET_ORDER",
+        "KNOWN_SLEEPS",
+        "STOPS_AT_NESTED_TRY",
+        "FUNCTIONS_ONLY",
+    },
+}
 
 
 class Kernel:
@@ -75,7 +88,7 @@ def test_the_verify_verdict_never_passes_a_missing_or_wrong_answer(slug, tmp_pat
         if part != "fix":
             continue
         answers += [(name, getattr(module, name), True) for name in right.split()]
-        exempt = EVADE_THE_GRADER_ONLY.get(slug, set())
+        exempt = CAUGHT_BY_HIDDEN_TESTS_ONLY.get(slug, set())
         answers += [(name, getattr(module, name), False) for name in wrong.split() if name not in exempt]
     above = [cell["text"] for cell in cells[:answer_at] if cell["cell_type"] == "code"]
     kernel = Kernel.above_the_answer(tmp_path, above)
@@ -85,7 +98,10 @@ def test_the_verify_verdict_never_passes_a_missing_or_wrong_answer(slug, tmp_pat
             try:
                 kernel.run(source, timeout=60)
                 said = kernel.run(verify).strip()
-            except TimeoutError:  # a broken kernel shows no verdict at all: never a ✓
+            # A broken kernel shows no verdict at all, never a ✓: one that stops answering, or whose messages
+            # can no longer be read (an answer that rebinds what ipykernel signs them with), as the grader's
+            # own kernel run treats it.
+            except (TimeoutError, ValueError, RuntimeError, KeyError):
                 said = "(the kernel stopped answering)"
                 kernel.close()
                 kernel = Kernel.above_the_answer(tmp_path, above)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from answers import BUFFERED, DIRECT, EARLY_TIMEOUT, JOIN_WITH_TIMEOUT
+from answers import BUFFERED, DIRECT, EARLY_TIMEOUT, JOIN_WITH_TIMEOUT, SHORT_DEADLINES_ONLY
 
-from leaklab import Recorder
+from leaklab import Recorder, run_isolated
 from leaklab.scenarios.forgotten_cancel import (
     PAYLOAD_BYTES,
     Request,
@@ -100,3 +100,16 @@ def test_the_probes_burst_ends_once_every_query_has_ended_and_a_lingering_child_
 
     pending, summary = asyncio.run(main())
     assert summary["gave_up_as_specified"] == [20, 20] and pending >= 20  # a child per request that gave up
+
+
+def test_a_drawn_burst_has_a_request_past_a_long_deadline():
+    """The drawn burst has one request with a deadline of 1-3 s and a query longer still: a handler that
+    enforces only short deadlines waits for its query, the direct fix times out as specified."""
+    drawn = {"traffic": "generated", "requests": 40}
+    ignored = run_isolated(SHORT_DEADLINES_ONLY, scenario="forgotten_cancel", function="handle_request", **drawn)
+    passed, total = ignored.outcome["gave_up_as_specified"]
+    assert ignored.error is None and passed < total
+    assert any("ended with result, expected TimeoutError" in problem for problem in ignored.outcome["problems"])
+    fixed = run_isolated(DIRECT, scenario="forgotten_cancel", function="handle_request", **drawn)
+    passed, total = fixed.outcome["gave_up_as_specified"]
+    assert fixed.error is None and passed == total

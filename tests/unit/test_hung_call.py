@@ -11,8 +11,10 @@ from answers_03 import (
     FIXED_TIMEOUT,
     GIVES_UP_AT_ONCE,
     LEAKY,
+    LETS_GO_UNCLOSED,
     MADE_UP,
     RETRIES_A_HUNG_CALL,
+    SHORT_DEADLINES_ONLY,
     SOCKET_TIMEOUT,
     STUB,
     SWALLOWS_RESET,
@@ -150,6 +152,25 @@ def test_leftovers_are_counted_by_kind():
     assert run(WAIT_FOR_THREAD).leftover_threads >= 1
     with pytest.raises(AssertionError, match="10 sockets or files were left open"):
         run(TIMES_OUT_BUT_KEEPS_SOCKET).require_no_leftovers()
+
+
+def test_a_connection_closed_only_by_its_finaliser_is_left_open():
+    """Nothing is open when the calls are over, but only because the finaliser closed each connection the
+    answer let go (ResourceWarning: unclosed ...): the lesson's wrong way, counted from the warnings."""
+    result = run(LETS_GO_UNCLOSED)
+    assert result.error is None and result.leftover_files == 0 and result.closed_by_finaliser > 0
+    with pytest.raises(AssertionError, match="their finaliser closed them"):
+        result.require_no_leftovers()
+    assert run(FIXED).closed_by_finaliser == 0
+
+
+def test_a_drawn_burst_has_a_call_that_hangs_past_a_long_deadline():
+    """The drawn burst has one call that hangs with a deadline of 1-3 s: a fetch that enforces only short
+    deadlines is still waiting in it when its caller gives up."""
+    result = run(SHORT_DEADLINES_ONLY, **TRAFFIC["drawn"])
+    timed_out, stuck = result.outcome["stuck_calls_time_out"]
+    assert result.error is None and timed_out < stuck
+    assert any("ended with nothing" in problem for problem in result.outcome["problems"])
 
 
 @pytest.mark.parametrize("traffic", TRAFFIC)

@@ -20,6 +20,7 @@ from answers_05 import (
     REPLY_OBJECT,
     RESOLVES_BUT_KEEPS_ENTRY,
     REUSES_IDS,
+    SENDS_TWICE,
     STUB,
     TIMES_OUT,
     WAITS_WITH_WAIT,
@@ -307,6 +308,16 @@ def test_a_client_that_reuses_ids_hands_a_late_reply_to_a_new_call(options):
     assert result.error is None
     right, answered = result.outcome["responses_right"]
     assert right < answered and any(p.startswith("responses right: /price") for p in result.outcome["problems"])
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+def test_a_client_that_sends_each_frame_twice_asks_the_backend_too_often(options):
+    result = run(SENDS_TWICE, **options)
+    assert result.error is None
+    asked, requests = result.outcome["backend_asked"]
+    assert asked < requests
+    with pytest.raises(AssertionError, match=r"asked \d+ times for"):
+        result.require("backend_asked")
 
 
 @pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])

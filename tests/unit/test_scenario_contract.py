@@ -106,6 +106,7 @@ def test_a_module_without_answer_names_or_probe_is_refused_naming_both(fake):
     with pytest.raises(TypeError, match="fake_scenario does not keep the scenario contract") as refused:
         load("fake_scenario")
     assert "no ANSWER_NAMES" in str(refused.value) and "no probe(handler, **options)" in str(refused.value)
+    assert "no ANSWER (the name the answer cell defines" in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -118,13 +119,15 @@ def test_a_module_without_answer_names_or_probe_is_refused_naming_both(fake):
     ],
 )
 def test_a_wrong_part_is_refused_by_name(fake, parts, named):
-    vars(fake).update(parts, probe=lambda handler, **options: None)
+    vars(fake).update(parts, ANSWER="answer", probe=lambda handler, **options: None)
     with pytest.raises(TypeError, match=named):
         load("fake_scenario")
 
 
 def test_a_module_that_keeps_the_contract_is_loaded_with_its_own_answer_names(fake):
-    vars(fake).update(ANSWER_NAMES=("limit",), limit=3, hidden=4, probe=lambda handler, **options: None)
+    vars(fake).update(
+        ANSWER="answer", ANSWER_NAMES=("limit",), limit=3, hidden=4, probe=lambda handler, **options: None
+    )
     assert answer_namespace(load("fake_scenario")) == {"limit": 3}
 
 

@@ -8,7 +8,10 @@ from statistics import median
 import pytest
 from answers_02 import (
     CONDITION,
+    DRAINS_ON_STOP,
     DROPS_FAILED_JOBS,
+    ERRORS_RESET_ON_SUCCESS,
+    EXPONENTIAL_BACKOFF,
     FIXED,
     FIXED_BACKOFF,
     FIXED_BACKOFF_10MS,
@@ -23,6 +26,7 @@ from answers_02 import (
     SPINS,
     STOP_LIES,
     STUB,
+    TAKES_A_BATCH,
 )
 
 from leaklab import run_isolated
@@ -126,6 +130,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (FIXED, set()),
         (SENTINEL, set()),
         (CONDITION, set()),
+        (EXPONENTIAL_BACKOFF, set()),
         (LEAKY, {"stops_promptly"}),
         (JOINS_BUT_SLEEPS, {"stops_promptly"}),
         (SIGNALS_ONLY, {"stops_promptly"}),
@@ -138,12 +143,16 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (SLEEPS_NOT_JOIN, {"stops_promptly"}),
         (FIXED_BACKOFF, {"counts_errors"}),
         (FIXED_BACKOFF_10MS, {"counts_errors"}),
+        (DRAINS_ON_STOP, {"stops_promptly"}),  # the jobs queued behind the failing one, never tried
+        (TAKES_A_BATCH, {"stops_promptly"}),
+        (ERRORS_RESET_ON_SUCCESS, {"counts_errors"}),  # read once the dependency has recovered
         (STUB, set(PROPERTIES)),
     ],
     ids=[
         "fixed",
         "sentinel",
         "condition",
+        "exponential_backoff",
         "leaky",
         "joins_but_sleeps",
         "signals_only",
@@ -156,6 +165,9 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "sleeps_not_join",
         "fixed_backoff",
         "fixed_backoff_10ms",
+        "drains_on_stop",
+        "takes_a_batch",
+        "errors_reset_on_success",
         "stub",
     ],
 )

@@ -16,6 +16,7 @@ from outside (`watch`), says go on, and ends by sending its result.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import asyncio.base_events
 import asyncio.events
@@ -23,24 +24,27 @@ import asyncio.futures
 import builtins
 import faulthandler
 import gc
+import inspect
 import json
 import json.encoder
 import os
+import re
 import resource
 import signal
 import sys
 import threading
 import time
 import tracemalloc
+import warnings
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from types import FunctionType, ModuleType
+from types import AsyncGeneratorType, CoroutineType, FunctionType, ModuleType
 
 from .. import _i18n
 from .._census import registered_tasks, task_done, task_loop, task_registries
 from .._errors import LeaklabError, described
-from .._stacks import counted, format_groups, group_stacks, unregistered_threads
+from .._stacks import counted, format_groups, group_stacks, in_library, unregistered_threads
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
 from . import settings
 from .isolation import IsolatedRun, functions_behind, plain
@@ -177,6 +181,32 @@ class Tasks:
         return {t for t in candidates if task_loop(t) is loop and not task_done(t)}
 
 
+def _awaited(awaitable: object) -> object:
+    for name in ("cr_await", "gi_yieldfrom", "ag_await"):
+        if (awaited := getattr(awaitable, name, None)) is not None:
+            return awaited
+    return None
+
+
+def parked_coroutines(pending: set[asyncio.Task]) -> list[object]:
+    """The answer's coroutines (and async generators) suspended in an `await` that no pending task drives,
+    nor another suspended coroutine awaits: a coroutine stepped by hand, without a task, and parked on a
+    future nothing resolves is left waiting as surely as a task (asyncio's registry never sees it)."""
+    suspended = [
+        o
+        for o in _all_objects()
+        if (isinstance(o, CoroutineType) and o.cr_suspended)
+        or (isinstance(o, AsyncGeneratorType) and o.ag_await is not None and not o.ag_running)
+    ]
+    driven: set[int] = set()
+    for awaitable in [t.get_coro() for t in pending] + [_awaited(o) for o in suspended]:
+        while awaitable is not None and id(awaitable) not in driven:
+            driven.add(id(awaitable))
+            awaitable = _awaited(awaitable)
+    code = [o.cr_code if isinstance(o, CoroutineType) else o.ag_code for o in suspended]
+    return [o for o, c in zip(suspended, code, strict=True) if id(o) not in driven and not in_library(c.co_filename)]
+
+
 def nothing_can_wake(loop: asyncio.AbstractEventLoop, threads: int, burst_over: bool) -> bool:
     """The loop is quiet for good: nothing ready, no live timer and, while the burst runs, no socket
     but the loop's own wake-up pipe and no extra thread that could call back into the loop.
@@ -242,6 +272,28 @@ def run_burst(
     return task
 
 
+class _FinalisedOpen:
+    """From now on, every `ResourceWarning` is recorded: a socket, transport or `StreamWriter` that was let go
+    open is closed by its finaliser (or the collector), which says so ("unclosed ..."), where the operating
+    system sees nothing left open any more."""
+
+    def __init__(self) -> None:
+        self._recording = warnings.catch_warnings(record=True)
+        self._caught = self._recording.__enter__()
+        warnings.simplefilter("always", ResourceWarning)
+
+    def count(self) -> int:
+        """Stop recording; how many connections were closed by their finaliser, not by the answer."""
+        self._recording.__exit__(None, None, None)
+        return sum(
+            issubclass(w.category, ResourceWarning) and _UNCLOSED.match(str(w.message)) is not None
+            for w in self._caught
+        )
+
+
+_UNCLOSED = re.compile(r"unclosed (transport|<socket\.socket|<StreamWriter|<asyncio\.)")
+
+
 class Child:
     """One isolated run: the answer defined, warmed up, measured through the scenario's burst."""
 
@@ -264,10 +316,11 @@ class Child:
     def fail(self, message: str, reason: Reason | None = None) -> None:
         self.finish(IsolatedRun(error=message, reason=reason))
 
-    def run_answer_cell(self, namespace: dict[str, object]) -> None:
-        """The answer cell, run in `namespace`; then what it changed at its top level undone."""
+    def run_answer_cell(self, namespace: dict[str, object], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """The answer cell, run in `namespace` (a top-level `await` on `loop`, else on a loop of its own, as
+        `asyncio.run` would); then what it changed at its top level undone."""
         try:
-            exec(compile(self.job["source"], "<answer cell>", "exec"), namespace)
+            run_cell(self.job["source"], "<answer cell>", namespace, loop)
         except BaseException as exc:
             self.fail(f"the answer cell raised {described(exc)}", reason_of(exc) or Reason.ANSWER_FAILED)
         self.restore()
@@ -291,12 +344,13 @@ class Child:
             exec(compile(setup, "<set-up cell>", "exec"), namespace)
         self.guard.add_leaklab()
         self.channel.stop_at("ready", pid=_getpid())
+        loop = asyncio.new_event_loop()  # the kernel's: one for every cell's top-level `await`
         for number, cell in enumerate(self.job.get("before", [])):
             try:
-                exec(compile(_python_of(cell), f"<cell {number + 1}>", "exec"), namespace)
+                run_cell(_python_of(cell), f"<cell {number + 1}>", namespace, loop)
             except Exception:
                 continue  # as far as it goes, as in the notebook where it failed too
-        self.run_answer_cell(namespace)
+        self.run_answer_cell(namespace, loop)
         self.channel.stop_at("measuring")
         found = {name: plain(namespace[name]) for name in self.job["names"] if name in namespace}
         self.finish(IsolatedRun(outcome={"values": {name: value for name, value in found.items() if value}}))
@@ -330,6 +384,7 @@ class Child:
         # The cyclic garbage collector stays off during the burst: what counts is what the answer
         # released itself (a socket it closed), not what a collection would have found by luck.
         _pause_collector()
+        finalised = _FinalisedOpen()
         main, summary = scenario.probe(handler, **self.job["options"])
         main_task = run_burst(loop, main, threads_before, settings.BURST_BUDGET_S, ends_with_burst=ends_with_burst)
         self.restore()  # before anything is counted: a builtin the burst replaced counts nothing
@@ -337,6 +392,7 @@ class Child:
         files_left = max(0, open_files() - files_before)
         # Counted before the collector runs again: it would destroy a pending task only a cycle holds.
         leftovers = [t for t in tasks.pending(loop) - left_by_warm_up if t is not main_task]
+        parked = parked_coroutines(tasks.pending(loop))
         _resume_collector()
         if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
             failure = main_task.exception()
@@ -349,6 +405,7 @@ class Child:
         main = main_task = summary = None  # the burst's own records must not count as retained memory
         tasks.created.clear()
         _collect()
+        closed_by_finaliser = finalised.count()
         retained = (_traced_memory()[0] - memory_before) / max(1, outcome.get("requests", 1))
         # Every thread but the main one, those started outside threading (`_thread`) too.
         extra_threads = [
@@ -356,7 +413,7 @@ class Child:
             *unregistered_threads(),
         ]
         threads_left = max(0, os_threads() - threads_before)
-        report = format_groups(group_stacks(leftovers, extra_threads))
+        report = format_groups(group_stacks(leftovers, extra_threads, parked))
         if threads_left > len(extra_threads):  # threads that run no Python code: only the OS sees them
             unseen = counted(threads_left - len(extra_threads), "thread")
             report += "\n\n" + _i18n._(
@@ -365,9 +422,10 @@ class Child:
         self.finish(
             IsolatedRun(
                 outcome=outcome,
-                leftover_tasks=len(leftovers),
+                leftover_tasks=len(leftovers) + len(parked),
                 leftover_threads=threads_left,
                 leftover_files=files_left,
+                closed_by_finaliser=closed_by_finaliser,
                 retained_bytes_per_request=retained,
                 leak_report=report,
             )
@@ -379,6 +437,19 @@ class _NoIPython:
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
+
+
+def run_cell(source: str, name: str, namespace: dict[str, object], loop: asyncio.AbstractEventLoop | None) -> None:
+    """Run a notebook cell as IPython does: one with a top-level `await` (IPython's autoawait) is run to
+    its end on `loop`, or, without one, on a fresh loop closed afterwards as `asyncio.run` closes its own."""
+    code = compile(source, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    if not code.co_flags & inspect.CO_COROUTINE:
+        exec(code, namespace)
+    elif loop is not None:
+        loop.run_until_complete(eval(code, namespace))
+    else:
+        with asyncio.Runner() as runner:
+            runner.run(eval(code, namespace))
 
 
 def _python_of(cell: str) -> str:

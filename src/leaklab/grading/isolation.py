@@ -9,6 +9,7 @@ ran. This module starts that interpreter, bounds it in time and output, and read
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import linecache
@@ -23,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FunctionType
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING
 
 from .._i18n import LANGUAGE_ENV, _, language
@@ -112,6 +113,7 @@ class IsolatedRun:
     leftover_threads: int = 0
     leftover_files: int = 0  # sockets and files left open, counted by the operating system
     leftover_processes: int = 0  # processes the answer started that still ran, seen by the parent in /proc
+    closed_by_finaliser: int = 0  # sockets and connections let go open, closed by their finaliser (ResourceWarning)
     retained_bytes_per_request: float = 0.0
     leak_report: str = ""
     error: str | None = None
@@ -207,6 +209,14 @@ class IsolatedRun:
             )
         if self.leftover_processes:
             raise AssertionError(_("processes were left running after the burst:") + f"\n{self.leak_report}")
+        if self.closed_by_finaliser:
+            raise AssertionError(
+                _(
+                    "{count} connections were let go without being closed: their finaliser closed them "
+                    "(ResourceWarning: unclosed ...); close each one yourself, in a finally:",
+                    count=self.closed_by_finaliser,
+                )
+            )
 
     def require_retained_below(self, limit_bytes: int) -> None:
         """Fail unless the memory still held after the burst is under `limit_bytes` per request."""
@@ -244,10 +254,22 @@ def answer_source(answer: Callable) -> str:
     """The source of the notebook cell (or module) that defined `answer`, a function or a class.
 
     IPython keeps every cell's source in `linecache` under the file name its code objects carry,
-    so the whole answer cell travels, helpers and all. A class is found by a method written in its own
-    body, never by one it reuses from elsewhere (`record = LeakyService.record`), or else by the cell
-    that has its `class` statement.
+    so the whole answer cell travels, helpers and all. A partial, a bound method or a decorated function
+    is found by what it wraps, an object called as the answer by its class. A class is found by a method
+    written in its own body, never by one it reuses from elsewhere (`record = LeakyService.record`), or
+    else by the cell that has its `class` statement.
     """
+    for _step in range(8):  # through partials, bound methods and decorators to what the cell wrote
+        if isinstance(answer, functools.partial):
+            answer = answer.func
+        elif isinstance(answer, MethodType):
+            answer = answer.__func__
+        elif hasattr(answer, "__wrapped__"):
+            answer = answer.__wrapped__
+        else:
+            break
+    if not isinstance(answer, type | FunctionType) and isinstance(type(answer).__call__, FunctionType):
+        answer = type(answer)  # an object called as the answer: the class that makes it callable
     code = getattr(answer, "__code__", None)
     if code is None and isinstance(answer, type):
         own = [f for value in vars(answer).values() for f in functions_behind(value)]
@@ -257,6 +279,18 @@ def answer_source(answer: Callable) -> str:
     if not lines and isinstance(answer, type):
         lines = _cell_with(re.compile(rf"^class\s+{re.escape(answer.__name__)}\b"))
     return "".join(lines) if lines else inspect.getsource(answer)
+
+
+def _answer_name(scenario: str) -> str:
+    """The name the scenario's task asks the answer cell to define ("" for a scenario not found: the
+    run then says so)."""
+    from .._errors import LeaklabError  # here: every grading kernel imports this module
+    from ..scenarios import load
+
+    try:
+        return load(scenario).ANSWER
+    except (LeaklabError, TypeError):
+        return ""
 
 
 def functions_behind(value: object) -> list[FunctionType]:
@@ -305,8 +339,8 @@ def run_isolated(
     """
     if isinstance(handler, AnswerRef):
         source, name = handler.source, function or handler.__name__
-    elif callable(handler):
-        source, name = answer_source(handler), function or handler.__name__
+    elif callable(handler):  # looked up by the name the task gives it, not by its own `__name__`
+        source, name = answer_source(handler), function or _answer_name(scenario) or handler.__name__
     else:
         source, name = handler, function or ""
     job = {"scenario": scenario, "source": source, "function": name, "options": options}
@@ -561,6 +595,7 @@ def _from_report(report: dict) -> IsolatedRun:
         run.leftover_threads,
         run.leftover_files,
         run.leftover_processes,
+        run.closed_by_finaliser,
         run.retained_bytes_per_request,
     )
     kinds = [(run.outcome, dict), (run.leak_report, str), (run.error, (str, type(None)))]

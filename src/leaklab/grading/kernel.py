@@ -25,6 +25,7 @@ from .results import Reason, TestResult
 # Errors a kernel writes into a cell without a message of their own, and the reason each one is.
 _CELL_ERRORS = {"CellTimeoutError": "the cell ran past the per-cell timeout (does the answer block the event loop?)"}
 _CELL_REASONS = {"CellTimeoutError": Reason.TIMEOUT}
+_BUSY = "the kernel never ran this cell: it was still busy with an earlier one that ran past its timeout"
 DIED = "the kernel died while running it (an answer that ends the process, or runs out of memory)"
 # An answer that rebinds what ipykernel itself uses (builtins, the session's signing) can garble the
 # kernel's messages: nbclient then raises while reading them, for that submission only.
@@ -60,19 +61,21 @@ def restored(source: dict, submitted: dict) -> dict:
 def scored(executed: dict, failed: set[int] = frozenset()) -> dict[str, TestResult]:  # type: ignore[assignment]
     """The test cells of an executed notebook: an error output (or a failed reply, by cell index) loses
     the cell's points, with the error's `Name: message` (the kernel prints no code)."""
-    results = {}
+    results, timed_out = {}, False  # timed_out: a cell before this one ran past its timeout
     for index, cell in enumerate(executed["cells"]):
-        if cell.get("cell_type") != "code" or not cells.is_test(cell):
-            continue
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        points = cells.points(cell)
-        if errors or index in failed:
-            name = errors[0].get("ename") if errors else "Error"
-            value = errors[0].get("evalue") if errors else ""
-            message = f"{name}: {value or _CELL_ERRORS.get(name, 'no message')}"
-            results[cells.grade_id(cell)] = TestResult(0.0, points, message, _CELL_REASONS.get(name))
-        else:
-            results[cells.grade_id(cell)] = TestResult(points, points)
+        if cell.get("cell_type") == "code" and cells.is_test(cell):
+            if not errors and index in failed and timed_out:  # no output: the kernel never got to the cell
+                errors = [{"ename": "CellTimeoutError", "evalue": _BUSY}]
+            points = cells.points(cell)
+            if errors or index in failed:
+                name = errors[0].get("ename") if errors else "Error"
+                value = errors[0].get("evalue") if errors else ""
+                message = f"{name}: {value or _CELL_ERRORS.get(name, 'the cell failed without an error message')}"
+                results[cells.grade_id(cell)] = TestResult(0.0, points, message, _CELL_REASONS.get(name))
+            else:
+                results[cells.grade_id(cell)] = TestResult(points, points)
+        timed_out = timed_out or any(e.get("ename") == "CellTimeoutError" for e in errors)
     return results
 
 

@@ -34,6 +34,7 @@ class Scenario(Protocol):
     """A scenario module as the grader uses it. Modules define ANSWER_NAMES at their end: the lessons'
     task dumps (and LEAK_LINE) cite line numbers in them, so the contract moved none."""
 
+    ANSWER: str  # the name the task asks the answer cell to define (`handle_request`, `Worker`)
     ANSWER_NAMES: tuple[str, ...]  # given to the answer cell's namespace (not `__all__`: that is Python's)
 
     def probe(self, handler: Any, /, **options: Any) -> Probe:
@@ -109,6 +110,8 @@ def load(name: str) -> Scenario:
         missing = [n for n in answer_names if not hasattr(module, n)]
         if missing:
             wrong.append(f"ANSWER_NAMES lists names the module does not define: {', '.join(missing)}")
+    if not str(getattr(module, "ANSWER", "")).isidentifier():
+        wrong.append("no ANSWER (the name the answer cell defines, a str)")
     if not callable(getattr(module, "probe", None)):
         wrong.append("no probe(handler, **options) function")
     for optional in ("warm_up", "leaky_rounds", "traffic", "sealed", "judge"):

@@ -382,18 +382,22 @@ def traffic(seed: int, *, requests: int = 40) -> dict:
     """A hidden burst drawn by Hypothesis (leaklab.scenarios._traffic): `requests` requests in any order
     of the three ways a request ends, at least a sixth each; queries of 20-150 ms, deadlines of 2-60 ms
     for those that time out (their query answers after the client has gone, whatever the load; a handler
-    that gives up before the deadline shows), and 0-2 ms between arrivals."""
+    that gives up before the deadline shows), and 0-2 ms between arrivals. One of those that time out has a
+    long deadline, 1-3 s, and a query longer still: a handler that enforces only short deadlines waits for it."""
     from hypothesis import strategies as st
 
     from ._traffic import draw
 
     row = st.tuples(st.sampled_from(_KINDS), st.integers(20, 150), st.integers(2, 60), st.sampled_from((0, 0, 1, 2)))
-    rows = draw(
-        st.lists(row, min_size=requests, max_size=requests),
+    long = st.tuples(st.integers(1000, 3000), st.integers(20, 150), st.integers(0, requests - 1))
+    rows, (long_ms, longer_by, place) = draw(
+        st.tuples(st.lists(row, min_size=requests - 1, max_size=requests - 1), long),
         seed,
-        lambda drawn: all(sum(r[0] == kind for r in drawn) >= requests // 6 for kind in _KINDS),
+        lambda drawn: all(sum(r[0] == kind for r in drawn[0]) >= requests // 6 for kind in _KINDS),
     )
-    return {"rows": [[kind, work, deadline if kind == "deadline" else 1000, gap] for kind, work, deadline, gap in rows]}
+    drawn = [[kind, work, deadline if kind == "deadline" else 1000, gap] for kind, work, deadline, gap in rows]
+    drawn.insert(place, ["deadline", long_ms + longer_by, long_ms, 0])
+    return {"rows": drawn}
 
 
 def serve_in_threads(handler: Callable[[Request], Result], requests: int = 40, **plan_options: float) -> Burst:
@@ -480,4 +484,5 @@ async def warm_up(handler: Handler) -> None:
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "handle_request"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query")

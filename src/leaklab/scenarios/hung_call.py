@@ -578,7 +578,9 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
     """A hidden burst drawn by Hypothesis (leaklab.scenarios._traffic): `calls` calls ending in every way
     (`_ENDINGS`, each at least calls // 8 times; at least a third answered), deadlines of 20-400 ms (the
     calls that hang until theirs: some at most 60 ms, some at least 300 ms, so that a timeout of the
-    answer's own is early on some), a caller that cancels at 0-90% of its deadline, 0-2 ms between calls."""
+    answer's own is early on some), a caller that cancels at 0-90% of its deadline, 0-2 ms between calls.
+    One more call that hangs has a long deadline, 1-3 s: a fetch that enforces only short deadlines hangs
+    in it."""
     from hypothesis import strategies as st
 
     from ._traffic import draw
@@ -589,15 +591,18 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
         st.sampled_from((0.0, 0.0, 0.05, 0.25, 0.5, 0.9)),
         st.sampled_from((0, 0, 1, 2)),
     )
+    long = st.tuples(st.integers(1000, 3000), st.integers(0, calls - 1))
 
-    def covers(drawn: list) -> bool:
-        counts = [sum(r[0] == ending for r in drawn) for ending in _ENDINGS]
-        hung = [r[1] for r in drawn if r[0] == "deadline"]
+    def covers(drawn: tuple[list, tuple]) -> bool:
+        counts = [sum(r[0] == ending for r in drawn[0]) for ending in _ENDINGS]
+        hung = [r[1] for r in drawn[0] if r[0] == "deadline"]
         spread = bool(hung) and min(hung) <= 60 and max(hung) >= 300
         return min(counts) >= calls // 8 and counts[0] >= calls // 3 and spread
 
-    rows = draw(st.lists(row, min_size=calls, max_size=calls), seed, covers)
-    return {"rows": [list(r) for r in rows]}
+    rows, (long_ms, place) = draw(st.tuples(st.lists(row, min_size=calls - 1, max_size=calls - 1), long), seed, covers)
+    drawn = [list(r) for r in rows]
+    drawn.insert(place, ["deadline", long_ms, 0.0, 0])
+    return {"rows": drawn}
 
 
 async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
@@ -702,6 +707,7 @@ def _ended(call: Call) -> str:
 SETTLE_S = 3.0
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "fetch"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("PAYLOAD_BYTES", "Request", "socket")
 
 

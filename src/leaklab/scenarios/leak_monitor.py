@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import NamedTuple
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import NamedTuple, TypeVar
 
 from .._census import Census
 from .._i18n import _
@@ -384,6 +384,7 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 # --- grading: what a fresh process runs against the learner's monitor --------------------------------
 
 MonitorClass = Callable[..., object]
+_Found = TypeVar("_Found")  # what a check run by _in_thread finds: its problem, or problems
 _BOUND_S = 1.0  # the wait for what takes milliseconds (a tick, a stop): a wide margin on a loaded machine
 _HOLD_POLLS = 30  # polls, 1 ms apart or more, for which the monitor's sample is held while stop() waits
 
@@ -415,16 +416,18 @@ def _stop_in_thread(monitor: object, owners: list[threading.Thread]) -> tuple[th
     return caller, seen
 
 
-async def _in_thread(check: Callable[[], str], limit_s: float = 3 * _BOUND_S + 1) -> str:
-    """Run a check that blocks in a thread of its own, with the loop free meanwhile."""
+async def _in_thread(check: Callable[[], _Found], limit_s: float = 3 * _BOUND_S + 1) -> _Found | str:
+    """Run a check that blocks in a thread of its own, with the loop free meanwhile; what it found, or the
+    problem that kept it from finding anything."""
     loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[str] = loop.create_future()
+    outcome: asyncio.Future[_Found | str] = loop.create_future()
 
-    def settle(problem: str) -> None:
+    def settle(problem: _Found | str) -> None:
         if not outcome.done():
             outcome.set_result(problem)
 
     def run() -> None:
+        problem: _Found | str
         try:
             problem = check()
         except Exception as exc:
@@ -526,10 +529,16 @@ async def _leak_episodes(
     spell = HealthyService()  # the busy spell that holds the count at the threshold
     messages: list[tuple[int, object]] = []
     returned: list[Sample] = []
+    wrong_returns: list[object] = []  # what tick() returned when it was not the sample it had just taken
     ticks = 0
 
     def warn(message: object) -> None:
         messages.append((ticks, message))
+
+    def tick() -> None:
+        got = monitor.tick()  # type: ignore[attr-defined]
+        if not returned or got != returned[-1]:
+            wrong_returns.append(got)
 
     def read() -> Sample:
         leak, busy = services[-1].sample(), spell.sample()
@@ -553,7 +562,7 @@ async def _leak_episodes(
                 services[-1].request()
                 await asyncio.sleep(0)  # the notifiers start (and stay)
                 ticks += 1
-                monitor.tick()  # type: ignore[attr-defined]
+                tick()
                 if first_over is None and returned[-1].total > threshold:
                     first_over = ticks
             await services[-1].shutdown()
@@ -562,13 +571,15 @@ async def _leak_episodes(
                 spell.start_burst(threshold)
             for _quiet in range(3):
                 ticks += 1
-                monitor.tick()  # type: ignore[attr-defined]
+                tick()
                 await spell.finish_burst()
     finally:
         await spell.finish_burst()
         for service in services:
             await service.shutdown()
     first_alert = _judge_first_alert(monitor, messages, returned, plan, sustain)
+    if not first_alert and wrong_returns:
+        first_alert = _("tick() should return the sample it took; it returned {got!r}", got=wrong_returns[0])
     return first_alert, _judge_messages(messages, returned, plan), bool(messages)
 
 
@@ -656,35 +667,41 @@ def _judge_messages(messages: list[tuple[int, object]], returned: list[Sample], 
     return ""
 
 
-async def _alerts_live(monitor_class: MonitorClass, *, threshold: int, sustain: int, interval_s: float) -> str:
-    service = LeakyService()
+def _alerts_live(monitor_class: MonitorClass, *, threshold: int, sustain: int, interval_s: float) -> tuple[str, str]:
+    """Started with start(), the monitor's own thread warns by tick()'s rules on a leak and its recovery:
+    the count is above the threshold for the first `sustain` + 2 samples, then at it; the messages are
+    counted per sample the monitor took, not per clock. Returns the problems for whether it warned at
+    all, and for the messages' count and order."""
+    above, samples, messages = sustain + 2, [], []
+
+    def sample() -> Sample:
+        samples.append(Sample(threshold + 5 if len(samples) < above else threshold, 0, 0))
+        return samples[-1]
+
+    def warn(message: object) -> None:
+        messages.append((len(samples), message))
+
+    monitor = monitor_class(sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=warn)
+    monitor.start()  # type: ignore[attr-defined]
     try:
-        while service.sample().total <= threshold + 3:
-            service.request()
-        await asyncio.sleep(0)
-
-        def check() -> str:
-            messages: list[object] = []
-            monitor = monitor_class(
-                sample=service.sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=messages.append
-            )
-            monitor.start()  # type: ignore[attr-defined]
-            try:
-                if not wait_until(lambda: bool(messages), _BOUND_S):
-                    return _(
-                        "started with start(), the monitor did not warn in {bound:g} s, with one sample due every "
-                        "{interval:g} ms and the count above the threshold all along: does its thread "
-                        "tick() every interval?",
-                        bound=_BOUND_S,
-                        interval=interval_s * 1000,
-                    )
-                return ""
-            finally:
-                monitor.stop()  # type: ignore[attr-defined]
-
-        return await _in_thread(check)
+        wait_until(lambda: len(samples) >= above + 3, 3 * _BOUND_S)
+        taken = len(samples)  # what the thread did while started: samples taken only by stop() do not count
     finally:
-        await service.shutdown()
+        monitor.stop()  # type: ignore[attr-defined]
+    seen, said = samples[:taken], [(at, message) for at, message in messages if at <= taken]
+    if not said or taken <= above:
+        return _(
+            "started with start(), the monitor took {samples} samples and warned {warnings} times in {bound:g} s, "
+            "with one sample due every {interval:g} ms and the count above the threshold for the first {above}: "
+            "does its thread tick() every interval?",
+            samples=taken,
+            warnings=len(said),
+            bound=3 * _BOUND_S,
+            interval=interval_s * 1000,
+            above=above,
+        ), ""
+    problem = _judge_messages(said, seen, [(1, above, above + 1)])
+    return "", problem and _("started with start(): {problem}", problem=problem)
 
 
 def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, interval_s: float) -> str:
@@ -746,12 +763,14 @@ def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, su
     monitor = monitor_class(
         sample=sample, threshold=threshold, sustain=sustain, interval_s=long_s, warn=lambda _message: None
     )
-    monitor.start()  # type: ignore[attr-defined]
-    started = [t for t in threading.enumerate() if t not in before]
-    if not started:
-        return _("start() started no thread")
-    # Only a ticker that does not wait out interval_s samples twice; a right one never does, however long this is.
-    wait_until(lambda: len(samples) >= 2, _BOUND_S)
+    with _Sleepers() as sleepers:
+        monitor.start()  # type: ignore[attr-defined]
+        started = [t for t in threading.enumerate() if t not in before]
+        if not started:
+            return _("start() started no thread")
+        # Only a ticker that does not wait out interval_s samples twice; a right one never does, however long
+        # this is. Meanwhile, a thread that waits in slices of time.sleep has slept.
+        wait_until(lambda: len(samples) >= 2, _BOUND_S)
     early = len(samples)
     caller, seen = _stop_in_thread(monitor, started)
     caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
@@ -777,7 +796,39 @@ def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, su
             early=early,
             bound=_BOUND_S,
         )
-    return ""
+    return sleepers.problem([*started, *samples])
+
+
+_SLEEP = time.sleep  # bound when the scenario is imported, before an answer runs
+
+
+class _Sleepers:
+    """While in use, notes the threads started meanwhile that call `time.sleep`: a wait that stop() cannot
+    cut short, whatever its length (a profile hook, which sees the call however the answer names it)."""
+
+    def __init__(self) -> None:
+        self.threads: set[threading.Thread] = set()
+        self._previous = threading.getprofile()
+
+    def __enter__(self) -> _Sleepers:
+        threading.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        threading.setprofile(self._previous)
+
+    def _hook(self, frame: object, event: str, arg: object) -> None:
+        if event == "c_call" and arg is _SLEEP:
+            self.threads.add(threading.current_thread())
+
+    def problem(self, threads: Iterable[threading.Thread]) -> str:
+        """What is wrong if one of `threads` (the monitor's) slept."""
+        if self.threads.isdisjoint(threads):
+            return ""
+        return _(
+            "the monitor's thread waited in time.sleep(), which stop() cannot cut short: it hears stop() only "
+            "once the sleep is over (wait on an Event with a timeout instead)"
+        )
 
 
 def _with_block_leaves_nothing(monitor_class: MonitorClass, *, threshold: int, sustain: int, interval_s: float) -> str:
@@ -791,12 +842,14 @@ def _with_block_leaves_nothing(monitor_class: MonitorClass, *, threshold: int, s
     monitor = monitor_class(
         sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=lambda _message: None
     )
-    with monitor as entered:  # type: ignore[attr-defined]
+    with _Sleepers() as sleepers, monitor as entered:  # type: ignore[attr-defined]
         if entered is not monitor:
             return _("`with Monitor(...) as monitor:` should give the monitor; it gave {entered!r}", entered=entered)
-        wait_until(lambda: len(samples) >= 2, _BOUND_S)
+        wait_until(lambda: len(samples) >= 2, _BOUND_S)  # between two samples: the wait for the second
     if alive(samples):
         return _("after the `with` block, the monitor's thread was still running")
+    if sleepers.problem(samples):
+        return sleepers.problem(samples)
     wait_until(lambda: thread_ids() <= before, 0.5)  # join() returns just before the OS removes a thread
     if thread_ids() - before:
         return _(
@@ -830,9 +883,10 @@ def probe(
         if not quiet and not spoke:  # silence is only worth something from a monitor that does alert
             quiet = _("no warning for the healthy service, but none for the leaking one either: it never warns")
         checks.record("quiet_for_healthy_bursts", quiet)
-        live = await _attempt(_alerts_live(monitor_class, **options, interval_s=interval_s))
-        checks.record("alerts_for_the_leak", first_alert or live)
-        checks.record("one_alert_one_recovery", messages)
+        live = await _in_thread(lambda: _alerts_live(monitor_class, **options, interval_s=interval_s))
+        silent, live_messages = (live, "") if isinstance(live, str) else live  # a str: the check itself failed
+        checks.record("alerts_for_the_leak", first_alert or silent)
+        checks.record("one_alert_one_recovery", messages or live_messages)
         # The check that may leave a thread sleeping for `long_interval_s` comes last.
         stops = await _in_thread(lambda: _stop_waits(monitor_class, **options, interval_s=interval_s))
         stops = stops or await _in_thread(
@@ -847,4 +901,5 @@ def probe(
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "Monitor"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("Sample", "threading", "time")

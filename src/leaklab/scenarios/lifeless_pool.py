@@ -256,6 +256,32 @@ def _new_threads(before: set[str]) -> set[str]:
     return thread_ids() - before
 
 
+def _runs_its_workers(pool_class: PoolClass, workers: int) -> str:
+    """A started pool runs `workers` threads: each of `workers` jobs of the grader's holds the worker that
+    takes it, so even a pool that starts a thread per job no idle worker can take has started them all."""
+    held = {_FIRST_HELD + n: _Held() for n in range(workers)}
+    _HELD.update(held)
+    before = python_threads()
+    pool = pool_class(workers=workers)
+    try:
+        pool.start()
+        for job in held:
+            pool.submit(job)
+        running = len(alive(python_threads() - before))  # a state: no worker can end while it is held
+    finally:
+        for job in held:
+            _HELD.pop(job).release()
+        pool.stop()
+    if running < workers:
+        return _(
+            "Pool(workers={workers}), started and given {workers} jobs that each hold a worker, ran {running} "
+            "threads: start() starts `workers` workers",
+            workers=workers,
+            running=running,
+        )
+    return ""
+
+
 def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int, jobs: int = 20) -> str:
     """stop() returns only when every worker has exited: when it is called, each worker is held in a job
     of the grader's, and they are let go one at a time, the one stop() joins first (`_let_go_in_turn`)."""
@@ -375,7 +401,11 @@ def _account_for_every_job(pool_class: PoolClass, jobs: int, failing: tuple[int,
             submitted=len(submitted),
             first=outside[:5],
         )
-    results = dict(getattr(pool, "results", {}))
+    held = getattr(pool, "results", None)
+    if not isinstance(held, dict):
+        return _("results should be the pool's own dict; it is {kind}", kind=type(held).__name__)
+    # Read with dict's own C code, as stop() left it: a subclass's methods cannot fill it in as it is read.
+    results = dict(dict.items(held))
     missing = [job for job in submitted if job not in results]
     if missing:
         return _(
@@ -383,6 +413,15 @@ def _account_for_every_job(pool_class: PoolClass, jobs: int, failing: tuple[int,
             missing=len(missing),
             submitted=len(submitted),
             first=missing[:5],
+        )
+    unhandled = [job for job in submitted if job not in _RAN_IN]
+    if unhandled:
+        return _(
+            "{unhandled} of {submitted} outcomes in results came from no handle() call made before stop() "
+            "returned, such as {first}: each worker calls handle(job) and stores what it gives",
+            unhandled=len(unhandled),
+            submitted=len(submitted),
+            first=unhandled[:5],
         )
     ours = set(submitted)
     others = [job for job in results if job not in ours]
@@ -489,7 +528,9 @@ def probe(
     """The checks a grader runs against a pool class, and a summary of them (`traffic` draws the options)."""
     drawn_sizes = tuple((w, n) for w, n in sizes or ())
     return Checks().in_thread(
-        stop_waits_for_workers=lambda: _stop_waits_for_every_worker(pool_class, workers, backlog),
+        stop_waits_for_workers=lambda: (
+            _stop_waits_for_every_worker(pool_class, workers, backlog) or _runs_its_workers(pool_class, workers)
+        ),
         every_job_accounted_for=lambda: _every_job_accounted_for(pool_class, jobs, tuple(failing or ())),
         failure_keeps_worker=lambda: _failure_keeps_worker(pool_class),
         no_worker_survives=lambda: _no_worker_survives(pool_class, batches, drawn_sizes),
@@ -524,4 +565,5 @@ def traffic(seed: int, *, jobs: int = 50, batches: int = 8) -> dict:
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "Pool"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("BUFFER_BYTES", "JobFailed", "handle", "queue", "threading")

@@ -729,7 +729,8 @@ def probe(
         return {
             "requests": requests + 3 * abandoned,
             "answered": len(traffic.answers) + 2 * abandoned,  # a caller that hung up wants no answer
-            "backend_asked": [sum(min(asked[sku], n) for sku, n in wanted.items()), len(prices)],
+            # One frame per call: a sku asked more often than it was requested counts against it too.
+            "backend_asked": [sum(max(0, n - abs(asked[sku] - n)) for sku, n in wanted.items()), len(prices)],
             "responses_right": [traffic.right, len(traffic.answers)],
             "table_emptied": [calls - stuck, calls],
             "units": {"backend_asked": "requests", "responses_right": "requests", "table_emptied": "calls"},
@@ -745,4 +746,5 @@ async def warm_up(client_class: type) -> None:
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "RpcClient"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("PAYLOAD_BYTES", "Backend", "BackendError", "Pending", "Reply", "encode")

@@ -12,6 +12,7 @@ Time is compressed: a millisecond here stands for a second in the article.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -328,17 +329,17 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 
 
 def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: int = 0) -> str:
-    dependency, jobs = Dependency(down=True), queue.Queue()
+    dependency, jobs = _RecordingDependency(down=True), queue.Queue()
+    put = [1, *range(2, 2 + waiting)]  # jobs queued behind the failing one, which the dependency cannot do either
+    for job in put:  # queued before the worker starts: a worker that takes more than one job at once does
+        jobs.put(job)
     before = thread_ids()
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
     worker.start()
     workers_threads = thread_ids() - before
     workers = [t for t in python_threads() if str(t.native_id) in workers_threads]
-    jobs.put(1)
     if not wait_until(lambda: dependency.failures >= 1):
         return _("the worker never called the dependency")
-    for more in range(waiting):  # jobs queued behind the failing one, which the dependency cannot do either
-        jobs.put(2 + more)
     started = time.monotonic()  # the worker is now in its back-off
     stopped = worker.stop()
     took = time.monotonic() - started
@@ -362,6 +363,18 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
         )
     if stopped is not True:
         return _("stop() returned {stopped!r} although the worker had ended", stopped=stopped)
+    # Asked once stop() has returned: a job the dependency was never asked to do was not failing at the
+    # stop, so it must still be in the queue (a job dropped after it failed is `work_gets_done`'s).
+    left = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            left.append(jobs.get_nowait())
+    if dropped := [job for job in put if job not in dependency.tried and job not in left]:
+        return _(
+            "stop() dropped jobs never tried: {dropped!r}, neither called nor still in jobs "
+            "(only a job still failing when stop() is called may be abandoned)",
+            dropped=dropped,
+        )
     return ""
 
 
@@ -442,6 +455,14 @@ def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
                 errors=getattr(worker, "errors", None),
                 failures=dependency.failures,
             )
+        dependency.recover()  # each failed call still counts once the calls succeed again
+        wait_until(lambda: len(getattr(worker, "results", [])) >= 5, 5.0)
+        if not wait_until(lambda: getattr(worker, "errors", None) == dependency.failures, 1.0):
+            return _(
+                "worker.errors is {errors!r} after the dependency recovered, but {failures} calls had failed",
+                errors=getattr(worker, "errors", None),
+                failures=dependency.failures,
+            )
         return ""
     finally:
         dependency.recover()  # so that even a worker that cannot be stopped ends after this check
@@ -496,13 +517,16 @@ def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
 
 
 class _RecordingDependency(Dependency):
-    """A dependency that notes every value its successful calls returned, so results can be traced to them."""
+    """A dependency that notes every job it was asked to do and every value its successful calls returned,
+    so results can be traced to them."""
 
     def __init__(self, *, down: bool = False) -> None:
         super().__init__(down=down)
+        self.tried: set[int] = set()
         self.returned: list[int] = []
 
     def call(self, job: int) -> int:
+        self.tried.add(job)
         value = super().call(job)
         self.returned.append(value)
         return value
@@ -548,7 +572,7 @@ def probe(
     idle_window_s: float = 0.3,
     values: list[int] | None = None,
     down_for: int = 3,
-    waiting: int = 0,
+    waiting: int = 2,
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
     """The checks a grader runs against a worker class, and a summary of them (`traffic` draws the options)."""
     return Checks().in_thread(  # the check that may leave a worker running forever comes last
@@ -564,7 +588,7 @@ def probe(
 def traffic(seed: int, *, backoff_s: float = 3.0, jobs: int = 10, idle_window_s: float = 0.4) -> dict:
     """Hidden checks drawn by Hypothesis (leaklab.scenarios._traffic): jobs of any values in any order
     (their results must come back in that order), a dependency down for 1-8 failed calls before it
-    recovers, and a stop() that comes in the back-off of a worker stuck on its first job, with 0-5 jobs
+    recovers, and a stop() that comes in the back-off of a worker stuck on its first job, with 1-5 jobs
     queued behind it, with a back-off of 2-6 s (a retry path that sleeps through the stop takes that long)."""
     from hypothesis import strategies as st
 
@@ -577,7 +601,7 @@ def traffic(seed: int, *, backoff_s: float = 3.0, jobs: int = 10, idle_window_s:
                     st.integers(-1000, 1000), min_size=max(3, jobs // 2), max_size=jobs * 2, unique=True
                 ),
                 "down_for": st.integers(1, 8),
-                "waiting": st.integers(0, 5),
+                "waiting": st.integers(1, 5),
                 "backoff_s": st.sampled_from((2.0, 2.5, 3.0, 4.0, 5.0, 6.0)),
             }
         ),
@@ -588,4 +612,5 @@ def traffic(seed: int, *, backoff_s: float = 3.0, jobs: int = 10, idle_window_s:
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "Worker"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time")

@@ -890,4 +890,5 @@ def judge(outcome: dict, *, snippets: str | dict[str, str] = "visible") -> dict:
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "find_deaf_retries"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = ("ast",)

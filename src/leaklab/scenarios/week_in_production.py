@@ -20,11 +20,13 @@ import gc
 import os
 import queue
 import random
+import sys
 import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import thread as _executor_threads
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -60,7 +62,9 @@ WORKERS_PER_BATCH = 4  # DO NOT CHANGE: how many threads a batch is spread over
 # The measuring tools, bound when this module is imported, before any answer cell runs.
 _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
 _all_objects, _TASK_TYPES = gc.get_objects, (asyncio.Task, asyncio.tasks._PyTask)  # type: ignore[attr-defined]
+_current_frames, _IDLE_WORKER = sys._current_frames, _executor_threads._worker.__code__  # type: ignore[attr-defined]
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
+_watching: list[_Owners | None] = [None]  # the replay that watches which threads do a batch's jobs
 
 
 _AT_REST_S = 0.015  # a pause after start(), before the traffic: longer than two of memray's snapshot intervals
@@ -73,7 +77,13 @@ WEEK_AXIS = _("time since the week began (ms; a round of traffic stands for half
 def handle(job: int) -> int:
     """Do one batch job (lesson 04's: a millisecond of work, its square)."""
     _handled[0] += 1
-    return lifeless_pool.handle(job)
+    if (owners := _watching[0]) is None:
+        return lifeless_pool.handle(job)
+    owners.job_begins()
+    try:
+        return lifeless_pool.handle(job)
+    finally:
+        owners.job_ends()
 
 
 @dataclass(frozen=True)
@@ -376,6 +386,7 @@ def _judge_status(served: Served, task: asyncio.Task) -> None:
 
 
 _START, _JOIN, _IS_ALIVE = (getattr(threading.Thread, name).__code__ for name in ("start", "join", "is_alive"))
+_WAIT = threading.Condition.wait.__code__  # what Event.wait, Queue.get, Future.result and Semaphore.acquire wait in
 _BOOTSTRAP = threading.Thread._bootstrap_inner.__code__  # type: ignore[attr-defined]
 _thread_alive = threading.Thread.is_alive  # bound before an answer runs
 
@@ -390,9 +401,16 @@ class _Owners:
     returned?" is a question of order, not of how fast the machine is. A look lets the thread end, but
     only a look that saw it ended (a `join()` after which it is dead, an `is_alive()` that said False)
     counts as waiting for it: one `is_alive()` on the way out is not a wait.
+
+    It also counts the threads a batch's jobs run on at once: those a batch has started that are alive at
+    each `Thread.start` (held at their end, they stay alive until waited for), and those in `handle()`
+    together. With `hold_s`, a batch's `handle()` calls (but in batch()'s own thread) wait until batch()
+    itself waits (in a join, or a Condition's wait: a Queue's, a Future's, an Event's), or at most `hold_s`
+    after batch() was called: no job ends before the batch has dispatched, so a pool cannot reuse a worker
+    that would have been idle on a fast machine, and shows every thread it starts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, hold_s: float = 0.0) -> None:
         self.started: dict[threading.Thread, str] = {}  # thread -> the call that started it
         self.gates: dict[threading.Thread, threading.Event] = {}  # open: the thread may end
         self.ending: set[threading.Thread] = set()  # threads whose work is over, held at their end
@@ -401,8 +419,16 @@ class _Owners:
         self.current = ""  # the call the driver is making
         self.batch_problems: list[str] = []
         self.stop_problems: list[str] = []
+        self.hold_s = hold_s
+        self.jobs = threading.Condition()  # guards what follows: the threads in handle() and the hold
+        self.in_handle: set[int] = set()
+        self.holding = False
+        self.hold_until = 0.0  # (monotonic seconds)
+        self.most = 0  # the most threads this batch's jobs ran on at once
+        self.driver = 0  # the thread that calls the service
         self._previous = threading._trace_hook  # type: ignore[attr-defined]
         threading.settrace(self.hook)
+        _watching[0] = self
 
     def gate(self, thread: threading.Thread) -> threading.Event:
         return self.gates.setdefault(thread, threading.Event())
@@ -416,8 +442,19 @@ class _Owners:
             owner = self.started.get(me, self.current)  # type: ignore[arg-type]
             if owner:
                 self.started[frame.f_locals["self"]] = owner  # type: ignore[attr-defined]
+            if owner == "batch" and self.current == "batch":
+                # The batch's threads alive now, and the one starting (not alive yet); one that starts others
+                # (a launcher) is not counted while it does.
+                alive = [t for t, o in list(self.started.items()) if o == "batch" and t is not me and _thread_alive(t)]
+                self._ran_on(len(alive) + 1)
+        elif code is _WAIT and self.holding and threading.get_ident() == self.driver:
+            timeout = frame.f_locals["timeout"]  # type: ignore[attr-defined]
+            if (timeout is None or timeout > 0) and not self._in_start(frame):  # (a Thread.start waits too)
+                self._stop_holding()
         elif code is _JOIN or code is _IS_ALIVE:
             thread = frame.f_locals["self"]  # type: ignore[attr-defined]
+            if code is _JOIN and self.holding and threading.get_ident() == self.driver:
+                self._stop_holding()
             self.gate(thread).set()
             frame.f_trace_lines = False  # type: ignore[attr-defined]
             return self._seen_when_ended(thread)
@@ -426,6 +463,41 @@ class _Owners:
                 frame.f_trace_lines = False  # type: ignore[attr-defined]
                 return self._at_end
         return None
+
+    @staticmethod
+    def _in_start(frame: object) -> bool:
+        while frame is not None:
+            if frame.f_code is _START:  # type: ignore[attr-defined]
+                return True
+            frame = frame.f_back  # type: ignore[attr-defined]
+        return False
+
+    def _ran_on(self, threads: int) -> None:
+        with self.jobs:
+            self.most = max(self.most, threads)
+
+    def _stop_holding(self) -> None:
+        with self.jobs:
+            self.holding = False
+            self.jobs.notify_all()
+
+    def job_begins(self) -> None:
+        """In `handle()`: count this thread among those doing the batch's jobs, and wait while the hold lasts."""
+        me = threading.get_ident()
+        if self.current != "batch":
+            return
+        if me == self.driver:  # batch() does a job itself: it has dispatched what it will before this one
+            self._stop_holding()
+        with self.jobs:
+            self.in_handle.add(me)
+            self.most = max(self.most, len(self.in_handle))
+            while self.holding and (left := self.hold_until - _monotonic()) > 0:
+                self.jobs.wait(left)
+            self.holding = False  # (at the bound: the batch's later jobs are not held)
+
+    def job_ends(self) -> None:
+        with self.jobs:
+            self.in_handle.discard(threading.get_ident())
 
     def _seen_when_ended(self, thread: threading.Thread) -> Callable[..., object]:
         def on_return(frame: object, event: str, arg: object) -> Callable[..., object]:
@@ -475,11 +547,25 @@ class _Owners:
                 )
             )
             self._let_go(left)
+        if call == "batch":
+            with self.jobs:
+                self.driver, self.most, self.holding = threading.get_ident(), 0, self.hold_s > 0
+                self.hold_until = _monotonic() + self.hold_s
         self.current = call
 
     def end(self, call: str) -> None:
         """Right after a call returned: what it should have waited for must have ended."""
         self.current = ""
+        if call == "batch":
+            self._stop_holding()
+            if self.most > WORKERS_PER_BATCH:
+                self.batch_problems.append(
+                    _(
+                        "a batch's jobs ran on {count} threads at once (started for it, or in handle() together); "
+                        "at most four may do them",
+                        count=self.most,
+                    )
+                )
         if call == "batch" and (left := self._unwaited("batch")):
             self.batch_problems.append(
                 _("batch() returned before {count} of its threads had ended (not joined)", count=len(left))
@@ -505,6 +591,9 @@ class _Owners:
     def close(self) -> None:
         """Let every held thread end, and take the hook away from threads started from now on."""
         threading.settrace(self._previous)
+        if _watching[0] is self:
+            _watching[0] = None
+        self._stop_holding()
         for gate in list(self.gates.values()):
             gate.set()
         self._release(("start", "batch", "stop"))
@@ -513,9 +602,9 @@ class _Owners:
 class _Driver:
     """Runs a service's blocking calls (batches, start, stop) in a thread of the traffic's own, with patience."""
 
-    def __init__(self, patience_s: float) -> None:
+    def __init__(self, patience_s: float, *, hold_s: float = 0.0) -> None:
         self.patience_s = patience_s
-        self.owners = _Owners()  # before the driver's thread starts, so that it runs with the hook
+        self.owners = _Owners(hold_s=hold_s)  # before the driver's thread starts, so that it runs with the hook
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="week-traffic")
         self.jammed: list[ThreadPoolExecutor] = []
 
@@ -537,7 +626,8 @@ class _Driver:
                 self.owners.end(name)
 
         future = asyncio.get_running_loop().run_in_executor(self.executor, timed)
-        done, _pending = await asyncio.wait({future}, timeout=self.patience_s)
+        patience = self.patience_s + (self.owners.hold_s if name == "batch" else 0.0)  # (a hold is not the answer's)
+        done, _pending = await asyncio.wait({future}, timeout=patience)
         if not done:  # stuck for good: that thread is the service's leftover; later calls get a fresh one
             self.jammed.append(self.executor)
             self.executor.shutdown(wait=False)
@@ -687,6 +777,7 @@ async def replay_week(
     lookup_deadline_ms: float = 50.0,
     client_cancels: float = 0.0,
     collect: bool = True,
+    hold_ms: float = 0.0,
 ) -> Week:
     """Serve `days` simulated days of traffic: each day `rounds` rounds of the `mix` of requests, then the
     gauge's reading. Reports give up one time in three (at `give_up_ms`, or, a share `client_cancels` of
@@ -699,13 +790,15 @@ async def replay_week(
     (the notebook's replays), each day ends with a garbage collection, so that memray's heap at that moment
     is what is held, not garbage for the collector; and the connections the service never closed are
     counted (`Week.unclosed`), though asyncio closes each when its writer is freed (with a ResourceWarning,
-    caught here), which the count of open sockets alone would not show.
+    caught here), which the count of open sockets alone would not show. With `hold_ms`, a batch's jobs wait
+    until batch() waits (or at most `hold_ms` after it was called), so that all the threads it would run
+    them on at once show.
     """
     mix = dict(MIX if mix is None else mix)
     week = Week(gauge=gauge if gauge is not None else DailyGauge())
     census = Census.take()
     week.service = service_class(address, week.sink, backoff_s=backoff_s, working_set_bytes=working_set_bytes)
-    driver = _Driver(patience_ms / 1000)
+    driver = _Driver(patience_ms / 1000, hold_s=hold_ms / 1000)
     warned = warnings.catch_warnings(record=True)
     caught = warned.__enter__() if collect else []
     if collect:
@@ -1097,7 +1190,7 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 _PHASES = {  # each kind of request on its own first, so that each leak is found (and credited) on its own
     "report": {"mix": {"report": 6}},
     "lookup": {"mix": {"lookup": 4}},
-    "batch": {"mix": {"batch": 1}},
+    "batch": {"mix": {"batch": 1}, "hold_ms": 300.0},  # (a batch's jobs wait until it has dispatched them all)
     "events": {"mix": {"events": 3}, "restart_every_round": True},
 }
 _LABELS = {"report": "reports", "lookup": "lookups", "batch": "batches", "events": "events"}
@@ -1138,24 +1231,33 @@ def _pending_tasks() -> set[asyncio.Task]:
     return {t for t in tasks if task_loop(t) is loop and not task_done(t)}
 
 
+def _threads_at_work() -> int:
+    """This process's threads, but for the idle workers of the loop's default executor (`asyncio.to_thread`'s):
+    a pool of bounded size, reused by every call, so not a leftover; one of them still in a call is."""
+    executor = getattr(asyncio.get_running_loop(), "_default_executor", None)
+    frames = _current_frames()
+    idle = [t for t in getattr(executor, "_threads", ()) if (f := frames.get(t.ident)) and f.f_code is _IDLE_WORKER]
+    return len(_listdir("/proc/self/task")) - len(idle)
+
+
 async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]:
     """Replay a week and count what it left: pending tasks, running threads, open sockets.
 
     (Memory is the grader's own measure, over the whole run: its task factory holds every task, with
     its result, until the run is over, so bytes held cannot be told apart per phase.)
     """
-    tasks_before, threads_before, sockets_before = _pending_tasks(), len(_listdir("/proc/self/task")), _socket_count()
+    tasks_before, threads_before, sockets_before = _pending_tasks(), _threads_at_work(), _socket_count()
     week = await replay()
 
     # Threads that were joined leave the operating system's list a moment later; leaked ones stay.
     def settled() -> bool:
-        return len(_listdir("/proc/self/task")) <= threads_before and _socket_count() <= sockets_before
+        return _threads_at_work() <= threads_before and _socket_count() <= sockets_before
 
     await _wait_for(settled, 0.3)
     await asyncio.sleep(0)  # cancelled children finish
     left = _Left(
         tasks=len(_pending_tasks() - tasks_before - {asyncio.current_task()}),
-        threads=max(0, len(_listdir("/proc/self/task")) - threads_before),
+        threads=max(0, _threads_at_work() - threads_before),
         sockets=max(0, _socket_count() - sockets_before),
     )
     week.service, week.in_flight = None, set()
@@ -1267,6 +1369,7 @@ def probe(
 
 
 # The scenario contract (leaklab.scenarios): the names an answer cell may use besides `asyncio`.
+ANSWER = "Service"  # the name the task has the answer cell bind, whatever object it binds there
 ANSWER_NAMES = (
     "BUFFER_BYTES",
     "PAYLOAD_BYTES",

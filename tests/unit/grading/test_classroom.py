@@ -19,7 +19,7 @@ import pytest
 from leaklab._errors import LeaklabError
 from leaklab.grading.classroom import cluster, processes
 from leaklab.grading.classroom.discovery import Submission
-from leaklab.grading.classroom.job import JobFiles, collect, memory_reason, unfinished_reason
+from leaklab.grading.classroom.job import JobFiles, collect, memory_reason, process_reason, unfinished_reason
 from leaklab.grading.classroom.processes import MemoryEvents
 from leaklab.grading.classroom.records import Outcome, read_ledger, submitted_at, write_table
 from leaklab.grading.classroom.scheduler import IdleCores, Slots
@@ -101,6 +101,14 @@ def test_the_oom_killer_ending_a_jobs_processes_names_the_memory_limit():
         reason is Reason.MEMORY_LIMIT
         and detail == "its processes went over 4 GiB together: 3 ended by the OOM killer; died"
     )
+
+
+def test_a_job_refused_processes_at_its_limit_hit_the_process_limit_whichever_timer_fired_after():
+    reason, said = process_reason(Reason.TIMEOUT, "the run did not end", 12, 1024)
+    assert reason is Reason.PROCESS_LIMIT and said.startswith("its processes and threads reached 1024 together")
+    assert said.endswith("the run did not end")
+    assert process_reason(Reason.TIMEOUT, "t", 0, 1024) == (Reason.TIMEOUT, "t")  # never got there: the clock
+    assert process_reason(None, "", 3, 1024) == (None, "")  # refused, but graded normally: nothing to say
 
 
 def test_a_job_held_at_its_memory_limit_until_time_ran_out_hit_the_memory_limit():

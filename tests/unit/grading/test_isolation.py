@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+
+import answers
+import answers_02
+import answers_03
 import pytest
 from answers import (
     BLOCKS_CALLER,
@@ -62,6 +67,15 @@ def test_fixes_leave_nothing_and_behave(source, traffic):
     assert result.retained_bytes_per_request < 4096
     for name in ("completed_with_result", "gave_up_as_specified", "query_ran_once", "gave_up_promptly"):
         assert all_passed(result.outcome, name), name
+
+
+def test_a_coroutine_left_waiting_without_a_task_is_a_leftover():
+    """A child stepped by hand, not by an asyncio.Task, and parked on a future nothing resolves: asyncio's
+    registry never sees it, the collector's list of suspended coroutines does."""
+    result = run(answers.TASKLESS_CHILD)
+    assert result.error is None and result.leftover_tasks == 20  # one per request that gave up
+    assert "20 @ coroutine (no task) waiting on Future" in result.leak_report
+    assert "run_query  <answer cell>:" in result.leak_report
 
 
 def test_processes_an_answer_leaves_running_are_counted_from_outside():
@@ -225,15 +239,42 @@ async def handle_request(request: Request) -> Result:
     assert "in handle_request" in result.error and "leaklab/grading" not in result.error
 
 
-def _cell(source: str, name: str) -> dict:
-    """`source` run as IPython runs a cell: its lines in `linecache` under a file name no file backs."""
+def _cell(source: str, name: str, scenario: str = "") -> object:
+    """`source` run as IPython runs a cell: its lines in `linecache` under a file name no file backs (the
+    names a scenario's answer may use defined, as the lesson's set-up cell defines them)."""
     import linecache
+
+    from leaklab.scenarios import answer_namespace, load
 
     filename = f"<ipython-input-{abs(hash(source))}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    namespace: dict = {"__name__": "__main__"}
+    namespace: dict = {"__name__": "__main__", "asyncio": asyncio}
+    namespace.update(answer_namespace(load(scenario)) if scenario else {})
     exec(compile(source, filename, "exec"), namespace)
     return namespace[name]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "source"),
+    [
+        ("forgotten_cancel", answers.DECORATED),
+        ("forgotten_cancel", answers.PARTIAL),
+        ("forgotten_cancel", answers.CALLABLE_OBJECT),
+        ("skipped_stop", answers_02.FROM_A_FACTORY),
+        ("hung_call", answers_03.DECORATED_NO_WRAPS),
+        ("hung_call", answers_03.LAMBDA),
+    ],
+    ids=["decorated", "partial", "callable_object", "class_from_a_factory", "decorated_no_wraps", "lambda"],
+)
+def test_an_answer_is_run_under_the_name_the_task_gives_it_whatever_its_own_name(scenario, source):
+    """As a test cell calls it in the kernel: `run_isolated(handle_request, ...)`, with the object the
+    notebook binds to that name; its `__name__` may be another's (a decorator's wrapper, `_Worker`)."""
+    from leaklab.scenarios import graded_properties, load
+
+    answer = _cell(source, load(scenario).ANSWER, scenario)
+    result = run_isolated(answer, scenario=scenario)
+    assert result.error is None
+    assert all(passed == total for passed, total in graded_properties(result.outcome).values()), result.outcome
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,18 @@ def test_a_test_cell_with_an_error_loses_its_points_with_the_errors_message_and_
     assert results["c"].reason is Reason.TIMEOUT and "per-cell timeout" in results["c"].message
 
 
+def test_cells_the_kernel_never_ran_after_a_timeout_say_so_and_the_others_say_they_failed_silently():
+    """nbclient marks a cell failed without an error output when the kernel, still busy with a cell that
+    ran past its timeout, never ran it: the learner is told that, not "no message"."""
+    timeout = {"output_type": "error", "ename": "CellTimeoutError", "evalue": "No reply", "traceback": []}
+    nb = notebook(graded_cell("a", []), graded_cell("b", [timeout]), graded_cell("c", []), graded_cell("d", []))
+    results = scored(nb, failed={0, 2})
+    assert "failed without an error message" in results["a"].message and results["a"].reason is None
+    assert results["b"].message == "CellTimeoutError: No reply"
+    assert "still busy with an earlier one" in results["c"].message and results["c"].reason is Reason.TIMEOUT
+    assert results["d"].score == 2
+
+
 def test_restored_puts_back_the_sources_test_cells_and_clears_outputs():
     source = notebook(graded_cell("a", [], source="assert answer() == 1"))
     submitted = notebook(graded_cell("a", [stream("old")], source="pass"))

@@ -145,6 +145,9 @@ def run_job(
         outcome.reason, outcome.detail = memory_reason(
             outcome.reason, outcome.detail, processes.memory_events(memory), limits.job_memory_bytes
         )
+        outcome.reason, outcome.detail = process_reason(
+            outcome.reason, outcome.detail, processes.refused_tasks(cgroup), limits.tasks
+        )
         _hand_back(files.outcome, outcome.to_json())
         # Graded: the next job may start while this one renders the page (no learner code runs any more).
         if files.autograded.exists():
@@ -183,6 +186,16 @@ def memory_reason(
     else:
         return reason, detail
     return Reason.MEMORY_LIMIT, "; ".join(filter(None, [said, detail]))
+
+
+def process_reason(reason: Reason | None, detail: str, refused: int, tasks: int) -> tuple[Reason | None, str]:
+    """A timed-out job's reason once its pids cgroup is read: one that was refused new processes or threads
+    at its limit hit the process limit (how long it then took to time out depends on the machine's load;
+    that it got there does not)."""
+    if not refused or reason is not Reason.TIMEOUT:
+        return reason, detail
+    said = f"its processes and threads reached {tasks} together ({refused} more refused) before time ran out"
+    return Reason.PROCESS_LIMIT, "; ".join(filter(None, [said, detail]))
 
 
 def unfinished_reason(

@@ -55,6 +55,16 @@ def make_cgroup(name: str, limits: Limits) -> Path | None:
         return None
 
 
+def refused_tasks(cgroup: Path | None) -> int:
+    """How many processes or threads the job's pids cgroup refused at its limit (its `max` events): a
+    job that got there hit the process limit, whatever timer fired after (0 without a cgroup)."""
+    with contextlib.suppress(OSError, ValueError):
+        if cgroup is not None:
+            fields = dict(line.split() for line in (cgroup / "pids.events").read_text().splitlines() if line.strip())
+            return int(fields.get("max", 0))
+    return 0
+
+
 def memory_cgroup_root() -> Path | None:
     """A writable hierarchy with the memory controller: cgroup v1's, or v2's where it delegates memory."""
     v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")

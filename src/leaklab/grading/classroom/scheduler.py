@@ -20,7 +20,7 @@ from .. import sandbox as grading_sandbox
 from ..settings import Limits
 from . import processes
 from .discovery import Submission, find_submissions
-from .job import JobFiles, collect, run_job
+from .job import JobFiles, collect, process_reason, run_job
 from .records import Outcome, read_ledger, record, write_table
 
 
@@ -328,6 +328,7 @@ def _conclude(
     child: int, job: Running, ended: bool, status: int | None, overdue: bool, root: Path, limits: Limits
 ) -> Outcome:
     """End a job that ended or ran out of time, everything it started with it: its outcome, unrecorded."""
+    refused = processes.refused_tasks(job.cgroup)  # before kill_job removes the cgroup
     processes.kill_job(child, job.files.workdir.name, job.cgroup)
     if not ended:
         status = os.waitpid(child, 0)[1]
@@ -335,7 +336,9 @@ def _conclude(
     exit_code = os.waitstatus_to_exitcode(status) if status is not None else None
     memory = processes.memory_events(job.memory)
     processes.remove_group(job.memory)
-    return collect(job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, memory=memory)
+    outcome = collect(job.sub, root, job.files, timed_out=timed_out, exit_code=exit_code, limits=limits, memory=memory)
+    outcome.reason, outcome.detail = process_reason(outcome.reason, outcome.detail, refused, limits.tasks)
+    return outcome
 
 
 def grade_alone(
