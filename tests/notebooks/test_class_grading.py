@@ -87,9 +87,10 @@ def survivors(grader_pid: int) -> list[int]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory):
-    """The corpus, handed in to a fresh course and graded once."""
+    """The corpus, handed in to a fresh course and graded once (the cluster test compares its class with
+    this run: one local run of the corpus serves both)."""
     course = tmp_path_factory.mktemp("class") / "course"
     assert finish(leaklab("course", str(course)))[0] == 0
     hand_in(course, {name: (case.assignment, case.build(case.assignment)) for name, case in CORPUS.items()})

@@ -20,7 +20,13 @@ from pathlib import Path
 import pytest
 from hostile import CORPUS, NETWORK_PORT
 from local_cluster import local_cluster
-from test_class_grading import LIMITS, finish, hand_in, leaklab
+from test_class_grading import (
+    LIMITS,
+    finish,
+    graded,  # noqa: F401 (the fixture: one local run of the corpus serves both tests)
+    hand_in,
+    leaklab,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -57,20 +63,16 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def both(cluster, tmp_path_factory):
-    """The class graded twice: on this machine, and on the cluster with worker-a killed halfway."""
-    courses = {}
-    for where in ("local", "cluster"):
-        course = tmp_path_factory.mktemp(where) / "course"
-        assert finish(leaklab("course", str(course)))[0] == 0
-        hand_in(
-            course, {name: (CORPUS[name].assignment, CORPUS[name].build(CORPUS[name].assignment)) for name in CLASS}
-        )
-        courses[where] = course
+def both(cluster, graded, tmp_path_factory):  # noqa: F811 (the fixture imported above)
+    """The class graded on the cluster with worker-a killed halfway, beside the same submissions graded on
+    this machine (the class grading test's run of the whole corpus, with the same limits)."""
+    course = tmp_path_factory.mktemp("cluster") / "course"
+    assert finish(leaklab("course", str(course)))[0] == 0
+    hand_in(course, {name: (CORPUS[name].assignment, CORPUS[name].build(CORPUS[name].assignment)) for name in CLASS})
     with _listener():
-        local = finish(leaklab("autograde", str(courses["local"]), "--jobs", "2", *LIMITS))
-        remote, killed = _grade_killing_a_worker(courses["cluster"], cluster)
-    return {"local": local, "cluster": remote, "killed": killed, "courses": courses}
+        remote, killed = _grade_killing_a_worker(course, cluster)
+    courses = {"local": graded["course"], "cluster": course}
+    return {"local": (graded["code"], graded["stderr"]), "cluster": remote, "killed": killed, "courses": courses}
 
 
 @contextlib.contextmanager
@@ -122,19 +124,24 @@ def _started_in(base: Path) -> list[int]:
     return sorted(found)
 
 
-def rows(course: Path) -> dict[str, tuple]:
+def rows(course: Path, only: list[str] | None = None) -> dict[str, tuple]:
+    """The rows of grades.csv, of the students `only` names (the local course holds the whole corpus)."""
     with (course / "leaklab" / "grades.csv").open(newline="") as table:
-        return {r["student"]: (r["assignment"], r["score"], r["max_score"], r["reason"]) for r in csv.DictReader(table)}
+        found = {
+            r["student"]: (r["assignment"], r["score"], r["max_score"], r["reason"]) for r in csv.DictReader(table)
+        }
+    return {student: row for student, row in found.items() if only is None or student in only}
 
 
 def gradebook(course: Path) -> set[tuple]:
-    """Every test's score per student, as the formgrader reads them."""
+    """Every test's score per student of the class, as the formgrader reads them."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as book:
         return {
             (student.id, sub.assignment.name, grade.name, grade.auto_score)
             for student in book.students
+            if student.id in CLASS
             for sub in student.submissions
             for notebook in sub.notebooks
             for grade in notebook.grades
@@ -142,9 +149,11 @@ def gradebook(course: Path) -> set[tuple]:
 
 
 def pages(course: Path) -> dict[str, list[str]]:
-    """Each feedback page's scores, as the student reads them."""
+    """Each feedback page's scores, as the class's students read them."""
     found = {}
     for page in sorted((course / "feedback").rglob("*.html")):
+        if page.relative_to(course / "feedback").parts[0] not in CLASS:
+            continue
         found[page.relative_to(course).as_posix()] = re.findall(r"Score: [\d.]+ / [\d.]+", page.read_text())
     return found
 
@@ -158,7 +167,7 @@ def test_a_worker_was_killed_mid_job_and_the_run_still_graded_every_submission(b
 
 
 def test_grades_csv_equals_the_local_runs(both):
-    assert rows(both["courses"]["cluster"]) == rows(both["courses"]["local"])
+    assert rows(both["courses"]["cluster"]) == rows(both["courses"]["local"], CLASS)
     assert sorted(rows(both["courses"]["cluster"])) == sorted(CLASS)
 
 
@@ -169,7 +178,7 @@ def test_the_gradebook_equals_the_local_runs(both):
 def test_the_feedback_pages_equal_the_local_runs(both):
     """But for a submission over its memory: which of its processes the OOM killer ends first (the kernel,
     and with it the page, or the grader's run) depends on timing, on a cluster as on this machine."""
-    over = {student for student, row in rows(both["courses"]["local"]).items() if row[3] == "memory limit"}
+    over = {student for student, row in rows(both["courses"]["local"], CLASS).items() if row[3] == "memory limit"}
     cluster, local = (
         {p: s for p, s in pages(both["courses"][w]).items() if p.split("/")[1] not in over}
         for w in ("cluster", "local")
