@@ -36,6 +36,7 @@ import threading
 import time
 import tracemalloc
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -59,6 +60,10 @@ _traceback_of = tracemalloc.get_object_traceback
 _trace, _tracing = tracemalloc.start, tracemalloc.is_tracing
 _pause_collector, _resume_collector = gc.disable, gc.enable
 _Task = asyncio.Task
+try:
+    from _asyncio import Task as _CTask
+except ImportError:  # an interpreter without the C accelerator
+    _CTask = None
 _GUARDED = (builtins, asyncio, asyncio.tasks, asyncio.events, asyncio.base_events, asyncio.futures, threading)
 _GUARDED += (gc, time, tracemalloc, json, json.encoder, os)
 
@@ -179,6 +184,52 @@ class Tasks:
         candidates = {*self.created, *registered_tasks(self.registries)}
         candidates |= {o for o in _all_objects() if isinstance(o, _Task)}
         return {t for t in candidates if task_loop(t) is loop and not task_done(t)}
+
+
+# Read as the loop keeps them, not through methods a `Task` subclass may override.
+_unretrieved = (
+    asyncio.futures._PyFuture._log_traceback.fget  # type: ignore[attr-defined]
+    if _CTask is None
+    else _CTask._log_traceback.__get__  # type: ignore[attr-defined]
+)
+_coroutine_of, _exception_of = (
+    (_Task.get_coro, _Task.exception) if _CTask is None else (_CTask.get_coro, _CTask.exception)
+)
+
+
+class _DiedUnseen:
+    """The answer's tasks that ended with an exception nobody retrieved: a child that died where neither its
+    error nor the work it held was seen (asyncio logs "Task exception was never retrieved" once such a task
+    is collected). One still referenced is found among the tasks; one already freed, through the loop's
+    exception handler, which asyncio calls as it frees it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.freed = loop, []
+        loop.set_exception_handler(self._handle)
+
+    def _handle(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        if context.get("message") == "Task exception was never retrieved" and self._answers(context.get("future")):
+            self.freed.append(_died_of(context["future"]))
+        loop.default_exception_handler(context)
+
+    def _answers(self, task: object) -> bool:
+        if not isinstance(task, _Task) or task_loop(task) is not self.loop:
+            return False
+        code = getattr(_coroutine_of(task), "cr_code", None)
+        return code is None or not in_library(code.co_filename)
+
+    def found(self, tasks: list[asyncio.Task]) -> list[str]:
+        """How each died, as `coroutine: exception`; those found are marked retrieved, and counted once."""
+        unique = {id(t): t for t in tasks}.values()
+        died = [t for t in unique if self._answers(t) and task_done(t) and _unretrieved(t)]
+        self.loop.set_exception_handler(None)
+        return self.freed + [_died_of(t) for t in died]
+
+
+def _died_of(task: asyncio.Task) -> str:
+    coroutine = _coroutine_of(task)
+    name = getattr(coroutine, "__qualname__", type(coroutine).__name__)
+    return f"{name}: {described(_exception_of(task))}"  # reading the exception marks it retrieved
 
 
 def _awaited(awaitable: object) -> object:
@@ -367,6 +418,7 @@ class Child:
         tasks = Tasks()
         loop = asyncio.new_event_loop()
         loop.set_task_factory(tasks.factory)
+        died_unseen = _DiedUnseen(loop)
         asyncio.set_event_loop(loop)
         files_before = open_files()  # the loop's own selector and wake-up pipe are in the count
         self.channel.stop_at("measuring")  # and its open files
@@ -393,6 +445,7 @@ class Child:
         # Counted before the collector runs again: it would destroy a pending task only a cycle holds.
         leftovers = [t for t in tasks.pending(loop) - left_by_warm_up if t is not main_task]
         parked = parked_coroutines(tasks.pending(loop))
+        died = died_unseen.found([*tasks.created, *(o for o in _all_objects() if isinstance(o, _Task))])
         _resume_collector()
         if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
             failure = main_task.exception()
@@ -419,10 +472,17 @@ class Child:
             report += "\n\n" + _i18n._(
                 "and {threads} that run no Python code, seen by the operating system", threads=unseen
             )
+        if died:
+            report += (
+                "\n\n"
+                + _i18n._("died of an exception nobody retrieved:")
+                + "".join(f"\n{count} @ {how}" for how, count in Counter(died).most_common())
+            )
         self.finish(
             IsolatedRun(
                 outcome=outcome,
                 leftover_tasks=len(leftovers) + len(parked),
+                died_unseen=len(died),
                 leftover_threads=threads_left,
                 leftover_files=files_left,
                 closed_by_finaliser=closed_by_finaliser,

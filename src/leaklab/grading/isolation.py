@@ -114,6 +114,7 @@ class IsolatedRun:
     leftover_files: int = 0  # sockets and files left open, counted by the operating system
     leftover_processes: int = 0  # processes the answer started that still ran, seen by the parent in /proc
     closed_by_finaliser: int = 0  # sockets and connections let go open, closed by their finaliser (ResourceWarning)
+    died_unseen: int = 0  # the answer's tasks that ended with an exception nobody retrieved
     retained_bytes_per_request: float = 0.0
     leak_report: str = ""
     error: str | None = None
@@ -209,6 +210,15 @@ class IsolatedRun:
             )
         if self.leftover_processes:
             raise AssertionError(_("processes were left running after the burst:") + f"\n{self.leak_report}")
+        if self.died_unseen:
+            raise AssertionError(
+                _(
+                    "{count} tasks it started died of an exception nobody retrieved: what they held was "
+                    "dropped, their error unseen",
+                    count=self.died_unseen,
+                )
+                + f"\n{self.leak_report}"
+            )
         if self.closed_by_finaliser:
             raise AssertionError(
                 _(
@@ -596,6 +606,7 @@ def _from_report(report: dict) -> IsolatedRun:
         run.leftover_files,
         run.leftover_processes,
         run.closed_by_finaliser,
+        run.died_unseen,
         run.retained_bytes_per_request,
     )
     kinds = [(run.outcome, dict), (run.leak_report, str), (run.error, (str, type(None)))]

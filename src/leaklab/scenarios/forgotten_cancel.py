@@ -54,18 +54,16 @@ class Request:
     id: int
     work_ms: float = 30.0
     deadline_ms: float = 1000.0
-    # Set by the client for a request that gives up: its query answers after the client has gone.
-    answers_late: bool = field(default=False, repr=False)
-    client_gone: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # Filled in by `slow_query`, so that the client can check what its handler did.
-    query_started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
 
 @dataclass(eq=False)
 class Witness:
-    """What `slow_query` saw of one request, kept off the request: an answer holds the request and could
-    rewrite fields on it ("the query ran once", "it answered after the client had gone")."""
+    """What the client and `slow_query` know of one request, kept off the request: an answer holds the
+    request, and could rewrite fields on it ("the query ran once") or wait on the client's own signals."""
 
+    answers_late: bool = False  # the client gives up: its query answers only once the client has gone
+    client_gone: asyncio.Event = field(default_factory=asyncio.Event)
+    query_started: asyncio.Event = field(default_factory=asyncio.Event)
     queries: int = 0
     running: int = 0  # queries started and not yet ended (returned, failed or cancelled)
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever none is running
@@ -81,23 +79,30 @@ def witness(request: Request) -> Witness:
     return _witnesses.setdefault(request, Witness())
 
 
+def new_request(number: int, *, work_ms: float, deadline_ms: float, gives_up: bool) -> Request:
+    """A request its client will serve; one that `gives_up` has its query answer only once the client has
+    gone (that is the story), which makes "did the handler wait for the query?" a question of order."""
+    request = Request(number, work_ms=work_ms, deadline_ms=deadline_ms)
+    witness(request).answers_late = gives_up
+    return request
+
+
 async def slow_query(request: Request) -> Result:
     """The slow downstream call (a database, another service): `work_ms` long, 64 KiB of rows.
 
-    For a request that gives up, the rows arrive after its client has gone (that is the story), which
-    makes "did the handler wait for the query?" a question of order, not of timing.
+    For a request that gives up, the rows arrive after its client has gone (`new_request`).
     """
     seen = witness(request)
     seen.queries += 1
     seen.running += 1
     seen.idle.clear()
-    request.query_started.set()
+    seen.query_started.set()
     try:
         await asyncio.sleep(request.work_ms / 1000)
-        if request.answers_late:
+        if seen.answers_late:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_LATE_ANSWER_LIMIT_S):
-                    await request.client_gone.wait()
+                    await seen.client_gone.wait()
     finally:
         seen.running -= 1
         if not seen.running:
@@ -222,7 +227,7 @@ def plan(
     for i in range(requests):
         kind = next(ways) if i % give_up_every == give_up_every - 1 else "complete"
         deadline = next(deadlines) if kind == "deadline" else 1000.0
-        planned.append((Request(i, work_ms=work_ms, deadline_ms=deadline, answers_late=kind != "complete"), kind))
+        planned.append((new_request(i, work_ms=work_ms, deadline_ms=deadline, gives_up=kind != "complete"), kind))
     return planned
 
 
@@ -231,7 +236,7 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
     called_at = loop.time()  # before the handler is called: a slow loop only makes its time look longer
     serving = asyncio.ensure_future(handler(request))
     if kind == "cancel":  # the client hangs up once the handler is busy with the query
-        started = asyncio.ensure_future(request.query_started.wait())
+        started = asyncio.ensure_future(witness(request).query_started.wait())
         await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
         started.cancel()
         serving.cancel()
@@ -249,7 +254,7 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
     # cycle that would keep the handler's frames (and a result in them) until the collector runs.
     del serving
     outcome = _judge(request, kind, ended_with, response, next(_sequence), loop.time() - called_at)
-    request.client_gone.set()
+    witness(request).client_gone.set()
     return outcome
 
 
@@ -372,7 +377,7 @@ async def serve_and_settle(
 
 
 def _drawn_request(number: int, work_ms: float, deadline_ms: float, *, kind: str) -> Request:
-    return Request(number, work_ms=work_ms, deadline_ms=deadline_ms, answers_late=kind != "complete")
+    return new_request(number, work_ms=work_ms, deadline_ms=deadline_ms, gives_up=kind != "complete")
 
 
 _KINDS = ("complete", "cancel", "deadline")

@@ -35,7 +35,7 @@ from .._census import Census, task_done, task_loop
 from .._i18n import _
 from .._stacks import counted
 from . import lifeless_pool
-from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, slow_query, witness
+from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, new_request, slow_query, witness
 from .hung_call import answered_keys, expected_answer, pick_key, start_service
 from .skipped_stop import Dependency, DependencyError
 
@@ -61,6 +61,7 @@ WORKERS_PER_BATCH = 4  # DO NOT CHANGE: how many threads a batch is spread over
 
 # The measuring tools, bound when this module is imported, before any answer cell runs.
 _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
+_getpid, _open = os.getpid, open
 _all_objects, _TASK_TYPES = gc.get_objects, (asyncio.Task, asyncio.tasks._PyTask)  # type: ignore[attr-defined]
 _current_frames, _IDLE_WORKER = sys._current_frames, _executor_threads._worker.__code__  # type: ignore[attr-defined]
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
@@ -355,7 +356,7 @@ def _judge_report(request: Request, kind: str, served: Served, started: float, t
     if seen.queries != 1:
         problems.append(_("the query ran {queries} times, expected once", queries=seen.queries))
     served.right, served.problem = not problems, "; ".join(problems)
-    request.client_gone.set()  # a query whose client gave up may answer now: too late
+    seen.client_gone.set()  # a query whose client gave up may answer now: too late
 
 
 def _judge_lookup(lookup: Lookup, stuck: bool, answer: str, served: Served, started: float, task: asyncio.Task) -> None:
@@ -682,11 +683,11 @@ class _Traffic:
         if gives_up:  # (no draw without cancels: the notebook's weeks stay the ones its text describes)
             kind = "cancel" if self.cancels and self.rng.random() < self.cancels else "deadline"
         deadline = self.give_up_ms if kind == "deadline" else 1000.0
-        request = Request(self.next_id, work_ms=self.work_ms, deadline_ms=deadline, answers_late=gives_up)
+        request = new_request(self.next_id, work_ms=self.work_ms, deadline_ms=deadline, gives_up=gives_up)
         judge = partial(_judge_report, request, kind, served, _monotonic())
         task = self._launch(self.service.report(request), judge)
         if kind == "cancel":  # the client hangs up once the handler is busy with the query, as in lesson 01
-            started = asyncio.ensure_future(request.query_started.wait())
+            started = asyncio.ensure_future(witness(request).query_started.wait())
             started.add_done_callback(lambda _started: task.cancel())
             task.add_done_callback(lambda _task: started.cancel())
         return task
@@ -1204,6 +1205,21 @@ def _socket_count() -> int:
     return count
 
 
+def _processes_at_work() -> int:
+    """This process's children still running (not ended, not zombies): a call moved into a subprocess
+    holds its socket there, out of this process's count, for as long as it runs."""
+    me, count = str(_getpid()), 0
+    for entry in _listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with _open(f"/proc/{entry}/stat") as stat:
+                    state, parent = stat.read().rpartition(")")[2].split()[:2]
+            except (OSError, ValueError):
+                continue  # it ended meanwhile
+            count += parent == me and state != "Z"
+    return count
+
+
 @dataclass
 class _Left:
     """What one phase of the grading left behind, counted once the week was over."""
@@ -1211,6 +1227,7 @@ class _Left:
     tasks: int = 0
     threads: int = 0
     sockets: int = 0
+    processes: int = 0
 
     def problems(self) -> list[str]:
         found = []
@@ -1220,6 +1237,8 @@ class _Left:
             found.append(_("{count} threads were still running after the week", count=self.threads))
         if self.sockets:
             found.append(_("{count} sockets were still open after the week", count=self.sockets))
+        if self.processes:
+            found.append(_("{count} processes were still running after the week", count=self.processes))
         return found
 
 
@@ -1247,11 +1266,16 @@ async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]
     its result, until the run is over, so bytes held cannot be told apart per phase.)
     """
     tasks_before, threads_before, sockets_before = _pending_tasks(), _threads_at_work(), _socket_count()
+    processes_before = _processes_at_work()
     week = await replay()
 
     # Threads that were joined leave the operating system's list a moment later; leaked ones stay.
     def settled() -> bool:
-        return _threads_at_work() <= threads_before and _socket_count() <= sockets_before
+        return (
+            _threads_at_work() <= threads_before
+            and _socket_count() <= sockets_before
+            and _processes_at_work() <= processes_before
+        )
 
     await _wait_for(settled, 0.3)
     await asyncio.sleep(0)  # cancelled children finish
@@ -1259,6 +1283,7 @@ async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]
         tasks=len(_pending_tasks() - tasks_before - {asyncio.current_task()}),
         threads=max(0, _threads_at_work() - threads_before),
         sockets=max(0, _socket_count() - sockets_before),
+        processes=max(0, _processes_at_work() - processes_before),
     )
     week.service, week.in_flight = None, set()
     return week, left

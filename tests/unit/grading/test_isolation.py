@@ -63,7 +63,7 @@ def test_leaky_handlers_leave_one_task_and_one_result_per_give_up(source):
 def test_fixes_leave_nothing_and_behave(source, traffic):
     result = run(source, **TRAFFIC[traffic])
     assert result.error is None
-    assert (result.leftover_tasks, result.leftover_threads) == (0, 0)
+    assert (result.leftover_tasks, result.leftover_threads, result.died_unseen) == (0, 0, 0)
     assert result.retained_bytes_per_request < 4096
     for name in ("completed_with_result", "gave_up_as_specified", "query_ran_once", "gave_up_promptly"):
         assert all_passed(result.outcome, name), name
@@ -85,6 +85,58 @@ def test_processes_an_answer_leaves_running_are_counted_from_outside():
     assert result.leftover_processes >= (20 if sandbox.active() else 10)  # unsandboxed, an orphan leaves the tree
     assert "still running, started in the run" in result.leak_report and "time.sleep(600)" in result.leak_report
     with pytest.raises(AssertionError, match="processes were left running after the burst"):
+        result.require_no_leftovers()
+
+
+# A handler that first tries something that fails in a task of its own (a cache, say), then queries.
+TRIES_A_CACHE = """
+async def handle_request(request: Request) -> Result:
+    async def from_cache() -> Result:
+        raise LookupError("not cached")
+
+    cached = asyncio.create_task(from_cache())
+    try:
+        return await cached
+    except LookupError:
+        pass
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        return await slow_query(request)
+"""
+
+
+def test_a_task_whose_exception_its_handler_retrieved_is_no_problem():
+    result = run(TRIES_A_CACHE)
+    assert (result.error, result.leftover_tasks, result.died_unseen) == (None, 0, 0)
+    result.require_no_leftovers()
+
+
+@pytest.mark.parametrize(
+    "made",
+    ["asyncio.create_task(from_cache())", "asyncio.Task(from_cache())"],
+    ids=["held_by_the_factory", "freed_before_the_count"],
+)
+def test_a_task_that_died_of_an_exception_nobody_retrieved_fails_nothing_left_behind(made):
+    """Found among the run's tasks, or, for one made without the loop's task factory and freed as soon as
+    it ended, through the loop's exception handler."""
+    dropped = TRIES_A_CACHE.replace(
+        "    cached = asyncio.create_task(from_cache())\n    try:\n        return await cached\n"
+        "    except LookupError:\n        pass\n",
+        f"    {made}\n",
+    )
+    result = run(dropped)
+    died = 40 + 2  # one per request, the warm-up's two included
+    assert (result.error, result.leftover_tasks, result.died_unseen) == (None, 0, died)
+    assert f"{died} @ handle_request.<locals>.from_cache: LookupError" in result.leak_report
+    with pytest.raises(AssertionError, match=f"{died} tasks it started died of an exception nobody retrieved"):
+        result.require_no_leftovers()
+
+
+def test_a_child_released_by_the_clients_own_signal_is_caught():
+    """The client's signals are not on the request: a child that waits for the client to go dies of it."""
+    result = run(answers.WAITS_ON_THE_CLIENT)
+    assert result.error is None and result.died_unseen > 0
+    assert "AttributeError" in result.leak_report
+    with pytest.raises(AssertionError):
         result.require_no_leftovers()
 
 
