@@ -70,6 +70,15 @@ frame = re.search(r"^#\\s+(\\w+)\\s+\\S*mystery_service\\.py:(\\d+)$", grouped, 
 LEAK_FUNCTION, LEAK_LINE = frame.group(1), int(frame.group(2))
 """
 
+# Right, read from `grouped`, the dump section 2's own cell fetched while it recorded the service with
+# memray: the grader runs that cell too, and its recording needs a folder it may write in.
+DIAGNOSIS_FROM_SECTION_2 = """import re
+
+biggest = grouped.split("\\n\\n")[1]
+frame = re.search(r"^#\\s+(\\w+)\\s+\\S*mystery_service\\.py:(\\d+)", biggest, re.M)
+LEAK_FUNCTION, LEAK_LINE = frame.group(1), int(frame.group(2))
+"""
+
 DIAGNOSIS_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
 
 # The fix: the reader resolves every reply, an error reply with the backend's error; the caller's

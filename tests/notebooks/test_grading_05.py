@@ -75,6 +75,7 @@ def graded(tmp_path_factory):
             diagnosis=answers_05.DIAGNOSIS_FROM_AN_AWAITED_CELL,
         ),
         "tried_by_hand": with_answer(folder, "tried_by_hand", fix=answers_05.FIXED_TRIED_BY_HAND),
+        "section_2": with_answer(folder, "section_2", diagnosis=answers_05.DIAGNOSIS_FROM_SECTION_2),
     }
     return graded_by_cli(submissions, home)
 
@@ -124,6 +125,7 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("awaited", set()),  # a top-level `await`, as IPython runs it
         ("awaited_above", set()),  # from a cell above that awaited
         ("tried_by_hand", set()),  # the fix, tried in its own cell with a top-level `await`
+        ("section_2", set()),  # from section 2's dump, fetched while its cell recorded with memray
     ],
 )
 def test_each_wrong_answer_loses_exactly_its_points(graded, name, points_lost):

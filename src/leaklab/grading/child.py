@@ -32,6 +32,7 @@ import re
 import resource
 import signal
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -45,6 +46,7 @@ from types import AsyncGeneratorType, CoroutineType, FunctionType, ModuleType
 from .. import _i18n
 from .._census import registered_tasks, task_done, task_loop, task_registries
 from .._errors import LeaklabError, described
+from .._repo import ARTEFACTS_ENV
 from .._stacks import counted, format_groups, group_stacks, in_library, unregistered_threads
 from ..scenarios import Scenario, WarmsUp, answer_namespace, load
 from . import settings
@@ -396,12 +398,16 @@ class Child:
         self.guard.add_leaklab()
         self.channel.stop_at("ready", pid=_getpid())
         loop = asyncio.new_event_loop()  # the kernel's: one for every cell's top-level `await`
-        for number, cell in enumerate(self.job.get("before", [])):
-            try:
-                run_cell(_python_of(cell), f"<cell {number + 1}>", namespace, loop)
-            except Exception:
-                continue  # as far as it goes, as in the notebook where it failed too
-        self.run_answer_cell(namespace, loop)
+        # The cells above may record (memray) or plot, into the artefacts folder: in the sandbox the checkout
+        # is read-only, so they get a folder of their own in the run's private /tmp, as a kernel has one.
+        with tempfile.TemporaryDirectory(prefix="leaklab-artefacts-", ignore_cleanup_errors=True) as artefacts:
+            os.environ[ARTEFACTS_ENV] = artefacts
+            for number, cell in enumerate(self.job.get("before", [])):
+                try:
+                    run_cell(_python_of(cell), f"<cell {number + 1}>", namespace, loop)
+                except Exception:
+                    continue  # as far as it goes, as in the notebook where it failed too
+            self.run_answer_cell(namespace, loop)
         self.channel.stop_at("measuring")
         found = {name: plain(namespace[name]) for name in self.job["names"] if name in namespace}
         self.finish(IsolatedRun(outcome={"values": {name: value for name, value in found.items() if value}}))
