@@ -56,7 +56,8 @@ PARTS = ("notebooks", "class", "memray", "sandbox", "install")
 NOTEBOOK_GOAL_S = 6.0
 TRANSLATED_GOAL = 0.10  # a translated lesson's execution above its English one's, as a share of it
 GRADE_SHARE_GOAL = 1 / 3  # leaklab grade's time above execution, as a share of nbgrader's CLI's
-SPEED_UP_GOAL = 1.8
+SPEED_UP_GOAL = 1.8  # `make bench`'s small class
+CLASS_SPEED_UP_GOAL = 3.5  # `make bench-class`'s full class (issue 16): the jobs mostly wait, so more than the cores
 CLASS_OVERHEAD_GOAL_S = 1.5
 MEMRAY_GOAL = 1.2
 INSTALL_GOAL_S = 90.0
@@ -331,6 +332,7 @@ def bench_class(
     executions: dict[str, list[float]],
     say: Progress,
     execution_runs: int | None = None,
+    speed_up_goal: float = SPEED_UP_GOAL,
 ) -> list[Row]:
     """A class of `students` handing in every solution, graded both ways in copies of one course.
 
@@ -401,8 +403,8 @@ def bench_class(
         Row(
             "class: speed-up of `leaklab autograde` over sequential nbgrader",
             f"{speed_up:.2f}x",
-            f">= {SPEED_UP_GOAL:g}x",
-            verdict(speed_up >= SPEED_UP_GOAL),
+            f">= {speed_up_goal:g}x",
+            verdict(speed_up >= speed_up_goal),
         ),
         Row(
             "class: time per notebook and core above the notebook's own execution",
@@ -659,8 +661,9 @@ What the rows measure, and their goals:
   `make bench-class`), graded in two copies of one course: by `leaklab autograde` (its default slots, or
   `--jobs N`) in one, by
   sequential `nbgrader autograde`, one assignment after another, in the other. Goals: a speed-up of at
-  least {SPEED_UP_GOAL:g}x, at most {CLASS_OVERHEAD_GOAL_S:g} s per notebook and core above the notebooks' own
-  execution, and full marks for every solution from both graders. A third copy is graded with
+  least {SPEED_UP_GOAL:g}x in `make bench`, {CLASS_SPEED_UP_GOAL:g}x in `make bench-class`, at most
+  {CLASS_OVERHEAD_GOAL_S:g} s per notebook and core above the notebooks' own execution, and full marks
+  for every solution from both graders. A third copy is graded with
   `leaklab autograde --cluster` on a Dask cluster on this machine (a scheduler and {DASK_WORKERS} workers of one
   thread, each a process of its own): its time, its marks, and how much slower than the local pool it is
   (the price of the cluster: each job sent and returned as bytes, and a fresh process per job on the
