@@ -29,20 +29,20 @@ def graded_by_cli(submissions: dict[str, Path], home: Path, *options: str, at_on
     runs its jobs (the grades must not depend on what runs beside them; the suite takes half the time)."""
     names = list(submissions)
     shares = [names[i::at_once] for i in range(at_once) if names[i::at_once]]
-    env = {**os.environ, "HOME": str(home)}
-    running = [
-        subprocess.Popen(
-            [sys.executable, "-m", "leaklab._cli", "grade", "--json", *options, *(str(submissions[n]) for n in share)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for share in shares
-    ]
+    cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", *options]
+    done = side_by_side([[*cli, *(str(submissions[n]) for n in share)] for share in shares], home)
     results: dict[str, dict] = {}
-    for share, process in zip(shares, running, strict=True):
-        stdout, _stderr = process.communicate(timeout=600)
+    for share, (_code, stdout, _stderr) in zip(shares, done, strict=True):
         results.update(zip(share, json.loads(stdout)["results"], strict=True))
     return {name: results[name] for name in names}
+
+
+def side_by_side(commands: list[list[str]], home: Path) -> list[tuple[int, str, str]]:
+    """Run `commands` at once from the checkout, with `home` as HOME; each one's exit code and output."""
+    env = {**os.environ, "HOME": str(home)}
+    running = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for command in commands
+    ]
+    outputs = [process.communicate(timeout=600) for process in running]
+    return [(process.returncode, stdout, stderr) for process, (stdout, stderr) in zip(running, outputs, strict=True)]

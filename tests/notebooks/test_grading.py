@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -70,34 +68,22 @@ def graded(tmp_path_factory):
         "no_join": with_answer(answers_04.NO_JOIN, folder, "no_join", SLUG_04),
         "drops_queued_jobs": with_answer(answers_04.DROPS_QUEUED_JOBS, folder, "drops_queued_jobs", SLUG_04),
     }
-    env = {**os.environ, "HOME": str(home)}
     feedback = tmp_path_factory.mktemp("feedback")
     cli = [sys.executable, "-m", "leaklab._cli", "grade", "--json", "--feedback", str(feedback)]
     # Two commands side by side, as a class is graded (the suite takes less time): lesson 01's submissions
     # with the bad files in one, whose exit code and progress the tests read, lessons 02-04's in the other.
     names = list(submissions)
     shares = [names[: names.index("folder") + 1], names[names.index("folder") + 1 :]]
-    running = [
-        subprocess.Popen(
-            [*cli, *(str(submissions[n]) for n in share)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for share in shares
-    ]
-    done = [(process, *process.communicate(timeout=600)) for process in running]
+    done = handed_in.side_by_side([[*cli, *(str(submissions[n]) for n in share)] for share in shares], home)
     by_name = {}
-    for share, (_process, stdout, _stderr) in zip(shares, done, strict=True):
+    for share, (_code, stdout, _stderr) in zip(shares, done, strict=True):
         by_name.update(zip(share, json.loads(stdout)["results"], strict=True))
-    first, stdout, stderr = done[0]
+    (code, _stdout, stderr), (other_code, _, _) = done
     return {
         "by_name": by_name,
-        "returncode": first.returncode,
+        "returncode": code,
         "stderr": stderr,
-        "other_returncode": done[1][0].returncode,
+        "other_returncode": other_code,
         "home": home,
         "feedback": feedback,
     }
