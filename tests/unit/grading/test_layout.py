@@ -24,7 +24,7 @@ ALLOWED = {
     "sandbox": {"settings"},
     "watch": set(),
     "isolation": {"settings", "results", "handoff", "sandbox", "watch", "scenarios", "_errors", "_stacks", "_i18n"},
-    "child": {"isolation", "settings", "results", "scenarios", "_census", "_stacks", "_errors", "_i18n"},
+    "child": {"isolation", "settings", "results", "scenarios", "_census", "_stacks", "_errors", "_i18n", "_repo"},
     "own_run": {"cells", "isolation", "results"},
     "checks": {"cells", "results", "_errors"},
     "kernel": {"cells", "handoff", "sandbox", "settings", "results", "_repo"},
