@@ -69,9 +69,21 @@ class CommandFailed(Exception):
         self.what, self.tail = what, tail
 
 
-def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path, jobs: int) -> dict[str, tuple[float, float]]:
-    """`jobs` `leaklab grade --json` commands at once, each over a share of the submissions: (score, max) by
-    student."""
+Graded = dict[str, tuple[float, float, str]]  # by student: score, max, and the tests that lost points
+
+
+def lost(tests: dict[str, dict]) -> str:
+    """The tests that lost points and the first line of each one's message: what a wrong-way verdict shows."""
+    return "; ".join(
+        f"{name}: {next(iter((test.get('message') or '').strip().splitlines()), '')}"
+        for name, test in tests.items()
+        if test.get("score", 0) < test.get("max_score", 0)
+    )
+
+
+def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path, jobs: int) -> Graded:
+    """`jobs` `leaklab grade --json` commands at once, each over a share of the submissions: (score, max, lost)
+    by student."""
     paths = {}
     for student, (slug, data, _) in submitted.items():
         path = folder / student / f"{slug}.ipynb"
@@ -105,12 +117,12 @@ def by_grade(submitted: dict[str, tuple[str, bytes, bool]], folder: Path, jobs: 
             tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
             raise CommandFailed(f"leaklab grade exited {command.returncode} without its JSON", tail) from None
         for student, r in zip(share, results, strict=True):
-            graded[student] = (r["score"] or 0.0, r["max_score"] or 0.0)
+            graded[student] = (r["score"] or 0.0, r["max_score"] or 0.0, lost(r.get("tests") or {}))
     return graded
 
 
-def by_autograde(course: Path, jobs: int) -> dict[str, tuple[float, float]]:
-    """One `leaklab autograde --force` of the course: (score, max) by student, from its ledger."""
+def by_autograde(course: Path, jobs: int) -> Graded:
+    """One `leaklab autograde --force` of the course: (score, max, lost) by student, from its ledger."""
     subprocess.run(
         [BIN / "leaklab", "autograde", course, "--force", "--jobs", str(jobs), "--course", ROOT],
         capture_output=True,
@@ -119,7 +131,7 @@ def by_autograde(course: Path, jobs: int) -> dict[str, tuple[float, float]]:
     graded = {}
     for line in (course / "leaklab" / "grades.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        graded[row["student"]] = (row["score"], row["max_score"])  # the last line of each student wins
+        graded[row["student"]] = (row["score"], row["max_score"], lost(row.get("tests") or {}))  # the last line wins
     return graded
 
 
@@ -229,13 +241,14 @@ def main(argv: list[str] | None = None) -> int:
                                     "more than three grading commands ended without their result"
                                 ) from None
                             say("  the round is not counted; it runs again")
-                    went_wrong = {}
+                    went_wrong, lost_points = {}, {}
                     for student, (_, _, right) in submitted.items():
-                        score, most = scores.get(student, (0.0, -1.0))
+                        score, most, why = scores.get(student, (0.0, -1.0, "not graded"))
                         if not right_verdict(score, most, right):
                             went_wrong[student] = 1
+                            lost_points[student] = why  # kept in the record: the round's folders are temporary
                             wrong_way[grader][student] = wrong_way[grader].get(student, 0) + 1
-                            say(f"  {student}: {score:g} of {most:g} ({'right' if right else 'wrong'} answer)")
+                            say(f"  {student}: {score:g} of {most:g} ({'right' if right else 'wrong'} answer) {why}")
                     if args.record:
                         row = {
                             "digest": digest,
@@ -245,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                             "seconds": round(time.monotonic() - started),
                             "students": list(submitted),
                             "wrong_way": went_wrong,
+                            "lost": lost_points,
                         }
                         with args.record.open("a", encoding="utf-8") as out:
                             out.write(json.dumps(row) + "\n")
