@@ -11,6 +11,7 @@ import asyncio
 import asyncio.futures
 import asyncio.tasks
 import gc
+import os
 import sys
 import threading
 import weakref
@@ -49,6 +50,26 @@ def task_loop(task: asyncio.Task) -> asyncio.AbstractEventLoop:
     if isinstance(task, asyncio.futures._PyFuture):
         return _py_get_loop(task)
     return task.get_loop()
+
+
+# Bound when this module is imported, before any answer runs: a count of processes asks with these.
+_listdir, _open = os.listdir, open
+
+
+def process_parents(*, running_only: bool = False) -> dict[int, int]:
+    """Every process this one can see, with its parent's pid (Linux: `/proc/PID/stat`); with
+    `running_only`, not those that have ended and wait to be reaped (zombies)."""
+    parents = {}
+    for name in _listdir("/proc"):
+        if name.isdigit():
+            try:
+                with _open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as stat:
+                    state, parent = stat.read().rpartition(")")[2].split()[:2]
+                if not (running_only and state == "Z"):
+                    parents[int(name)] = int(parent)
+            except (OSError, ValueError):
+                continue  # it ended meanwhile
+    return parents
 
 
 def task_registries() -> list[object]:

@@ -28,6 +28,8 @@ from test_class_grading import (
     leaklab,
 )
 
+from leaklab._census import process_parents
+
 pytestmark = pytest.mark.slow
 
 # Honest answers and attacks that end by themselves well within the limits (none waits for a timeout).
@@ -113,15 +115,7 @@ def _wait_until_grading(pid: int) -> None:
 
 
 def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`, read from each one's stat (`/proc/PID/task/PID/children` needs a
-    kernel option that not every machine has)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            state, parent = stat.read_text().rpartition(")")[2].split()[:2]
-            if int(parent) == pid and state != "Z":
-                found.append(int(stat.parent.name))
-    return found
+    return [child for child, parent in process_parents(running_only=True).items() if parent == pid]
 
 
 def _started_in(base: Path) -> list[int]:

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._census import process_parents
+
 MESSAGE_BYTES = 16 * 2**20  # all the child may say (a result with its leak report is a few KiB)
 STAGES = ("ready", "measuring", "result")
 
@@ -24,20 +26,10 @@ class Tampered(Exception):
     """The child's messages, or its counts, are not what an unmodified child sends."""
 
 
-def _ppids() -> dict[int, int]:
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = Path(f"/proc/{name}/stat").read_text(encoding="ascii", errors="replace")
-                parents[int(name)] = int(stat.rpartition(")")[2].split()[1])
-    return parents
-
-
 def find_process(root: int, inner_pid: int) -> int | None:
     """`root` or its descendant whose pid inside its own PID namespace is `inner_pid` (the child is
     bwrap's grandchild in a sandbox, `root` itself outside one)."""
-    for pid in [root, *_below(root, _ppids())]:
+    for pid in [root, *_below(root, process_parents())]:
         with contextlib.suppress(OSError):
             status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
             nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
@@ -64,7 +56,7 @@ def started_below(root: int, child: int) -> list[int]:
     """The processes below `root` that still run, but for `child` and the processes between them (a
     zombie has released what it held). In a sandbox, a process the child's own children orphaned is
     adopted by the sandbox's first process, below `root`: it is found too."""
-    parents = _ppids()
+    parents = process_parents()
     between, pid = {root}, child
     while pid not in between and pid in parents:
         between.add(pid)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .._census import Census, task_done, task_loop
+from .._census import Census, process_parents, task_done, task_loop
 from .._i18n import _
 from .._stacks import counted
 from . import lifeless_pool
@@ -61,7 +61,7 @@ WORKERS_PER_BATCH = 4  # DO NOT CHANGE: how many threads a batch is spread over
 
 # The measuring tools, bound when this module is imported, before any answer cell runs.
 _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
-_getpid, _open = os.getpid, open
+_getpid = os.getpid
 _all_objects, _TASK_TYPES = gc.get_objects, (asyncio.Task, asyncio.tasks._PyTask)  # type: ignore[attr-defined]
 _current_frames, _IDLE_WORKER = sys._current_frames, _executor_threads._worker.__code__  # type: ignore[attr-defined]
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
@@ -1208,16 +1208,8 @@ def _socket_count() -> int:
 def _processes_at_work() -> int:
     """This process's children still running (not ended, not zombies): a call moved into a subprocess
     holds its socket there, out of this process's count, for as long as it runs."""
-    me, count = str(_getpid()), 0
-    for entry in _listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with _open(f"/proc/{entry}/stat") as stat:
-                    state, parent = stat.read().rpartition(")")[2].split()[:2]
-            except (OSError, ValueError):
-                continue  # it ended meanwhile
-            count += parent == me and state != "Z"
-    return count
+    me = _getpid()
+    return sum(parent == me for parent in process_parents(running_only=True).values())
 
 
 @dataclass

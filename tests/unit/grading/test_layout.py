@@ -22,7 +22,7 @@ ALLOWED = {
     "results": set(),
     "handoff": {"cells"},
     "sandbox": {"settings"},
-    "watch": set(),
+    "watch": {"_census"},
     "isolation": {"settings", "results", "handoff", "sandbox", "watch", "scenarios", "_errors", "_stacks", "_i18n"},
     "child": {"isolation", "settings", "results", "scenarios", "_census", "_stacks", "_errors", "_i18n", "_repo"},
     "own_run": {"cells", "isolation", "results"},
