@@ -260,3 +260,48 @@ ERRORS_RESET_ON_SUCCESS = FIXED.replace(
     "                    break\n", "                    self.errors = 0\n                    break\n"
 )
 assert ERRORS_RESET_ON_SUCCESS != FIXED
+
+# A fix written as a dataclass: `KW_ONLY` makes backoff_s keyword-only, as the task's signature has it. The
+# kernel evaluates annotations; a cell compiled with the grader's own `from __future__ import annotations`
+# made `_` a field (an outside reviewer's right answer, 0/9 then).
+DATACLASS = """
+from dataclasses import KW_ONLY, dataclass, field
+
+
+@dataclass(eq=False)
+class Worker:
+    jobs: queue.Queue
+    dependency: Dependency
+    _: KW_ONLY
+    backoff_s: float = 0.02
+    errors: int = 0
+    results: list = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=1.0):
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                job = self.jobs.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while True:
+                try:
+                    self.results.append(self.dependency.call(job))
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    if self._stop.wait(self.backoff_s):
+                        return
+"""

@@ -394,7 +394,7 @@ class Child:
         first, each as far as it goes (a demo that fails, or a line of IPython magic, is skipped)."""
         namespace: dict[str, object] = {"__name__": "__main__", "get_ipython": _NoIPython}
         for setup in self.job["setup"]:
-            exec(compile(setup, "<set-up cell>", "exec"), namespace)
+            exec(compile(setup, "<set-up cell>", "exec", dont_inherit=True), namespace)
         self.guard.add_leaklab()
         self.channel.stop_at("ready", pid=_getpid())
         loop = asyncio.new_event_loop()  # the kernel's: one for every cell's top-level `await`
@@ -507,8 +507,10 @@ class _NoIPython:
 
 def run_cell(source: str, name: str, namespace: dict[str, object], loop: asyncio.AbstractEventLoop | None) -> None:
     """Run a notebook cell as IPython does: one with a top-level `await` (IPython's autoawait) is run to
-    its end on `loop`, or, without one, on a fresh loop closed afterwards as `asyncio.run` closes its own."""
-    code = compile(source, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    its end on `loop`, or, without one, on a fresh loop closed afterwards as `asyncio.run` closes its own.
+    Compiled without this module's `from __future__` imports, as the kernel compiles it: annotations are
+    evaluated (a dataclass's `_: KW_ONLY` works)."""
+    code = compile(source, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     if not code.co_flags & inspect.CO_COROUTINE:
         exec(code, namespace)
     elif loop is not None:

@@ -100,7 +100,9 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
             namespace.update(names)
         elif cells.is_setup(cell):  # the lesson's own set-up: imports of the scenario's names
             setup.append(cells.text(cell))
-            exec(compile(cells.text(cell), f"<{cells.grade_id(cell) or 'setup'}>", "exec"), namespace)
+            exec(
+                compile(cells.text(cell), f"<{cells.grade_id(cell) or 'setup'}>", "exec", dont_inherit=True), namespace
+            )
     return namespace, problem
 
 
@@ -136,7 +138,7 @@ def verify(source: dict, submission: dict) -> dict[str, TestResult]:
         for hidden, part in enumerate(parts):
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    exec(compile(part, f"<{grade_id}>", "exec"), namespace)
+                    exec(compile(part, f"<{grade_id}>", "exec", dont_inherit=True), namespace)
             except BaseException as exc:  # a test's failure, whatever its kind, is that test's only
                 if isinstance(exc, KeyboardInterrupt):
                     raise

@@ -356,3 +356,15 @@ def test_a_verdict_judges_each_visible_check_and_never_passes_a_stub():
     assert not told.passed and str(told).startswith("✗ not yet: 2 of 4 visible checks fail")
     assert [failure is None for _, failure in told.checks] == [True, True, False, False]
     assert str(stub.verdict(*checks)).startswith("✗ no answer yet")
+
+
+def test_a_cell_is_compiled_as_the_kernel_compiles_it_not_with_the_graders_future_imports():
+    """The grader's modules use `from __future__ import annotations`; a cell compiled under it saw its
+    annotations as strings, and a dataclass's `_: KW_ONLY` became a field (a right answer scored 0/9)."""
+    from leaklab.grading.child import run_cell
+
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    cell = "from dataclasses import KW_ONLY, dataclass\n\n@dataclass\nclass A:\n    x: int\n    _: KW_ONLY\n"
+    cell += "    y: int = 0\n"
+    run_cell(cell, "<answer cell>", namespace, None)
+    assert namespace["A"](1, y=2).y == 2 and namespace["A"].__annotations__["x"] is int
