@@ -229,6 +229,22 @@ async def fetch(request, address):
     return request.expected()
 """
 
+# Evasive: asks the service and reads one byte of its reply, then makes the answer up from the key (an
+# outside reviewer's, 9/9 while the grader's keys were answered with `value of <key>` alone).
+MAKES_UP_AFTER_ONE_BYTE = """
+async def fetch(request, address):
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(request.line())
+            await writer.drain()
+            if not await reader.read(1):
+                raise ConnectionResetError("closed")
+            return request.expected()
+        finally:
+            writer.close()
+"""
+
 # Wrong: enforces the deadline only when it is short (under 1 s): a call with a long one hangs for good.
 SHORT_DEADLINES_ONLY = FIXED.replace(
     "asyncio.timeout(request.deadline_ms / 1000)",

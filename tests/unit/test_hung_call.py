@@ -13,6 +13,7 @@ from answers_03 import (
     LEAKY,
     LETS_GO_UNCLOSED,
     MADE_UP,
+    MAKES_UP_AFTER_ONE_BYTE,
     RETRIES_A_HUNG_CALL,
     SHORT_DEADLINES_ONLY,
     SOCKET_TIMEOUT,
@@ -144,6 +145,14 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves, traff
     assert result.error is None
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
     assert bool(result.leftover_tasks or result.leftover_threads or result.leftover_files) == leaves
+
+
+def test_an_answer_made_up_after_the_first_byte_of_a_reply_is_not_the_services():
+    """A grader's key is answered with a token only the service knows: a fetch that reads one byte and
+    returns `request.expected()` answers the lesson's keys right and the grader's wrong."""
+    for traffic in TRAFFIC.values():
+        result = run(MAKES_UP_AFTER_ONE_BYTE, **traffic)
+        assert result.error is None and result.outcome["healthy_calls_answered"][0] == 0
 
 
 def test_leftovers_are_counted_by_kind():

@@ -54,7 +54,8 @@ class Request:
         return f"GET {self.key}\n".encode()
 
     def expected(self) -> str:
-        """The service's answer to this request, when it answers."""
+        """The service's answer to one of the lesson's own keys, when it answers (to a grader's key it adds a
+        token only the service knows: `answer_to`)."""
         return f"value of {self.key}"
 
 
@@ -74,9 +75,9 @@ def never_answered(secret: str, key: str) -> bool:
 
 
 def answer_to(secret: str, key: str) -> str:
-    """The service's answer to `key`: `value of <key>`; for a signed key (`w7.0`, lesson 08's grader) followed
-    by a token made from the secret, so that only a client that read the reply can return it."""
-    if re.fullmatch(r"w\d+\.\d+", key):
+    """The service's answer to `key`: `value of <key>`; for a grader's key (`q7.0`, or lesson 08's `w7.0`)
+    followed by a token made from the secret, so that only a client that read the reply can return it."""
+    if re.fullmatch(r"[qw]\d+\.\d+", key):
         return f"value of {key} #{hashlib.sha256(f'{secret}:answer:{key}'.encode()).hexdigest()[:12]}"
     return f"value of {key}"
 
@@ -258,6 +259,7 @@ class Call:
     # The call's task, kept as a caller that keeps its finished tasks would (the grader keeps every task):
     # a finished task still refers to what it raised, and through its traceback to the frames' locals.
     task: asyncio.Future[str] | None = field(default=None, repr=False, compare=False)
+    expected: str = ""  # what the service answers to this call's key (a grader's key: with its token)
 
     @property
     def correct(self) -> bool:
@@ -266,7 +268,7 @@ class Call:
         if self.stuck:
             on_time = self.past_deadline and self.took_ms < self.request.deadline_ms + _MARGIN_MS
             return self.ended_with == "TimeoutError" and on_time
-        return self.ended_with == "answer" and self.answer == self.request.expected()
+        return self.ended_with == "answer" and self.answer == self.expected
 
     @property
     def past_deadline(self) -> bool:
@@ -283,7 +285,7 @@ class Call:
         if self.ended_with == "TimeoutError":
             return self.past_deadline
         return self.ended_with == "CancelledError" or (
-            self.ended_with == "answer" and not self.stuck and self.answer == self.request.expected()
+            self.ended_with == "answer" and not self.stuck and self.answer == self.expected
         )
 
     def closed_when_ended(self, ports: list[int]) -> bool:
@@ -498,6 +500,7 @@ async def send_calls(
     calls = list(await asyncio.gather(*callers))
     for call in calls:
         call.reset = resets_connection(call.request.key)  # the calls the service resets (`_Handler`)
+        call.expected = expected_answer(address, call.request.key)
     return calls
 
 
