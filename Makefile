@@ -72,7 +72,7 @@ test: $(STAMP) ## install what the tests need, then run the whole suite (the bro
 	$(BIN)/ruff check src tests grader
 	$(BIN)/ruff format --check src tests grader
 	@sh grader/i18n/cjk-font.sh || echo "(the test of the Chinese plots is skipped)"
-	$(BIN)/python -m pytest --ignore=tests/e2e --ignore=tests/hub
+	$(BIN)/python -m pytest -n 2 --ignore=tests/e2e --ignore=tests/hub
 	@$(MAKE) --no-print-directory hub
 	@$(MAKE) --no-print-directory e2e
 
