@@ -240,3 +240,47 @@ assert POLLS_IN_SLICES != FIXED
 # Wrong: tick() keeps the series and warns right, but returns None instead of the sample it took.
 NO_RETURN = FIXED.replace("        return now\n", "", 1)
 assert NO_RETURN != FIXED
+
+# Wrong: waits in 20 ms slices on a private Event nobody sets, looking at the stop flag between them:
+# stop() is heard only when a slice ends, whatever the slices are (an Event or time.sleep).
+PRIVATE_EVENT_SLICES = FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        nap = threading.Event()\n"
+    "        while True:\n"
+    "            due = time.monotonic() + self.interval_s\n"
+    "            while not self._stop.is_set() and time.monotonic() < due:\n"
+    "                nap.wait(min(0.02, max(0.0, due - time.monotonic())))\n"
+    "            if self._stop.is_set():\n                return\n"
+    "            self.tick()\n",
+)
+assert PRIVATE_EVENT_SLICES != FIXED
+
+# The same with slices of a whole second: stop() waits up to a second for the slice to end.
+PRIVATE_EVENT_LONG_SLICES = PRIVATE_EVENT_SLICES.replace("min(0.02,", "min(1.0,")
+assert PRIVATE_EVENT_LONG_SLICES != PRIVATE_EVENT_SLICES
+
+# Correct: the same slices, on the stop Event itself: stop() wakes the slice in progress, so it is heard
+# at once however short the slices are.
+STOP_EVENT_SLICES = PRIVATE_EVENT_SLICES.replace("        nap = threading.Event()\n", "").replace(
+    "nap.wait(", "self._stop.wait("
+)
+assert "nap" not in STOP_EVENT_SLICES
+
+# Wrong: stop() joins with a bound (lesson 02's): a stop() during a slow sample returns while the thread
+# is still in its tick.
+JOIN_BOUNDED = FIXED.replace("self._thread.join()", "self._thread.join(timeout=0.05)")
+assert JOIN_BOUNDED != FIXED
+
+# Correct: stop() joins in steps of 50 ms, as long as the thread is alive: it returns only once it has ended.
+JOIN_IN_STEPS = FIXED.replace(
+    "            self._thread.join()\n",
+    "            while self._thread.is_alive():\n                self._thread.join(timeout=0.05)\n",
+)
+assert JOIN_IN_STEPS != FIXED
+
+# Wrong: the series is a window of the last 50 samples (the takeaways' long-running monitor), not the
+# whole series the task asks for.
+WINDOWED_SERIES = "import collections\n\n" + FIXED.replace(
+    "        self.series = []\n", "        self.series = collections.deque(maxlen=50)\n"
+)
+assert "maxlen" in WINDOWED_SERIES

@@ -33,6 +33,10 @@ def graded(tmp_path_factory):
         "never_warns": with_answer(answers_06.NEVER_WARNS, folder, "never_warns"),
         "ge_threshold": with_answer(answers_06.GE_THRESHOLD, folder, "ge_threshold"),
         "only_under": with_answer(answers_06.RECOVERS_ONLY_UNDER, folder, "only_under"),
+        "stop_event_slices": with_answer(answers_06.STOP_EVENT_SLICES, folder, "stop_event_slices"),
+        "private_event_slices": with_answer(answers_06.PRIVATE_EVENT_SLICES, folder, "private_event_slices"),
+        "join_bounded": with_answer(answers_06.JOIN_BOUNDED, folder, "join_bounded"),
+        "windowed_series": with_answer(answers_06.WINDOWED_SERIES, folder, "windowed_series"),
     }
     return handed_in.graded_by_cli(submissions, home)
 
@@ -44,8 +48,9 @@ def test_the_solution_gets_full_marks(graded):
     assert set(result["tests"]) == TESTS
 
 
-def test_another_correct_monitor_gets_full_marks(graded):
-    assert graded["window"]["score"] == 9
+@pytest.mark.parametrize("name", ["window", "stop_event_slices"])
+def test_another_correct_monitor_gets_full_marks(graded, name):
+    assert graded[name]["score"] == 9
 
 
 def test_the_unmodified_exercise_gets_zero(graded):
@@ -59,6 +64,9 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("flood", {f"{SLUG}_one_alert_one_recovery"}),
         ("no_sustain", {f"{SLUG}_quiet_for_healthy_bursts"}),
         ("sleep_loop", {f"{SLUG}_stops_cleanly"}),
+        ("private_event_slices", {f"{SLUG}_stops_cleanly"}),
+        ("join_bounded", {f"{SLUG}_stops_cleanly"}),
+        ("windowed_series", {f"{SLUG}_alerts_for_the_leak"}),
         ("ge_threshold", {f"{SLUG}_quiet_for_healthy_bursts", f"{SLUG}_one_alert_one_recovery"}),
         ("only_under", {f"{SLUG}_quiet_for_healthy_bursts", f"{SLUG}_one_alert_one_recovery"}),
     ],

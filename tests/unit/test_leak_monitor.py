@@ -9,6 +9,8 @@ from answers_06 import (
     FIXED,
     FLOOD,
     GE_THRESHOLD,
+    JOIN_BOUNDED,
+    JOIN_IN_STEPS,
     JOIN_WITH_SHORT_TIMEOUT,
     LOWLEVEL_THREAD,
     LYING_THREAD,
@@ -20,13 +22,17 @@ from answers_06 import (
     NO_SUSTAIN,
     NOT_CONSECUTIVE,
     POLLS_IN_SLICES,
+    PRIVATE_EVENT_LONG_SLICES,
+    PRIVATE_EVENT_SLICES,
     RECOVERS_ONLY_UNDER,
     SILENT_RECOVERY,
     SLEEP_LOOP,
     SLEEPS_UNLESS_LONG,
+    STOP_EVENT_SLICES,
     STUB,
     THREAD_FLOODS,
     WINDOW,
+    WINDOWED_SERIES,
 )
 
 from leaklab import run_isolated
@@ -192,6 +198,12 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         (POLLS_IN_SLICES, {"stops_cleanly"}, False),
         (NO_RETURN, {"alerts_for_the_leak"}, False),
         (STUB, set(PROPERTIES), False),
+        (STOP_EVENT_SLICES, set(), False),
+        (JOIN_IN_STEPS, set(), False),
+        (PRIVATE_EVENT_SLICES, {"stops_cleanly"}, False),
+        (PRIVATE_EVENT_LONG_SLICES, {"stops_cleanly"}, False),
+        (JOIN_BOUNDED, {"stops_cleanly"}, False),
+        (WINDOWED_SERIES, {"alerts_for_the_leak"}, False),
     ],
     ids=[
         "fixed",
@@ -216,6 +228,12 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         "polls_in_slices",
         "no_return",
         "stub",
+        "stop_event_slices",
+        "join_in_steps",
+        "private_event_slices",
+        "private_event_long_slices",
+        "join_bounded",
+        "windowed_series",
     ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from types import FrameType
 from typing import NamedTuple, TypeVar
 
 from .._census import Census
@@ -386,17 +386,12 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 MonitorClass = Callable[..., object]
 _Found = TypeVar("_Found")  # what a check run by _in_thread finds: its problem, or problems
 _BOUND_S = 1.0  # the wait for what takes milliseconds (a tick, a stop): a wide margin on a loaded machine
-_HOLD_POLLS = 30  # polls, 1 ms apart or more, for which the monitor's sample is held while stop() waits
-
-
-def _threading_frame(thread: threading.Thread) -> bool:
-    """Whether `thread` is blocked in threading's waits (a join, an Event or Condition wait)."""
-    frame = sys._current_frames().get(thread.ident or -1)
-    return (
-        frame is not None
-        and frame.f_code.co_filename == threading.__file__
-        and frame.f_code.co_name in {"_wait_for_tstate_lock", "wait", "join"}
-    )
+# How long the monitor's sample is held while stop() waits: a stop() that joins with a timeout shorter
+# than this (lesson 02's bounded join, `join(timeout=1.0)` included) has returned by then.
+_HOLD_S = 1.5
+# Quiet samples before the first leak: a series kept in a window (`deque(maxlen=...)`) shorter than this
+# has dropped some by the time it is read. Milliseconds here, a thousand ticks of the tick() driven run.
+_QUIET_LEAD = 1000
 
 
 def _stop_in_thread(monitor: object, owners: list[threading.Thread]) -> tuple[threading.Thread, dict]:
@@ -521,10 +516,11 @@ async def _healthy_bursts(monitor_class: MonitorClass, *, threshold: int, sustai
 async def _leak_episodes(
     monitor_class: MonitorClass, *, threshold: int, sustain: int, episodes: int
 ) -> tuple[str, str, bool]:
-    """Leak until the count has been above the threshold for `sustain` + 3 samples, restart the service,
-    a few quiet samples; `episodes` times. After the first leak the count falls back to exactly the
-    threshold, for one sample: recovery is "at or under". Returns the problems for the first alert and
-    series, and for the messages' count and order, and whether the monitor said anything at all."""
+    """After _QUIET_LEAD quiet samples, leak until the count has been above the threshold for `sustain` + 3
+    samples, restart the service, a few quiet samples; `episodes` times. After the first leak the count
+    falls back to exactly the threshold, for one sample: recovery is "at or under". Returns the problems
+    for the first alert and series, and for the messages' count and order, and whether the monitor said
+    anything at all."""
     services: list[LeakyService] = [LeakyService(thread_every=3)]
     spell = HealthyService()  # the busy spell that holds the count at the threshold
     messages: list[tuple[int, object]] = []
@@ -553,6 +549,9 @@ async def _leak_episodes(
     )
     plan: list[tuple[int, int, int]] = []  # per episode: the first tick above, the last above, the recovery tick
     try:
+        for _quiet in range(_QUIET_LEAD):  # a monitor runs for long before a leak: its series holds every sample
+            ticks += 1
+            tick()
         for episode in range(episodes):
             if episode:
                 services.append(LeakyService(thread_every=3))
@@ -713,7 +712,7 @@ def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, in
             return Sample(0, 0, 0)
         owners.append(threading.current_thread())
         entered.set()
-        gate.wait(3 * _BOUND_S)  # the grader holds the sample here until stop() is waiting
+        gate.wait(3 * _BOUND_S)  # the grader holds the sample here while stop() is waiting (_HOLD_S)
         return Sample(0, 0, 0)
 
     monitor = monitor_class(
@@ -728,14 +727,10 @@ def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, in
                 interval=interval_s,
             )
         caller, seen = _stop_in_thread(monitor, owners[:1])
-        # Ordering, not timing: the sample is released only once stop() has returned (wrong: it did not
-        # wait) or is waiting in threading's join/wait (right), and then for _HOLD_POLLS more polls, so
-        # that a join with a short timeout has given up and returned by then (wrong too).
-        wait_until(lambda: not caller.is_alive() or _threading_frame(caller), _BOUND_S)
-        for _poll in range(_HOLD_POLLS):
-            if not caller.is_alive():
-                break
-            time.sleep(0.001)
+        # The sample is released once stop() has returned (wrong: it did not wait for the thread), or after
+        # _HOLD_S if it has not (right: it is still waiting). A join bounded by less than that has given up
+        # and returned by then, while the thread is still in its sample; load only makes the hold longer.
+        wait_until(lambda: not caller.is_alive(), _HOLD_S)
         gate.set()
         caller.join(_BOUND_S)
         if caller.is_alive():
@@ -763,17 +758,18 @@ def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, su
     monitor = monitor_class(
         sample=sample, threshold=threshold, sustain=sustain, interval_s=long_s, warn=lambda _message: None
     )
-    with _Sleepers() as sleepers:
+    with _Waits() as waits:
         monitor.start()  # type: ignore[attr-defined]
         started = [t for t in threading.enumerate() if t not in before]
         if not started:
             return _("start() started no thread")
         # Only a ticker that does not wait out interval_s samples twice; a right one never does, however long
-        # this is. Meanwhile, a thread that waits in slices of time.sleep has slept.
+        # this is. Meanwhile, a thread that waits in slices of time.sleep has slept, and one that waits in
+        # slices on something stop() does not wake has seen such a wait end by its timeout.
         wait_until(lambda: len(samples) >= 2, _BOUND_S)
-    early = len(samples)
-    caller, seen = _stop_in_thread(monitor, started)
-    caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
+        early = len(samples)
+        caller, seen = _stop_in_thread(monitor, started)  # started inside: the hook sees what stop() wakes
+        caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
     if caller.is_alive():
         return _(
             "with interval_s={interval:g}, stop() had not returned after {bound:g} s: the ticker sleeps through "
@@ -796,38 +792,68 @@ def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, su
             early=early,
             bound=_BOUND_S,
         )
-    return sleepers.problem([*started, *samples])
+    monitors = [*started, *samples]
+    return waits.slept(monitors) or waits.sliced(monitors, waker=caller, interval_s=long_s)
 
 
 _SLEEP = time.sleep  # bound when the scenario is imported, before an answer runs
+# threading's waits (Event, Queue, Semaphore, Barrier, Timer) all wait in Condition.wait, and every way
+# to wake one (Event.set, Queue.put, notify_all) goes through Condition.notify.
+_CONDITION_WAIT, _CONDITION_NOTIFY = threading.Condition.wait.__code__, threading.Condition.notify.__code__
 
 
-class _Sleepers:
-    """While in use, notes the threads started meanwhile that call `time.sleep`: a wait that stop() cannot
-    cut short, whatever its length (a profile hook, which sees the call however the answer names it)."""
+class _Waits:
+    """While in use, a profile hook in the threads started meanwhile (it sees a call however the answer
+    names it) notes what they wait in: the threads that call `time.sleep`, the waits on a
+    `threading.Condition` (what every threading wait is) that ended by their timeout, and the
+    Conditions each thread woke."""
 
     def __init__(self) -> None:
-        self.threads: set[threading.Thread] = set()
+        self.sleepers: set[threading.Thread] = set()
+        self.timed_out: list[tuple[threading.Thread, threading.Condition]] = []
+        self.woken: list[tuple[threading.Thread, threading.Condition]] = []
         self._previous = threading.getprofile()
 
-    def __enter__(self) -> _Sleepers:
+    def __enter__(self) -> _Waits:
         threading.setprofile(self._hook)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         threading.setprofile(self._previous)
 
-    def _hook(self, frame: object, event: str, arg: object) -> None:
+    def _hook(self, frame: FrameType, event: str, arg: object) -> None:
         if event == "c_call" and arg is _SLEEP:
-            self.threads.add(threading.current_thread())
+            self.sleepers.add(threading.current_thread())
+        elif event == "call" and frame.f_code is _CONDITION_NOTIFY:
+            self.woken.append((threading.current_thread(), frame.f_locals["self"]))
+        elif event == "return" and frame.f_code is _CONDITION_WAIT and arg is False:
+            timeout = frame.f_locals.get("timeout")
+            if isinstance(timeout, (int, float)) and timeout > 0:  # a wait of 0 only looks, it does not wait
+                self.timed_out.append((threading.current_thread(), frame.f_locals["self"]))
 
-    def problem(self, threads: Iterable[threading.Thread]) -> str:
+    def slept(self, threads: Iterable[threading.Thread]) -> str:
         """What is wrong if one of `threads` (the monitor's) slept."""
-        if self.threads.isdisjoint(threads):
+        if self.sleepers.isdisjoint(threads):
             return ""
         return _(
             "the monitor's thread waited in time.sleep(), which stop() cannot cut short: it hears stop() only "
             "once the sleep is over (wait on an Event with a timeout instead)"
+        )
+
+    def sliced(self, threads: Iterable[threading.Thread], *, waker: threading.Thread, interval_s: float) -> str:
+        """What is wrong if one of `threads` (the monitor's, with an interval of `interval_s`, which no wait
+        of theirs should see end) waited, until its timeout, on something `waker` (the thread that called
+        stop()) never woke: slices, which stop() cannot cut short, however short they are."""
+        monitors, woken = set(threads), [condition for thread, condition in self.woken if thread is waker]
+        slices = [c for thread, c in self.timed_out if thread in monitors and all(c is not w for w in woken)]
+        if not slices:
+            return ""
+        return _(
+            "with interval_s={interval:g}, the monitor's thread waited in slices on something stop() does not "
+            "wake ({count} such waits ended by their timeout): stop() cannot cut a slice short, it is heard "
+            "only when one ends; wait on something stop() wakes, such as its Event",
+            interval=interval_s,
+            count=len(slices),
         )
 
 
@@ -842,14 +868,14 @@ def _with_block_leaves_nothing(monitor_class: MonitorClass, *, threshold: int, s
     monitor = monitor_class(
         sample=sample, threshold=threshold, sustain=sustain, interval_s=interval_s, warn=lambda _message: None
     )
-    with _Sleepers() as sleepers, monitor as entered:  # type: ignore[attr-defined]
+    with _Waits() as waits, monitor as entered:  # type: ignore[attr-defined]
         if entered is not monitor:
             return _("`with Monitor(...) as monitor:` should give the monitor; it gave {entered!r}", entered=entered)
         wait_until(lambda: len(samples) >= 2, _BOUND_S)  # between two samples: the wait for the second
     if alive(samples):
         return _("after the `with` block, the monitor's thread was still running")
-    if sleepers.problem(samples):
-        return sleepers.problem(samples)
+    if waits.slept(samples):
+        return waits.slept(samples)
     wait_until(lambda: thread_ids() <= before, 0.5)  # join() returns just before the OS removes a thread
     if thread_ids() - before:
         return _(
