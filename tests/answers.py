@@ -321,3 +321,108 @@ WAITS_ON_THE_CLIENT = LEAKY.replace(
 """,
 )
 assert WAITS_ON_THE_CLIENT != LEAKY
+
+# The first call is a call like any other (the grader's warm-up is judged, and what it leaves counts).
+# Wrong: a "janitor" task, started lazily on the first call, cancels the shielded children of handlers
+# that have gone, every 5 ms, for ever: it is itself left running.
+LAZY_JANITOR = """
+_children = set()
+_janitor = None
+
+
+async def _sweep():
+    while True:
+        await asyncio.sleep(0.005)
+        for child, handler in list(_children):
+            if handler.done():
+                child.cancel()
+                _children.discard((child, handler))
+
+
+async def handle_request(request: Request) -> Result:
+    global _janitor
+    if _janitor is None:
+        _janitor = asyncio.create_task(_sweep())
+    child = asyncio.create_task(slow_query(request))
+    entry = (child, asyncio.current_task())
+    _children.add(entry)
+    child.add_done_callback(lambda _: _children.discard(entry))
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        return await asyncio.shield(child)
+"""
+
+# Evasive: the leaky hand-off (its `task_done()` forgotten) on the process's first call only, the direct
+# fix after it: the first request leaves its child waiting in `join()`, holding its result.
+LEAKS_ON_FIRST_CALL = """
+_served = []
+
+
+async def handle_request(request: Request) -> Result:
+    if _served:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await slow_query(request)
+    _served.append(request.id)
+    reply = asyncio.Queue(maxsize=1)
+
+    async def run_query():
+        await reply.put(await slow_query(request))
+        await reply.join()
+
+    child = asyncio.create_task(run_query())
+    background_tasks.add(child)
+    child.add_done_callback(background_tasks.discard)
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        return await reply.get()
+"""
+
+# Wrong: the first call only "initialises" and returns None, without running the query.
+SKIPS_FIRST_CALL = """
+_ready = []
+
+
+async def handle_request(request: Request) -> Result:
+    if not _ready:
+        _ready.append(True)
+        return None
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        return await slow_query(request)
+"""
+
+# Right, close to LAZY_JANITOR: shielded children in a module-level set made on the first call, each
+# cancelled by its own handler when it gives up; nothing outlives its request.
+LAZY_IN_FLIGHT_SET = """
+_in_flight = None
+
+
+async def handle_request(request: Request) -> Result:
+    global _in_flight
+    if _in_flight is None:
+        _in_flight = set()
+    child = asyncio.create_task(slow_query(request))
+    _in_flight.add(child)
+    child.add_done_callback(_in_flight.discard)
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await asyncio.shield(child)
+    finally:
+        child.cancel()
+"""
+
+# Right, close to SKIPS_FIRST_CALL: the first call starts a one-off set-up (a "connection") that every
+# caller waits for, and ends; then each call runs its query under the deadline.
+SETS_UP_ON_FIRST_CALL = """
+_connected = None
+
+
+async def _connect():
+    await asyncio.sleep(0.001)
+
+
+async def handle_request(request: Request) -> Result:
+    global _connected
+    if _connected is None:
+        _connected = asyncio.ensure_future(_connect())
+    await asyncio.shield(_connected)
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        return await slow_query(request)
+"""

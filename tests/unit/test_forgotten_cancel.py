@@ -6,7 +6,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from answers import BUFFERED, DIRECT, EARLY_TIMEOUT, JOIN_WITH_TIMEOUT, SHORT_DEADLINES_ONLY
+from answers import (
+    BUFFERED,
+    DIRECT,
+    EARLY_TIMEOUT,
+    JOIN_WITH_TIMEOUT,
+    LAZY_IN_FLIGHT_SET,
+    LAZY_JANITOR,
+    LEAKS_ON_FIRST_CALL,
+    SHORT_DEADLINES_ONLY,
+    SKIPS_FIRST_CALL,
+)
 
 from leaklab import Recorder, run_isolated
 from leaklab.scenarios.forgotten_cancel import (
@@ -113,3 +123,23 @@ def test_a_drawn_burst_has_a_request_past_a_long_deadline():
     fixed = run_isolated(DIRECT, scenario="forgotten_cancel", function="handle_request", **drawn)
     passed, total = fixed.outcome["gave_up_as_specified"]
     assert fixed.error is None and passed == total
+
+
+def _isolated(source: str):
+    return run_isolated(source, scenario="forgotten_cancel", function="handle_request")
+
+
+def test_the_first_call_is_judged_and_what_it_leaves_counts():
+    """The grader's warm-up (a handler's first calls, before memory is measured) is judged with the burst:
+    a first call that skips the query fails, and a task started then and still pending is left behind."""
+    skipped = _isolated(SKIPS_FIRST_CALL)
+    assert skipped.error is None
+    passed, total = skipped.outcome["completed_with_result"]
+    assert (passed, total) == (total - 1, REQUESTS // 2 + 2)  # the warm-up's two requests complete
+    assert skipped.outcome["requests"] == skipped.outcome["answered"] == REQUESTS + 2
+    assert "request 0 (complete)" in skipped.outcome["problems"][0]
+    assert _isolated(LEAKS_ON_FIRST_CALL).leftover_tasks == 1  # its child, in join()
+    assert _isolated(LAZY_JANITOR).leftover_tasks == 1  # the janitor, for ever
+    right = _isolated(LAZY_IN_FLIGHT_SET)
+    assert right.error is None and right.leftover_tasks == 0
+    assert right.outcome["completed_with_result"] == [REQUESTS // 2 + 2] * 2

@@ -20,6 +20,7 @@ from leaklab.scenarios import (
     WarmsUp,
     answer_namespace,
     graded_properties,
+    judged_together,
     load,
     names,
     runnable,
@@ -71,6 +72,10 @@ def test_a_summary_read_before_its_burst_has_the_declared_types(name, monkeypatc
     burst, summary = scenario.probe(lambda *args: None)
     burst.close()  # type: ignore[attr-defined]  # a coroutine: closing it unstarted runs nothing
     read = summary()
+    if isinstance(scenario, WarmsUp):  # its warm-up is a short burst, judged with the burst's
+        warm_up, warm_up_summary = scenario.warm_up(lambda *args: None)
+        warm_up.close()  # type: ignore[attr-defined]
+        read = judged_together(read, warm_up_summary())
     if isinstance(scenario, JudgedOutside):  # what the child reports is judged in the grader's process
         read = scenario.judge(read)
     declared = typing.get_type_hints(Summary)
@@ -136,3 +141,18 @@ def test_the_contract_and_the_scenarios_import_without_the_heavy_packages():
     code = f"import sys, leaklab.scenarios as s; s.runnable(); print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_warm_up_is_judged_together_with_its_burst():
+    burst = {"a": [3, 4], "b": [2, 2], "requests": 4, "answered": 4, "units": {"a": "calls"}, "problems": ["a: 1"]}
+    warm_up = {"a": [1, 2], "b": [2, 2], "requests": 2, "answered": 1, "units": {}, "problems": ["a: 0"]}
+    together = judged_together(burst, warm_up)
+    assert together == {
+        "a": [4, 6],
+        "b": [4, 4],
+        "requests": 6,
+        "answered": 5,
+        "units": {"a": "calls"},
+        "problems": ["a: 0", "a: 1"],
+    }
+    assert "b" not in judged_together({"requests": 1, "answered": 0}, warm_up)  # the burst never reached it

@@ -48,7 +48,7 @@ from .._census import registered_tasks, task_done, task_loop, task_registries
 from .._errors import LeaklabError, described
 from .._repo import ARTEFACTS_ENV
 from .._stacks import counted, format_groups, group_stacks, in_library, unregistered_threads
-from ..scenarios import Scenario, WarmsUp, answer_namespace, load
+from ..scenarios import Scenario, WarmsUp, answer_namespace, judged_together, load
 from . import settings
 from .isolation import IsolatedRun, functions_behind, plain
 from .results import Reason, reason_of
@@ -347,6 +347,13 @@ class _FinalisedOpen:
 _UNCLOSED = re.compile(r"unclosed (transport|<socket\.socket|<StreamWriter|<asyncio\.)")
 
 
+def _failure_of(burst: asyncio.Task | None) -> BaseException | None:
+    """The exception a burst (or warm-up) ended with, if it ended with one."""
+    if burst is None or not burst.done() or burst.cancelled():
+        return None
+    return burst.exception()
+
+
 class Child:
     """One isolated run: the answer defined, warmed up, measured through the scenario's burst."""
 
@@ -430,10 +437,16 @@ class Child:
         self.channel.stop_at("measuring")  # and its open files
 
         ends_with_burst = getattr(scenario, "LEFTOVERS_AT_BURST_END", False)
-        if isinstance(scenario, WarmsUp):  # first-use allocations are not retained memory
-            warm_up = scenario.warm_up(handler)
-            run_burst(loop, warm_up, threads_before, settings.WARM_UP_BUDGET_S, ends_with_burst=ends_with_burst)
-        left_by_warm_up = tasks.pending(loop)
+        # A warm-up's allocations are not retained memory (first use: a cache, an import); the rest of it
+        # counts. Its calls are judged with the burst's, and what it leaves pending is a leftover: an
+        # answer's first call is a call like any other.
+        warm_up_task = warm_up_summary = None
+        if isinstance(scenario, WarmsUp):
+            warm_up, warm_up_summary = scenario.warm_up(handler)
+            warm_up_task = run_burst(
+                loop, warm_up, threads_before, settings.WARM_UP_BUDGET_S, ends_with_burst=ends_with_burst
+            )
+            warm_up = None
         _collect()
         _trace()
         witness = bytearray(64)  # traced from here on: tracemalloc forgets it only if its traces are cleared
@@ -449,23 +462,27 @@ class Child:
         settle(threads_before, getattr(scenario, "SETTLE_S", settings.SETTLE_S))
         files_left = max(0, open_files() - files_before)
         # Counted before the collector runs again: it would destroy a pending task only a cycle holds.
-        leftovers = [t for t in tasks.pending(loop) - left_by_warm_up if t is not main_task]
+        leftovers = [t for t in tasks.pending(loop) if t is not main_task and t is not warm_up_task]
         parked = parked_coroutines(tasks.pending(loop))
         died = died_unseen.found([*tasks.created, *(o for o in _all_objects() if isinstance(o, _Task))])
         _resume_collector()
-        if main_task.done() and not main_task.cancelled() and main_task.exception() is not None:
-            failure = main_task.exception()
-            self.fail(f"the burst failed: {failure!r}", reason_of(failure))  # type: ignore[arg-type]
+        for failure in map(_failure_of, (warm_up_task, main_task)):
+            if failure is not None:
+                self.fail(f"the burst failed: {failure!r}", reason_of(failure))
         if not _tracing():
             self.fail("the answer stopped tracemalloc, so its memory cannot be measured")
         if _traceback_of(witness) is None:
             self.fail("tampered: the answer cleared tracemalloc's traces, the witness of its memory", Reason.TAMPERED)
         outcome = summary()
-        main = main_task = summary = None  # the burst's own records must not count as retained memory
+        requests = outcome.get("requests", 1)  # the burst's: the warm-up's memory is not measured
+        if warm_up_summary is not None:
+            outcome = judged_together(outcome, warm_up_summary())
+        # The bursts' own records must not count as retained memory.
+        main = main_task = summary = warm_up_task = warm_up_summary = None
         tasks.created.clear()
         _collect()
         closed_by_finaliser = finalised.count()
-        retained = (_traced_memory()[0] - memory_before) / max(1, outcome.get("requests", 1))
+        retained = (_traced_memory()[0] - memory_before) / max(1, requests)
         # Every thread but the main one, those started outside threading (`_thread`) too.
         extra_threads = [
             *(t for t in threading.enumerate() if t is not threading.main_thread()),

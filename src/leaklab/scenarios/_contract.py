@@ -44,9 +44,11 @@ class Scenario(Protocol):
 
 @runtime_checkable
 class WarmsUp(Scenario, Protocol):
-    """A scenario whose first use allocates: a short warm-up is run before memory is measured."""
+    """A scenario whose first use allocates: a short burst is run before memory is measured. Only its
+    allocations are left out: its calls are judged with the burst's (its summary is added to the burst's),
+    and what it leaves pending is left behind like anything else."""
 
-    def warm_up(self, handler: Any, /) -> Awaitable[object]: ...
+    def warm_up(self, handler: Any, /) -> Probe: ...
 
 
 @runtime_checkable
@@ -143,3 +145,19 @@ def graded_properties(summary: Mapping[str, object]) -> dict[str, tuple[int, int
             raise TypeError(f"summary key {key!r} is not a graded property [passed, out of]: {value!r:.60}")
         graded[key] = (value[0], value[1])
     return graded
+
+
+def judged_together(burst: Mapping[str, Any], warm_up: Mapping[str, Any]) -> dict[str, Any]:
+    """The burst's summary with the warm-up's calls counted in, as one traffic: each graded property's
+    passed and out of, the requests sent and answered, the warm-up's problems first (they came first).
+    A property the burst never reached stays unreached; the burst's `units` are kept."""
+    together = dict(burst)
+    for key, (passed, out_of) in graded_properties(warm_up).items():
+        if key in burst:
+            burst_passed, burst_out_of = burst[key]
+            together[key] = [burst_passed + passed, burst_out_of + out_of]
+    for key in ("requests", "answered"):
+        if key in warm_up:
+            together[key] = burst.get(key, 0) + warm_up[key]
+    together["problems"] = [*warm_up.get("problems", []), *burst.get("problems", [])]
+    return together
