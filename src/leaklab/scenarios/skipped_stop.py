@@ -381,19 +381,21 @@ _SLEEP = time.sleep  # bound when the scenario is imported, before an answer run
 
 
 class _Sleeps:
-    """While in use, `time.sleep` notes each call's thread and how long it was asked to sleep, then
-    sleeps: also where the answer's code bound it to a name of its own (`from time import sleep`). The
-    length asked for, not the time it took: load makes a sleep longer, never what it asked for."""
+    """While in use, `time.sleep` notes the thread of each call made while `noted()` is true and how long
+    it was asked to sleep, then sleeps: also where the answer's code bound it to a name of its own (`from
+    time import sleep`). The length asked for, not the time it took: load makes a sleep longer, never
+    what it asked for."""
 
-    def __init__(self, worker_class: WorkerClass) -> None:
+    def __init__(self, worker_class: WorkerClass, noted: Callable[[], bool]) -> None:
         self.slept: list[tuple[threading.Thread, float]] = []
+        self._noted = noted
         functions = [f for cls in getattr(worker_class, "__mro__", ()) for v in vars(cls).values() for f in _behind(v)]
         answers = {id(f.__globals__): f.__globals__ for f in functions if not _is_a_module(f.__globals__)}
         self._namespaces = [vars(time), *answers.values()]  # not threading's, say, for a Thread subclass
         self._rebound: list[tuple[dict, str]] = []
 
     def _sleep(self, seconds: float) -> None:
-        if isinstance(seconds, int | float):  # anything else, time.sleep refuses
+        if isinstance(seconds, int | float) and self._noted():  # anything else, time.sleep refuses
             self.slept.append((threading.current_thread(), float(seconds)))
         _SLEEP(seconds)
 
@@ -437,7 +439,7 @@ def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: 
         jobs.put(job)
     before = set(threading.enumerate())  # the grader's threads: the worker's sleeps are the others'
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
-    with _Sleeps(worker_class) as sleeps:
+    with _Sleeps(worker_class, noted=lambda: dependency.failures > 0) as sleeps:  # in a back-off from then on
         worker.start()
         try:
             # A state, not a pause: the call after a back-off comes once that whole back-off was waited out.
