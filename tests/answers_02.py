@@ -279,6 +279,17 @@ EQUAL_JITTER = "import random\n" + FIXED.replace(
 )
 assert EQUAL_JITTER.count("random") == 2
 
+# Wrong: exponential back-off off by one, `backoff_s * 2 ** (attempt - 1)` from attempt 0: the first retry
+# waits half a back-off (it grows, but not from backoff_s).
+EXPONENTIAL_OFF_BY_ONE = FIXED.replace(
+    "            while not self._stop.is_set():\n                try:",
+    "            attempt = 0\n            while not self._stop.is_set():\n                try:",
+).replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    self._stop.wait(self.backoff_s * 2 ** (attempt - 1))\n                    attempt += 1\n",
+)
+assert EXPONENTIAL_OFF_BY_ONE.count("attempt") == 3
+
 # Right: jitter added on top of the back-off, from [backoff_s, 1.5 backoff_s]: never sooner than backoff_s.
 JITTER_ON_TOP = "import random\n" + FIXED.replace(
     "self._stop.wait(self.backoff_s)", "self._stop.wait(self.backoff_s * random.uniform(1, 1.5))"

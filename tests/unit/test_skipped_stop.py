@@ -13,6 +13,7 @@ from answers_02 import (
     EQUAL_JITTER,
     ERRORS_RESET_ON_SUCCESS,
     EXPONENTIAL_BACKOFF,
+    EXPONENTIAL_OFF_BY_ONE,
     FIRST_RETRY_AT_ONCE,
     FIXED,
     FIXED_BACKOFF,
@@ -160,6 +161,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (ERRORS_RESET_ON_SUCCESS, {"counts_errors"}),  # read once the dependency has recovered
         (FIRST_RETRY_AT_ONCE, {"counts_errors"}),  # each gap from a failure to the next call is timed
         (EQUAL_JITTER, {"counts_errors"}),
+        (EXPONENTIAL_OFF_BY_ONE, {"counts_errors"}),  # it grows, but from half a back-off
         (SPINS_UNLESS_LONG_BACKOFF, {"counts_errors"}),  # timed at a short back-off too
         (SLEEPS_SHORT_BACKOFFS, {"stops_promptly"}),  # the length a sleep asked for is recorded
         (SLEEPS_SHORT_BACKOFFS_IMPORTED, {"stops_promptly"}),
@@ -191,6 +193,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "errors_reset_on_success",
         "first_retry_at_once",
         "equal_jitter",
+        "exponential_off_by_one",
         "spins_unless_long_backoff",
         "sleeps_short_backoffs",
         "sleeps_short_backoffs_imported",
