@@ -305,3 +305,89 @@ class Worker:
                     if self._stop.wait(self.backoff_s):
                         return
 """
+# Wrong: the first retry of each failed job comes at once, only later ones wait backoff_s ("never sooner").
+FIRST_RETRY_AT_ONCE = FIXED.replace(
+    "            while not self._stop.is_set():\n                try:",
+    "            tries = 0\n            while not self._stop.is_set():\n                try:",
+).replace(
+    "                    self.errors += 1\n                    self._stop.wait(self.backoff_s)\n",
+    "                    self.errors += 1\n                    tries += 1\n"
+    "                    if tries > 1:\n                        self._stop.wait(self.backoff_s)\n",
+)
+assert FIRST_RETRY_AT_ONCE.count("tries") == 3
+
+# Wrong: "equal jitter", a back-off drawn from [backoff_s / 2, backoff_s]: most retries come too soon.
+EQUAL_JITTER = "import random\n" + FIXED.replace(
+    "self._stop.wait(self.backoff_s)",
+    "self._stop.wait(self.backoff_s / 2 + random.uniform(0, self.backoff_s / 2))",
+)
+assert EQUAL_JITTER.count("random") == 2
+
+# Wrong: exponential back-off off by one, `backoff_s * 2 ** (attempt - 1)` from attempt 0: the first retry
+# waits half a back-off (it grows, but not from backoff_s).
+EXPONENTIAL_OFF_BY_ONE = FIXED.replace(
+    "            while not self._stop.is_set():\n                try:",
+    "            attempt = 0\n            while not self._stop.is_set():\n                try:",
+).replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    self._stop.wait(self.backoff_s * 2 ** (attempt - 1))\n                    attempt += 1\n",
+)
+assert EXPONENTIAL_OFF_BY_ONE.count("attempt") == 3
+
+# Right: jitter added on top of the back-off, from [backoff_s, 1.5 backoff_s]: never sooner than backoff_s.
+JITTER_ON_TOP = "import random\n" + FIXED.replace(
+    "self._stop.wait(self.backoff_s)", "self._stop.wait(self.backoff_s * random.uniform(1, 1.5))"
+)
+assert JITTER_ON_TOP.count("random") == 2
+
+# Evasive: keeps to backoff_s only when it is as long as the tests' (100 ms or more); else retries every 0.5 ms.
+SPINS_UNLESS_LONG_BACKOFF = FIXED.replace(
+    "self._stop.wait(self.backoff_s)", "self._stop.wait(self.backoff_s if self.backoff_s >= 0.1 else 0.0005)"
+)
+assert SPINS_UNLESS_LONG_BACKOFF != FIXED
+
+# Wrong: sleeps through a short back-off (50 ms or less) in time.sleep, waits on the stop signal only in a
+# longer one: stop() in the middle of a short back-off waits it out (section 6's half-fix).
+SLEEPS_SHORT_BACKOFFS = FIXED.replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    if self.backoff_s <= 0.05:\n                        time.sleep(self.backoff_s)\n"
+    "                    else:\n                        self._stop.wait(self.backoff_s)\n",
+)
+assert SLEEPS_SHORT_BACKOFFS.count("time.sleep") == 1
+
+# The same, with the sleep imported under a name of its own.
+SLEEPS_SHORT_BACKOFFS_IMPORTED = "from time import sleep as pause\n" + SLEEPS_SHORT_BACKOFFS.replace(
+    "time.sleep(self.backoff_s)", "pause(self.backoff_s)"
+)
+assert SLEEPS_SHORT_BACKOFFS_IMPORTED.count("pause") == 2
+
+# Right: the back-off is slept in time.sleep slices of 5 ms at most, the stop signal looked at between them.
+SLEEPS_IN_SLICES = FIXED.replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    until = time.monotonic() + self.backoff_s\n"
+    "                    while not self._stop.is_set() and (left := until - time.monotonic()) > 0:\n"
+    "                        time.sleep(min(0.005, left))\n",
+)
+assert SLEEPS_IN_SLICES.count("time.sleep") == 1
+
+# Wrong: looks at the stop signal only after taking the next job, and returns with it: a stop() during a call
+# drops the job taken after it.
+TAKES_THEN_CHECKS_STOP = FIXED.replace(
+    "        while not self._stop.is_set():\n            try:\n                job = self.jobs.get(timeout=0.01)\n"
+    "            except queue.Empty:\n                continue\n",
+    "        while True:\n            try:\n                job = self.jobs.get(timeout=0.01)\n"
+    "            except queue.Empty:\n                if self._stop.is_set():\n                    return\n"
+    "                continue\n"
+    "            if self._stop.is_set():\n                return\n",
+).replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    if self._stop.wait(self.backoff_s):\n                        return\n",
+)
+assert TAKES_THEN_CHECKS_STOP.count("while True") == 1 and TAKES_THEN_CHECKS_STOP.count("return") == 4
+
+# Right: the same order, but a job taken after stop() goes back into the queue, untried.
+PUTS_BACK_AFTER_STOP = TAKES_THEN_CHECKS_STOP.replace(
+    "            if self._stop.is_set():\n                return\n",
+    "            if self._stop.is_set():\n                self.jobs.put(job)\n                return\n",
+)
+assert PUTS_BACK_AFTER_STOP != FIXED

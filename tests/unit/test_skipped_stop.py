@@ -10,23 +10,33 @@ from answers_02 import (
     CONDITION,
     DRAINS_ON_STOP,
     DROPS_FAILED_JOBS,
+    EQUAL_JITTER,
     ERRORS_RESET_ON_SUCCESS,
     EXPONENTIAL_BACKOFF,
+    EXPONENTIAL_OFF_BY_ONE,
+    FIRST_RETRY_AT_ONCE,
     FIXED,
     FIXED_BACKOFF,
     FIXED_BACKOFF_10MS,
+    JITTER_ON_TOP,
     JOINS_BUT_SLEEPS,
     LEAKY,
     MADE_UP_RESULT,
     NO_BACKOFF,
+    PUTS_BACK_AFTER_STOP,
     SENTINEL,
     SIGNALS_ONLY,
     SLEEPS_IN_BACKOFF,
+    SLEEPS_IN_SLICES,
     SLEEPS_NOT_JOIN,
+    SLEEPS_SHORT_BACKOFFS,
+    SLEEPS_SHORT_BACKOFFS_IMPORTED,
     SPINS,
+    SPINS_UNLESS_LONG_BACKOFF,
     STOP_LIES,
     STUB,
     TAKES_A_BATCH,
+    TAKES_THEN_CHECKS_STOP,
 )
 
 from leaklab import run_isolated
@@ -131,6 +141,9 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (SENTINEL, set()),
         (CONDITION, set()),
         (EXPONENTIAL_BACKOFF, set()),
+        (JITTER_ON_TOP, set()),
+        (SLEEPS_IN_SLICES, set()),  # short slices that look at the stop signal: stop() is heard within one
+        (PUTS_BACK_AFTER_STOP, set()),
         (LEAKY, {"stops_promptly"}),
         (JOINS_BUT_SLEEPS, {"stops_promptly"}),
         (SIGNALS_ONLY, {"stops_promptly"}),
@@ -146,6 +159,13 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (DRAINS_ON_STOP, {"stops_promptly"}),  # the jobs queued behind the failing one, never tried
         (TAKES_A_BATCH, {"stops_promptly"}),
         (ERRORS_RESET_ON_SUCCESS, {"counts_errors"}),  # read once the dependency has recovered
+        (FIRST_RETRY_AT_ONCE, {"counts_errors"}),  # each gap from a failure to the next call is timed
+        (EQUAL_JITTER, {"counts_errors"}),
+        (EXPONENTIAL_OFF_BY_ONE, {"counts_errors"}),  # it grows, but from half a back-off
+        (SPINS_UNLESS_LONG_BACKOFF, {"counts_errors"}),  # timed at a short back-off too
+        (SLEEPS_SHORT_BACKOFFS, {"stops_promptly"}),  # the length a sleep asked for is recorded
+        (SLEEPS_SHORT_BACKOFFS_IMPORTED, {"stops_promptly"}),
+        (TAKES_THEN_CHECKS_STOP, {"stops_promptly"}),  # stopped in a call with jobs queued behind it
         (STUB, set(PROPERTIES)),
     ],
     ids=[
@@ -153,6 +173,9 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "sentinel",
         "condition",
         "exponential_backoff",
+        "jitter_on_top",
+        "sleeps_in_slices",
+        "puts_back_after_stop",
         "leaky",
         "joins_but_sleeps",
         "signals_only",
@@ -168,6 +191,13 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "drains_on_stop",
         "takes_a_batch",
         "errors_reset_on_success",
+        "first_retry_at_once",
+        "equal_jitter",
+        "exponential_off_by_one",
+        "spins_unless_long_backoff",
+        "sleeps_short_backoffs",
+        "sleeps_short_backoffs_imported",
+        "takes_then_checks_stop",
         "stub",
     ],
 )

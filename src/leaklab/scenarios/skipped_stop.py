@@ -12,8 +12,10 @@ Time is compressed: a millisecond here stands for a second in the article.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -365,10 +367,7 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
         return _("stop() returned {stopped!r} although the worker had ended", stopped=stopped)
     # Asked once stop() has returned: a job the dependency was never asked to do was not failing at the
     # stop, so it must still be in the queue (a job dropped after it failed is `work_gets_done`'s).
-    left = []
-    with contextlib.suppress(queue.Empty):
-        while True:
-            left.append(jobs.get_nowait())
+    left = _left_in(jobs)
     if dropped := [job for job in put if job not in dependency.tried and job not in left]:
         return _(
             "stop() dropped jobs never tried: {dropped!r}, neither called nor still in jobs "
@@ -378,32 +377,133 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
     return ""
 
 
+_SLEEP = time.sleep  # bound when the scenario is imported, before an answer runs
+
+
+class _Sleeps:
+    """While in use, `time.sleep` notes the thread of each call made while `noted()` is true and how long
+    it was asked to sleep, then sleeps: also where the answer's code bound it to a name of its own (`from
+    time import sleep`). The length asked for, not the time it took: load makes a sleep longer, never
+    what it asked for."""
+
+    def __init__(self, worker_class: WorkerClass, noted: Callable[[], bool]) -> None:
+        self.slept: list[tuple[threading.Thread, float]] = []
+        self._noted = noted
+        functions = [f for cls in getattr(worker_class, "__mro__", ()) for v in vars(cls).values() for f in _behind(v)]
+        answers = {id(f.__globals__): f.__globals__ for f in functions if not _is_a_module(f.__globals__)}
+        self._namespaces = [vars(time), *answers.values()]  # not threading's, say, for a Thread subclass
+        self._rebound: list[tuple[dict, str]] = []
+
+    def _sleep(self, seconds: float) -> None:
+        if isinstance(seconds, int | float) and self._noted():  # anything else, time.sleep refuses
+            self.slept.append((threading.current_thread(), float(seconds)))
+        _SLEEP(seconds)
+
+    def __enter__(self) -> _Sleeps:
+        for namespace in self._namespaces:
+            for name in [name for name, value in namespace.items() if value is _SLEEP]:
+                namespace[name] = self._sleep
+                self._rebound.append((namespace, name))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for namespace, name in self._rebound:
+            namespace[name] = _SLEEP
+
+    def longest(self, *, besides: set[threading.Thread]) -> float:
+        """The longest sleep a thread not in `besides` asked for (0 if none slept)."""
+        return max((seconds for thread, seconds in self.slept if thread not in besides), default=0.0)
+
+
+def _is_a_module(namespace: dict) -> bool:
+    """Whether `namespace` is an imported module's own (the answer cell's is `__main__`'s, or its own dict)."""
+    name = namespace.get("__name__", "")
+    return name != "__main__" and name in sys.modules and vars(sys.modules[name]) is namespace
+
+
+def _behind(value: object) -> list[Callable]:
+    """The Python functions behind a class attribute (a method, a static or class method, a property)."""
+    if isinstance(value, staticmethod | classmethod):
+        value = value.__func__
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if hasattr(f, "__globals__")]
+    return [value] if hasattr(value, "__globals__") else []
+
+
+def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: int = 2) -> str:
+    """At a short back-off, the worker's thread waits out `backoffs` whole back-offs, then is stopped:
+    a back-off slept in `time.sleep` (a sleep of more than half a back-off) is deaf to stop(), however
+    short. Short slices between looks at the stop signal are fine."""
+    dependency, jobs = Dependency(down=True), queue.Queue()
+    for job in range(1, backoffs + 2):  # so that a worker that drops failed jobs does not keep this waiting
+        jobs.put(job)
+    before = set(threading.enumerate())  # the grader's threads: the worker's sleeps are the others'
+    worker = worker_class(jobs, dependency, backoff_s=backoff_s)
+    with _Sleeps(worker_class, noted=lambda: dependency.failures > 0) as sleeps:  # in a back-off from then on
+        worker.start()
+        try:
+            # A state, not a pause: the call after a back-off comes once that whole back-off was waited out.
+            wait_until(lambda: dependency.failures > backoffs)
+        finally:
+            worker.stop()
+            dependency.recover()  # so that even a worker deaf to stop() ends
+    longest = sleeps.longest(besides=before)
+    if longest > backoff_s / 2:
+        return _(
+            "with backoff_s={backoff:g}, the worker's thread slept in time.sleep({slept:g}): stop() cannot cut "
+            "that short, so it waits out most of a back-off (wait on the stop signal with a timeout, or sleep "
+            "in short slices that look at it)",
+            backoff=backoff_s,
+            slept=longest,
+        )
+    return ""
+
+
 class _HeldDependency(Dependency):
-    """A dependency whose calls answer only once the check releases them (or after `bound_s`)."""
+    """A dependency whose calls answer only once the check releases them (or after `bound_s`), and that
+    notes each job it was asked to do."""
 
     def __init__(self, bound_s: float) -> None:
         super().__init__()
         self.bound_s = bound_s
         self.entered, self.released = threading.Event(), threading.Event()
         self.callers: list[threading.Thread] = []  # the threads that made a call
+        self.tried: set[int] = set()
         self.outwaited = False  # a call returned at its bound, not released: stop() waited that long
 
     def call(self, job: int) -> int:
         self.callers.append(threading.current_thread())
+        self.tried.add(job)
         self.entered.set()
         self.outwaited = not self.released.wait(self.bound_s)
         return super().call(job)
 
 
-def _stop_during_a_call(worker_class: WorkerClass, timeout_s: float = 0.05, bound_s: float = 5.0) -> str:
-    """Stop a worker while its thread is held in a dependency call, released only once stop() has
-    returned: the thread cannot end within the timeout, so stop() must say False; then, released, a
-    stop() with room must say True, its thread ended."""
+def _left_in(jobs: queue.Queue) -> list[object]:
+    """What is still in `jobs`, taken out."""
+    left = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            left.append(jobs.get_nowait())
+    return left
+
+
+def _stop_during_a_call(
+    worker_class: WorkerClass, *, failing: bool = False, waiting: int = 2, timeout_s: float = 0.05, bound_s: float = 5.0
+) -> str:
+    """Stop a worker while its thread is held in a dependency call (one that succeeds, or with `failing`
+    one that fails), with `waiting` jobs queued behind it, released only once stop() has returned: the
+    thread cannot end within the timeout, so stop() must say False; then, released, a stop() with room
+    must say True, its thread ended, and every job it never called still in the queue."""
     dependency, jobs = _HeldDependency(bound_s), queue.Queue()
+    if failing:
+        dependency.go_down()
+    put = [1, *range(2, 2 + waiting)]
+    for job in put:
+        jobs.put(job)
     worker = worker_class(jobs, dependency, backoff_s=0.01)
     worker.start()
     try:
-        jobs.put(1)
         if not dependency.entered.wait(bound_s):
             return _("the worker never called the dependency")
         workers = list(dependency.callers)
@@ -432,9 +532,25 @@ def _stop_during_a_call(worker_class: WorkerClass, timeout_s: float = 0.05, boun
             )
         if stopped is not True:
             return _("stop() returned {stopped!r} although the worker had ended", stopped=stopped)
+        left = _left_in(jobs)  # asked once stop() has returned; only the job in the call may be gone
+        if (dropped := [job for job in put if job not in dependency.tried and job not in left]) and failing:
+            return _(
+                "stop() during a call that failed, with jobs queued behind it, dropped jobs never tried: "
+                "{dropped!r}, neither called nor still in jobs (only a job still failing when stop() is called "
+                "may be abandoned)",
+                dropped=dropped,
+            )
+        if dropped:
+            return _(
+                "stop() during a call that succeeded, with jobs queued behind it, dropped jobs never tried: "
+                "{dropped!r}, neither called nor still in jobs (only a job still failing when stop() is called "
+                "may be abandoned)",
+                dropped=dropped,
+            )
         return ""
     finally:
         dependency.released.set()
+        dependency.recover()  # so that even a worker deaf to stop() ends
 
 
 def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
@@ -456,7 +572,7 @@ def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
                 failures=dependency.failures,
             )
         dependency.recover()  # each failed call still counts once the calls succeed again
-        wait_until(lambda: len(getattr(worker, "results", [])) >= 5, 5.0)
+        wait_until(lambda: len(getattr(worker, "results", [])) >= 5, 2.0)  # back-offs of 5 ms: room for 8x
         if not wait_until(lambda: getattr(worker, "errors", None) == dependency.failures, 1.0):
             return _(
                 "worker.errors is {errors!r} after the dependency recovered, but {failures} calls had failed",
@@ -469,27 +585,46 @@ def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
         worker.stop()
 
 
-def _backs_off(worker_class: WorkerClass, backoff_s: float, window_s: float) -> str:
-    dependency, jobs = Dependency(down=True), queue.Queue()
+class _TimedDependency(Dependency):
+    """A dependency that notes when each call came and when each failed call raised (`time.monotonic()`)."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        super().__init__(down=down)
+        self.entered: list[float] = []
+        self.failed: list[float] = []
+
+    def call(self, job: int) -> int:
+        self.entered.append(time.monotonic())
+        try:
+            return super().call(job)
+        except DependencyError:
+            self.failed.append(time.monotonic())
+            raise
+
+
+def _backs_off(worker_class: WorkerClass, backoff_s: float, *, failures: int, limit_s: float) -> str:
+    """Every failed call is followed by a back-off of backoff_s before the next call, never less: the gap
+    from each failure to the next call is timed (up to `failures` failed calls, or those `limit_s` gives: a
+    back-off that grows makes fewer). Load only makes a gap longer; a longer back-off is fine."""
+    dependency, jobs = _TimedDependency(down=True), queue.Queue()
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
     worker.start()
     try:
-        began = time.monotonic()
         jobs.put(1)
-        time.sleep(window_s)
-        calls, elapsed = dependency.calls, time.monotonic() - began
-        # A worker that waits `backoff_s` between tries makes at most elapsed/backoff + 1 calls, read
-        # after they were made (one more as slack for a wait that ends a hair early); a loaded machine
-        # only makes it fewer. A back-off shorter than `backoff_s` makes more.
-        limit = int(elapsed / backoff_s) + 2
-        if calls > limit:
+        wait_until(lambda: dependency.failures >= failures, limit_s)
+        entered, failed = sorted(dependency.entered), list(dependency.failed)
+        # Each failure and the first call after it; one with no call after it yet is not timed.
+        gaps = [entered[bisect.bisect_right(entered, f)] - f for f in failed if entered[-1] > f]
+        # 0.9: a wait on a timeout may end a hair before it (the clocks' rounding), never a tenth early.
+        if early := [gap for gap in gaps if gap < 0.9 * backoff_s]:
             return _(
-                "{calls} calls in {window:.2f} s with a {backoff:g} s back-off ({limit} at the most): "
-                "failed calls are not retried after backoff_s",
-                calls=calls,
-                window=elapsed,
+                "with backoff_s={backoff:g}, a failed call was retried after {gap:.4f} s ({early} of {gaps} "
+                "retries came sooner than backoff_s): a failed call is retried after a back-off of backoff_s, "
+                "never sooner",
                 backoff=backoff_s,
-                limit=limit,
+                gap=min(early),
+                early=len(early),
+                gaps=len(gaps),
             )
         return ""
     finally:
@@ -573,14 +708,24 @@ def probe(
     values: list[int] | None = None,
     down_for: int = 3,
     waiting: int = 2,
+    short_backoff_s: float = 0.02,
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
-    """The checks a grader runs against a worker class, and a summary of them (`traffic` draws the options)."""
+    """The checks a grader runs against a worker class, and a summary of them (`traffic` draws the options).
+    Back-offs are timed at a short `short_backoff_s` (the default's) and a long one, so that an answer
+    cannot keep to backoff_s only at the length the tests use."""
     return Checks().in_thread(  # the check that may leave a worker running forever comes last
         idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s),
-        counts_errors=lambda: _counts_errors(worker_class, 0.005) or _backs_off(worker_class, 0.2, 0.6),
+        counts_errors=lambda: (
+            _counts_errors(worker_class, 0.005)
+            or _backs_off(worker_class, short_backoff_s, failures=8, limit_s=0.4)
+            or _backs_off(worker_class, 0.2, failures=3, limit_s=1.0)
+        ),
         work_gets_done=lambda: _work_gets_done(worker_class, jobs, tuple(values or ()), down_for),
-        stops_promptly=lambda: (
-            _stop_while_failing(worker_class, backoff_s, waiting) or _stop_during_a_call(worker_class)
+        stops_promptly=lambda: (  # the first may leave a worker running forever: when it fails, the rest do not run
+            _stop_while_failing(worker_class, backoff_s, waiting)
+            or _stop_during_a_call(worker_class, waiting=waiting)
+            or _stop_during_a_call(worker_class, failing=True, waiting=waiting)
+            or _no_sleep_in_backoff(worker_class, short_backoff_s)
         ),
     )
 
@@ -603,6 +748,7 @@ def traffic(seed: int, *, backoff_s: float = 3.0, jobs: int = 10, idle_window_s:
                 "down_for": st.integers(1, 8),
                 "waiting": st.integers(1, 5),
                 "backoff_s": st.sampled_from((2.0, 2.5, 3.0, 4.0, 5.0, 6.0)),
+                "short_backoff_s": st.sampled_from((0.02, 0.025, 0.03, 0.04, 0.05)),
             }
         ),
         seed,
