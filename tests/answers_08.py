@@ -673,3 +673,13 @@ FLUSHES_IN_STOP = FIXED.replace(
 """,
 )
 assert FLUSHES_IN_STOP != FIXED
+
+# Every report's Result (64 KiB of rows) kept on the service, "for a repeat of the same report": held for
+# the service's whole life. Loses the flat week's point (memory held per request).
+CACHES_REPORTS = FIXED.replace(
+    "            return await slow_query(request)\n",
+    "            result = await slow_query(request)\n"
+    "        self.__dict__.setdefault('_reports', {})[request.id] = result\n"
+    "        return result\n",
+)
+assert CACHES_REPORTS != FIXED

@@ -7,6 +7,7 @@ from answers_08 import (
     ALT_IDIOMS,
     BATCH_LOOKS_ONCE,
     BATCH_NO_JOIN,
+    CACHES_REPORTS,
     CANCELS_ONLY_ON_TIMEOUT,
     CHEAT_DEADLINE_TELLS,
     CLOSES_ONLY_WHEN_ANSWERED,
@@ -180,6 +181,7 @@ def test_the_leaky_service_leaves_every_source_behind():
         (NO_BACKOFF, {"events_answer_right", "week_flat"}),  # the down sink called again at once
         (SHORT_BACKOFF, {"events_answer_right", "week_flat"}),  # ... a millisecond later
         (FLUSHES_IN_STOP, {"events_answer_right", "week_flat"}),  # no flusher: events go out at stop() only
+        (CACHES_REPORTS, set()),  # (loses the flat week by the memory it holds: see below)
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
     ids=[
@@ -216,6 +218,7 @@ def test_the_leaky_service_leaves_every_source_behind():
         "no_backoff",
         "short_backoff",
         "flushes_in_stop",
+        "caches_reports",
         "stub",
     ],
 )
@@ -241,6 +244,14 @@ def test_each_answer_fails_exactly_what_it_breaks(source, lost):
 def test_the_hidden_week_catches_what_the_visible_one_does(source):
     # (another seed, mix and deadlines: an answer that ignores the deadline is early against these too)
     assert failing(run(source, **HIDDEN_WEEK)) == failing(run(source))
+
+
+def test_what_the_service_keeps_on_itself_is_memory_held_per_request():
+    # GIVEN a service that keeps every report's Result on itself, and one that keeps nothing per request
+    # WHEN each is graded (the week's service is alive until the grader measures what the run holds)
+    # THEN the cache counts, as a module-level one does, and the fixed service's bounded state does not
+    assert run(CACHES_REPORTS).retained_bytes_per_request > 4096
+    assert run(FIXED).retained_bytes_per_request < 4096
 
 
 def test_a_fixed_service_is_flat_in_the_hidden_week_too():

@@ -1311,8 +1311,14 @@ def _threads_at_work() -> int:
     return len(_listdir("/proc/self/task")) - len(idle)
 
 
-async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]:
-    """Replay a week and count what it left: pending tasks, running threads, open sockets.
+# The graded week's service, kept alive until the grader has measured the memory the run still holds: what
+# the service keeps on itself (a cache of every report) is held per request as much as a module's cache is.
+_KEPT: list[LeakyService] = []
+
+
+async def _measured(replay: Callable[[], Awaitable[Week]], *, keep: bool = False) -> tuple[Week, _Left]:
+    """Replay a week and count what it left: pending tasks, running threads, open sockets; with `keep`, the
+    service stays alive (in `_KEPT`) once the week is over.
 
     (Memory is the grader's own measure, over the whole run: its task factory holds every task, with
     its result, until the run is over, so bytes held cannot be told apart per phase.)
@@ -1337,6 +1343,8 @@ async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]
         sockets=max(0, _socket_count() - sockets_before),
         processes=max(0, _processes_at_work() - processes_before),
     )
+    if keep and week.service is not None:
+        _KEPT.append(week.service)
     week.service, week.in_flight = None, set()
     return week, left
 
@@ -1360,6 +1368,7 @@ def probe(
     reports that give up, half are cancelled by their client (the task text's other way to give up)."""
     address = key_value_service()
     results: dict[str, tuple[Week, _Left]] = {}
+    _KEPT.clear()  # (a service from an earlier probe in this process is not this run's)
     options = {"backoff_s": backoff_s, "working_set_bytes": 64 * 1024, "patience_ms": 500.0, "settle_ms": 5.0}
     options["collect"] = False  # the grader counts what the answer released itself, with the collector off
     options.update(lookup_deadline_ms=lookup_deadline_ms, give_up_ms=give_up_ms, client_cancels=0.5)
@@ -1371,7 +1380,7 @@ def probe(
             results[kind] = await _measured(lambda: replay_week(service_class, address, **settings))  # noqa: B023
         settings = {**options, "days": days, "rounds": rounds, "mix": mix, "seed": seed * 10 + 9}
         settings["gauge"] = DailyGauge(log=False)
-        results["week"] = await _measured(lambda: replay_week(service_class, address, **settings))
+        results["week"] = await _measured(lambda: replay_week(service_class, address, **settings), keep=True)
 
     def summary() -> dict:
         asked = answered_keys(address)  # a lookup answered without asking the service made its answer up
