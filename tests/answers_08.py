@@ -600,3 +600,86 @@ SIMPLE_QUEUES_BATCH = FIXED.replace(
 """,
 )
 assert SIMPLE_QUEUES_BATCH != FIXED
+
+_RETRY_LOOP = "            while True:\n                try:"
+_RETRY = (
+    "                except DependencyError:\n"
+    "                    if stop.wait(self.backoff_s):\n"
+    "                        self.events.put(event)\n"
+    "                        return\n"
+)
+
+# Right, close to the wrong ones below: an event the sink refused goes back on self.events at once, and the
+# flusher waits out the back-off (on the stop signal) before it takes the next one: every call to the down
+# sink comes a back-off after the last, and no event is lost or delivered twice (their order is not kept).
+PUTS_BACK_THEN_WAITS = FIXED.replace(
+    _RETRY,
+    "                except DependencyError:\n"
+    "                    self.events.put(event)  # back in line; the next try comes after the back-off\n"
+    "                    if stop.wait(self.backoff_s):\n"
+    "                        return\n"
+    "                    break\n",
+)
+assert PUTS_BACK_THEN_WAITS != FIXED
+
+# Right too: a back-off that doubles from self.backoff_s at each refusal in a row (never shorter than it).
+DOUBLING_BACKOFF = FIXED.replace(
+    _RETRY,
+    "                except DependencyError:\n"
+    "                    if stop.wait(self.backoff_s * 2 ** min(tries, 3)):\n"
+    "                        self.events.put(event)\n"
+    "                        return\n"
+    "                    tries += 1\n",
+).replace(_RETRY_LOOP, "            tries = 0\n" + _RETRY_LOOP)
+assert DOUBLING_BACKOFF.count("tries") == 3
+
+# No retry: at the first DependencyError the flusher puts the event back and ends, so nothing is delivered
+# until the next start(). Loses the events' points (the sink comes back while the service runs).
+GIVES_UP_AT_ONCE = FIXED.replace(
+    _RETRY,
+    "                except DependencyError:\n"
+    "                    self.events.put(event)  # the sink is down: left for the next flusher\n"
+    "                    return\n",
+)
+assert GIVES_UP_AT_ONCE != FIXED
+
+# Retries at once, no back-off: a busy loop on the down sink (it looks at the stop signal each turn).
+NO_BACKOFF = FIXED.replace("if stop.wait(self.backoff_s):", "if stop.is_set():")
+assert NO_BACKOFF != FIXED
+
+# A back-off of its own, a millisecond, not self.backoff_s.
+SHORT_BACKOFF = FIXED.replace("if stop.wait(self.backoff_s):", "if stop.wait(0.001):")
+assert SHORT_BACKOFF != FIXED
+
+# No flusher thread at all: stop() tries each queued event once and puts back those the sink refuses; events
+# go out only at a restart, and the down sink is called for each of them at once.
+FLUSHES_IN_STOP = FIXED.replace(
+    FIXED[FIXED.index("    def start(self)") : FIXED.index("    async def report")],
+    """    def start(self) -> None:
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._flush(self._stop)
+
+    def _flush(self, stop: threading.Event) -> None:
+        for _ in range(self.events.qsize()):
+            event = self.events.get_nowait()
+            try:
+                self.sink.call(event)
+            except DependencyError:
+                self.events.put(event)
+
+""",
+)
+assert FLUSHES_IN_STOP != FIXED
+
+# Every report's Result (64 KiB of rows) kept on the service, "for a repeat of the same report": held for
+# the service's whole life. Loses the flat week's point (memory held per request).
+CACHES_REPORTS = FIXED.replace(
+    "            return await slow_query(request)\n",
+    "            result = await slow_query(request)\n"
+    "        self.__dict__.setdefault('_reports', {})[request.id] = result\n"
+    "        return result\n",
+)
+assert CACHES_REPORTS != FIXED

@@ -7,23 +7,30 @@ from answers_08 import (
     ALT_IDIOMS,
     BATCH_LOOKS_ONCE,
     BATCH_NO_JOIN,
+    CACHES_REPORTS,
     CANCELS_ONLY_ON_TIMEOUT,
     CHEAT_DEADLINE_TELLS,
     CLOSES_ONLY_WHEN_ANSWERED,
     DEFAULT_POOL,
+    DOUBLING_BACKOFF,
     DROPS_EVENT_ON_STOP,
     DROPS_WORK,
     FIXED,
     FIXED_TIMEOUTS,
+    FLUSHES_IN_STOP,
+    GIVES_UP_AT_ONCE,
     HIDES_REPORT_TASKS,
     JOINS_BUT_DEAF,
     LAUNCHER_BATCH,
     LEAKY,
     MADE_UP_LOOKUP,
+    NO_BACKOFF,
     OTHER_FIX,
     POLLS_UNTIL_ENDED,
+    PUTS_BACK_THEN_WAITS,
     SERIAL_BATCH,
     SHIELDED_CHILD,
+    SHORT_BACKOFF,
     SIMPLE_QUEUES_BATCH,
     STOP_LOOKS_ONCE,
     STOP_NO_JOIN,
@@ -78,6 +85,20 @@ def test_the_sink_counts_what_it_delivered_and_fails_while_down():
     with pytest.raises(DependencyError):
         sink.call(4)
     assert sink.delivered == {3: 1}
+
+
+def test_the_sink_measures_the_least_time_between_two_refused_calls_of_one_run():
+    sink = Sink()
+    sink.go_down()
+    for _call in range(2):
+        with pytest.raises(DependencyError):
+            sink.call(4)
+    assert sink.refused == 2 and sink.closest_retry < 0.01
+    closest = sink.closest_retry
+    sink.new_run()  # a fresh flusher may try at once what its predecessor put back: not a retry too soon
+    with pytest.raises(DependencyError):
+        sink.call(4)
+    assert sink.refused == 1 and sink.closest_retry == closest
 
 
 def test_the_gauge_logs_a_line_a_day_and_alerts_over_its_threshold(capsys):
@@ -154,6 +175,13 @@ def test_the_leaky_service_leaves_every_source_behind():
         (DEFAULT_POOL, {"batches_leave_nothing", "week_flat"}),  # on min(32, cores + 4) threads
         (TO_THREAD_SOCKET, set()),  # the default executor's idle workers are not leftovers
         (TO_THREAD_NO_SOCKET_TIMEOUT, {"lookups_leave_nothing", "lookups_answer_right", "week_flat"}),  # busy ones are
+        (PUTS_BACK_THEN_WAITS, set()),  # every call to the down sink a back-off after the last
+        (DOUBLING_BACKOFF, set()),  # longer back-offs than self.backoff_s are fine
+        (GIVES_UP_AT_ONCE, {"events_answer_right"}),  # nothing delivered after the sink comes back, until a restart
+        (NO_BACKOFF, {"events_answer_right", "week_flat"}),  # the down sink called again at once
+        (SHORT_BACKOFF, {"events_answer_right", "week_flat"}),  # ... a millisecond later
+        (FLUSHES_IN_STOP, {"events_answer_right", "week_flat"}),  # no flusher: events go out at stop() only
+        (CACHES_REPORTS, set()),  # (loses the flat week by the memory it holds: see below)
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
     ids=[
@@ -184,6 +212,13 @@ def test_the_leaky_service_leaves_every_source_behind():
         "default_pool",
         "to_thread_socket",
         "to_thread_no_socket_timeout",
+        "puts_back_then_waits",
+        "doubling_backoff",
+        "gives_up_at_once",
+        "no_backoff",
+        "short_backoff",
+        "flushes_in_stop",
+        "caches_reports",
         "stub",
     ],
 )
@@ -209,6 +244,14 @@ def test_each_answer_fails_exactly_what_it_breaks(source, lost):
 def test_the_hidden_week_catches_what_the_visible_one_does(source):
     # (another seed, mix and deadlines: an answer that ignores the deadline is early against these too)
     assert failing(run(source, **HIDDEN_WEEK)) == failing(run(source))
+
+
+def test_what_the_service_keeps_on_itself_is_memory_held_per_request():
+    # GIVEN a service that keeps every report's Result on itself, and one that keeps nothing per request
+    # WHEN each is graded (the week's service is alive until the grader measures what the run holds)
+    # THEN the cache counts, as a module-level one does, and the fixed service's bounded state does not
+    assert run(CACHES_REPORTS).retained_bytes_per_request > 4096
+    assert run(FIXED).retained_bytes_per_request < 4096
 
 
 def test_a_fixed_service_is_flat_in_the_hidden_week_too():

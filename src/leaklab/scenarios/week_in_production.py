@@ -106,15 +106,32 @@ def key_value_service() -> tuple[str, int]:
 
 
 class Sink(Dependency):
-    """Where recorded events go (an analytics endpoint): lesson 02's dependency, counting what it got."""
+    """Where recorded events go (an analytics endpoint): lesson 02's dependency, counting what it got, and
+    how soon a thread called again after a call it refused (the flusher's back-off, as the sink sees it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.delivered: dict[int, int] = {}
+        self.refused = 0  # calls refused since the service last started
+        self.closest_retry = float("inf")  # the least time (s) between two refused calls of a thread in one run
+        self._refused_at: dict[threading.Thread, float] = {}  # when each thread's last refused call of this run came
+
+    def new_run(self) -> None:
+        """The service is about to start: its calls from now on are a new run's (a fresh flusher may try at
+        once the event its predecessor put back)."""
+        self.refused = 0
+        self._refused_at.clear()
 
     def call(self, job: int) -> int:
         """Deliver one event, or raise DependencyError while the sink is down."""
-        answer = super().call(job)
+        called, caller = _monotonic(), threading.current_thread()
+        try:
+            answer = super().call(job)
+        except DependencyError:
+            if (last := self._refused_at.get(caller)) is not None:  # (a busy machine only makes it longer)
+                self.closest_retry = min(self.closest_retry, called - last)
+            self.refused, self._refused_at[caller] = self.refused + 1, called
+            raise
         self.delivered[job] = self.delivered.get(job, 0) + 1
         return answer
 
@@ -743,6 +760,8 @@ class _Traffic:
         """Start or stop the service; a stop() that never returns ends the restarts for the week."""
         if self.week.jammed:
             return
+        if method == "start":
+            self.week.sink.new_run()
         status, value, took = await self.driver.call(method, getattr(self.service, method))
         if method == "stop":
             self.week.stops.append(took)
@@ -779,6 +798,7 @@ async def replay_week(
     client_cancels: float = 0.0,
     collect: bool = True,
     hold_ms: float = 0.0,
+    sink_recovers: bool = False,
 ) -> Week:
     """Serve `days` simulated days of traffic: each day `rounds` rounds of the `mix` of requests, then the
     gauge's reading. Reports give up one time in three (at `give_up_ms`, or, a share `client_cancels` of
@@ -793,7 +813,8 @@ async def replay_week(
     counted (`Week.unclosed`), though asyncio closes each when its writer is freed (with a ResourceWarning,
     caught here), which the count of open sockets alone would not show. With `hold_ms`, a batch's jobs wait
     until batch() waits (or at most `hold_ms` after it was called), so that all the threads it would run
-    them on at once show.
+    them on at once show. With `sink_recovers`, the sink comes back after the last day, while the service
+    still runs, once its flusher has tried it a few times (`_sink_recovers`).
     """
     mix = dict(MIX if mix is None else mix)
     week = Week(gauge=gauge if gauge is not None else DailyGauge())
@@ -851,7 +872,18 @@ async def replay_week(
             if collect:
                 gc.collect()
             week.day_ends.append(time.time() * 1000)
+        if sink_recovers and week.sink._down.is_set() and not week.jammed:
+            await _sink_recovers(week, backoff_s, patience_ms / 1000)
         await traffic.lifecycle("stop")
+        if week.sink.closest_retry < 0.9 * backoff_s:  # (load makes a back-off longer, never shorter)
+            week.lifecycle_problems.append(
+                _(
+                    "the down sink was called again {gap:.1f} ms after it refused a call of the same thread, within "
+                    "one run of the service: retry DependencyError after self.backoff_s ({backoff:g} ms)",
+                    gap=week.sink.closest_retry * 1000,
+                    backoff=backoff_s * 1000,
+                )
+            )
         driver.owners.close()  # whatever the service left, held at its end, may end now
         week.stop_problems += driver.owners.stop_problems
         week.batch_problems += driver.owners.batch_problems
@@ -902,6 +934,31 @@ async def replay_week(
             warned.__exit__(None, None, None)
             week.unclosed = _unclosed_writers(caught)
     return week
+
+
+async def _sink_recovers(week: Week, backoff_s: float, patience_s: float) -> None:
+    """End the sink's outage while the service runs: once its flusher has tried the down sink a few times (a
+    state, waited for: a flusher that gave up, or a service with none, waits out a bound a right one never
+    needs), the sink recovers, and every event still undelivered must be delivered by the running flusher,
+    before stop() (again a state, bounded for the wrong ones only)."""
+    sink = week.sink
+    await _wait_for(lambda: sink.refused >= 3, patience_s + 10 * backoff_s)
+    waiting = [event for event in week.recorded if not sink.delivered.get(event)]
+    sink.recover()
+    bound = patience_s + 4 * backoff_s
+    if await _wait_for(lambda: all(sink.delivered.get(event) for event in waiting), bound):
+        return
+    left = [event for event in waiting if not sink.delivered.get(event)]
+    week.lifecycle_problems.append(
+        _(
+            "{left} of {waiting} events queued while the sink was down were still undelivered {bound:.1f} s after "
+            "it came back, with the service running (before stop()): the flusher retries DependencyError after "
+            "self.backoff_s, until the sink takes the event",
+            left=len(left),
+            waiting=len(waiting),
+            bound=bound,
+        )
+    )
 
 
 def _unclosed_writers(caught: list[warnings.WarningMessage]) -> int:
@@ -1192,7 +1249,10 @@ _PHASES = {  # each kind of request on its own first, so that each leak is found
     "report": {"mix": {"report": 6}},
     "lookup": {"mix": {"lookup": 4}},
     "batch": {"mix": {"batch": 1}, "hold_ms": 300.0},  # (a batch's jobs wait until it has dispatched them all)
-    "events": {"mix": {"events": 3}, "restart_every_round": True},
+    "events": {"mix": {"events": 3}, "restart_every_round": True, "outage_day": 2},
+    # The flusher's own run: the sink goes down, is retried (a short back-off: a few retries in milliseconds),
+    # and comes back while the service runs; counted with the events.
+    "recovery": {"mix": {"events": 3}, "outage_day": 2, "rounds": 2, "backoff_s": 0.02, "sink_recovers": True},
 }
 _LABELS = {"report": "reports", "lookup": "lookups", "batch": "batches", "events": "events"}
 
@@ -1251,8 +1311,14 @@ def _threads_at_work() -> int:
     return len(_listdir("/proc/self/task")) - len(idle)
 
 
-async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]:
-    """Replay a week and count what it left: pending tasks, running threads, open sockets.
+# The graded week's service, kept alive until the grader has measured the memory the run still holds: what
+# the service keeps on itself (a cache of every report) is held per request as much as a module's cache is.
+_KEPT: list[LeakyService] = []
+
+
+async def _measured(replay: Callable[[], Awaitable[Week]], *, keep: bool = False) -> tuple[Week, _Left]:
+    """Replay a week and count what it left: pending tasks, running threads, open sockets; with `keep`, the
+    service stays alive (in `_KEPT`) once the week is over.
 
     (Memory is the grader's own measure, over the whole run: its task factory holds every task, with
     its result, until the run is over, so bytes held cannot be told apart per phase.)
@@ -1277,6 +1343,8 @@ async def _measured(replay: Callable[[], Awaitable[Week]]) -> tuple[Week, _Left]
         sockets=max(0, _socket_count() - sockets_before),
         processes=max(0, _processes_at_work() - processes_before),
     )
+    if keep and week.service is not None:
+        _KEPT.append(week.service)
     week.service, week.in_flight = None, set()
     return week, left
 
@@ -1300,18 +1368,19 @@ def probe(
     reports that give up, half are cancelled by their client (the task text's other way to give up)."""
     address = key_value_service()
     results: dict[str, tuple[Week, _Left]] = {}
+    _KEPT.clear()  # (a service from an earlier probe in this process is not this run's)
     options = {"backoff_s": backoff_s, "working_set_bytes": 64 * 1024, "patience_ms": 500.0, "settle_ms": 5.0}
     options["collect"] = False  # the grader counts what the answer released itself, with the collector off
     options.update(lookup_deadline_ms=lookup_deadline_ms, give_up_ms=give_up_ms, client_cancels=0.5)
 
     async def run() -> None:
         for number, (kind, phase) in enumerate(_PHASES.items()):
-            settings = {"restart_every_round": False, "outage_day": 2 if kind == "events" else 99, **phase}
-            settings.update(options, days=2, rounds=3, seed=seed * 10 + number, gauge=DailyGauge(log=False))
+            settings = {"restart_every_round": False, "outage_day": 99, **options, "days": 2, "rounds": 3, **phase}
+            settings.update(seed=seed * 10 + number, gauge=DailyGauge(log=False))
             results[kind] = await _measured(lambda: replay_week(service_class, address, **settings))  # noqa: B023
         settings = {**options, "days": days, "rounds": rounds, "mix": mix, "seed": seed * 10 + 9}
         settings["gauge"] = DailyGauge(log=False)
-        results["week"] = await _measured(lambda: replay_week(service_class, address, **settings))
+        results["week"] = await _measured(lambda: replay_week(service_class, address, **settings), keep=True)
 
     def summary() -> dict:
         asked = answered_keys(address)  # a lookup answered without asking the service made its answer up
@@ -1333,6 +1402,14 @@ def probe(
             week, left = results[kind]
             requests += len(week.served)
             leaks = left.problems()
+            lifecycle = week.lifecycle_problems
+            if kind == "events":  # the flusher's run through an outage that ends counts with the events
+                recovery, recovery_left = results.get("recovery", (Week(), _Left()))
+                requests += len(recovery.served)
+                leaks += recovery_left.problems() + recovery.stop_problems[:1]
+                lifecycle = lifecycle + recovery.lifecycle_problems
+                if "recovery" not in results:
+                    lifecycle.append(_("the grader's budget ran out before the sink's outage ended"))
             if kind == "batch":
                 leaks += week.batch_problems[:2]
             if kind == "events":
@@ -1353,8 +1430,8 @@ def probe(
             right, total = week.count(kind)
             wrong = [p for p in week.problems if p.startswith(kind + ":")]
             if kind == "events":
-                wrong += week.lifecycle_problems
-                right, total = right + (not week.lifecycle_problems), total + 1
+                wrong += lifecycle
+                right, total = right + (not lifecycle), total + 1
             counts[f"{label}_answer_right"] = [right, total]
             problems += [f"{label} answer right: {p}" for p in wrong[:2]]
         if "week" in results:
