@@ -261,21 +261,24 @@ def test_a_fixed_service_is_flat_in_the_hidden_week_too():
     assert result.retained_bytes_per_request < 4096
 
 
-def test_the_key_value_service_signs_the_answers_of_lesson_08s_keys():
+def test_the_key_value_service_signs_the_answers_of_the_graders_keys():
     # GIVEN a service, WHEN a signed key (w...) is asked for, THEN its answer carries a token that only the
-    # service and its starter can compute, while lesson 03's keys keep their plain answer.
+    # service and its starter can compute (lesson 03's grader keys, q..., too), while the lessons' own keep
+    # their plain answer.
     import socket
 
     from leaklab.scenarios.hung_call import expected_answer, pick_key
 
     address = scenario.key_value_service()
-    signed, plain = pick_key(address, 5, answered=True, signed=True), pick_key(address, 5, answered=True)
-    for key in (signed, plain):
+    signed, graders = pick_key(address, 5, answered=True, signed=True), pick_key(address, 5, answered=True)
+    plain = "user:42"
+    for key in (signed, graders, plain):
         with socket.create_connection(address, timeout=10) as connection:
             connection.sendall(f"GET {key}\n".encode())
             assert connection.makefile().readline().strip() == expected_answer(address, key)
     assert expected_answer(address, plain) == f"value of {plain}"
     assert expected_answer(address, signed).startswith(f"value of {signed} #")
+    assert expected_answer(address, graders).startswith(f"value of {graders} #")
 
 
 def test_the_diagnosis_the_lesson_grades_is_what_the_leaky_weeks_dump_and_memray_show():
