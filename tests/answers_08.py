@@ -600,3 +600,10 @@ SIMPLE_QUEUES_BATCH = FIXED.replace(
 """,
 )
 assert SIMPLE_QUEUES_BATCH != FIXED
+
+# Evasive (as review 4 found for lesson 05): the diagnosis read from the grader's own answer, not the dump.
+DIAGNOSIS_FROM_THE_GRADER = """from leaklab.scenarios import week_in_production
+
+DUMP_GROUPS = list(week_in_production._DUMP_GROUPS)
+HOLDS_MOST = week_in_production._HOLDS_MOST
+"""
