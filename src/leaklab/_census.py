@@ -77,14 +77,26 @@ def running(marks: Iterable[ThreadMark]) -> set[ThreadMark]:
 
 
 def thread_alive(thread: threading.Thread) -> bool:
-    """Whether `thread` still runs: as `threading.Thread` itself says (not a subclass's `is_alive`), or as
-    the operating system and the interpreter say (`running`) under the ids the thread gave itself as it
-    started; a thread started outside `threading` (with `_thread`) only by the latter."""
-    ids = object.__getattribute__(thread, "__dict__")
-    mark = (ids.get("_ident"), ids.get("_native_id"))
-    if isinstance(thread, _Foreign):  # `threading` only made it a stand-in: it cannot tell when it ends
-        return bool(running([mark]))  # type: ignore[list-item]
-    return _thread_is_alive(thread) or bool(running([mark]))  # type: ignore[list-item]
+    """Whether `thread` still runs (`alive_threads`)."""
+    return bool(alive_threads([thread]))
+
+
+def alive_threads(threads: Iterable[threading.Thread]) -> list[threading.Thread]:
+    """Those of `threads` that still run: as `threading.Thread` itself says (not a subclass's `is_alive`),
+    or as the operating system and the interpreter say (`running`) under the ids each thread gave itself
+    as it started; a thread started outside `threading` (with `_thread`) only by the latter. The OS is
+    read once, however many threads are asked about."""
+    found, unsure = [], []
+    for thread in threads:
+        if not isinstance(thread, _Foreign) and _thread_is_alive(thread):
+            found.append(thread)
+        else:  # ended, as far as threading's flags say; `_thread` stand-ins cannot tell
+            ids = object.__getattribute__(thread, "__dict__")
+            unsure.append((thread, (ids.get("_ident"), ids.get("_native_id"))))
+    if unsure:
+        still = running(mark for _thread, mark in unsure)
+        found += [thread for thread, mark in unsure if mark in still]
+    return found
 
 
 def process_parents(*, running_only: bool = False) -> dict[int, int]:
@@ -146,7 +158,7 @@ def live_tasks() -> list[asyncio.Task]:
 
 def live_threads() -> list[threading.Thread]:
     """The running Python threads."""
-    return [t for t in threading.enumerate() if thread_alive(t)]
+    return alive_threads(threading.enumerate())
 
 
 class Census:

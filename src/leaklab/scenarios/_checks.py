@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from .._census import thread_alive
+from .._census import alive_threads
 from .._errors import described
 
 # Bound when the scenario is imported, before an answer runs: what the checks ask with.
@@ -32,7 +32,7 @@ def alive(threads: Iterable[threading.Thread]) -> list[threading.Thread]:
     `is_alive` cannot answer for it) or the operating system does (`_census.thread_alive`: a flag such as
     `_is_stopped` hides no thread that runs). A thread that was joined is not alive from the moment
     `join()` returns: asking right after a `stop()` depends on no timing."""
-    return [thread for thread in threads if thread_alive(thread)]
+    return alive_threads(threads)
 
 
 def python_threads() -> set[threading.Thread]:

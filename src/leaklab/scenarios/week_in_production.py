@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .._census import Census, process_parents, task_done, task_loop, thread_alive
+from .._census import Census, alive_threads, process_parents, task_done, task_loop, thread_alive
 from .._i18n import _
 from .._stacks import counted
 from . import lifeless_pool
@@ -447,7 +447,8 @@ class _Owners:
             if owner == "batch" and self.current == "batch":
                 # The batch's threads alive now, and the one starting (not alive yet); one that starts others
                 # (a launcher) is not counted while it does.
-                alive = [t for t, o in list(self.started.items()) if o == "batch" and t is not me and _thread_alive(t)]
+                batch = [t for t, o in list(self.started.items()) if o == "batch" and t is not me]
+                alive = alive_threads(batch)
                 self._ran_on(len(alive) + 1)
         elif code is _WAIT and self.holding and threading.get_ident() == self.driver:
             timeout = frame.f_locals["timeout"]  # type: ignore[attr-defined]
