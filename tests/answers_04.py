@@ -279,3 +279,152 @@ assert MADE_UP_IN_STOP != FIXED
 # Wrong: start() starts one worker whatever `workers` says.
 ONE_WORKER = FIXED.replace("for _ in range(workers)]", "for _ in range(1)]")
 assert ONE_WORKER != FIXED
+
+# Wrong (review 4): a failing job ends the worker thread that ran it, which first starts a replacement:
+# some thread of the pool does the next job, but the failure killed its worker ("A failing job does not
+# kill its worker"); every failure leaves one more dead thread in `_threads`.
+REPLACES_DEAD_WORKER = """
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        self.workers, self.jobs, self.results = workers, queue.Queue(), {}
+        self._threads, self._lock = [], threading.Lock()
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(target=self._work)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def start(self) -> None:
+        for _ in range(self.workers):
+            self._spawn()
+
+    def submit(self, job: int) -> None:
+        self.jobs.put(job)
+
+    def stop(self) -> None:
+        for _ in range(self.workers):
+            self.jobs.put(None)
+        while running := [t for t in list(self._threads) if t.is_alive()]:
+            for thread in running:
+                thread.join()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                self.results[job] = handle(job)
+            except JobFailed as failure:
+                self.results[job] = failure
+                self._spawn()  # a replacement takes over, and this worker ends
+                return
+"""
+
+# Evasive (review 4): stop() waits for every job (Queue.join), then says the workers have ended while
+# they still run: `_is_stopped` set and each removed from threading's registry; they end 30 ms later.
+LYING_THREADS = """
+import time
+
+
+class _Quiet(threading.Thread):
+    def is_alive(self) -> bool:
+        return False
+
+
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        self.jobs, self.results = queue.Queue(), {}
+        self._threads = [_Quiet(target=self._work, daemon=True) for _ in range(workers)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: int) -> None:
+        self.jobs.put(job)
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self.jobs.put(None)
+        self.jobs.join()
+        for thread in self._threads:
+            thread._is_stopped = True
+            threading._active.pop(thread.ident, None)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                if job is None:
+                    return
+                self.results[job] = handle(job)
+            except JobFailed as failure:
+                self.results[job] = failure
+            finally:
+                self.jobs.task_done()
+                if job is None:
+                    time.sleep(0.03)  # still running after stop() has returned
+"""
+
+# Correct too, in the designs of the two above: Thread subclass workers listed under a lock, a failure
+# caught in the worker's loop; stop() waits for every job (Queue.join), then joins every worker.
+THREAD_SUBCLASS_JOINS = """
+class _Worker(threading.Thread):
+    def __init__(self, pool) -> None:
+        super().__init__(daemon=True)
+        self.pool = pool
+
+    def run(self) -> None:
+        for job in iter(self.pool.jobs.get, None):
+            try:
+                self.pool.results[job] = handle(job)
+            except JobFailed as failure:
+                self.pool.results[job] = failure
+            finally:
+                self.pool.jobs.task_done()
+        self.pool.jobs.task_done()
+
+
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        self.workers, self.jobs, self.results = workers, queue.Queue(), {}
+        self._threads, self._lock = [], threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self._threads = [_Worker(self) for _ in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: int) -> None:
+        self.jobs.put(job)
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self.jobs.put(None)
+        self.jobs.join()
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+"""

@@ -498,3 +498,77 @@ class RpcClient:
 # Wrong: each call sends its frame twice, "in case one is lost" (the task: one frame per call).
 SENDS_TWICE = FIXED.replace("            self.backend.send(frame)\n", "            self.backend.send(frame)\n" * 2, 1)
 assert SENDS_TWICE.count("self.backend.send(frame)") == 2
+
+# Evasive (review 4): call() sends the frame, then works out the backend's reply itself with the module's
+# private `_reply_to`, and never waits for it; the reader throws every reply away. A price only a reply
+# carries (the grader's backend draws each reply's own) is not one it can work out.
+REPLY_WORKED_OUT = """
+import leaklab.scenarios.mystery_service as _service
+
+
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int) -> int:
+        self.last_id += 1
+        self.backend.send(encode(self.last_id, sku))
+        reply = _service._reply_to(self.backend, self.last_id, sku)
+        if reply.error is not None:
+            raise BackendError(reply.error)
+        return reply.value
+
+    async def read_replies(self) -> None:
+        while True:
+            reply = await self.backend.receive()
+            self.errors += reply.error is not None
+"""
+
+# Evasive (review 4): the entry leaves `pending` in its `finally:`, but a caller that gave up parks its
+# future (frame dropped) on the backend, in case its reply comes after all: for a reply that never comes,
+# it stays there for ever, reachable from the client through its `backend`.
+PARKS_ON_THE_BACKEND = FIXED.replace(
+    "        finally:\n            self.pending.pop(request_id, None)\n",
+    "        finally:\n"
+    "            self.pending.pop(request_id, None)\n"
+    "            if entry.future.cancelled():\n"
+    "                if not hasattr(self.backend, 'parked'):\n"
+    "                    self.backend.parked = {}\n"
+    "                self.backend.parked[request_id] = Pending(entry.future, b'')\n",
+).replace(
+    "            reply = await self.backend.receive()\n",
+    "            reply = await self.backend.receive()\n"
+    "            getattr(self.backend, 'parked', {}).pop(reply.id, None)\n",
+)
+assert PARKS_ON_THE_BACKEND.count("parked") == 4
+
+# Correct too, close to the two above: the backend is the client's, and it keeps a note of each call that
+# gave up (its request id only, no future), which a late reply clears; a reply that never comes leaves a
+# number behind, not a call.
+NOTES_GAVE_UP_IDS = (
+    FIXED.replace(
+        "        finally:\n            self.pending.pop(request_id, None)\n",
+        "        finally:\n"
+        "            self.pending.pop(request_id, None)\n"
+        "            if entry.future.cancelled():\n"
+        "                self.gave_up.add(request_id)\n",
+    )
+    .replace(
+        "        self.errors = 0\n",
+        "        self.errors = 0\n        self.gave_up: set[int] = set()\n",
+    )
+    .replace(
+        "            reply = await self.backend.receive()\n",
+        "            reply = await self.backend.receive()\n            self.gave_up.discard(reply.id)\n",
+    )
+)
+assert NOTES_GAVE_UP_IDS.count("gave_up") == 3
+
+# Evasive (review 4): the diagnosis read from the grader's own answer, not from the dump.
+DIAGNOSIS_FROM_THE_GRADER = """from leaklab.scenarios import mystery_service
+
+LEAK_FUNCTION, LEAK_LINE = mystery_service._where_the_leak_waits()
+"""

@@ -683,3 +683,10 @@ CACHES_REPORTS = FIXED.replace(
     "        return result\n",
 )
 assert CACHES_REPORTS != FIXED
+
+# Evasive (as review 4 found for lesson 05): the diagnosis read from the grader's own answer, not the dump.
+DIAGNOSIS_FROM_THE_GRADER = """from leaklab.scenarios import week_in_production
+
+DUMP_GROUPS = list(week_in_production._DUMP_GROUPS)
+HOLDS_MOST = week_in_production._HOLDS_MOST
+"""

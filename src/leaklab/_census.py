@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import weakref
+from collections.abc import Iterable
 
 from ._i18n import _
 
@@ -54,6 +55,48 @@ def task_loop(task: asyncio.Task) -> asyncio.AbstractEventLoop:
 
 # Bound when this module is imported, before any answer runs: a count of processes asks with these.
 _listdir, _open = os.listdir, open
+_current_frames, _get_ident, _get_native_id = sys._current_frames, threading.get_ident, threading.get_native_id
+_thread_is_alive, _Foreign = threading.Thread.is_alive, threading._DummyThread  # type: ignore[attr-defined]
+
+ThreadMark = tuple[int, int]  # a thread as the interpreter and the operating system name it: (ident, native id)
+
+
+def thread_mark() -> ThreadMark:
+    """The calling thread's mark, (ident, native id): taken inside a thread (by a job it runs, say), it is
+    the grader's to keep, unlike the ids a `threading.Thread` object carries, which any code can change."""
+    return _get_ident(), _get_native_id()
+
+
+def running(marks: Iterable[ThreadMark]) -> set[ThreadMark]:
+    """Those of `marks` whose thread still runs Python code: the operating system lists its native id
+    (`/proc/self/task`) and the interpreter still runs a frame under its ident. A thread is out of the
+    second from the moment its code has returned, before `join()` returns: asking right after a `stop()`
+    depends on no timing; and no flag of `threading` (`_is_stopped`, its registry) can hide one that runs."""
+    tasks, frames = set(_listdir("/proc/self/task")), _current_frames()
+    return {mark for mark in marks if str(mark[1]) in tasks and mark[0] in frames}
+
+
+def thread_alive(thread: threading.Thread) -> bool:
+    """Whether `thread` still runs (`alive_threads`)."""
+    return bool(alive_threads([thread]))
+
+
+def alive_threads(threads: Iterable[threading.Thread]) -> list[threading.Thread]:
+    """Those of `threads` that still run: as `threading.Thread` itself says (not a subclass's `is_alive`),
+    or as the operating system and the interpreter say (`running`) under the ids each thread gave itself
+    as it started; a thread started outside `threading` (with `_thread`) only by the latter. The OS is
+    read once, however many threads are asked about."""
+    found, unsure = [], []
+    for thread in threads:
+        if not isinstance(thread, _Foreign) and _thread_is_alive(thread):
+            found.append(thread)
+        else:  # ended, as far as threading's flags say; `_thread` stand-ins cannot tell
+            ids = object.__getattribute__(thread, "__dict__")
+            unsure.append((thread, (ids.get("_ident"), ids.get("_native_id"))))
+    if unsure:
+        still = running(mark for _thread, mark in unsure)
+        found += [thread for thread, mark in unsure if mark in still]
+    return found
 
 
 def process_parents(*, running_only: bool = False) -> dict[int, int]:
@@ -115,7 +158,7 @@ def live_tasks() -> list[asyncio.Task]:
 
 def live_threads() -> list[threading.Thread]:
     """The running Python threads."""
-    return [t for t in threading.enumerate() if t.is_alive()]
+    return alive_threads(threading.enumerate())
 
 
 class Census:

@@ -13,16 +13,19 @@ from answers_04 import (
     JOINS_FIRST_ONLY,
     LAZY_RESULTS,
     LOWLEVEL_THREADS,
+    LYING_THREADS,
     MADE_UP_IN_STOP,
     MADE_UP_RESULTS,
     NEVER_STOPS,
     NO_JOIN,
     ONE_WORKER,
+    REPLACES_DEAD_WORKER,
     SHARED_RESULTS,
     SLEEPS_INSTEAD_OF_JOIN,
     STOPS_ONLY_ON_SUCCESS,
     STUB,
     SWALLOWS_ERRORS,
+    THREAD_SUBCLASS_JOINS,
 )
 
 from leaklab import run_isolated
@@ -118,6 +121,9 @@ def test_the_demo_shows_each_half_fix(source, running, missing):
         (MADE_UP_RESULTS, {"every_job_accounted_for"}),
         (MADE_UP_IN_STOP, {"every_job_accounted_for"}),
         (ONE_WORKER, {"stop_waits_for_workers"}),
+        (THREAD_SUBCLASS_JOINS, set()),
+        (REPLACES_DEAD_WORKER, {"failure_keeps_worker"}),
+        (LYING_THREADS, {"stop_waits_for_workers", "no_worker_survives"}),
         (STUB, set(PROPERTIES)),
     ],
     ids=[
@@ -136,6 +142,9 @@ def test_the_demo_shows_each_half_fix(source, running, missing):
         "made_up_results",
         "made_up_in_stop",
         "one_worker",
+        "thread_subclass_joins",
+        "replaces_dead_worker",
+        "lying_threads",
         "stub",
     ],
 )

@@ -15,9 +15,12 @@ from answers_05 import (
     LATE_REPLY_KILLS_READER,
     LEAKY,
     MAKES_UP_THE_ERROR,
+    NOTES_GAVE_UP_IDS,
+    PARKS_ON_THE_BACKEND,
     PRICE_WITHOUT_REPLY,
     READER_ONLY,
     REPLY_OBJECT,
+    REPLY_WORKED_OUT,
     RESOLVES_BUT_KEEPS_ENTRY,
     REUSES_IDS,
     SENDS_TWICE,
@@ -257,6 +260,9 @@ def test_leaky_rounds_shows_the_leak():
         (PRICE_WITHOUT_REPLY, {"responses_right"}, False, False),  # `price()` is not what the replies say
         (STUB, {"backend_asked", "responses_right"}, False, False),  # it keeps nothing: its table stays empty
         (MAKES_UP_THE_ERROR, {"responses_right"}, False, False),  # its errors are not the backend's
+        (NOTES_GAVE_UP_IDS, set(), False, False),
+        (REPLY_WORKED_OUT, {"responses_right"}, False, False),  # each reply's price is its own
+        (PARKS_ON_THE_BACKEND, {"table_emptied"}, False, False),  # futures kept on the client's backend
     ],
     ids=[
         "fixed",
@@ -270,6 +276,9 @@ def test_leaky_rounds_shows_the_leak():
         "price_without_reply",
         "stub",
         "makes_up_the_error",
+        "notes_gave_up_ids",
+        "reply_worked_out",
+        "parks_on_the_backend",
     ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves_tasks, holds_memory, options):

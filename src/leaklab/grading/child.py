@@ -49,6 +49,7 @@ from .._errors import LeaklabError, described
 from .._repo import ARTEFACTS_ENV
 from .._stacks import counted, format_groups, group_stacks, in_library, unregistered_threads
 from ..scenarios import Scenario, WarmsUp, answer_namespace, judged_together, load
+from ..scenarios._truth import learner_cells
 from . import settings
 from .isolation import IsolatedRun, functions_behind, plain
 from .results import Reason, reason_of
@@ -407,7 +408,10 @@ class Child:
         loop = asyncio.new_event_loop()  # the kernel's: one for every cell's top-level `await`
         # The cells above may record (memray) or plot, into the artefacts folder: in the sandbox the checkout
         # is read-only, so they get a folder of their own in the run's private /tmp, as a kernel has one.
-        with tempfile.TemporaryDirectory(prefix="leaklab-artefacts-", ignore_cleanup_errors=True) as artefacts:
+        with (
+            tempfile.TemporaryDirectory(prefix="leaklab-artefacts-", ignore_cleanup_errors=True) as artefacts,
+            learner_cells() as truths,  # a diagnosis read from the grader's own answer is no diagnosis
+        ):
             os.environ[ARTEFACTS_ENV] = artefacts
             for number, cell in enumerate(self.job.get("before", [])):
                 try:
@@ -415,6 +419,10 @@ class Child:
                 except Exception:
                     continue  # as far as it goes, as in the notebook where it failed too
             self.run_answer_cell(namespace, loop)
+        if truths:
+            self.fail(
+                f"tampered: the answer read the grader's own answer: {', '.join(sorted(set(truths)))}", Reason.TAMPERED
+            )
         self.channel.stop_at("measuring")
         found = {name: plain(namespace[name]) for name in self.job["names"] if name in namespace}
         self.finish(IsolatedRun(outcome={"values": {name: value for name, value in found.items() if value}}))

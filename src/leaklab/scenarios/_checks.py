@@ -9,10 +9,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from .._census import alive_threads
 from .._errors import described
 
 # Bound when the scenario is imported, before an answer runs: what the checks ask with.
-_is_alive, _enumerate, _Foreign = threading.Thread.is_alive, threading.enumerate, threading._DummyThread
+_enumerate, _listdir = threading.enumerate, os.listdir
 
 
 def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
@@ -28,16 +29,10 @@ def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
 
 def alive(threads: Iterable[threading.Thread]) -> list[threading.Thread]:
     """Those of `threads` whose code has not ended, as `threading.Thread` itself says (a subclass's own
-    `is_alive` cannot answer for it). A thread that was joined is not alive from the moment `join()`
-    returns: asking right after a `stop()` depends on no timing. A thread started outside `threading`
-    (with `_thread`) cannot be asked so: the operating system says whether it still runs."""
-    return [thread for thread in threads if _running(thread)]
-
-
-def _running(thread: threading.Thread) -> bool:
-    if isinstance(thread, _Foreign):  # `threading` only made it a stand-in: it cannot tell when it ends
-        return str(thread.native_id) in thread_ids()
-    return _is_alive(thread)
+    `is_alive` cannot answer for it) or the operating system does (`_census.thread_alive`: a flag such as
+    `_is_stopped` hides no thread that runs). A thread that was joined is not alive from the moment
+    `join()` returns: asking right after a `stop()` depends on no timing."""
+    return alive_threads(threads)
 
 
 def python_threads() -> set[threading.Thread]:
@@ -47,7 +42,7 @@ def python_threads() -> set[threading.Thread]:
 
 def thread_ids() -> set[str]:
     """The operating system's ids of this process's threads (Linux: `/proc/self/task`)."""
-    return set(os.listdir("/proc/self/task"))
+    return set(_listdir("/proc/self/task"))
 
 
 def busy_seconds(*, only: set[int] | None = None, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]

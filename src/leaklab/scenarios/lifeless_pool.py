@@ -16,10 +16,12 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from statistics import median
 
+from .._census import ThreadMark, running, thread_mark
 from .._i18n import _
 from ._checks import Checks, alive, python_threads, thread_ids, wait_until
 
@@ -55,16 +57,28 @@ class _Held:
 # The jobs being held (see _stop_waits_for_every_worker), numbered from _FIRST_HELD: no other job is.
 _HELD: dict[int, _Held] = {}
 _FIRST_HELD = 10**9
-# While a check watches (see _every_job_accounted_for): the id of the thread each job was handled in
-# (threading.get_ident, which, unlike current_thread, registers no thread started outside threading).
-_RAN_IN: dict[int, int] = {}
+# While a check watches (`_watching`): the mark of the thread each job was handled in, taken inside it
+# (`_census.thread_mark`: its ident and native id, which no object of the answer's carries, and which,
+# unlike current_thread, registers no thread started outside threading).
+_RAN_IN: dict[int, ThreadMark] = {}
 _WATCHING = threading.Event()
+
+
+@contextmanager
+def _watching() -> Iterator[dict[int, ThreadMark]]:
+    """While the block runs, note the thread each job is handled in (the job's last run counts)."""
+    _RAN_IN.clear()
+    _WATCHING.set()
+    try:
+        yield _RAN_IN
+    finally:
+        _WATCHING.clear()
 
 
 def handle(job: int) -> int:
     """Do one job (it takes a millisecond): its square; jobs below zero fail."""
     if _WATCHING.is_set():
-        _RAN_IN[job] = threading.get_ident()
+        _RAN_IN[job] = thread_mark()
     held = _HELD.get(job)
     if held is not None:  # only in grading: a job that holds its worker until the grader lets go
         held.hold()
@@ -256,6 +270,17 @@ def _new_threads(before: set[str]) -> set[str]:
     return thread_ids() - before
 
 
+def _running_of_pool(started: set[threading.Thread], ran_in: dict[int, ThreadMark], before: set[str]) -> int:
+    """How many of a pool's threads run now: those that ran its jobs, by the mark each took inside as it ran
+    one (`_census.running`: no flag of `threading` hides a thread that runs), and any other it started, as
+    `alive` says; threads that ran before the pool (`before`, native ids: the grader's own) left out."""
+    marks = {mark for mark in list(ran_in.values()) if str(mark[1]) not in before}
+    natives: set[object] = {native for _ident, native in running(marks)}
+    for thread in alive(started):
+        natives.add(object.__getattribute__(thread, "__dict__").get("_native_id") or id(thread))
+    return len(natives)
+
+
 def _runs_its_workers(pool_class: PoolClass, workers: int) -> str:
     """A started pool runs `workers` threads: each of `workers` jobs of the grader's holds the worker that
     takes it, so even a pool that starts a thread per job no idle worker can take has started them all."""
@@ -288,14 +313,17 @@ def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int, jobs: int 
     held = {_FIRST_HELD + n: _Held() for n in range(workers)}
     _HELD.update(held)
     try:
-        return _stop_with_workers_held(pool_class, workers, jobs, list(held))
+        with _watching() as ran_in:
+            return _stop_with_workers_held(pool_class, workers, jobs, list(held), ran_in)
     finally:
         for job in held:
             _HELD.pop(job).release()
 
 
-def _stop_with_workers_held(pool_class: PoolClass, workers: int, jobs: int, held_jobs: list[int]) -> str:
-    before = python_threads()
+def _stop_with_workers_held(
+    pool_class: PoolClass, workers: int, jobs: int, held_jobs: list[int], ran_in: dict[int, ThreadMark]
+) -> str:
+    before, before_ids = python_threads(), thread_ids()
     pool = pool_class(workers=workers)
     pool.start()
     for job in [*range(jobs), *held_jobs]:  # the held jobs last: each worker takes one when the rest are done
@@ -315,7 +343,7 @@ def _stop_with_workers_held(pool_class: PoolClass, workers: int, jobs: int, held
             pool.stop()
         except BaseException as exc:  # raised again in the check's thread, which reports it
             seen["error"] = exc
-        seen["running"] = alive(started)  # the moment stop() returned: a joined worker is no longer alive
+        seen["running"] = _running_of_pool(started, ran_in, before_ids)  # the moment stop() returned
 
     caller = threading.Thread(target=call, name="grader-stop", daemon=True)
     caller.start()
@@ -326,8 +354,8 @@ def _stop_with_workers_held(pool_class: PoolClass, workers: int, jobs: int, held
     if seen["running"]:
         return _(
             "stop() returned while {running} of its {started} workers were still running",
-            running=len(seen["running"]),
-            started=len(started),
+            running=seen["running"],
+            started=max(len(started), seen["running"]),
         )
     return ""
 
@@ -371,12 +399,8 @@ def _blocked_on(thread: threading.Thread) -> tuple[object, bool]:
 
 
 def _every_job_accounted_for(pool_class: PoolClass, jobs: int, failing: tuple[int, ...] = ()) -> str:
-    _RAN_IN.clear()
-    _WATCHING.set()
-    try:
+    with _watching():
         return _account_for_every_job(pool_class, jobs, failing)
-    finally:
-        _WATCHING.clear()
 
 
 def _account_for_every_job(pool_class: PoolClass, jobs: int, failing: tuple[int, ...]) -> str:
@@ -391,8 +415,8 @@ def _account_for_every_job(pool_class: PoolClass, jobs: int, failing: tuple[int,
     pool.stop()  # straight away: jobs still queued must be done or reported, not dropped
     _WATCHING.clear()  # the check's own calls of handle below are not the pool's
     # Threads running before the pool and still now: alive throughout, so no pool thread can share their id.
-    others = {thread.ident for thread in before if thread.is_alive()}
-    outside = [job for job in submitted if _RAN_IN.get(job) in others]
+    others = {thread.ident for thread in alive(before)}
+    outside = [job for job in submitted if job in _RAN_IN and _RAN_IN[job][0] in others]
     if outside:
         return _(
             "{outside} of {submitted} jobs were handled in a thread the pool did not start (the one that "
@@ -446,15 +470,35 @@ def _account_for_every_job(pool_class: PoolClass, jobs: int, failing: tuple[int,
 
 
 def _failure_keeps_worker(pool_class: PoolClass) -> str:
+    """A failing job does not kill its worker: in a pool of one worker, the thread that ran a failing job
+    runs the jobs after it (by the mark each job takes inside its thread, not by a `Thread` object), is
+    still running once they are done, and is the pool's only thread however many jobs failed."""
+    with _watching() as ran_in:
+        return _failures_in_one_worker(pool_class, ran_in)
+
+
+def _failures_in_one_worker(pool_class: PoolClass, ran_in: dict[int, ThreadMark]) -> str:
     before = thread_ids()
     pool = pool_class(workers=1)
     pool.start()
     try:
-        for job in (-1, 2, -3, 4):
+        jobs = (-1, 2, -3, 4, -5, 6)
+        for job in jobs:
             pool.submit(job)
-        done = wait_until(lambda: {2, 4} <= set(getattr(pool, "results", {})), 1.5)
+        done = wait_until(lambda: {2, 4, 6} <= set(getattr(pool, "results", {})), 1.5)
         if not done:
             return _("after a job failed, the pool's only worker did no more jobs: the failure killed it")
+        ran = {job: ran_in[job] for job in jobs if job in ran_in}
+        threads = {mark for mark in ran.values() if str(mark[1]) not in before}  # the pool's, not submit()'s
+        if len(threads) > 1:
+            return _(
+                "the jobs of a pool of 1 worker, {failing} of them failing, ran in {threads} threads: each failure "
+                "ended the thread that ran it; a worker must outlive a job that raises",
+                failing=sum(job < 0 for job in jobs),
+                threads=len(threads),
+            )
+        if threads and not running(threads):
+            return _("the thread that ran a pool of 1 worker's jobs, some failing, no longer ran once they were done")
         if len(_new_threads(before)) != 1:
             return _("a pool of 1 worker had {threads} threads after a job failed", threads=len(_new_threads(before)))
         return ""
@@ -466,15 +510,16 @@ def _no_worker_survives(pool_class: PoolClass, batches: int, sizes: tuple[tuple[
     before = thread_ids()
     sizes = sizes or ((4, 10),) * batches
     for batch, (workers, jobs) in enumerate(sizes):
-        ours = python_threads()
-        with pool_class(workers=workers) as pool:
+        ours, our_ids = python_threads(), thread_ids()
+        with _watching() as ran_in, pool_class(workers=workers) as pool:
             for job in range(batch, batch + jobs):
                 pool.submit(job)
-        running = alive(python_threads() - ours)  # the moment the block is left: its workers joined
+            started = python_threads() - ours  # after the jobs: some pools start threads on demand
+        running = _running_of_pool(started, ran_in, our_ids)  # the moment the block is left: its workers joined
         if running:
             return _(
                 "right after a pool's `with` block, {running} of its worker threads were still running",
-                running=len(running),
+                running=running,
             )
     problem = _left_by_an_exception(pool_class)
     if problem:
@@ -496,21 +541,22 @@ class _BlockFailed(Exception):
 
 def _left_by_an_exception(pool_class: PoolClass, workers: int = 3, jobs: int = 10) -> str:
     """A `with` block left by an exception stops its pool too, and lets the exception go on."""
-    ours = python_threads()
+    ours, our_ids, started = python_threads(), thread_ids(), set()
     try:
-        with pool_class(workers=workers) as pool:
+        with _watching() as ran_in, pool_class(workers=workers) as pool:
             for job in range(jobs):
                 pool.submit(job)
+            started = python_threads() - ours
             raise _BlockFailed
     except _BlockFailed:
-        running = alive(python_threads() - ours)  # the moment the block is left: its workers joined
+        running = _running_of_pool(started, ran_in, our_ids)  # the moment the block is left: its workers joined
     else:
         return _("an exception raised in a pool's `with` block did not propagate: __exit__ swallowed it")
     if running:
         return _(
             "right after a pool's `with` block was left by an exception, {running} of its worker threads "
             "were still running: __exit__ must stop the pool whether or not the block raised",
-            running=len(running),
+            running=running,
         )
     return ""
 

@@ -284,6 +284,9 @@ class Traffic:
     price: Callable[[int], int | None] | None = None  # the backend's replies' prices, to check the answers with
     refusal: Callable[[int], str] = _unknown  # the message of the backend's error replies, likewise
     hung_up: list[str] = field(default_factory=list)  # callers that gave up before their reply: how each did
+    # The prices the backend's replies gave, as (sku, cents): for a backend that draws each reply's own
+    # (the grader's), a price answered is right when one reply for that sku gave it, each reply once.
+    quoted: Counter[tuple[int, int]] | None = None
 
     @property
     def unanswered(self) -> list[Request]:
@@ -303,14 +306,45 @@ class Traffic:
                 expected_status=want.status,
                 expected_body=want.body,
             )
-            for r, got in self.answers.values()
-            if got != (want := r.expected(self.price or _no_price, self.refusal))
+            for r, got, want in self._judged()
+            if got != want
         ]
 
     @property
     def right(self) -> int:
         """How many answered requests got what a healthy service says."""
-        return sum(got == r.expected(self.price or _no_price, self.refusal) for r, got in self.answers.values())
+        return sum(got == want for _r, got, want in self._judged())
+
+    def _judged(self) -> list[tuple[Request, Response, Response]]:
+        """Each answered request, what it got, and what a healthy service says: with `quoted`, a price one
+        of the backend's replies for that sku gave, each reply's once (those answered exactly first)."""
+        judged = [(r, got, r.expected(self.price or _no_price, self.refusal)) for r, got in self.answers.values()]
+        if self.quoted is None:
+            return judged
+        unused = Counter(self.quoted)
+        priced = [i for i, (r, _got, want) in enumerate(judged) if r.route == "/price" and want.status == 200]
+        wrong = []
+        for i in priced:
+            r, got, _want = judged[i]
+            cents = next((c for (sku, c), n in unused.items() if sku == r.arg and n and _body(c) == got.body), None)
+            if cents is not None and got.status == 200:
+                unused[r.arg, cents] -= 1
+                judged[i] = (r, got, got)
+            else:
+                wrong.append(i)
+        for i in wrong:
+            r, got, _want = judged[i]
+            cents = next((c for (sku, c), n in unused.items() if sku == r.arg and n), None)
+            if cents is not None:
+                unused[r.arg, cents] -= 1
+            body = _body(cents) if cents is not None else _("(a price one of its replies gives)")
+            judged[i] = (r, got, Response(200, body))
+        return judged
+
+
+def _body(cents: int) -> str:
+    """A price as the /price route writes it."""
+    return f"{cents / 100:.2f}"
 
 
 def _no_price(sku: int) -> int:
@@ -438,7 +472,10 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 
 # --- the diagnosis: where the leaked tasks wait, measured ---------------------------------------------
 
+from ._truth import graders_truth  # noqa: E402  # here: the lesson's dumps cite the lines above by number
 
+
+@graders_truth
 def _where_the_leak_waits() -> tuple[str, int]:
     """The function and line of this module's innermost frame in the biggest group of the task dump,
     measured by running the service briefly (on an event loop of its own, in a thread of its own).
@@ -446,6 +483,7 @@ def _where_the_leak_waits() -> tuple[str, int]:
     return _biggest_group_here()[0]
 
 
+@graders_truth
 @functools.cache
 def _biggest_group_here() -> tuple[tuple[str, int], ...]:
     """This module's frames in the biggest group of the task dump, innermost first, measured once."""
@@ -506,6 +544,7 @@ def check_diagnosis(function: object, line: object) -> None:
     )
 
 
+@graders_truth
 def _leak_line_in_source() -> int:
     """The line of `RpcClient.call` where a caller waits for its reply (a second witness)."""
     lines, first = inspect.getsourcelines(RpcClient.call)
@@ -521,18 +560,36 @@ _services: list[MysteryService] = []
 
 class _GradersBackend(Backend):
     """The grader's backend: its replies give prices from a list of their own and refuse skus of the
-    catalogue drawn for each run, so that only a reply tells a caller its answer (not `price()`)."""
+    catalogue drawn for each run, so that only a reply tells a caller its answer (not `price()`). Each
+    reply's price is drawn for its frame (`_reply_to`) and noted in `quoted` as it is delivered: nothing
+    computes it again (a reply worked out with `_reply_to` draws another), so it can only come from the reply."""
 
     def __init__(self, *, latency_ms: float = 1.0) -> None:
         super().__init__(latency_ms=latency_ms)
-        draw = random.SystemRandom()
+        self._draw = draw = random.SystemRandom()
         self.reply_salt = (self._salt + draw.randrange(1, 5000)) % 5000  # never `price()`'s list
         self.refused = frozenset(draw.sample(CATALOG, 10))
         self.error_tag = f"{draw.getrandbits(32):08x}"  # in its error replies: only a reply tells their message
+        self.quoted: Counter[tuple[int, int]] = Counter()  # (sku, cents) of each price reply delivered
+        self._skus: dict[int, int] = {}  # request id -> the sku its frame asked for
+
+    def send(self, frame: bytes) -> None:
+        self._skus[struct.unpack("!Q", frame[:8])[0]] = struct.unpack("!Q", frame[8:16])[0]
+        super().send(frame)
+
+    def _reply(self, reply: Reply) -> None:
+        self.note(reply)
+        super()._reply(reply)
+
+    def note(self, reply: Reply) -> None:
+        """Note a reply's price as it is delivered, for the sku its frame asked for."""
+        if reply.value is not None and reply.id in self._skus:
+            self.quoted[self._skus[reply.id], reply.value] += 1
 
 
 def _quote(backend: Backend, sku: int) -> int | None:
-    """The price `backend`'s replies give for `sku`, None for a sku it does not know."""
+    """The price `backend`'s replies give for `sku`, None for a sku it does not know (the grader's
+    backend: the list its replies' prices start from; each adds its own, which only the reply tells)."""
     if isinstance(backend, _GradersBackend):
         return None if sku not in CATALOG or sku in backend.refused else price_of(sku, salt=backend.reply_salt)
     return backend.price(sku) if sku in CATALOG else None
@@ -546,24 +603,32 @@ def _refusal(backend: Backend, sku: int) -> str:
 def _reply_to(backend: Backend, request_id: int, sku: int) -> Reply:
     """The reply `backend` sends to a frame: a price, or an error for a sku it does not know."""
     cents = _quote(backend, sku)
-    return Reply(request_id, error=_refusal(backend, sku)) if cents is None else Reply(request_id, value=cents)
+    if cents is None:
+        return Reply(request_id, error=_refusal(backend, sku))
+    if isinstance(backend, _GradersBackend):
+        cents += backend._draw.randrange(1, 10**5)  # this frame's own price: only its reply tells it
+    return Reply(request_id, value=cents)
 
 
 def _deliver_lost(backend: Backend) -> None:
     """The replies `backend` lost so far come after all, now: late, for callers who may have gone."""
     for request_id, sku in backend._lost:
-        backend.replies.put_nowait(_reply_to(backend, request_id, sku))
+        reply = _reply_to(backend, request_id, sku)
+        if isinstance(backend, _GradersBackend):
+            backend.note(reply)
+        backend.replies.put_nowait(reply)
     backend._lost.clear()
 
 
 def _futures_held(client: object, futures: list[asyncio.Future]) -> int:
     """How many of `futures` the client still reaches, wherever it keeps them: its attributes and what
-    they hold, its class's, and the globals and closures of its methods, not only `pending`."""
+    they hold, all the way down (the backend it was given, and what the answer hung on it, too), its
+    class's, and the globals and closures of its methods, not only `pending`."""
     import gc
     import types
 
-    # Not walked into: code, the machinery that runs it, the backend (its own queue), and what would
-    # lead out of the client into the whole process.
+    # Not walked into: code, the machinery that runs it, and what would lead out of the client into the
+    # whole process (the loop). The backend is walked: an object of the course's is as good a hiding place.
     not_state = (
         type,
         types.ModuleType,
@@ -575,7 +640,6 @@ def _futures_held(client: object, futures: list[asyncio.Future]) -> int:
         types.CoroutineType,
         types.GeneratorType,
         asyncio.AbstractEventLoop,
-        Backend,
         threading.Thread,
     )
     wanted = {id(future) for future in futures}
@@ -674,6 +738,7 @@ def probe(
         known = [sku for sku in CATALOG if _quote(service.backend, sku) is not None]
         traffic.price = functools.partial(_quote, service.backend)
         traffic.refusal = functools.partial(_refusal, service.backend)
+        traffic.quoted = service.backend.quoted  # type: ignore[attr-defined]
         # Late replies of both kinds, a price and an error, for callers who have gone; before they come,
         # as many new callers ask for other prices (a client that reuses ids would give them those replies).
         await hang_ups([known[i % len(known)] if i % 2 == 0 else 10**6 + i for i in range(abandoned)])

@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .._census import Census, process_parents, task_done, task_loop
+from .._census import Census, alive_threads, process_parents, task_done, task_loop, thread_alive
 from .._i18n import _
 from .._stacks import counted
 from . import lifeless_pool
+from ._truth import graders_truth, note
 from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, new_request, slow_query, witness
 from .hung_call import answered_keys, expected_answer, pick_key, start_service
 from .skipped_stop import Dependency, DependencyError
@@ -406,7 +407,7 @@ def _judge_status(served: Served, task: asyncio.Task) -> None:
 _START, _JOIN, _IS_ALIVE = (getattr(threading.Thread, name).__code__ for name in ("start", "join", "is_alive"))
 _WAIT = threading.Condition.wait.__code__  # what Event.wait, Queue.get, Future.result and Semaphore.acquire wait in
 _BOOTSTRAP = threading.Thread._bootstrap_inner.__code__  # type: ignore[attr-defined]
-_thread_alive = threading.Thread.is_alive  # bound before an answer runs
+_thread_alive = thread_alive  # threading's own is_alive, or the OS's: no flag an answer sets hides a thread
 
 
 class _Owners:
@@ -463,7 +464,8 @@ class _Owners:
             if owner == "batch" and self.current == "batch":
                 # The batch's threads alive now, and the one starting (not alive yet); one that starts others
                 # (a launcher) is not counted while it does.
-                alive = [t for t, o in list(self.started.items()) if o == "batch" and t is not me and _thread_alive(t)]
+                batch = [t for t, o in list(self.started.items()) if o == "batch" and t is not me]
+                alive = alive_threads(batch)
                 self._ran_on(len(alive) + 1)
         elif code is _WAIT and self.holding and threading.get_ident() == self.driver:
             timeout = frame.f_locals["timeout"]  # type: ignore[attr-defined]
@@ -1107,11 +1109,23 @@ def week_summary(week: Week, recording: object) -> str:
 
 # --- the diagnosis: what the demo week's dump and memray show, for the lesson's graded diagnosis -------
 
-# The groups of the leaky week's dump that are the service's, biggest first, each named by the service's
-# function it waits in; and the one of those whose leftovers memray finds holding the most. Constants, so
-# that grading runs nothing; `_measure_the_diagnosis()` measures them, and a unit test keeps them true.
-_DUMP_GROUPS = ("worker", "run_query", "_flush", "lookup")
-_HOLDS_MOST = "worker"
+
+@graders_truth
+def _diagnosis() -> tuple[tuple[str, ...], str]:
+    """The groups of the leaky week's dump that are the service's, biggest first, each named by the service's
+    function it waits in; and the one of those whose leftovers memray finds holding the most. Constants, so
+    that grading runs nothing; `_measure_the_diagnosis()` measures them, and a unit test keeps them true."""
+    return ("worker", "run_query", "_flush", "lookup"), "worker"
+
+
+def __getattr__(name: str) -> object:
+    """`_DUMP_GROUPS` and `_HOLDS_MOST`, the hidden test's names for `_diagnosis()`: read here, so that a
+    learner's cell that reads them is noted (`_truth`)."""
+    if name in ("_DUMP_GROUPS", "_HOLDS_MOST"):
+        note(__name__, name, sys._getframe(1))
+        groups, holds_most = _diagnosis()
+        return groups if name == "_DUMP_GROUPS" else holds_most
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _service_functions() -> set[str]:
@@ -1144,6 +1158,7 @@ def check_diagnosis(groups: object, holds_most: object) -> None:
         "HOLDS_MOST should be a str, a function's name; it is {holds_most!r}", holds_most=holds_most
     )
     named = [_bare(name) for name in groups]
+    truth, truth_holds_most = _diagnosis()
     assert len(named) == 4, _(
         "DUMP_GROUPS names {count} groups; the service has four big groups in the dump", count=len(named)
     )
@@ -1154,7 +1169,7 @@ def check_diagnosis(groups: object, holds_most: object) -> None:
         strangers=strangers,
     )
     for name in named:
-        if name in _STARTED_BY and name not in _DUMP_GROUPS:
+        if name in _STARTED_BY and name not in truth:
             if _STARTED_BY[name] == "threads":
                 message = _(
                     "`{name}` starts threads of a group, but the dump names where they wait, not who "
@@ -1171,11 +1186,11 @@ def check_diagnosis(groups: object, holds_most: object) -> None:
     assert len(set(named)) == 4, _(
         "DUMP_GROUPS = {groups!r} names a group twice; the four groups wait in four places", groups=groups
     )
-    missing = [name for name in named if name not in _DUMP_GROUPS]
+    missing = [name for name in named if name not in truth]
     assert not missing, _(
         "{missing}: no big group of the dump waits there; read the groups again, one by one", missing=missing
     )
-    assert named == list(_DUMP_GROUPS), _(
+    assert named == list(truth), _(
         "the right four groups, but not biggest first: order them by the count that opens each group "
         "(`N @ ...`), the largest first"
     )
@@ -1183,10 +1198,10 @@ def check_diagnosis(groups: object, holds_most: object) -> None:
     assert holder != "__init__", _(
         "`__init__` is the service's own working set, held by design, not a leak: leave it out of memray's sums"
     )
-    assert holder in _DUMP_GROUPS, _(
+    assert holder in truth, _(
         "HOLDS_MOST = {holds_most!r} is not one of the four groups you named", holds_most=holds_most
     )
-    assert holder == _HOLDS_MOST, _(
+    assert holder == truth_holds_most, _(
         "HOLDS_MOST = {holds_most!r}: by memray's sums, another of the four groups holds more; the count of a "
         "group is not its memory, read the MiB beside each function",
         holds_most=holds_most,
@@ -1198,6 +1213,7 @@ def _own_function(frames: list[tuple[str, str]]) -> str | None:
     return next((function for function, file in frames if Path(file).name == Path(__file__).name), None)
 
 
+@graders_truth
 def _measure_the_diagnosis() -> tuple[list[str], str]:
     """Replay the notebook's leaky week (seed 0) under a Recorder in this process, then read the task dump's
     groups and memray's leaked allocations as the lesson's learner does. It leaves the leak running: call it
