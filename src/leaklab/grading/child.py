@@ -48,8 +48,7 @@ from .._census import registered_tasks, task_done, task_loop, task_registries
 from .._errors import LeaklabError, described
 from .._repo import ARTEFACTS_ENV
 from .._stacks import counted, format_groups, group_stacks, in_library, unregistered_threads
-from ..scenarios import Scenario, WarmsUp, answer_namespace, judged_together, load
-from ..scenarios._truth import learner_cells
+from ..scenarios import Scenario, WarmsUp, _truth, answer_namespace, judged_together, load
 from . import settings
 from .isolation import IsolatedRun, functions_behind, plain
 from .results import Reason, reason_of
@@ -410,7 +409,7 @@ class Child:
         # is read-only, so they get a folder of their own in the run's private /tmp, as a kernel has one.
         with (
             tempfile.TemporaryDirectory(prefix="leaklab-artefacts-", ignore_cleanup_errors=True) as artefacts,
-            learner_cells() as truths,  # a diagnosis read from the grader's own answer is no diagnosis
+            _truth.learner_cells() as truths,  # a diagnosis read from the grader's own answer is no diagnosis
         ):
             os.environ[ARTEFACTS_ENV] = artefacts
             for number, cell in enumerate(self.job.get("before", [])):
