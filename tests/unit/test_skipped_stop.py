@@ -131,7 +131,9 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         shares[worker_class] = (cpu_seconds(only=mine) - before) / (time.monotonic() - began)
         worker.stop()
         worker._thread.join(2.0)
-    assert shares[LeakyWorker] < 0.1 < shares[SpinningWorker]
+    # A spinner's share is what the machine leaves it (0.09 was seen beside heavy load): judged against the
+    # waiting thread's, which load does not raise.
+    assert shares[LeakyWorker] < 0.05 and shares[SpinningWorker] > 10 * max(shares[LeakyWorker], 0.002)
 
 
 @pytest.mark.parametrize(
