@@ -58,15 +58,19 @@ def restored(source: dict, submitted: dict) -> dict:
     return nb
 
 
-def scored(executed: dict, failed: set[int] = frozenset()) -> dict[str, TestResult]:  # type: ignore[assignment]
-    """The test cells of an executed notebook: an error output (or a failed reply, by cell index) loses
-    the cell's points, with the error's `Name: message` (the kernel prints no code)."""
+def scored(executed: dict, failed: dict[int, str] | None = None) -> dict[str, TestResult]:
+    """The test cells of an executed notebook: an error output (or a failed reply, by cell index, with the
+    error's name the reply gave) loses the cell's points, with the error's `Name: message` (the kernel
+    prints no code)."""
+    failed = failed or {}
     results, timed_out = {}, False  # timed_out: a cell before this one ran past its timeout
     for index, cell in enumerate(executed["cells"]):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if cell.get("cell_type") == "code" and cells.is_test(cell):
             if not errors and index in failed and timed_out:  # no output: the kernel never got to the cell
                 errors = [{"ename": "CellTimeoutError", "evalue": _BUSY}]
+            elif not errors and failed.get(index) == "CellTimeoutError":  # nbclient's reply, with no output
+                errors = [{"ename": "CellTimeoutError", "evalue": ""}]
             points = cells.points(cell)
             if errors or index in failed:
                 name = errors[0].get("ename") if errors else "Error"
@@ -75,7 +79,11 @@ def scored(executed: dict, failed: set[int] = frozenset()) -> dict[str, TestResu
                 results[cells.grade_id(cell)] = TestResult(0.0, points, message, _CELL_REASONS.get(name))
             else:
                 results[cells.grade_id(cell)] = TestResult(points, points)
-        timed_out = timed_out or any(e.get("ename") == "CellTimeoutError" for e in errors)
+        timed_out = (
+            timed_out
+            or any(e.get("ename") == "CellTimeoutError" for e in errors)
+            or failed.get(index) == "CellTimeoutError"
+        )
     return results
 
 
@@ -154,7 +162,7 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
     class Client(GivesUpOnASilentKernel, NotebookClient):
         pass
 
-    failed: set[int] = set()
+    failed: dict[int, str] = {}  # the cells whose reply said error, with the error's name
     client = Client(
         nbformat.from_dict(restored(handoff.kernel_version(source), submitted)),
         kernel_name="python3",
@@ -162,7 +170,9 @@ def run_notebook(source: dict, submitted: dict, folder: Path, *, before_tests: C
         interrupt_on_timeout=True,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": "", "traceback": ["CellTimeoutError"]},
         on_cell_executed=lambda cell, cell_index, execute_reply: (
-            failed.add(cell_index) if (execute_reply or {}).get("content", {}).get("status") == "error" else None
+            failed.update({cell_index: str(reply.get("ename", ""))})
+            if (reply := (execute_reply or {}).get("content", {})).get("status") == "error"
+            else None
         ),
         on_cell_execute=handoff.before_first_test(before_tests, handoff.last_answer(source)),
         resources={"metadata": {"path": str(folder)}},

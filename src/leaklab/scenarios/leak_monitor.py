@@ -616,8 +616,8 @@ def _judge_first_alert(
             due=due,
             sustain=sustain,
         )
-    if not all(isinstance(message, str) and message for _tick, message in messages):
-        return _("warn() should get one message, a string; it got {message!r}", message=messages[0][1])
+    if bad := [message for _tick, message in messages if not (isinstance(message, str) and message)]:
+        return _("warn() should get one message, a string; it got {message!r}", message=bad[0])
     series = list(getattr(monitor, "series", None) or [])
     if series != returned:
         return _(

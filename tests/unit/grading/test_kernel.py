@@ -45,11 +45,21 @@ def test_cells_the_kernel_never_ran_after_a_timeout_say_so_and_the_others_say_th
     ran past its timeout, never ran it: the learner is told that, not "no message"."""
     timeout = {"output_type": "error", "ename": "CellTimeoutError", "evalue": "No reply", "traceback": []}
     nb = notebook(graded_cell("a", []), graded_cell("b", [timeout]), graded_cell("c", []), graded_cell("d", []))
-    results = scored(nb, failed={0, 2})
+    results = scored(nb, failed={0: "", 2: ""})
     assert "failed without an error message" in results["a"].message and results["a"].reason is None
     assert results["b"].message == "CellTimeoutError: No reply"
     assert "still busy with an earlier one" in results["c"].message and results["c"].reason is Reason.TIMEOUT
     assert results["d"].score == 2
+
+
+def test_a_cell_whose_reply_says_it_timed_out_says_so_though_it_has_no_error_output():
+    """nbclient's reply to a cell it gave up on carries CellTimeoutError, and the cell may have no output:
+    the cell ran past its timeout, and the cells after it were never run."""
+    nb = notebook(graded_cell("a", []), graded_cell("b", []), graded_cell("c", []))
+    results = scored(nb, failed={0: "CellTimeoutError", 1: "CellTimeoutError"})
+    assert "per-cell timeout" in results["a"].message and results["a"].reason is Reason.TIMEOUT
+    assert "still busy with an earlier one" in results["b"].message and results["b"].reason is Reason.TIMEOUT
+    assert results["c"].score == 2
 
 
 def test_restored_puts_back_the_sources_test_cells_and_clears_outputs():
