@@ -391,3 +391,44 @@ PUTS_BACK_AFTER_STOP = TAKES_THEN_CHECKS_STOP.replace(
     "            if self._stop.is_set():\n                self.jobs.put(job)\n                return\n",
 )
 assert PUTS_BACK_AFTER_STOP != FIXED
+
+# Wrong: stop() waits for the thread only while it is busy with a job; an idle worker is trusted to see
+# the signal at its next poll, so stop() returns with the thread still running.
+JOINS_ONLY_WHEN_BUSY = (
+    FIXED.replace("        self.errors = 0\n", "        self.errors = 0\n        self._busy = False\n")
+    .replace(
+        "        self._thread.join(timeout)\n",
+        "        if not self._busy:\n            return True\n        self._thread.join(timeout)\n",
+    )
+    .replace(
+        "            while not self._stop.is_set():\n                try:",
+        "            self._busy = True\n            while not self._stop.is_set():\n                try:",
+    )
+    .replace(
+        "                    self._stop.wait(self.backoff_s)\n",
+        "                    self._stop.wait(self.backoff_s)\n            self._busy = False\n",
+    )
+)
+assert JOINS_ONLY_WHEN_BUSY.count("self._busy") == 4
+
+# Evasive: only the process's first Worker is the leaky one (a back-off slept in time.sleep, a stop() that
+# says True without waiting); every later one is right.
+FIRST_WORKER_LEAKY = (
+    FIXED.replace(
+        "        self._stop = threading.Event()\n",
+        "        self._stop = threading.Event()\n"
+        "        Worker.made = getattr(Worker, 'made', 0) + 1\n"
+        "        self._leaky = Worker.made == 1\n",
+    )
+    .replace(
+        "        self._stop.set()\n        self._thread.join(timeout)\n",
+        "        self._stop.set()\n        if self._leaky:\n            return True\n"
+        "        self._thread.join(timeout)\n",
+    )
+    .replace(
+        "                    self._stop.wait(self.backoff_s)\n",
+        "                    if self._leaky:\n                        time.sleep(self.backoff_s)\n"
+        "                    else:\n                        self._stop.wait(self.backoff_s)\n",
+    )
+)
+assert FIRST_WORKER_LEAKY.count("self._leaky") == 3

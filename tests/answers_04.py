@@ -428,3 +428,103 @@ class Pool:
     def __exit__(self, *exc_info):
         self.stop()
 """
+
+# Right (review 4): the standard library's `multiprocessing.pool.ThreadPool`, made in start(); its three
+# helper threads (task, result and worker handlers) run beside the workers, which is no fault.
+STDLIB_THREADPOOL = """
+from multiprocessing.pool import ThreadPool
+
+
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        self.workers, self.results, self._pool = workers, {}, None
+
+    def start(self) -> None:
+        self._pool = ThreadPool(self.workers)
+
+    def _run(self, job: int) -> None:
+        try:
+            self.results[job] = handle(job)
+        except JobFailed as failure:
+            self.results[job] = failure
+
+    def submit(self, job: int) -> None:
+        self._pool.apply_async(self._run, (job,))
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.close()  # no more jobs; the queued ones still run
+            self._pool.join()  # every worker and helper thread has ended
+            self._pool = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+"""
+
+# Right (review 4): fan-in, as the lesson's Go batch does: workers send (job, outcome) to one collector
+# thread of the pool, which files them; stop() ends the workers, then the collector.
+COLLECTOR_THREAD = """
+class Pool:
+    _DONE = object()
+
+    def __init__(self, workers: int = 4) -> None:
+        self.workers, self.results = workers, {}
+        self._jobs, self._outcomes = queue.Queue(), queue.Queue()
+        self._workers, self._collector = [], None
+
+    def start(self) -> None:
+        self._collector = threading.Thread(target=self._collect)
+        self._collector.start()
+        self._workers = [threading.Thread(target=self._work) for _ in range(self.workers)]
+        for thread in self._workers:
+            thread.start()
+
+    def submit(self, job: int) -> None:
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        for _ in self._workers:
+            self._jobs.put(self._DONE)
+        for thread in self._workers:
+            thread.join()
+        if self._collector is not None:
+            self._outcomes.put(self._DONE)
+            self._collector.join()
+            self._collector = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _collect(self) -> None:
+        while (item := self._outcomes.get()) is not self._DONE:
+            job, outcome = item
+            self.results[job] = outcome
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not self._DONE:
+            try:
+                outcome = handle(job)
+            except JobFailed as failure:
+                outcome = failure
+            self._outcomes.put((job, outcome))
+"""
+
+# Wrong (review 4): the workers start in __init__ and start() does nothing: a pool made and never started
+# (its owner failing before the `with`) leaves its workers waiting for ever.
+THREADS_IN_INIT = FIXED.replace(
+    "        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]\n",
+    "        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]\n"
+    "        for thread in self._threads:\n            thread.start()\n",
+).replace(
+    "        for thread in self._threads:\n            thread.start()\n\n    def submit",
+    "        pass\n\n    def submit",
+)
+assert THREADS_IN_INIT.count("thread.start()") == 1 and "        pass\n" in THREADS_IN_INIT

@@ -381,6 +381,38 @@ CLOSES_ONLY_WHEN_ANSWERED = FIXED.replace(
 )
 assert CLOSES_ONLY_WHEN_ANSWERED != FIXED
 
+# Wrong (review 4): the connection is closed once answered and at the deadline, not when the client cancels
+# the lookup first ("closed however it ends").
+CLOSES_UNLESS_CANCELLED = FIXED.replace(
+    """    async def lookup(self, lookup: Lookup) -> str:
+        async with asyncio.timeout(lookup.deadline_ms / 1000):
+            reader, writer = await asyncio.open_connection(*self.address)
+            try:
+                writer.write(lookup.line())
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
+        return line.decode().strip()
+""",
+    """    async def lookup(self, lookup: Lookup) -> str:
+        writer = None
+        try:
+            async with asyncio.timeout(lookup.deadline_ms / 1000):
+                reader, writer = await asyncio.open_connection(*self.address)
+                writer.write(lookup.line())
+                await writer.drain()
+                line = await reader.readline()
+        except TimeoutError:
+            if writer is not None:
+                writer.close()
+            raise
+        writer.close()
+        return line.decode().strip()
+""",
+)
+assert CLOSES_UNLESS_CANCELLED != FIXED
+
 _REPORT = FIXED[FIXED.index("    async def report") : FIXED.index("    async def lookup")]
 
 # Wrong: lesson 01's hand-off kept, its child cancelled only on TimeoutError: when the client cancels the

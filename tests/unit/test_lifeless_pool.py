@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from answers_04 import (
+    COLLECTOR_THREAD,
     DIES_ON_FAILURE,
     DROPS_QUEUED_JOBS,
     EXECUTOR,
@@ -22,10 +23,12 @@ from answers_04 import (
     REPLACES_DEAD_WORKER,
     SHARED_RESULTS,
     SLEEPS_INSTEAD_OF_JOIN,
+    STDLIB_THREADPOOL,
     STOPS_ONLY_ON_SUCCESS,
     STUB,
     SWALLOWS_ERRORS,
     THREAD_SUBCLASS_JOINS,
+    THREADS_IN_INIT,
 )
 
 from leaklab import run_isolated
@@ -124,6 +127,9 @@ def test_the_demo_shows_each_half_fix(source, running, missing):
         (THREAD_SUBCLASS_JOINS, set()),
         (REPLACES_DEAD_WORKER, {"failure_keeps_worker"}),
         (LYING_THREADS, {"stop_waits_for_workers", "no_worker_survives"}),
+        (STDLIB_THREADPOOL, set()),  # its helper threads beside the workers are no fault
+        (COLLECTOR_THREAD, set()),
+        (THREADS_IN_INIT, {"stop_waits_for_workers"}),  # a pool made and never started leaves its workers
         (STUB, set(PROPERTIES)),
     ],
     ids=[
@@ -145,6 +151,9 @@ def test_the_demo_shows_each_half_fix(source, running, missing):
         "thread_subclass_joins",
         "replaces_dead_worker",
         "lying_threads",
+        "stdlib_threadpool",
+        "collector_thread",
+        "threads_in_init",
         "stub",
     ],
 )
@@ -153,6 +162,13 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, traffic):
     result = run(source, **TRAFFIC[traffic])
     assert result.error is None
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+
+
+def test_a_stdlib_thread_pool_leaves_nothing_a_collection_does_not_free():
+    # GIVEN multiprocessing's ThreadPool, closed and joined: its wake-up pipe goes only with its garbage
+    result = run(STDLIB_THREADPOOL)
+    # THEN lesson 04, about threads, counts open files after a collection: no leftover
+    result.require_no_leftovers()
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,13 @@ from answers_02 import (
     EXPONENTIAL_BACKOFF,
     EXPONENTIAL_OFF_BY_ONE,
     FIRST_RETRY_AT_ONCE,
+    FIRST_WORKER_LEAKY,
     FIXED,
     FIXED_BACKOFF,
     FIXED_BACKOFF_10MS,
     JITTER_ON_TOP,
     JOINS_BUT_SLEEPS,
+    JOINS_ONLY_WHEN_BUSY,
     LEAKY,
     MADE_UP_RESULT,
     NO_BACKOFF,
@@ -168,6 +170,8 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (SLEEPS_SHORT_BACKOFFS, {"stops_promptly"}),  # the length a sleep asked for is recorded
         (SLEEPS_SHORT_BACKOFFS_IMPORTED, {"stops_promptly"}),
         (TAKES_THEN_CHECKS_STOP, {"stops_promptly"}),  # stopped in a call with jobs queued behind it
+        (JOINS_ONLY_WHEN_BUSY, {"stops_promptly"}),  # every worker a check makes is stopped and asked
+        (FIRST_WORKER_LEAKY, {"stops_promptly"}),
         (STUB, set(PROPERTIES)),
     ],
     ids=[
@@ -200,6 +204,8 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "sleeps_short_backoffs",
         "sleeps_short_backoffs_imported",
         "takes_then_checks_stop",
+        "joins_only_when_busy",
+        "first_worker_leaky",
         "stub",
     ],
 )

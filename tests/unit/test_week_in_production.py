@@ -11,6 +11,7 @@ from answers_08 import (
     CANCELS_ONLY_ON_TIMEOUT,
     CHEAT_DEADLINE_TELLS,
     CLOSES_ONLY_WHEN_ANSWERED,
+    CLOSES_UNLESS_CANCELLED,
     DEFAULT_POOL,
     DOUBLING_BACKOFF,
     DROPS_EVENT_ON_STOP,
@@ -121,8 +122,17 @@ def test_a_fixed_service_serves_a_short_week_right_and_flat_in_this_process():
 
     async def main():
         async with Recorder("fixed, unit test") as recorder:
-            # patience as wide as a loaded machine needs: a right service is waited for only until it is done
-            week = await replay_week(service_class, address, days=3, gauge=DailyGauge(log=False), patience_ms=2000)
+            # Margins as wide as a loaded machine needs, waited out only until the service is done: a lookup's
+            # deadline far above a round trip, and a day that ends once its lookups that get no answer have.
+            week = await replay_week(
+                service_class,
+                address,
+                days=3,
+                gauge=DailyGauge(log=False),
+                patience_ms=2000,
+                lookup_deadline_ms=250,
+                settle_ms=2000,
+            )
         return week, recorder.recording
 
     week, recording = asyncio.run(main())
@@ -165,6 +175,7 @@ def test_the_leaky_service_leaves_every_source_behind():
         (FIXED_TIMEOUTS, {"lookups_answer_right", "week_flat"}),  # TimeoutError before the deadline
         (CHEAT_DEADLINE_TELLS, {"lookups_answer_right", "week_flat"}),  # answers never read from the service
         (CLOSES_ONLY_WHEN_ANSWERED, {"lookups_leave_nothing", "week_flat"}),  # a socket per lookup that timed out
+        (CLOSES_UNLESS_CANCELLED, {"lookups_leave_nothing", "week_flat"}),  # ... or that its client cancelled
         (CANCELS_ONLY_ON_TIMEOUT, {"reports_leave_nothing", "week_flat"}),  # a child left when the client cancels
         (HIDES_REPORT_TASKS, {"reports_leave_nothing", "week_flat"}),  # out of asyncio's registry, still pending
         (LAUNCHER_BATCH, {"batches_leave_nothing", "week_flat"}),  # workers a launcher started outlive batch()
@@ -202,6 +213,7 @@ def test_the_leaky_service_leaves_every_source_behind():
         "fixed_timeouts",
         "cheat_deadline_tells",
         "closes_only_when_answered",
+        "closes_unless_cancelled",
         "cancels_only_on_timeout",
         "hides_report_tasks",
         "launcher_batch",

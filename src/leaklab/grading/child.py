@@ -7,7 +7,8 @@ so grading needs Linux), tasks by a task factory and asyncio's own registry (`Ta
 gone quiet (nothing scheduled, nothing ready, no socket or thread that could wake it) and the task is
 still pending: no waiting on wall-clock luck. Only a loop that never goes quiet (a timer that keeps
 firing) is judged after a budget of seconds; a scenario may name its own moment instead, the end of its
-burst (`LEFTOVERS_AT_BURST_END`).
+burst (`LEFTOVERS_AT_BURST_END`). Open files are counted before the collector runs (a socket only a cycle
+holds is lesson 03's leak), unless the scenario counts them after (`FILES_AFTER_COLLECTION`).
 
 Started by `isolation` only; it reads one job as JSON on stdin and talks to its parent over two pipes
 the parent opened (`Channel`): it stops at each stage until the parent, which looks at this process
@@ -488,6 +489,8 @@ class Child:
         main = main_task = summary = warm_up_task = warm_up_summary = None
         tasks.created.clear()
         _collect()
+        if getattr(scenario, "FILES_AFTER_COLLECTION", False):  # the scenario counts files a collection frees
+            files_left = max(0, open_files() - files_before)
         closed_by_finaliser = finalised.count()
         retained = (_traced_memory()[0] - memory_before) / max(1, requests)
         # Every thread but the main one, those started outside threading (`_thread`) too.

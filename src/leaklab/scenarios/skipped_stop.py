@@ -330,6 +330,40 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 # --- grading: what a fresh process runs against the learner's worker -------------------------------
 
 
+def _started(worker: object) -> list[threading.Thread]:
+    """Start `worker`; the threads its start() began, told apart by the operating system's ids (each as
+    its thread noted it when it started: a subclass's `native_id` cannot answer for it)."""
+    before = thread_ids()
+    worker.start()  # type: ignore[attr-defined]
+    began = thread_ids() - before
+    return [t for t in python_threads() if str(object.__getattribute__(t, "__dict__").get("_native_id")) in began]
+
+
+def _stopped(worker: object, threads: list[threading.Thread]) -> str:
+    """Stop `worker` and ask, the moment stop() returns, whether a thread its start() began still runs:
+    every worker a check makes, busy or idle, the first of the process or the last."""
+    stopped = worker.stop()  # type: ignore[attr-defined]
+    if alive(threads):
+        return _(
+            "stop() returned {stopped!r} while the worker's thread was still running: it must wait for it",
+            stopped=stopped,
+        )
+    return ""
+
+
+def _checked(worker: object, dependency: Dependency, judge: Callable[[], str], stops: list[str]) -> str:
+    """Start `worker`, judge it, then stop it with the dependency up (so that even a worker deaf to stop()
+    ends): what `judge` found. Whether that stop() left a thread running goes into `stops`, for the
+    property it breaks (stops promptly) to report."""
+    threads = _started(worker)
+    try:
+        return judge()
+    finally:
+        dependency.recover()
+        if left := _stopped(worker, threads):
+            stops.append(left)
+
+
 def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: int = 0) -> str:
     dependency, jobs = _RecordingDependency(down=True), queue.Queue()
     put = [1, *range(2, 2 + waiting)]  # jobs queued behind the failing one, which the dependency cannot do either
@@ -440,12 +474,12 @@ def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: 
     before = set(threading.enumerate())  # the grader's threads: the worker's sleeps are the others'
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
     with _Sleeps(worker_class, noted=lambda: dependency.failures > 0) as sleeps:  # in a back-off from then on
-        worker.start()
+        threads = _started(worker)
         try:
             # A state, not a pause: the call after a back-off comes once that whole back-off was waited out.
             wait_until(lambda: dependency.failures > backoffs)
         finally:
-            worker.stop()
+            left = _stopped(worker, threads)
             dependency.recover()  # so that even a worker deaf to stop() ends
     longest = sleeps.longest(besides=before)
     if longest > backoff_s / 2:
@@ -456,7 +490,7 @@ def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: 
             backoff=backoff_s,
             slept=longest,
         )
-    return ""
+    return left
 
 
 class _HeldDependency(Dependency):
@@ -553,36 +587,35 @@ def _stop_during_a_call(
         dependency.recover()  # so that even a worker deaf to stop() ends
 
 
-def _counts_errors(worker_class: WorkerClass, backoff_s: float) -> str:
+def _counts_errors(worker_class: WorkerClass, backoff_s: float, stops: list[str]) -> str:
     dependency, jobs = Dependency(down=True), queue.Queue()
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
-    worker.start()
-    try:
-        for job in range(5):
-            jobs.put(job)
-        if not wait_until(lambda: dependency.failures >= 5):
-            return _(
-                "the worker called the failing dependency {failures} times, then stopped trying",
-                failures=dependency.failures,
-            )
-        if not wait_until(lambda: getattr(worker, "errors", 0) >= dependency.failures - 1, 1.0):
-            return _(
-                "worker.errors is {errors!r} after {failures} failed calls",
-                errors=getattr(worker, "errors", None),
-                failures=dependency.failures,
-            )
-        dependency.recover()  # each failed call still counts once the calls succeed again
-        wait_until(lambda: len(getattr(worker, "results", [])) >= 5, 2.0)  # back-offs of 5 ms: room for 8x
-        if not wait_until(lambda: getattr(worker, "errors", None) == dependency.failures, 1.0):
-            return _(
-                "worker.errors is {errors!r} after the dependency recovered, but {failures} calls had failed",
-                errors=getattr(worker, "errors", None),
-                failures=dependency.failures,
-            )
-        return ""
-    finally:
-        dependency.recover()  # so that even a worker that cannot be stopped ends after this check
-        worker.stop()
+    return _checked(worker, dependency, lambda: _errors_counted(worker, dependency, jobs), stops)
+
+
+def _errors_counted(worker: object, dependency: Dependency, jobs: queue.Queue) -> str:
+    for job in range(5):
+        jobs.put(job)
+    if not wait_until(lambda: dependency.failures >= 5):
+        return _(
+            "the worker called the failing dependency {failures} times, then stopped trying",
+            failures=dependency.failures,
+        )
+    if not wait_until(lambda: getattr(worker, "errors", 0) >= dependency.failures - 1, 1.0):
+        return _(
+            "worker.errors is {errors!r} after {failures} failed calls",
+            errors=getattr(worker, "errors", None),
+            failures=dependency.failures,
+        )
+    dependency.recover()  # each failed call still counts once the calls succeed again
+    wait_until(lambda: len(getattr(worker, "results", [])) >= 5, 2.0)  # back-offs of 5 ms: room for 8x
+    if not wait_until(lambda: getattr(worker, "errors", None) == dependency.failures, 1.0):
+        return _(
+            "worker.errors is {errors!r} after the dependency recovered, but {failures} calls had failed",
+            errors=getattr(worker, "errors", None),
+            failures=dependency.failures,
+        )
+    return ""
 
 
 class _TimedDependency(Dependency):
@@ -602,14 +635,13 @@ class _TimedDependency(Dependency):
             raise
 
 
-def _backs_off(worker_class: WorkerClass, backoff_s: float, *, failures: int, limit_s: float) -> str:
+def _backs_off(worker_class: WorkerClass, backoff_s: float, stops: list[str], *, failures: int, limit_s: float) -> str:
     """Every failed call is followed by a back-off of backoff_s before the next call, never less: the gap
     from each failure to the next call is timed (up to `failures` failed calls, or those `limit_s` gives: a
     back-off that grows makes fewer). Load only makes a gap longer; a longer back-off is fine."""
     dependency, jobs = _TimedDependency(down=True), queue.Queue()
-    worker = worker_class(jobs, dependency, backoff_s=backoff_s)
-    worker.start()
-    try:
+
+    def judge() -> str:
         jobs.put(1)
         wait_until(lambda: dependency.failures >= failures, limit_s)
         entered, failed = sorted(dependency.entered), list(dependency.failed)
@@ -627,16 +659,16 @@ def _backs_off(worker_class: WorkerClass, backoff_s: float, *, failures: int, li
                 gaps=len(gaps),
             )
         return ""
-    finally:
-        dependency.recover()
-        worker.stop()
+
+    return _checked(worker_class(jobs, dependency, backoff_s=backoff_s), dependency, judge, stops)
 
 
-def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
-    worker = worker_class(queue.Queue(), Dependency(), backoff_s=0.02)
+def _idle_without_spinning(worker_class: WorkerClass, window_s: float, stops: list[str]) -> str:
+    """With nothing to do, the worker waits without using a CPU; stopped idle, it ends before stop() returns."""
+    dependency = Dependency()
     mine = {threading.main_thread().native_id, threading.get_native_id()}
-    worker.start()
-    try:
+
+    def judge() -> str:
         time.sleep(0.02)
         began, before = time.monotonic(), cpu_seconds(exclude=mine)
         time.sleep(window_s)
@@ -647,8 +679,8 @@ def _idle_without_spinning(worker_class: WorkerClass, window_s: float) -> str:
         if share > 0.1:
             return _("with nothing to do, the worker kept a CPU busy {share:.0%} of the time: it spins", share=share)
         return ""
-    finally:
-        worker.stop()
+
+    return _checked(worker_class(queue.Queue(), dependency, backoff_s=0.02), dependency, judge, stops)
 
 
 class _RecordingDependency(Dependency):
@@ -667,12 +699,14 @@ class _RecordingDependency(Dependency):
         return value
 
 
-def _work_gets_done(worker_class: WorkerClass, jobs_count: int, values: tuple[int, ...] = (), down_for: int = 3) -> str:
+def _work_gets_done(
+    worker_class: WorkerClass, stops: list[str], jobs_count: int, values: tuple[int, ...] = (), down_for: int = 3
+) -> str:
     dependency, jobs = _RecordingDependency(down=True), queue.Queue()
     worker = worker_class(jobs, dependency, backoff_s=0.005)
-    worker.start()
     values = values or tuple(range(jobs_count))
-    try:
+
+    def judge() -> str:
         for job in values:
             jobs.put(job)
         wait_until(lambda: dependency.failures >= down_for)
@@ -695,8 +729,8 @@ def _work_gets_done(worker_class: WorkerClass, jobs_count: int, values: tuple[in
                 made_up=made_up[:8],
             )
         return ""
-    finally:
-        worker.stop()
+
+    return _checked(worker, dependency, judge, stops)
 
 
 def probe(
@@ -712,20 +746,24 @@ def probe(
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
     """The checks a grader runs against a worker class, and a summary of them (`traffic` draws the options).
     Back-offs are timed at a short `short_backoff_s` (the default's) and a long one, so that an answer
-    cannot keep to backoff_s only at the length the tests use."""
+    cannot keep to backoff_s only at the length the tests use. Every worker a check makes is stopped at its
+    end and asked whether its thread still ran as stop() returned (idle or busy, the first of the process or
+    the last): stops promptly reports it."""
+    stops: list[str] = []  # what stop() left running, in the checks before stops promptly
     return Checks().in_thread(  # the check that may leave a worker running forever comes last
-        idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s),
+        idle_without_spinning=lambda: _idle_without_spinning(worker_class, idle_window_s, stops),
         counts_errors=lambda: (
-            _counts_errors(worker_class, 0.005)
-            or _backs_off(worker_class, short_backoff_s, failures=8, limit_s=0.4)
-            or _backs_off(worker_class, 0.2, failures=3, limit_s=1.0)
+            _counts_errors(worker_class, 0.005, stops)
+            or _backs_off(worker_class, short_backoff_s, stops, failures=8, limit_s=0.4)
+            or _backs_off(worker_class, 0.2, stops, failures=3, limit_s=1.0)
         ),
-        work_gets_done=lambda: _work_gets_done(worker_class, jobs, tuple(values or ()), down_for),
+        work_gets_done=lambda: _work_gets_done(worker_class, stops, jobs, tuple(values or ()), down_for),
         stops_promptly=lambda: (  # the first may leave a worker running forever: when it fails, the rest do not run
             _stop_while_failing(worker_class, backoff_s, waiting)
             or _stop_during_a_call(worker_class, waiting=waiting)
             or _stop_during_a_call(worker_class, failing=True, waiting=waiting)
             or _no_sleep_in_backoff(worker_class, short_backoff_s)
+            or (stops[0] if stops else "")
         ),
     )
 

@@ -377,9 +377,13 @@ def _judge_report(request: Request, kind: str, served: Served, started: float, t
     seen.client_gone.set()  # a query whose client gave up may answer now: too late
 
 
-def _judge_lookup(lookup: Lookup, stuck: bool, answer: str, served: Served, started: float, task: asyncio.Task) -> None:
+def _judge_lookup(
+    lookup: Lookup, stuck: bool, answer: str, served: Served, started: float, task: asyncio.Task, *, cancelled: bool
+) -> None:
     served.ended_with = _ended_with(task)
     expected = "TimeoutError" if stuck else "result"
+    if cancelled and served.ended_with == "CancelledError":  # its client hung up before the deadline
+        expected = "CancelledError"
     value = task.result() if served.ended_with == "result" else None
     if served.ended_with != expected:
         served.problem = _(
@@ -388,7 +392,7 @@ def _judge_lookup(lookup: Lookup, stuck: bool, answer: str, served: Served, star
             ended_with=served.ended_with,
             expected=expected,
         )
-    elif stuck and (early := _early(lookup.deadline_ms, started)):
+    elif expected == "TimeoutError" and (early := _early(lookup.deadline_ms, started)):
         served.problem = f"{lookup.key}: {early}"
     elif not stuck and value != answer:
         served.problem = _(
@@ -677,7 +681,7 @@ class _Traffic:
     give_up_ms: float
     lookup_deadline_ms: float
     address: tuple[str, int]  # the key-value service's
-    cancels: float = 0.0  # the share of the reports that give up whose client cancels them
+    cancels: float = 0.0  # the share of the reports that give up, and of the stuck lookups, their client cancels
     next_id: int = 1000
     last_sent: float = 0.0  # when the last request was sent (monotonic seconds)
 
@@ -713,14 +717,22 @@ class _Traffic:
 
     def lookup(self) -> asyncio.Task:
         """One in three asks for a key the key-value service never answers; which, neither the key nor the
-        deadline (the same for all) says, and an answer carries a token only a client that read it has."""
+        deadline (the same for all) says, and an answer carries a token only a client that read it has. A
+        share `cancels` of those is cancelled by its client halfway to the deadline: its connection is open
+        by then (on a machine too loaded to have opened it, there is nothing to close), and must be closed
+        however the lookup ends."""
         stuck, served = self.rng.random() < 1 / 3, self._served("lookup")
+        cancelled = stuck and bool(self.cancels) and self.rng.random() < self.cancels  # (no draw without cancels)
         key = pick_key(self.address, self.rng.randrange(10**6), answered=not stuck, signed=True)
         lookup = Lookup(key, self.lookup_deadline_ms)
         served.key = "" if stuck else key  # an answered key must have been asked of the service
         answer = "" if stuck else expected_answer(self.address, key)
-        judge = partial(_judge_lookup, lookup, stuck, answer, served, _monotonic())
-        return self._launch(self.service.lookup(lookup), judge)
+        judge = partial(_judge_lookup, lookup, stuck, answer, served, _monotonic(), cancelled=cancelled)
+        task = self._launch(self.service.lookup(lookup), judge)
+        if cancelled:
+            hang_up = asyncio.get_running_loop().call_later(self.lookup_deadline_ms / 2000, task.cancel)
+            task.add_done_callback(lambda _task: hang_up.cancel())
+        return task
 
     def status(self) -> asyncio.Task:
         return self._launch(self.service.status(), partial(_judge_status, self._served("status")))
@@ -805,7 +817,8 @@ async def replay_week(
     """Serve `days` simulated days of traffic: each day `rounds` rounds of the `mix` of requests, then the
     gauge's reading. Reports give up one time in three (at `give_up_ms`, or, a share `client_cancels` of
     them, cancelled by their client once the query has started); lookups ask for a key the service
-    never answers one time in three (every lookup has `lookup_deadline_ms`); the sink goes down on
+    never answers one time in three (every lookup has `lookup_deadline_ms`; a share `client_cancels` of
+    those is cancelled by its client halfway to it); the sink goes down on
     `outage_day` and stays down; the service is restarted (a config reload) after every round. A request
     still waiting `patience_ms` after the lookups' deadline, counted from the last request sent, is judged
     unanswered; what the service left running is left running (threads it started are held at their end
@@ -1381,7 +1394,8 @@ def probe(
 
     Every lookup has `lookup_deadline_ms` (far above a round trip on a loaded machine, so that no answered
     lookup times out): a TimeoutError before it is early, and one long after it is never answered. Of the
-    reports that give up, half are cancelled by their client (the task text's other way to give up)."""
+    reports that give up, half are cancelled by their client (the task text's other way to give up), and
+    so are half the lookups the key-value service never answers."""
     address = key_value_service()
     results: dict[str, tuple[Week, _Left]] = {}
     _KEPT.clear()  # (a service from an earlier probe in this process is not this run's)
