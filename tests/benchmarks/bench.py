@@ -134,9 +134,16 @@ def rotated(items: Sequence, run: int) -> list:
     return [*items[shift:], *items[:shift]]
 
 
-def run_command(command: Sequence[str | Path], *, cwd: Path, env: dict[str, str] | None = None) -> str:
+def run_command(
+    command: Sequence[str | Path],
+    *,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> str:
     """Run a command to completion; its stdout, or BenchError with the end of what it printed."""
-    done = subprocess.run([str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True)
+    parts = [str(part) for part in command]
+    done = subprocess.run(parts, cwd=cwd, env=env, capture_output=True, text=True, preexec_fn=preexec_fn)
     if done.returncode != 0:
         tail = (done.stderr.strip() or done.stdout.strip())[-2000:]
         raise BenchError(f"`{' '.join(str(p) for p in command)}` failed (exit {done.returncode}) in {cwd}:\n{tail}")
@@ -148,6 +155,35 @@ def timed(command: Sequence[str | Path], *, cwd: Path, env: dict[str, str] | Non
     start = time.perf_counter()
     run_command(command, cwd=cwd, env=env)
     return time.perf_counter() - start
+
+
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1's CPU accounting: every process of a group, counted
+
+
+def cpu_accounting() -> bool:
+    """Whether `timed_cpu` can count CPU here: a writable cgroup v1 cpuacct hierarchy. (Under cgroup v2 the
+    class grader moves each job into a memory cgroup of its own at the root, out of any group made here.)"""
+    return (CPUACCT / "cpuacct.usage").exists() and os.access(CPUACCT, os.W_OK)
+
+
+def timed_cpu(command: Sequence[str | Path], *, cwd: Path) -> tuple[float, float | None]:
+    """Wall seconds of a command, and the CPU seconds of every process it started, however they ended
+    (sandboxed kernels and orphans included, which no rusage of the command counts): it runs in a cpuacct
+    cgroup of its own. CPU is None where the machine has no such cgroup."""
+    if not cpu_accounting():
+        return timed(command, cwd=cwd), None
+    group = Path(tempfile.mkdtemp(prefix="bench-cpu-", dir=CPUACCT))
+    try:
+        joined = lambda: (group / "cgroup.procs").write_text(str(os.getpid()))  # noqa: E731 - in the child
+        start = time.perf_counter()
+        run_command(command, cwd=cwd, preexec_fn=joined)
+        return time.perf_counter() - start, int((group / "cpuacct.usage").read_text()) / 1e9
+    finally:
+        for _ in range(50):  # a process the command left behind keeps the group until it ends
+            with contextlib.suppress(OSError):
+                group.rmdir()
+                break
+            time.sleep(0.1)
 
 
 def translations() -> list[str]:
@@ -362,22 +398,28 @@ def bench_class(
         (Path(scratch) / "cluster").mkdir()
         cluster = stack.enter_context(local_cluster(Path(scratch) / "cluster", DASK_WORKERS))
 
-        def sequential() -> float:
-            return sum(timed([BIN / "nbgrader", "autograde", slug, "--force"], cwd=theirs) for slug in slugs)
+        def sequential() -> tuple[float, float | None]:
+            spent = [timed_cpu([BIN / "nbgrader", "autograde", slug, "--force"], cwd=theirs) for slug in slugs]
+            cpu = [c for _, c in spent]
+            return sum(w for w, _ in spent), (None if None in cpu else sum(c for c in cpu if c is not None))
 
-        def batch() -> float:
+        def batch() -> tuple[float, float | None]:
             command = [BIN / "leaklab", "autograde", ours, *slots, "--course", ROOT, "--force"]
-            return timed(command, cwd=ROOT)
+            return timed_cpu(command, cwd=ROOT)
 
         def on_dask() -> float:
             command = [BIN / "leaklab", "autograde", dask, "--cluster", cluster.address, "--course", ROOT, "--force"]
             return timed(command, cwd=ROOT)
 
-        steps = {"nbgrader": sequential, "leaklab": batch, "dask": on_dask}
+        steps = {"nbgrader": sequential, "leaklab": batch, "dask": lambda: (on_dask(), None)}
         times: dict[str, list[float]] = {"nbgrader": [], "leaklab": [], "dask": []}
+        cpu: dict[str, list[float]] = {"nbgrader": [], "leaklab": []}  # CPU seconds, where the machine counts them
         for run in range(runs):
             for name in rotated(list(steps), run):
-                times[name].append(steps[name]())
+                wall, spent = steps[name]()
+                times[name].append(wall)
+                if spent is not None:
+                    cpu[name].append(spent)
             say(
                 f"class run {run + 1}/{runs}: sequential nbgrader autograde {times['nbgrader'][-1]:.0f} s, "
                 f"{ours_name} {times['leaklab'][-1]:.0f} s, on the Dask cluster {times['dask'][-1]:.0f} s "
@@ -412,6 +454,7 @@ def bench_class(
             f"<= {CLASS_OVERHEAD_GOAL_S:g} s",
             verdict(per_core <= CLASS_OVERHEAD_GOAL_S),
         ),
+        *cpu_rows(cpu, sequential_s, batch_s, notebooks, cores),
         Row(
             "class: full marks, `leaklab autograde` / nbgrader",
             f"{our_full} of {our_total} / {their_full} of {their_total}",
@@ -427,6 +470,25 @@ def bench_class(
         Row(
             f"class: the Dask cluster against `{ours_name}` on this machine",
             f"{(dask_s - batch_s) / notebooks:+.2f} s a notebook ({dask_s / batch_s:.2f}x its time)",
+        ),
+    ]
+
+
+def cpu_rows(cpu: dict[str, list[float]], sequential_s: float, batch_s: float, notebooks: int, cores: int) -> list[Row]:
+    """What the class cost in CPU, and what that allows: the jobs mostly wait, so the class grader's wall time
+    is bounded by its CPU spread over the cores, and its speed-up by that bound."""
+    if not cpu["leaklab"] or not cpu["nbgrader"]:
+        return [Row("class: CPU per notebook", "not measured: no writable cgroup v1 cpuacct on this machine")]
+    ours, theirs = statistics.median(cpu["leaklab"]) / notebooks, statistics.median(cpu["nbgrader"]) / notebooks
+    busy = ours * notebooks / (batch_s * cores)
+    return [
+        Row(
+            "class: CPU per notebook (every process of the run), `leaklab autograde` / nbgrader",
+            f"{ours:.2f} s / {theirs:.2f} s; `leaklab autograde` kept {busy:.0%} of {plural(cores, 'core')} busy",
+        ),
+        Row(
+            "class: the speed-up if every core were busy all the time (nbgrader's time over our CPU per core)",
+            f"{sequential_s / (ours * notebooks / cores):.2f}x",
         ),
     ]
 
@@ -663,7 +725,10 @@ What the rows measure, and their goals:
   sequential `nbgrader autograde`, one assignment after another, in the other. Goals: a speed-up of at
   least {SPEED_UP_GOAL:g}x in `make bench`, {CLASS_SPEED_UP_GOAL:g}x in `make bench-class`, at most
   {CLASS_OVERHEAD_GOAL_S:g} s per notebook and core above the notebooks' own execution, and full marks
-  for every solution from both graders. A third copy is graded with
+  for every solution from both graders. Where the machine counts CPU per cgroup (cgroup v1's cpuacct),
+  the rows also give the CPU each grader spent per notebook, every process of its run counted (sandboxed
+  kernels included), how busy `leaklab autograde` kept the cores, and the speed-up it would reach with
+  every core busy all the time: how far the class is from the CPU's limit. A third copy is graded with
   `leaklab autograde --cluster` on a Dask cluster on this machine (a scheduler and {DASK_WORKERS} workers of one
   thread, each a process of its own): its time, its marks, and how much slower than the local pool it is
   (the price of the cluster: each job sent and returned as bytes, and a fresh process per job on the
