@@ -9,10 +9,13 @@ does it with nbgrader's autograde, when its gradebook and feedback pages are wan
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import queue
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,12 +283,26 @@ def _read_json(fd: int) -> dict:
     raise RuntimeError(f"the kernel's sandbox did not start: {said[-200:]!r}")
 
 
+@functools.cache
+def font_cache() -> Path:
+    """Where this grader's matplotlib keeps its font list (matplotlib's own rule: MPLCONFIGDIR, else the
+    XDG cache), the list built there first if it is missing. Asked once per process and remembered: the
+    class grader asks before its jobs set HOME to their scratch folders, where no font list is."""
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = Path(os.environ.get("MPLCONFIGDIR") or cache_home / "matplotlib")
+    if not any(folder.glob("fontlist-*.json")):  # a new machine: scanned once here, not in every kernel
+        build = "import matplotlib.font_manager"
+        subprocess.run(
+            [sys.executable, "-c", build], env={**os.environ, "MPLCONFIGDIR": str(folder)}, capture_output=True
+        )
+    return folder
+
+
 def _copy_font_cache(folder: Path) -> list[Path]:
-    """matplotlib's font list, built once by the grader's own matplotlib set-up, copied to `folder`:
-    without it every sandboxed kernel would scan the fonts again (about a second)."""
-    source = Path(os.environ.get("MPLCONFIGDIR", Path.home() / ".cache" / "matplotlib"))
+    """matplotlib's font list (`font_cache`), copied to `folder`: without it every sandboxed kernel would
+    scan the fonts again (about a second)."""
     copies = []
-    for cache in source.glob("fontlist-*.json"):
+    for cache in font_cache().glob("fontlist-*.json"):
         shutil.copyfile(cache, folder / cache.name)
         copies.append(folder / cache.name)
     return copies
