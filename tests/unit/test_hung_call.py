@@ -23,6 +23,7 @@ from answers_03 import (
     TIMES_OUT_BUT_KEEPS_SOCKET,
     WAIT_FOR_THREAD,
 )
+from outcomes import checks_ran
 
 from leaklab import run_isolated
 from leaklab.scenarios.hung_call import (
@@ -144,6 +145,7 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves, traff
     result = run(source, **TRAFFIC[traffic])
     assert result.error is None
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    checks_ran(result)
     assert bool(result.leftover_tasks or result.leftover_threads or result.leftover_files) == leaves
 
 

@@ -34,6 +34,7 @@ from answers_06 import (
     WINDOW,
     WINDOWED_SERIES,
 )
+from outcomes import checks_ran
 
 from leaklab import run_isolated
 from leaklab.scenarios._checks import wait_until
@@ -240,6 +241,7 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):
     result = run(source)
     assert result.error is None
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    checks_ran(result)
     assert bool(result.leftover_tasks or result.leftover_threads) == leaves
 
 

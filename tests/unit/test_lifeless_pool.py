@@ -30,6 +30,7 @@ from answers_04 import (
     THREAD_SUBCLASS_JOINS,
     THREADS_IN_INIT,
 )
+from outcomes import checks_ran
 
 from leaklab import run_isolated
 from leaklab.scenarios import lifeless_pool
@@ -162,6 +163,7 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, traffic):
     result = run(source, **TRAFFIC[traffic])
     assert result.error is None
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    checks_ran(result)
 
 
 def test_a_stdlib_thread_pool_leaves_nothing_a_collection_does_not_free():

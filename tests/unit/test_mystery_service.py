@@ -28,6 +28,7 @@ from answers_05 import (
     TIMES_OUT,
     WAITS_WITH_WAIT,
 )
+from outcomes import checks_ran
 
 from leaklab import run_isolated
 from leaklab.scenarios import mystery_service
@@ -286,6 +287,7 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves_tasks,
     assert result.error is None
     assert result.outcome["answered"] == result.outcome["requests"]
     assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    checks_ran(result)
     assert bool(result.leftover_tasks) == leaves_tasks
     assert (result.retained_bytes_per_request >= LIMIT) == holds_memory
     # Wide margins: a leak holds 64 KiB per stuck call, several KiB per request; a fix a few hundred bytes.

@@ -40,6 +40,7 @@ from answers_02 import (
     TAKES_A_BATCH,
     TAKES_THEN_CHECKS_STOP,
 )
+from outcomes import checks_ran
 
 from leaklab import run_isolated
 from leaklab.scenarios._checks import wait_until
@@ -214,6 +215,7 @@ def test_each_answer_fails_exactly_the_properties_it_breaks(source, failing, tra
     result = run(source, **TRAFFIC[traffic])
     assert result.error is None
     assert failed(result) == failing, result.outcome["problems"]
+    checks_ran(result)
 
 
 def test_a_worker_that_outlives_stop_is_reported_where_it_waits():

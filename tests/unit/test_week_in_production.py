@@ -42,6 +42,7 @@ from answers_08 import (
     TO_THREAD_NO_SOCKET_TIMEOUT,
     TO_THREAD_SOCKET,
 )
+from outcomes import checks_ran
 
 from leaklab import Recorder, run_isolated
 from leaklab.scenarios import week_in_production as scenario
@@ -238,6 +239,7 @@ def test_each_answer_fails_exactly_what_it_breaks(source, lost):
     result = run(source)
     assert result.error is None
     assert failing(result) == lost, result.outcome["problems"]
+    checks_ran(result)
 
 
 @pytest.mark.parametrize(
