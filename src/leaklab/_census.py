@@ -69,11 +69,28 @@ def thread_mark() -> ThreadMark:
 
 def running(marks: Iterable[ThreadMark]) -> set[ThreadMark]:
     """Those of `marks` whose thread still runs Python code: the operating system lists its native id
-    (`/proc/self/task`) and the interpreter still runs a frame under its ident. A thread is out of the
-    second from the moment its code has returned, before `join()` returns: asking right after a `stop()`
-    depends on no timing; and no flag of `threading` (`_is_stopped`, its registry) can hide one that runs."""
+    (`/proc/self/task`) with memory of its own, and the interpreter still runs a frame under its ident. A
+    thread is out of the second from the moment its code has returned, before `join()` returns: asking
+    right after a `stop()` depends on no timing; and no flag of `threading` (`_is_stopped`, its registry)
+    can hide one that runs.
+
+    An ident is the address of the thread's stack, which the C library hands to a new thread as soon as
+    the kernel has released the old one's memory, before it stops listing the old id: for that moment (a
+    long one on a loaded machine) an ended thread's mark would seem to run under the new thread's frames.
+    The kernel shows such a thread with no memory (`stat`'s vsize 0), so it is not counted."""
     tasks, frames = set(_listdir("/proc/self/task")), _current_frames()
-    return {mark for mark in marks if str(mark[1]) in tasks and mark[0] in frames}
+    return {mark for mark in marks if str(mark[1]) in tasks and mark[0] in frames and _has_memory(mark[1])}
+
+
+def _has_memory(native_id: int) -> bool:
+    """Whether the thread `native_id` of this process still has its memory: one that is exiting has
+    none (or is gone already)."""
+    try:
+        with _open(f"/proc/self/task/{native_id}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return len(fields) > 20 and fields[20] != "0"  # vsize: the 23rd field, the 21st after the name
 
 
 def thread_alive(thread: threading.Thread) -> bool:

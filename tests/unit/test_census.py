@@ -64,3 +64,40 @@ def test_a_task_that_says_it_is_done_while_it_waits_still_counts():
 
     found, quiet, after = asyncio.run(main())
     assert (found, after) == ([quiet], [])
+
+
+def test_an_ended_threads_mark_does_not_run_under_the_thread_that_took_its_stack(monkeypatch):
+    """An ident is a stack's address: a new thread may take an ended one's stack (and so its ident) while
+    the kernel still lists the ended one's id, exiting, with no memory left. That mark is not running."""
+    import io
+
+    from leaklab import _census
+
+    marks: list[_census.ThreadMark] = []
+    ended = threading.Thread(target=lambda: marks.append(_census.thread_mark()))
+    ended.start()
+    ended.join()
+    release = threading.Event()
+    taker = threading.Thread(target=release.wait)
+    taker.start()
+    try:
+        exiting = marks[0][1]  # the ended thread's id, as the kernel lists it for a moment more
+        listed, opened = _census._listdir, _census._open
+        monkeypatch.setattr(_census, "_listdir", lambda path: [*listed(path), str(exiting)])
+
+        def stat_of(path, *args, **kwargs):
+            if path == f"/proc/self/task/{exiting}/stat":  # as the kernel shows a thread past releasing its memory
+                return io.StringIO(f"{exiting} (python) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0 0")
+            return opened(path, *args, **kwargs)
+
+        monkeypatch.setattr(_census, "_open", stat_of)
+        took_over = (taker.ident, exiting)  # the ended thread's mark, its ident now the taker's
+        assert _census.running([took_over]) == set()
+        assert _census.running([_census_mark(taker)]) == {_census_mark(taker)}
+    finally:
+        release.set()
+        taker.join()
+
+
+def _census_mark(thread: threading.Thread) -> tuple[int, int]:
+    return thread.ident, thread.native_id  # type: ignore[return-value]

@@ -467,8 +467,10 @@ class _Owners:
                 self.started[frame.f_locals["self"]] = owner  # type: ignore[attr-defined]
             if owner == "batch" and self.current == "batch":
                 # The batch's threads alive now, and the one starting (not alive yet); one that starts others
-                # (a launcher) is not counted while it does.
-                batch = [t for t, o in list(self.started.items()) if o == "batch" and t is not me]
+                # (a launcher) is not counted while it does, nor one already waited for (seen ended).
+                batch = [
+                    t for t, o in list(self.started.items()) if o == "batch" and t is not me and not self._waited(t)
+                ]
                 alive = alive_threads(batch)
                 self._ran_on(len(alive) + 1)
         elif code is _WAIT and self.holding and threading.get_ident() == self.driver:
