@@ -330,13 +330,15 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 # --- grading: what a fresh process runs against the learner's worker -------------------------------
 
 
-def _started(worker: object) -> list[threading.Thread]:
-    """Start `worker`; the threads its start() began, told apart by the operating system's ids (each as
-    its thread noted it when it started: a subclass's `native_id` cannot answer for it)."""
+def _started(worker: object) -> tuple[list[threading.Thread], set[str]]:
+    """Start `worker`; the threads its start() began, and their operating system's ids. They are told
+    apart by those ids, each as its thread noted it when it started: a subclass's `native_id` cannot
+    answer for it."""
     before = thread_ids()
     worker.start()  # type: ignore[attr-defined]
     began = thread_ids() - before
-    return [t for t in python_threads() if str(object.__getattribute__(t, "__dict__").get("_native_id")) in began]
+    threads = [t for t in python_threads() if str(object.__getattribute__(t, "__dict__").get("_native_id")) in began]
+    return threads, began
 
 
 def _stopped(worker: object, threads: list[threading.Thread]) -> str:
@@ -355,7 +357,7 @@ def _checked(worker: object, dependency: Dependency, judge: Callable[[], str], s
     """Start `worker`, judge it, then stop it with the dependency up (so that even a worker deaf to stop()
     ends): what `judge` found. Whether that stop() left a thread running goes into `stops`, for the
     property it breaks (stops promptly) to report."""
-    threads = _started(worker)
+    threads = _started(worker)[0]
     try:
         return judge()
     finally:
@@ -369,11 +371,8 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
     put = [1, *range(2, 2 + waiting)]  # jobs queued behind the failing one, which the dependency cannot do either
     for job in put:  # queued before the worker starts: a worker that takes more than one job at once does
         jobs.put(job)
-    before = thread_ids()
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
-    worker.start()
-    workers_threads = thread_ids() - before
-    workers = [t for t in python_threads() if str(t.native_id) in workers_threads]
+    workers, workers_threads = _started(worker)
     if not wait_until(lambda: dependency.failures >= 1):
         return _("the worker never called the dependency")
     started = time.monotonic()  # the worker is now in its back-off
@@ -474,7 +473,7 @@ def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: 
     before = set(threading.enumerate())  # the grader's threads: the worker's sleeps are the others'
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
     with _Sleeps(worker_class, noted=lambda: dependency.failures > 0) as sleeps:  # in a back-off from then on
-        threads = _started(worker)
+        threads = _started(worker)[0]
         try:
             # A state, not a pause: the call after a back-off comes once that whole back-off was waited out.
             wait_until(lambda: dependency.failures > backoffs)
