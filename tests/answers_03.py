@@ -264,3 +264,34 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
     finally:
         del reader, writer
 """
+
+# Evasive: knows which calls hang (the scenario module in its own process holds the service's secret, which
+# decides it), never asks the service for those and only waits out their deadlines; asks for the rest.
+# The service counts the asks: a fetch that asked for none of the calls that hang was not waiting on them.
+GUESSES_WHICH_HANG = """
+import sys as _sys
+
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    scenario = _sys.modules["leaklab.scenarios.hung_call"]
+    secret = scenario._secrets.get(tuple(address), "")
+    if not scenario.resets_connection(request.key) and scenario.never_answered(secret, request.key):
+        await asyncio.sleep(request.deadline_ms / 1000)
+        raise TimeoutError(request.key)
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(request.line())
+        await writer.drain()
+        return (await reader.readline()).decode().strip()
+    finally:
+        writer.close()
+"""
+
+# Evasive (an outside reviewer's): took the deadline for the tell, as the grader once gave every call it
+# answers 2000 ms: any other deadline "will hang", so it only waits that out, never asking.
+DEADLINE_ORACLE = GUESSES_WHICH_HANG.replace(
+    """    scenario = _sys.modules["leaklab.scenarios.hung_call"]
+    secret = scenario._secrets.get(tuple(address), "")
+    if not scenario.resets_connection(request.key) and scenario.never_answered(secret, request.key):""",
+    "    if request.deadline_ms != 2000.0:",
+)
+assert DEADLINE_ORACLE != GUESSES_WHICH_HANG

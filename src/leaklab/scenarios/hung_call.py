@@ -381,6 +381,9 @@ class Burst:
     sockets_left: int  # open when every call had ended, their tasks kept (as the grader keeps them)
     sockets_let_go: int  # still open once the tasks were let go, the collector paused: not even finalisers closed them
     sockets_collected: int  # still open once the garbage collector had run too
+    # How often the service was asked for each key: a call its caller cancelled before it had connected
+    # (on a loaded machine, even at half its deadline) opened nothing that could be left open.
+    asked: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         counted = [(_("sockets still open when every call had ended:"), self.sockets_left)]
@@ -423,10 +426,11 @@ async def burst(fetch: Fetch, calls: int = 60, *, interval_ms: float = 5.0, pati
             gc.collect()
             await asyncio.sleep(0.02)
             collected = sockets()
+            asked = times_asked(address)  # a connection of its own: after the counts
     finally:
         if collecting:
             gc.enable()
-    return Burst(ended, left, let_go, collected)
+    return Burst(ended, left, let_go, collected, asked)
 
 
 async def _call(
@@ -544,6 +548,13 @@ def describe(calls: list[Call]) -> str:
 
 _UNASKED = "answer never asked of the service"
 _RETRIED = "TimeoutError, after asking {times} times (retried a hung call)"
+_GAVE_UP_UNASKED = "TimeoutError, without asking the service"
+# The calls that hang with a deadline at least this long must have asked the service before they gave up
+# (the service counts the asks), at least half of them: a fetch that guessed which calls hang and only waited
+# out their deadlines asked none. Half, not all: a right fetch in a thread pool that a burst has filled may
+# give up on a call whose thread never started (`wait_for(to_thread(...))` cancels it), and the pool may
+# take that long on a loaded machine.
+_ASKS_WITHIN_MS = 250.0
 
 
 def _shown(ended_with: str) -> str:
@@ -553,6 +564,7 @@ def _shown(ended_with: str) -> str:
         return _("TimeoutError, after asking {times} times (retried a hung call)", times=int(retried[1]))
     shown = {
         _UNASKED: _("answer never asked of the service"),
+        _GAVE_UP_UNASKED: _("TimeoutError, without asking the service"),
         # TRANSLATORS: how a call ended, after "ended with" or a count: it returned an answer (perhaps a wrong one)
         "answer": _("answer"),
         # TRANSLATORS: how a call ended, after "ended with": nothing yet, it was still waiting when its caller gave up
@@ -566,9 +578,15 @@ def _drawn_call(
 ) -> tuple[Request, bool, float | None, float]:
     answered = kind in ("answer", "cancelled answer", "reset")
     key = f"e{number}.0" if kind == "reset" else pick_key(address, number, answered=answered)
-    request = Request(key, 2000.0 if answered else deadline_ms)
+    request = Request(key, _answered_deadline_ms(deadline_ms) if answered else deadline_ms)
     cancel_ms = cancel_at * deadline_ms if kind.startswith("cancelled") else None
     return request, not answered, cancel_ms, gap_ms
+
+
+def _answered_deadline_ms(drawn_ms: float) -> float:
+    """A drawn call the service answers gets a deadline far beyond its round trip (1.1-3 s, from its row's
+    20-400 ms), so that a loaded machine cannot turn a right answer into a timeout."""
+    return 1000.0 + 5 * drawn_ms
 
 
 # How a drawn call ends: answered; never answered, until its deadline; cancelled by its caller before its
@@ -582,8 +600,8 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
     (`_ENDINGS`, each at least calls // 8 times; at least a third answered), deadlines of 20-400 ms (the
     calls that hang until theirs: some at most 60 ms, some at least 300 ms, so that a timeout of the
     answer's own is early on some), a caller that cancels at 0-90% of its deadline, 0-2 ms between calls.
-    One more call that hangs has a long deadline, 1-3 s: a fetch that enforces only short deadlines hangs
-    in it."""
+    One more call that hangs has a long deadline, the same as one of the answered calls' (1.1-3 s): a fetch
+    that enforces only short deadlines hangs in it, and no deadline tells a fetch which calls will hang."""
     from hypothesis import strategies as st
 
     from ._traffic import draw
@@ -594,7 +612,7 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
         st.sampled_from((0.0, 0.0, 0.05, 0.25, 0.5, 0.9)),
         st.sampled_from((0, 0, 1, 2)),
     )
-    long = st.tuples(st.integers(1000, 3000), st.integers(0, calls - 1))
+    long = st.tuples(st.integers(0, calls - 2), st.integers(0, calls - 1))  # whose deadline it shares; where
 
     def covers(drawn: tuple[list, tuple]) -> bool:
         counts = [sum(r[0] == ending for r in drawn[0]) for ending in _ENDINGS]
@@ -602,9 +620,10 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
         spread = bool(hung) and min(hung) <= 60 and max(hung) >= 300
         return min(counts) >= calls // 8 and counts[0] >= calls // 3 and spread
 
-    rows, (long_ms, place) = draw(st.tuples(st.lists(row, min_size=calls - 1, max_size=calls - 1), long), seed, covers)
+    rows, (shared, place) = draw(st.tuples(st.lists(row, min_size=calls - 1, max_size=calls - 1), long), seed, covers)
     drawn = [list(r) for r in rows]
-    drawn.insert(place, ["deadline", long_ms, 0.0, 0])
+    answered = [r[1] for r in drawn if r[0] in ("answer", "cancelled answer", "reset")]  # covers: at least one
+    drawn.insert(place, ["deadline", _answered_deadline_ms(answered[shared % len(answered)]), 0.0, 0])
     return {"rows": drawn}
 
 
@@ -661,6 +680,11 @@ def probe(
                 call.ended_with = _UNASKED  # data, never translated: `correct` compares it
             elif call.correct and call.stuck and times.get(call.request.key, 0) > 1:  # a count, not a clock
                 call.ended_with = _RETRIED.format(times=times[call.request.key])
+        waited = [c for c in results if c.stuck and not c.cancelled and c.request.deadline_ms >= _ASKS_WITHIN_MS]
+        if 2 * sum(c.request.key in times for c in waited) < len(waited):
+            for call in waited:
+                if call.correct and call.request.key not in times:
+                    call.ended_with = _GAVE_UP_UNASKED
         stuck = [c for c in results if c.stuck and not c.cancelled]
         healthy = [c for c in results if not c.stuck and not c.cancelled and not c.reset]
         failing = [c for c in results if c.cancelled or c.reset]
