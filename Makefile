@@ -51,6 +51,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@# jsonschema's URI format checker (pulled in by jupyter-events) adds ~1 s to every Jupyter and
 	@# nbgrader process and nothing here validates URIs: removed on purpose, `pip check` stays clean.
 	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
+	@mkdir -p .leaklab  # where IPython, Jupyter and matplotlib write (above): IPython warns if it is missing
 	touch $(STAMP)
 
 lab: $(STAMP) ## install everything, then open JupyterLab on your copy of the exercises (LAB_ARGS=--no-browser for headless; LEAKLAB_LANG=zh_CN for the course in Chinese)

@@ -70,10 +70,11 @@ def scored(executed: dict, failed: dict[int, str] | None = None) -> dict[str, Te
     for index, cell in enumerate(executed["cells"]):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if cell.get("cell_type") == "code" and cells.is_test(cell):
-            if not errors and index in failed and timed_out:  # no output: the kernel never got to the cell
-                errors = [{"ename": "CellTimeoutError", "evalue": _BUSY}]
-            elif not errors and failed.get(index) == "CellTimeoutError":  # nbclient's reply, with no output
-                errors = [{"ename": "CellTimeoutError", "evalue": ""}]
+            if not errors and index in failed:  # a failed reply with no error output
+                if timed_out:  # the kernel never got to the cell
+                    errors = [{"ename": "CellTimeoutError", "evalue": _BUSY}]
+                elif failed[index] == "CellTimeoutError":  # nbclient's own reply
+                    errors = [{"ename": "CellTimeoutError", "evalue": ""}]
             points = cells.points(cell)
             if errors or index in failed:
                 name = errors[0].get("ename") if errors else "Error"

@@ -70,7 +70,7 @@ def _capped_outputs() -> type:
 
 
 @functools.cache
-def _feedback_exporter() -> type:
+def feedback_exporter() -> type:
     """nbconvert's HTMLExporter for feedback pages, its Jinja templates compiled once per process and kept
     (`Compiled`): every page otherwise compiles the same dozen templates again, a fifth of what a class job
     spends on its own. The class grader's warm-up fills it, so its forked jobs start with them compiled.
@@ -131,7 +131,7 @@ class NbgraderCourse:
         executing = [[self._execute, _capped_outputs()] if s is Execute else [s] for s in steps]
         config.Autograde.autograde_preprocessors = [step for group in executing for step in group]
         if "exporter_class" not in config.GenerateFeedback:  # unless the course chose its own
-            config.GenerateFeedback.exporter_class = _feedback_exporter()
+            config.GenerateFeedback.exporter_class = feedback_exporter()
         self.api = NbGraderAPI(config=config)
         self._exporter = dict(config.HTMLExporter)  # the feedback page's template as configured
         self.db_url = f"sqlite:///{root / 'gradebook.db'}"

@@ -11,7 +11,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbgrader.converters import GenerateFeedback
 
 from leaklab.grading import kernel
-from leaklab.grading.nbgrader_course import _feedback_exporter
+from leaklab.grading.nbgrader_course import feedback_exporter
 
 
 def graded_page() -> nbformat.NotebookNode:
@@ -36,8 +36,8 @@ def test_a_feedback_page_from_compiled_templates_is_the_page_nbconvert_renders(r
         return exporter(parent=converter, config=converter.config).from_notebook_node(notebook, dict(scores))[0]
 
     fresh = page(HTMLExporter)
-    assert page(_feedback_exporter()) == fresh  # compiled now, or kept from an earlier test
-    assert page(_feedback_exporter()) == fresh  # kept
+    assert page(feedback_exporter()) == fresh  # compiled now, or kept from an earlier test
+    assert page(feedback_exporter()) == fresh  # kept
     assert ("得分" in fresh) is (language == "zh_CN")
 
 

@@ -170,7 +170,7 @@ def _warm_up() -> None:
     from sqlalchemy import create_engine, inspect
 
     from ..kernel import font_cache
-    from ..nbgrader_course import _feedback_exporter
+    from ..nbgrader_course import feedback_exporter
 
     font_cache()  # found (and built) while HOME is still the grader's: each job sets its own
     KernelSpecManager().find_kernel_specs()  # imports IPython, for its paths
@@ -184,7 +184,7 @@ def _warm_up() -> None:
     )
     feedback = GenerateFeedback()  # the feedback page's configuration: nbgrader's template and folders
     scores = {"nbgrader": {"notebook": "lesson", "score": 1, "max_score": 1, "late_penalty": 0}}  # as GetGrades sets
-    _feedback_exporter()(parent=feedback, config=feedback.config).from_notebook_node(page, resources=scores)
+    feedback_exporter()(parent=feedback, config=feedback.config).from_notebook_node(page, resources=scores)
 
 
 def grade_class(
