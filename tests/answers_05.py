@@ -656,3 +656,15 @@ class RpcClient:
             else:
                 entry.future.set_result(reply.value)
 """
+
+# Correct too: the caller waits in a coroutine of its own under `asyncio.wait_for` (a task of its own, with a
+# long deadline). A caller who hangs up cancels that task too, which keeps its CancelledError, whose
+# traceback holds the coroutine's frame and its entry: nothing of the client's, so nothing kept.
+WAITS_IN_A_COROUTINE = FIXED.replace(
+    "            return await entry.future\n", "            return await asyncio.wait_for(self._reply(entry), 30)\n"
+).replace(
+    "    async def read_replies(self) -> None:\n",
+    "    async def _reply(self, entry: Pending) -> int:\n        return await entry.future\n\n"
+    "    async def read_replies(self) -> None:\n",
+)
+assert WAITS_IN_A_COROUTINE.count("_reply(") == 2

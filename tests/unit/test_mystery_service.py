@@ -30,6 +30,7 @@ from answers_05 import (
     SWALLOWS_CANCELLATION,
     TABLE_IN_A_DEFAULT,
     TIMES_OUT,
+    WAITS_IN_A_COROUTINE,
     WAITS_WITH_WAIT,
 )
 from outcomes import checks_ran
@@ -385,3 +386,13 @@ def test_a_caller_who_hung_up_must_end_cancelled_with_no_answer(options):
     result = run(SWALLOWS_CANCELLATION, **options)
     with pytest.raises(AssertionError, match=r"(?s)responses right: .*hung up .* got an answer .* '0.00'"):
         result.require("responses_right")
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+def test_a_call_that_waits_in_a_task_of_its_own_keeps_nothing_once_its_caller_hung_up(options):
+    # Each cancelled task keeps its CancelledError, whose traceback holds the frames it ran in (the entry,
+    # its future): the grader's task factory holds the tasks, not the client, so nothing counts as kept.
+    result = run(WAITS_IN_A_COROUTINE, **options)
+    assert result.error is None and not result.leftover_tasks
+    assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == set()
+    assert result.retained_bytes_per_request < LIMIT  # a task and a timer per call: more than FIXED, far under
