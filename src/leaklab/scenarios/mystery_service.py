@@ -670,8 +670,9 @@ def probe(
     after as many new callers have asked (whose own replies come behind them), and each error reply with a
     message of this run's backend.
     Then the burst of mixed traffic, which a reader killed by a late reply would leave unanswered.
-    After it, as many callers again hang up before a reply that never comes. Every call is then over and
-    must leave nothing behind in the client: no entry in its table, no future anywhere it keeps one.
+    After it, as many callers again hang up before a reply that never comes. A caller who hung up must end
+    cancelled, with no answer. Every call is then over and must leave nothing behind: no entry in the
+    client's table, no future of a call kept anywhere (asked once the burst's tasks are counted).
     """
     traffic = Traffic()
     service = MysteryService(client_class, backend=_graders_backend(latency_ms=latency_ms))
