@@ -16,7 +16,7 @@ import io
 
 from . import cells
 from .isolation import AnswerRef, RunFailed, answer_values
-from .results import TestResult
+from .results import Reason, TestResult
 
 
 def answer_names(source: str) -> dict[str, object]:
@@ -133,6 +133,11 @@ def verify(source: dict, submission: dict) -> dict[str, TestResult]:
             continue
         # The visible part, then the hidden one, so that a failure says which (the kernel has only the first).
         text = cells.text(cell)
+        read = _names_read(text)
+        tampered = [v.tampered for n, v in namespace.items() if n in read and isinstance(v, AnswerRef) and v.tampered]
+        if tampered:  # a value it reads comes from a run caught tampering: that, not the value, is its failure
+            results[grade_id] = TestResult(0.0, points, tampered[0], Reason.TAMPERED)
+            continue
         parts = [cells.HIDDEN_TESTS.sub("", text), "".join(m.group(0) for m in cells.HIDDEN_TESTS.finditer(text))]
         results[grade_id] = TestResult(points, points)
         for hidden, part in enumerate(parts):
