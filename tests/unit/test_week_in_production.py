@@ -29,6 +29,9 @@ from answers_08 import (
     OTHER_FIX,
     POLLS_UNTIL_ENDED,
     PUTS_BACK_THEN_WAITS,
+    RAW_FLUSHER,
+    RAW_FLUSHER_WAITED,
+    RAW_THREADS,
     SERIAL_BATCH,
     SHIELDED_CHILD,
     SHORT_BACKOFF,
@@ -194,6 +197,9 @@ def test_the_leaky_service_leaves_every_source_behind():
         (SHORT_BACKOFF, {"events_answer_right", "week_flat"}),  # ... a millisecond later
         (FLUSHES_IN_STOP, {"events_answer_right", "week_flat"}),  # no flusher: events go out at stop() only
         (CACHES_REPORTS, set()),  # (loses the flat week by the memory it holds: see below)
+        (RAW_FLUSHER, {"events_leave_nothing", "week_flat"}),  # a `_thread` flusher stop() did not wait for
+        (RAW_THREADS, {"events_leave_nothing", "week_flat"}),  # ... and `_thread` batch workers
+        (RAW_FLUSHER_WAITED, set()),  # a `_thread` flusher stop() waited for: its code had ended
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
     ids=[
@@ -232,6 +238,9 @@ def test_the_leaky_service_leaves_every_source_behind():
         "short_backoff",
         "flushes_in_stop",
         "caches_reports",
+        "raw_flusher",
+        "raw_threads",
+        "raw_flusher_waited",
         "stub",
     ],
 )
