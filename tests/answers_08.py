@@ -806,3 +806,17 @@ DIAGNOSIS_FROM_THE_GRADER = """from leaklab.scenarios import week_in_production
 DUMP_GROUPS = list(week_in_production._DUMP_GROUPS)
 HOLDS_MOST = week_in_production._HOLDS_MOST
 """
+
+# Evasive (review of 2026-12-07, diag_parses_source): the grader's answer parsed out of the scenario's source
+# file (the constants `_diagnosis()` returns), without calling it; bound inside a loop.
+DIAGNOSIS_PARSED_FROM_THE_SOURCE = """import ast as _ast
+from leaklab.scenarios import week_in_production as _w
+
+for _node in _ast.walk(_ast.parse(open(_w.__file__, encoding="utf-8").read())):
+    if isinstance(_node, _ast.FunctionDef) and _node.name == "_diagnosis":
+        _groups, HOLDS_MOST = _ast.literal_eval(_node.body[-1].value)
+        DUMP_GROUPS = list(_groups)
+"""
+
+# Right (review of 2026-12-07, diag_computed): the plain values, computed from a literal as Python binds them.
+DIAGNOSIS_COMPUTED = 'DUMP_GROUPS = "worker run_query _flush lookup".split()\nHOLDS_MOST = DUMP_GROUPS[0]\n'

@@ -117,9 +117,9 @@ CATALOG: dict[str, list[tuple[object, str, str, str]]] = {
         (
             answers_08,
             "diagnosis",
-            "DIAGNOSIS DIAGNOSIS_QUALIFIED",
+            "DIAGNOSIS DIAGNOSIS_QUALIFIED DIAGNOSIS_COMPUTED",
             "DIAGNOSIS_LIBRARY_FRAMES DIAGNOSIS_UNORDERED DIAGNOSIS_CALLERS DIAGNOSIS_WRONG_HOLDER DIAGNOSIS_STUB "
-            "DIAGNOSIS_FROM_THE_GRADER",
+            "DIAGNOSIS_FROM_THE_GRADER DIAGNOSIS_PARSED_FROM_THE_SOURCE",
         ),
     ],
 }

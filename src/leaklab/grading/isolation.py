@@ -368,14 +368,20 @@ def answer_values(
     found by running the lesson's set-up cells (and `before`, the learner's cells above the answer) and
     then the cell in a fresh interpreter, never in the grader's: those that are plain data (numbers,
     strings, None, and lists, tuples and dicts of them)."""
+    run = values_run(setup, source, names, before)
+    found = run.outcome.get("values", {}) if not run.error else {}
+    return {name: from_plain(value) for name, value in found.items() if isinstance(value, dict)}
+
+
+def values_run(setup: list[str], source: str, names: list[str], before: list[str] | None = None) -> IsolatedRun:
+    """`answer_values`'s run in a fresh interpreter (made once: cached), with what went wrong in it."""
     job = {"kind": "values", "setup": setup, "source": source, "names": sorted(names)}
     if before:
         job["before"] = before
     key = handoff.run_key(job)
     if key not in _cache:
         _cache[key] = _spawn(job)
-    found = _cache[key].outcome.get("values", {}) if not _cache[key].error else {}
-    return {name: from_plain(value) for name, value in found.items() if isinstance(value, dict)}
+    return _cache[key]
 
 
 def plain(value: object, depth: int = 0) -> dict | None:

@@ -15,8 +15,8 @@ import contextlib
 import io
 
 from . import cells
-from .isolation import AnswerRef, RunFailed, answer_values
-from .results import TestResult
+from .isolation import AnswerRef, RunFailed, answer_values, values_run
+from .results import Reason, TestResult
 
 
 def answer_names(source: str) -> dict[str, object]:
@@ -32,7 +32,30 @@ def answer_names(source: str) -> dict[str, object]:
                 names.update(_bound(target, statement.value, source))
         elif isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
             names[statement.target.id] = AnswerRef(source, statement.target.id)
+        else:  # a block (`if`, `for`, `with`, `try`...): what it binds, by reference, as the kernel has it bound
+            names.update((name, AnswerRef(source, name)) for name in _bound_in_block(statement))
     return names
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp)
+_SCOPES += (ast.DictComp, ast.GeneratorExp)
+
+
+def _bound_in_block(statement: ast.stmt) -> list[str]:
+    """The names a module-level block binds (assignments, loop and `with` targets, `:=`, `except ... as`,
+    functions and classes), not those of the scopes inside it; imports are the answer's own business."""
+    found, todo = [], list(ast.iter_child_nodes(statement))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.append(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.append(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            found.append(node.name)
+        if not isinstance(node, _SCOPES):
+            todo.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _names_read(source: str) -> set[str]:
@@ -70,12 +93,13 @@ def _referenced(target: ast.expr, source: str) -> dict[str, object]:
     return {node.id: AnswerRef(source, node.id) for node in ast.walk(target) if isinstance(node, ast.Name)}
 
 
-def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
-    """The names the tests see: the lesson's set-up cells run, the answer cells' names bound; and the
-    problem that fails every test, if an answer cell is missing or not valid Python."""
+def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str, dict[str, TestResult]]:
+    """The names the tests see: the lesson's set-up cells run, the answer cells' names bound; the problem
+    that fails every test, if an answer cell is missing or not valid Python; and the names whose values the
+    answer was caught forging (read from the grader's own answer), with how, to fail each test that reads one."""
     answers = {cells.grade_id(c): cells.text(c) for c in submission["cells"] if cells.is_answer(c)}
     namespace: dict[str, object] = {"__name__": "__verify__"}
-    problem, setup = "", []
+    problem, setup, forged = "", [], {}
     tested = {name for cell in cells.test_cells(source).values() for name in _names_read(cells.text(cell))}
     for cell in source["cells"]:
         if cell["cell_type"] != "code" or cells.is_test(cell):
@@ -95,7 +119,12 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
             if computed:  # values the tests read that the cell computes: worked out in a fresh interpreter
                 found = answer_values(setup, answer, computed)
                 if set(computed) - found.keys():  # from what the learner's own cells above it made, perhaps
-                    found = answer_values(setup, answer, computed, _cells_above(submission, cells.grade_id(cell)))
+                    above = _cells_above(submission, cells.grade_id(cell))
+                    found = answer_values(setup, answer, computed, above)
+                    for run in (values_run(setup, answer, computed), values_run(setup, answer, computed, above)):
+                        if run.reason is Reason.TAMPERED:
+                            failed = TestResult(0.0, 0.0, run.error or "tampered", Reason.TAMPERED)
+                            forged.update((name, failed) for name in computed if name not in found)
                 names.update(found)
             namespace.update(names)
         elif cells.is_setup(cell):  # the lesson's own set-up: imports of the scenario's names
@@ -103,7 +132,7 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
             exec(
                 compile(cells.text(cell), f"<{cells.grade_id(cell) or 'setup'}>", "exec", dont_inherit=True), namespace
             )
-    return namespace, problem
+    return namespace, problem, forged
 
 
 def _cells_above(submission: dict, grade_id: str) -> list[str]:
@@ -122,7 +151,7 @@ def verify(source: dict, submission: dict) -> dict[str, TestResult]:
 
     An answer cell that is missing or does not parse fails every test, with the reason.
     """
-    namespace, problem = _namespace(source, submission)
+    namespace, problem, forged = _namespace(source, submission)
     results = {}
     for grade_id, cell in cells.test_cells(source).items():
         if cell["cell_type"] != "code":
@@ -130,6 +159,9 @@ def verify(source: dict, submission: dict) -> dict[str, TestResult]:
         points = cells.points(cell)
         if problem:
             results[grade_id] = TestResult(0.0, points, problem)
+            continue
+        if caught := [forged[name] for name in sorted(_names_read(cells.text(cell)) & forged.keys())]:
+            results[grade_id] = TestResult(0.0, points, caught[0].message, caught[0].reason)
             continue
         # The visible part, then the hidden one, so that a failure says which (the kernel has only the first).
         text = cells.text(cell)
