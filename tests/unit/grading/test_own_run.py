@@ -53,6 +53,15 @@ def test_names_an_assignment_computes_are_bound_by_reference():
     assert names["C"] == 2
 
 
+def test_names_a_block_binds_are_bound_by_reference_as_the_kernel_has_them():
+    source = "import ast\nfor node in range(3):\n    if node:\n        FOUND = node\n"
+    source += "with open(__file__) as handle:\n    TEXT = [line for line in handle]\n"
+    source += "try:\n    pass\nexcept OSError as error:\n    pass\nif True:\n    def f():\n        inner = 1\n"
+    names = answer_names(source)
+    assert set(names) == {"node", "FOUND", "handle", "TEXT", "error", "f"}  # not `line`, `inner`, `ast`
+    assert all(isinstance(value, AnswerRef) for value in names.values())
+
+
 def test_an_answer_name_cannot_be_called_in_the_graders_process():
     with pytest.raises(TypeError, match=r"only run by leaklab\.run_isolated"):
         answer_names("def handle_request():\n    raise SystemExit\n")["handle_request"]()
