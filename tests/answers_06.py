@@ -327,7 +327,8 @@ assert WAITS_WHEN_WATCHED != FIXED
 # Evasive: the same, with 1 ms slices on a lock nobody releases when unwatched: stop() is heard within a
 # slice, so only how often the thread wakes tells it from a right one.
 SLICES_UNLESS_WATCHED = WAITS_WHEN_WATCHED.replace(
-    "                time.sleep(self.interval_s)\n                if self._stop.is_set():\n                    return\n",
+    "                time.sleep(self.interval_s)\n"
+    "                if self._stop.is_set():\n                    return\n",
     "                pause = threading.Lock()\n                pause.acquire()\n"
     "                due = time.monotonic() + self.interval_s\n"
     "                while not self._stop.is_set() and time.monotonic() < due:\n"
@@ -372,29 +373,25 @@ assert SCHEDULED != FIXED
 
 # Correct: the thread runs an asyncio loop of its own; stop() sets an asyncio.Event through
 # call_soon_threadsafe (the loop's self-pipe wakes it), and joins.
-EVENT_LOOP_THREAD = (
-    "import asyncio\n\n"
-    + FIXED.replace(
-        "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
-        "        loop = asyncio.new_event_loop()\n"
-        "        try:\n            loop.run_until_complete(self._ticks())\n"
-        "        finally:\n            loop.close()\n\n"
-        "    async def _ticks(self):\n"
-        "        self._halt = asyncio.Event()\n"
-        "        self._loop = asyncio.get_running_loop()\n"
-        "        self._ready.set()\n"
-        "        while True:\n"
-        "            try:\n"
-        "                await asyncio.wait_for(self._halt.wait(), self.interval_s)\n"
-        "                return\n"
-        "            except TimeoutError:\n"
-        "                self.tick()\n",
-    )
-    .replace("        self._stop.clear()\n", "        self._ready = threading.Event()\n")
-    .replace("        self._thread.start()\n", "        self._thread.start()\n        self._ready.wait()\n")
-    .replace(
-        "        self._stop.set()\n        if self._thread is not None:\n",
-        "        if self._thread is not None:\n            self._loop.call_soon_threadsafe(self._halt.set)\n",
-    )
+EVENT_LOOP_THREAD = "import asyncio\n\n" + FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        loop = asyncio.new_event_loop()\n"
+    "        try:\n            loop.run_until_complete(self._ticks())\n"
+    "        finally:\n            loop.close()\n\n"
+    "    async def _ticks(self):\n"
+    "        self._halt = asyncio.Event()\n"
+    "        self._loop = asyncio.get_running_loop()\n"
+    "        self._ready.set()\n"
+    "        while True:\n"
+    "            try:\n"
+    "                await asyncio.wait_for(self._halt.wait(), self.interval_s)\n"
+    "                return\n"
+    "            except TimeoutError:\n"
+    "                self.tick()\n",
+).replace("        self._stop.clear()\n", "        self._ready = threading.Event()\n").replace(
+    "        self._thread.start()\n", "        self._thread.start()\n        self._ready.wait()\n"
+).replace(
+    "        self._stop.set()\n        if self._thread is not None:\n",
+    "        if self._thread is not None:\n            self._loop.call_soon_threadsafe(self._halt.set)\n",
 )
 assert "call_soon_threadsafe" in EVENT_LOOP_THREAD and "self._stop" not in EVENT_LOOP_THREAD.split("def start")[1]
