@@ -799,19 +799,19 @@ def _idle_run(
     monitor = monitor_class(
         sample=sample, threshold=threshold, sustain=sustain, interval_s=long_s, warn=lambda _message: None
     )
-    with _Woken() as woken:
-        monitor.start()  # type: ignore[attr-defined]
-        started = [t for t in threading.enumerate() if t not in before]
-        if not started:
-            return _("start() started no thread")
-        # Only a ticker that does not wait out interval_s samples twice; a right one never does, however long
-        # this is. Meanwhile a right monitor's threads block once and stay blocked; one that waits in slices
-        # wakes once a slice, one that spins stays on a CPU (or waiting for one, on a loaded machine).
-        # An Event, not polling: this thread's own wake-ups would make the monitor's wait for the GIL.
-        second.wait(_BOUND_S)
-        early = len(samples)
-        wakeups, busy_s, window_s = woken.read()
-        explained = waits.ended(before) if waits is not None else 0
+    woken = _Woken()
+    monitor.start()  # type: ignore[attr-defined]
+    started = [t for t in threading.enumerate() if t not in before]
+    if not started:
+        return _("start() started no thread")
+    # Only a ticker that does not wait out interval_s samples twice; a right one never does, however long
+    # this is. Meanwhile a right monitor's threads block once and stay blocked; one that waits in slices
+    # wakes once a slice, one that spins stays on a CPU (or waiting for one, on a loaded machine).
+    # An Event, not polling: this thread's own wake-ups would make the monitor's wait for the GIL.
+    second.wait(_BOUND_S)
+    early = len(samples)
+    wakeups, busy_s, window_s = woken.read()
+    explained = waits.ended(before) if waits is not None else 0
     caller, seen = _stop_in_thread(monitor, started)  # started with the hook on: it sees what stop() wakes
     caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
     if caller.is_alive():
@@ -913,21 +913,17 @@ def _switches() -> dict[str, int]:
 
 
 class _Woken:
-    """While in use, what the kernel counts of the threads started meanwhile (out of an answer's reach:
+    """From its making on, what the kernel counts of the threads started since (out of an answer's reach:
     no hook to remove, no name to shadow): how often they blocked and were woken, those that ended
     included (the process's total, `getrusage`, less the threads that were there before), and how long
     those still running were on a CPU or waiting for one."""
 
-    def __enter__(self) -> _Woken:
+    def __init__(self) -> None:
         # The threads first, then the process (and the reverse in read()): a wake-up of a thread that was
         # there before, in between, is never counted as one of the new threads'.
         self._threads = _switches()
         self._process = _getrusage(resource.RUSAGE_SELF).ru_nvcsw
         self._began = _monotonic()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
 
     def read(self) -> tuple[int, float, float]:
         """The new threads' wake-ups and busy seconds so far, and the seconds since the start."""
@@ -948,8 +944,8 @@ _CONDITION_WAIT, _CONDITION_NOTIFY = threading.Condition.wait.__code__, threadin
 class _Waits:
     """While in use, a profile hook in the threads started meanwhile (it sees a call however the answer
     names it) notes what they wait in: the threads that call `time.sleep`, the waits on a
-    `threading.Condition` (what every threading wait is) that ended by their timeout, and the
-    Conditions each thread woke."""
+    `threading.Condition` (what every threading wait is) that ended, and those that ended by their
+    timeout, and the Conditions each thread woke."""
 
     def __init__(self) -> None:
         self.sleepers: set[threading.Thread] = set()
