@@ -390,6 +390,20 @@ assert SLEEPS_IN_10MS_SLICES != SLEEPS_IN_SLICES
 COARSE_SLICES = SLEEPS_IN_SLICES.replace("min(0.005, left)", "min(self.backoff_s * 0.4, left)")
 assert COARSE_SLICES != SLEEPS_IN_SLICES
 
+# Wrong: the back-off waits in 0.2 s slices on an Event of its own that nothing sets, looking at the stop signal
+# between them: stop() cannot wake a slice, so it waits out the one in progress (within any clock's bound).
+SLICES_ON_ITS_OWN_EVENT = FIXED.replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    until = time.monotonic() + self.backoff_s\n"
+    "                    while not self._stop.is_set() and (left := until - time.monotonic()) > 0:\n"
+    "                        threading.Event().wait(min(0.2, left))\n",
+)
+assert SLICES_ON_ITS_OWN_EVENT != FIXED
+
+# Right: the back-off waits in 0.2 s slices on the stop signal itself: stop() wakes the slice in progress.
+SLICES_ON_THE_STOP_EVENT = SLICES_ON_ITS_OWN_EVENT.replace("threading.Event().wait(", "self._stop.wait(")
+assert SLICES_ON_THE_STOP_EVENT != SLICES_ON_ITS_OWN_EVENT
+
 # Wrong: looks at the stop signal only after taking the next job, and returns with it: a stop() during a call
 # drops the job taken after it.
 TAKES_THEN_CHECKS_STOP = FIXED.replace(

@@ -38,6 +38,8 @@ from answers_02 import (
     SLEEPS_NOT_JOIN,
     SLEEPS_SHORT_BACKOFFS,
     SLEEPS_SHORT_BACKOFFS_IMPORTED,
+    SLICES_ON_ITS_OWN_EVENT,
+    SLICES_ON_THE_STOP_EVENT,
     SPINS,
     SPINS_UNLESS_LONG_BACKOFF,
     STOP_LIES,
@@ -154,6 +156,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (JITTER_ON_TOP, set()),
         (SLEEPS_IN_SLICES, set()),  # short slices that look at the stop signal: stop() is heard within one
         (SLEEPS_IN_10MS_SLICES, set()),  # the longest a slice may ask for
+        (SLICES_ON_THE_STOP_EVENT, set()),  # stop() wakes the slice in progress
         (PUTS_BACK_AFTER_STOP, set()),
         (LEAKY, {"stops_promptly"}),
         (JOINS_BUT_SLEEPS, {"stops_promptly"}),
@@ -181,6 +184,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (FIRST_WORKER_LEAKY, {"stops_promptly"}),
         (ERRORS_FROM_DEPENDENCY, {"counts_errors"}),  # another client's calls failed too
         (COARSE_SLICES, {"stops_promptly"}),  # the length a slice asked for, at a long back-off
+        (SLICES_ON_ITS_OWN_EVENT, {"stops_promptly"}),  # a wait in progress at stop() that ended by its timeout
         (DROPS_RESULT_AFTER_STOP, {"stops_promptly"}),  # a call in progress at stop() that succeeds is kept
         (KILLS_WITH_ASYNC_EXCEPTION, {"stops_promptly"}),
         (STUB, set(PROPERTIES)),
@@ -193,6 +197,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "jitter_on_top",
         "sleeps_in_slices",
         "sleeps_in_10ms_slices",
+        "slices_on_the_stop_event",
         "puts_back_after_stop",
         "leaky",
         "joins_but_sleeps",
@@ -220,6 +225,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "first_worker_leaky",
         "errors_from_dependency",
         "coarse_slices",
+        "slices_on_its_own_event",
         "drops_result_after_stop",
         "kills_with_async_exception",
         "stub",

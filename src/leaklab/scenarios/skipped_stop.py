@@ -19,9 +19,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from statistics import median
+from types import FrameType
 
 from .._i18n import _, ngettext
 from ._checks import Checks, alive, busy_seconds, cpu_seconds, python_threads, thread_ids, wait_until
@@ -388,15 +389,16 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
         jobs.put(job)
     before = set(threading.enumerate())  # the grader's threads: the worker's sleeps are the others'
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
-    with _Sleeps(worker_class, noted=lambda: dependency.failures > 0) as sleeps:  # in a back-off from then on
+    with _Sleeps(worker_class, noted=lambda: dependency.failures > 0) as sleeps, _Wakes() as wakes:
         workers, workers_threads = _started(worker)
         if not wait_until(lambda: dependency.failures >= 1):
             return _("the worker never called the dependency")
         started = time.monotonic()  # the worker is now in its back-off
-        stopped = worker.stop()
+        with wakes.stopping():
+            stopped = worker.stop()
         took = time.monotonic() - started
         running = bool(alive(workers))  # asked the moment stop() returns
-    slept = sleeps.longest(besides=before)
+    slept = sleeps.longest(besides=before)  # the sleeps from its first failure on: in a back-off
     # stop() waited its whole timeout (load only makes that longer) and said so: the thread never heard the stop.
     if running and stopped is False and took >= 0.9 * _STOP_TIMEOUT_S:
         if slept > _SLICE_S:
@@ -433,6 +435,15 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
             "sleep in slices of {slice:g} s at most that look at it)",
             backoff=backoff_s,
             slept=slept,
+            slice=_SLICE_S,
+        )
+    if (sliced := wakes.longest_unwoken()) > _SLICE_S:
+        return _(
+            "with backoff_s={backoff:g}, the worker's back-off waited in slices of {sliced:g} s on something "
+            "stop() does not wake: it is heard only when the slice in progress ends (wait on the stop signal "
+            "itself, or in slices of {slice:g} s at most)",
+            backoff=backoff_s,
+            sliced=sliced,
             slice=_SLICE_S,
         )
     if took > _STOP_BOUND_S:
@@ -506,6 +517,62 @@ def _behind(value: object) -> list[Callable]:
     if isinstance(value, property):
         return [f for f in (value.fget, value.fset, value.fdel) if hasattr(f, "__globals__")]
     return [value] if hasattr(value, "__globals__") else []
+
+
+# threading's waits (Event, Queue, Condition, Semaphore) all wait in Condition.wait, and every way to wake
+# one (Event.set, Queue.put, notify_all) goes through Condition.notify.
+_CONDITION_WAIT, _CONDITION_NOTIFY = threading.Condition.wait.__code__, threading.Condition.notify.__code__
+
+
+class _Wakes:
+    """While in use, a profile hook in the threads started meanwhile notes each threading wait (a
+    `Condition.wait`, what every threading wait is) in progress when `stopping()` began that then ended
+    by its timeout; inside `stopping()`, the hook in the calling thread notes the Conditions it woke. A
+    wait of more than `_SLICE_S` that stop() did not wake is a slice stop() cannot cut short."""
+
+    def __init__(self) -> None:
+        self.timed_out: list[tuple[threading.Condition, float]] = []  # each with the timeout it asked for
+        self.woken: list[threading.Condition] = []
+        self._waiting: set[FrameType] = set()  # waits that began before the stop
+        self._stopping = False
+        self._previous = threading.getprofile()
+
+    def __enter__(self) -> _Wakes:
+        threading.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        threading.setprofile(self._previous)
+
+    @contextlib.contextmanager
+    def stopping(self) -> Iterator[None]:
+        """Around the call of stop(): from here on a wait that begins is not the back-off stop() came in."""
+        self._stopping, previous = True, sys.getprofile()
+        sys.setprofile(self._notes_wakes)
+        try:
+            yield
+        finally:
+            sys.setprofile(previous)
+
+    def _notes_wakes(self, frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is _CONDITION_NOTIFY:
+            self.woken.append(frame.f_locals["self"])
+
+    def _hook(self, frame: FrameType, event: str, arg: object) -> None:
+        if frame.f_code is not _CONDITION_WAIT:
+            return
+        if event == "call" and not self._stopping:
+            self._waiting.add(frame)
+        elif event == "return" and frame in self._waiting:
+            self._waiting.discard(frame)
+            timeout = frame.f_locals.get("timeout")
+            if arg is False and isinstance(timeout, int | float):
+                self.timed_out.append((frame.f_locals["self"], float(timeout)))
+
+    def longest_unwoken(self) -> float:
+        """The longest timeout of a wait in progress at the stop that ended by it, on a Condition stop() did
+        not wake (0 if none): a wait on the stop signal itself is woken, even at the end of its timeout."""
+        return max((t for c, t in self.timed_out if all(c is not w for w in self.woken)), default=0.0)
 
 
 def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: int = 2) -> str:
