@@ -566,7 +566,8 @@ class _Wakes:
         elif event == "return" and frame in self._waiting:
             self._waiting.discard(frame)
             timeout = frame.f_locals.get("timeout")
-            if arg is False and isinstance(timeout, int | float):
+            # Ended after stop() was called: a back-off that ran out before it (a checker held up by load) is none.
+            if arg is False and self._stopping and isinstance(timeout, int | float):
                 self.timed_out.append((frame.f_locals["self"], float(timeout)))
 
     def longest_unwoken(self) -> float:
