@@ -99,6 +99,11 @@ SLEEPS_NOT_JOIN = FIXED.replace(
 )
 assert SLEEPS_NOT_JOIN != FIXED
 
+# Wrong: stop() sleeps its whole timeout instead of joining, then says truly whether the thread ended: never
+# prompt, however soon the worker ends.
+SLEEPS_ITS_TIMEOUT = FIXED.replace("        self._thread.join(timeout)\n", "        time.sleep(timeout)\n")
+assert SLEEPS_ITS_TIMEOUT != FIXED
+
 # Wrong: a back-off of a fixed 30 ms, whatever backoff_s says.
 FIXED_BACKOFF = FIXED.replace("self._stop.wait(self.backoff_s)", "self._stop.wait(0.03)")
 assert FIXED_BACKOFF != FIXED

@@ -35,6 +35,7 @@ from answers_02 import (
     SLEEPS_IN_10MS_SLICES,
     SLEEPS_IN_BACKOFF,
     SLEEPS_IN_SLICES,
+    SLEEPS_ITS_TIMEOUT,
     SLEEPS_NOT_JOIN,
     SLEEPS_SHORT_BACKOFFS,
     SLEEPS_SHORT_BACKOFFS_IMPORTED,
@@ -168,6 +169,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (NO_BACKOFF, {"counts_errors"}),
         (STOP_LIES, {"stops_promptly"}),
         (SLEEPS_NOT_JOIN, {"stops_promptly"}),
+        (SLEEPS_ITS_TIMEOUT, {"stops_promptly"}),  # its back-off was woken: stop() is what took long
         (FIXED_BACKOFF, {"counts_errors"}),
         (FIXED_BACKOFF_10MS, {"counts_errors"}),
         (DRAINS_ON_STOP, {"stops_promptly"}),  # the jobs queued behind the failing one, never tried
@@ -209,6 +211,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "no_backoff",
         "stop_lies",
         "sleeps_not_join",
+        "sleeps_its_timeout",
         "fixed_backoff",
         "fixed_backoff_10ms",
         "drains_on_stop",

@@ -446,6 +446,12 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
             sliced=sliced,
             slice=_SLICE_S,
         )
+    if took > _STOP_BOUND_S and wakes.heard:  # the back-off was woken by the stop: what took long was stop()'s
+        return _(
+            "stop() took {took:.2f} s, though the worker's back-off was woken by the stop signal: stop() itself "
+            "waited longer than the worker took to end (wait for the thread with join, timeout as its bound)",
+            took=took,
+        )
     if took > _STOP_BOUND_S:
         return _(
             "stop() took {took:.2f} s with a {backoff:g} s back-off: the retry path slept through the stop",
@@ -533,6 +539,7 @@ class _Wakes:
     def __init__(self) -> None:
         self.timed_out: list[tuple[threading.Condition, float]] = []  # each with the timeout it asked for
         self.woken: list[threading.Condition] = []
+        self.heard = False  # a wait in progress at the stop ended woken, after stop() was called
         self._waiting: set[FrameType] = set()  # waits that began before the stop
         self._stopping = False
         self._previous = threading.getprofile()
@@ -569,6 +576,7 @@ class _Wakes:
             # Ended after stop() was called: a back-off that ran out before it (a checker held up by load) is none.
             if arg is False and self._stopping and isinstance(timeout, int | float):
                 self.timed_out.append((frame.f_locals["self"], float(timeout)))
+            self.heard |= arg is True and self._stopping
 
     def longest_unwoken(self) -> float:
         """The longest timeout of a wait in progress at the stop that ended by it, on a Condition stop() did
