@@ -23,8 +23,10 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.futures
 import builtins
+import contextlib
 import faulthandler
 import gc
+import importlib.util
 import inspect
 import json
 import json.encoder
@@ -432,6 +434,11 @@ class Child:
             scenario = load(self.job["scenario"])
         except LeaklabError:
             self.fail(f"no scenario named {self.job['scenario']!r}")
+        # From here on the answer's code runs: a read of the grader's own records (`_truth`: lesson 01's
+        # witness of each request, the client's signals in it) is noted, and the run ends as tampered.
+        # Before the guard looks: what it puts back after the answer cell is the list that notes.
+        noting = contextlib.ExitStack()
+        truths = noting.enter_context(_truth.learner_cells())
         self.guard.add_leaklab()
         threads_before = os_threads()
         self.channel.stop_at("ready", pid=_getpid())  # the parent counts this process's threads
@@ -482,6 +489,10 @@ class Child:
         if _traceback_of(witness) is None:
             self.fail("tampered: the answer cleared tracemalloc's traces, the witness of its memory", Reason.TAMPERED)
         outcome = summary()
+        noting.close()
+        if truths:
+            read = ", ".join(sorted(set(truths)))
+            self.fail(f"tampered: the answer read the grader's own records: {read}", Reason.TAMPERED)
         requests = outcome.get("requests", 1)  # the burst's: the warm-up's memory is not measured
         if warm_up_summary is not None:
             outcome = judged_together(outcome, warm_up_summary())
@@ -557,9 +568,28 @@ def _python_of(cell: str) -> str:
     return TransformerManager().transform_cell(cell)
 
 
+# The top-level packages a Jupyter kernel has loaded, that an answer may look for in `sys.modules` to tell
+# the grader's run from the notebook ("ipykernel" not in sys.modules). Each is registered lazily: it is
+# the real package, loaded when first touched (ipykernel's import costs about 0.45 s a run, paid only by
+# an answer that looks further than the name).
+_KERNEL_PACKAGES = ("ipykernel", "IPython", "jupyter_client", "jupyter_core", "zmq", "tornado", "traitlets", "comm")
+
+
+def as_in_a_kernel() -> None:
+    """Put a kernel's packages into `sys.modules`, unloaded until used (`importlib.util.LazyLoader`)."""
+    for name in _KERNEL_PACKAGES:
+        spec = None if name in sys.modules else importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            continue
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+
+
 def main() -> None:
     """Read the job on stdin, run it, send its result; a failure of any kind is reported as data."""
     job = json.loads(sys.stdin.read())
+    as_in_a_kernel()
     channel = Channel(job.pop("report"), job.pop("acks"))  # the pipes' numbers come on stdin, too
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack, if the run overstays
     _i18n.messages()  # the messages' catalog read now, as the parent chose it: before the answer runs
