@@ -266,10 +266,11 @@ def plan(
 
 
 # How late a handler may end, on the loop's clock: after its deadline (counted from the later of its first
-# step and its query's start: a right handler sets its timer by then), or after its query ended, for one
-# that completes. Past that, it still gets `_TURNS_AFTER` turns of the loop to finish what it does on the
-# way out (a timer of its own that fired first always has: timers fire in order), so that load, which
-# delays the loop's turns, never makes a right handler late. A handler that ends later is judged late.
+# step and its query's start: a right handler sets its timer by then) or its client's cancellation, or
+# after its query ended, for one that completes. Past that it still gets `_TURNS_AFTER` turns of the loop
+# to finish what it does on the way out (a timer of its own that fired first always has: timers fire in
+# order), so that load, which delays the loop's turns, never makes a right handler late. A handler still
+# running after both is judged late.
 _LATE_AFTER_DEADLINE_S = 0.025
 _LATE_AFTER_QUERY_S = 0.25
 _TURNS_AFTER = 50
@@ -300,15 +301,21 @@ class _Lateness:
 
     def query_ended(self) -> None:
         if self.kind == "complete" and self.handle is None:
-            self.due = self.loop.time()
-            self.handle = self.loop.call_at(self.due + _LATE_AFTER_QUERY_S, self._turn, _TURNS_AFTER)
+            self._arm(self.loop.time(), _LATE_AFTER_QUERY_S)
+
+    def cancelled(self) -> None:
+        """Called as the client cancels the handler."""
+        self._arm(self.loop.time(), _LATE_AFTER_DEADLINE_S)
+
+    def _arm(self, due: float, margin_s: float) -> None:
+        self.due = due
+        self.handle = self.loop.call_at(due + margin_s, self._turn, _TURNS_AFTER)
 
     def _arm_deadline(self) -> None:
         if self.kind != "deadline" or self.handle is not None:
             return
         if self.first_step_at is not None and self.query_started_at is not None:
-            self.due = max(self.first_step_at, self.query_started_at) + self.deadline_s
-            self.handle = self.loop.call_at(self.due + _LATE_AFTER_DEADLINE_S, self._turn, _TURNS_AFTER)
+            self._arm(max(self.first_step_at, self.query_started_at) + self.deadline_s, _LATE_AFTER_DEADLINE_S)
 
     def _turn(self, left: int) -> None:
         if task_done(self.serving):
@@ -337,6 +344,7 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
         await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
         started.cancel()
         serving.cancel()
+        lateness.cancelled()
     response: object = None
     try:
         response = await serving
@@ -396,7 +404,7 @@ def _judge(
 
 def _judge_late(outcome: Outcome, late_ms: float) -> None:
     """A handler still running once it should have ended (`_Lateness`): a request that completed was
-    answered late (its result was there), one past its deadline gave up late."""
+    answered late (its result was there), one past its deadline or cancelled gave up late."""
     if outcome.kind == "complete":
         outcome.as_specified = False
         outcome.fails(
@@ -407,7 +415,9 @@ def _judge_late(outcome: Outcome, late_ms: float) -> None:
         outcome.prompt = False
         outcome.fails(
             "gave_up_promptly",
-            _(
+            _("ended {late:.0f} ms after its client had cancelled it, not at once", late=late_ms)
+            if outcome.kind == "cancel"
+            else _(
                 "ended {late:.0f} ms after its deadline of {deadline:g} ms had passed, not at once",
                 late=late_ms,
                 deadline=outcome.request.deadline_ms,
