@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from importlib.machinery import ModuleSpec
 from types import AsyncGeneratorType, CoroutineType, FunctionType, ModuleType
 
 from .. import _i18n
@@ -569,21 +570,27 @@ def _python_of(cell: str) -> str:
 
 
 # The top-level packages a Jupyter kernel has loaded, that an answer may look for in `sys.modules` to tell
-# the grader's run from the notebook ("ipykernel" not in sys.modules). Each is registered lazily: it is
-# the real package, loaded when first touched (ipykernel's import costs about 0.45 s a run, paid only by
-# an answer that looks further than the name).
+# the grader's run from the notebook ("ipykernel" not in sys.modules). Each is the package's own module,
+# its `__init__` not yet run (ipykernel's import costs about 0.45 s a run): its `__file__`, `__path__` and
+# `__spec__` are there, and its first other attribute asked for (or a submodule that needs one) runs it.
 _KERNEL_PACKAGES = ("ipykernel", "IPython", "jupyter_client", "jupyter_core", "zmq", "tornado", "traitlets", "comm")
 
 
 def as_in_a_kernel() -> None:
-    """Put a kernel's packages into `sys.modules`, unloaded until used (`importlib.util.LazyLoader`)."""
+    """Put a kernel's packages into `sys.modules`, each loaded only once something uses it."""
     for name in _KERNEL_PACKAGES:
         spec = None if name in sys.modules else importlib.util.find_spec(name)
         if spec is None or spec.loader is None:
             continue
-        spec.loader = importlib.util.LazyLoader(spec.loader)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
+        module = importlib.util.module_from_spec(spec)
+
+        def load(attribute: str, module: ModuleType = module, spec: ModuleSpec = spec) -> object:
+            del module.__getattr__  # type: ignore[attr-defined]  # once: the package's own code takes over
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            return getattr(module, attribute)
+
+        module.__getattr__ = load  # type: ignore[attr-defined]  # only for names the module lacks (PEP 562)
+        sys.modules[name] = module
 
 
 def main() -> None:
