@@ -112,7 +112,7 @@ async def slow_query(request: Request) -> Result:
     seen.idle.clear()
     seen.query_started.set()
     if seen.lateness is not None:
-        seen.lateness.query_started()
+        seen.lateness.tell(seen.lateness.query_started)
     try:
         await asyncio.sleep(request.work_ms / 1000)
         if seen.answers_late:
@@ -127,7 +127,7 @@ async def slow_query(request: Request) -> Result:
     seen.result = weakref.ref(result)
     seen.query_done_at = next(_sequence)
     if seen.lateness is not None:
-        seen.lateness.query_ended()
+        seen.lateness.tell(seen.lateness.query_ended)
     return result
 
 
@@ -266,11 +266,11 @@ def plan(
 
 
 # How late a handler may end, on the loop's clock: after its deadline (counted from the later of its first
-# step and its query's start: a right handler sets its timer by then) or its client's cancellation, or
-# after its query ended, for one that completes. Past that it still gets `_TURNS_AFTER` turns of the loop
-# to finish what it does on the way out (a timer of its own that fired first always has: timers fire in
-# order), so that load, which delays the loop's turns, never makes a right handler late. A handler still
-# running after both is judged late.
+# step and the turn of the loop after its query's start: a right handler sets its timer by then) or its
+# client's cancellation, or after its query ended, for one that completes. Past that it still gets
+# `_TURNS_AFTER` turns of the loop to finish what it does on the way out (a timer of its own that fired
+# first always has: timers fire in order), so that load, which delays the loop's turns, never makes a
+# right handler late. A handler still running after both is judged late.
 _LATE_AFTER_DEADLINE_S = 0.025
 _LATE_AFTER_QUERY_S = 0.25
 _TURNS_AFTER = 50
@@ -288,6 +288,15 @@ class _Lateness:
         self.due: float | None = None  # when the handler should have ended, on the loop's clock
         self.handle: asyncio.Handle | None = None
         self.late = False
+        self.thread = threading.get_ident()  # the loop's
+
+    def tell(self, event: Callable[[], None]) -> None:
+        """Tell it of the query's `event` at the loop's next turn (after whatever the handler does in this one),
+        on the loop's own thread (an answer may run the query elsewhere)."""
+        if threading.get_ident() == self.thread:
+            self.loop.call_soon(event)
+        else:
+            self.loop.call_soon_threadsafe(event)
 
     def first_step_done(self) -> None:
         """Called right after the handler's first step (scheduled just behind it)."""
@@ -308,6 +317,8 @@ class _Lateness:
         self._arm(self.loop.time(), _LATE_AFTER_DEADLINE_S)
 
     def _arm(self, due: float, margin_s: float) -> None:
+        if self.serving is None:  # the handler has ended already
+            return
         self.due = due
         self.handle = self.loop.call_at(due + margin_s, self._turn, _TURNS_AFTER)
 
