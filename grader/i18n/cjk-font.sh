@@ -5,6 +5,14 @@
 # install, the project's cache is removed so that the next plot finds the new font.
 set -u
 if fc-list :lang=zh family 2>/dev/null | grep -q .; then
+    # A font installed after matplotlib cached its list (by hand, or by another checkout) is not seen
+    # until that cache goes: removed when a font file came after it (its inode change time: a package keeps
+    # its files' own modification times).
+    for cache in .leaklab/matplotlib/fontlist-*.json; do
+        if [ -e "$cache" ] && find /usr/share/fonts /usr/local/share/fonts -cnewer "$cache" -type f 2>/dev/null | grep -q .; then
+            rm -f "$cache"
+        fi
+    done
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
