@@ -120,6 +120,10 @@ HALF_FIXES = {
 }
 
 
+# What an answer may fail besides, by chance of timing (never what a right answer would lose).
+MAY_ALSO_FAIL = {WAIT_FOR_THREAD: {"cancelled_calls_close_at_once"}}
+
+
 @pytest.mark.parametrize(
     ("source", "failing", "leaves"),
     [
@@ -135,7 +139,9 @@ HALF_FIXES = {
         (CLOSES_FROM_THE_LOOP, {"cancelled_calls_close_at_once"}, False),
         (CONNECTS_OUTSIDE_THE_DEADLINE, {"stuck_calls_time_out"}, False),
         (RETRIES_A_HUNG_CALL, {"stuck_calls_time_out"}, False),  # the service counts the asks
-        (WAIT_FOR_THREAD, {"healthy_calls_answered", "errors_pass_through", "cancelled_calls_close_at_once"}, True),
+        # its threads that hang fill the default executor for good: how many cancelled calls got a thread (and
+        # hold a socket past their end) depends on how soon it fills; the drawn burst's may have none
+        (WAIT_FOR_THREAD, {"healthy_calls_answered", "errors_pass_through"}, True),
         (GIVES_UP_AT_ONCE, set(ENDINGS), False),  # its TimeoutError comes before the deadline
         (SWALLOWS_RESET, {"errors_pass_through"}, False),
         (STUB, set(ENDINGS), False),
@@ -164,7 +170,8 @@ HALF_FIXES = {
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves, traffic):
     result = run(source, **TRAFFIC[traffic])
     assert result.error is None
-    assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    failed = {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]}
+    assert failed - MAY_ALSO_FAIL.get(source, set()) == failing
     checks_ran(result)
     assert bool(result.leftover_tasks or result.leftover_threads or result.leftover_files) == leaves
 

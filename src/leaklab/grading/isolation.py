@@ -183,7 +183,9 @@ class IsolatedRun:
             if name not in self.outcome:  # the run stopped before this property was checked
                 # what it most likely waits in, as the scenario names it (`Summary.unfinished`)
                 why = self.outcome.get("unfinished") or _("a call that never returns?")
-                message = _("{check}: never checked: the burst did not finish ({why})", check=check_label(name), why=why)
+                message = _(
+                    "{check}: never checked: the burst did not finish ({why})", check=check_label(name), why=why
+                )
                 stuck = "; " + _("where it was stuck:") + f"\n{self.leak_report}" if self.leak_report else ""
                 raise RunFailed(message + stuck, Reason.TIMEOUT)
             passed, total = self.outcome[name]

@@ -110,8 +110,9 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.wfile.write((json.dumps(_ports) + "\n").encode())
                 continue
             if line.startswith("WAIT "):  # until the key has been asked for (10 s at most): "1", or "0"
+                waited_for = line.removeprefix("WAIT ")
                 with _asked:
-                    asked = _asked.wait_for(lambda: line.removeprefix("WAIT ") in _asks, timeout=10)
+                    asked = _asked.wait_for(lambda: waited_for in _asks, timeout=10)  # noqa: B023 (called here)
                 with contextlib.suppress(OSError):  # the caller stops waiting once its call has ended
                     self.wfile.write(f"{int(asked)}\n".encode())
                 continue
@@ -155,11 +156,12 @@ def _door() -> tuple[socket.socket, socket.socket]:
     door.bind(("127.0.0.1", 0))
     door.listen(0)  # a backlog of 0 holds one connection
     filler = socket.create_connection(door.getsockname(), timeout=10)
-    port, until = f"{door.getsockname()[1]:04X}", time.monotonic() + 10
+    listening = f"0100007F:{door.getsockname()[1]:04X}"  # 127.0.0.1:port as /proc/net/tcp writes it
+    until = time.monotonic() + 10
     while time.monotonic() < until:  # until the kernel has queued the filler (its handshake has ended)
         with open("/proc/self/net/tcp") as rows:
-            queued = [row.split()[4] for row in rows if row.split()[1] == f"0100007F:{port}" and row.split()[3] == "0A"]
-        if queued and int(queued[0].partition(":")[2], 16) >= 1:
+            queued = [row.split()[4] for row in rows if row.split()[1:4:2] == [listening, "0A"]]  # LISTEN
+        if queued and int(queued[0].partition(":")[2], 16) >= 1:  # rx_queue: the connections it holds
             break
         time.sleep(0.001)
     return door, filler
@@ -772,7 +774,9 @@ def probe(
             elif call.correct and call.stuck and times.get(call.request.key, 0) > 1:  # a count, not a clock
                 call.ended_with = _RETRIED.format(times=times[call.request.key])
         waited = [  # a call to the door never reaches the service: nothing to count
-            c for c in results if c.stuck and not c.cancelled and not c.unaccepted and c.request.deadline_ms >= _ASKS_WITHIN_MS
+            c
+            for c in results
+            if c.stuck and not c.cancelled and not c.unaccepted and c.request.deadline_ms >= _ASKS_WITHIN_MS
         ]
         if 2 * sum(c.request.key in times for c in waited) < len(waited):
             for call in waited:
