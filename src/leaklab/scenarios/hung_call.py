@@ -573,10 +573,11 @@ async def send_calls(
             for number, (request, stuck) in enumerate(plan(calls, **plan_options))
         ]
         targets = [address] * len(planned)
-        for turn, deadline_ms in enumerate(unaccepted_ms, start=1):  # spread through the burst
-            request, place = Request(pick_key(address, calls + turn, answered=False), deadline_ms), turn * calls
-            planned.insert(place // (len(unaccepted_ms) + 1) + turn - 1, (request, True, None, interval_ms))
-            targets.insert(place // (len(unaccepted_ms) + 1) + turn - 1, door_of(address))
+        for turn, deadline_ms in enumerate(unaccepted_ms, start=1):  # spread evenly through the burst
+            where = turn * calls // (len(unaccepted_ms) + 1) + turn - 1  # counting the ones inserted before it
+            request = Request(pick_key(address, calls + turn, answered=False), deadline_ms)
+            planned.insert(where, (request, True, None, interval_ms))
+            targets.insert(where, door_of(address))
     else:
         drawn = [_drawn_call(address, number, *row) for number, row in enumerate(rows)]
         planned, targets = [entry for entry, _target in drawn], [target for _entry, target in drawn]
@@ -748,7 +749,7 @@ def probe(
     """
     results: list[Call] = []
     address = start_service()
-    planned = calls
+    planned = calls  # the planned burst's calls to the service; its calls to the door come on top
     calls = len(rows) if rows is not None else calls + len(UNACCEPTED_DEADLINES_MS)
 
     async def run() -> None:
@@ -764,7 +765,7 @@ def probe(
                 **plan_options,
             }
         )
-        results.extend(await send_calls(fetch, address, len(rows or ()) or planned, **drawn))  # type: ignore[arg-type]
+        results.extend(await send_calls(fetch, address, planned, **drawn))  # type: ignore[arg-type]
 
     def summary() -> dict:
         asked, times, ports = answered_keys(address), times_asked(address), client_ports(address)
