@@ -500,8 +500,8 @@ async def _call(
         at_end: list[frozenset[int]] = []
         attempt.add_done_callback(lambda _attempt: at_end.append(ports_open_to(address)))
         await asyncio.wait({attempt}, timeout=cancel_ms / 1000)
-        if cancel_ms > 0 and not attempt.done():  # mid-call: once the service has the request, whatever the load
-            await _until_asked(attempt, request.key, address, started + (request.deadline_ms + patience_ms) / 1000)
+        if cancel_ms > 0 and not attempt.done():  # mid-call: once the service has the request, if before 90%
+            await _until_asked(attempt, request.key, address, started + 0.9 * request.deadline_ms / 1000)
         attempt.cancel()
         await asyncio.wait({attempt}, timeout=patience_ms / 1000)
         took = (time.monotonic() - started) * 1000
@@ -527,10 +527,10 @@ async def _call(
 
 
 async def _until_asked(attempt: asyncio.Future[str], key: str, address: tuple[str, int], until: float) -> None:
-    """Wait until the service has been asked for `key` (it says so: `WAIT`) or `attempt` has ended (or, for
-    an answer that does neither, the caller's patience is over, at `until`): a caller that cancels mid-call
-    then cancels a call that holds its connection, even where a thread pool the burst has filled, or a
-    loaded machine, started the call late."""
+    """Wait until the service has been asked for `key` (it says so: `WAIT`), `attempt` has ended, or it is
+    `until` (before the deadline: a caller that cancels at the deadline races the call's own timeout): a
+    caller that cancels mid-call then cancels a call that holds its connection, even where a thread pool the
+    burst has filled, or a loaded machine, started the call late."""
 
     async def asked() -> None:
         reader, writer = await asyncio.open_connection(*address)
