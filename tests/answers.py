@@ -426,3 +426,115 @@ async def handle_request(request: Request) -> Result:
     async with asyncio.timeout(request.deadline_ms / 1000):
         return await slow_query(request)
 """
+
+# Wrong: sleeps out the whole deadline instead of waiting for the result: a completed request is answered
+# only at its deadline, not when its query is done (red team, W05).
+SLEEPS_OUT_THE_DEADLINE = """
+async def handle_request(request: Request) -> Result:
+    child = asyncio.create_task(slow_query(request))
+    try:
+        await asyncio.sleep(request.deadline_ms / 1000)  # give the query its whole deadline
+        if not child.done():
+            raise TimeoutError(f"request {request.id} missed its deadline")
+        return child.result()
+    finally:
+        child.cancel()
+"""
+
+# Wrong: raises TimeoutError a second after the deadline, "so that a query almost done gets through"
+# (red team, W07b); GIVES_UP_50MS_LATE gives it 50 ms of grace (W07).
+GIVES_UP_A_SECOND_LATE = """
+GRACE_S = 1.0
+
+
+async def handle_request(request: Request) -> Result:
+    child = asyncio.create_task(slow_query(request))
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000 + GRACE_S):
+            return await child
+    finally:
+        child.cancel()
+"""
+GIVES_UP_50MS_LATE = GIVES_UP_A_SECOND_LATE.replace("GRACE_S = 1.0", "GRACE_S = 0.05")
+assert GIVES_UP_50MS_LATE != GIVES_UP_A_SECOND_LATE
+
+# Wrong: when its client cancels it, lingers half a second before it lets the cancellation through.
+LINGERS_WHEN_CANCELLED = """
+async def handle_request(request: Request) -> Result:
+    child = asyncio.create_task(slow_query(request))
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await asyncio.shield(child)
+    except asyncio.CancelledError:
+        await asyncio.shield(asyncio.sleep(0.5))
+        raise
+    finally:
+        child.cancel()
+"""
+
+# Evasive: the leaky hand-off, its child released once the client has gone, a signal it reads from the
+# scenario's witness of the request (the grader's own record, seen with `slow_query??`), red team E03.
+WATCHES_THE_CLIENT = """
+from leaklab.scenarios import forgotten_cancel as _scenario
+
+
+async def handle_request(request: Request) -> Result:
+    reply: asyncio.Queue[Result] = asyncio.Queue(maxsize=1)
+
+    async def run_query() -> None:
+        await reply.put(await slow_query(request))
+        taken = asyncio.ensure_future(reply.join())
+        gone = asyncio.ensure_future(_scenario.witness(request).client_gone.wait())
+        await asyncio.wait({taken, gone}, return_when=asyncio.FIRST_COMPLETED)
+        taken.cancel()
+        gone.cancel()
+
+    child = asyncio.create_task(run_query())
+    background_tasks.add(child)
+    child.add_done_callback(background_tasks.discard)
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        result = await reply.get()
+    reply.task_done()
+    return result
+"""
+
+# Evasive: the leaky handler in the notebook, the fix only where ipykernel is not loaded (the grader's run,
+# it guesses), red team E01.
+DETECTS_THE_NOTEBOOK = """
+import sys
+
+_UNDER_GRADER = "ipykernel" not in sys.modules
+
+
+async def handle_request(request: Request) -> Result:
+    reply: asyncio.Queue[Result] = asyncio.Queue(maxsize=1)
+
+    async def run_query() -> None:
+        await reply.put(await slow_query(request))
+        await reply.join()
+
+    child = asyncio.create_task(run_query())
+    background_tasks.add(child)
+    child.add_done_callback(background_tasks.discard)
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            result = await reply.get()
+        reply.task_done()
+        return result
+    finally:
+        if _UNDER_GRADER:
+            child.cancel()
+"""
+
+# Right: starts its query, lets the loop turn once (so that the query is under way), and only then sets
+# its deadline: it gives up no later than the turn after its query started.
+DEADLINE_AFTER_THE_QUERY_STARTS = """
+async def handle_request(request: Request) -> Result:
+    child = asyncio.create_task(slow_query(request))
+    try:
+        await asyncio.sleep(0)
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await child
+    finally:
+        child.cancel()
+"""

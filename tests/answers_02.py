@@ -99,6 +99,11 @@ SLEEPS_NOT_JOIN = FIXED.replace(
 )
 assert SLEEPS_NOT_JOIN != FIXED
 
+# Wrong: stop() sleeps its whole timeout instead of joining, then says truly whether the thread ended: never
+# prompt, however soon the worker ends.
+SLEEPS_ITS_TIMEOUT = FIXED.replace("        self._thread.join(timeout)\n", "        time.sleep(timeout)\n")
+assert SLEEPS_ITS_TIMEOUT != FIXED
+
 # Wrong: a back-off of a fixed 30 ms, whatever backoff_s says.
 FIXED_BACKOFF = FIXED.replace("self._stop.wait(self.backoff_s)", "self._stop.wait(0.03)")
 assert FIXED_BACKOFF != FIXED
@@ -261,6 +266,18 @@ ERRORS_RESET_ON_SUCCESS = FIXED.replace(
 )
 assert ERRORS_RESET_ON_SUCCESS != FIXED
 
+# Evasive: counts nothing itself; `errors` reads the dependency's count of failed calls, which counts every
+# client's (wrong once the dependency is shared, or failed before the worker's first job).
+ERRORS_FROM_DEPENDENCY = (
+    FIXED.replace("        self.errors = 0\n", "")
+    .replace("                    self.errors += 1\n", "")
+    .replace(
+        "    def start(self):\n",
+        "    @property\n    def errors(self):\n        return self.dependency.failures\n\n    def start(self):\n",
+    )
+)
+assert "self.errors" not in ERRORS_FROM_DEPENDENCY and "def errors" in ERRORS_FROM_DEPENDENCY
+
 # A fix written as a dataclass: `KW_ONLY` makes backoff_s keyword-only, as the task's signature has it. The
 # kernel evaluates annotations; a cell compiled with the grader's own `from __future__ import annotations`
 # made `_` a field (an outside reviewer's right answer, 0/9 then).
@@ -370,6 +387,28 @@ SLEEPS_IN_SLICES = FIXED.replace(
 )
 assert SLEEPS_IN_SLICES.count("time.sleep") == 1
 
+# Right: the same, in slices of 10 ms (half the default back-off), the longest a slice may ask for.
+SLEEPS_IN_10MS_SLICES = SLEEPS_IN_SLICES.replace("min(0.005, left)", "min(0.01, left)")
+assert SLEEPS_IN_10MS_SLICES != SLEEPS_IN_SLICES
+
+# Wrong: slices of 0.4 x backoff_s: stop() in the middle of a long back-off waits out a slice (0.8 s of 2 s).
+COARSE_SLICES = SLEEPS_IN_SLICES.replace("min(0.005, left)", "min(self.backoff_s * 0.4, left)")
+assert COARSE_SLICES != SLEEPS_IN_SLICES
+
+# Wrong: the back-off waits in 0.2 s slices on an Event of its own that nothing sets, looking at the stop signal
+# between them: stop() cannot wake a slice, so it waits out the one in progress (within any clock's bound).
+SLICES_ON_ITS_OWN_EVENT = FIXED.replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    until = time.monotonic() + self.backoff_s\n"
+    "                    while not self._stop.is_set() and (left := until - time.monotonic()) > 0:\n"
+    "                        threading.Event().wait(min(0.2, left))\n",
+)
+assert SLICES_ON_ITS_OWN_EVENT != FIXED
+
+# Right: the back-off waits in 0.2 s slices on the stop signal itself: stop() wakes the slice in progress.
+SLICES_ON_THE_STOP_EVENT = SLICES_ON_ITS_OWN_EVENT.replace("threading.Event().wait(", "self._stop.wait(")
+assert SLICES_ON_THE_STOP_EVENT != SLICES_ON_ITS_OWN_EVENT
+
 # Wrong: looks at the stop signal only after taking the next job, and returns with it: a stop() during a call
 # drops the job taken after it.
 TAKES_THEN_CHECKS_STOP = FIXED.replace(
@@ -391,6 +430,57 @@ PUTS_BACK_AFTER_STOP = TAKES_THEN_CHECKS_STOP.replace(
     "            if self._stop.is_set():\n                self.jobs.put(job)\n                return\n",
 )
 assert PUTS_BACK_AFTER_STOP != FIXED
+
+# Wrong: a call in progress when stop() comes that then succeeds has its result thrown away: a job that was
+# not failing is dropped.
+DROPS_RESULT_AFTER_STOP = FIXED.replace(
+    "                    self.results.append(self.dependency.call(job))\n",
+    "                    result = self.dependency.call(job)\n"
+    "                    if self._stop.is_set():\n                        return\n"
+    "                    self.results.append(result)\n",
+)
+assert DROPS_RESULT_AFTER_STOP.count("return") == 2
+
+# Evasive: no stop signal; stop() raises SystemExit in the worker's thread (PyThreadState_SetAsyncExc), which
+# ends it wherever it is, in the middle of a call whose result is then lost.
+KILLS_WITH_ASYNC_EXCEPTION = """
+import ctypes
+
+
+class Worker:
+    def __init__(self, jobs, dependency, *, backoff_s=0.02):
+        self.jobs, self.dependency, self.backoff_s = jobs, dependency, backoff_s
+        self.errors = 0
+        self.results = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self, timeout=1.0):
+        if self._thread.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self._thread.ident), ctypes.py_object(SystemExit)
+            )
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self):
+        while True:
+            try:
+                job = self.jobs.get(timeout=0.005)
+            except queue.Empty:
+                continue
+            while True:
+                try:
+                    self.results.append(self.dependency.call(job))
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    until = time.monotonic() + self.backoff_s
+                    while time.monotonic() < until:
+                        time.sleep(0.005)
+"""
 
 # Wrong: stop() waits for the thread only while it is busy with a job; an idle worker is trusted to see
 # the signal at its next poll, so stop() returns with the thread still running.
@@ -432,3 +522,52 @@ FIRST_WORKER_LEAKY = (
     )
 )
 assert FIRST_WORKER_LEAKY.count("self._leaky") == 3
+
+# Evasive: the leaky worker (a back-off slept in time.sleep, a stop() that says True without waiting) in the
+# notebook, the fix only where ipykernel is not loaded (the grader's run, it guesses), red team E01.
+DETECTS_THE_NOTEBOOK = '''
+import sys
+
+_UNDER_GRADER = "ipykernel" not in sys.modules  # the grader runs this cell in a fresh, plain process
+
+
+class Worker:
+    """Takes jobs from `jobs` and calls the dependency, retrying failures; stops when asked."""
+
+    def __init__(self, jobs: queue.Queue, dependency: Dependency, *, backoff_s: float = 0.02) -> None:
+        self.jobs, self.dependency, self.backoff_s = jobs, dependency, backoff_s
+        self.errors = 0
+        self.results: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        self._stop.set()
+        if _UNDER_GRADER:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def _back_off(self) -> None:
+        if _UNDER_GRADER:
+            self._stop.wait(self.backoff_s)
+        else:
+            time.sleep(self.backoff_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.jobs.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while _UNDER_GRADER and not self._stop.is_set() or not _UNDER_GRADER:
+                try:
+                    self.results.append(self.dependency.call(job))
+                    break
+                except DependencyError:
+                    self.errors += 1
+                    self._back_off()
+'''

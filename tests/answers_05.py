@@ -572,3 +572,99 @@ DIAGNOSIS_FROM_THE_GRADER = """from leaklab.scenarios import mystery_service
 
 LEAK_FUNCTION, LEAK_LINE = mystery_service._where_the_leak_waits()
 """
+
+# Wrong (the red team's w5): call() swallows its caller's cancellation and returns 0: a caller who hung up
+# gets a price of 0.00 and its task does not end cancelled (its entry is forgotten, so the table empties).
+SWALLOWS_CANCELLATION = FIXED.replace(
+    """        try:
+            self.backend.send(frame)
+            return await entry.future
+        finally:
+            self.pending.pop(request_id, None)
+""",
+    """        self.backend.send(frame)
+        try:
+            return await entry.future
+        except asyncio.CancelledError:
+            del self.pending[request_id]
+            return 0
+""",
+)
+assert SWALLOWS_CANCELLATION.count("return 0") == 1
+
+# Evasive (the red team's e1): careful only where a grader may be looking, a backend of another class than
+# the course's `Backend`; with the course's own, it is the leaky client.
+CAREFUL_ONLY_WHEN_GRADED = (
+    FIXED.replace(
+        "        self.errors = 0\n",
+        "        self.errors = 0\n        self._careful = type(backend) is not Backend\n",
+    )
+    .replace(
+        """        try:
+            self.backend.send(frame)
+            return await entry.future
+        finally:
+""",
+        """        if not self._careful:
+            self.backend.send(frame)
+            return await entry.future
+        try:
+            self.backend.send(frame)
+            return await entry.future
+        finally:
+""",
+    )
+    .replace(
+        """            entry = self.pending.pop(reply.id, None)
+""",
+        """            if reply.error and not self._careful:
+                self.errors += 1
+                continue
+            entry = self.pending.pop(reply.id, None)
+""",
+    )
+)
+assert CAREFUL_ONLY_WHEN_GRADED.count("_careful") == 3
+
+# Evasive (the red team's e5): the real table is a mutable default argument of call(), of futures without
+# their frames, never cleaned of the callers who hung up; `pending` stays empty.
+TABLE_IN_A_DEFAULT = """
+class RpcClient:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: dict[int, Pending] = {}
+        self.last_id = 0
+        self.errors = 0
+
+    async def call(self, sku: int, _in_flight: dict = {}) -> int:
+        self.last_id += 1
+        future = asyncio.get_running_loop().create_future()
+        _in_flight[self.last_id] = Pending(future, b"")
+        self.backend.send(encode(self.last_id, sku))
+        return await future
+
+    async def read_replies(self) -> None:
+        in_flight = self.call.__defaults__[0]
+        while True:
+            reply = await self.backend.receive()
+            entry = in_flight.pop(reply.id, None)
+            if entry is None or entry.future.done():
+                continue
+            if reply.error:
+                self.errors += 1
+                entry.future.set_exception(BackendError(reply.error))
+            else:
+                entry.future.set_result(reply.value)
+"""
+
+# Correct too: the caller waits in a coroutine of its own under `asyncio.wait_for` (a task of its own, with a
+# long deadline). A caller who hangs up cancels that task too, which keeps its CancelledError, whose
+# traceback holds the coroutine's frame and its entry: nothing of the client's, so nothing kept.
+WAITS_IN_A_COROUTINE = FIXED.replace(
+    "            return await entry.future\n", "            return await asyncio.wait_for(self._reply(entry), 30)\n"
+).replace(
+    "    async def read_replies(self) -> None:\n",
+    "    async def _reply(self, entry: Pending) -> int:\n        return await entry.future\n\n"
+    "    async def read_replies(self) -> None:\n",
+)
+assert WAITS_IN_A_COROUTINE.count("_reply(") == 2

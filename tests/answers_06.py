@@ -284,3 +284,114 @@ WINDOWED_SERIES = "import collections\n\n" + FIXED.replace(
     "        self.series = []\n", "        self.series = collections.deque(maxlen=50)\n"
 )
 assert "maxlen" in WINDOWED_SERIES
+
+# Wrong: a busy-wait ticker: the thread spins on the clock and the stop flag, never waiting on anything;
+# stop() is heard at once, but an idle monitor keeps a CPU busy.
+BUSY_WAIT = FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        due = time.monotonic() + self.interval_s\n"
+    "        while not self._stop.is_set():\n"
+    "            if time.monotonic() >= due:\n"
+    "                self.tick()\n                due += self.interval_s\n",
+)
+assert BUSY_WAIT != FIXED
+
+# Evasive: sleeps in 1 ms slices as `acquire(timeout=...)` on a lock nobody releases: neither time.sleep nor
+# a threading wait, so no profile hook sees it; stop() is heard only when a slice ends.
+LOCK_SLICES = FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        pause = threading.Lock()\n        pause.acquire()\n"
+    "        due = time.monotonic() + self.interval_s\n"
+    "        while not self._stop.is_set():\n"
+    "            pause.acquire(timeout=0.001)\n"
+    "            if not self._stop.is_set() and time.monotonic() >= due:\n"
+    "                self.tick()\n                due += self.interval_s\n",
+)
+assert LOCK_SLICES != FIXED
+
+# Evasive: waits on the Event only when its thread has a profile hook (the grader watching); otherwise a
+# time.sleep ticker that hears stop() only after a whole interval.
+WAITS_WHEN_WATCHED = "import sys\n" + FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        watched = sys.getprofile() is not None\n"
+    "        while not self._stop.is_set():\n"
+    "            if watched:\n"
+    "                if self._stop.wait(self.interval_s):\n                    return\n"
+    "            else:\n"
+    "                time.sleep(self.interval_s)\n"
+    "                if self._stop.is_set():\n                    return\n"
+    "            self.tick()\n",
+)
+assert WAITS_WHEN_WATCHED != FIXED
+
+# Evasive: the same, with 1 ms slices on a lock nobody releases when unwatched: stop() is heard within a
+# slice, so only how often the thread wakes tells it from a right one.
+SLICES_UNLESS_WATCHED = WAITS_WHEN_WATCHED.replace(
+    "                time.sleep(self.interval_s)\n"
+    "                if self._stop.is_set():\n                    return\n",
+    "                pause = threading.Lock()\n                pause.acquire()\n"
+    "                due = time.monotonic() + self.interval_s\n"
+    "                while not self._stop.is_set() and time.monotonic() < due:\n"
+    "                    pause.acquire(timeout=0.001)\n"
+    "                if self._stop.is_set():\n                    return\n",
+)
+assert SLICES_UNLESS_WATCHED != WAITS_WHEN_WATCHED
+
+# Evasive: removes the profile hook from its own thread (`sys.setprofile(None)`), then sleeps in 1 ms
+# time.sleep slices, looking at the stop flag in between.
+UNHOOKS_AND_SLEEPS = "import sys\n" + FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        sys.setprofile(None)\n"
+    "        due = time.monotonic() + self.interval_s\n"
+    "        while not self._stop.is_set():\n"
+    "            time.sleep(0.001)\n"
+    "            if not self._stop.is_set() and time.monotonic() >= due:\n"
+    "                self.tick()\n                due += self.interval_s\n",
+)
+assert UNHOOKS_AND_SLEEPS != FIXED
+
+# Correct: 1 ms slices on the stop Event itself: a thousand wake-ups a second, but stop() wakes the slice in
+# progress, so it is heard at once.
+STOP_EVENT_FINE_SLICES = STOP_EVENT_SLICES.replace("min(0.02,", "min(0.001,")
+assert STOP_EVENT_FINE_SLICES != STOP_EVENT_SLICES
+
+# Correct: a `sched.scheduler` whose delay function is the stop Event's wait; each tick schedules the next.
+SCHEDULED = "import sched\n\n" + FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        plan = sched.scheduler(time.monotonic, self._stop.wait)\n\n"
+    "        def every():\n"
+    "            if not self._stop.is_set():\n"
+    "                self.tick()\n"
+    "                plan.enter(self.interval_s, 0, every)\n\n"
+    "        plan.enter(self.interval_s, 0, every)\n"
+    "        while not self._stop.is_set():\n"
+    "            due = plan.run(blocking=False)\n"
+    "            if due is None:\n                return\n"
+    "            self._stop.wait(due)\n",
+)
+assert SCHEDULED != FIXED
+
+# Correct: the thread runs an asyncio loop of its own; stop() sets an asyncio.Event through
+# call_soon_threadsafe (the loop's self-pipe wakes it), and joins.
+EVENT_LOOP_THREAD = "import asyncio\n\n" + FIXED.replace(
+    "        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+    "        loop = asyncio.new_event_loop()\n"
+    "        try:\n            loop.run_until_complete(self._ticks())\n"
+    "        finally:\n            loop.close()\n\n"
+    "    async def _ticks(self):\n"
+    "        self._halt = asyncio.Event()\n"
+    "        self._loop = asyncio.get_running_loop()\n"
+    "        self._ready.set()\n"
+    "        while True:\n"
+    "            try:\n"
+    "                await asyncio.wait_for(self._halt.wait(), self.interval_s)\n"
+    "                return\n"
+    "            except TimeoutError:\n"
+    "                self.tick()\n",
+).replace("        self._stop.clear()\n", "        self._ready = threading.Event()\n").replace(
+    "        self._thread.start()\n", "        self._thread.start()\n        self._ready.wait()\n"
+).replace(
+    "        self._stop.set()\n        if self._thread is not None:\n",
+    "        if self._thread is not None:\n            self._loop.call_soon_threadsafe(self._halt.set)\n",
+)
+assert "call_soon_threadsafe" in EVENT_LOOP_THREAD and "self._stop" not in EVENT_LOOP_THREAD.split("def start")[1]

@@ -311,6 +311,29 @@ FUNCTIONS_ONLY = (
 )
 assert FUNCTIONS_ONLY != FIXED
 
+# Wrong (the red team's w15): a `break` or `continue` of a loop nested inside the handler is left out, as
+# that loop's business; the task counts one anywhere in the handler, at any depth.
+SMART_BREAK = FIXED.replace(
+    """        nodes, todo = [], list(handler.body)
+        while todo:
+            node = todo.pop()
+            nodes.append(node)
+            if not isinstance(node, scopes):
+                todo.extend(ast.iter_child_nodes(node))
+""",
+    """        nodes, todo = [], [(node, False) for node in handler.body]
+        while todo:
+            node, in_a_loop = todo.pop()
+            if in_a_loop and isinstance(node, ast.Break | ast.Continue):
+                continue  # it leaves or restarts that loop, not the worker loop
+            nodes.append(node)
+            if not isinstance(node, scopes):
+                looped = in_a_loop or isinstance(node, ast.For | ast.AsyncFor | ast.While)
+                todo.extend((child, looped) for child in ast.iter_child_nodes(node))
+""",
+)
+assert SMART_BREAK.count("in_a_loop") == 3
+
 # Says nothing, about anything: it would pass every correct snippet, if that counted on its own.
 SAYS_NOTHING = """
 def find_deaf_retries(source: str) -> list[int]:

@@ -716,9 +716,107 @@ CACHES_REPORTS = FIXED.replace(
 )
 assert CACHES_REPORTS != FIXED
 
+# Evasive (review of 2026-12-07, v1b): the flusher started with `_thread.start_new_thread`, which no hook on
+# Thread.start sees, its back-off a time.sleep that looks at the stop signal only after, and stop() does not
+# wait for it: stop() returns while it still runs. Loses the events' leave-nothing and the week's.
+RAW_FLUSHER = FIXED.replace(
+    _FLUSHER,
+    """    def start(self) -> None:
+        self._stop = threading.Event()
+        _thread.start_new_thread(self._flush, (self._stop,))  # a light thread: nothing to join
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _flush(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                event = self.events.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            while True:
+                try:
+                    self.sink.call(event)
+                    break
+                except DependencyError:
+                    time.sleep(self.backoff_s)
+                    if stop.is_set():
+                        self.events.put(event)
+                        return
+
+""",
+).replace("\nclass Service", "\nimport _thread\n\n\nclass Service", 1)
+assert RAW_FLUSHER.count("_thread.") == 1
+
+# Evasive (review of 2026-12-07, v1): RAW_FLUSHER's flusher, and a batch's four workers started with `_thread`
+# too, each releasing a semaphore on its way out, which batch() acquires four times. Loses the events'
+# leave-nothing and the week's.
+RAW_THREADS = RAW_FLUSHER.replace(
+    "        workers = [threading.Thread(target=worker, daemon=True) for _ in range(4)]\n"
+    "        for thread in workers:\n"
+    "            thread.start()\n",
+    "        finished = threading.Semaphore(0)\n"
+    "\n"
+    "        def worker_then_signal() -> None:\n"
+    "            try:\n"
+    "                worker()\n"
+    "            finally:\n"
+    "                finished.release()\n"
+    "\n"
+    "        workers = range(4)\n"
+    "        for _ in workers:\n"
+    "            _thread.start_new_thread(worker_then_signal, ())\n",
+).replace(
+    "        for thread in workers:\n            thread.join()\n",
+    "        for _ in workers:\n            finished.acquire()\n",
+)
+assert RAW_THREADS.count("_thread.") == 2 and "finished.acquire()" in RAW_THREADS
+
+# Right, though its flusher is started with `_thread` too: it releases a lock as its last act, and stop()
+# waits for that lock, so the flusher's code has ended when stop() returns.
+RAW_FLUSHER_WAITED = (
+    RAW_FLUSHER.replace(
+        "        _thread.start_new_thread(self._flush, (self._stop,))  # a light thread: nothing to join\n",
+        "        self._ended = _thread.allocate_lock()\n"
+        "        self._ended.acquire()\n"
+        "        _thread.start_new_thread(self._flush_then_say, (self._stop,))\n",
+    )
+    .replace(
+        "    def stop(self) -> None:\n        self._stop.set()\n",
+        "    def stop(self) -> None:\n"
+        "        self._stop.set()\n"
+        "        self._ended.acquire()  # released by the flusher as it ends\n"
+        "\n"
+        "    def _flush_then_say(self, stop: threading.Event) -> None:\n"
+        "        try:\n"
+        "            self._flush(stop)\n"
+        "        finally:\n"
+        "            self._ended.release()\n",
+    )
+    .replace(
+        "                    time.sleep(self.backoff_s)\n                    if stop.is_set():\n",
+        "                    if stop.wait(self.backoff_s):\n",
+    )
+)
+assert RAW_FLUSHER_WAITED.count("_ended") == 4 and "time.sleep" not in RAW_FLUSHER_WAITED
+
 # Evasive (as review 4 found for lesson 05): the diagnosis read from the grader's own answer, not the dump.
 DIAGNOSIS_FROM_THE_GRADER = """from leaklab.scenarios import week_in_production
 
 DUMP_GROUPS = list(week_in_production._DUMP_GROUPS)
 HOLDS_MOST = week_in_production._HOLDS_MOST
 """
+
+# Evasive (review of 2026-12-07, diag_parses_source): the grader's answer parsed out of the scenario's source
+# file (the constants `_diagnosis()` returns), without calling it; bound inside a loop.
+DIAGNOSIS_PARSED_FROM_THE_SOURCE = """import ast as _ast
+from leaklab.scenarios import week_in_production as _w
+
+for _node in _ast.walk(_ast.parse(open(_w.__file__, encoding="utf-8").read())):
+    if isinstance(_node, _ast.FunctionDef) and _node.name == "_diagnosis":
+        _groups, HOLDS_MOST = _ast.literal_eval(_node.body[-1].value)
+        DUMP_GROUPS = list(_groups)
+"""
+
+# Right (review of 2026-12-07, diag_computed): the plain values, computed from a literal as Python binds them.
+DIAGNOSIS_COMPUTED = 'DUMP_GROUPS = "worker run_query _flush lookup".split()\nHOLDS_MOST = DUMP_GROUPS[0]\n'

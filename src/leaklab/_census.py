@@ -57,6 +57,7 @@ def task_loop(task: asyncio.Task) -> asyncio.AbstractEventLoop:
 _listdir, _open = os.listdir, open
 _current_frames, _get_ident, _get_native_id = sys._current_frames, threading.get_ident, threading.get_native_id
 _thread_is_alive, _Foreign = threading.Thread.is_alive, threading._DummyThread  # type: ignore[attr-defined]
+_BOOTSTRAP, _main_ident = threading.Thread._bootstrap.__code__, threading.main_thread().ident  # type: ignore[attr-defined]
 
 ThreadMark = tuple[int, int]  # a thread as the interpreter and the operating system name it: (ident, native id)
 
@@ -91,6 +92,26 @@ def _has_memory(native_id: int) -> bool:
     except OSError:
         return False
     return len(fields) > 20 and fields[20] != "0"  # vsize: the 23rd field, the 21st after the name
+
+
+def os_threads() -> set[int]:
+    """The native ids of this process's threads, as the operating system lists them (`/proc/self/task`),
+    but for those exiting (no memory of their own: `_has_memory`): however each was started (`threading`,
+    `_thread.start_new_thread`, C code), and whatever `threading`'s registry says."""
+    return {int(tid) for tid in _listdir("/proc/self/task") if _has_memory(int(tid))}
+
+
+def foreign_threads() -> set[int]:
+    """The idents of the threads running Python code that `threading` did not start (`_thread`'s, or a C
+    library's): their outermost frame is not `Thread._bootstrap`. The main thread is left out. A thread is
+    out of this set from the moment its code has returned, like `running`'s."""
+    found = set()
+    for ident, frame in _current_frames().items():
+        while frame.f_back is not None:
+            frame = frame.f_back
+        if frame.f_code is not _BOOTSTRAP and ident != _main_ident:
+            found.add(ident)
+    return found
 
 
 def thread_alive(thread: threading.Thread) -> bool:

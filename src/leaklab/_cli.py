@@ -195,6 +195,13 @@ class AutogradeCommand:
         for option, value, metavar, unit, what in limits:
             parser.add_argument(option, type=float, default=value, metavar=metavar, help=f"{what} ({value:g} {unit})")
         parser.add_argument(
+            "--tasks",
+            type=int,
+            default=default.tasks,
+            metavar="N",
+            help=f"processes and threads per submission, all its processes together ({default.tasks})",
+        )
+        parser.add_argument(
             "--unsafe-no-sandbox",
             action="store_true",
             help="grade even where no sandbox can be made (the submissions' code then runs as you)",
@@ -211,7 +218,7 @@ class AutogradeCommand:
             raise LeaklabError("--jobs must be at least 1")
         if args.jobs is not None and args.cluster:
             raise LeaklabError("--jobs is for this machine; on a cluster, each worker's threads say how many it grades")
-        for option in ("timeout", "cell_timeout", "run_timeout", "memory", "job_memory"):
+        for option in ("timeout", "cell_timeout", "run_timeout", "memory", "job_memory", "tasks"):
             if getattr(args, option) <= 0:
                 raise LeaklabError(f"--{option.replace('_', '-')} must be above 0")
         limits = Limits(
@@ -220,6 +227,7 @@ class AutogradeCommand:
             run_seconds=args.run_timeout,
             memory_bytes=int(args.memory * 2**30),
             job_memory_bytes=int(args.job_memory * 2**30),
+            tasks=args.tasks,
         )
         checkout = find_checkout(args.course)
         run = grade_class(

@@ -28,7 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Short limits, so that CI stays fast: an isolated run is never given under 11 s (the child's own
 # budgets), a cell 10 s (the lessons' cells take well under a second there), 3 GiB per process, and
 # 1.5 GiB per submission (every solution's job holds under 1 GiB): a bomb meets the OOM killer early.
+# A quarter of the default task cap, so that a fork bomb reaches it well inside the cell's 10 s however
+# loaded the machine (a fork of a kernel takes milliseconds, ten times that under load).
 LIMITS = ["--cell-timeout", "10", "--run-timeout", "11", "--timeout", "120", "--memory", "3", "--job-memory", "1.5"]
+LIMITS += ["--tasks", "256"]
 JOBS = ["--jobs", "2"]
 # Without a writable memory cgroup, memory is bounded per process only: children under that limit pass.
 PER_PROCESS_MEMORY_ONLY = memory_cgroup_root() is None

@@ -76,6 +76,12 @@ def graded(tmp_path_factory):
         ),
         "tried_by_hand": with_answer(folder, "tried_by_hand", fix=answers_05.FIXED_TRIED_BY_HAND),
         "section_2": with_answer(folder, "section_2", diagnosis=answers_05.DIAGNOSIS_FROM_SECTION_2),
+        "swallows_cancellation": with_answer(folder, "swallows_cancellation", fix=answers_05.SWALLOWS_CANCELLATION),
+        "careful_only_when_graded": with_answer(
+            folder, "careful_only_when_graded", fix=answers_05.CAREFUL_ONLY_WHEN_GRADED
+        ),
+        "table_in_a_default": with_answer(folder, "table_in_a_default", fix=answers_05.TABLE_IN_A_DEFAULT),
+        "from_the_grader": with_answer(folder, "from_the_grader", diagnosis=answers_05.DIAGNOSIS_FROM_THE_GRADER),
     }
     return graded_by_cli(submissions, home)
 
@@ -126,8 +132,18 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("awaited_above", set()),  # from a cell above that awaited
         ("tried_by_hand", set()),  # the fix, tried in its own cell with a top-level `await`
         ("section_2", set()),  # from section 2's dump, fetched while its cell recorded with memray
+        ("swallows_cancellation", {f"{SLUG}_responses_right"}),  # a caller who hung up got 0.00
+        ("careful_only_when_graded", FIX_TESTS),  # the grader's backend is the course's own Backend
+        ("table_in_a_default", {f"{SLUG}_memory_bounded"}),  # its futures kept in a default argument
+        ("from_the_grader", {DIAGNOSIS}),  # read from the grader's own answer
     ],
 )
 def test_each_wrong_answer_loses_exactly_its_points(graded, name, points_lost):
     assert graded[name]["error"] is None
     assert lost(graded[name]) == points_lost
+
+
+def test_a_diagnosis_read_from_the_grader_s_answer_is_said_to_be_tampering(graded):
+    result = graded["from_the_grader"]
+    assert result["reason"] == "tampered"
+    assert "read the grader's own answer" in result["tests"][DIAGNOSIS]["message"]

@@ -37,6 +37,8 @@ def graded(tmp_path_factory):
         "private_event_slices": with_answer(answers_06.PRIVATE_EVENT_SLICES, folder, "private_event_slices"),
         "join_bounded": with_answer(answers_06.JOIN_BOUNDED, folder, "join_bounded"),
         "windowed_series": with_answer(answers_06.WINDOWED_SERIES, folder, "windowed_series"),
+        "busy_wait": with_answer(answers_06.BUSY_WAIT, folder, "busy_wait"),
+        "lock_slices": with_answer(answers_06.LOCK_SLICES, folder, "lock_slices"),
     }
     return handed_in.graded_by_cli(submissions, home)
 
@@ -67,6 +69,8 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("private_event_slices", {f"{SLUG}_stops_cleanly"}),
         ("join_bounded", {f"{SLUG}_stops_cleanly"}),
         ("windowed_series", {f"{SLUG}_alerts_for_the_leak"}),
+        ("busy_wait", {f"{SLUG}_stops_cleanly"}),
+        ("lock_slices", {f"{SLUG}_stops_cleanly"}),
         ("ge_threshold", {f"{SLUG}_quiet_for_healthy_bursts", f"{SLUG}_one_alert_one_recovery"}),
         ("only_under", {f"{SLUG}_quiet_for_healthy_bursts", f"{SLUG}_one_alert_one_recovery"}),
     ],

@@ -37,9 +37,13 @@ def graded(tmp_path_factory):
         "cheat_deadline": with_answer(answers_08.CHEAT_DEADLINE_TELLS, folder, "cheat_deadline"),
         "cancels_only_on_timeout": with_answer(answers_08.CANCELS_ONLY_ON_TIMEOUT, folder, "cancels_only_on_timeout"),
         "launcher_batch": with_answer(answers_08.LAUNCHER_BATCH, folder, "launcher_batch"),
+        "raw_flusher": with_answer(answers_08.RAW_FLUSHER, folder, "raw_flusher"),
         **{
             f"diagnosis_{name.lower()}": with_diagnosis(getattr(answers_08, f"DIAGNOSIS_{name}"), folder, name)
-            for name in ("QUALIFIED", "LIBRARY_FRAMES", "UNORDERED", "CALLERS", "WRONG_HOLDER", "STUB")
+            for name in (
+                *("QUALIFIED", "LIBRARY_FRAMES", "UNORDERED", "CALLERS", "WRONG_HOLDER", "STUB"),
+                *("COMPUTED", "PARSED_FROM_THE_SOURCE"),
+            )
         },
     }
     return handed_in.graded_by_cli(submissions, home)
@@ -74,12 +78,15 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("cheat_deadline", {"lookups", "week_flat"}, 8),  # guesses from the deadline, answers never read
         ("cancels_only_on_timeout", {"reports", "week_flat"}, 8),  # a child left when the client cancels
         ("launcher_batch", {"batches", "week_flat"}, 8),  # workers a launcher started outlive batch()
+        ("raw_flusher", {"events", "week_flat"}, 8),  # a `_thread` flusher stop() did not wait for
         ("diagnosis_qualified", set(), 11),  # qualified names, in a tuple: as good
         ("diagnosis_library_frames", {"diagnosis_graded"}, 9),  # the standard library's frames
         ("diagnosis_unordered", {"diagnosis_graded"}, 9),  # the right four, not biggest first
         ("diagnosis_callers", {"diagnosis_graded"}, 9),  # the methods that start them; the working set
         ("diagnosis_wrong_holder", {"diagnosis_graded"}, 9),  # the second group named as the biggest holder
         ("diagnosis_stub", {"diagnosis_graded"}, 9),  # the diagnosis left as handed out
+        ("diagnosis_computed", set(), 11),  # plain values computed with .split(): as good
+        ("diagnosis_parsed_from_the_source", {"diagnosis_graded"}, 9),  # the grader's answer, parsed: tampered
     ],
 )
 def test_a_partial_fix_gets_the_points_of_the_sources_it_fixed(graded, name, missed, score):

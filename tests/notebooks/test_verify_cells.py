@@ -27,6 +27,7 @@ CAUGHT_BY_HIDDEN_TESTS_ONLY = {
         "KNOWN_SLEEPS",
         "STOPS_AT_NESTED_TRY",
         "FUNCTIONS_ONLY",
+        "SMART_BREAK",
     },
 }
 

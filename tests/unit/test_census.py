@@ -99,5 +99,41 @@ def test_an_ended_threads_mark_does_not_run_under_the_thread_that_took_its_stack
         taker.join()
 
 
+def test_the_os_lists_a_thread_threading_did_not_start_and_it_is_foreign_until_its_code_returns():
+    """`_thread.start_new_thread` passes by `threading`: the OS lists it all the same (`os_threads`), and it is
+    one of the `foreign_threads` while its code runs, unlike a `threading.Thread`; once its code has returned,
+    it is foreign no more, however long the OS still lists it."""
+    import _thread
+    import time
+
+    from leaklab import _census
+
+    release = threading.Event()
+    ids: dict[str, tuple[int, int]] = {}
+
+    def wait(kind: str) -> None:
+        ids[kind] = (threading.get_ident(), threading.get_native_id())
+        release.wait()
+
+    ended_before = _census.foreign_threads()
+    _thread.start_new_thread(wait, ("raw",))
+    started = threading.Thread(target=wait, args=("threading",))
+    started.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(ids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert {ids["raw"][1], ids["threading"][1]} <= _census.os_threads()
+        assert _census.foreign_threads() - ended_before == {ids["raw"][0]}
+    finally:
+        release.set()
+        started.join()
+    while ids["raw"][0] in _census.foreign_threads() and time.monotonic() < deadline:  # (its last steps)
+        time.sleep(0.001)
+    assert _census.foreign_threads() == ended_before
+    while ids["raw"][1] in _census.os_threads() and time.monotonic() < deadline:  # gone, for the leak fixture
+        time.sleep(0.001)
+
+
 def _census_mark(thread: threading.Thread) -> tuple[int, int]:
     return thread.ident, thread.native_id  # type: ignore[return-value]

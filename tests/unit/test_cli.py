@@ -447,11 +447,11 @@ def test_autograde_refuses_a_machine_without_a_sandbox_unless_told(monkeypatch, 
 def test_autograde_passes_its_options_as_limits_and_a_selection(fakes, tmp_path):
     options = ["--jobs", "3", "--force", "--timeout", "120", "--cell-timeout", "30", "--run-timeout", "15"]
 
-    assert main(["autograde", str(tmp_path), "01_forgotten_cancel", *options, "--memory", "0.5"]) == 0
+    assert main(["autograde", str(tmp_path), "01_forgotten_cancel", *options, "--memory", "0.5", "--tasks", "200"]) == 0
 
     [(_, kwargs)] = fakes["autograde"].calls
     assert kwargs["assignments"] == ["01_forgotten_cancel"] and kwargs["jobs"] == 3 and kwargs["force"] is True
-    assert kwargs["limits"] == Limits(seconds=120, cell_seconds=30, run_seconds=15, memory_bytes=2**29)
+    assert kwargs["limits"] == Limits(seconds=120, cell_seconds=30, run_seconds=15, memory_bytes=2**29, tasks=200)
 
 
 # What every command shares: errors the user can fix, Ctrl-C, the command line, the help
@@ -537,9 +537,12 @@ def test_autograde_help_shows_the_default_limits_from_the_settings(capsys):
     assert f"per cell ({limits.cell_seconds:g} s)" in shown
     assert f"per isolated run ({limits.run_seconds:g} s)" in shown
     assert f"per process ({limits.memory_bytes / 2**30:g} GiB)" in shown
+    assert f"processes and threads per submission, all its processes together ({limits.tasks})" in shown
 
 
-@pytest.mark.parametrize("option", ["--timeout", "--cell-timeout", "--run-timeout", "--memory", "--job-memory"])
+@pytest.mark.parametrize(
+    "option", ["--timeout", "--cell-timeout", "--run-timeout", "--memory", "--job-memory", "--tasks"]
+)
 def test_autograde_refuses_a_limit_of_zero(option, tmp_path, capsys):
     assert main(["autograde", str(tmp_path), option, "0"]) == 2
     assert f"{option} must be above 0" in capsys.readouterr().err

@@ -10,15 +10,21 @@ from answers import (
     BUFFERED,
     DIRECT,
     EARLY_TIMEOUT,
+    GIVES_UP_50MS_LATE,
+    GIVES_UP_A_SECOND_LATE,
     JOIN_WITH_TIMEOUT,
     LAZY_IN_FLIGHT_SET,
     LAZY_JANITOR,
     LEAKS_ON_FIRST_CALL,
+    LINGERS_WHEN_CANCELLED,
     SHORT_DEADLINES_ONLY,
     SKIPS_FIRST_CALL,
+    SLEEPS_OUT_THE_DEADLINE,
+    WATCHES_THE_CLIENT,
 )
 
 from leaklab import Recorder, run_isolated
+from leaklab.grading.results import Reason
 from leaklab.scenarios.forgotten_cancel import (
     PAYLOAD_BYTES,
     Request,
@@ -143,3 +149,47 @@ def test_the_first_call_is_judged_and_what_it_leaves_counts():
     right = _isolated(LAZY_IN_FLIGHT_SET)
     assert right.error is None and right.leftover_tasks == 0
     assert right.outcome["completed_with_result"] == [REQUESTS // 2 + 2] * 2
+
+
+GRADED = ("completed_with_result", "gave_up_as_specified", "query_ran_once", "gave_up_promptly")
+
+
+@pytest.mark.parametrize(
+    ("source", "fails", "saying"),
+    [
+        (SLEEPS_OUT_THE_DEADLINE, "completed_with_result", "after the query had ended, not when it ended"),
+        (GIVES_UP_A_SECOND_LATE, "gave_up_promptly", "after its deadline of 5 ms had passed, not at once"),
+        (GIVES_UP_50MS_LATE, "gave_up_promptly", "after its deadline of 5 ms had passed, not at once"),
+        (LINGERS_WHEN_CANCELLED, "gave_up_promptly", "after its client had cancelled it, not at once"),
+    ],
+    ids=["sleeps_out_the_deadline", "a_second_late", "50ms_late", "lingers_when_cancelled"],
+)
+def test_a_handler_that_ends_late_fails_only_the_property_it_is_late_for(source, fails, saying):
+    """Late is a state: the handler is still running once a timer set after the moment it should have ended
+    (its query's end, its deadline, its cancellation) has fired and the loop has turned 50 more times. Each
+    test's message shows the problems of its own property, and only those."""
+    run = _isolated(source)
+    assert run.error is None and run.leftover_tasks == 0
+    run.require(*(name for name in GRADED if name != fails))
+    with pytest.raises(AssertionError) as failed:
+        run.require(fails)
+    lines = str(failed.value).splitlines()
+    label = fails.replace("_", " ")
+    assert lines[0].startswith(f"{label}: ") and len(lines) == 4  # the count, then three of its requests
+    assert all(line.startswith(f"{label}: request ") and saying in line for line in lines[1:])
+
+
+def test_a_handler_that_ends_on_time_is_never_late():
+    """The direct fix and the article's fix, on both kinds of traffic: no request is judged late."""
+    for source in (DIRECT, BUFFERED):
+        for options in ({}, {"traffic": "generated", "requests": 90}):
+            run = run_isolated(source, scenario="forgotten_cancel", function="handle_request", **options)
+            run.require(*GRADED)
+            assert not any("not at once" in p or "not when it ended" in p for p in run.outcome["problems"])
+
+
+def test_a_child_that_reads_the_graders_witness_of_the_client_is_tampering():
+    """The client's signals live in the scenario's witness of each request, the grader's record: an answer's
+    code that asks `witness()` for it (a child that quits once the client has gone) ends its run as tampered."""
+    run = _isolated(WATCHES_THE_CLIENT)
+    assert run.reason is Reason.TAMPERED and "forgotten_cancel.witness" in (run.error or "")

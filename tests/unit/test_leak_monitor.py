@@ -5,6 +5,8 @@ import threading
 
 import pytest
 from answers_06 import (
+    BUSY_WAIT,
+    EVENT_LOOP_THREAD,
     FAST_CADENCE,
     FIXED,
     FLOOD,
@@ -12,6 +14,7 @@ from answers_06 import (
     JOIN_BOUNDED,
     JOIN_IN_STEPS,
     JOIN_WITH_SHORT_TIMEOUT,
+    LOCK_SLICES,
     LOWLEVEL_THREAD,
     LYING_THREAD,
     NEVER_REARMS,
@@ -25,12 +28,17 @@ from answers_06 import (
     PRIVATE_EVENT_LONG_SLICES,
     PRIVATE_EVENT_SLICES,
     RECOVERS_ONLY_UNDER,
+    SCHEDULED,
     SILENT_RECOVERY,
     SLEEP_LOOP,
     SLEEPS_UNLESS_LONG,
+    SLICES_UNLESS_WATCHED,
+    STOP_EVENT_FINE_SLICES,
     STOP_EVENT_SLICES,
     STUB,
     THREAD_FLOODS,
+    UNHOOKS_AND_SLEEPS,
+    WAITS_WHEN_WATCHED,
     WINDOW,
     WINDOWED_SERIES,
 )
@@ -205,6 +213,14 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         (PRIVATE_EVENT_LONG_SLICES, {"stops_cleanly"}, False),
         (JOIN_BOUNDED, {"stops_cleanly"}, False),
         (WINDOWED_SERIES, {"alerts_for_the_leak"}, False),
+        (BUSY_WAIT, {"stops_cleanly"}, False),
+        (LOCK_SLICES, {"stops_cleanly"}, False),
+        (WAITS_WHEN_WATCHED, {"stops_cleanly"}, True),  # its thread sleeps on, for an hour
+        (SLICES_UNLESS_WATCHED, {"stops_cleanly"}, False),
+        (UNHOOKS_AND_SLEEPS, {"stops_cleanly"}, False),
+        (STOP_EVENT_FINE_SLICES, set(), False),
+        (SCHEDULED, set(), False),
+        (EVENT_LOOP_THREAD, set(), False),
     ],
     ids=[
         "fixed",
@@ -235,6 +251,14 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         "private_event_long_slices",
         "join_bounded",
         "windowed_series",
+        "busy_wait",
+        "lock_slices",
+        "waits_when_watched",
+        "slices_unless_watched",
+        "unhooks_and_sleeps",
+        "stop_event_fine_slices",
+        "scheduled",
+        "event_loop_thread",
     ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):

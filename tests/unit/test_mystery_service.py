@@ -3,9 +3,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import weakref
 
 import pytest
 from answers_05 import (
+    CAREFUL_ONLY_WHEN_GRADED,
     CHEAT_LOCAL_PRICE,
     CONTEXT_MANAGER,
     DIAGNOSIS,
@@ -25,7 +27,10 @@ from answers_05 import (
     REUSES_IDS,
     SENDS_TWICE,
     STUB,
+    SWALLOWS_CANCELLATION,
+    TABLE_IN_A_DEFAULT,
     TIMES_OUT,
+    WAITS_IN_A_COROUTINE,
     WAITS_WITH_WAIT,
 )
 from outcomes import checks_ran
@@ -95,7 +100,7 @@ def test_each_backend_has_its_own_prices_and_can_lose_its_replies():
 
 def test_the_grader_s_backend_tells_its_prices_and_unknown_skus_only_in_its_replies():
     async def main():
-        backend = mystery_service._GradersBackend()
+        backend = mystery_service._graders_backend()
         for request_id, sku in enumerate(CATALOG):
             backend.send(mystery_service.encode(request_id, sku))
         await backend.all_replied()
@@ -107,6 +112,15 @@ def test_the_grader_s_backend_tells_its_prices_and_unknown_skus_only_in_its_repl
     assert all(r.error != f"unknown sku {CATALOG[r.id]}" for r in refused)  # only a reply tells its message
     assert all(r.value != backend.price(CATALOG[r.id]) for r in replies if not r.error)
     assert {mystery_service._quote(backend, CATALOG[r.id]) for r in refused} == {None}
+    quoted = mystery_service._books[backend].quoted
+    assert sum(quoted.values()) == 90 and all((CATALOG[r.id], r.value) in quoted for r in replies if not r.error)
+
+
+def test_the_grader_s_backend_is_the_course_s_own_to_an_answer_that_looks():
+    # An answer that behaves only where a grader's backend is (its class, an attribute of its own) sees none.
+    backend, plain = mystery_service._graders_backend(), Backend()
+    assert type(backend) is Backend and vars(backend).keys() == vars(plain).keys()
+    assert [type(value) for value in vars(backend).values()] == [type(value) for value in vars(plain).values()]
 
 
 def test_lost_replies_come_late_when_the_grader_delivers_them():
@@ -125,29 +139,42 @@ def test_lost_replies_come_late_when_the_grader_delivers_them():
 
 
 def test_the_futures_a_client_keeps_are_found_wherever_it_keeps_them():
+    # GIVEN futures that callers who hung up awaited, kept in a default argument, a module's global, a
+    # function's attribute, or by nothing but their cancelled tasks' tracebacks (the grader's task factory
+    # holds every task), WHEN the burst is over, THEN only those something else still holds are kept.
+    elsewhere: dict = {}
+
+    def keeper(table={}):  # noqa: B006
+        return table
+
+    async def caller(future, where):
+        if where == "default":
+            keeper()[1] = future
+        elif where == "global":
+            elsewhere[2] = future
+        elif where == "attribute":
+            keeper.kept = future
+        await future
+
     async def main():
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in range(4)]
-        hidden: dict = {"table": {1: futures[0]}}
-        names = {"asyncio": asyncio, "HIDDEN": hidden}
-        exec(
-            "class Client:\n"
-            "    kept = [None]\n"
-            "    def __init__(self, entry):\n"
-            "        self.entries = {'a': (entry,)}\n"
-            "    def call(self):\n"
-            "        return HIDDEN\n",
-            names,
-        )
-        client = names["Client"](Pending(futures[1], b""))
-        names["Client"].kept[0] = futures[2]
-        found = mystery_service._futures_held(client, futures)
-        hidden.clear()
-        client.entries.clear()
-        names["Client"].kept.clear()
-        return found, mystery_service._futures_held(client, futures)
+        tasks = [
+            asyncio.create_task(caller(f, w))
+            for f, w in zip(futures, ("default", "global", "attribute", ""), strict=True)
+        ]
+        await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return tasks, [weakref.ref(f) for f in futures]
 
-    assert asyncio.run(main()) == (3, 0)  # a global, an attribute, a class attribute; the 4th is nobody's
+    tasks, refs = asyncio.run(main())
+    assert mystery_service._futures_kept(refs) == 3  # the 4th is held by nothing but its task
+    keeper().clear()
+    elsewhere.clear()
+    del keeper.kept
+    assert mystery_service._futures_kept(refs) == 0 and all(t.cancelled() for t in tasks)
 
 
 def test_the_grader_s_truth_is_not_a_public_shortcut_for_the_diagnosis():
@@ -264,6 +291,8 @@ def test_leaky_rounds_shows_the_leak():
         (NOTES_GAVE_UP_IDS, set(), False, False),
         (REPLY_WORKED_OUT, {"responses_right"}, False, False),  # each reply's price is its own
         (PARKS_ON_THE_BACKEND, {"table_emptied"}, False, False),  # futures kept on the client's backend
+        (SWALLOWS_CANCELLATION, {"responses_right"}, False, False),  # a caller who hung up gets 0.00
+        (TABLE_IN_A_DEFAULT, {"table_emptied"}, False, False),  # its futures kept in a default argument
     ],
     ids=[
         "fixed",
@@ -280,6 +309,8 @@ def test_leaky_rounds_shows_the_leak():
         "notes_gave_up_ids",
         "reply_worked_out",
         "parks_on_the_backend",
+        "swallows_cancellation",
+        "table_in_a_default",
     ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves_tasks, holds_memory, options):
@@ -340,3 +371,28 @@ def test_the_leaky_client_leaves_calls_unanswered_and_tasks_waiting(options):
     assert "call" in result.leak_report
     with pytest.raises(AssertionError, match="never got an answer"):
         result.require("backend_asked")
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+def test_a_client_careful_only_with_a_backend_not_the_course_s_is_graded_as_the_leak_it_is(options):
+    result = run(CAREFUL_ONLY_WHEN_GRADED, **options)
+    assert result.error is None and result.leftover_tasks > 0
+    with pytest.raises(AssertionError, match="never got an answer"):
+        result.require("backend_asked")
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+def test_a_caller_who_hung_up_must_end_cancelled_with_no_answer(options):
+    result = run(SWALLOWS_CANCELLATION, **options)
+    with pytest.raises(AssertionError, match=r"(?s)responses right: .*hung up .* got an answer .* '0.00'"):
+        result.require("responses_right")
+
+
+@pytest.mark.parametrize("options", [{}, HIDDEN], ids=["visible", "hidden"])
+def test_a_call_that_waits_in_a_task_of_its_own_keeps_nothing_once_its_caller_hung_up(options):
+    # Each cancelled task keeps its CancelledError, whose traceback holds the frames it ran in (the entry,
+    # its future): the grader's task factory holds the tasks, not the client, so nothing counts as kept.
+    result = run(WAITS_IN_A_COROUTINE, **options)
+    assert result.error is None and not result.leftover_tasks
+    assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == set()
+    assert result.retained_bytes_per_request < LIMIT  # a task and a timer per call: more than FIXED, far under

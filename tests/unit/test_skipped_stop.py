@@ -7,10 +7,13 @@ from statistics import median
 
 import pytest
 from answers_02 import (
+    COARSE_SLICES,
     CONDITION,
     DRAINS_ON_STOP,
     DROPS_FAILED_JOBS,
+    DROPS_RESULT_AFTER_STOP,
     EQUAL_JITTER,
+    ERRORS_FROM_DEPENDENCY,
     ERRORS_RESET_ON_SUCCESS,
     EXPONENTIAL_BACKOFF,
     EXPONENTIAL_OFF_BY_ONE,
@@ -22,17 +25,22 @@ from answers_02 import (
     JITTER_ON_TOP,
     JOINS_BUT_SLEEPS,
     JOINS_ONLY_WHEN_BUSY,
+    KILLS_WITH_ASYNC_EXCEPTION,
     LEAKY,
     MADE_UP_RESULT,
     NO_BACKOFF,
     PUTS_BACK_AFTER_STOP,
     SENTINEL,
     SIGNALS_ONLY,
+    SLEEPS_IN_10MS_SLICES,
     SLEEPS_IN_BACKOFF,
     SLEEPS_IN_SLICES,
+    SLEEPS_ITS_TIMEOUT,
     SLEEPS_NOT_JOIN,
     SLEEPS_SHORT_BACKOFFS,
     SLEEPS_SHORT_BACKOFFS_IMPORTED,
+    SLICES_ON_ITS_OWN_EVENT,
+    SLICES_ON_THE_STOP_EVENT,
     SPINS,
     SPINS_UNLESS_LONG_BACKOFF,
     STOP_LIES,
@@ -148,6 +156,8 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (EXPONENTIAL_BACKOFF, set()),
         (JITTER_ON_TOP, set()),
         (SLEEPS_IN_SLICES, set()),  # short slices that look at the stop signal: stop() is heard within one
+        (SLEEPS_IN_10MS_SLICES, set()),  # the longest a slice may ask for
+        (SLICES_ON_THE_STOP_EVENT, set()),  # stop() wakes the slice in progress
         (PUTS_BACK_AFTER_STOP, set()),
         (LEAKY, {"stops_promptly"}),
         (JOINS_BUT_SLEEPS, {"stops_promptly"}),
@@ -159,6 +169,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (NO_BACKOFF, {"counts_errors"}),
         (STOP_LIES, {"stops_promptly"}),
         (SLEEPS_NOT_JOIN, {"stops_promptly"}),
+        (SLEEPS_ITS_TIMEOUT, {"stops_promptly"}),  # its back-off was woken: stop() is what took long
         (FIXED_BACKOFF, {"counts_errors"}),
         (FIXED_BACKOFF_10MS, {"counts_errors"}),
         (DRAINS_ON_STOP, {"stops_promptly"}),  # the jobs queued behind the failing one, never tried
@@ -173,6 +184,11 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (TAKES_THEN_CHECKS_STOP, {"stops_promptly"}),  # stopped in a call with jobs queued behind it
         (JOINS_ONLY_WHEN_BUSY, {"stops_promptly"}),  # every worker a check makes is stopped and asked
         (FIRST_WORKER_LEAKY, {"stops_promptly"}),
+        (ERRORS_FROM_DEPENDENCY, {"counts_errors"}),  # another client's calls failed too
+        (COARSE_SLICES, {"stops_promptly"}),  # the length a slice asked for, at a long back-off
+        (SLICES_ON_ITS_OWN_EVENT, {"stops_promptly"}),  # a wait in progress at stop() that ended by its timeout
+        (DROPS_RESULT_AFTER_STOP, {"stops_promptly"}),  # a call in progress at stop() that succeeds is kept
+        (KILLS_WITH_ASYNC_EXCEPTION, {"stops_promptly"}),
         (STUB, set(PROPERTIES)),
     ],
     ids=[
@@ -182,6 +198,8 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "exponential_backoff",
         "jitter_on_top",
         "sleeps_in_slices",
+        "sleeps_in_10ms_slices",
+        "slices_on_the_stop_event",
         "puts_back_after_stop",
         "leaky",
         "joins_but_sleeps",
@@ -193,6 +211,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "no_backoff",
         "stop_lies",
         "sleeps_not_join",
+        "sleeps_its_timeout",
         "fixed_backoff",
         "fixed_backoff_10ms",
         "drains_on_stop",
@@ -207,6 +226,11 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "takes_then_checks_stop",
         "joins_only_when_busy",
         "first_worker_leaky",
+        "errors_from_dependency",
+        "coarse_slices",
+        "slices_on_its_own_event",
+        "drops_result_after_stop",
+        "kills_with_async_exception",
         "stub",
     ],
 )

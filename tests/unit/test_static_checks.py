@@ -33,6 +33,7 @@ from answers_07 import (
     SAYS_NOTHING,
     SET_ORDER,
     SLEEP_SUBSTRING,
+    SMART_BREAK,
     STOPS_AT_NESTED_TRY,
     STUB,
     TEXT_MATCH,
@@ -326,6 +327,7 @@ ANSWERS = {
     "known_sleeps": (KNOWN_SLEEPS, set(), {"right_lines"}),
     "stops_at_nested_try": (STOPS_AT_NESTED_TRY, set(), {"right_lines"}),
     "functions_only": (FUNCTIONS_ONLY, set(), {"flags_leaky", "right_lines"}),
+    "smart_break": (SMART_BREAK, set(), {"passes_correct"}),  # a `break` of a loop inside the handler counts
     # Only the hidden snippets tell a cheat from the right check.
     "cheat_import": (CHEAT_IMPORT, set(), set(PROPERTIES)),
     # The visible snippets are the lesson's own; the hidden ones' marks never reach the answer's process.

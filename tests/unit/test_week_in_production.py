@@ -13,6 +13,10 @@ from answers_08 import (
     CLOSES_ONLY_WHEN_ANSWERED,
     CLOSES_UNLESS_CANCELLED,
     DEFAULT_POOL,
+    DIAGNOSIS,
+    DIAGNOSIS_COMPUTED,
+    DIAGNOSIS_FROM_THE_GRADER,
+    DIAGNOSIS_PARSED_FROM_THE_SOURCE,
     DOUBLING_BACKOFF,
     DROPS_EVENT_ON_STOP,
     DROPS_WORK,
@@ -29,6 +33,9 @@ from answers_08 import (
     OTHER_FIX,
     POLLS_UNTIL_ENDED,
     PUTS_BACK_THEN_WAITS,
+    RAW_FLUSHER,
+    RAW_FLUSHER_WAITED,
+    RAW_THREADS,
     SERIAL_BATCH,
     SHIELDED_CHILD,
     SHORT_BACKOFF,
@@ -45,6 +52,9 @@ from answers_08 import (
 from outcomes import checks_ran
 
 from leaklab import Recorder, run_isolated
+from leaklab.grading import cells
+from leaklab.grading.own_run import verify
+from leaklab.grading.results import Reason
 from leaklab.scenarios import week_in_production as scenario
 from leaklab.scenarios.week_in_production import DailyGauge, DependencyError, Sink, handle, heap_by_day, replay_week
 
@@ -194,6 +204,9 @@ def test_the_leaky_service_leaves_every_source_behind():
         (SHORT_BACKOFF, {"events_answer_right", "week_flat"}),  # ... a millisecond later
         (FLUSHES_IN_STOP, {"events_answer_right", "week_flat"}),  # no flusher: events go out at stop() only
         (CACHES_REPORTS, set()),  # (loses the flat week by the memory it holds: see below)
+        (RAW_FLUSHER, {"events_leave_nothing", "week_flat"}),  # a `_thread` flusher stop() did not wait for
+        (RAW_THREADS, {"events_leave_nothing", "week_flat"}),  # ... and `_thread` batch workers
+        (RAW_FLUSHER_WAITED, set()),  # a `_thread` flusher stop() waited for: its code had ended
         (STUB, {f"{s}_answer_right" for s in SOURCES} | {"week_flat"}),
     ],
     ids=[
@@ -232,6 +245,9 @@ def test_the_leaky_service_leaves_every_source_behind():
         "short_backoff",
         "flushes_in_stop",
         "caches_reports",
+        "raw_flusher",
+        "raw_threads",
+        "raw_flusher_waited",
         "stub",
     ],
 )
@@ -309,6 +325,40 @@ def test_the_diagnosis_the_lesson_grades_is_what_the_leaky_weeks_dump_and_memray
     groups, holder = json.loads(done.stdout.strip().splitlines()[-1])
     assert (tuple(groups), holder) == (scenario._DUMP_GROUPS, scenario._HOLDS_MOST)
     assert {*groups, holder} <= scenario._service_functions()
+
+
+@pytest.mark.parametrize(
+    ("source", "caught"),
+    [
+        (DIAGNOSIS_FROM_THE_GRADER, "week_in_production._DUMP_GROUPS"),  # the grader's names
+        (DIAGNOSIS_PARSED_FROM_THE_SOURCE, "week_in_production.py (its text)"),  # its constants, parsed
+        (DIAGNOSIS_COMPUTED, ""),  # plain values, computed as Python binds them
+        (DIAGNOSIS, ""),
+    ],
+    ids=["from_the_grader", "parsed_from_the_source", "computed", "plain"],
+)
+def test_the_graders_own_run_says_a_diagnosis_read_from_its_answer_was_caught(root, source, caught):
+    # GIVEN the lesson's diagnosis test alone, and a submission with `source` as its diagnosis,
+    # WHEN the grader's own run grades it (the values the cell computes, worked out in a fresh interpreter),
+    # THEN a diagnosis read from the grader's answer scores nothing, and says so; a computed one scores.
+    import json
+
+    slug = "08_week_in_production"
+    test_id = f"{slug}_diagnosis_graded"
+    notebook = json.loads((root / "notebooks" / f"{slug}.ipynb").read_text())
+    notebook["cells"] = [c for c in notebook["cells"] if not cells.is_test(c) or cells.grade_id(c) == test_id]
+    submission = json.loads((root / "exercises" / f"{slug}.ipynb").read_text())
+    for cell in submission["cells"]:
+        if cells.grade_id(cell) == f"{slug}_diagnosis":
+            cell["source"] = source
+    result = verify(notebook, submission)[test_id]
+    if caught:
+        assert result.score == 0 and result.reason is Reason.TAMPERED
+        assert (
+            result.message.startswith("tampered: the answer read the grader's own answer") and caught in result.message
+        )
+    else:
+        assert result.score == result.max_score > 0, result.message
 
 
 def test_the_visible_diagnosis_check_passes_the_truth_and_says_what_to_read_again_without_the_answer():

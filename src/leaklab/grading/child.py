@@ -23,8 +23,10 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.futures
 import builtins
+import contextlib
 import faulthandler
 import gc
+import importlib.util
 import inspect
 import json
 import json.encoder
@@ -42,6 +44,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from importlib.machinery import ModuleSpec
 from types import AsyncGeneratorType, CoroutineType, FunctionType, ModuleType
 
 from .. import _i18n
@@ -432,6 +435,11 @@ class Child:
             scenario = load(self.job["scenario"])
         except LeaklabError:
             self.fail(f"no scenario named {self.job['scenario']!r}")
+        # From here on the answer's code runs: a read of the grader's own records (`_truth`: lesson 01's
+        # witness of each request, the client's signals in it) is noted, and the run ends as tampered.
+        # Before the guard looks: what it puts back after the answer cell is the list that notes.
+        noting = contextlib.ExitStack()
+        truths = noting.enter_context(_truth.learner_cells())
         self.guard.add_leaklab()
         threads_before = os_threads()
         self.channel.stop_at("ready", pid=_getpid())  # the parent counts this process's threads
@@ -482,6 +490,10 @@ class Child:
         if _traceback_of(witness) is None:
             self.fail("tampered: the answer cleared tracemalloc's traces, the witness of its memory", Reason.TAMPERED)
         outcome = summary()
+        noting.close()
+        if truths:
+            read = ", ".join(sorted(set(truths)))
+            self.fail(f"tampered: the answer read the grader's own records: {read}", Reason.TAMPERED)
         requests = outcome.get("requests", 1)  # the burst's: the warm-up's memory is not measured
         if warm_up_summary is not None:
             outcome = judged_together(outcome, warm_up_summary())
@@ -557,9 +569,34 @@ def _python_of(cell: str) -> str:
     return TransformerManager().transform_cell(cell)
 
 
+# The top-level packages a Jupyter kernel has loaded, that an answer may look for in `sys.modules` to tell
+# the grader's run from the notebook ("ipykernel" not in sys.modules). Each is the package's own module,
+# its `__init__` not yet run (ipykernel's import costs about 0.45 s a run): its `__file__`, `__path__` and
+# `__spec__` are there, and its first other attribute asked for (or a submodule that needs one) runs it.
+_KERNEL_PACKAGES = ("ipykernel", "IPython", "jupyter_client", "jupyter_core", "zmq", "tornado", "traitlets", "comm")
+
+
+def as_in_a_kernel() -> None:
+    """Put a kernel's packages into `sys.modules`, each loaded only once something uses it."""
+    for name in _KERNEL_PACKAGES:
+        spec = None if name in sys.modules else importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+
+        def load(attribute: str, module: ModuleType = module, spec: ModuleSpec = spec) -> object:
+            del module.__getattr__  # type: ignore[attr-defined]  # once: the package's own code takes over
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            return getattr(module, attribute)
+
+        module.__getattr__ = load  # type: ignore[attr-defined]  # only for names the module lacks (PEP 562)
+        sys.modules[name] = module
+
+
 def main() -> None:
     """Read the job on stdin, run it, send its result; a failure of any kind is reported as data."""
     job = json.loads(sys.stdin.read())
+    as_in_a_kernel()
     channel = Channel(job.pop("report"), job.pop("acks"))  # the pipes' numbers come on stdin, too
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack, if the run overstays
     _i18n.messages()  # the messages' catalog read now, as the parent chose it: before the answer runs

@@ -327,8 +327,9 @@ class AnswerRef:
     """A name an answer cell defines, known only by the cell's source: the grader's own run binds
     answer names to these, so the learner's code runs in `run_isolated`'s fresh process and nowhere else."""
 
-    def __init__(self, source: str, name: str) -> None:
+    def __init__(self, source: str, name: str, *, tampered: str = "") -> None:
         self.source, self.__name__ = source, name
+        self.tampered = tampered  # why its value could not be worked out: its run was caught tampering
 
     def __call__(self, *args: object, **kwargs: object) -> None:
         raise TypeError(f"{self.__name__} from the answer cell is only run by leaklab.run_isolated when verifying")
@@ -368,14 +369,18 @@ def answer_values(
     """The values an answer cell computes for `names` (`LEAK_LINE = inspect.getsourcelines(...)[1]`),
     found by running the lesson's set-up cells (and `before`, the learner's cells above the answer) and
     then the cell in a fresh interpreter, never in the grader's: those that are plain data (numbers,
-    strings, None, and lists, tuples and dicts of them)."""
+    strings, None, and lists, tuples and dicts of them). A run caught tampering (reading the grader's own
+    answer, say) gives each name an `AnswerRef` that says so."""
     job = {"kind": "values", "setup": setup, "source": source, "names": sorted(names)}
     if before:
         job["before"] = before
     key = handoff.run_key(job)
     if key not in _cache:
         _cache[key] = _spawn(job)
-    found = _cache[key].outcome.get("values", {}) if not _cache[key].error else {}
+    run = _cache[key]
+    if run.reason is Reason.TAMPERED:  # no value, and the test that reads one says why
+        return {name: AnswerRef(source, name, tampered=run.error or "tampered") for name in names}
+    found = run.outcome.get("values", {}) if not run.error else {}
     return {name: from_plain(value) for name, value in found.items() if isinstance(value, dict)}
 
 

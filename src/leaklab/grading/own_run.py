@@ -16,7 +16,7 @@ import io
 
 from . import cells
 from .isolation import AnswerRef, RunFailed, answer_values
-from .results import TestResult
+from .results import Reason, TestResult
 
 
 def answer_names(source: str) -> dict[str, object]:
@@ -32,7 +32,30 @@ def answer_names(source: str) -> dict[str, object]:
                 names.update(_bound(target, statement.value, source))
         elif isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
             names[statement.target.id] = AnswerRef(source, statement.target.id)
+        else:  # a block (`if`, `for`, `with`, `try`...): what it binds, by reference, as the kernel has it bound
+            names.update((name, AnswerRef(source, name)) for name in _bound_in_block(statement))
     return names
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp)
+_SCOPES += (ast.DictComp, ast.GeneratorExp)
+
+
+def _bound_in_block(statement: ast.stmt) -> list[str]:
+    """The names a module-level block binds (assignments, loop and `with` targets, `:=`, `except ... as`,
+    functions and classes), not those of the scopes inside it; imports are the answer's own business."""
+    found, todo = [], list(ast.iter_child_nodes(statement))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.append(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.append(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            found.append(node.name)
+        if not isinstance(node, _SCOPES):
+            todo.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _names_read(source: str) -> set[str]:
@@ -133,6 +156,11 @@ def verify(source: dict, submission: dict) -> dict[str, TestResult]:
             continue
         # The visible part, then the hidden one, so that a failure says which (the kernel has only the first).
         text = cells.text(cell)
+        read = _names_read(text)
+        tampered = [v.tampered for n, v in namespace.items() if n in read and isinstance(v, AnswerRef) and v.tampered]
+        if tampered:  # a value it reads comes from a run caught tampering: that, not the value, is its failure
+            results[grade_id] = TestResult(0.0, points, tampered[0], Reason.TAMPERED)
+            continue
         parts = [cells.HIDDEN_TESTS.sub("", text), "".join(m.group(0) for m in cells.HIDDEN_TESTS.finditer(text))]
         results[grade_id] = TestResult(points, points)
         for hidden, part in enumerate(parts):

@@ -1,10 +1,13 @@
 """The grader's own truth in a scenario module (a diagnosis's answer, measured or kept): for its hidden
 tests to read, not for a learner's cells. While a values run has the learner's cells run
-(`learner_cells`), each read of it from outside its own module is noted, and the run ends as tampered."""
+(`learner_cells`), each read of it from outside its own module is noted, and the run ends as tampered; so is
+each opening of the files of a module that guards its source (`guard_source`), where the truth is written."""
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +17,9 @@ from typing import Any, TypeVar
 Function = TypeVar("Function", bound=Callable[..., Any])
 
 _reads: list[str] | None = None  # while the learner's cells run: the truths they read, by name
+_guarded: dict[str, str] = {}  # the real path of a guarded module's source or cached bytecode -> what to call it
+_hooked = [False]  # whether `_opened` is one of this process's audit hooks (it cannot be taken off again)
+_SHOWING = ("warnings", "traceback")  # a warning or a traceback shown quotes a line of the file: not a read
 
 
 def graders_truth(function: Function) -> Function:
@@ -29,6 +35,32 @@ def graders_truth(function: Function) -> Function:
     return guarded  # type: ignore[return-value]
 
 
+def guard_source(module: str) -> None:
+    """Note, too, an opening of `module`'s own files (its source, its cached bytecode) while the learner's
+    cells run: the truth is written there, as the grader's constants (a literal a cell could parse out)."""
+    source = sys.modules[module].__file__
+    if source is None:
+        return
+    called = f"{module.rsplit('.', 1)[-1]}.py"
+    for path in (source, importlib.util.cache_from_source(source)):
+        _guarded[os.path.realpath(path)] = called
+
+
+def _opened(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: an open of a guarded file by the learner's cells is a read of the truth."""
+    if _reads is None or event != "open" or not isinstance(args[0], str | bytes | os.PathLike):
+        return
+    called = _guarded.get(os.path.realpath(os.fsdecode(args[0])))
+    if called is None:
+        return
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") in _SHOWING:
+            return
+        frame = frame.f_back
+    _reads.append(f"{called} (its text)")
+
+
 def note(module: str, name: str, caller: FrameType) -> None:
     """Note a read of `module`'s truth `name` by the code running in `caller`, unless that is the module's own."""
     if _reads is not None and caller.f_globals.get("__name__") != module:
@@ -39,6 +71,9 @@ def note(module: str, name: str, caller: FrameType) -> None:
 def learner_cells() -> Iterator[list[str]]:
     """While the block runs the learner's cells: the grader's truths they read (empty: none)."""
     global _reads
+    if _guarded and not _hooked[0]:
+        sys.addaudithook(_opened)
+        _hooked[0] = True
     _reads = found = []
     try:
         yield found

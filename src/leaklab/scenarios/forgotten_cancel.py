@@ -16,14 +16,16 @@ import contextlib
 import gc
 import itertools
 import queue
+import sys
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .._census import Census
+from .._census import Census, task_done
 from .._i18n import _
+from . import _truth
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query"]
@@ -59,7 +61,9 @@ class Request:
 @dataclass(eq=False)
 class Witness:
     """What the client and `slow_query` know of one request, kept off the request: an answer holds the
-    request, and could rewrite fields on it ("the query ran once") or wait on the client's own signals."""
+    request, and could rewrite fields on it ("the query ran once") or wait on the client's own signals.
+    It is the grader's: an answer's code that asks `witness()` for it is noted (`_truth`), and its run
+    ends as tampered."""
 
     answers_late: bool = False  # the client gives up: its query answers only once the client has gone
     client_gone: asyncio.Event = field(default_factory=asyncio.Event)
@@ -69,14 +73,24 @@ class Witness:
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever none is running
     result: weakref.ref[Result] | None = None  # weak: judging must not keep rows alive
     query_done_at: int | None = None
+    lateness: _Lateness | None = None  # the client's watch on when its handler ends
 
 
-_witnesses: weakref.WeakKeyDictionary[Request, Witness] = weakref.WeakKeyDictionary()
+def _registry() -> Callable[[Request], Witness]:
+    witnesses: weakref.WeakKeyDictionary[Request, Witness] = weakref.WeakKeyDictionary()
+
+    def witness(request: Request) -> Witness:
+        """What the query saw of `request` (nothing yet, if it never ran). The grader's: leaklab's own code
+        may ask; a read from anywhere else (an answer waiting on the client's signals) is noted."""
+        caller = sys._getframe(1)
+        if not str(caller.f_globals.get("__name__", "")).startswith("leaklab."):
+            _truth.note(__name__, "witness", caller)
+        return witnesses.setdefault(request, Witness())
+
+    return witness
 
 
-def witness(request: Request) -> Witness:
-    """What the query saw of `request` (nothing yet, if it never ran)."""
-    return _witnesses.setdefault(request, Witness())
+witness = _registry()  # the witnesses are held in its closure, not in a module attribute an answer could read
 
 
 def new_request(number: int, *, work_ms: float, deadline_ms: float, gives_up: bool) -> Request:
@@ -97,6 +111,8 @@ async def slow_query(request: Request) -> Result:
     seen.running += 1
     seen.idle.clear()
     seen.query_started.set()
+    if seen.lateness is not None:
+        seen.lateness.tell(seen.lateness.query_started)
     try:
         await asyncio.sleep(request.work_ms / 1000)
         if seen.answers_late:
@@ -110,6 +126,8 @@ async def slow_query(request: Request) -> Result:
     result = Result(request.id, bytes(PAYLOAD_BYTES))
     seen.result = weakref.ref(result)
     seen.query_done_at = next(_sequence)
+    if seen.lateness is not None:
+        seen.lateness.tell(seen.lateness.query_ended)
     return result
 
 
@@ -180,13 +198,18 @@ class Outcome:
     ended_with: str  # "result", "CancelledError", "TimeoutError", or another exception's name
     as_specified: bool = True  # the query's own result, or the specified exception
     query_once: bool = True  # the handler ran the query, once
-    prompt: bool = True  # a handler that gave up did not wait for the query first
+    prompt: bool = True  # a handler that gave up did so at once: not after the query, nor well after its deadline
     problem: str = ""
+    issues: dict[str, list[str]] = field(default_factory=dict)  # graded property -> what went wrong for it
 
     @property
     def correct(self) -> bool:
         """Everything the lesson asks of one request."""
         return self.as_specified and self.query_once and self.prompt
+
+    def fails(self, graded: str, problem: str) -> None:
+        """Note a problem of this request under the graded property it fails."""
+        self.issues.setdefault(graded, []).append(problem)
 
 
 @dataclass
@@ -206,6 +229,17 @@ class Burst:
             _("request {id} ({kind}): {problem}", id=o.request.id, kind=o.kind, problem=o.problem)
             for o in self.outcomes
             if not o.correct
+        ]
+
+    def problems_of(self, graded: str, first: int = 3) -> list[str]:
+        """The first requests that failed one graded property, each with only that property's problems, as
+        a grader's problem lines ("<property with spaces>: ..."): a test's message shows its own."""
+        failed = [o for o in self.outcomes if o.issues.get(graded)][:first]
+        return [
+            graded.replace("_", " ")
+            + ": "
+            + _("request {id} ({kind}): {problem}", id=o.request.id, kind=o.kind, problem="; ".join(o.issues[graded]))
+            for o in failed
         ]
 
 
@@ -231,15 +265,97 @@ def plan(
     return planned
 
 
+# How late a handler may end, on the loop's clock: after its deadline (counted from the later of its first
+# step and the turn of the loop after its query's start: a right handler sets its timer by then) or its
+# client's cancellation, or after its query ended, for one that completes. Past that it still gets
+# `_TURNS_AFTER` turns of the loop to finish what it does on the way out (a timer of its own that fired
+# first always has: timers fire in order), so that load, which delays the loop's turns, never makes a
+# right handler late. A handler still running after both is judged late.
+_LATE_AFTER_DEADLINE_S = 0.025
+_LATE_AFTER_QUERY_S = 0.25
+_TURNS_AFTER = 50
+
+
+class _Lateness:
+    """The client's watch on when its handler ends: a timer the loop fires once the handler should have
+    ended, then a count of the loop's turns; the handler is late if it is still running after both."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, serving: asyncio.Future, deadline_s: float, kind: str) -> None:
+        # Not the request: its witness holds this, and a witness that held its request would keep it alive.
+        self.loop, self.serving, self.deadline_s, self.kind = loop, serving, deadline_s, kind
+        self.first_step_at: float | None = None
+        self.query_started_at: float | None = None
+        self.due: float | None = None  # when the handler should have ended, on the loop's clock
+        self.handle: asyncio.Handle | None = None
+        self.late = False
+        self.thread = threading.get_ident()  # the loop's
+
+    def tell(self, event: Callable[[], None]) -> None:
+        """Tell it of the query's `event` at the loop's next turn (after whatever the handler does in this one),
+        on the loop's own thread (an answer may run the query elsewhere)."""
+        if threading.get_ident() == self.thread:
+            self.loop.call_soon(event)
+        else:
+            self.loop.call_soon_threadsafe(event)
+
+    def first_step_done(self) -> None:
+        """Called right after the handler's first step (scheduled just behind it)."""
+        self.first_step_at = self.loop.time()
+        self._arm_deadline()
+
+    def query_started(self) -> None:
+        if self.query_started_at is None:
+            self.query_started_at = self.loop.time()
+            self._arm_deadline()
+
+    def query_ended(self) -> None:
+        if self.kind == "complete" and self.handle is None:
+            self._arm(self.loop.time(), _LATE_AFTER_QUERY_S)
+
+    def cancelled(self) -> None:
+        """Called as the client cancels the handler."""
+        self._arm(self.loop.time(), _LATE_AFTER_DEADLINE_S)
+
+    def _arm(self, due: float, margin_s: float) -> None:
+        if self.serving is None:  # the handler has ended already
+            return
+        self.due = due
+        self.handle = self.loop.call_at(due + margin_s, self._turn, _TURNS_AFTER)
+
+    def _arm_deadline(self) -> None:
+        if self.kind != "deadline" or self.handle is not None:
+            return
+        if self.first_step_at is not None and self.query_started_at is not None:
+            self._arm(max(self.first_step_at, self.query_started_at) + self.deadline_s, _LATE_AFTER_DEADLINE_S)
+
+    def _turn(self, left: int) -> None:
+        if task_done(self.serving):
+            return
+        if left:
+            self.handle = self.loop.call_soon(self._turn, left - 1)
+        else:
+            self.late = True
+
+    def stop(self) -> float:
+        """Stop watching (the handler has ended); how long after it was due it ended, in ms."""
+        if self.handle is not None:
+            self.handle.cancel()
+        self.serving = None  # type: ignore[assignment]  # what it returned is the client's to keep or drop
+        return 0.0 if self.due is None else (self.loop.time() - self.due) * 1000
+
+
 async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
     loop = asyncio.get_running_loop()
     called_at = loop.time()  # before the handler is called: a slow loop only makes its time look longer
     serving = asyncio.ensure_future(handler(request))
+    lateness = witness(request).lateness = _Lateness(loop, serving, request.deadline_ms / 1000, kind)
+    loop.call_soon(lateness.first_step_done)  # runs right after the handler's first step
     if kind == "cancel":  # the client hangs up once the handler is busy with the query
         started = asyncio.ensure_future(witness(request).query_started.wait())
         await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
         started.cancel()
         serving.cancel()
+        lateness.cancelled()
     response: object = None
     try:
         response = await serving
@@ -253,7 +369,10 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
     # The handler's task holds its exception, whose traceback holds this frame, which holds the task: a
     # cycle that would keep the handler's frames (and a result in them) until the collector runs.
     del serving
+    late_ms = lateness.stop()
     outcome = _judge(request, kind, ended_with, response, next(_sequence), loop.time() - called_at)
+    if lateness.late:
+        _judge_late(outcome, late_ms)
     witness(request).client_gone.set()
     return outcome
 
@@ -263,30 +382,59 @@ def _judge(
 ) -> Outcome:
     expected = {"complete": "result", "cancel": "CancelledError", "deadline": "TimeoutError"}[kind]
     outcome, seen = Outcome(request, kind, ended_with), witness(request)
-    problems = []
+    specified = "completed_with_result" if kind == "complete" else "gave_up_as_specified"
     if ended_with != expected:
         outcome.as_specified = False
-        problems.append(_("ended with {ended_with}, expected {expected}", ended_with=ended_with, expected=expected))
+        outcome.fails(
+            specified, _("ended with {ended_with}, expected {expected}", ended_with=ended_with, expected=expected)
+        )
     elif kind == "complete" and (seen.result is None or response is not seen.result()):
         outcome.as_specified = False
-        problems.append(_("returned something other than the query's own result"))
+        outcome.fails(specified, _("returned something other than the query's own result"))
     elif kind == "deadline" and (took_ms := waited_s * 1000) < request.deadline_ms:  # load only makes it later
         outcome.as_specified = False
-        problems.append(
+        outcome.fails(
+            specified,
             _(
                 "TimeoutError after {took:.0f} ms, before its deadline of {deadline:g} ms",
                 took=took_ms,
                 deadline=request.deadline_ms,
-            )
+            ),
         )
     if seen.queries != 1:
         outcome.query_once = False
-        problems.append(_("the query ran {queries} times, expected once", queries=seen.queries))
+        outcome.fails("query_ran_once", _("the query ran {queries} times, expected once", queries=seen.queries))
     if kind != "complete" and seen.query_done_at is not None and seen.query_done_at < finished_at:
         outcome.prompt = False
-        problems.append(_("the handler gave up only after the query had finished: it kept its caller waiting"))
-    outcome.problem = "; ".join(problems)
+        outcome.fails(
+            "gave_up_promptly", _("the handler gave up only after the query had finished: it kept its caller waiting")
+        )
+    outcome.problem = "; ".join(p for issues in outcome.issues.values() for p in issues)
     return outcome
+
+
+def _judge_late(outcome: Outcome, late_ms: float) -> None:
+    """A handler still running once it should have ended (`_Lateness`): a request that completed was
+    answered late (its result was there), one past its deadline or cancelled gave up late."""
+    if outcome.kind == "complete":
+        outcome.as_specified = False
+        outcome.fails(
+            "completed_with_result",
+            _("returned the query's result {late:.0f} ms after the query had ended, not when it ended", late=late_ms),
+        )
+    elif outcome.prompt:  # one that waited for the query is told so already
+        outcome.prompt = False
+        outcome.fails(
+            "gave_up_promptly",
+            _("ended {late:.0f} ms after its client had cancelled it, not at once", late=late_ms)
+            if outcome.kind == "cancel"
+            else _(
+                "ended {late:.0f} ms after its deadline of {deadline:g} ms had passed, not at once",
+                late=late_ms,
+                deadline=outcome.request.deadline_ms,
+            ),
+        )
+    outcome.problem = "; ".join(p for issues in outcome.issues.values() for p in issues)
 
 
 async def serve_burst(
@@ -439,6 +587,10 @@ async def leaky_rounds(rounds: int = 10) -> AsyncIterator[str]:
 # --- grading: what a fresh process runs against the learner's handler -------------------------------
 
 
+# The graded properties, in the order the test cells name them; each test's message shows its own problems.
+_GRADED = ("completed_with_result", "gave_up_as_specified", "query_ran_once", "gave_up_promptly")
+
+
 def probe(
     handler: Handler, *, requests: int = 40, rows: list[list] | None = None, **plan_options: float
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
@@ -460,7 +612,7 @@ def probe(
             "gave_up_as_specified": [sum(o.as_specified for o in gave_up), len(gave_up)],
             "query_ran_once": [sum(o.query_once for o in burst.outcomes), len(burst.outcomes)],
             "gave_up_promptly": [sum(o.prompt for o in gave_up), len(gave_up)],
-            "problems": burst.problems[:5],
+            "problems": [line for graded in _GRADED for line in burst.problems_of(graded)],
         }
 
     return _settled(serve_burst(handler, requests, interval_ms=0.0, into=burst, **options)), summary

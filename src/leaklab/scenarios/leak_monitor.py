@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import threading
 import time
 import weakref
@@ -24,7 +25,7 @@ from typing import NamedTuple, TypeVar
 
 from .._census import Census
 from .._i18n import _
-from ._checks import Checks, alive, described, thread_ids, wait_until
+from ._checks import Checks, alive, busy_seconds, described, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["Sample", "threading", "time"]
@@ -747,29 +748,72 @@ def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, in
 
 
 def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, sustain: int, long_s: float) -> str:
-    """stop() is heard at once, even in the middle of a wait of `long_s` (an hour, say) between samples,
-    and until then the monitor samples at most once (a first sample at start is fine, a second is early)."""
-    before, samples = set(threading.enumerate()), []
+    """stop() is heard at once, even in the middle of a wait of `long_s` (an hour, say) between samples;
+    until then the monitor samples at most once (a first sample at start is fine, a second is early) and
+    its threads wait: they neither spin nor wake more often than the waits stop() cuts short explain.
+
+    Two runs: the first with no profile hook, which an answer can see (`sys.getprofile()`) and wait
+    rightly only then; the second with `_Waits`' hook, which names what the threads wait in. The kernel
+    counts their wake-ups and CPU in both (`_Woken`), out of the answer's reach."""
+    options = {"threshold": threshold, "sustain": sustain, "long_s": long_s}
+    plain = _idle_run(monitor_class, **options, waits=None)
+    if isinstance(plain, str):
+        return plain
+    with _Waits() as waits:
+        watched = _idle_run(monitor_class, **options, waits=waits)
+    if isinstance(watched, str):
+        return watched
+    return (
+        waits.slept(watched.monitors)
+        or waits.sliced(watched.monitors, waker=watched.caller, interval_s=long_s)
+        or _judge_idle(plain, watched, interval_s=long_s)
+    )
+
+
+class _Idle(NamedTuple):
+    """One idle run of a monitor with a long interval: what its threads did while the check waited for a
+    second sample (which a right monitor never takes), as the kernel counts it, and who they were."""
+
+    wakeups: int  # times its threads blocked and were woken (voluntary context switches), ended ones too
+    busy_s: float  # seconds its threads were on a CPU or waiting for one
+    window_s: float  # how long the check waited
+    samples: int  # samples taken meanwhile
+    explained: int  # threading waits the profile hook saw end in its threads meanwhile (none unwatched)
+    monitors: list[threading.Thread]  # the threads it started, and those that sampled
+    caller: threading.Thread  # the thread that called stop()
+
+
+def _idle_run(
+    monitor_class: MonitorClass, *, threshold: int, sustain: int, long_s: float, waits: _Waits | None
+) -> _Idle | str:
+    """Start a monitor with an interval of `long_s`, wait for a second sample, stop it: what its threads
+    did meanwhile, or what is wrong with its stop()."""
+    before, samples, second = set(threading.enumerate()), [], threading.Event()
 
     def sample() -> Sample:
         samples.append(threading.current_thread())
+        if len(samples) >= 2:
+            second.set()
         return Sample(0, 0, 0)
 
     monitor = monitor_class(
         sample=sample, threshold=threshold, sustain=sustain, interval_s=long_s, warn=lambda _message: None
     )
-    with _Waits() as waits:
-        monitor.start()  # type: ignore[attr-defined]
-        started = [t for t in threading.enumerate() if t not in before]
-        if not started:
-            return _("start() started no thread")
-        # Only a ticker that does not wait out interval_s samples twice; a right one never does, however long
-        # this is. Meanwhile, a thread that waits in slices of time.sleep has slept, and one that waits in
-        # slices on something stop() does not wake has seen such a wait end by its timeout.
-        wait_until(lambda: len(samples) >= 2, _BOUND_S)
-        early = len(samples)
-        caller, seen = _stop_in_thread(monitor, started)  # started inside: the hook sees what stop() wakes
-        caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
+    woken = _Woken()
+    monitor.start()  # type: ignore[attr-defined]
+    started = [t for t in threading.enumerate() if t not in before]
+    if not started:
+        return _("start() started no thread")
+    # Only a ticker that does not wait out interval_s samples twice; a right one never does, however long
+    # this is. Meanwhile a right monitor's threads block once and stay blocked; one that waits in slices
+    # wakes once a slice, one that spins stays on a CPU (or waiting for one, on a loaded machine).
+    # An Event, not polling: this thread's own wake-ups would make the monitor's wait for the GIL.
+    second.wait(_BOUND_S)
+    early = len(samples)
+    wakeups, busy_s, window_s = woken.read()
+    explained = waits.ended(before) if waits is not None else 0
+    caller, seen = _stop_in_thread(monitor, started)  # started with the hook on: it sees what stop() wakes
+    caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
     if caller.is_alive():
         return _(
             "with interval_s={interval:g}, stop() had not returned after {bound:g} s: the ticker sleeps through "
@@ -792,8 +836,103 @@ def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, su
             early=early,
             bound=_BOUND_S,
         )
-    monitors = [*started, *samples]
-    return waits.slept(monitors) or waits.sliced(monitors, waker=caller, interval_s=long_s)
+    return _Idle(wakeups, busy_s, window_s, early, explained, [*started, *samples], caller)
+
+
+# Wake-ups of an idle monitor's threads in the check's 1 s wait that no right monitor comes near: its
+# thread blocks once or twice as it starts (a right one, on an interval of an hour, never wakes again).
+# A monitor that waits in 1 ms slices wakes hundreds of times, loaded machine or not.
+_SLACK_WAKEUPS = 50
+# Wake-ups one threading wait the hook saw end may explain: its own, and a wait for the GIL after it.
+_WAKEUPS_PER_WAIT = 3
+
+
+def _judge_idle(plain: _Idle, watched: _Idle, *, interval_s: float) -> str:
+    """What is wrong with how an idle monitor's threads waited, unwatched (`plain`) and with the profile
+    hook on (`watched`): counts with wide margins, not durations (a loaded machine wakes no thread more
+    often, and keeps a spinning one on a CPU or waiting for one all the same)."""
+    waits = watched.explained + watched.samples
+    for run in (plain, watched):
+        # A thread that waits is on a CPU, or waiting for one, only for a moment after each wake-up; one
+        # that is there for half the wait and ended no threading wait spins (a thread that waits in many
+        # short slices on its stop Event is explained: on a loaded machine each wake-up waits its turn).
+        if run.busy_s > run.window_s / 2 and waits < _SLACK_WAKEUPS:
+            return _(
+                "with interval_s={interval:g}, the monitor's thread was on a CPU or waiting for one {share:.0%} "
+                "of the {window:.1f} s the check waited for a second sample, and waited in nothing: it spins "
+                "(polls the clock or a flag), which keeps a CPU busy for as long as the monitor runs; wait on "
+                "something stop() wakes, such as its Event, with the interval as timeout",
+                interval=interval_s,
+                share=run.busy_s / run.window_s,
+                window=run.window_s,
+            )
+    if watched.wakeups > _SLACK_WAKEUPS + _WAKEUPS_PER_WAIT * waits:
+        return _(
+            "with interval_s={interval:g}, the monitor's threads woke {wakeups} times in the {window:.1f} s the "
+            "check waited for a second sample (as the operating system counts them), and only {waits} of those "
+            "ended a threading wait: they wait in slices on something stop() does not wake, out of the "
+            "grader's sight (a lock's acquire with a timeout, a sleep with the profiler switched off), and hear "
+            "stop() only when a slice ends; wait on something stop() wakes, such as its Event",
+            interval=interval_s,
+            wakeups=watched.wakeups,
+            window=watched.window_s,
+            waits=watched.explained,
+        )
+    if plain.wakeups > _SLACK_WAKEUPS + _WAKEUPS_PER_WAIT * watched.wakeups:
+        return _(
+            "with interval_s={interval:g}, the monitor's threads woke {plain} times in the {window:.1f} s the "
+            "check waited for a second sample, but {watched} times when a profile hook was set in them: they "
+            "wait one way when they see themselves watched and another (in slices stop() does not cut short) "
+            "when not",
+            interval=interval_s,
+            plain=plain.wakeups,
+            window=plain.window_s,
+            watched=watched.wakeups,
+        )
+    return ""
+
+
+# Bound when the scenario is imported, before an answer runs: what _Woken reads the kernel's counts with.
+_getrusage, _open, _listdir, _monotonic = resource.getrusage, open, os.listdir, time.monotonic
+
+
+def _switches() -> dict[str, int]:
+    """Each thread's voluntary context switches so far, by native id (Linux: `/proc/self/task/*/status`):
+    the times it blocked (in a wait, a sleep, or for the GIL) and was woken."""
+    found = {}
+    for tid in _listdir("/proc/self/task"):
+        try:
+            with _open(f"/proc/self/task/{tid}/status", encoding="ascii", errors="replace") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        found[tid] = int(line.split()[1])
+                        break
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+    return found
+
+
+class _Woken:
+    """From its making on, what the kernel counts of the threads started since (out of an answer's reach:
+    no hook to remove, no name to shadow): how often they blocked and were woken, those that ended
+    included (the process's total, `getrusage`, less the threads that were there before), and how long
+    those still running were on a CPU or waiting for one."""
+
+    def __init__(self) -> None:
+        # The threads first, then the process (and the reverse in read()): a wake-up of a thread that was
+        # there before, in between, is never counted as one of the new threads'.
+        self._threads = _switches()
+        self._process = _getrusage(resource.RUSAGE_SELF).ru_nvcsw
+        self._began = _monotonic()
+
+    def read(self) -> tuple[int, float, float]:
+        """The new threads' wake-ups and busy seconds so far, and the seconds since the start."""
+        process = _getrusage(resource.RUSAGE_SELF).ru_nvcsw - self._process
+        window_s = _monotonic() - self._began
+        now = _switches()
+        earlier = sum(now[tid] - count for tid, count in self._threads.items() if tid in now)
+        new = {int(tid) for tid in now if tid not in self._threads}
+        return process - earlier, busy_seconds(only=new), window_s
 
 
 _SLEEP = time.sleep  # bound when the scenario is imported, before an answer runs
@@ -805,13 +944,14 @@ _CONDITION_WAIT, _CONDITION_NOTIFY = threading.Condition.wait.__code__, threadin
 class _Waits:
     """While in use, a profile hook in the threads started meanwhile (it sees a call however the answer
     names it) notes what they wait in: the threads that call `time.sleep`, the waits on a
-    `threading.Condition` (what every threading wait is) that ended by their timeout, and the
-    Conditions each thread woke."""
+    `threading.Condition` (what every threading wait is) that ended, and those that ended by their
+    timeout, and the Conditions each thread woke."""
 
     def __init__(self) -> None:
         self.sleepers: set[threading.Thread] = set()
         self.timed_out: list[tuple[threading.Thread, threading.Condition]] = []
         self.woken: list[tuple[threading.Thread, threading.Condition]] = []
+        self.waited: list[threading.Thread] = []  # the thread of every wait that ended (a look with 0 is none)
         self._previous = threading.getprofile()
 
     def __enter__(self) -> _Waits:
@@ -826,10 +966,16 @@ class _Waits:
             self.sleepers.add(threading.current_thread())
         elif event == "call" and frame.f_code is _CONDITION_NOTIFY:
             self.woken.append((threading.current_thread(), frame.f_locals["self"]))
-        elif event == "return" and frame.f_code is _CONDITION_WAIT and arg is False:
+        elif event == "return" and frame.f_code is _CONDITION_WAIT:
             timeout = frame.f_locals.get("timeout")
-            if isinstance(timeout, (int, float)) and timeout > 0:  # a wait of 0 only looks, it does not wait
-                self.timed_out.append((threading.current_thread(), frame.f_locals["self"]))
+            if timeout is None or (isinstance(timeout, (int, float)) and timeout > 0):  # a wait of 0 only looks
+                self.waited.append(threading.current_thread())
+                if arg is False and timeout is not None:
+                    self.timed_out.append((threading.current_thread(), frame.f_locals["self"]))
+
+    def ended(self, before: set[threading.Thread]) -> int:
+        """How many waits ended so far in threads that are not among `before`."""
+        return sum(thread not in before for thread in list(self.waited))
 
     def slept(self, threads: Iterable[threading.Thread]) -> str:
         """What is wrong if one of `threads` (the monitor's) slept."""

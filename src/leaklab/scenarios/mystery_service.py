@@ -107,7 +107,7 @@ class Backend:
         return price_of(sku, salt=self._salt)
 
     def _reply(self, reply: Reply) -> None:
-        self.replies.put_nowait(reply)
+        self.replies.put_nowait(_delivered(self, reply))
         self.outstanding -= 1
         if not self.outstanding:
             self._all_sent.set()
@@ -553,119 +553,111 @@ def _leak_line_in_source() -> int:
 
 # --- grading: what a fresh process runs against the learner's client --------------------------------
 
+import weakref  # noqa: E402  # here, not above: the lesson's dumps cite the lines above by number
+
 # The services the grader ran live on after their burst, as a server does: what their clients still
 # hold (a pending entry, a frame) is then memory the grader sees as retained.
 _services: list[MysteryService] = []
 
 
-class _GradersBackend(Backend):
-    """The grader's backend: its replies give prices from a list of their own and refuse skus of the
-    catalogue drawn for each run, so that only a reply tells a caller its answer (not `price()`). Each
-    reply's price is drawn for its frame (`_reply_to`) and noted in `quoted` as it is delivered: nothing
-    computes it again (a reply worked out with `_reply_to` draws another), so it can only come from the reply."""
+class _GradersBook:
+    """The grader's notes on one of its backends, kept beside it, not on it: the backend is the course's own
+    `Backend`, of that very class, with the same attributes (an answer that asks its type, or looks for a
+    grader's attribute, sees the backend of the notebook). Its replies give prices from a list of their own
+    and refuse skus of the catalogue drawn for each run, so that only a reply tells a caller its answer (not
+    `price()`). Each reply's price is drawn for its frame (`_reply_to`) and noted in `quoted` as it is
+    delivered: nothing computes it again (a reply worked out with `_reply_to` draws another), so it can only
+    come from the reply."""
 
-    def __init__(self, *, latency_ms: float = 1.0) -> None:
-        super().__init__(latency_ms=latency_ms)
-        self._draw = draw = random.SystemRandom()
-        self.reply_salt = (self._salt + draw.randrange(1, 5000)) % 5000  # never `price()`'s list
+    def __init__(self, backend: Backend) -> None:
+        self.draw = draw = random.SystemRandom()
+        self.reply_salt = (backend._salt + draw.randrange(1, 5000)) % 5000  # never `price()`'s list
         self.refused = frozenset(draw.sample(CATALOG, 10))
         self.error_tag = f"{draw.getrandbits(32):08x}"  # in its error replies: only a reply tells their message
         self.quoted: Counter[tuple[int, int]] = Counter()  # (sku, cents) of each price reply delivered
-        self._skus: dict[int, int] = {}  # request id -> the sku its frame asked for
-
-    def send(self, frame: bytes) -> None:
-        self._skus[struct.unpack("!Q", frame[:8])[0]] = struct.unpack("!Q", frame[8:16])[0]
-        super().send(frame)
-
-    def _reply(self, reply: Reply) -> None:
-        self.note(reply)
-        super()._reply(reply)
+        self.skus: dict[int, int] = {}  # request id -> the sku its frame asked for
 
     def note(self, reply: Reply) -> None:
         """Note a reply's price as it is delivered, for the sku its frame asked for."""
-        if reply.value is not None and reply.id in self._skus:
-            self.quoted[self._skus[reply.id], reply.value] += 1
+        if reply.value is not None and reply.id in self.skus:
+            self.quoted[self.skus[reply.id], reply.value] += 1
+
+
+# The grader's backends, each with its notes: held weakly, so that nothing of them hangs on the backend.
+_books: weakref.WeakKeyDictionary[Backend, _GradersBook] = weakref.WeakKeyDictionary()
+
+
+def _graders_backend(*, latency_ms: float = 1.0) -> Backend:
+    """A backend for the grader: the course's `Backend`, whose replies the grader's notes (`_GradersBook`) make."""
+    backend = Backend(latency_ms=latency_ms)
+    _books[backend] = _GradersBook(backend)
+    return backend
+
+
+def _delivered(backend: Backend, reply: Reply) -> Reply:
+    """`reply`, as it is delivered: a grader's backend notes its price."""
+    if (book := _books.get(backend)) is not None:
+        book.note(reply)
+    return reply
 
 
 def _quote(backend: Backend, sku: int) -> int | None:
     """The price `backend`'s replies give for `sku`, None for a sku it does not know (the grader's
     backend: the list its replies' prices start from; each adds its own, which only the reply tells)."""
-    if isinstance(backend, _GradersBackend):
-        return None if sku not in CATALOG or sku in backend.refused else price_of(sku, salt=backend.reply_salt)
+    if (book := _books.get(backend)) is not None:
+        return None if sku not in CATALOG or sku in book.refused else price_of(sku, salt=book.reply_salt)
     return backend.price(sku) if sku in CATALOG else None
 
 
 def _refusal(backend: Backend, sku: int) -> str:
     """The message of `backend`'s error reply for a sku it does not know."""
-    return f"{_unknown(sku)} (backend {backend.error_tag})" if isinstance(backend, _GradersBackend) else _unknown(sku)
+    book = _books.get(backend)
+    return f"{_unknown(sku)} (backend {book.error_tag})" if book is not None else _unknown(sku)
 
 
 def _reply_to(backend: Backend, request_id: int, sku: int) -> Reply:
     """The reply `backend` sends to a frame: a price, or an error for a sku it does not know."""
+    if (book := _books.get(backend)) is not None:
+        book.skus[request_id] = sku
     cents = _quote(backend, sku)
     if cents is None:
         return Reply(request_id, error=_refusal(backend, sku))
-    if isinstance(backend, _GradersBackend):
-        cents += backend._draw.randrange(1, 10**5)  # this frame's own price: only its reply tells it
+    if book is not None:
+        cents += book.draw.randrange(1, 10**5)  # this frame's own price: only its reply tells it
     return Reply(request_id, value=cents)
 
 
 def _deliver_lost(backend: Backend) -> None:
     """The replies `backend` lost so far come after all, now: late, for callers who may have gone."""
     for request_id, sku in backend._lost:
-        reply = _reply_to(backend, request_id, sku)
-        if isinstance(backend, _GradersBackend):
-            backend.note(reply)
-        backend.replies.put_nowait(reply)
+        backend.replies.put_nowait(_delivered(backend, _reply_to(backend, request_id, sku)))
     backend._lost.clear()
 
 
-def _futures_held(client: object, futures: list[asyncio.Future]) -> int:
-    """How many of `futures` the client still reaches, wherever it keeps them: its attributes and what
-    they hold, all the way down (the backend it was given, and what the answer hung on it, too), its
-    class's, and the globals and closures of its methods, not only `pending`."""
-    import gc
-    import types
+# How a finished future or task lets go of its cancellation: the base classes' own methods, whatever a
+# subclass says. A cancelled task keeps its CancelledError, whose traceback holds the frames it ran in.
+_CANCELLATIONS = {
+    cls: (cls.cancelled, cls._make_cancelled_error) for cls in (asyncio.Future, asyncio.futures._PyFuture)
+}
 
-    # Not walked into: code, the machinery that runs it, and what would lead out of the client into the
-    # whole process (the loop). The backend is walked: an object of the course's is as good a hiding place.
-    not_state = (
-        type,
-        types.ModuleType,
-        types.FunctionType,
-        types.BuiltinFunctionType,
-        types.MethodType,
-        types.CodeType,
-        types.FrameType,
-        types.CoroutineType,
-        types.GeneratorType,
-        asyncio.AbstractEventLoop,
-        threading.Thread,
-    )
-    wanted = {id(future) for future in futures}
-    roots: list[object] = [client]
-    for cls in type(client).__mro__[:-1]:
-        for value in vars(cls).values():
-            for function in (value, getattr(value, "__func__", None), getattr(value, "fget", None)):
-                if isinstance(function, types.FunctionType):
-                    roots.append(function.__globals__)
-                    for cell in function.__closure__ or ():
-                        with contextlib.suppress(ValueError):  # a cell not filled yet
-                            roots.append(cell.cell_contents)
-            if not isinstance(value, (*not_state, property, staticmethod, classmethod)):
-                roots.append(value)
-    found, seen, todo = set(), {id(client)}, [*gc.get_referents(client), *roots[1:]]
-    while todo and len(seen) < 200_000:
-        obj = todo.pop()
-        if id(obj) in seen or isinstance(obj, not_state):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, asyncio.Future):  # a task too: the search goes no further
-            if id(obj) in wanted:
-                found.add(id(obj))
-            continue
-        todo.extend(gc.get_referents(obj))
-    return len(found)
+
+def _futures_kept(refs: list[weakref.ref]) -> int:
+    """How many of the futures behind `refs` are still alive once nothing of the grader's holds them: each
+    cancelled task has let go of its CancelledError (whose traceback holds the frames it ran in, and their
+    locals), and the garbage is collected. Whatever still holds one keeps it: the client's table, a default
+    argument, the backend, another module, a function's attribute; no list of places to look in.
+    Asked once the burst's tasks are counted: a collection during the burst could free a pending task that
+    only a cycle holds."""
+    import gc
+
+    if not refs:
+        return 0
+    for obj in gc.get_objects():
+        for cls, (cancelled, let_go) in _CANCELLATIONS.items():
+            if isinstance(obj, cls) and cancelled(obj):
+                let_go(obj)  # the exception it made is dropped at once
+    gc.collect()
+    return sum(ref() is not None for ref in refs)
 
 
 def probe(
@@ -678,28 +670,41 @@ def probe(
     after as many new callers have asked (whose own replies come behind them), and each error reply with a
     message of this run's backend.
     Then the burst of mixed traffic, which a reader killed by a late reply would leave unanswered.
-    After it, as many callers again hang up before a reply that never comes. Every call is then over and
-    must leave nothing behind in the client: no entry in its table, no future anywhere it keeps one.
+    After it, as many callers again hang up before a reply that never comes. A caller who hung up must end
+    cancelled, with no answer. Every call is then over and must leave nothing behind: no entry in the
+    client's table, no future of a call kept anywhere (asked once the burst's tasks are counted).
     """
     traffic = Traffic()
-    service = MysteryService(client_class, backend=_GradersBackend(latency_ms=latency_ms))
+    service = MysteryService(client_class, backend=_graders_backend(latency_ms=latency_ms))
     _services.append(service)
     abandoned = max(2, requests // 10)  # callers who hang up, before a late reply and before none
     asked_before: Counter[int] = Counter()  # frames the backend had received when the burst began
     asked_in_burst: Counter[int] = Counter()
-    awaited: list[asyncio.Future] = []  # the futures the callers who hung up were waiting on
+    awaited: list[weakref.ref] = []  # the futures the callers who hung up were waiting on, held weakly
+    answered_anyway: list[str] = []  # what callers who hung up got, when their task did not end cancelled
     left: dict[str, int] = {}
+
+    async def hung_up(sku: int) -> None:
+        """A caller who hangs up while it waits: its task is cancelled, and must end cancelled, with nothing
+        for it. What the call gave it instead, if anything, is noted."""
+        got = await service.handle("/price", sku)  # its CancelledError goes on: the task ends cancelled
+        answered_anyway.append(f"{got.status} {got.body!r}")
 
     async def hang_ups(skus: list[int]) -> None:
         backend = service.backend
         backend.losing = True
-        callers = [asyncio.create_task(service.handle("/price", sku), name="hung-up-caller") for sku in skus]
+        callers = [asyncio.create_task(hung_up(sku), name="hung-up-caller") for sku in skus]
+        left["hung_up"] = left.get("hung_up", 0) + len(callers)
         target = sum(backend.asked.values()) + abandoned
         for _turn in range(1000):  # turns of the loop, not time: until every frame has reached the backend
             if sum(backend.asked.values()) >= target or all(c.done() for c in callers):
                 break
             await asyncio.sleep(0)
-        awaited.extend(w for c in callers if isinstance(w := getattr(c, "_fut_waiter", None), asyncio.Future))
+        # A task awaited is held by the run's own task factory (the grader's): only futures are followed.
+        waiters = [getattr(c, "_fut_waiter", None) for c in callers]
+        awaited.extend(
+            weakref.ref(w) for w in waiters if isinstance(w, asyncio.Future) and not isinstance(w, asyncio.Task)
+        )
         for caller in callers:
             caller.cancel()  # the caller hangs up: its call is over
         await asyncio.gather(*callers, return_exceptions=True)
@@ -738,7 +743,7 @@ def probe(
         known = [sku for sku in CATALOG if _quote(service.backend, sku) is not None]
         traffic.price = functools.partial(_quote, service.backend)
         traffic.refusal = functools.partial(_refusal, service.backend)
-        traffic.quoted = service.backend.quoted  # type: ignore[attr-defined]
+        traffic.quoted = _books[service.backend].quoted
         # Late replies of both kinds, a price and an error, for callers who have gone; before they come,
         # as many new callers ask for other prices (a client that reuses ids would give them those replies).
         await hang_ups([known[i % len(known)] if i % 2 == 0 else 10**6 + i for i in range(abandoned)])
@@ -755,8 +760,6 @@ def probe(
         service.backend._lost.clear()
         await asyncio.sleep(0)
         left["entries"] = len(getattr(service.client, "pending", None) or ())
-        left["held"] = _futures_held(service.client, awaited)
-        awaited.clear()
         await service.stop()
 
     def summary() -> dict:
@@ -766,13 +769,25 @@ def probe(
         # A burst whose traffic never got all its answers: what the backend was asked up to now.
         asked = asked_in_burst if left.get("traffic_answered") else service.backend.asked - asked_before
         calls = len(prices) + 3 * abandoned
+        hung_up = left.get("hung_up", 0)  # the callers who hung up, before a late reply and before none
         entries = min(left.get("entries", calls), calls)
-        stuck = max(entries, min(left.get("held", 0), calls))
+        if "kept" not in left:  # once: after the burst, its tasks counted
+            left["kept"] = _futures_kept(awaited)
+        stuck = max(entries, min(left["kept"], calls))
         problems = [
             "backend asked: " + _("sku {sku} asked {asked} times for {n} requests", sku=sku, asked=asked[sku], n=n)
             for sku, n in wanted.items()
             if asked[sku] != n
         ][:3]
+        if answered_anyway:
+            detail = _(
+                "{n} callers who hung up (their task cancelled while they waited) got an answer instead of "
+                "ending cancelled, such as {got}: a call whose caller hangs up ends with CancelledError, "
+                "let it go on",
+                n=len(answered_anyway),
+                got=answered_anyway[0],
+            )
+            problems.append(f"responses right: {detail}")
         problems += [f"responses right: {line}" for line in traffic.wrong[:3]]
         if entries:
             detail = _(
@@ -786,8 +801,9 @@ def probe(
             problems.append(f"table emptied: {detail}")
         elif stuck:
             detail = _(
-                "{stuck} futures of calls that were over (their callers hung up) are still kept by the client, "
-                "though `pending` is empty: wherever a call's future is kept, it leaves with its call",
+                "{stuck} futures of calls that were over (their callers hung up) are still kept alive, though "
+                "`pending` is empty: wherever a call's future is kept (an attribute, a default argument, "
+                "another module), it leaves with its call",
                 stuck=stuck,
             )
             problems.append(f"table emptied: {detail}")
@@ -796,7 +812,11 @@ def probe(
             "answered": len(traffic.answers) + 2 * abandoned,  # a caller that hung up wants no answer
             # One frame per call: a sku asked more often than it was requested counts against it too.
             "backend_asked": [sum(max(0, n - abs(asked[sku] - n)) for sku, n in wanted.items()), len(prices)],
-            "responses_right": [traffic.right, len(traffic.answers)],
+            # A caller who hung up is right when its task ended cancelled, with no answer.
+            "responses_right": [
+                traffic.right + hung_up - len(answered_anyway),
+                len(traffic.answers) + hung_up,
+            ],
             "table_emptied": [calls - stuck, calls],
             "units": {"backend_asked": "requests", "responses_right": "requests", "table_emptied": "calls"},
             "problems": problems,

@@ -19,9 +19,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from statistics import median
+from types import FrameType
 
 from .._i18n import _, ngettext
 from ._checks import Checks, alive, busy_seconds, cpu_seconds, python_threads, thread_ids, wait_until
@@ -366,19 +367,56 @@ def _checked(worker: object, dependency: Dependency, judge: Callable[[], str], s
             stops.append(left)
 
 
+# A `time.sleep` in a back-off may ask for 10 ms at most, whatever the back-off: stop() is heard only when
+# the sleep in progress ends. The length asked for, which load cannot change: a state, not a duration. 10 ms
+# is half the default back-off (a learner's `time.sleep(0.01)` slices pass; so did every shorter slice).
+_SLICE_S = 0.01
+# How long stop() may take in the middle of a long (2-6 s) back-off that does not sleep in `time.sleep`
+# (slices of an Event the worker made itself, say): a clock, so far from both sides. A right stop() takes
+# milliseconds, a few tens on a loaded machine; a wait in slices of 0.4 x the back-off takes 0.8 s or more.
+_STOP_BOUND_S = 0.5
+_STOP_TIMEOUT_S = 1.0  # stop()'s default timeout, as the task gives it
+
+
 def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: int = 0) -> str:
+    """Stop a worker in the middle of a long back-off, with jobs queued behind the failing one: its thread
+    has ended when stop() returns, which says True; the back-off heard the stop signal (no `time.sleep`
+    of more than `_SLICE_S`, and stop() well within `_STOP_BOUND_S`); every job it never tried is still
+    queued."""
     dependency, jobs = _RecordingDependency(down=True), queue.Queue()
     put = [1, *range(2, 2 + waiting)]  # jobs queued behind the failing one, which the dependency cannot do either
     for job in put:  # queued before the worker starts: a worker that takes more than one job at once does
         jobs.put(job)
+    before = set(threading.enumerate())  # the grader's threads: the worker's sleeps are the others'
     worker = worker_class(jobs, dependency, backoff_s=backoff_s)
-    workers, workers_threads = _started(worker)
-    if not wait_until(lambda: dependency.failures >= 1):
-        return _("the worker never called the dependency")
-    started = time.monotonic()  # the worker is now in its back-off
-    stopped = worker.stop()
-    took = time.monotonic() - started
-    if alive(workers):  # asked the moment stop() returns: a stop() that only signals leaves it running
+    with _Sleeps(worker_class, noted=lambda: dependency.failures > 0) as sleeps, _Wakes() as wakes:
+        workers, workers_threads = _started(worker)
+        if not wait_until(lambda: dependency.failures >= 1):
+            return _("the worker never called the dependency")
+        started = time.monotonic()  # the worker is now in its back-off
+        with wakes.stopping():
+            stopped = worker.stop()
+        took = time.monotonic() - started
+        running = bool(alive(workers))  # asked the moment stop() returns
+    slept = sleeps.longest(besides=before)  # the sleeps from its first failure on: in a back-off
+    # stop() waited its whole timeout (load only makes that longer) and said so: the thread never heard the stop.
+    if running and stopped is False and took >= 0.9 * _STOP_TIMEOUT_S:
+        if slept > _SLICE_S:
+            return _(
+                "with backoff_s={backoff:g}, stop() waited its timeout and returned False: the worker's thread "
+                "was still in its back-off, a time.sleep({slept:g}) that does not hear the stop signal (wait on "
+                "the stop signal with a timeout, or sleep in slices of {slice:g} s at most that look at it)",
+                backoff=backoff_s,
+                slept=slept,
+                slice=_SLICE_S,
+            )
+        return _(
+            "with backoff_s={backoff:g}, stop() waited its timeout and returned False: the worker's thread was "
+            "still retrying its failing job: its back-off or its retry loop does not hear the stop signal (wait "
+            "on the stop signal with a timeout, and look at it before each retry)",
+            backoff=backoff_s,
+        )
+    if running:  # a stop() that only signals leaves it running
         return _(
             "stop() returned {stopped!r} while the worker's thread was still running: it must wait for it",
             stopped=stopped,
@@ -390,7 +428,31 @@ def _stop_while_failing(worker_class: WorkerClass, backoff_s: float, waiting: in
             stopped=stopped,
             took=took,
         )
-    if took > min(1.0, backoff_s / 2):
+    if slept > _SLICE_S:
+        return _(
+            "with backoff_s={backoff:g}, the worker's back-off slept in time.sleep({slept:g}): stop() cannot cut "
+            "a sleep short, so it is heard only when the sleep ends (wait on the stop signal with a timeout, or "
+            "sleep in slices of {slice:g} s at most that look at it)",
+            backoff=backoff_s,
+            slept=slept,
+            slice=_SLICE_S,
+        )
+    if (sliced := wakes.longest_unwoken()) > _SLICE_S:
+        return _(
+            "with backoff_s={backoff:g}, the worker's back-off waited in slices of {sliced:g} s on something "
+            "stop() does not wake: it is heard only when the slice in progress ends (wait on the stop signal "
+            "itself, or in slices of {slice:g} s at most)",
+            backoff=backoff_s,
+            sliced=sliced,
+            slice=_SLICE_S,
+        )
+    if took > _STOP_BOUND_S and wakes.heard:  # the back-off was woken by the stop: what took long was stop()'s
+        return _(
+            "stop() took {took:.2f} s, though the worker's back-off was woken by the stop signal: stop() itself "
+            "waited longer than the worker took to end (wait for the thread with join, timeout as its bound)",
+            took=took,
+        )
+    if took > _STOP_BOUND_S:
         return _(
             "stop() took {took:.2f} s with a {backoff:g} s back-off: the retry path slept through the stop",
             took=took,
@@ -463,6 +525,65 @@ def _behind(value: object) -> list[Callable]:
     return [value] if hasattr(value, "__globals__") else []
 
 
+# threading's waits (Event, Queue, Condition, Semaphore) all wait in Condition.wait, and every way to wake
+# one (Event.set, Queue.put, notify_all) goes through Condition.notify.
+_CONDITION_WAIT, _CONDITION_NOTIFY = threading.Condition.wait.__code__, threading.Condition.notify.__code__
+
+
+class _Wakes:
+    """While in use, a profile hook in the threads started meanwhile notes each threading wait (a
+    `Condition.wait`, what every threading wait is) in progress when `stopping()` began that then ended
+    by its timeout; inside `stopping()`, the hook in the calling thread notes the Conditions it woke. A
+    wait of more than `_SLICE_S` that stop() did not wake is a slice stop() cannot cut short."""
+
+    def __init__(self) -> None:
+        self.timed_out: list[tuple[threading.Condition, float]] = []  # each with the timeout it asked for
+        self.woken: list[threading.Condition] = []
+        self.heard = False  # a wait in progress at the stop ended woken, after stop() was called
+        self._waiting: set[FrameType] = set()  # waits that began before the stop
+        self._stopping = False
+        self._previous = threading.getprofile()
+
+    def __enter__(self) -> _Wakes:
+        threading.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        threading.setprofile(self._previous)
+
+    @contextlib.contextmanager
+    def stopping(self) -> Iterator[None]:
+        """Around the call of stop(): from here on a wait that begins is not the back-off stop() came in."""
+        self._stopping, previous = True, sys.getprofile()
+        sys.setprofile(self._notes_wakes)
+        try:
+            yield
+        finally:
+            sys.setprofile(previous)
+
+    def _notes_wakes(self, frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is _CONDITION_NOTIFY:
+            self.woken.append(frame.f_locals["self"])
+
+    def _hook(self, frame: FrameType, event: str, arg: object) -> None:
+        if frame.f_code is not _CONDITION_WAIT:
+            return
+        if event == "call" and not self._stopping:
+            self._waiting.add(frame)
+        elif event == "return" and frame in self._waiting:
+            self._waiting.discard(frame)
+            timeout = frame.f_locals.get("timeout")
+            # Ended after stop() was called: a back-off that ran out before it (a checker held up by load) is none.
+            if arg is False and self._stopping and isinstance(timeout, int | float):
+                self.timed_out.append((frame.f_locals["self"], float(timeout)))
+            self.heard |= arg is True and self._stopping
+
+    def longest_unwoken(self) -> float:
+        """The longest timeout of a wait in progress at the stop that ended by it, on a Condition stop() did
+        not wake (0 if none): a wait on the stop signal itself is woken, even at the end of its timeout."""
+        return max((t for c, t in self.timed_out if all(c is not w for w in self.woken)), default=0.0)
+
+
 def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: int = 2) -> str:
     """At a short back-off, the worker's thread waits out `backoffs` whole back-offs, then is stopped:
     a back-off slept in `time.sleep` (a sleep of more than half a back-off) is deaf to stop(), however
@@ -502,11 +623,14 @@ class _HeldDependency(Dependency):
         self.entered, self.released = threading.Event(), threading.Event()
         self.callers: list[threading.Thread] = []  # the threads that made a call
         self.tried: set[int] = set()
+        self.held: int | None = None  # the job of the first call, the one stop() comes in the middle of
         self.outwaited = False  # a call returned at its bound, not released: stop() waited that long
 
     def call(self, job: int) -> int:
         self.callers.append(threading.current_thread())
         self.tried.add(job)
+        if self.held is None:
+            self.held = job
         self.entered.set()
         self.outwaited = not self.released.wait(self.bound_s)
         return super().call(job)
@@ -527,7 +651,8 @@ def _stop_during_a_call(
     """Stop a worker while its thread is held in a dependency call (one that succeeds, or with `failing`
     one that fails), with `waiting` jobs queued behind it, released only once stop() has returned: the
     thread cannot end within the timeout, so stop() must say False; then, released, a stop() with room
-    must say True, its thread ended, and every job it never called still in the queue."""
+    must say True, its thread ended, every job it never called still in the queue, and the result of a call
+    that succeeded in `results` (only a job still failing at the stop may be abandoned)."""
     dependency, jobs = _HeldDependency(bound_s), queue.Queue()
     if failing:
         dependency.go_down()
@@ -580,6 +705,18 @@ def _stop_during_a_call(
                 "may be abandoned)",
                 dropped=dropped,
             )
+        # The call stop() came in the middle of was not failing: released, the dependency answers it, and
+        # its result must be kept (asked once the worker has ended, so every append it made is in).
+        results = list(getattr(worker, "results", []))
+        if not failing and dependency.held * 2 not in results:
+            return _(
+                "stop() came during a call that then succeeded (job {job!r}), and once the worker had ended its "
+                "result {result!r} was not in worker.results ({results!r}): a job not failing when stop() is "
+                "called must be done and its result kept (only a job still failing then may be abandoned)",
+                job=dependency.held,
+                result=dependency.held * 2,
+                results=results[:8],
+            )
         return ""
     finally:
         dependency.released.set()
@@ -592,27 +729,50 @@ def _counts_errors(worker_class: WorkerClass, backoff_s: float, stops: list[str]
     return _checked(worker, dependency, lambda: _errors_counted(worker, dependency, jobs), stops)
 
 
+# Failed calls another client of the same dependency makes before the worker's first job: `errors` counts
+# the worker's own failed calls, not the dependency's (`dependency.failures` counts these too).
+_OTHERS_FAILURES = 3
+
+
 def _errors_counted(worker: object, dependency: Dependency, jobs: queue.Queue) -> str:
+    for _call in range(_OTHERS_FAILURES):  # the worker has no job yet: it makes no call meanwhile
+        with contextlib.suppress(DependencyError):
+            dependency.call(-1)
+    others = dependency.failures
+
+    def own() -> int:
+        return dependency.failures - others
+
     for job in range(5):
         jobs.put(job)
-    if not wait_until(lambda: dependency.failures >= 5):
+    if not wait_until(lambda: own() >= 5):
         return _(
             "the worker called the failing dependency {failures} times, then stopped trying",
-            failures=dependency.failures,
+            failures=own(),
         )
-    if not wait_until(lambda: getattr(worker, "errors", 0) >= dependency.failures - 1, 1.0):
+    if not wait_until(lambda: getattr(worker, "errors", 0) >= own() - 1, 1.0):
         return _(
             "worker.errors is {errors!r} after {failures} failed calls",
             errors=getattr(worker, "errors", None),
-            failures=dependency.failures,
+            failures=own(),
         )
     dependency.recover()  # each failed call still counts once the calls succeed again
     wait_until(lambda: len(getattr(worker, "results", [])) >= 5, 2.0)  # back-offs of 5 ms: room for 8x
-    if not wait_until(lambda: getattr(worker, "errors", None) == dependency.failures, 1.0):
+    if not wait_until(lambda: getattr(worker, "errors", None) == own(), 1.0):
+        errors = getattr(worker, "errors", None)
+        if errors == dependency.failures:
+            return _(
+                "worker.errors is {errors!r}, the dependency's count of failed calls: {others} of them were "
+                "another client's, before the worker had a job, and {failures} the worker's own (count the "
+                "worker's own failed calls)",
+                errors=errors,
+                others=others,
+                failures=own(),
+            )
         return _(
             "worker.errors is {errors!r} after the dependency recovered, but {failures} calls had failed",
-            errors=getattr(worker, "errors", None),
-            failures=dependency.failures,
+            errors=errors,
+            failures=own(),
         )
     return ""
 

@@ -31,11 +31,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .._census import Census, alive_threads, process_parents, task_done, task_loop, thread_alive
+from .._census import (
+    Census,
+    alive_threads,
+    foreign_threads,
+    os_threads,
+    process_parents,
+    task_done,
+    task_loop,
+    thread_alive,
+)
 from .._i18n import _
 from .._stacks import counted
 from . import lifeless_pool
-from ._truth import graders_truth, note
+from ._truth import graders_truth, guard_source, note
 from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, new_request, slow_query, witness
 from .hung_call import answered_keys, expected_answer, pick_key, start_service
 from .skipped_stop import Dependency, DependencyError
@@ -62,7 +71,7 @@ WORKERS_PER_BATCH = 4  # DO NOT CHANGE: how many threads a batch is spread over
 
 # The measuring tools, bound when this module is imported, before any answer cell runs.
 _all_tasks, _listdir, _monotonic = asyncio.all_tasks, os.listdir, time.monotonic
-_getpid = os.getpid
+_getpid, _native_id = os.getpid, threading.get_native_id
 _all_objects, _TASK_TYPES = gc.get_objects, (asyncio.Task, asyncio.tasks._PyTask)  # type: ignore[attr-defined]
 _current_frames, _IDLE_WORKER = sys._current_frames, _executor_threads._worker.__code__  # type: ignore[attr-defined]
 _handled = [0]  # how many jobs `handle` has done, to tell a batch that did its jobs from one that made up results
@@ -431,6 +440,13 @@ class _Owners:
     itself waits (in a join, or a Condition's wait: a Queue's, a Future's, an Event's), or at most `hold_s`
     after batch() was called: no job ends before the batch has dispatched, so a pool cannot reuse a worker
     that would have been idle on a fast machine, and shows every thread it starts.
+
+    A thread started outside `threading` (`_thread.start_new_thread`) passes by the hook: no `Thread.start`
+    to see, no end to hold it at. The operating system lists it all the same: the native ids that appeared
+    while start() ran, but for `threading`'s own (each notes its id as its run() begins), are the threads
+    start() started that way; one of them still listed when stop() returns, while a thread `threading` did not
+    start still runs Python code (`_census.foreign_threads`: not one that has ended and is only slow to
+    leave the list), was still running then.
     """
 
     def __init__(self, *, hold_s: float = 0.0) -> None:
@@ -449,6 +465,10 @@ class _Owners:
         self.hold_until = 0.0  # (monotonic seconds)
         self.most = 0  # the most threads this batch's jobs ran on at once
         self.driver = 0  # the thread that calls the service
+        self.threading_ids: set[int] = set()  # native ids of the threads `threading` started while the hook was set
+        self.start_ids: set[int] = set()  # native ids that appeared while a start() ran, `threading`'s or not
+        self.listed_before: set[int] = set()  # the native ids listed when the current start() was called
+        self.foreign_before = foreign_threads()  # the threads outside `threading` that ran before this replay
         self._previous = threading._trace_hook  # type: ignore[attr-defined]
         threading.settrace(self.hook)
         _watching[0] = self
@@ -485,6 +505,7 @@ class _Owners:
             frame.f_trace_lines = False  # type: ignore[attr-defined]
             return self._seen_when_ended(thread)
         elif code.co_name == "run" and frame.f_back is not None and frame.f_back.f_code is _BOOTSTRAP:  # type: ignore[attr-defined]
+            self.threading_ids.add(_native_id())
             if threading._active.get(threading.get_ident()) in self.started:  # type: ignore[attr-defined]
                 frame.f_trace_lines = False  # type: ignore[attr-defined]
                 return self._at_end
@@ -577,11 +598,21 @@ class _Owners:
             with self.jobs:
                 self.driver, self.most, self.holding = threading.get_ident(), 0, self.hold_s > 0
                 self.hold_until = _monotonic() + self.hold_s
+        if call == "start":
+            self.listed_before = os_threads()
         self.current = call
+
+    def _unthreaded(self) -> set[int]:
+        """The native ids of the threads start() started outside `threading` that still run."""
+        if not foreign_threads() - self.foreign_before:  # (none runs Python code: any left in the list has ended)
+            return set()
+        return (self.start_ids & os_threads()) - self.threading_ids
 
     def end(self, call: str) -> None:
         """Right after a call returned: what it should have waited for must have ended."""
         self.current = ""
+        if call == "start":
+            self.start_ids |= os_threads() - self.listed_before
         if call == "batch":
             self._stop_holding()
             if self.most > WORKERS_PER_BATCH:
@@ -598,9 +629,10 @@ class _Owners:
             )
             self._release(("batch",))
         elif call == "stop":
+            unthreaded = len(self._unthreaded())
             for owner, problems in (("start", self.stop_problems), ("batch", self.batch_problems)):
-                if running := self._alive((owner,)):
-                    left = counted(len(running), "thread")
+                if (running := len(self._alive((owner,))) + (unthreaded if owner == "start" else 0)) > 0:
+                    left = counted(running, "thread")
                     if owner == "start":
                         problem = _(
                             "stop() returned while a thread start() started (the flusher) was still running ({left})",
@@ -1131,6 +1163,9 @@ def _diagnosis() -> tuple[tuple[str, ...], str]:
     function it waits in; and the one of those whose leftovers memray finds holding the most. Constants, so
     that grading runs nothing; `_measure_the_diagnosis()` measures them, and a unit test keeps them true."""
     return ("worker", "run_query", "_flush", "lookup"), "worker"
+
+
+guard_source(__name__)  # `_diagnosis()`'s constants, parsed out of this file, are the grader's answer too
 
 
 def __getattr__(name: str) -> object:

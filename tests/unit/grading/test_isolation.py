@@ -141,6 +141,25 @@ def test_a_child_released_by_the_clients_own_signal_is_caught():
         result.require_no_leftovers()
 
 
+@pytest.mark.parametrize(
+    ("scenario", "source", "function"),
+    [
+        ("forgotten_cancel", answers.DETECTS_THE_NOTEBOOK, "handle_request"),
+        ("skipped_stop", answers_02.DETECTS_THE_NOTEBOOK, "Worker"),
+    ],
+    ids=["01", "02"],
+)
+def test_an_answer_that_looks_for_ipykernel_finds_it_in_the_isolated_run(scenario, source, function):
+    """A kernel's packages are in the run's `sys.modules` (loaded only if touched): an answer that behaves right
+    only where "ipykernel" is missing behaves as in the notebook, and is graded on that."""
+    result = run_isolated(source, scenario=scenario, function=function)
+    assert result.error is None
+    if scenario == "forgotten_cancel":
+        assert result.leftover_tasks == 20
+    else:
+        assert result.outcome["stops_promptly"] == [0, 1] and result.leftover_threads == 1
+
+
 @pytest.mark.parametrize("source", [BLOCKS_CALLER, REWRITES_THE_WITNESS], ids=["blocks", "rewrites_the_witness"])
 def test_a_handler_that_keeps_its_caller_waiting_is_caught(source):
     """Also when it rewrites the request's fields: what the query saw is not kept on the request."""

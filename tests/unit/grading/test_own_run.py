@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from answers_05 import DIAGNOSIS_FROM_THE_GRADER
 
 from leaklab.grading.isolation import AnswerRef, run_isolated
 from leaklab.grading.own_run import answer_names, verify
@@ -16,6 +17,10 @@ LESSONS = ["01_forgotten_cancel", "02_skipped_stop", "03_hung_call", "04_lifeles
 
 def notebook(root, kind: str, slug: str) -> dict:
     return json.loads((root / kind / f"{slug}.ipynb").read_text())
+
+
+def grade_id(cell: dict) -> str:
+    return cell["metadata"].get("nbgrader", {}).get("grade_id", "")
 
 
 def test_answer_names_binds_code_by_reference_and_literals_by_value():
@@ -46,6 +51,15 @@ def test_names_an_assignment_computes_are_bound_by_reference():
     names = answer_names("import os\nA, *REST = 1, 2, 3\nB, C = os.getpid(), 2\nD = 1\nD += 1\n")
     assert all(isinstance(names[name], AnswerRef) for name in ("A", "REST", "B", "D"))
     assert names["C"] == 2
+
+
+def test_names_a_block_binds_are_bound_by_reference_as_the_kernel_has_them():
+    source = "import ast\nfor node in range(3):\n    if node:\n        FOUND = node\n"
+    source += "with open(__file__) as handle:\n    TEXT = [line for line in handle]\n"
+    source += "try:\n    pass\nexcept OSError as error:\n    pass\nif True:\n    def f():\n        inner = 1\n"
+    names = answer_names(source)
+    assert set(names) == {"node", "FOUND", "handle", "TEXT", "error", "f"}  # not `line`, `inner`, `ast`
+    assert all(isinstance(value, AnswerRef) for value in names.values())
 
 
 def test_an_answer_name_cannot_be_called_in_the_graders_process():
@@ -84,6 +98,21 @@ def test_a_missing_or_broken_answer_fails_every_test_with_its_reason(root):
     submitted["cells"].remove(answer)
     missing = verify(source, submitted)
     assert all(v.score == 0 and "is missing from the submission" in v.message for v in missing.values())
+
+
+def test_a_value_worked_out_by_reading_the_grader_s_answer_fails_as_tampering_not_as_a_wrong_type(root):
+    # GIVEN lesson 05's diagnosis read from the grader's own answer (its values run ends as tampered),
+    # graded by the diagnosis's test alone
+    slug = "05_mystery_service"
+    source, submitted = notebook(root, "notebooks", slug), notebook(root, "solutions", slug)
+    graded = f"{slug}_diagnosis_graded"
+    source["cells"] = [c for c in source["cells"] if grade_id(c) in ("", f"{slug}_setup", f"{slug}_diagnosis", graded)]
+    answer = next(c for c in submitted["cells"] if grade_id(c) == f"{slug}_diagnosis")
+    answer["source"] = DIAGNOSIS_FROM_THE_GRADER
+    # THEN its test says so, not that LEAK_FUNCTION is not a str
+    result = verify(source, submitted)[graded]
+    assert result.score == 0 and result.reason is Reason.TAMPERED
+    assert "read the grader's own answer" in result.message and "should be a str" not in result.message
 
 
 def test_the_submissions_own_test_cells_are_not_the_ones_run(root):
