@@ -120,6 +120,42 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
         raise TimeoutError from None
 """
 
+# Wrong (an outside reviewer's, 9/9 while only descriptors were counted): the socket timeout in a thread, and
+# the socket closed from the event loop in `finally`, without waiting for the thread: the descriptor is gone
+# at once, but the connection stays open (the thread still waits in recv on it) until the socket's timeout.
+CLOSES_FROM_THE_LOOP = """
+def _ask(sock: socket.socket, request: Request, address: tuple[str, int]) -> str:
+    sock.connect(address)
+    sock.sendall(request.line())
+    answer = bytearray(PAYLOAD_BYTES)
+    size = sock.recv_into(answer)  # the socket's timeout ends this at the deadline
+    return answer[:size].decode().strip()
+
+
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(request.deadline_ms / 1000)
+    try:
+        return await asyncio.to_thread(_ask, sock, request, address)
+    finally:
+        sock.close()  # closed on every way out, a cancellation included
+"""
+
+# Wrong (an outside reviewer's, 9/9 while the service accepted every connection at once): the deadline
+# covers the write and the read, not the connect: a call to a service that never accepts hangs for good.
+CONNECTS_OUTSIDE_THE_DEADLINE = """
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    reader, writer = await asyncio.open_connection(*address)  # connecting is quick on loopback
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            writer.write(request.line())
+            await writer.drain()
+            line = await reader.readline()
+        return line.decode().rstrip("\\n")
+    finally:
+        writer.close()
+"""
+
 # Wrong: keeps its open connections in a registry (to close them all at shutdown), and takes a connection
 # out (and closes it) on an answer or a timeout only: a call the service resets (an error) stays in the
 # registry, its socket open. The planned burst, the drawn one and the lesson's own burst all have such calls.

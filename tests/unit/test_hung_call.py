@@ -5,8 +5,10 @@ import socket
 
 import pytest
 from answers_03 import (
+    CLOSES_FROM_THE_LOOP,
     CLOSES_ON_TIMEOUT_ONLY,
     CLOSES_UNLESS_IT_FAILS,
+    CONNECTS_OUTSIDE_THE_DEADLINE,
     FIXED,
     FIXED_TIMEOUT,
     GIVES_UP_AT_ONCE,
@@ -93,10 +95,12 @@ def test_the_lessons_burst_shows_each_half_fix():
         return {name: await burst(fetch_of(source), 24) for name, source in HALF_FIXES.items()}
 
     def hung(name: str, *, cancelled: bool | None = None) -> int:
-        """The hung calls of a burst that reached the service (on a loaded machine a call cancelled at half
-        its deadline may not have connected yet, and then holds nothing), and were cancelled or not."""
-        calls = ended[name].calls
-        return sum(c.stuck and c.request.key in ended[name].asked and cancelled in (None, c.cancelled) for c in calls)
+        """The hung calls of a burst that reached the service, and (`cancelled`) were cancelled mid-call or
+        not: a caller cancels once the service has the request, unless the call has ended by itself first
+        (a loaded machine may start it so late that its own deadline comes first)."""
+        calls = [c for c in ended[name].calls if c.stuck and c.request.key in ended[name].asked]
+        mid_call = [c.cancelled and c.ended_with == "CancelledError" for c in calls]
+        return sum(cancelled in (None, was) for was in mid_call)
 
     ended = asyncio.run(main())
     assert ended["fixed"].sockets_left == ended["socket_timeout"].sockets_left == 0  # a thread runs to its deadline
@@ -116,6 +120,10 @@ HALF_FIXES = {
 }
 
 
+# What an answer may fail besides, by chance of timing (never what a right answer would lose).
+MAY_ALSO_FAIL = {WAIT_FOR_THREAD: {"cancelled_calls_close_at_once"}}
+
+
 @pytest.mark.parametrize(
     ("source", "failing", "leaves"),
     [
@@ -124,10 +132,16 @@ HALF_FIXES = {
         # its thread holds the socket past the cancelled call's end, until the socket's timeout
         (SOCKET_TIMEOUT, {"cancelled_calls_close_at_once"}, False),
         (LEAKY, {"stuck_calls_time_out", "cancelled_calls_close_at_once"}, True),
-        (TIMES_OUT_BUT_KEEPS_SOCKET, {"cancelled_calls_close_at_once"}, True),
-        (CLOSES_ON_TIMEOUT_ONLY, {"cancelled_calls_close_at_once"}, True),  # the calls cancelled mid-call
+        # both connect outside their deadline: the calls to the service's door hang in connect for good
+        (TIMES_OUT_BUT_KEEPS_SOCKET, {"stuck_calls_time_out", "cancelled_calls_close_at_once"}, True),
+        (CLOSES_ON_TIMEOUT_ONLY, {"stuck_calls_time_out", "cancelled_calls_close_at_once"}, True),
+        # the descriptor closed from the loop while a thread still waits in recv: the connection stays open
+        (CLOSES_FROM_THE_LOOP, {"cancelled_calls_close_at_once"}, False),
+        (CONNECTS_OUTSIDE_THE_DEADLINE, {"stuck_calls_time_out"}, False),
         (RETRIES_A_HUNG_CALL, {"stuck_calls_time_out"}, False),  # the service counts the asks
-        (WAIT_FOR_THREAD, {"healthy_calls_answered", "errors_pass_through", "cancelled_calls_close_at_once"}, True),
+        # its threads that hang fill the default executor for good: how many cancelled calls got a thread (and
+        # hold a socket past their end) depends on how soon it fills; the drawn burst's may have none
+        (WAIT_FOR_THREAD, {"healthy_calls_answered", "errors_pass_through"}, True),
         (GIVES_UP_AT_ONCE, set(ENDINGS), False),  # its TimeoutError comes before the deadline
         (SWALLOWS_RESET, {"errors_pass_through"}, False),
         (STUB, set(ENDINGS), False),
@@ -141,6 +155,8 @@ HALF_FIXES = {
         "leaky",
         "keeps_socket",
         "closes_on_timeout_only",
+        "closes_from_the_loop",
+        "connects_outside_the_deadline",
         "retries_a_hung_call",
         "wait_for_thread",
         "gives_up",
@@ -154,7 +170,8 @@ HALF_FIXES = {
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves, traffic):
     result = run(source, **TRAFFIC[traffic])
     assert result.error is None
-    assert {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]} == failing
+    failed = {name for name in PROPERTIES if result.outcome[name][0] < result.outcome[name][1]}
+    assert failed - MAY_ALSO_FAIL.get(source, set()) == failing
     checks_ran(result)
     assert bool(result.leftover_tasks or result.leftover_threads or result.leftover_files) == leaves
 
@@ -169,7 +186,10 @@ def test_an_answer_made_up_after_the_first_byte_of_a_reply_is_not_the_services()
 
 def test_leftovers_are_counted_by_kind():
     assert run(TIMES_OUT_BUT_KEEPS_SOCKET).leftover_files == 10  # one socket per stuck call
-    assert run(CLOSES_ON_TIMEOUT_ONLY).leftover_files == 5  # one per call its caller cancelled mid-call
+    # one per call its caller cancelled mid-call (of 5: a loaded machine may let one time out by itself first)
+    closes_on_timeout = run(CLOSES_ON_TIMEOUT_ONLY)
+    closed, cancelled = closes_on_timeout.outcome["cancelled_calls_close_at_once"]
+    assert closes_on_timeout.leftover_files == cancelled - closed >= 1 and cancelled == 5
     assert run(WAIT_FOR_THREAD).leftover_threads >= 1
     with pytest.raises(AssertionError, match="10 sockets or files were left open"):
         run(TIMES_OUT_BUT_KEEPS_SOCKET).require_no_leftovers()

@@ -181,9 +181,10 @@ class IsolatedRun:
         for name in properties:
             label = name.replace("_", " ")  # how the scenario's problems name the property
             if name not in self.outcome:  # the run stopped before this property was checked
+                # what it most likely waits in, as the scenario names it (`Summary.unfinished`)
+                why = self.outcome.get("unfinished") or _("a call that never returns?")
                 message = _(
-                    "{check}: never checked: the burst did not finish (a call that never returns?)",
-                    check=check_label(name),
+                    "{check}: never checked: the burst did not finish ({why})", check=check_label(name), why=why
                 )
                 stuck = "; " + _("where it was stuck:") + f"\n{self.leak_report}" if self.leak_report else ""
                 raise RunFailed(message + stuck, Reason.TIMEOUT)

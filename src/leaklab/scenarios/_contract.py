@@ -24,6 +24,7 @@ class Summary(TypedDict, total=False):
     requests: int  # requests sent: the unit of counts and of retained memory (bytes per request)
     answered: int  # requests that got an answer: fewer than `requests` fails with where the rest wait
     units: dict[str, str]  # property -> what it counts ("calls", "checks") where that is not requests
+    unfinished: str  # what a burst that did not finish most likely waits in, for the "never checked" message
 
 
 Probe = tuple[Awaitable[object], Callable[[], Summary]]  # the burst to await, and its summary

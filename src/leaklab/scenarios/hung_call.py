@@ -28,6 +28,7 @@ import socketserver
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -92,6 +93,7 @@ _secret = ""  # the service's, in its own process
 _answered: set[str] = set()  # the keys it has answered: a grader asks, to tell real answers from made-up ones
 _asks: dict[str, int] = {}  # how often each key was asked for: a call that hangs must not be asked again
 _ports: dict[str, list[int]] = {}  # the client's ports each key was asked from: which socket was its call's
+_asked = threading.Condition()  # notified on each ask: a caller waits for its call's request (`WAIT key`)
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -107,8 +109,17 @@ class _Handler(socketserver.StreamRequestHandler):
             if line == "PORTS":
                 self.wfile.write((json.dumps(_ports) + "\n").encode())
                 continue
+            if line.startswith("WAIT "):  # until the key has been asked for (10 s at most): "1", or "0"
+                waited_for = line.removeprefix("WAIT ")
+                with _asked:
+                    asked = _asked.wait_for(lambda: waited_for in _asks, timeout=10)  # noqa: B023 (called here)
+                with contextlib.suppress(OSError):  # the caller stops waiting once its call has ended
+                    self.wfile.write(f"{int(asked)}\n".encode())
+                continue
             key = line.removeprefix("GET ")
-            _asks[key] = _asks.get(key, 0) + 1
+            with _asked:
+                _asks[key] = _asks.get(key, 0) + 1
+                _asked.notify_all()
             _ports.setdefault(key, []).append(self.client_address[1])
             if resets_connection(key):  # a call that fails: the connection is reset
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -121,24 +132,44 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 def _serve() -> None:
-    """Serve on a free loopback port, print it, and end when the process that started us has ended."""
+    """Serve on a free loopback port, and open a door that never lets anyone in (`_door`); print both
+    ports, and end when the process that started us has ended."""
     global _secret
     _secret = sys.stdin.readline().strip()
     socketserver.ThreadingTCPServer.daemon_threads = True
     socketserver.ThreadingTCPServer.request_queue_size = 1024  # a burst connects at once: no SYN retries
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Handler)
-    print(server.server_address[1], flush=True)
+    door, _filler = _door()
+    print(server.server_address[1], door.getsockname()[1], flush=True)
     parent = os.getppid()
     with contextlib.suppress(KeyboardInterrupt):
-        import threading
-
         threading.Thread(target=server.serve_forever, daemon=True).start()
         while os.getppid() == parent:
             time.sleep(0.1)
 
 
+def _door() -> tuple[socket.socket, socket.socket]:
+    """A listening socket whose backlog is full, and the connection that fills it (never accepted): the
+    kernel drops every further SYN to it (Linux: `ListenOverflows`), so a connect to it never completes,
+    however long it waits, on any load. A call sent there hangs in its connect, which its deadline must cover."""
+    door = socket.socket()
+    door.bind(("127.0.0.1", 0))
+    door.listen(0)  # a backlog of 0 holds one connection
+    filler = socket.create_connection(door.getsockname(), timeout=10)
+    listening = f"0100007F:{door.getsockname()[1]:04X}"  # 127.0.0.1:port as /proc/net/tcp writes it
+    until = time.monotonic() + 10
+    while time.monotonic() < until:  # until the kernel has queued the filler (its handshake has ended)
+        with open("/proc/self/net/tcp") as rows:
+            queued = [row.split()[4] for row in rows if row.split()[1:4:2] == [listening, "0A"]]  # LISTEN
+        if queued and int(queued[0].partition(":")[2], 16) >= 1:  # rx_queue: the connections it holds
+            break
+        time.sleep(0.001)
+    return door, filler
+
+
 _services: list[subprocess.Popen] = []  # kept, so that a service outlives the call that started it
 _secrets: dict[tuple[str, int], str] = {}  # each service's secret, by its address
+_doors: dict[tuple[str, int], tuple[str, int]] = {}  # each service's door that never opens (`_door`)
 
 
 def start_service() -> tuple[str, int]:
@@ -150,11 +181,17 @@ def start_service() -> tuple[str, int]:
     secret = secrets.token_hex(8)
     server.stdin.write(f"{secret}\n".encode())  # not on its command line, where any process could read it
     server.stdin.close()
-    port = int(server.stdout.readline())
+    port, door = map(int, server.stdout.readline().split())
     server.stdout.close()
     _services.append(server)
     _secrets["127.0.0.1", port] = secret
+    _doors["127.0.0.1", port] = "127.0.0.1", door
     return "127.0.0.1", port
+
+
+def door_of(address: tuple[str, int]) -> tuple[str, int]:
+    """The address beside the service at `address` that accepts no connection: a connect there never ends."""
+    return _doors[address]
 
 
 def pick_key(address: tuple[str, int], number: int, *, answered: bool, signed: bool = False) -> str:
@@ -253,6 +290,7 @@ class Call:
     took_ms: float
     cancelled: bool = False  # its caller cancelled it mid-call, before its deadline
     reset: bool = False  # the service reset the connection: however the call ends, it must leave nothing
+    unaccepted: bool = False  # sent to the service's door (`door_of`): its connect never completes
     # For a cancelled call: the local ports of this process's sockets to the service at the moment its task
     # was done (None: it never was), to tell whether its own socket was still open once it had ended.
     ports_open: frozenset[int] | None = None
@@ -301,6 +339,9 @@ _CLOCK_MS = 1.0  # how early a timer may fire (the clock's resolution, a deadlin
 # some of them. The planned burst cancels every other call that hangs at half its deadline: the even places
 # are for the calls left to reach theirs, the odd ones for the cancelled (not under 100 ms: see `send_calls`).
 GRADER_DEADLINES_MS = (20.0, 400.0, 400.0, 250.0, 60.0, 100.0)
+# The deadlines of the planned burst's calls to the service's door (`door_of`), which never accepts: a fetch
+# whose deadline does not cover the connect waits there until its caller gives up.
+UNACCEPTED_DEADLINES_MS = (60.0, 400.0)
 
 
 def plan(
@@ -335,9 +376,17 @@ def plan(
     return planned
 
 
+# The TCP states (Linux's numbering in /proc/net/tcp) of a connection whose client has not closed its side
+# yet: connecting, open, or closed by the service only. Once the client has closed (shutdown or the last
+# reference to the socket gone), the kernel moves it on (FIN_WAIT1, ...) or drops it (a reset).
+_NOT_CLOSED_BY_CLIENT = {"01", "02", "08"}  # ESTABLISHED, SYN_SENT, CLOSE_WAIT
+
+
 def ports_open_to(address: tuple[str, int]) -> frozenset[int]:
-    """The local ports of this process's sockets connected to `address`'s port, at this moment (Linux: the
-    process's descriptors in /proc/self/fd, their connections in /proc/self/net/tcp and tcp6)."""
+    """The local ports of the connections to `address`'s port still open at this moment (Linux): this
+    process's sockets in /proc/self/fd, and every connection whose client side the kernel still holds open
+    (/proc/self/net/tcp and tcp6), whether or not a descriptor still names it: a socket closed by one thread
+    while another still waits in `recv` on it has lost its descriptor, but not its connection."""
     inodes = set()
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
@@ -347,8 +396,10 @@ def ports_open_to(address: tuple[str, int]) -> frozenset[int]:
     for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         with contextlib.suppress(OSError), open(table) as rows:
             for row in itertools.islice(rows, 1, None):
-                local, remote, inode = itemgetter(1, 2, 9)(row.split())
-                if inode in inodes and int(remote.rpartition(":")[2], 16) == address[1]:
+                local, remote, state, inode = itemgetter(1, 2, 3, 9)(row.split())
+                if int(remote.rpartition(":")[2], 16) == address[1] and (
+                    inode in inodes or state in _NOT_CLOSED_BY_CLIENT
+                ):
                     ports.add(int(local.rpartition(":")[2], 16))
     return frozenset(ports)
 
@@ -449,6 +500,8 @@ async def _call(
         at_end: list[frozenset[int]] = []
         attempt.add_done_callback(lambda _attempt: at_end.append(ports_open_to(address)))
         await asyncio.wait({attempt}, timeout=cancel_ms / 1000)
+        if cancel_ms > 0 and not attempt.done():  # mid-call: once the service has the request, if before 90%
+            await _until_asked(attempt, request.key, address, started + 0.9 * request.deadline_ms / 1000)
         attempt.cancel()
         await asyncio.wait({attempt}, timeout=patience_ms / 1000)
         took = (time.monotonic() - started) * 1000
@@ -473,6 +526,27 @@ async def _call(
         return Call(request, stuck, type(exc).__name__, "", took, task=attempt)
 
 
+async def _until_asked(attempt: asyncio.Future[str], key: str, address: tuple[str, int], until: float) -> None:
+    """Wait until the service has been asked for `key` (it says so: `WAIT`), `attempt` has ended, or it is
+    `until` (before the deadline: a caller that cancels at the deadline races the call's own timeout): a
+    caller that cancels mid-call then cancels a call that holds its connection, even where a thread pool the
+    burst has filled, or a loaded machine, started the call late."""
+
+    async def asked() -> None:
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(f"WAIT {key}\n".encode())
+            await reader.readline()
+        finally:
+            writer.close()
+
+    waiting = asyncio.ensure_future(asked())
+    left = until - time.monotonic()
+    await asyncio.wait({attempt, waiting}, timeout=max(0.0, left), return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+
+
 async def send_calls(
     fetch: Fetch,
     address: tuple[str, int],
@@ -481,12 +555,15 @@ async def send_calls(
     interval_ms: float = 0.0,
     patience_ms: float = _MARGIN_MS,
     cancel_early: bool = False,
+    unaccepted_ms: tuple[float, ...] = (),
     rows: list[list] | None = None,
     **plan_options: float,
 ) -> list[Call]:
     """Make `calls` calls to the service, one every `interval_ms`; each caller waits for its answer
     until `patience_ms` past the call's deadline, then gives up on it (cancels it); with `cancel_early`,
-    some callers cancel a call that hangs long before that. Or make the drawn calls of `rows` (`traffic`)."""
+    some callers cancel a call that hangs long before that; one more call for each of `unaccepted_ms`, with
+    that deadline, goes to the service's door, where its connect never completes. Or make the drawn calls
+    of `rows` (`traffic`)."""
     if rows is None:
         # however a call ends: every other call that would hang is cancelled by its caller at half its
         # deadline (with `cancel_early`), so that what it holds must be released on cancellation too (half,
@@ -495,15 +572,23 @@ async def send_calls(
             (request, stuck, request.deadline_ms / 2 if cancel_early and stuck and number % 2 else None, interval_ms)
             for number, (request, stuck) in enumerate(plan(calls, **plan_options))
         ]
+        targets = [address] * len(planned)
+        for turn, deadline_ms in enumerate(unaccepted_ms, start=1):  # spread evenly through the burst
+            where = turn * calls // (len(unaccepted_ms) + 1) + turn - 1  # counting the ones inserted before it
+            request = Request(pick_key(address, calls + turn, answered=False), deadline_ms)
+            planned.insert(where, (request, True, None, interval_ms))
+            targets.insert(where, door_of(address))
     else:
-        planned = [_drawn_call(address, number, *row) for number, row in enumerate(rows)]
+        drawn = [_drawn_call(address, number, *row) for number, row in enumerate(rows)]
+        planned, targets = [entry for entry, _target in drawn], [target for _entry, target in drawn]
     callers = []
-    for request, stuck, cancel_ms, gap_ms in planned:
-        callers.append(asyncio.ensure_future(_call(fetch, request, stuck, address, patience_ms, cancel_ms)))
+    for (request, stuck, cancel_ms, gap_ms), target in zip(planned, targets, strict=True):
+        callers.append(asyncio.ensure_future(_call(fetch, request, stuck, target, patience_ms, cancel_ms)))
         await asyncio.sleep(gap_ms / 1000)
     calls = list(await asyncio.gather(*callers))
-    for call in calls:
+    for call, target in zip(calls, targets, strict=True):
         call.reset = resets_connection(call.request.key)  # the calls the service resets (`_Handler`)
+        call.unaccepted = target != address
         call.expected = expected_answer(address, call.request.key)
     return calls
 
@@ -575,12 +660,13 @@ def _shown(ended_with: str) -> str:
 
 def _drawn_call(
     address: tuple[str, int], number: int, kind: str, deadline_ms: float, cancel_at: float, gap_ms: float
-) -> tuple[Request, bool, float | None, float]:
+) -> tuple[tuple[Request, bool, float | None, float], tuple[str, int]]:
+    """A drawn row's call, and where it goes: the service, or (`unaccepted`) its door, which never accepts."""
     answered = kind in ("answer", "cancelled answer", "reset")
     key = f"e{number}.0" if kind == "reset" else pick_key(address, number, answered=answered)
     request = Request(key, _answered_deadline_ms(deadline_ms) if answered else deadline_ms)
     cancel_ms = cancel_at * deadline_ms if kind.startswith("cancelled") else None
-    return request, not answered, cancel_ms, gap_ms
+    return (request, not answered, cancel_ms, gap_ms), door_of(address) if kind == "unaccepted" else address
 
 
 def _answered_deadline_ms(drawn_ms: float) -> float:
@@ -601,7 +687,8 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
     calls that hang until theirs: some at most 60 ms, some at least 300 ms, so that a timeout of the
     answer's own is early on some), a caller that cancels at 0-90% of its deadline, 0-2 ms between calls.
     One more call that hangs has a long deadline, the same as one of the answered calls' (1.1-3 s): a fetch
-    that enforces only short deadlines hangs in it, and no deadline tells a fetch which calls will hang."""
+    that enforces only short deadlines hangs in it, and no deadline tells a fetch which calls will hang. Two
+    more go to a door beside the service that never accepts (`door_of`): their connect never completes."""
     from hypothesis import strategies as st
 
     from ._traffic import draw
@@ -624,6 +711,11 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
     drawn = [list(r) for r in rows]
     answered = [r[1] for r in drawn if r[0] in ("answer", "cancelled answer", "reset")]  # covers: at least one
     drawn.insert(place, ["deadline", _answered_deadline_ms(answered[shared % len(answered)]), 0.0, 0])
+    # And two calls to the service's door, whose connect never completes, with the shortest and the longest
+    # deadline of the calls that hang (at most 60 ms, at least 300 ms): the deadline must cover connecting.
+    hung = [r[1] for r in drawn if r[0] == "deadline" and r[1] <= 400]
+    for deadline_ms, where in ((min(hung), shared), (max(hung), place + calls // 2)):
+        drawn.insert(where % len(drawn), ["unaccepted", deadline_ms, 0.0, 0])
     return {"rows": drawn}
 
 
@@ -657,7 +749,8 @@ def probe(
     """
     results: list[Call] = []
     address = start_service()
-    calls = len(rows) if rows is not None else calls
+    planned = calls  # the planned burst's calls to the service; its calls to the door come on top
+    calls = len(rows) if rows is not None else calls + len(UNACCEPTED_DEADLINES_MS)
 
     async def run() -> None:
         drawn = (
@@ -668,10 +761,11 @@ def probe(
                 "cancel_early": True,
                 "resets": True,
                 "deadlines_ms": GRADER_DEADLINES_MS,
+                "unaccepted_ms": UNACCEPTED_DEADLINES_MS,
                 **plan_options,
             }
         )
-        results.extend(await send_calls(fetch, address, calls, **drawn))  # type: ignore[arg-type]
+        results.extend(await send_calls(fetch, address, planned, **drawn))  # type: ignore[arg-type]
 
     def summary() -> dict:
         asked, times, ports = answered_keys(address), times_asked(address), client_ports(address)
@@ -680,7 +774,11 @@ def probe(
                 call.ended_with = _UNASKED  # data, never translated: `correct` compares it
             elif call.correct and call.stuck and times.get(call.request.key, 0) > 1:  # a count, not a clock
                 call.ended_with = _RETRIED.format(times=times[call.request.key])
-        waited = [c for c in results if c.stuck and not c.cancelled and c.request.deadline_ms >= _ASKS_WITHIN_MS]
+        waited = [  # a call to the door never reaches the service: nothing to count
+            c
+            for c in results
+            if c.stuck and not c.cancelled and not c.unaccepted and c.request.deadline_ms >= _ASKS_WITHIN_MS
+        ]
         if 2 * sum(c.request.key in times for c in waited) < len(waited):
             for call in waited:
                 if call.correct and call.request.key not in times:
@@ -694,13 +792,17 @@ def probe(
             *(f"stuck calls time out: {c.request.key}: {_ended(c)}" for c in stuck if not c.correct),
             *(f"healthy calls answered: {c.request.key}: {_ended(c)}" for c in healthy if not c.correct),
             *(f"errors pass through: {c.request.key}: {_ended(c)}" for c in failing if not c.ended_as_told),
-            *(
-                f"cancelled calls close at once: {c.request.key}: "
-                + _("its socket was still open when the cancelled call had ended")
-                for c in cancelled
-                if not closed[c.request.key]
-            ),
         ]
+        if left_open := [key for key, shut in closed.items() if not shut]:  # one line: how many of how many
+            problems.append(
+                "cancelled calls close at once: "
+                + _(
+                    "{open} of {total} still had their socket open when the call had ended: {keys}",
+                    open=len(left_open),
+                    total=len(cancelled),
+                    keys=", ".join(left_open),
+                )
+            )
         return {
             "requests": calls,
             "answered": len(results),
@@ -708,6 +810,8 @@ def probe(
             "healthy_calls_answered": [sum(c.correct for c in healthy), len(healthy)],
             "errors_pass_through": [sum(c.ended_as_told for c in failing), len(failing)],
             "cancelled_calls_close_at_once": [sum(closed.values()), len(cancelled)],
+            # what the count counts, so that "1 of 5" is read as the calls that closed, not those that failed
+            "units": {"cancelled_calls_close_at_once": _("cancelled calls had closed their socket as they ended")},
             "problems": problems,
         }
 
@@ -719,6 +823,12 @@ def _ended(call: Call) -> str:
     how = {"ending": _shown(call.ended_with), "took": call.took_ms, "deadline": call.request.deadline_ms}
     if call.cancelled:
         return _("cancelled by its caller, ended with {ending} after {took:.0f} ms (deadline {deadline:.0f} ms)", **how)
+    if call.unaccepted:
+        return _(
+            "its connect never completed (sent where no connection is accepted): ended with {ending} after "
+            "{took:.0f} ms (deadline {deadline:.0f} ms); the deadline covers connecting too",
+            **how,
+        )
     if call.answer or call.ended_with == "answer":
         return _(
             "ended with {ending} after {took:.0f} ms (deadline {deadline:.0f} ms), answer {answer!r}",

@@ -582,7 +582,7 @@ def probe(
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
     """The checks a grader runs against a pool class, and a summary of them (`traffic` draws the options)."""
     drawn_sizes = tuple((w, n) for w, n in sizes or ())
-    return Checks().in_thread(
+    checks, summary = Checks().in_thread(
         stop_waits_for_workers=lambda: (
             _stop_waits_for_every_worker(pool_class, workers, backlog) or _runs_its_workers(pool_class, workers)
         ),
@@ -590,6 +590,9 @@ def probe(
         failure_keeps_worker=lambda: _failure_keeps_worker(pool_class),
         no_worker_survives=lambda: _no_worker_survives(pool_class, batches, drawn_sizes),
     )
+    # A check that never finished waits in the pool: in a stop() or join() that waits for a worker that never ends.
+    unfinished = _("a pool whose stop() or join() never returns: a worker that never ends?")
+    return checks, lambda: {**summary(), "unfinished": unfinished}
 
 
 def traffic(seed: int, *, jobs: int = 50, batches: int = 8) -> dict:

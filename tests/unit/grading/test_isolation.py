@@ -28,6 +28,7 @@ from leaklab import run_isolated
 from leaklab.grading import sandbox
 from leaklab.grading.isolation import IsolatedRun, RunFailed
 from leaklab.grading.results import Reason
+from leaklab.scenarios import load
 
 # The hidden tests' traffic, drawn by Hypothesis for each answer (`traffic="generated"`), besides the planned burst.
 TRAFFIC = {"planned": {}, "drawn": {"traffic": "generated", "requests": 90}}
@@ -281,6 +282,14 @@ def test_a_burst_that_never_finishes_is_a_timeout():
     stuck = IsolatedRun(outcome={"problems": []}, leak_report="1 @ task\n#\tcall  <answer cell>:7")
     with pytest.raises(RunFailed, match=r"where it was stuck:\n1 @ task\n#\tcall  <answer cell>:7"):
         stuck.require("completed_with_result")  # the stacks of what was stuck, as a leak report shows them
+    # what the burst most likely waits in: a call, unless the scenario names it (lesson 04: its pool)
+    assert "(a call that never returns?)" in str(failed.value)
+    pool = IsolatedRun(outcome={"problems": [], "unfinished": "a pool whose stop() never returns?"})
+    with pytest.raises(RunFailed, match=r"did not finish \(a pool whose stop\(\) never returns\?\)"):
+        pool.require("stop_waits_for_workers")
+    burst, summary = load("lifeless_pool").probe(object)
+    burst.close()  # built, never run
+    assert "stop() or join()" in summary()["unfinished"]
 
 
 def test_a_run_stopped_at_its_time_limit_shows_where_each_thread_was_stuck(monkeypatch):
