@@ -14,6 +14,9 @@ from .._errors import described
 
 # Bound when the scenario is imported, before an answer runs: what the checks ask with.
 _enumerate, _listdir = threading.enumerate, os.listdir
+# threading's waits (Event, Queue, Semaphore, Barrier, Timer) all wait in Condition.wait, and every way to
+# wake one (Event.set, Queue.put, notify_all) goes through Condition.notify: what a profile hook looks for.
+CONDITION_WAIT, CONDITION_NOTIFY = threading.Condition.wait.__code__, threading.Condition.notify.__code__
 
 
 def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:

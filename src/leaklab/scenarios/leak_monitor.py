@@ -25,7 +25,7 @@ from typing import NamedTuple, TypeVar
 
 from .._census import Census
 from .._i18n import _
-from ._checks import Checks, alive, busy_seconds, described, thread_ids, wait_until
+from ._checks import CONDITION_NOTIFY, CONDITION_WAIT, Checks, alive, busy_seconds, described, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["Sample", "threading", "time"]
@@ -936,9 +936,6 @@ class _Woken:
 
 
 _SLEEP = time.sleep  # bound when the scenario is imported, before an answer runs
-# threading's waits (Event, Queue, Semaphore, Barrier, Timer) all wait in Condition.wait, and every way
-# to wake one (Event.set, Queue.put, notify_all) goes through Condition.notify.
-_CONDITION_WAIT, _CONDITION_NOTIFY = threading.Condition.wait.__code__, threading.Condition.notify.__code__
 
 
 class _Waits:
@@ -964,9 +961,9 @@ class _Waits:
     def _hook(self, frame: FrameType, event: str, arg: object) -> None:
         if event == "c_call" and arg is _SLEEP:
             self.sleepers.add(threading.current_thread())
-        elif event == "call" and frame.f_code is _CONDITION_NOTIFY:
+        elif event == "call" and frame.f_code is CONDITION_NOTIFY:
             self.woken.append((threading.current_thread(), frame.f_locals["self"]))
-        elif event == "return" and frame.f_code is _CONDITION_WAIT:
+        elif event == "return" and frame.f_code is CONDITION_WAIT:
             timeout = frame.f_locals.get("timeout")
             if timeout is None or (isinstance(timeout, (int, float)) and timeout > 0):  # a wait of 0 only looks
                 self.waited.append(threading.current_thread())

@@ -25,7 +25,17 @@ from statistics import median
 from types import FrameType
 
 from .._i18n import _, ngettext
-from ._checks import Checks, alive, busy_seconds, cpu_seconds, python_threads, thread_ids, wait_until
+from ._checks import (
+    CONDITION_NOTIFY,
+    CONDITION_WAIT,
+    Checks,
+    alive,
+    busy_seconds,
+    cpu_seconds,
+    python_threads,
+    thread_ids,
+    wait_until,
+)
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["BUFFER_BYTES", "Dependency", "DependencyError", "queue", "threading", "time"]
@@ -525,11 +535,6 @@ def _behind(value: object) -> list[Callable]:
     return [value] if hasattr(value, "__globals__") else []
 
 
-# threading's waits (Event, Queue, Condition, Semaphore) all wait in Condition.wait, and every way to wake
-# one (Event.set, Queue.put, notify_all) goes through Condition.notify.
-_CONDITION_WAIT, _CONDITION_NOTIFY = threading.Condition.wait.__code__, threading.Condition.notify.__code__
-
-
 class _Wakes:
     """While in use, a profile hook in the threads started meanwhile notes each threading wait (a
     `Condition.wait`, what every threading wait is) in progress when `stopping()` began that then ended
@@ -562,11 +567,11 @@ class _Wakes:
             sys.setprofile(previous)
 
     def _notes_wakes(self, frame: FrameType, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code is _CONDITION_NOTIFY:
+        if event == "call" and frame.f_code is CONDITION_NOTIFY:
             self.woken.append(frame.f_locals["self"])
 
     def _hook(self, frame: FrameType, event: str, arg: object) -> None:
-        if frame.f_code is not _CONDITION_WAIT:
+        if frame.f_code is not CONDITION_WAIT:
             return
         if event == "call" and not self._stopping:
             self._waiting.add(frame)
