@@ -121,7 +121,10 @@ HALF_FIXES = {
 
 
 # What an answer may fail besides, by chance of timing (never what a right answer would lose).
-MAY_ALSO_FAIL = {WAIT_FOR_THREAD: {"cancelled_calls_close_at_once"}}
+# Its threads that hang fill the default executor for good: how many cancelled calls got a thread, and how
+# many of the later calls that hang ever asked the service before their caller gave up (fewer than half:
+# "TimeoutError, without asking the service"), depends on how soon it fills.
+MAY_ALSO_FAIL = {WAIT_FOR_THREAD: {"cancelled_calls_close_at_once", "stuck_calls_time_out"}}
 
 
 @pytest.mark.parametrize(
