@@ -49,6 +49,18 @@ SLEEPS_INSTEAD_OF_JOIN = FIXED.replace(
 )
 assert SLEEPS_INSTEAD_OF_JOIN != FIXED
 
+# Wrong: as SLEEPS_INSTEAD_OF_JOIN, a longer moment (0.2 s): still no wait for the workers themselves.
+SLEEPS_LONGER = SLEEPS_INSTEAD_OF_JOIN.replace("time.sleep(0.1)", "time.sleep(0.2)")
+assert SLEEPS_LONGER != SLEEPS_INSTEAD_OF_JOIN
+
+# Correct too: stop() waits for its workers by asking each whether it still runs, until none does.
+POLLS_IS_ALIVE = FIXED.replace(
+    "        for thread in self._threads:\n            thread.join()\n",
+    "        import time\n\n"
+    "        while any(thread.is_alive() for thread in self._threads):\n            time.sleep(0.01)\n",
+)
+assert POLLS_IS_ALIVE != FIXED
+
 # Wrong: stop() waits, but leaving the `with` block only sends the sentinels: its workers still run.
 EXIT_ONLY_SIGNALS = FIXED.replace(
     "    def __exit__(self, *exc_info):\n        self.stop()\n",
@@ -377,6 +389,48 @@ class Pool:
                 self.jobs.task_done()
                 if job is None:
                     time.sleep(0.03)  # still running after stop() has returned
+"""
+
+# Wrong (red team w10): stop() waits for the queue (Queue.join, task_done for the sentinels too), not for
+# the workers: each is still running, between its last task_done and its thread's end, as stop() returns.
+QUEUE_JOIN = """
+class Pool:
+    def __init__(self, workers: int = 4) -> None:
+        self.workers, self.jobs, self.results = workers, queue.Queue(), {}
+        self.threads = []
+
+    def start(self) -> None:
+        for _ in range(self.workers):
+            thread = threading.Thread(target=self._work)
+            thread.start()
+            self.threads.append(thread)
+
+    def submit(self, job: int) -> None:
+        self.jobs.put(job)
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        self.jobs.join()  # every job and every sentinel has been taken and done
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                if job is None:
+                    return
+                self.results[job] = handle(job)
+            except JobFailed as failure:
+                self.results[job] = failure
+            finally:
+                self.jobs.task_done()
 """
 
 # Correct too, in the designs of the two above: Thread subclass workers listed under a lock, a failure

@@ -20,9 +20,12 @@ from answers_04 import (
     NEVER_STOPS,
     NO_JOIN,
     ONE_WORKER,
+    POLLS_IS_ALIVE,
+    QUEUE_JOIN,
     REPLACES_DEAD_WORKER,
     SHARED_RESULTS,
     SLEEPS_INSTEAD_OF_JOIN,
+    SLEEPS_LONGER,
     STDLIB_THREADPOOL,
     STOPS_ONLY_ON_SUCCESS,
     STUB,
@@ -130,6 +133,7 @@ def test_the_demo_shows_each_half_fix(source, running, missing):
         (LYING_THREADS, {"stop_waits_for_workers", "no_worker_survives"}),
         (STDLIB_THREADPOOL, set()),  # its helper threads beside the workers are no fault
         (COLLECTOR_THREAD, set()),
+        (POLLS_IS_ALIVE, set()),  # waits for its workers without join(): their exits are held the longest
         (THREADS_IN_INIT, {"stop_waits_for_workers"}),  # a pool made and never started leaves its workers
         (STUB, set(PROPERTIES)),
     ],
@@ -154,6 +158,7 @@ def test_the_demo_shows_each_half_fix(source, running, missing):
         "lying_threads",
         "stdlib_threadpool",
         "collector_thread",
+        "polls_is_alive",
         "threads_in_init",
         "stub",
     ],
@@ -179,8 +184,10 @@ def test_a_stdlib_thread_pool_leaves_nothing_a_collection_does_not_free():
         (JOINS_FIRST_ONLY, "stop_waits_for_workers"),  # also (d), when a worker is slow to end: timing
         (SHARED_RESULTS, "every_job_accounted_for"),
         (LOWLEVEL_THREADS, "stop_waits_for_workers"),
+        (QUEUE_JOIN, "stop_waits_for_workers"),  # its workers still run, past their last task_done
+        (SLEEPS_LONGER, "stop_waits_for_workers"),
     ],
-    ids=["joins_first_only", "shared_results", "lowlevel_threads"],
+    ids=["joins_first_only", "shared_results", "lowlevel_threads", "queue_join", "sleeps_longer"],
 )
 @pytest.mark.parametrize("traffic", TRAFFIC)
 def test_what_an_answer_breaks_fails_every_time(source, failing, traffic):

@@ -36,22 +36,63 @@ class JobFailed(Exception):
 
 
 class _Held:
-    """A job of the grader's that holds the worker which takes it, in `handle`, until the grader lets go."""
+    """A job of the grader's that holds the worker which takes it, in `handle`, until the grader lets go;
+    given a `_StopWatch`, it also leaves an `_ExitGuard` in that worker, which holds the worker's end."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop: _StopWatch | None = None) -> None:
         self.taken, self.released = threading.Event(), threading.Event()
         self.grader = threading.current_thread()
         self.worker: threading.Thread | None = None
+        self.stop = stop
 
     def hold(self) -> None:
         if threading.current_thread() is self.grader:  # a pool that does its jobs in submit(): no worker
             return
         self.worker = threading.current_thread()
+        if self.stop is not None:
+            _EXITS.guard = _ExitGuard(self.stop, self.worker)
         self.taken.set()
         self.released.wait()
 
     def release(self) -> None:
         self.released.set()
+
+
+class _StopWatch:
+    """One stop() the grader calls with its workers held: the thread that calls it, once started, and
+    `over`, set once the workers still running as it returned have been counted (or the check is over)."""
+
+    def __init__(self) -> None:
+        self.caller: threading.Thread | None = None
+        self.over = threading.Event()
+
+
+# Per thread: the exit guard the last held job it ran left there. The interpreter drops a thread's
+# `threading.local` values as the thread ends (CPython clears the thread's state after its code has
+# returned), before `join()` or `is_alive()` can see it has ended and while it still runs a frame.
+_EXITS = threading.local()
+
+
+class _ExitGuard:
+    """Holds a worker at the very end of its thread, once its code has returned, until the stop() being
+    watched has returned and been judged, or is seen joining that worker: a stop() that waits for anything
+    less than the thread's end (the queue's last `task_done`, an event the worker sets on its way out)
+    returns while this worker provably still runs, however briefly it would have run on. A stop() that
+    waits by asking `is_alive()` is let through after _EXIT_HELD_S."""
+
+    def __init__(self, stop: _StopWatch, worker: threading.Thread) -> None:
+        self.stop, self.worker, self.ident = stop, worker, threading.get_ident()
+
+    def __del__(self) -> None:
+        # Only as its own thread ends: no Python frame below this one (not when replaced by the next guard).
+        if threading.get_ident() != self.ident or sys._getframe().f_back is not None:
+            return
+        deadline = time.monotonic() + _EXIT_HELD_S
+        while not self.stop.over.is_set() and time.monotonic() < deadline:
+            caller = self.stop.caller
+            if caller is not None and _blocked_on(caller)[0] is self.worker:
+                return  # stop() waits for this thread's end: let it end
+            self.stop.over.wait(0.001)
 
 
 # The jobs being held (see _stop_waits_for_every_worker), numbered from _FIRST_HELD: no other job is.
@@ -263,6 +304,10 @@ def run_batches(
 _HOLD_BOUND_S = 3.0  # the wait for every worker to take a held job: milliseconds, with a wide margin
 _HOLD_S = 0.1  # how long a worker stays held while stop() neither waits for it without a timeout nor returns
 _LET_GO_S = 3.0  # the same while stop() joins a worker let go: a millisecond's job, with a wide margin
+# How long a worker's end is held while stop() neither joins it nor returns (`_ExitGuard`): far more than a
+# stop() that waits for less than the thread's end takes to return, even on a loaded machine; what a stop()
+# that polls `is_alive()` instead of joining waits, once, so it stays well inside the run's budget.
+_EXIT_HELD_S = 1.0
 _FOREVER = object()  # what a wait with no timeout waits for: something only another thread can do
 
 
@@ -319,19 +364,27 @@ def _runs_its_workers(pool_class: PoolClass, workers: int) -> str:
 
 def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int, jobs: int = 20) -> str:
     """stop() returns only when every worker has exited: when it is called, each worker is held in a job
-    of the grader's, and they are let go one at a time, the one stop() joins first (`_let_go_in_turn`)."""
-    held = {_FIRST_HELD + n: _Held() for n in range(workers)}
+    of the grader's, and they are let go one at a time, the one stop() joins first (`_let_go_in_turn`);
+    the end of each thread let go is held too, until stop() joins it or has returned (`_ExitGuard`)."""
+    stop = _StopWatch()
+    held = {_FIRST_HELD + n: _Held(stop) for n in range(workers)}
     _HELD.update(held)
     try:
         with _watching() as ran_in:
-            return _stop_with_workers_held(pool_class, workers, jobs, list(held), ran_in)
+            return _stop_with_workers_held(pool_class, workers, jobs, list(held), ran_in, stop)
     finally:
+        stop.over.set()  # no worker's end is held once the check is over
         for job in held:
             _HELD.pop(job).release()
 
 
 def _stop_with_workers_held(
-    pool_class: PoolClass, workers: int, jobs: int, held_jobs: list[int], ran_in: dict[int, ThreadMark]
+    pool_class: PoolClass,
+    workers: int,
+    jobs: int,
+    held_jobs: list[int],
+    ran_in: dict[int, ThreadMark],
+    stop: _StopWatch,
 ) -> str:
     before, before_ids = python_threads(), thread_ids()
     pool = pool_class(workers=workers)
@@ -353,9 +406,13 @@ def _stop_with_workers_held(
             pool.stop()
         except BaseException as exc:  # raised again in the check's thread, which reports it
             seen["error"] = exc
-        seen["running"] = _running_of_pool(started, ran_in, before_ids)  # the moment stop() returned
+        try:
+            seen["running"] = _running_of_pool(started, ran_in, before_ids)  # the moment stop() returned
+        finally:
+            stop.over.set()  # a worker whose end was held (`_ExitGuard`) may end now
 
     caller = threading.Thread(target=call, name="grader-stop", daemon=True)
+    stop.caller = caller
     caller.start()
     _let_go_in_turn(caller, [h for h in holds if h.taken.is_set()])
     caller.join()
