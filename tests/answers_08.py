@@ -683,6 +683,16 @@ assert NO_BACKOFF != FIXED
 SHORT_BACKOFF = FIXED.replace("if stop.wait(self.backoff_s):", "if stop.wait(0.001):")
 assert SHORT_BACKOFF != FIXED
 
+# Wrong (review of 2026-12-07, w10): the retry loop asks the stop signal before its first try, so an event
+# taken from self.events just as stop() is called is neither delivered nor put back: lost.
+LOSES_EVENT_TAKEN_AT_STOP = FIXED.replace(
+    _RETRY_LOOP, "            while not stop.is_set():\n                try:"
+).replace(
+    "                        self.events.put(event)\n                        return\n",
+    "                        self.events.put(event)  # not delivered: back for the next flusher\n",
+)
+assert LOSES_EVENT_TAKEN_AT_STOP.count("while not stop.is_set()") == 2 and "return\n" not in LOSES_EVENT_TAKEN_AT_STOP
+
 # No flusher thread at all: stop() tries each queued event once and puts back those the sink refuses; events
 # go out only at a restart, and the down sink is called for each of them at once.
 FLUSHES_IN_STOP = FIXED.replace(
