@@ -329,6 +329,7 @@ class Week:
     batch_problems: list[str] = field(default_factory=list)  # threads a batch left running
     stop_problems: list[str] = field(default_factory=list)  # threads stop() left running
     stops: list[float] = field(default_factory=list)  # how long each stop() took, in seconds
+    taken_at_stop: list[int] = field(default_factory=list)  # events a held Queue.get handed over as stop() came
     lifecycle_problems: list[str] = field(default_factory=list)
     jammed: bool = False  # a lifecycle call never returned
     in_flight: set[asyncio.Task] = field(default_factory=set)  # requests not answered yet
@@ -456,7 +457,7 @@ class _Owners:
     flusher has that event in hand once stop() has set whatever stop signal it sets, the moment a flusher
     that looks at its signal before delivering loses it, by order and not by luck. (At most `_TAKE_HELD_S`
     for the stop() to come, and `_STOP_UNSEEN_S` once it has, for one that waits where the hook cannot see:
-    that time is the grader's, and `unseen_s` says how much of it the stop() took.)
+    such a stop() (`outwaited`) took the grader's time, and its length says nothing.)
     """
 
     def __init__(self, *, hold_s: float = 0.0) -> None:
@@ -484,7 +485,7 @@ class _Owners:
         self.held = False  # a thread start() started has taken it, and is held in Queue.get
         self.stop_waited = False  # the stop() in progress has waited, or returned
         self.stop_began = 0.0  # (monotonic seconds)
-        self.unseen_s = 0.0  # how long the last stop() was held up by a hold it did not wait where the hook sees
+        self.outwaited = False  # the last stop() waited out the hold's bound: it waited where the hook cannot see
         self.taken_at_stop: list[int] = []  # events handed over by a held Queue.get once stop() had waited
         self._previous = threading._trace_hook  # type: ignore[attr-defined]
         threading.settrace(self.hook)
@@ -595,11 +596,10 @@ class _Owners:
                 if self.current == "stop":
                     until = min(until, self.stop_began + _STOP_UNSEEN_S)
                 if (left := until - _monotonic()) <= 0:
-                    if self.current == "stop":  # a wait the hook cannot see: the time was the grader's
-                        self.unseen_s = _monotonic() - self.stop_began
+                    self.outwaited = self.current == "stop"
                     break
                 self.taking.wait(left)
-            if self.stop_waited:
+            if self.stop_waited or self.outwaited:  # (handed over while stop() was in progress)
                 self.taken_at_stop.append(event)
             self.hold_event = None
 
@@ -666,7 +666,7 @@ class _Owners:
             self.listed_before = os_threads()
         if call == "stop":
             with self.taking:
-                self.stop_began, self.unseen_s, self.driver = _monotonic(), 0.0, threading.get_ident()
+                self.stop_began, self.outwaited, self.driver = _monotonic(), False, threading.get_ident()
                 self.current = call
                 self.taking.notify_all()  # (a held thread's bound is the stop()'s from now on)
         else:
@@ -895,8 +895,8 @@ class _Traffic:
             held, delivered = owners.hold_event, self.week.sink.delivered
             await _wait_for(lambda: not owners.awaits_take() or held in delivered, self.driver.patience_s)
         status, value, took = await self.driver.call(method, getattr(self.service, method))
-        if method == "stop":
-            self.week.stops.append(took - owners.unseen_s)  # (a hold the stop() could not be seen to wait on)
+        if method == "stop" and not owners.outwaited:  # (one that outwaited a hold took the grader's time)
+            self.week.stops.append(took)
         if status == "nothing":
             self.week.jammed = True
             self.week.lifecycle_problems.append(
@@ -1025,6 +1025,7 @@ async def replay_week(
             )
         driver.owners.close()  # whatever the service left, held at its end, may end now
         week.stop_problems += driver.owners.stop_problems
+        week.taken_at_stop = driver.owners.taken_at_stop
         week.batch_problems += driver.owners.batch_problems
 
         # After the last stop(), every event record() took was delivered once, or is back on self.events.
@@ -1042,7 +1043,7 @@ async def replay_week(
         waiting = list(getattr(week.service.events, "queue", ()))
         wrong = [e for e in week.recorded if not once(e, waiting)]
         # An event a held Queue.get handed over once stop() had waited: the flusher had it in hand as stop() came.
-        lost = [e for e in driver.owners.taken_at_stop if e in wrong]
+        lost = [e for e in week.taken_at_stop if e in wrong]
         if lost:
             week.lifecycle_problems.append(
                 _(
