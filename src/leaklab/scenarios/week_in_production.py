@@ -571,7 +571,7 @@ class _Owners:
         with self.jobs:
             self.in_handle.discard(threading.get_ident())
 
-    def hold_taken(self, event: int) -> None:
+    def hold_taken(self, event: int | None) -> None:
         """Hold `event`, once a thread start() started takes it, until the next stop() has waited or returned."""
         with self.taking:
             self.hold_event, self.held, self.stop_waited = event, False, False
@@ -579,6 +579,10 @@ class _Owners:
     def awaits_take(self) -> bool:
         """An event is to be held, and no thread has taken it yet."""
         return self.hold_event is not None and not self.held
+
+    def may_take(self) -> bool:
+        """An event is to be held, and a thread start() started runs, to take it (a service without one has none)."""
+        return self.awaits_take() and bool(alive_threads([t for t, o in list(self.started.items()) if o == "start"]))
 
     def _on_taken(self, frame: object, event: str, arg: object) -> Callable[..., object] | None:
         """A thread start() started returns from Queue.get: hold the event `hold_taken` named there."""
@@ -859,6 +863,8 @@ class _Traffic:
         except Exception as exc:
             served.ended_with = type(exc).__name__
             served.problem = _("record() raised {error}", error=type(exc).__name__)
+            if hold:
+                self.driver.owners.hold_taken(None)  # (not queued: nothing to wait for)
         if not self.week.sink._down.is_set():
             self.week.up_events.append(self.next_id)
 
@@ -890,7 +896,7 @@ class _Traffic:
         if method == "start":
             self.week.sink.new_run()
         owners = self.driver.owners
-        if method == "stop" and owners.awaits_take() and not self.week.sink._down.is_set():
+        if method == "stop" and not self.week.sink._down.is_set() and owners.may_take():
             # The event to hold is queued and the sink is up: a flusher takes it soon; stop() comes once it has.
             held, delivered = owners.hold_event, self.week.sink.delivered
             await _wait_for(lambda: not owners.awaits_take() or held in delivered, self.driver.patience_s)
