@@ -683,6 +683,82 @@ assert NO_BACKOFF != FIXED
 SHORT_BACKOFF = FIXED.replace("if stop.wait(self.backoff_s):", "if stop.wait(0.001):")
 assert SHORT_BACKOFF != FIXED
 
+# Wrong (review of 2026-12-07, w10): the retry loop asks the stop signal before its first try, so an event
+# taken from self.events just as stop() is called is neither delivered nor put back: lost.
+LOSES_EVENT_TAKEN_AT_STOP = FIXED.replace(
+    _RETRY_LOOP, "            while not stop.is_set():\n                try:"
+).replace(
+    "                        self.events.put(event)\n                        return\n",
+    "                        self.events.put(event)  # not delivered: back for the next flusher\n",
+)
+assert LOSES_EVENT_TAKEN_AT_STOP.count("while not stop.is_set()") == 2 and "return\n" not in LOSES_EVENT_TAKEN_AT_STOP
+
+# Wrong too: the flusher asks the stop signal right after it takes an event, and returns with it in hand.
+RETURNS_WITH_TAKEN_EVENT = FIXED.replace(
+    "                continue\n            while True:\n",
+    "                continue\n            if stop.is_set():\n                return\n            while True:\n",
+)
+assert RETURNS_WITH_TAKEN_EVENT.count("if stop.is_set():") == 1
+
+# Right: the same order, but an event taken after stop() goes back on self.events, untried.
+PUTS_BACK_TAKEN_AFTER_STOP = RETURNS_WITH_TAKEN_EVENT.replace(
+    "            if stop.is_set():\n                return\n",
+    "            if stop.is_set():\n                self.events.put(event)\n                return\n",
+)
+assert PUTS_BACK_TAKEN_AFTER_STOP != RETURNS_WITH_TAKEN_EVENT
+
+# Right: the flusher blocks in get() with no timeout; stop() wakes it with a marker of its own, and takes the
+# marker back off self.events if the flusher ended without it (stopped in a back-off).
+WAKES_THE_FLUSHER = FIXED.replace(
+    _FLUSHER,
+    """    def start(self) -> None:
+        self._stop, self._wake = threading.Event(), object()
+        self._flusher = threading.Thread(target=self._flush, args=(self._stop,), name="flusher", daemon=True)
+        self._flusher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.events.put(self._wake)
+        self._flusher.join()
+        with self.events.mutex:
+            if self._wake in self.events.queue:
+                self.events.queue.remove(self._wake)
+
+    def _flush(self, stop: threading.Event) -> None:
+        while (event := self.events.get()) is not self._wake:
+            while True:
+                try:
+                    self.sink.call(event)
+                    break
+                except DependencyError:
+                    if stop.wait(self.backoff_s):
+                        self.events.put(event)
+                        return
+
+""",
+)
+assert WAKES_THE_FLUSHER != FIXED
+
+# Right: get_nowait(), and a short wait on the stop signal when there is nothing to deliver.
+GET_NOWAIT_FLUSHER = FIXED.replace(
+    "            try:\n                event = self.events.get(timeout=0.01)\n            except queue.Empty:\n"
+    "                continue\n",
+    "            try:\n                event = self.events.get_nowait()\n            except queue.Empty:\n"
+    "                stop.wait(0.005)\n                continue\n",
+)
+assert GET_NOWAIT_FLUSHER != FIXED
+
+# Right: the flusher ends only once stopped and nothing is left to deliver (it drains self.events first, but
+# for an event the down sink refuses, which goes back).
+DRAINS_THEN_ENDS = FIXED.replace(
+    "        while not stop.is_set():\n            try:\n                event = self.events.get(timeout=0.01)\n"
+    "            except queue.Empty:\n                continue\n",
+    "        while True:\n            try:\n                event = self.events.get(timeout=0.01)\n"
+    "            except queue.Empty:\n                if stop.is_set():\n                    return\n"
+    "                continue\n",
+)
+assert DRAINS_THEN_ENDS != FIXED
+
 # No flusher thread at all: stop() tries each queued event once and puts back those the sink refuses; events
 # go out only at a restart, and the down sink is called for each of them at once.
 FLUSHES_IN_STOP = FIXED.replace(

@@ -38,6 +38,7 @@ def graded(tmp_path_factory):
         "cancels_only_on_timeout": with_answer(answers_08.CANCELS_ONLY_ON_TIMEOUT, folder, "cancels_only_on_timeout"),
         "launcher_batch": with_answer(answers_08.LAUNCHER_BATCH, folder, "launcher_batch"),
         "raw_flusher": with_answer(answers_08.RAW_FLUSHER, folder, "raw_flusher"),
+        "loses_event_taken_at_stop": with_answer(answers_08.LOSES_EVENT_TAKEN_AT_STOP, folder, "loses_event"),
         **{
             f"diagnosis_{name.lower()}": with_diagnosis(getattr(answers_08, f"DIAGNOSIS_{name}"), folder, name)
             for name in (
@@ -79,6 +80,7 @@ def test_the_unmodified_exercise_gets_zero(graded):
         ("cancels_only_on_timeout", {"reports", "week_flat"}, 8),  # a child left when the client cancels
         ("launcher_batch", {"batches", "week_flat"}, 8),  # workers a launcher started outlive batch()
         ("raw_flusher", {"events", "week_flat"}, 8),  # a `_thread` flusher stop() did not wait for
+        ("loses_event_taken_at_stop", {"events", "week_flat"}, 8),  # the event in hand as stop() comes, lost
         ("diagnosis_qualified", set(), 11),  # qualified names, in a tuple: as good
         ("diagnosis_library_frames", {"diagnosis_graded"}, 9),  # the standard library's frames
         ("diagnosis_unordered", {"diagnosis_graded"}, 9),  # the right four, not biggest first

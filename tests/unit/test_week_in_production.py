@@ -18,24 +18,29 @@ from answers_08 import (
     DIAGNOSIS_FROM_THE_GRADER,
     DIAGNOSIS_PARSED_FROM_THE_SOURCE,
     DOUBLING_BACKOFF,
+    DRAINS_THEN_ENDS,
     DROPS_EVENT_ON_STOP,
     DROPS_WORK,
     FIXED,
     FIXED_TIMEOUTS,
     FLUSHES_IN_STOP,
+    GET_NOWAIT_FLUSHER,
     GIVES_UP_AT_ONCE,
     HIDES_REPORT_TASKS,
     JOINS_BUT_DEAF,
     LAUNCHER_BATCH,
     LEAKY,
+    LOSES_EVENT_TAKEN_AT_STOP,
     MADE_UP_LOOKUP,
     NO_BACKOFF,
     OTHER_FIX,
     POLLS_UNTIL_ENDED,
+    PUTS_BACK_TAKEN_AFTER_STOP,
     PUTS_BACK_THEN_WAITS,
     RAW_FLUSHER,
     RAW_FLUSHER_WAITED,
     RAW_THREADS,
+    RETURNS_WITH_TAKEN_EVENT,
     SERIAL_BATCH,
     SHIELDED_CHILD,
     SHORT_BACKOFF,
@@ -48,6 +53,7 @@ from answers_08 import (
     THREE_OF_FOUR,
     TO_THREAD_NO_SOCKET_TIMEOUT,
     TO_THREAD_SOCKET,
+    WAKES_THE_FLUSHER,
 )
 from outcomes import checks_ran
 
@@ -155,6 +161,35 @@ def test_a_fixed_service_serves_a_short_week_right_and_flat_in_this_process():
     assert max(heaps) < 3 * heaps[0]
 
 
+@pytest.mark.parametrize(
+    ("source", "right"),
+    [
+        (FIXED, True),  # delivers the event in hand
+        (ALT_IDIOMS, True),  # puts it back
+        (WAKES_THE_FLUSHER, True),
+        (LOSES_EVENT_TAKEN_AT_STOP, False),
+        (RETURNS_WITH_TAKEN_EVENT, False),
+    ],
+    ids=["delivers", "puts_back", "blocking_get", "loses_it", "returns_with_it"],
+)
+def test_at_each_restart_while_the_sink_is_up_the_flusher_has_an_event_in_hand(source, right):
+    # GIVEN a service restarted after every round, the sink up on day 1 and down on day 2,
+    # WHEN its events are replayed with the last of each round held in the flusher's get() until stop() waits,
+    # THEN each of day 1's three stop()s finds that event in the flusher's hand, and it must be delivered or put
+    # back: an answer that loses it is told which events, however fast the machine.
+    address = scenario.key_value_service()
+    settings = {"days": 2, "rounds": 3, "mix": {"events": 3}, "outage_day": 2, "patience_ms": 2000}
+    week = asyncio.run(
+        replay_week(answer_class(source), address, gauge=DailyGauge(log=False), hold_taken=True, **settings)
+    )
+    assert len(week.taken_at_stop) == 3 and week.stop_problems == []
+    if right:
+        assert week.lifecycle_problems == []
+    else:
+        assert week.lifecycle_problems[0].startswith("3 events the flusher took from self.events as stop() was called")
+        assert ", ".join(map(str, week.taken_at_stop)) in week.lifecycle_problems[0]
+
+
 def test_the_leaky_service_leaves_every_source_behind():
     result = run(LEAKY)
     assert result.error is None
@@ -203,6 +238,12 @@ def test_the_leaky_service_leaves_every_source_behind():
         (NO_BACKOFF, {"events_answer_right", "week_flat"}),  # the down sink called again at once
         (SHORT_BACKOFF, {"events_answer_right", "week_flat"}),  # ... a millisecond later
         (FLUSHES_IN_STOP, {"events_answer_right", "week_flat"}),  # no flusher: events go out at stop() only
+        (LOSES_EVENT_TAKEN_AT_STOP, {"events_answer_right", "week_flat"}),  # the event in hand as stop() comes
+        (RETURNS_WITH_TAKEN_EVENT, {"events_answer_right", "week_flat"}),  # ... dropped another way
+        (PUTS_BACK_TAKEN_AFTER_STOP, set()),  # ... put back
+        (WAKES_THE_FLUSHER, set()),  # a blocking get(), woken by stop()'s own marker
+        (GET_NOWAIT_FLUSHER, set()),
+        (DRAINS_THEN_ENDS, set()),  # ends once stopped and self.events is empty
         (CACHES_REPORTS, set()),  # (loses the flat week by the memory it holds: see below)
         (RAW_FLUSHER, {"events_leave_nothing", "week_flat"}),  # a `_thread` flusher stop() did not wait for
         (RAW_THREADS, {"events_leave_nothing", "week_flat"}),  # ... and `_thread` batch workers
@@ -244,6 +285,12 @@ def test_the_leaky_service_leaves_every_source_behind():
         "no_backoff",
         "short_backoff",
         "flushes_in_stop",
+        "loses_event_taken_at_stop",
+        "returns_with_taken_event",
+        "puts_back_taken_after_stop",
+        "wakes_the_flusher",
+        "get_nowait_flusher",
+        "drains_then_ends",
         "caches_reports",
         "raw_flusher",
         "raw_threads",

@@ -329,6 +329,7 @@ class Week:
     batch_problems: list[str] = field(default_factory=list)  # threads a batch left running
     stop_problems: list[str] = field(default_factory=list)  # threads stop() left running
     stops: list[float] = field(default_factory=list)  # how long each stop() took, in seconds
+    taken_at_stop: list[int] = field(default_factory=list)  # events a held Queue.get handed over as stop() came
     lifecycle_problems: list[str] = field(default_factory=list)
     jammed: bool = False  # a lifecycle call never returned
     in_flight: set[asyncio.Task] = field(default_factory=set)  # requests not answered yet
@@ -419,6 +420,9 @@ def _judge_status(served: Served, task: asyncio.Task) -> None:
 
 _START, _JOIN, _IS_ALIVE = (getattr(threading.Thread, name).__code__ for name in ("start", "join", "is_alive"))
 _WAIT = threading.Condition.wait.__code__  # what Event.wait, Queue.get, Future.result and Semaphore.acquire wait in
+_GET = queue.Queue.get.__code__  # what a flusher takes an event with (get_nowait, and a Queue subclass's get, call it)
+_TAKE_HELD_S = 5.0  # how long at most an event taken is held for the stop() to come (close() lets it go sooner)
+_STOP_UNSEEN_S = 0.1  # how long at most a stop() that waits where the hook cannot see (a bare lock) keeps it held
 _BOOTSTRAP = threading.Thread._bootstrap_inner.__code__  # type: ignore[attr-defined]
 _thread_alive = thread_alive  # threading's own is_alive, or the OS's: no flag an answer sets hides a thread
 
@@ -447,6 +451,13 @@ class _Owners:
     start() started that way; one of them still listed when stop() returns, while a thread `threading` did not
     start still runs Python code (`_census.foreign_threads`: not one that has ended and is only slow to
     leave the list), was still running then.
+
+    With `hold_taken(event)`, the `Queue.get` of a thread start() started that would return `event` holds it
+    until the next stop() has waited (a join, a Condition's wait, an `is_alive()`) or returned: so the
+    flusher has that event in hand once stop() has set whatever stop signal it sets, the moment a flusher
+    that looks at its signal before delivering loses it, by order and not by luck. (At most `_TAKE_HELD_S`
+    for the stop() to come, and `_STOP_UNSEEN_S` once it has, for one that waits where the hook cannot see:
+    such a stop() (`outwaited`) took the grader's time, and its length says nothing.)
     """
 
     def __init__(self, *, hold_s: float = 0.0) -> None:
@@ -469,6 +480,13 @@ class _Owners:
         self.start_ids: set[int] = set()  # native ids that appeared while a start() ran, `threading`'s or not
         self.listed_before: set[int] = set()  # the native ids listed when the current start() was called
         self.foreign_before = foreign_threads()  # the threads outside `threading` that ran before this replay
+        self.taking = threading.Condition()  # guards what follows: the hold on an event taken before a stop()
+        self.hold_event: int | None = None  # the event whose taking is held until the next stop() has waited
+        self.held = False  # a thread start() started has taken it, and is held in Queue.get
+        self.stop_waited = False  # the stop() in progress has waited, or returned
+        self.stop_began = 0.0  # (monotonic seconds)
+        self.outwaited = False  # the last stop() waited out the hold's bound: it waited where the hook cannot see
+        self.taken_at_stop: list[int] = []  # events handed over by a held Queue.get once stop() had waited
         self._previous = threading._trace_hook  # type: ignore[attr-defined]
         threading.settrace(self.hook)
         _watching[0] = self
@@ -480,6 +498,9 @@ class _Owners:
         """The trace hook of the driver's threads and of every thread started while it is set (a trace hook,
         not a profile hook: memray keeps the profile hook for its stacks). It sees calls only."""
         code = frame.f_code  # type: ignore[attr-defined]
+        if (code is _WAIT or code is _JOIN or code is _IS_ALIVE) and self.current == "stop":
+            if threading.get_ident() == self.driver:
+                self._stop_waits()
         if code is _START:
             me = threading._active.get(threading.get_ident())  # type: ignore[attr-defined]  # (no dummy thread)
             owner = self.started.get(me, self.current)  # type: ignore[arg-type]
@@ -504,6 +525,10 @@ class _Owners:
             self.gate(thread).set()
             frame.f_trace_lines = False  # type: ignore[attr-defined]
             return self._seen_when_ended(thread)
+        elif code is _GET:
+            if self.started.get(threading._active.get(threading.get_ident())) == "start":  # type: ignore[attr-defined,arg-type]
+                frame.f_trace_lines = False  # type: ignore[attr-defined]
+                return self._on_taken
         elif code.co_name == "run" and frame.f_back is not None and frame.f_back.f_code is _BOOTSTRAP:  # type: ignore[attr-defined]
             self.threading_ids.add(_native_id())
             if threading._active.get(threading.get_ident()) in self.started:  # type: ignore[attr-defined]
@@ -545,6 +570,49 @@ class _Owners:
     def job_ends(self) -> None:
         with self.jobs:
             self.in_handle.discard(threading.get_ident())
+
+    def hold_taken(self, event: int | None) -> None:
+        """Hold `event`, once a thread start() started takes it, until the next stop() has waited or returned."""
+        with self.taking:
+            self.hold_event, self.held, self.stop_waited = event, False, False
+
+    def awaits_take(self) -> bool:
+        """An event is to be held, and no thread has taken it yet."""
+        return self.hold_event is not None and not self.held
+
+    def may_take(self) -> bool:
+        """An event is to be held, and a thread start() started runs, to take it (a service without one has none)."""
+        return self.awaits_take() and bool(alive_threads([t for t, o in list(self.started.items()) if o == "start"]))
+
+    def _on_taken(self, frame: object, event: str, arg: object) -> Callable[..., object] | None:
+        """A thread start() started returns from Queue.get: hold the event `hold_taken` named there."""
+        if event == "return" and type(arg) is int and arg == self.hold_event:
+            self._hold(arg)
+        return self._on_taken
+
+    def _hold(self, event: int) -> None:
+        with self.taking:
+            if event != self.hold_event or self.held:
+                return
+            self.held = True
+            until = _monotonic() + _TAKE_HELD_S
+            while not self.stop_waited:
+                if self.current == "stop":
+                    until = min(until, self.stop_began + _STOP_UNSEEN_S)
+                if (left := until - _monotonic()) <= 0:
+                    self.outwaited = self.current == "stop"
+                    break
+                self.taking.wait(left)
+            if self.stop_waited or self.outwaited:  # (handed over while stop() was in progress)
+                self.taken_at_stop.append(event)
+            self.hold_event = None
+
+    def _stop_waits(self) -> None:
+        """The stop() in progress waits, or has returned: an event held for it is handed over now."""
+        with self.taking:
+            if not self.stop_waited:
+                self.stop_waited = True
+                self.taking.notify_all()
 
     def _seen_when_ended(self, thread: threading.Thread) -> Callable[..., object]:
         def on_return(frame: object, event: str, arg: object) -> Callable[..., object]:
@@ -600,7 +668,13 @@ class _Owners:
                 self.hold_until = _monotonic() + self.hold_s
         if call == "start":
             self.listed_before = os_threads()
-        self.current = call
+        if call == "stop":
+            with self.taking:
+                self.stop_began, self.outwaited, self.driver = _monotonic(), False, threading.get_ident()
+                self.current = call
+                self.taking.notify_all()  # (a held thread's bound is the stop()'s from now on)
+        else:
+            self.current = call
 
     def _unthreaded(self) -> set[int]:
         """The native ids of the threads start() started outside `threading` that still run."""
@@ -610,6 +684,10 @@ class _Owners:
 
     def end(self, call: str) -> None:
         """Right after a call returned: what it should have waited for must have ended."""
+        if call == "stop":
+            self._stop_waits()
+            with self.taking:
+                self.hold_event = None  # (not taken before this stop(): none is held for a later one)
         self.current = ""
         if call == "start":
             self.start_ids |= os_threads() - self.listed_before
@@ -652,6 +730,7 @@ class _Owners:
         if _watching[0] is self:
             _watching[0] = None
         self._stop_holding()
+        self._stop_waits()
         for gate in list(self.gates.values()):
             gate.set()
         self._release(("start", "batch", "stop"))
@@ -771,8 +850,12 @@ class _Traffic:
     def status(self) -> asyncio.Task:
         return self._launch(self.service.status(), partial(_judge_status, self._served("status")))
 
-    def events(self) -> None:
+    def events(self, *, hold: bool = False) -> None:
+        """Record one event; with `hold`, a thread of the service that takes it from a queue is held until the
+        next stop() has waited (`_Owners.hold_taken`)."""
         served = self._served("events")
+        if hold:
+            self.driver.owners.hold_taken(self.next_id)
         try:
             self.service.record(self.next_id)
             served.ended_with, served.right, served.problem = "result", True, ""
@@ -780,6 +863,8 @@ class _Traffic:
         except Exception as exc:
             served.ended_with = type(exc).__name__
             served.problem = _("record() raised {error}", error=type(exc).__name__)
+            if hold:
+                self.driver.owners.hold_taken(None)  # (not queued: nothing to wait for)
         if not self.week.sink._down.is_set():
             self.week.up_events.append(self.next_id)
 
@@ -810,8 +895,13 @@ class _Traffic:
             return
         if method == "start":
             self.week.sink.new_run()
+        owners = self.driver.owners
+        if method == "stop" and not self.week.sink._down.is_set() and owners.may_take():
+            # The event to hold is queued and the sink is up: a flusher takes it soon; stop() comes once it has.
+            held, delivered = owners.hold_event, self.week.sink.delivered
+            await _wait_for(lambda: not owners.awaits_take() or held in delivered, self.driver.patience_s)
         status, value, took = await self.driver.call(method, getattr(self.service, method))
-        if method == "stop":
+        if method == "stop" and not owners.outwaited:  # (one that outwaited a hold took the grader's time)
             self.week.stops.append(took)
         if status == "nothing":
             self.week.jammed = True
@@ -847,6 +937,7 @@ async def replay_week(
     collect: bool = True,
     hold_ms: float = 0.0,
     sink_recovers: bool = False,
+    hold_taken: bool = False,
 ) -> Week:
     """Serve `days` simulated days of traffic: each day `rounds` rounds of the `mix` of requests, then the
     gauge's reading. Reports give up one time in three (at `give_up_ms`, or, a share `client_cancels` of
@@ -863,7 +954,10 @@ async def replay_week(
     caught here), which the count of open sockets alone would not show. With `hold_ms`, a batch's jobs wait
     until batch() waits (or at most `hold_ms` after it was called), so that all the threads it would run
     them on at once show. With `sink_recovers`, the sink comes back after the last day, while the service
-    still runs, once its flusher has tried it a few times (`_sink_recovers`).
+    still runs, once its flusher has tried it a few times (`_sink_recovers`). With `hold_taken`, the last
+    event of each round the sink is up for, before a restart, is held in the `Queue.get` of the flusher that
+    takes it until stop() has waited or returned (`_Owners.hold_taken`): at every such stop() the flusher
+    has an event in hand, which it must deliver or put back.
     """
     mix = dict(MIX if mix is None else mix)
     week = Week(gauge=gauge if gauge is not None else DailyGauge())
@@ -903,8 +997,10 @@ async def replay_week(
                 today += [traffic.report() for _request in range(mix.get("report", 0))]
                 today += [traffic.lookup() for _request in range(mix.get("lookup", 0))]
                 today += [traffic.status() for _request in range(mix.get("status", 0))]
-                for _request in range(mix.get("events", 0)):
-                    traffic.events()
+                events = mix.get("events", 0)
+                held = hold_taken and restart_every_round and not week.sink._down.is_set()
+                for request in range(events):
+                    traffic.events(hold=held and request == events - 1)
                 for _request in range(mix.get("batch", 0)):
                     await traffic.batch()
                 await asyncio.sleep(max(0.0, round_ends - _monotonic()))
@@ -935,6 +1031,7 @@ async def replay_week(
             )
         driver.owners.close()  # whatever the service left, held at its end, may end now
         week.stop_problems += driver.owners.stop_problems
+        week.taken_at_stop = driver.owners.taken_at_stop
         week.batch_problems += driver.owners.batch_problems
 
         # After the last stop(), every event record() took was delivered once, or is back on self.events.
@@ -950,7 +1047,21 @@ async def replay_week(
         answers_due = traffic.last_sent + (lookup_deadline_ms + patience_ms) / 1000
         await asyncio.gather(_all_done(week.in_flight, answers_due), _wait_for(accounted, patience_ms / 1000))
         waiting = list(getattr(week.service.events, "queue", ()))
-        if wrong := [e for e in week.recorded if not once(e, waiting)]:
+        wrong = [e for e in week.recorded if not once(e, waiting)]
+        # An event a held Queue.get handed over once stop() had waited: the flusher had it in hand as stop() came.
+        lost = [e for e in week.taken_at_stop if e in wrong and not week.sink.delivered.get(e) and e not in waiting]
+        if lost:
+            week.lifecycle_problems.append(
+                _(
+                    "{count} events the flusher took from self.events as stop() was called were neither delivered "
+                    "nor put back (events {events}): an event the flusher has taken must be delivered, or put back "
+                    "on self.events, even when stop() comes right after it took it",
+                    count=len(lost),
+                    events=", ".join(map(str, lost[:5])),
+                )
+            )
+            wrong = [e for e in wrong if e not in lost]
+        if wrong:
             times, back = week.sink.delivered.get(wrong[0], 0), waiting.count(wrong[0])
             week.lifecycle_problems.append(
                 _(
@@ -966,7 +1077,7 @@ async def replay_week(
         # An event recorded while the sink was up is delivered once, however often the service restarted.
         if not week.sink._down.is_set():  # (after an outage, the wait before it has already had its chance)
             await _wait_for(up_events_delivered, patience_ms / 1000)
-        if undelivered := [e for e in week.up_events if week.sink.delivered.get(e, 0) != 1]:
+        if undelivered := [e for e in week.up_events if week.sink.delivered.get(e, 0) != 1 and e not in lost]:
             times = week.sink.delivered.get(undelivered[0], 0)
             week.lifecycle_problems.append(
                 _(
@@ -1438,6 +1549,7 @@ def probe(
     _KEPT.clear()  # (a service from an earlier probe in this process is not this run's)
     options = {"backoff_s": backoff_s, "working_set_bytes": 64 * 1024, "patience_ms": 500.0, "settle_ms": 5.0}
     options["collect"] = False  # the grader counts what the answer released itself, with the collector off
+    options["hold_taken"] = True  # at each restart while the sink is up, the flusher has an event in hand
     options.update(lookup_deadline_ms=lookup_deadline_ms, give_up_ms=give_up_ms, client_cancels=0.5)
 
     async def run() -> None:
