@@ -73,9 +73,10 @@ Graded = dict[str, tuple[float, float, str]]  # by student: score, max, and the 
 
 
 def lost(tests: dict[str, dict]) -> str:
-    """The tests that lost points and the first line of each one's message: what a wrong-way verdict shows."""
+    """The tests that lost points and their messages (a few lines each, where the problems are named): what
+    a wrong-way verdict shows, and all a rare one leaves to find its cause by."""
     return "; ".join(
-        f"{name}: {next(iter((test.get('message') or '').strip().splitlines()), '')}"
+        f"{name}: {' / '.join((test.get('message') or '').strip().splitlines()[:6])[:600]}"
         for name, test in tests.items()
         if test.get("score", 0) < test.get("max_score", 0)
     )
