@@ -44,6 +44,7 @@ from .._census import (
 from .._i18n import _
 from .._stacks import counted
 from . import lifeless_pool
+from ._checks import CONDITION_WAIT
 from ._truth import graders_truth, guard_source, note
 from .forgotten_cancel import PAYLOAD_BYTES, Request, Result, new_request, slow_query, witness
 from .hung_call import answered_keys, expected_answer, pick_key, start_service
@@ -419,7 +420,6 @@ def _judge_status(served: Served, task: asyncio.Task) -> None:
 
 
 _START, _JOIN, _IS_ALIVE = (getattr(threading.Thread, name).__code__ for name in ("start", "join", "is_alive"))
-_WAIT = threading.Condition.wait.__code__  # what Event.wait, Queue.get, Future.result and Semaphore.acquire wait in
 _GET = queue.Queue.get.__code__  # what a flusher takes an event with (get_nowait, and a Queue subclass's get, call it)
 _TAKE_HELD_S = 5.0  # how long at most an event taken is held for the stop() to come (close() lets it go sooner)
 _STOP_UNSEEN_S = 0.1  # how long at most a stop() that waits where the hook cannot see (a bare lock) keeps it held
@@ -498,7 +498,7 @@ class _Owners:
         """The trace hook of the driver's threads and of every thread started while it is set (a trace hook,
         not a profile hook: memray keeps the profile hook for its stacks). It sees calls only."""
         code = frame.f_code  # type: ignore[attr-defined]
-        if (code is _WAIT or code is _JOIN or code is _IS_ALIVE) and self.current == "stop":
+        if (code is CONDITION_WAIT or code is _JOIN or code is _IS_ALIVE) and self.current == "stop":
             if threading.get_ident() == self.driver:
                 self._stop_waits()
         if code is _START:
@@ -514,7 +514,7 @@ class _Owners:
                 ]
                 alive = alive_threads(batch)
                 self._ran_on(len(alive) + 1)
-        elif code is _WAIT and self.holding and threading.get_ident() == self.driver:
+        elif code is CONDITION_WAIT and self.holding and threading.get_ident() == self.driver:
             timeout = frame.f_locals["timeout"]  # type: ignore[attr-defined]
             if (timeout is None or timeout > 0) and not self._in_start(frame):  # (a Thread.start waits too)
                 self._stop_holding()
