@@ -70,7 +70,7 @@ HIDDEN_WEEK = {
     "seed": 7,
     "days": 9,
     "mix": {"report": 4, "lookup": 5, "batch": 1, "events": 4, "status": 1},
-    "lookup_deadline_ms": 350.0,
+    "lookup_deadline_ms": 1200.0,
     "give_up_ms": 40.0,
 }
 
@@ -147,7 +147,7 @@ def test_a_fixed_service_serves_a_short_week_right_and_flat_in_this_process():
                 days=3,
                 gauge=DailyGauge(log=False),
                 patience_ms=2000,
-                lookup_deadline_ms=250,
+                lookup_deadline_ms=1000,
                 settle_ms=2000,
             )
         return week, recorder.recording

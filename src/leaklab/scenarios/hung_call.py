@@ -338,7 +338,10 @@ _CLOCK_MS = 1.0  # how early a timer may fire (the clock's resolution, a deadlin
 # The grader's deadlines for the calls that hang, in turn, so that a timeout of the answer's own is early on
 # some of them. The planned burst cancels every other call that hangs at half its deadline: the even places
 # are for the calls left to reach theirs, the odd ones for the cancelled (not under 100 ms: see `send_calls`).
-GRADER_DEADLINES_MS = (20.0, 400.0, 400.0, 250.0, 60.0, 100.0)
+# One left to reach its deadline has a long one (1.5 s), so that a fixed timeout of the answer's own is
+# early by far more than a loaded machine makes a timer late, and a deadline enforced only when short hangs;
+# so has one cancelled, so that a loaded machine surely starts it (the service has it) before it is cancelled.
+GRADER_DEADLINES_MS = (20.0, 400.0, 400.0, 250.0, 60.0, 100.0, 1500.0, 1500.0)
 # The deadlines of the planned burst's calls to the service's door (`door_of`), which never accepts: a fetch
 # whose deadline does not cover the connect waits there until its caller gives up.
 UNACCEPTED_DEADLINES_MS = (60.0, 400.0)
@@ -687,8 +690,9 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
     calls that hang until theirs: some at most 60 ms, some at least 300 ms, so that a timeout of the
     answer's own is early on some), a caller that cancels at 0-90% of its deadline, 0-2 ms between calls.
     One more call that hangs has a long deadline, the same as one of the answered calls' (1.1-3 s): a fetch
-    that enforces only short deadlines hangs in it, and no deadline tells a fetch which calls will hang. Two
-    more go to a door beside the service that never accepts (`door_of`): their connect never completes."""
+    that enforces only short deadlines hangs in it, and no deadline tells a fetch which calls will hang;
+    another with that deadline is cancelled by its caller once the service has it. Two more go to a door
+    beside the service that never accepts (`door_of`): their connect never completes."""
     from hypothesis import strategies as st
 
     from ._traffic import draw
@@ -710,7 +714,11 @@ def traffic(seed: int, *, calls: int = 30) -> dict:
     rows, (shared, place) = draw(st.tuples(st.lists(row, min_size=calls - 1, max_size=calls - 1), long), seed, covers)
     drawn = [list(r) for r in rows]
     answered = [r[1] for r in drawn if r[0] in ("answer", "cancelled answer", "reset")]  # covers: at least one
-    drawn.insert(place, ["deadline", _answered_deadline_ms(answered[shared % len(answered)]), 0.0, 0])
+    long_ms = _answered_deadline_ms(answered[shared % len(answered)])
+    drawn.insert(place, ["deadline", long_ms, 0.0, 0])
+    # And one its caller cancels mid-call with that long deadline: the short ones may end by their own
+    # deadline, or be cancelled before they connect, on a loaded machine; this one surely holds a connection.
+    drawn.insert((place + calls // 3) % len(drawn), ["cancelled", long_ms, 0.05, 0])
     # And two calls to the service's door, whose connect never completes, with the shortest and the longest
     # deadline of the calls that hang (at most 60 ms, at least 300 ms): the deadline must cover connecting.
     hung = [r[1] for r in drawn if r[0] == "deadline" and r[1] <= 400]

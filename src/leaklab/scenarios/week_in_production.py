@@ -1488,6 +1488,12 @@ def _threads_at_work() -> int:
     return len(_listdir("/proc/self/task")) - len(idle)
 
 
+def _unframed_threads() -> int:
+    """This process's threads that run no Python code: a thread that has left Python on its way out (joined,
+    or ended unjoined) is one until the operating system drops it."""
+    return len(_listdir("/proc/self/task")) - len(_current_frames())
+
+
 # The graded week's service, kept alive until the grader has measured the memory the run still holds: what
 # the service keeps on itself (a cache of every report) is held per request as much as a module's cache is.
 _KEPT: list[LeakyService] = []
@@ -1501,10 +1507,12 @@ async def _measured(replay: Callable[[], Awaitable[Week]], *, keep: bool = False
     its result, until the run is over, so bytes held cannot be told apart per phase.)
     """
     tasks_before, threads_before, sockets_before = _pending_tasks(), _threads_at_work(), _socket_count()
-    processes_before = _processes_at_work()
+    processes_before, unframed_before = _processes_at_work(), _unframed_threads()
     week = await replay()
 
-    # Threads that were joined leave the operating system's list a moment later; leaked ones stay.
+    # Threads that were joined leave the operating system's list a moment later (a moment a loaded machine
+    # can stretch); leaked ones stay. So the wait is for a state: nothing left, or nothing left that is still
+    # on its way out (a thread that has left Python, a child process not yet ended); its bound is for those.
     def settled() -> bool:
         return (
             _threads_at_work() <= threads_before
@@ -1512,7 +1520,10 @@ async def _measured(replay: Callable[[], Awaitable[Week]], *, keep: bool = False
             and _processes_at_work() <= processes_before
         )
 
-    await _wait_for(settled, 0.3)
+    def only_leftovers() -> bool:
+        return _unframed_threads() <= unframed_before and _processes_at_work() <= processes_before
+
+    await _wait_for(lambda: settled() or only_leftovers(), 2.0)
     await asyncio.sleep(0)  # cancelled children finish
     left = _Left(
         tasks=len(_pending_tasks() - tasks_before - {asyncio.current_task()}),
@@ -1534,14 +1545,15 @@ def probe(
     rounds: int = 2,
     mix: dict[str, int] | None = None,
     backoff_s: float = 0.2,
-    lookup_deadline_ms: float = 250.0,
+    lookup_deadline_ms: float = 1000.0,
     give_up_ms: float = 5.0,
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
     """Each kind of request on its own for two days, then a whole week of the mix: what each left, and
     whether every request got the right answer. The key-value service runs in a process of its own.
 
     Every lookup has `lookup_deadline_ms` (far above a round trip on a loaded machine, so that no answered
-    lookup times out): a TimeoutError before it is early, and one long after it is never answered. Of the
+    lookup times out: a machine busy enough stalls a process for a few hundred milliseconds at times, and
+    every lookup then in flight would time out at a deadline of 250 ms): a TimeoutError before it is early, and one long after it is never answered. Of the
     reports that give up, half are cancelled by their client (the task text's other way to give up), and
     so are half the lookups the key-value service never answers."""
     address = key_value_service()
