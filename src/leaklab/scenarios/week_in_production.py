@@ -1553,9 +1553,10 @@ def probe(
 
     Every lookup has `lookup_deadline_ms` (far above a round trip on a loaded machine, so that no answered
     lookup times out: a machine busy enough stalls a process for a few hundred milliseconds at times, and
-    every lookup then in flight would time out at a deadline of 250 ms): a TimeoutError before it is early, and one long after it is never answered. Of the
-    reports that give up, half are cancelled by their client (the task text's other way to give up), and
-    so are half the lookups the key-value service never answers."""
+    every lookup then in flight would time out at a deadline of 250 ms): a TimeoutError before it is early,
+    and one long after it is never answered. Of the reports that give up, half are cancelled by their
+    client (the task text's other way to give up), and so are half the lookups the key-value service never
+    answers."""
     address = key_value_service()
     results: dict[str, tuple[Week, _Left]] = {}
     _KEPT.clear()  # (a service from an earlier probe in this process is not this run's)
