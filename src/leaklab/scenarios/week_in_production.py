@@ -1511,8 +1511,9 @@ async def _measured(replay: Callable[[], Awaitable[Week]], *, keep: bool = False
     week = await replay()
 
     # Threads that were joined leave the operating system's list a moment later (a moment a loaded machine
-    # can stretch); leaked ones stay. So the wait is for a state: nothing left, or nothing left that is still
-    # on its way out (a thread that has left Python, a child process not yet ended); its bound is for those.
+    # can stretch), and a thread stop() let go may end by itself soon after; leaked ones stay. So: 0.3 s for
+    # everything to end, then longer only for what is on its way out (a thread that has left Python, a
+    # child process not yet ended).
     def settled() -> bool:
         return (
             _threads_at_work() <= threads_before
@@ -1523,7 +1524,8 @@ async def _measured(replay: Callable[[], Awaitable[Week]], *, keep: bool = False
     def only_leftovers() -> bool:
         return _unframed_threads() <= unframed_before and _processes_at_work() <= processes_before
 
-    await _wait_for(lambda: settled() or only_leftovers(), 2.0)
+    if not await _wait_for(settled, 0.3):
+        await _wait_for(lambda: settled() or only_leftovers(), 1.7)
     await asyncio.sleep(0)  # cancelled children finish
     left = _Left(
         tasks=len(_pending_tasks() - tasks_before - {asyncio.current_task()}),
