@@ -3,29 +3,36 @@
 Drawn to read in grey as well as in colour: each run has its own colour from the Okabe-Ito palette
 (safe for the common colour-blindnesses) and its own line style; within a run, markers tell the
 quantities apart.
+
+In a grading kernel (`PLOTS_ENV` set to "data") `plot_runs` draws nothing: it shows the figure's data
+(`PlotData`), and the grader draws it (`draw`) into the autograded notebook and its feedback page, with
+matplotlib already loaded. Importing matplotlib costs a kernel over half a second of CPU, a tenth of
+what grading a notebook costs, and no grade ever reads a figure.
 """
 
 from __future__ import annotations
 
+import io
+import math
+import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from matplotlib import rc_context
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.textpath import text_to_path
-from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
 from ._i18n import _
 from ._recording import Recording
 from ._repo import artefacts_dir
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .grading.isolation import Verdict
+
+PLOTS_ENV = "LEAKLAB_PLOTS"
+PLOT_MIME = "application/vnd.leaklab.plot+json"  # a figure's data, as `PlotData` shows it
 
 _MIB = 1024 * 1024
 _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")  # Okabe & Ito
@@ -54,7 +61,7 @@ def plot_runs(
     threshold: tuple[float, str] | None = None,
     rss: bool = False,
     verdict: Verdict | None = None,
-) -> Plot:
+) -> Plot | PlotData:
     """Overlay runs (say, the leak and its fix) in one figure, saved as a PNG and shown inline.
 
     The PNG goes to `save`, or to the artefacts folder under a name made from the title. `xlabel`
@@ -68,22 +75,179 @@ def plot_runs(
     """
     if not runs:
         raise ValueError("plot_runs needs at least one Recording")
+    drawn = _Drawn.of(title, xlabel, markers, threshold, rss, verdict)
+    if os.environ.get(PLOTS_ENV) == "data":
+        return PlotData(drawn.to_json(runs))
+    from matplotlib import rc_context
+
     with rc_context({"font.family": _families()}):
+        figure = _figure(runs, drawn)
+    path = Path(save) if save is not None else artefacts_dir("plots") / (_slug(title) + ".png")
+    figure.savefig(path, dpi=90)
+    return Plot(figure, path)
+
+
+def figure_data(*runs: Recording, title: str, **asked: object) -> dict:
+    """What `plot_runs(*runs, title=title, **asked)` shows in a grading kernel: its figure's data."""
+    return _Drawn.of(title, **asked).to_json(runs)  # type: ignore[arg-type]
+
+
+@dataclass
+class PlotData:
+    """A figure's data, shown as `PLOT_MIME` (for the grader to draw) with a line of text beside it."""
+
+    spec: dict
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
+        return {PLOT_MIME: self.spec, "text/plain": f"[figure: {self.spec['title']}]"}
+
+
+@dataclass
+class _Drawn:
+    """What a figure shows besides its runs."""
+
+    title: str
+    xlabel: str
+    markers: tuple[tuple[float, str], ...] = ()
+    threshold: tuple[float, str] | None = None
+    rss: bool = False
+    headline: str | None = None  # a verdict's, heading the figure
+    passed: bool = False
+    # Its words, in the language of the kernel that made it (whoever draws it): `{label}` is a run's label.
+    words: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        title: str,
+        xlabel: str | None = None,
+        markers: Sequence[tuple[float, str]] = (),
+        threshold: tuple[float, str] | None = None,
+        rss: bool = False,
+        verdict: Verdict | None = None,
+    ) -> _Drawn:
+        """As `plot_runs` is asked, in the language spoken now."""
         xlabel = _("time since start (ms; a millisecond stands for the article's second)") if xlabel is None else xlabel
-        return _plot(runs, title, save, xlabel, markers, threshold, rss, verdict)
+        headline, passed = (verdict.headline, verdict.passed) if verdict is not None else (None, False)
+        return cls(title, xlabel, tuple(markers), threshold, rss, headline, passed, _words(rss))
+
+    def to_json(self, runs: Sequence[Recording]) -> dict:
+        fields = ("times_ms", "tasks", "threads", "memory_times_ms", "heap_bytes", "rss_bytes")
+        return {
+            **{k: getattr(self, k) for k in ("title", "xlabel", "rss", "headline", "passed", "words")},
+            "markers": [[at, label] for at, label in self.markers],
+            "threshold": list(self.threshold) if self.threshold is not None else None,
+            "runs": [
+                {"label": r.label, **{k: list(getattr(r, k)) for k in fields}, "series": dict(r.series)} for r in runs
+            ],
+        }
 
 
-def _plot(
-    runs: Sequence[Recording],
-    title: str,
-    save: Path | str | None,
-    xlabel: str,
-    markers: Sequence[tuple[float, str]],
-    threshold: tuple[float, str] | None,
-    rss: bool,
-    verdict: Verdict | None,
-) -> Plot:
-    height, top, bottom = (5.8, 0.91, 0.09) if verdict is not None else (5.5, 0.95, 0.09)
+@dataclass
+class _Run:
+    """A run as a figure draws it: `Recording`'s fields, read back from a kernel's `PlotData`."""
+
+    label: str
+    times_ms: list[float] = field(default_factory=list)
+    tasks: list[float] = field(default_factory=list)
+    threads: list[float] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
+    memory_times_ms: list[float] = field(default_factory=list)
+    heap_bytes: list[float] = field(default_factory=list)
+    rss_bytes: list[float] = field(default_factory=list)
+
+
+# What the grader draws of a kernel's `PlotData` (written by the submission's process, so read with care).
+MOST_POINTS = 400_000  # numbers in one figure: a figure of the lessons' own has a few thousand
+_MOST_RUNS, _MOST_SERIES, _MOST_MARKERS, _LONGEST_TEXT = 8, 8, 100, 500
+
+
+def draw(spec: object) -> bytes:
+    """The PNG of a figure a grading kernel showed as data, as `plot_runs` draws it in the lab; ValueError
+    for data that is not such a figure's (any shape, a number too many, a text too long). Its texts are
+    drawn as plain text, never parsed as mathtext."""
+    from matplotlib import rc_context
+
+    runs, drawn = _read(spec)
+    with rc_context({"font.family": _families(), "text.parse_math": False}):
+        figure = _figure(runs, drawn)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=90)
+    return png.getvalue()
+
+
+def _read(spec: object) -> tuple[list[_Run], _Drawn]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("runs"), list):
+        raise ValueError("not a figure's data")
+    counted = [0]
+
+    def text(value: object) -> str:
+        if not isinstance(value, str) or len(value) > _LONGEST_TEXT:
+            raise ValueError("a text that is not one, or is too long")
+        return value
+
+    def number(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError("a number that is not one")
+        return value
+
+    def numbers(value: object) -> list[float]:
+        if not isinstance(value, list):
+            raise ValueError("a series that is not a list")
+        counted[0] += len(value)
+        if counted[0] > MOST_POINTS:
+            raise ValueError(f"more than {MOST_POINTS} numbers")
+        return [number(v) for v in value]
+
+    runs = []
+    for run in spec["runs"][: _MOST_RUNS + 1]:
+        if not isinstance(run, dict) or not isinstance(run.get("series", {}), dict):
+            raise ValueError("a run that is not one")
+        series = {text(name): numbers(values) for name, values in list(run.get("series", {}).items())[:_MOST_SERIES]}
+        lists = {k: numbers(run.get(k, [])) for k in _Run.__dataclass_fields__ if k not in ("label", "series")}
+        runs.append(_Run(text(run.get("label")), series=series, **lists))
+    markers = spec.get("markers") or []
+    threshold = spec.get("threshold")
+    if not 0 < len(runs) <= _MOST_RUNS or not isinstance(markers, list) or len(markers) > _MOST_MARKERS:
+        raise ValueError("too many or too few runs or markers")
+    if any(len(r.times_ms) != len(r.tasks) or len(r.memory_times_ms) != len(r.heap_bytes) for r in runs):
+        raise ValueError("series of different lengths")
+    if not all(isinstance(m, list) and len(m) == 2 for m in markers + ([threshold] if threshold else [])):
+        raise ValueError("a marker that is not one")
+    drawn = _Drawn(
+        text(spec.get("title")),
+        text(spec.get("xlabel")),
+        tuple((number(at), text(label)) for at, label in markers),
+        (number(threshold[0]), text(threshold[1])) if threshold else None,
+        spec.get("rss") is True,
+        text(spec["headline"]) if spec.get("headline") is not None else None,
+        spec.get("passed") is True,
+        {word: text(words.get(word)) for word in _words(False)} if isinstance(words := spec.get("words"), dict) else {},
+    )
+    if not drawn.words:
+        raise ValueError("a figure without its words")
+    return runs, drawn
+
+
+def _words(rss: bool) -> dict[str, str]:
+    """The figure's words, in the language spoken now."""
+    return {
+        "tasks": _("{label}: tasks", label="{label}"),
+        "threads": _("{label}: threads", label="{label}"),
+        "heap": _("{label}: heap (memray)", label="{label}"),
+        "rss": _("{label}: RSS growth (process)", label="{label}"),
+        "counts": _("live tasks / threads (count)"),
+        "memory": _("memory grown since start (MiB)") if rss else _("heap held (MiB)"),
+    }
+
+
+def _figure(runs: Sequence[Recording | _Run], drawn: _Drawn) -> Figure:
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import ScaledTranslation, blended_transform_factory
+
+    title, xlabel, markers, threshold, rss = drawn.title, drawn.xlabel, drawn.markers, drawn.threshold, drawn.rss
+    said = lambda word, run: drawn.words[word].replace("{label}", run.label)  # noqa: E731
+    height, top, bottom = (5.8, 0.91, 0.09) if drawn.headline is not None else (5.5, 0.95, 0.09)
     band = _label_band_inches(markers) if markers else 0.0
     extra = band + _TITLE_LINE_IN * title.count("\n")
     if extra:  # the axes keep their size; the band and the title's further lines go above them
@@ -95,10 +259,8 @@ def _plot(
     counts, memory = figure.subplots(2, 1, sharex=True)
     for index, run in enumerate(runs):
         look = {"color": _PALETTE[index % len(_PALETTE)], "linestyle": _RUN_STYLES[index % len(_RUN_STYLES)]}
-        lines = (
-            [(_("{label}: tasks", label=run.label), run.tasks, "")] if any(run.tasks) or not any(run.threads) else []
-        )
-        lines += [(_("{label}: threads", label=run.label), run.threads, "^")] if any(run.threads) else []
+        lines = [(said("tasks", run), run.tasks, "")] if any(run.tasks) or not any(run.threads) else []
+        lines += [(said("threads", run), run.threads, "^")] if any(run.threads) else []
         lines += [
             (f"{run.label}: {name}", values, marker)
             for (name, values), marker in zip(run.series.items(), _SERIES_MARKERS, strict=False)
@@ -118,7 +280,7 @@ def _plot(
                 **look,
             )
         heap = [b / _MIB for b in run.heap_bytes]
-        memory.plot(run.memory_times_ms, heap, label=_("{label}: heap (memray)", label=run.label), **look)
+        memory.plot(run.memory_times_ms, heap, label=said("heap", run), **look)
         if rss and run.rss_bytes:
             grown = [(b - run.rss_bytes[0]) / _MIB for b in run.rss_bytes]
             memory.plot(
@@ -126,7 +288,7 @@ def _plot(
                 grown,
                 marker="v",
                 markevery=_every(run.memory_times_ms),
-                label=_("{label}: RSS growth (process)", label=run.label),
+                label=said("rss", run),
                 **look,
             )
     if threshold is not None:
@@ -139,20 +301,18 @@ def _plot(
     above = on_top + ScaledTranslation(0, _LABEL_GAP_PT / 72, figure.dpi_scale_trans)
     for at_ms, label in markers:
         counts.text(at_ms, 1.0, label, transform=above, rotation=90, va="bottom", ha="center", fontsize="small")
-    counts.set_ylabel(_("live tasks / threads (count)"))
+    counts.set_ylabel(drawn.words["counts"])
     counts.set_title(title, pad=band * 72 + 6 if band else None)  # 6 points: matplotlib's own title pad
     counts.legend(**_BESIDE)
     counts.grid(alpha=0.3)
-    memory.set_ylabel(_("memory grown since start (MiB)") if rss else _("heap held (MiB)"))
+    memory.set_ylabel(drawn.words["memory"])
     memory.set_xlabel(xlabel)
     memory.legend(**_BESIDE)
     memory.grid(alpha=0.3)
-    if verdict is not None:
-        colour = _PASSED if verdict.passed else _FAILED
-        figure.text(0.5, 0.985, verdict.headline, ha="center", va="top", color=colour, weight="bold")
-    path = Path(save) if save is not None else artefacts_dir("plots") / (_slug(title) + ".png")
-    figure.savefig(path, dpi=90)
-    return Plot(figure, path)
+    if drawn.headline is not None:
+        colour = _PASSED if drawn.passed else _FAILED
+        figure.text(0.5, 0.985, drawn.headline, ha="center", va="top", color=colour, weight="bold")
+    return figure
 
 
 _BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": "small"}
@@ -164,6 +324,9 @@ _TITLE_LINE_IN = 0.22  # a further line of the title, at matplotlib's default si
 
 def _label_band_inches(markers: Sequence[tuple[float, str]]) -> float:
     """The height of the band above the counts that holds the markers' labels, upright: the longest label."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
     font = FontProperties(size="small")
     longest = max(text_to_path.get_text_width_height_descent(label, font, ismath=False)[0] for _, label in markers)
     return (longest + 2 * _LABEL_GAP_PT) / 72

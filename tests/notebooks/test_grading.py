@@ -177,6 +177,9 @@ def test_feedback_is_written_without_the_hidden_tests(graded):
         html = page.read_text()
         assert hidden not in html and "HIDDEN TESTS" not in html and "requests=90" not in html
     assert "left behind" in (graded["feedback"] / "leaky.html").read_text()
+    # The kernel showed its three figures as data (never loading matplotlib); the grader drew them.
+    solution = (graded["feedback"] / "01_forgotten_cancel.html").read_text()
+    assert solution.count("data:image/png") == 3 and "[leaklab: a figure" not in solution
 
 
 def test_lesson_02_solution_full_and_exercise_zero(graded):

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from leaklab import Recording, plot_runs
+from leaklab._plotting import PLOT_MIME, PLOTS_ENV, draw, figure_data
 from leaklab.grading.isolation import Verdict
 
 
@@ -107,3 +112,103 @@ def test_a_translated_figure_draws_its_chinese_words_and_names_its_file_by_them(
         one = plot_runs(fake_run("泄漏的处理函数", [0, 1, 2], [0, 0, 0]), title="01 被遗忘的取消 泄漏")
         other = plot_runs(fake_run("你的处理函数", [0, 1, 0], [0, 0, 0]), title="01 被遗忘的取消 你的答案")
     assert one.path.name == "01_被遗忘的取消_泄漏.png" and other.path != one.path
+
+
+# --- in a grading kernel: the figure's data, drawn by the grader ----------------------------------------
+
+
+def test_in_a_grading_kernel_a_figure_is_shown_as_data_without_loading_matplotlib():
+    # GIVEN a kernel told it is graded (LEAKLAB_PLOTS=data, as grading.core tells nbgrader's kernels),
+    # WHEN a lesson plots its runs, THEN it shows the figure's data, and matplotlib is never imported:
+    # that import is over half a second of the kernel's CPU, for a figure no grade reads.
+    script = """
+import json, sys
+from leaklab import Recording, plot_runs
+run = Recording("leaky", capture=None, times_ms=[0.0, 5.0], tasks=[0, 3], memory_times_ms=[0.0], heap_bytes=[0])
+shown = plot_runs(run, title="the leak", markers=[(5.0, "alert")])
+bundle = shown._repr_mimebundle_()
+print(json.dumps({"loaded": "matplotlib" in sys.modules, "mimes": sorted(bundle), "text": bundle["text/plain"]}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, PLOTS_ENV: "data"}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "loaded": False,
+        "mimes": [PLOT_MIME, "text/plain"],
+        "text": "[figure: the leak]",
+    }
+
+
+def figure_both_ways(tmp_path, monkeypatch, **asked) -> tuple[bytes, bytes]:
+    """The PNG the lab saves, and the PNG the grader draws from the data a grading kernel shows."""
+    run = fake_run("leaky", [0, 1, 2, 3], [0, 1, 1, 0])
+    run.series = {"open sockets": [0, 2, 4, 6]}
+    lab = plot_runs(run, fake_run("fixed", [0, 1, 0, 0], [0, 0, 0, 0]), save=tmp_path / "lab.png", **asked)
+    monkeypatch.setenv(PLOTS_ENV, "data")
+    shown = plot_runs(run, fake_run("fixed", [0, 1, 0, 0], [0, 0, 0, 0]), **asked)._repr_mimebundle_()
+    return lab.path.read_bytes(), draw(json.loads(json.dumps(shown[PLOT_MIME])))  # as the notebook keeps it
+
+
+def test_the_grader_draws_the_figure_the_lab_draws(tmp_path, monkeypatch):
+    verdict = Verdict([("nothing left behind", "left behind after the burst")])
+    asked = {"markers": [(1.0, "alert")], "threshold": (2, "limit"), "rss": True, "verdict": verdict}
+    lab, drawn = figure_both_ways(tmp_path, monkeypatch, title="01 the leak\nand your answer", **asked)
+    assert drawn == lab
+
+
+def test_the_grader_draws_a_figures_texts_as_plain_text(tmp_path, monkeypatch):
+    lab, drawn = figure_both_ways(tmp_path, monkeypatch, title="$x$ is math")
+    assert drawn != lab and drawn[:8] == b"\x89PNG\r\n\x1a\n"  # the lab's title is mathtext; the data's is never
+
+
+def test_the_grader_draws_a_figure_in_the_words_of_the_kernel_that_showed_it(monkeypatch):
+    from leaklab._i18n import speaking
+
+    monkeypatch.setenv(PLOTS_ENV, "data")
+    with speaking("zh_CN"):
+        spec = plot_runs(fake_run("泄漏", [0, 1], [0, 0]), title="t")._repr_mimebundle_()[PLOT_MIME]
+    assert spec["words"]["tasks"] != "{label}: tasks" and "{label}" in spec["words"]["tasks"]
+    assert draw(spec)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def good_spec() -> dict:
+    return figure_data(fake_run("leaky", [0, 1, 2], [0, 0, 0]), title="t", markers=[(1.0, "alert")])
+
+
+def changed(**fields) -> dict:
+    return {**good_spec(), **fields}
+
+
+def run_changed(**fields) -> dict:
+    spec = good_spec()
+    return {**spec, "runs": [{**spec["runs"][0], **fields}]}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        None,
+        [],
+        {},
+        changed(runs=[]),
+        changed(runs=[good_spec()["runs"][0]] * 9),
+        changed(runs="leaky"),
+        changed(title=3),
+        changed(title="t" * 501),
+        changed(words={}),
+        changed(words={**good_spec()["words"], "tasks": None}),
+        changed(markers=[[1.0]]),
+        changed(markers=[[1.0, "m"]] * 101),
+        changed(threshold=["x", "limit"]),
+        run_changed(tasks=[0, 1, float("nan")]),
+        run_changed(tasks=[0, True, 1]),
+        run_changed(tasks=[0, 1]),
+        run_changed(series=[1, 2]),
+        run_changed(times_ms=list(range(300_000)), tasks=list(range(300_000))),
+    ],
+    ids=lambda spec: str(spec)[:40],
+)
+def test_data_that_is_not_a_figures_is_refused(spec):
+    with pytest.raises(ValueError):
+        draw(spec)

@@ -428,6 +428,9 @@ def _spawn(job: dict) -> IsolatedRun:
 
 
 def _run_child(job: dict) -> IsolatedRun:
+    from .._plotting import PLOTS_ENV  # here: every grading kernel imports this module, few start children
+
+    kernels_only = (handoff.ENV, PLOTS_ENV)  # what the grader tells a kernel, not the answer's run
     report_out, report_in = os.pipe()  # the child's messages
     ack_out, ack_in = os.pipe()  # the parent's answers: the child waits for one at each stop
     argv = sandbox.wrap(_CHILD, writable=[]) if sandbox.active() else _CHILD
@@ -437,7 +440,7 @@ def _run_child(job: dict) -> IsolatedRun:
         child = subprocess.Popen(
             argv,
             # The messages the child writes (its problems, its leak report) in the kernel's language.
-            env={**{k: v for k, v in os.environ.items() if k != handoff.ENV}, LANGUAGE_ENV: language()},
+            env={**{k: v for k, v in os.environ.items() if k not in kernels_only}, LANGUAGE_ENV: language()},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -117,6 +117,39 @@ def capped(nb: dict) -> dict:
     return nb
 
 
+def drawn(nb: dict) -> dict:
+    """The notebook with the figures its kernel showed as data (`_plotting.PlotData`) drawn, as PNGs the
+    lab would have shown (up to `settings.DRAWN_FIGURES`); data that is not a figure's, or one too many,
+    is said in a line where the figure would be. The kernel ran the submission: its data is read with care."""
+    from .._plotting import PLOT_MIME
+
+    left = settings.DRAWN_FIGURES
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            data = output.get("data")
+            if not isinstance(data, dict) or PLOT_MIME not in data:
+                continue
+            spec, left = data.pop(PLOT_MIME), left - 1
+            if left < 0:
+                data["text/plain"] = f"[leaklab: a figure not drawn: over {settings.DRAWN_FIGURES} in one notebook]"
+                continue
+            try:
+                data["image/png"] = _drawn_png(spec)
+            except ValueError as exc:
+                data["text/plain"] = f"[leaklab: a figure that could not be drawn: {exc}]"
+    return nb
+
+
+def _drawn_png(spec: object) -> str:
+    import base64
+
+    from .._plotting import draw
+
+    if len(json.dumps(spec)) > settings.OUTPUT_ITEM_BYTES:
+        raise ValueError(f"its data is over {settings.OUTPUT_ITEM_BYTES >> 20} MiB")
+    return base64.b64encode(draw(spec)).decode("ascii")
+
+
 def _cut(text: str, limit: int) -> str:
     data = text.encode()
     if len(data) <= limit:

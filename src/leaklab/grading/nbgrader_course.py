@@ -25,7 +25,7 @@ from .._errors import LeaklabError
 from .._i18n import notebook_language
 from .._repo import artefacts_dir
 from . import handoff, sandbox
-from .kernel import DIED, GivesUpOnASilentKernel, KernelRun, capped, sandboxed_kernels, scored
+from .kernel import DIED, GivesUpOnASilentKernel, KernelRun, capped, drawn, sandboxed_kernels, scored
 from .results import Reason, TestResult
 
 
@@ -54,8 +54,9 @@ def _recording_execute(kernel_dir: Path | None) -> type:
     return RecordingExecute
 
 
-def _capped_outputs() -> type:
-    """`kernel.capped` as a preprocessor, run just after nbgrader executes a notebook."""
+def _kept_outputs() -> type:
+    """`kernel.drawn`, then `kernel.capped`, as a preprocessor run just after nbgrader executes a notebook:
+    the figures the kernel showed as data drawn, then every output cut to size."""
     from nbconvert.preprocessors import Preprocessor
     from traitlets import Bool
 
@@ -63,7 +64,7 @@ def _capped_outputs() -> type:
         enabled = Bool(True)  # nbconvert's preprocessors are off unless enabled
 
         def preprocess(self, nb, resources):  # type: ignore[no-untyped-def]
-            capped(nb)
+            capped(drawn(nb))
             return nb, resources
 
     return CappedOutputs
@@ -128,7 +129,7 @@ class NbgraderCourse:
         self._execute = _recording_execute(self.kernel_dir if sandbox.active() else None)
         configured = config.Autograde.get("autograde_preprocessors")  # the course's own list, if it set one
         steps = configured or Autograde.class_traits()["autograde_preprocessors"].default()
-        executing = [[self._execute, _capped_outputs()] if s is Execute else [s] for s in steps]
+        executing = [[self._execute, _kept_outputs()] if s is Execute else [s] for s in steps]
         config.Autograde.autograde_preprocessors = [step for group in executing for step in group]
         if "exporter_class" not in config.GenerateFeedback:  # unless the course chose its own
             config.GenerateFeedback.exporter_class = feedback_exporter()

@@ -72,3 +72,5 @@ SANDBOX_TMP_BYTES = 256 * 2**20
 CELL_TEXT_BYTES = 64 * 2**10  # the printed text of one cell
 OUTPUT_ITEM_BYTES = 2 * 2**20  # one image or other rich output
 NOTEBOOK_OUTPUT_BYTES = 16 * 2**20  # all outputs of the notebook together
+# Figures the grader draws from a kernel's data (kernel.drawn) for one notebook; a lesson shows at most 3.
+DRAWN_FIGURES = 24

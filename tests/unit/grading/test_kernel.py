@@ -3,6 +3,7 @@ to size."""
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,8 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import nbformat
 import pytest
 
+from leaklab import Recording
+from leaklab._plotting import PLOT_MIME, figure_data
 from leaklab.grading import settings
-from leaklab.grading.kernel import capped, restored, scored
+from leaklab.grading.kernel import capped, drawn, restored, scored
 from leaklab.grading.results import Reason
 
 
@@ -164,3 +167,23 @@ def test_a_kernel_silent_after_its_interrupt_fails_every_later_cell_without_wait
     run = kernel.run_notebook(nb, nb, tmp_path, before_tests=lambda: None)
     assert asked == [False]  # asked once; every later cell then had the shortest timeout
     assert {k: t.score for k, t in run.tests.items()} == {"a": 0, "b": 0, "c": 0}
+
+
+def figure_output(spec: object) -> dict:
+    return {"output_type": "display_data", "metadata": {}, "data": {PLOT_MIME: spec, "text/plain": "[figure: t]"}}
+
+
+def test_figures_a_kernel_showed_as_data_are_drawn_and_anything_else_said(monkeypatch):
+    # GIVEN a graded notebook whose kernel showed two figures' data, one data that is no figure's, and one
+    # figure more than the grader draws for a notebook,
+    monkeypatch.setattr(settings, "DRAWN_FIGURES", 3)
+    run = Recording("leaky", capture=None, times_ms=[0.0, 1.0], tasks=[0, 2], memory_times_ms=[0.0], heap_bytes=[0])  # type: ignore[arg-type]
+    good = figure_data(run, title="t")
+    outputs = [figure_output(good), figure_output({"runs": "x"}), figure_output(good), figure_output(good)]
+    nb = drawn(nbformat.from_dict(notebook(graded_cell("a", outputs[:2]), graded_cell("b", outputs[2:]))))
+    # WHEN the grader keeps its outputs, THEN the figures are PNGs, the rest a line each; no data is left.
+    shown = [output["data"] for cell in nb["cells"] for output in cell["outputs"]]
+    assert [PLOT_MIME in data for data in shown] == [False] * 4
+    assert [base64.b64decode(data["image/png"])[:4] for data in (shown[0], shown[2])] == [b"\x89PNG"] * 2
+    assert shown[1]["text/plain"].startswith("[leaklab: a figure that could not be drawn")
+    assert "image/png" not in shown[3] and "over 3 in one notebook" in shown[3]["text/plain"]
