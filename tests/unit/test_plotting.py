@@ -10,7 +10,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from leaklab import Recording, plot_runs
-from leaklab._plotting import PLOT_MIME, PLOTS_ENV, draw, figure_data
+from leaklab._plotting import draw, figure_data
+from leaklab.grading.handoff import PLOT_MIME, PLOTS_ENV
 from leaklab.grading.isolation import Verdict
 
 

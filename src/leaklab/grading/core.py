@@ -20,7 +20,6 @@ from functools import partial
 from pathlib import Path
 
 from .._i18n import notebook_language, speaking
-from .._plotting import PLOTS_ENV
 from . import handoff, isolation
 from .checks import structure_problems
 from .kernel import KernelRun
@@ -113,7 +112,9 @@ def _both_runs(
 
     with tempfile.TemporaryDirectory(prefix="leaklab-handoff-") as folder, ThreadPoolExecutor(1) as pool:
         os.environ[handoff.ENV] = str(Path(folder) / "runs.json")  # the kernel reads it, never measures again
-        os.environ[PLOTS_ENV] = "data"  # its figures, drawn by the grader where a page shows them (`kernel.drawn`)
+        os.environ[handoff.PLOTS_ENV] = (
+            "data"  # its figures, drawn by the grader where a page shows them (`kernel.drawn`)
+        )
         publish = partial(
             handoff.publish, Path(folder) / "runs.json", isolation.measured_runs, lambda: verdicts, after=measured
         )
@@ -125,5 +126,5 @@ def _both_runs(
                 kernel_done.set()
             own, stopped = own_future.result()
         finally:
-            del os.environ[handoff.ENV], os.environ[PLOTS_ENV]
+            del os.environ[handoff.ENV], os.environ[handoff.PLOTS_ENV]
     return own, (KernelRun({}) if stopped else kernel)

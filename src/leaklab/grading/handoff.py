@@ -30,6 +30,10 @@ from pathlib import Path
 from . import cells
 
 ENV = "LEAKLAB_VERDICTS"
+# Set to "data" for the kernel too: `plot_runs` then shows a figure's data as `PLOT_MIME`, and the grader
+# draws it where a page shows it (`kernel.drawn`), with matplotlib it has already loaded.
+PLOTS_ENV = "LEAKLAB_PLOTS"
+PLOT_MIME = "application/vnd.leaklab.plot+json"
 SCHEMA = 3  # 2: runs carry a `reason`, `destroyed_pending` is gone; 3: the tests' verdicts
 
 

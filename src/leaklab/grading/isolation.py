@@ -428,9 +428,7 @@ def _spawn(job: dict) -> IsolatedRun:
 
 
 def _run_child(job: dict) -> IsolatedRun:
-    from .._plotting import PLOTS_ENV  # here: every grading kernel imports this module, few start children
-
-    kernels_only = (handoff.ENV, PLOTS_ENV)  # what the grader tells a kernel, not the answer's run
+    kernels_only = (handoff.ENV, handoff.PLOTS_ENV)  # what the grader tells a kernel, not the answer's run
     report_out, report_in = os.pipe()  # the child's messages
     ack_out, ack_in = os.pipe()  # the parent's answers: the child waits for one at each stop
     argv = sandbox.wrap(_CHILD, writable=[]) if sandbox.active() else _CHILD

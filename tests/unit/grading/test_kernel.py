@@ -12,8 +12,9 @@ import nbformat
 import pytest
 
 from leaklab import Recording
-from leaklab._plotting import PLOT_MIME, figure_data
+from leaklab._plotting import figure_data
 from leaklab.grading import settings
+from leaklab.grading.handoff import PLOT_MIME
 from leaklab.grading.kernel import capped, drawn, restored, scored
 from leaklab.grading.results import Reason
 

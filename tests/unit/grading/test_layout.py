@@ -27,7 +27,7 @@ ALLOWED = {
     "child": {"isolation", "settings", "results", "scenarios", "_census", "_stacks", "_errors", "_i18n", "_repo"},
     "own_run": {"cells", "isolation", "results"},
     "checks": {"cells", "results", "_errors"},
-    "kernel": {"cells", "handoff", "sandbox", "settings", "results", "_repo"},
+    "kernel": {"cells", "handoff", "sandbox", "settings", "results", "_repo", "_plotting"},
     "nbgrader_course": {"kernel", "handoff", "sandbox", "results", "_repo", "_errors", "_i18n"},
     "core": {"handoff", "isolation", "checks", "kernel", "own_run", "results", "_i18n"},
     "single": {"core", "checks", "kernel", "nbgrader_course", "results", "sandbox", "_repo", "_errors"},

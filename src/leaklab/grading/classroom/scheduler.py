@@ -169,14 +169,11 @@ def _warm_up() -> None:
     from nbgrader.converters import GenerateFeedback
     from sqlalchemy import create_engine, inspect
 
-    from ..._plotting import draw, figure_data
-    from ..._recording import Recording
-    from ..kernel import font_cache
+    from ..kernel import font_cache, ready_to_draw
     from ..nbgrader_course import feedback_exporter
 
     font_cache()  # found (and built) while HOME is still the grader's: each job sets its own
-    run = Recording("run", Path(), times_ms=[0.0, 1.0], tasks=[0, 1], memory_times_ms=[0.0], heap_bytes=[0])
-    draw(figure_data(run, title="a figure"))  # matplotlib loaded, and its fonts, as the kernels' figures need
+    ready_to_draw()  # matplotlib loaded, and its fonts: each job draws its kernel's figures
     KernelSpecManager().find_kernel_specs()  # imports IPython, for its paths
     inspect(create_engine("sqlite://")).get_table_names()  # SQLAlchemy's SQLite dialect, as a gradebook opens
     page = new_notebook(  # a page as the feedback shows one: markdown, highlighted code, its outputs
