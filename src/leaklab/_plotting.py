@@ -106,6 +106,10 @@ class PlotData:
         return {PLOT_MIME: self.spec, "text/plain": f"[figure: {self.spec['title']}]"}
 
 
+# A `Recording`'s sampled series, as a figure draws them.
+_SERIES = ("times_ms", "tasks", "threads", "memory_times_ms", "heap_bytes", "rss_bytes")
+
+
 @dataclass
 class _Drawn:
     """What a figure shows besides its runs."""
@@ -136,29 +140,14 @@ class _Drawn:
         return cls(title, xlabel, tuple(markers), threshold, rss, headline, passed, _words(rss))
 
     def to_json(self, runs: Sequence[Recording]) -> dict:
-        fields = ("times_ms", "tasks", "threads", "memory_times_ms", "heap_bytes", "rss_bytes")
         return {
             **{k: getattr(self, k) for k in ("title", "xlabel", "rss", "headline", "passed", "words")},
             "markers": [[at, label] for at, label in self.markers],
             "threshold": list(self.threshold) if self.threshold is not None else None,
             "runs": [
-                {"label": r.label, **{k: list(getattr(r, k)) for k in fields}, "series": dict(r.series)} for r in runs
+                {"label": r.label, **{k: list(getattr(r, k)) for k in _SERIES}, "series": dict(r.series)} for r in runs
             ],
         }
-
-
-@dataclass
-class _Run:
-    """A run as a figure draws it: `Recording`'s fields, read back from a kernel's `PlotData`."""
-
-    label: str
-    times_ms: list[float] = field(default_factory=list)
-    tasks: list[float] = field(default_factory=list)
-    threads: list[float] = field(default_factory=list)
-    series: dict[str, list[float]] = field(default_factory=dict)
-    memory_times_ms: list[float] = field(default_factory=list)
-    heap_bytes: list[float] = field(default_factory=list)
-    rss_bytes: list[float] = field(default_factory=list)
 
 
 # What the grader draws of a kernel's `PlotData` (written by the submission's process, so read with care).
@@ -180,7 +169,7 @@ def draw(spec: object) -> bytes:
     return png.getvalue()
 
 
-def _read(spec: object) -> tuple[list[_Run], _Drawn]:
+def _read(spec: object) -> tuple[list[Recording], _Drawn]:
     if not isinstance(spec, dict) or not isinstance(spec.get("runs"), list):
         raise ValueError("not a figure's data")
     counted = [0]
@@ -208,8 +197,8 @@ def _read(spec: object) -> tuple[list[_Run], _Drawn]:
         if not isinstance(run, dict) or not isinstance(run.get("series", {}), dict):
             raise ValueError("a run that is not one")
         series = {text(name): numbers(values) for name, values in list(run.get("series", {}).items())[:_MOST_SERIES]}
-        lists = {k: numbers(run.get(k, [])) for k in _Run.__dataclass_fields__ if k not in ("label", "series")}
-        runs.append(_Run(text(run.get("label")), series=series, **lists))
+        lists = {k: numbers(run.get(k, [])) for k in _SERIES}
+        runs.append(Recording(text(run.get("label")), Path(), series=series, **lists))
     markers = spec.get("markers") or []
     threshold = spec.get("threshold")
     if not 0 < len(runs) <= _MOST_RUNS or not isinstance(markers, list) or len(markers) > _MOST_MARKERS:
@@ -245,7 +234,7 @@ def _words(rss: bool) -> dict[str, str]:
     }
 
 
-def _figure(runs: Sequence[Recording | _Run], drawn: _Drawn) -> Figure:
+def _figure(runs: Sequence[Recording], drawn: _Drawn) -> Figure:
     from matplotlib.figure import Figure
     from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 

@@ -112,9 +112,7 @@ def _both_runs(
 
     with tempfile.TemporaryDirectory(prefix="leaklab-handoff-") as folder, ThreadPoolExecutor(1) as pool:
         os.environ[handoff.ENV] = str(Path(folder) / "runs.json")  # the kernel reads it, never measures again
-        os.environ[handoff.PLOTS_ENV] = (
-            "data"  # its figures, drawn by the grader where a page shows them (`kernel.drawn`)
-        )
+        os.environ[handoff.PLOTS_ENV] = "data"  # its figures drawn by the grader, where a page shows them
         publish = partial(
             handoff.publish, Path(folder) / "runs.json", isolation.measured_runs, lambda: verdicts, after=measured
         )

@@ -133,8 +133,10 @@ def drawn(nb: dict) -> dict:
                 continue
             try:
                 data["image/png"] = _drawn_png(spec)
-            except ValueError as exc:
-                data["text/plain"] = f"[leaklab: a figure that could not be drawn: {exc}]"
+            except Exception as exc:  # a figure that cannot be drawn costs that figure, never the grade
+                data["text/plain"] = (
+                    f"[leaklab: a figure that could not be drawn: {type(exc).__name__}: {exc}"[:300] + "]"
+                )
     return nb
 
 

@@ -60,14 +60,14 @@ def _kept_outputs() -> type:
     from nbconvert.preprocessors import Preprocessor
     from traitlets import Bool
 
-    class CappedOutputs(Preprocessor):
+    class KeptOutputs(Preprocessor):
         enabled = Bool(True)  # nbconvert's preprocessors are off unless enabled
 
         def preprocess(self, nb, resources):  # type: ignore[no-untyped-def]
             capped(drawn(nb))
             return nb, resources
 
-    return CappedOutputs
+    return KeptOutputs
 
 
 @functools.cache
