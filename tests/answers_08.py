@@ -557,8 +557,8 @@ TO_THREAD_SOCKET = FIXED.replace(
 assert TO_THREAD_SOCKET != FIXED
 
 # Wrong: the same blocking socket with no timeout, only the handler under a deadline: at the deadline the
-# handler gives up, but the executor's thread stays in recv() with the socket open (and later lookups wait
-# for a free thread). Loses the lookups' points and the week's.
+# handler gives up, but the executor's thread stays in recv() with the socket open (and once the week's have
+# filled the executor, later lookups wait for a free thread). Loses the lookups' leave-nothing and the week's.
 TO_THREAD_NO_SOCKET_TIMEOUT = (
     TO_THREAD_SOCKET.replace(
         "socket.create_connection(self.address, timeout=lookup.deadline_ms / 1000)",
