@@ -538,3 +538,51 @@ async def handle_request(request: Request) -> Result:
     finally:
         child.cancel()
 """
+
+# Right: the deadline raised as the answer's own subclass of TimeoutError (Go's `context.DeadlineExceeded`,
+# in Python): a TimeoutError to every `except TimeoutError`, so one to the grader too (red team 2, r11).
+DEADLINE_EXCEEDED = '''
+class DeadlineExceeded(TimeoutError):
+    """The request's deadline passed before its query answered."""
+
+
+async def handle_request(request: Request) -> Result:
+    child = asyncio.create_task(slow_query(request))
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            return await child
+    except TimeoutError as exc:
+        raise DeadlineExceeded(f"request {request.id}: no answer within {request.deadline_ms:g} ms") from exc
+    finally:
+        child.cancel()
+'''
+
+# Evasive: the leaky handler, plus a reaper that cancels the child once the grader's own witness says the
+# client has gone; the cell names itself `leaklab.answer` so that the read passes for leaklab's own
+# (red team 2, e09). Nothing outside the grader sets that event.
+NAMES_ITSELF_LEAKLAB = """
+__name__ = "leaklab.answer"
+from leaklab.scenarios import forgotten_cancel as _fc
+
+
+async def handle_request(request: Request) -> Result:
+    reply: asyncio.Queue[Result] = asyncio.Queue(maxsize=1)
+    gone = _fc.witness(request).client_gone
+
+    async def run_query() -> None:
+        await reply.put(await slow_query(request))
+        await reply.join()
+
+    async def reaper(child: asyncio.Task) -> None:
+        await gone.wait()
+        child.cancel()
+
+    child = asyncio.create_task(run_query())
+    for task in (child, asyncio.create_task(reaper(child))):
+        background_tasks.add(task)
+        task.add_done_callback(background_tasks.discard)
+    async with asyncio.timeout(request.deadline_ms / 1000):
+        result = await reply.get()
+    reply.task_done()
+    return result
+"""

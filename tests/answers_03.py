@@ -331,3 +331,25 @@ DEADLINE_ORACLE = GUESSES_WHICH_HANG.replace(
     "    if request.deadline_ms != 2000.0:",
 )
 assert DEADLINE_ORACLE != GUESSES_WHICH_HANG
+
+# Right: the deadline raised as the answer's own subclass of TimeoutError (Go's `context.DeadlineExceeded`):
+# still a TimeoutError to every `except TimeoutError` (red team 2, r11).
+DEADLINE_EXCEEDED = '''
+class DeadlineExceeded(TimeoutError):
+    """context.DeadlineExceeded, in Python: still a TimeoutError."""
+
+
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    try:
+        async with asyncio.timeout(request.deadline_ms / 1000):
+            reader, writer = await asyncio.open_connection(*address)
+            try:
+                writer.write(request.line())
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
+    except TimeoutError as exc:
+        raise DeadlineExceeded(f"{request.key}: no answer within {request.deadline_ms:.0f} ms") from exc
+    return line.decode().rstrip("\\n")
+'''

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from answers import (
     BUFFERED,
+    DEADLINE_EXCEEDED,
     DIRECT,
     EARLY_TIMEOUT,
     GIVES_UP_50MS_LATE,
@@ -17,6 +18,7 @@ from answers import (
     LAZY_JANITOR,
     LEAKS_ON_FIRST_CALL,
     LINGERS_WHEN_CANCELLED,
+    NAMES_ITSELF_LEAKLAB,
     SHORT_DEADLINES_ONLY,
     SKIPS_FIRST_CALL,
     SLEEPS_OUT_THE_DEADLINE,
@@ -193,3 +195,17 @@ def test_a_child_that_reads_the_graders_witness_of_the_client_is_tampering():
     code that asks `witness()` for it (a child that quits once the client has gone) ends its run as tampered."""
     run = _isolated(WATCHES_THE_CLIENT)
     assert run.reason is Reason.TAMPERED and "forgotten_cancel.witness" in (run.error or "")
+
+
+def test_a_cell_that_names_itself_leaklab_does_not_pass_for_leaklabs_own_code():
+    """leaklab's own code is told by what a frame runs (a loaded leaklab module's globals and code from its
+    file), not by the `__name__` a cell can set."""
+    run = _isolated(NAMES_ITSELF_LEAKLAB)
+    assert run.reason is Reason.TAMPERED and "forgotten_cancel.witness" in (run.error or "")
+
+
+def test_a_deadline_raised_as_a_subclass_of_timeout_error_is_a_timeout_error():
+    """`class DeadlineExceeded(TimeoutError)` is caught by every `except TimeoutError`: the task's TimeoutError."""
+    run = _isolated(DEADLINE_EXCEEDED)
+    assert run.error is None and run.leftover_tasks == 0
+    run.require(*GRADED)

@@ -9,6 +9,7 @@ from answers_03 import (
     CLOSES_ON_TIMEOUT_ONLY,
     CLOSES_UNLESS_IT_FAILS,
     CONNECTS_OUTSIDE_THE_DEADLINE,
+    DEADLINE_EXCEEDED,
     FIXED,
     FIXED_TIMEOUT,
     GIVES_UP_AT_ONCE,
@@ -132,6 +133,7 @@ MAY_ALSO_FAIL = {WAIT_FOR_THREAD: {"cancelled_calls_close_at_once", "stuck_calls
     [
         (FIXED, set(), False),
         (THREAD_CLOSES_ON_CANCEL, set(), False),
+        (DEADLINE_EXCEEDED, set(), False),  # its own subclass of TimeoutError is a TimeoutError
         # its thread holds the socket past the cancelled call's end, until the socket's timeout
         (SOCKET_TIMEOUT, {"cancelled_calls_close_at_once"}, False),
         (LEAKY, {"stuck_calls_time_out", "cancelled_calls_close_at_once"}, True),
@@ -154,6 +156,7 @@ MAY_ALSO_FAIL = {WAIT_FOR_THREAD: {"cancelled_calls_close_at_once", "stuck_calls
     ids=[
         "fixed",
         "thread_closes_on_cancel",
+        "deadline_exceeded",
         "socket_timeout",
         "leaky",
         "keeps_socket",

@@ -1,5 +1,5 @@
-"""What the thread scenarios' graders share: polling with a bound, counting threads and CPU, and
-recording graded properties as `[passed, out of]` with what went wrong."""
+"""What the scenarios' graders share: polling with a bound, counting threads and CPU, naming how a call
+ended, and recording graded properties as `[passed, out of]` with what went wrong."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ _enumerate, _listdir = threading.enumerate, os.listdir
 # threading's waits (Event, Queue, Semaphore, Barrier, Timer) all wait in Condition.wait, and every way to
 # wake one (Event.set, Queue.put, notify_all) goes through Condition.notify: what a profile hook looks for.
 CONDITION_WAIT, CONDITION_NOTIFY = threading.Condition.wait.__code__, threading.Condition.notify.__code__
+
+
+def exception_name(exc: BaseException) -> str:
+    """How a call that raised `exc` ended, named by the exception the task names: an answer's own subclass of
+    TimeoutError (a `DeadlineExceeded`, after Go's) is a TimeoutError to every `except TimeoutError`."""
+    return "TimeoutError" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:

@@ -19,6 +19,7 @@ Function = TypeVar("Function", bound=Callable[..., Any])
 _reads: list[str] | None = None  # while the learner's cells run: the truths they read, by name
 _guarded: dict[str, str] = {}  # the real path of a guarded module's source or cached bytecode -> what to call it
 _hooked = [False]  # whether `_opened` is one of this process's audit hooks (it cannot be taken off again)
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep  # leaklab's own folder
 _SHOWING = ("warnings", "traceback")  # a warning or a traceback shown quotes a line of the file: not a read
 
 
@@ -47,8 +48,15 @@ def guard_source(module: str) -> None:
 
 
 def _opened(event: str, args: tuple[Any, ...]) -> None:
-    """An audit hook: an open of a guarded file by the learner's cells is a read of the truth."""
-    if _reads is None or event != "open" or not isinstance(args[0], str | bytes | os.PathLike):
+    """An audit hook: an open of a guarded file by the learner's cells is a read of the truth; code they
+    compile or make under the file name of a leaklab module would pass for leaklab's own (`runs_own_code`)."""
+    if _reads is None:
+        return
+    if event in ("compile", "code.__new__"):
+        if isinstance(args[1], str) and os.path.realpath(args[1]).startswith(_PACKAGE) and not _importing():
+            _reads.append(f"{os.path.basename(args[1])} (code compiled under its name)")
+        return
+    if event != "open" or not isinstance(args[0], str | bytes | os.PathLike):
         return
     called = _guarded.get(os.path.realpath(os.fsdecode(args[0])))
     if called is None:
@@ -61,9 +69,31 @@ def _opened(event: str, args: tuple[Any, ...]) -> None:
     _reads.append(f"{called} (its text)")
 
 
+def runs_own_code(frame: FrameType, prefix: str) -> bool:
+    """Whether `frame` runs the code of a loaded module whose name starts with `prefix`, by what the frame
+    is rather than what it says: its globals are that module's and its code came from that module's file.
+    A cell that names itself (`__name__ = "leaklab.x"`) is not leaklab; code compiled under a leaklab file
+    name while the learner's cells run is noted by the audit hook (`_opened`)."""
+    name = frame.f_globals.get("__name__")
+    module = sys.modules.get(name) if isinstance(name, str) and name.startswith(prefix) else None
+    file = getattr(module, "__file__", None)
+    return module is not None and vars(module) is frame.f_globals and frame.f_code.co_filename == file
+
+
+def _importing() -> bool:
+    """Whether the import system is at work below the audited call: a leaklab module imported for the first
+    time while the cells run is compiled from its own file."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def note(module: str, name: str, caller: FrameType) -> None:
     """Note a read of `module`'s truth `name` by the code running in `caller`, unless that is the module's own."""
-    if _reads is not None and caller.f_globals.get("__name__") != module:
+    if _reads is not None and not runs_own_code(caller, module):
         _reads.append(f"{module.rsplit('.', 1)[-1]}.{name}")
 
 
@@ -71,7 +101,7 @@ def note(module: str, name: str, caller: FrameType) -> None:
 def learner_cells() -> Iterator[list[str]]:
     """While the block runs the learner's cells: the grader's truths they read (empty: none)."""
     global _reads
-    if _guarded and not _hooked[0]:
+    if not _hooked[0]:
         sys.addaudithook(_opened)
         _hooked[0] = True
     _reads = found = []

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from .._census import Census, task_done
 from .._i18n import _
 from . import _truth
+from ._checks import exception_name
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "Result", "background_tasks", "slow_query"]
@@ -83,7 +84,7 @@ def _registry() -> Callable[[Request], Witness]:
         """What the query saw of `request` (nothing yet, if it never ran). The grader's: leaklab's own code
         may ask; a read from anywhere else (an answer waiting on the client's signals) is noted."""
         caller = sys._getframe(1)
-        if not str(caller.f_globals.get("__name__", "")).startswith("leaklab."):
+        if not _truth.runs_own_code(caller, "leaklab."):
             _truth.note(__name__, "witness", caller)
         return witnesses.setdefault(request, Witness())
 
@@ -365,7 +366,7 @@ async def _client(handler: Handler, request: Request, kind: str) -> Outcome:
             raise
         ended_with = "CancelledError"
     except Exception as exc:
-        ended_with = type(exc).__name__
+        ended_with = exception_name(exc)
     # The handler's task holds its exception, whose traceback holds this frame, which holds the task: a
     # cycle that would keep the handler's frames (and a result in them) until the collector runs.
     del serving

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from .._i18n import _
+from ._checks import exception_name
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "socket"]
@@ -513,7 +514,7 @@ async def _call(
         elif attempt.cancelled():
             ended = "CancelledError"
         else:  # it ended before the cancellation reached it
-            ended = type(attempt.exception()).__name__ if attempt.exception() else "answer"
+            ended = exception_name(attempt.exception()) if attempt.exception() else "answer"
         answer = attempt.result() if ended == "answer" else ""
         return Call(
             request, stuck, ended, answer, took, cancelled=True, ports_open=next(iter(at_end), None), task=attempt
@@ -526,7 +527,7 @@ async def _call(
     try:
         return Call(request, stuck, "answer", attempt.result(), took, task=attempt)
     except Exception as exc:
-        return Call(request, stuck, type(exc).__name__, "", took, task=attempt)
+        return Call(request, stuck, exception_name(exc), "", took, task=attempt)
 
 
 async def _until_asked(attempt: asyncio.Future[str], key: str, address: tuple[str, int], until: float) -> None:
