@@ -37,9 +37,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lessons", nargs="*", help="lesson prefixes (01, 02_skipped_stop...): default all")
     parser.add_argument("--out", type=Path, default=ROOT / ".leaklab" / "redteam")
+    parser.add_argument("--corpus", type=Path, default=HERE, help="the folder of a set (default: the first)")
     args = parser.parse_args(argv)
     surprises, graded = [], 0
-    for corpus in sorted(HERE.glob("*.json")):
+    for corpus in sorted(args.corpus.glob("*.json")):
         slug = corpus.stem
         if args.lessons and not any(slug.startswith(prefix) for prefix in args.lessons):
             continue
