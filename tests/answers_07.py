@@ -349,3 +349,27 @@ def find_deaf_retries(source: str) -> list[int]:
     # YOUR CODE HERE
     raise NotImplementedError()
 '''
+
+# Wrong (red team 2, W25): only an `is_set` or `wait` called on something named like a stop signal consults
+# it; the task counts a call of a method named `is_set` or `wait` on anything.
+STOP_OBJECTS_ONLY = FIXED.replace(
+    """        names = {called(node) for node in nodes}
+""",
+    """        names = {
+            called(node)
+            for node in nodes
+            if called(node) not in ("is_set", "wait") or "stop" in ast.unparse(getattr(node.func, "value", node.func))
+        }
+""",
+)
+assert STOP_OBJECTS_ONLY != FIXED
+
+# Wrong (red team 2, W28): `while stop.is_set() is False:` (or `== False`) taken for a worker loop; the task
+# names only `while not <anything>.is_set():`, and any other test is not one.
+IS_FALSE_IS_A_WORKER_LOOP = FIXED.replace(
+    "        return isinstance(test, ast.UnaryOp)",
+    """        if isinstance(test, ast.Compare) and called(test.left) == "is_set":
+            return isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is False
+        return isinstance(test, ast.UnaryOp)""",
+)
+assert IS_FALSE_IS_A_WORKER_LOOP != FIXED

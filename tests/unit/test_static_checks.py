@@ -20,6 +20,7 @@ from answers_07 import (
     FLAGS_EVERY_HANDLER,
     FLAGS_EVERY_SLEEP,
     FUNCTIONS_ONLY,
+    IS_FALSE_IS_A_WORKER_LOOP,
     KNOWN_SLEEPS,
     MISSES_ASYNC,
     NO_SCOPE_RESET,
@@ -34,6 +35,7 @@ from answers_07 import (
     SET_ORDER,
     SLEEP_SUBSTRING,
     SMART_BREAK,
+    STOP_OBJECTS_ONLY,
     STOPS_AT_NESTED_TRY,
     STUB,
     TEXT_MATCH,
@@ -310,7 +312,7 @@ ANSWERS = {
     "unsorted_duplicates": (UNSORTED_DUPLICATES, *[{"right_lines", "async_flavour"}] * 2),
     # (d) has correct asyncio snippets too: flagging every handler, or every sleep in a `while`, fails it.
     "flags_every_handler": (FLAGS_EVERY_HANDLER, *[{"passes_correct", "right_lines", "async_flavour"}] * 2),
-    "any_sleep_in_while": (ANY_SLEEP_IN_WHILE, set(PROPERTIES), set(PROPERTIES) - {"flags_leaky"}),
+    "any_sleep_in_while": (ANY_SLEEP_IN_WHILE, set(PROPERTIES), set(PROPERTIES)),  # a `continue` without a sleep
     "text_match": (TEXT_MATCH, set(PROPERTIES), set(PROPERTIES)),
     "only_def_resets": (ONLY_DEF_RESETS, *[{"passes_correct", "async_flavour"}] * 2),
     # A loop's `else:` is not its body; `async for` is a loop; lines sorted; `wait_for` and `count_sleeps`
@@ -327,7 +329,10 @@ ANSWERS = {
     "known_sleeps": (KNOWN_SLEEPS, set(), {"right_lines"}),
     "stops_at_nested_try": (STOPS_AT_NESTED_TRY, set(), {"right_lines"}),
     "functions_only": (FUNCTIONS_ONLY, set(), {"flags_leaky", "right_lines"}),
-    "smart_break": (SMART_BREAK, set(), {"passes_correct"}),  # a `break` of a loop inside the handler counts
+    "stop_objects_only": (STOP_OBJECTS_ONLY, set(), {"passes_correct"}),  # a `wait` on anything consults
+    "is_false_is_a_worker_loop": (IS_FALSE_IS_A_WORKER_LOOP, set(), {"passes_correct"}),  # not `while not ...`
+    # a `break` or `continue` of a loop inside the handler counts
+    "smart_break": (SMART_BREAK, set(), {"passes_correct", "flags_leaky", "right_lines"}),
     # Only the hidden snippets tell a cheat from the right check.
     "cheat_import": (CHEAT_IMPORT, set(), set(PROPERTIES)),
     # The visible snippets are the lesson's own; the hidden ones' marks never reach the answer's process.
