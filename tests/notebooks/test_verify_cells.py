@@ -27,6 +27,8 @@ CAUGHT_BY_HIDDEN_TESTS_ONLY = {
         "STOPS_AT_NESTED_TRY",
         "FUNCTIONS_ONLY",
         "SMART_BREAK",
+        "STOP_OBJECTS_ONLY",
+        "IS_FALSE_IS_A_WORKER_LOOP",
     },
 }
 
