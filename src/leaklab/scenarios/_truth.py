@@ -54,7 +54,10 @@ def _opened(event: str, args: tuple[Any, ...]) -> None:
         return
     if event in ("compile", "code.__new__"):
         if isinstance(args[1], str) and os.path.realpath(args[1]).startswith(_PACKAGE) and not _importing():
-            _reads.append(f"{os.path.basename(args[1])} (code compiled under its name)")
+            # A traceback printed from C (a thread's uncaught exception) parses its lines under their file's name.
+            caller = sys._getframe(1)
+            if not any(runs_own_code(caller, module) for module in ("threading", *_SHOWING)):
+                _reads.append(f"{os.path.basename(args[1])} (code compiled under its name)")
         return
     if event != "open" or not isinstance(args[0], str | bytes | os.PathLike):
         return
