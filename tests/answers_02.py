@@ -571,3 +571,18 @@ class Worker:
                     self.errors += 1
                     self._back_off()
 '''
+
+# Wrong: gives up on a job after 10 failed tries, a common production habit, and moves on: a job whose
+# dependency stays down longer is dropped ("retried ... until it succeeds: no job is dropped"; red team 2,
+# w15). The outages of the visible and hidden bursts' `work_gets_done` last 40 and 60-90 failed calls.
+GIVES_UP_AFTER_TEN_TRIES = FIXED.replace(
+    "            while not self._stop.is_set():\n                try:",
+    "            for _try in range(10):\n"
+    "                if self._stop.is_set():\n"
+    "                    break\n"
+    "                try:",
+)
+assert "range(10)" in GIVES_UP_AFTER_TEN_TRIES
+
+# Wrong: the same with fifty tries: caught by the hidden burst's longer outage only.
+GIVES_UP_AFTER_FIFTY_TRIES = GIVES_UP_AFTER_TEN_TRIES.replace("range(10)", "range(50)")

@@ -322,6 +322,14 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
         writer.close()
 """
 
+# Evasive: the same, with the service's rule for which keys hang written out from leaklab's source instead of
+# asking `never_answered` (which the run notes as a read of the grader's records: tampered).
+GUESSES_BY_THE_SECRET = GUESSES_WHICH_HANG.replace(
+    "scenario.never_answered(secret, request.key)",
+    "__import__('hashlib').sha256(f'{secret}:{request.key}'.encode()).digest()[0] % 3 == 0",
+)
+assert GUESSES_BY_THE_SECRET != GUESSES_WHICH_HANG
+
 # Evasive (an outside reviewer's): took the deadline for the tell, as the grader once gave every call it
 # answers 2000 ms: any other deadline "will hang", so it only waits that out, never asking.
 DEADLINE_ORACLE = GUESSES_WHICH_HANG.replace(
@@ -353,3 +361,62 @@ async def fetch(request: Request, address: tuple[str, int]) -> str:
         raise DeadlineExceeded(f"{request.key}: no answer within {request.deadline_ms:.0f} ms") from exc
     return line.decode().rstrip("\\n")
 '''
+
+
+# Wrong: the deadline enforced by a watchdog task per call that is never cancelled when the call ends
+# before it: a task the call started outlives it, until the deadline (red team 2, w13).
+WATCHDOG_TASK_LEFT = """
+async def _watchdog(call, seconds, fired):
+    await asyncio.sleep(seconds)
+    if not call.done():
+        fired.append(True)
+        call.cancel()
+
+
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    fired, me = [], asyncio.current_task()
+    asyncio.get_running_loop().create_task(_watchdog(me, request.deadline_ms / 1000, fired))
+    writer = None
+    try:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(request.line())
+        await writer.drain()
+        return (await reader.readline()).decode().rstrip("\\n")
+    except asyncio.CancelledError:
+        if fired:
+            me.uncancel()
+            raise TimeoutError(f"no answer within {request.deadline_ms} ms") from None
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+"""
+
+# Wrong: the same with a `threading.Timer` per call, never cancelled: a thread the call started outlives it
+# (red team 2, w14).
+TIMER_LEFT = """
+import threading
+
+
+async def fetch(request: Request, address: tuple[str, int]) -> str:
+    loop, me, fired = asyncio.get_running_loop(), asyncio.current_task(), threading.Event()
+
+    def expire():
+        fired.set()
+        loop.call_soon_threadsafe(lambda: me.done() or me.cancel())
+
+    threading.Timer(request.deadline_ms / 1000, expire).start()
+    writer = None
+    try:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(request.line())
+        await writer.drain()
+        return (await reader.readline()).decode().rstrip("\\n")
+    except asyncio.CancelledError:
+        if fired.is_set() and me.uncancel() == 0:
+            raise TimeoutError from None
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+"""

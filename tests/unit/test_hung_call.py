@@ -13,6 +13,7 @@ from answers_03 import (
     FIXED,
     FIXED_TIMEOUT,
     GIVES_UP_AT_ONCE,
+    GUESSES_BY_THE_SECRET,
     GUESSES_WHICH_HANG,
     LEAKY,
     LETS_GO_UNCLOSED,
@@ -24,12 +25,15 @@ from answers_03 import (
     STUB,
     SWALLOWS_RESET,
     THREAD_CLOSES_ON_CANCEL,
+    TIMER_LEFT,
     TIMES_OUT_BUT_KEEPS_SOCKET,
     WAIT_FOR_THREAD,
+    WATCHDOG_TASK_LEFT,
 )
 from outcomes import checks_ran
 
 from leaklab import run_isolated
+from leaklab.grading.results import Reason
 from leaklab.scenarios.hung_call import (
     PAYLOAD_BYTES,
     Request,
@@ -151,7 +155,7 @@ MAY_ALSO_FAIL = {WAIT_FOR_THREAD: {"cancelled_calls_close_at_once", "stuck_calls
         (SWALLOWS_RESET, {"errors_pass_through"}, False),
         (STUB, set(ENDINGS), False),
         (MADE_UP, set(ENDINGS), False),  # the grader's keys do not say which hang; the service says what it answered
-        (GUESSES_WHICH_HANG, {"stuck_calls_time_out"}, False),  # the service counts the asks
+        (GUESSES_BY_THE_SECRET, {"stuck_calls_time_out"}, False),  # the service counts the asks
     ],
     ids=[
         "fixed",
@@ -169,7 +173,7 @@ MAY_ALSO_FAIL = {WAIT_FOR_THREAD: {"cancelled_calls_close_at_once", "stuck_calls
         "swallows_reset",
         "stub",
         "made_up",
-        "guesses_which_hang",
+        "guesses_by_the_secret",
     ],
 )
 @pytest.mark.parametrize("traffic", TRAFFIC)
@@ -180,6 +184,7 @@ def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves, traff
     assert failed - MAY_ALSO_FAIL.get(source, set()) == failing
     checks_ran(result)
     assert bool(result.leftover_tasks or result.leftover_threads or result.leftover_files) == leaves
+    assert not result.outcome["outlived_their_call"]  # none starts a task or thread that outlives its call
 
 
 def test_an_answer_made_up_after_the_first_byte_of_a_reply_is_not_the_services():
@@ -188,6 +193,13 @@ def test_an_answer_made_up_after_the_first_byte_of_a_reply_is_not_the_services()
     for traffic in TRAFFIC.values():
         result = run(MAKES_UP_AFTER_ONE_BYTE, **traffic)
         assert result.error is None and result.outcome["healthy_calls_answered"][0] == 0
+
+
+def test_asking_the_grader_which_calls_hang_is_tampering():
+    """`never_answered` is the grader's truth (`_truth.graders_truth`): a call of it from the answer ends the
+    run as tampered. Its rule written out (`GUESSES_BY_THE_SECRET`) is caught by the service's count."""
+    result = run(GUESSES_WHICH_HANG)
+    assert result.reason is Reason.TAMPERED and "hung_call.never_answered" in result.error
 
 
 def test_leftovers_are_counted_by_kind():
@@ -209,6 +221,21 @@ def test_a_connection_closed_only_by_its_finaliser_is_left_open():
     with pytest.raises(AssertionError, match="their finaliser closed them"):
         result.require_no_leftovers()
     assert run(FIXED).closed_by_finaliser == 0
+
+
+@pytest.mark.parametrize("source", [WATCHDOG_TASK_LEFT, TIMER_LEFT], ids=["watchdog_task", "timer_thread"])
+def test_a_watchdog_left_running_after_its_call_has_ended_is_left_behind(source):
+    """Every call ends right, and nothing is left once the last deadline has passed, but each answered call
+    left the task or thread it started to enforce its deadline running until that deadline: "nothing it
+    opened stays open once it has ended". The right answers, threads and tasks of their own included, leave
+    nothing running (`test_each_answer_fails_exactly_what_it_breaks`)."""
+    for traffic in TRAFFIC.values():
+        result = run(source, **traffic)
+        assert result.error is None and not result.outcome["problems"]
+        assert result.outcome["outlived_their_call"]
+        with pytest.raises(AssertionError, match="calls left what they started running"):
+            result.require_no_leftovers()
+    assert not run(THREAD_CLOSES_ON_CANCEL).outcome["outlived_their_call"]
 
 
 def test_a_drawn_burst_has_a_call_that_hangs_past_a_long_deadline():

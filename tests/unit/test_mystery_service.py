@@ -7,6 +7,7 @@ import weakref
 
 import pytest
 from answers_05 import (
+    ASKS_THE_GRADERS_QUOTE,
     CAREFUL_ONLY_WHEN_GRADED,
     CHEAT_LOCAL_PRICE,
     CONTEXT_MANAGER,
@@ -36,6 +37,7 @@ from answers_05 import (
 from outcomes import checks_ran
 
 from leaklab import run_isolated
+from leaklab.grading.results import Reason
 from leaklab.scenarios import mystery_service
 from leaklab.scenarios.mystery_service import (
     CATALOG,
@@ -114,6 +116,14 @@ def test_the_grader_s_backend_tells_its_prices_and_unknown_skus_only_in_its_repl
     assert {mystery_service._quote(backend, CATALOG[r.id]) for r in refused} == {None}
     quoted = mystery_service._books[backend].quoted
     assert sum(quoted.values()) == 90 and all((CATALOG[r.id], r.value) in quoted for r in replies if not r.error)
+
+
+def test_asking_the_grader_s_notes_what_its_backend_refuses_is_tampering():
+    """`_quote` and `_refusal` are the grader's truth (`_truth.graders_truth`): the scenario's own code asks
+    them (every reply, every judged answer), an answer's call of them ends the run as tampered."""
+    result = run(ASKS_THE_GRADERS_QUOTE)
+    assert result.reason is Reason.TAMPERED and "mystery_service._quote" in result.error
+    assert run(FIXED).error is None
 
 
 def test_the_grader_s_backend_is_the_course_s_own_to_an_answer_that_looks():

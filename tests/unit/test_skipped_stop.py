@@ -22,6 +22,8 @@ from answers_02 import (
     FIXED,
     FIXED_BACKOFF,
     FIXED_BACKOFF_10MS,
+    GIVES_UP_AFTER_FIFTY_TRIES,
+    GIVES_UP_AFTER_TEN_TRIES,
     JITTER_ON_TOP,
     JOINS_BUT_SLEEPS,
     JOINS_ONLY_WHEN_BUSY,
@@ -164,6 +166,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (SIGNALS_ONLY, {"stops_promptly"}),
         (SLEEPS_IN_BACKOFF, {"stops_promptly"}),
         (DROPS_FAILED_JOBS, {"work_gets_done"}),
+        (GIVES_UP_AFTER_TEN_TRIES, {"work_gets_done"}),  # both bursts' outages last longer than ten tries
         (MADE_UP_RESULT, {"work_gets_done"}),
         (SPINS, {"idle_without_spinning"}),
         (NO_BACKOFF, {"counts_errors"}),
@@ -206,6 +209,7 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "signals_only",
         "sleeps_in_backoff",
         "drops_failed_jobs",
+        "gives_up_after_ten_tries",
         "made_up_result",
         "spins",
         "no_backoff",
@@ -240,6 +244,14 @@ def test_each_answer_fails_exactly_the_properties_it_breaks(source, failing, tra
     assert result.error is None
     assert failed(result) == failing, result.outcome["problems"]
     checks_ran(result)
+
+
+def test_a_worker_that_gives_up_after_fifty_tries_drops_a_job_in_the_hidden_outage():
+    """The visible burst's second outage lasts 40 failed calls, the hidden one's 60-90 (or 1.2 s): a cap of
+    fifty tries passes the first and drops a job in the second."""
+    assert not failed(run(GIVES_UP_AFTER_FIFTY_TRIES))
+    result = run(GIVES_UP_AFTER_FIFTY_TRIES, **TRAFFIC["drawn"])
+    assert failed(result) == {"work_gets_done"}, result.outcome["problems"]
 
 
 def test_a_worker_that_outlives_stop_is_reported_where_it_waits():

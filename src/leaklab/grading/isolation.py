@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FunctionType, MethodType
 from typing import TYPE_CHECKING
 
-from .._i18n import LANGUAGE_ENV, _, language
+from .._i18n import LANGUAGE_ENV, _, language, ngettext
 from . import handoff, sandbox, settings, watch
 from .results import Reason
 
@@ -200,11 +200,23 @@ class IsolatedRun:
                 raise AssertionError(f"{check_label(name)}: {count}\n{detail}")
 
     def require_no_leftovers(self) -> None:
-        """Fail unless no task, thread or open socket outlived the burst."""
+        """Fail unless no task, thread or open socket outlived the burst, nor (where the scenario notes it:
+        `outlived_their_call`) long outlived the call that started it."""
         __tracebackhide__ = True
         self._require_result()  # a run that failed shows nothing about leftovers
         if self.leftover_tasks or self.leftover_threads:
             raise AssertionError(_("left behind after the burst:") + f"\n{self.leak_report}")
+        if outlived := self.outcome.get("outlived_their_call"):
+            raise AssertionError(
+                ngettext(
+                    "{n} call left what it started running long after it had ended (at nine tenths of its "
+                    "deadline): stop it when the call ends, on every way out",
+                    "{n} calls left what they started running long after they had ended (at nine tenths of "
+                    "their deadline): stop it when the call ends, on every way out",
+                    len(outlived),
+                )
+                + "".join(f"\n{line}" for line in outlived[:3])
+            )
         if self.leftover_files:
             raise AssertionError(
                 _("{count} sockets or files were left open after the burst", count=self.leftover_files)

@@ -15,7 +15,9 @@ Time is compressed: a millisecond here stands for a second in the article.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread
 import contextlib
+import contextvars
 import gc
 import hashlib
 import itertools
@@ -30,13 +32,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+import weakref
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from .._census import alive_threads, task_done
 from .._i18n import _
 from ._checks import exception_name
+from ._truth import graders_truth
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["PAYLOAD_BYTES", "Request", "socket"]
@@ -64,6 +69,7 @@ class Request:
 # --- the dependency: a TCP service in a process of its own ----------------------------------------
 
 
+@graders_truth  # which keys hang: the service's and the grader's to know, not the answer's
 def never_answered(secret: str, key: str) -> bool:
     """Whether the service holds `key` without a word: the lesson's `stuck-...` keys, and about one in
     three of a grader's keys (`q7.0`), by a secret that only the service and the process that started it
@@ -76,6 +82,7 @@ def never_answered(secret: str, key: str) -> bool:
     )
 
 
+@graders_truth
 def answer_to(secret: str, key: str) -> str:
     """The service's answer to `key`: `value of <key>`; for a grader's key (`q7.0`, or lesson 08's `w7.0`)
     followed by a token made from the secret, so that only a client that read the reply can return it."""
@@ -299,6 +306,8 @@ class Call:
     # a finished task still refers to what it raised, and through its traceback to the frames' locals.
     task: asyncio.Future[str] | None = field(default=None, repr=False, compare=False)
     expected: str = ""  # what the service answers to this call's key (a grader's key: with its token)
+    # What the call started (a task, a thread) that still ran long after it had ended (`Started`).
+    outlived: list[str] = field(default_factory=list)
 
     @property
     def correct(self) -> bool:
@@ -488,6 +497,71 @@ async def burst(fetch: Fetch, calls: int = 60, *, interval_ms: float = 5.0, pati
     return Burst(ended, left, let_go, collected, asked)
 
 
+# The call a fetch runs for, in the context its task runs in: a task it creates copies that context, and a
+# thread it starts is started in it, so each is known as that call's (`Started`).
+_CALL: contextvars.ContextVar[str] = contextvars.ContextVar("leaklab_hung_call")
+_POOL_WORKER = concurrent.futures.thread._worker  # a pool's thread outlives the call that made the pool grow
+
+
+class Started:
+    """The tasks and threads each call's fetch started, by the call's key: what a call started must not
+    run on long after the call has ended ("nothing it opened stays open once it has ended (no socket, no
+    task, no thread)"), as a watchdog left sleeping until the deadline does. The tasks are seen through the
+    loop's task factory, the threads through `threading`'s own `_start_new_thread`, wrapped while a burst
+    records (Python 3.11 raises no audit event for a new thread). Held weakly: a task or thread nothing
+    runs or refers to any more is not running."""
+
+    def __init__(self) -> None:
+        self.by_call: defaultdict[str, weakref.WeakSet] = defaultdict(weakref.WeakSet)
+
+    def note(self, started: object) -> None:
+        if (key := _CALL.get(None)) is not None:
+            self.by_call[key].add(started)
+
+    @contextlib.contextmanager
+    def recording(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        """Note what each call starts while the block runs (on `loop`, and in any thread)."""
+        factory = loop.get_task_factory()
+
+        def noting(loop: asyncio.AbstractEventLoop, coro: object, **options: object) -> asyncio.Future:
+            task = factory(loop, coro, **options) if factory else asyncio.Task(coro, loop=loop, **options)  # type: ignore[arg-type]
+            self.note(task)
+            return task
+
+        start_new_thread = threading._start_new_thread  # type: ignore[attr-defined]
+
+        def starting(function: Callable, *args: object) -> int:
+            thread = getattr(function, "__self__", None)  # `Thread._bootstrap`, bound to the thread
+            if isinstance(thread, threading.Thread) and getattr(thread, "_target", None) is not _POOL_WORKER:
+                self.note(thread)
+            return start_new_thread(function, *args)
+
+        loop.set_task_factory(noting)
+        threading._start_new_thread = starting  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            threading._start_new_thread = start_new_thread  # type: ignore[attr-defined]
+            loop.set_task_factory(factory)
+
+    def running(self, key: str) -> list[str]:
+        """What the call `key` started that still runs, as its loop and the operating system say."""
+        started = list(self.by_call.get(key, ()))
+        tasks = [t for t in started if isinstance(t, asyncio.Future) and not task_done(t)]
+        threads = alive_threads(t for t in started if isinstance(t, threading.Thread))
+        named = [_("task {name}", name=getattr(task.get_coro(), "__qualname__", "?")) for task in tasks]
+        return named + [_("thread {name}", name=thread.name) for thread in threads]
+
+    async def outlived(self, key: str, until: float) -> list[str]:
+        """What the call `key`, which has ended, started that still runs at `until` (monotonic): each
+        ends at once, or as soon as its loop or the machine lets it, unless it waits for something."""
+        while True:  # what runs is asked of threads and the loop's state: nothing to await but time
+            running = self.running(key)
+            if not running or time.monotonic() >= until:
+                return running
+            await asyncio.sleep(0.005)
+
+
 async def _call(
     fetch: Fetch,
     request: Request,
@@ -495,9 +569,14 @@ async def _call(
     address: tuple[str, int],
     patience_ms: float,
     cancel_ms: float | None = None,
+    recorder: Started | None = None,
 ) -> Call:
     started = time.monotonic()
-    attempt = asyncio.ensure_future(fetch(request, address))
+    context = contextvars.copy_context()
+    context.run(_CALL.set, request.key)
+    attempt = context.run(lambda: asyncio.ensure_future(fetch(request, address)))
+    if recorder is not None:
+        recorder.by_call[request.key].discard(attempt)  # the call's own task
     if cancel_ms is not None:  # the caller goes away before the call's own deadline (at 0: before it starts)
         # What is still open the moment the call has ended: this callback runs before any other of the
         # task's (asyncio.wait's), and after the callbacks its last step scheduled (a transport's close).
@@ -525,9 +604,14 @@ async def _call(
         attempt.cancel()
         return Call(request, stuck, "nothing", "", took, task=attempt)
     try:
-        return Call(request, stuck, "answer", attempt.result(), took, task=attempt)
+        call = Call(request, stuck, "answer", attempt.result(), took, task=attempt)
     except Exception as exc:
-        return Call(request, stuck, exception_name(exc), "", took, task=attempt)
+        call = Call(request, stuck, exception_name(exc), "", took, task=attempt)
+    if recorder is not None and not stuck:
+        # A call the service answers (or resets) ends in milliseconds, far before its deadline (over a
+        # second): what it started must have ended by 90% of it, where a watchdog still waits for it.
+        call.outlived = await recorder.outlived(request.key, started + 0.9 * request.deadline_ms / 1000)
+    return call
 
 
 async def _until_asked(attempt: asyncio.Future[str], key: str, address: tuple[str, int], until: float) -> None:
@@ -561,13 +645,14 @@ async def send_calls(
     cancel_early: bool = False,
     unaccepted_ms: tuple[float, ...] = (),
     rows: list[list] | None = None,
+    recorder: Started | None = None,
     **plan_options: float,
 ) -> list[Call]:
     """Make `calls` calls to the service, one every `interval_ms`; each caller waits for its answer
     until `patience_ms` past the call's deadline, then gives up on it (cancels it); with `cancel_early`,
     some callers cancel a call that hangs long before that; one more call for each of `unaccepted_ms`, with
     that deadline, goes to the service's door, where its connect never completes. Or make the drawn calls
-    of `rows` (`traffic`)."""
+    of `rows` (`traffic`). With a `recorder`, what each answered call started is asked for as it ends."""
     if rows is None:
         # however a call ends: every other call that would hang is cancelled by its caller at half its
         # deadline (with `cancel_early`), so that what it holds must be released on cancellation too (half,
@@ -587,7 +672,7 @@ async def send_calls(
         planned, targets = [entry for entry, _target in drawn], [target for _entry, target in drawn]
     callers = []
     for (request, stuck, cancel_ms, gap_ms), target in zip(planned, targets, strict=True):
-        callers.append(asyncio.ensure_future(_call(fetch, request, stuck, target, patience_ms, cancel_ms)))
+        callers.append(asyncio.ensure_future(_call(fetch, request, stuck, target, patience_ms, cancel_ms, recorder)))
         await asyncio.sleep(gap_ms / 1000)
     calls = list(await asyncio.gather(*callers))
     for call, target in zip(calls, targets, strict=True):
@@ -774,7 +859,9 @@ def probe(
                 **plan_options,
             }
         )
-        results.extend(await send_calls(fetch, address, planned, **drawn))  # type: ignore[arg-type]
+        recorder = Started()
+        with recorder.recording(asyncio.get_running_loop()):
+            results.extend(await send_calls(fetch, address, planned, recorder=recorder, **drawn))  # type: ignore[arg-type]
 
     def summary() -> dict:
         asked, times, ports = answered_keys(address), times_asked(address), client_ports(address)
@@ -822,6 +909,8 @@ def probe(
             # what the count counts, so that "1 of 5" is read as the calls that closed, not those that failed
             "units": {"cancelled_calls_close_at_once": _("cancelled calls had closed their socket as they ended")},
             "problems": problems,
+            # what a call started and left running after it had ended: `require_no_leftovers` fails on it
+            "outlived_their_call": [f"{c.request.key}: {', '.join(c.outlived)}" for c in results if c.outlived],
         }
 
     return run(), summary

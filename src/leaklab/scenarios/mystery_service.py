@@ -601,6 +601,7 @@ def _delivered(backend: Backend, reply: Reply) -> Reply:
     return reply
 
 
+@graders_truth  # what the grader's backend replies: only a reply may tell the answer
 def _quote(backend: Backend, sku: int) -> int | None:
     """The price `backend`'s replies give for `sku`, None for a sku it does not know (the grader's
     backend: the list its replies' prices start from; each adds its own, which only the reply tells)."""
@@ -609,6 +610,7 @@ def _quote(backend: Backend, sku: int) -> int | None:
     return backend.price(sku) if sku in CATALOG else None
 
 
+@graders_truth
 def _refusal(backend: Backend, sku: int) -> str:
     """The message of `backend`'s error reply for a sku it does not know."""
     book = _books.get(backend)

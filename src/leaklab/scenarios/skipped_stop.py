@@ -855,37 +855,71 @@ class _RecordingDependency(Dependency):
         super().__init__(down=down)
         self.tried: set[int] = set()
         self.returned: list[int] = []
+        self.failed_at: list[float] = []  # when each failed call came (monotonic)
 
     def call(self, job: int) -> int:
         self.tried.add(job)
-        value = super().call(job)
+        try:
+            value = super().call(job)
+        except DependencyError:
+            self.failed_at.append(time.monotonic())
+            raise
         self.returned.append(value)
         return value
 
 
+# How long a long outage (`_work_gets_done`) lasts at most: a worker whose back-off grows exponentially
+# makes only a few tries in it, one that gives up after a number of tries far more than that.
+_LONG_OUTAGE_S = 1.2
+
+
 def _work_gets_done(
-    worker_class: WorkerClass, stops: list[str], jobs_count: int, values: tuple[int, ...] = (), down_for: int = 3
+    worker_class: WorkerClass,
+    stops: list[str],
+    jobs_count: int,
+    values: tuple[int, ...] = (),
+    down_for: int = 3,
+    long_down_for: int = 0,
 ) -> str:
+    """The jobs are queued while the dependency is down for `down_for` failed calls; it recovers, and every
+    one must be done, in order. With `long_down_for`, the second half of them come in a second outage, of
+    that many failed calls (or `_LONG_OUTAGE_S`, whichever ends first): a worker that gives up on a job
+    after fewer tries than that drops it."""
     dependency, jobs = _RecordingDependency(down=True), queue.Queue()
     worker = worker_class(jobs, dependency, backoff_s=0.005)
     values = values or tuple(range(jobs_count))
+    first, second = (values[: len(values) // 2], values[len(values) // 2 :]) if long_down_for else (values, ())
+
+    def results() -> list:
+        return getattr(worker, "results", [])
 
     def judge() -> str:
-        for job in values:
+        for job in first:
             jobs.put(job)
         wait_until(lambda: dependency.failures >= down_for)
         dependency.recover()  # jobs that failed while it was down must still be done
-        expected = [job * 2 for job in values]
-        wait_until(lambda: len(getattr(worker, "results", [])) >= len(values))
-        results = list(getattr(worker, "results", []))
+        queued = first
+        if wait_until(lambda: len(results()) >= len(first)) and second:  # all done: the worker is idle
+            dependency.go_down()
+            failed, queued = dependency.failures, values
+            for job in second:
+                jobs.put(job)
+            wait_until(lambda: dependency.failures >= failed + long_down_for, _LONG_OUTAGE_S)
+            dependency.recover()
+            # the next try comes after a back-off that may have grown: up to ten times the last one
+            times = dependency.failed_at
+            last = times[-1] - times[-2] if len(times) > 1 else 0.0
+            wait_until(lambda: len(results()) >= len(values), 10 * last + 1.5)
+        expected = [job * 2 for job in queued]
+        got = list(results())
         returned = Counter(dependency.returned)  # read after results: every call behind them has been noted
-        if results != expected:
+        if got != expected:
             return _(
                 "after the dependency recovered, worker.results was {results!r}, expected {expected!r}",
-                results=results[:8],
+                results=got[:8],
                 expected=expected[:8],
             )
-        made_up = [value for value, n in Counter(results).items() if n > returned[value]]
+        made_up = [value for value, n in Counter(got).items() if n > returned[value]]
         if made_up:
             return _(
                 "worker.results holds {made_up!r}, which no successful dependency.call returned: "
@@ -905,6 +939,7 @@ def probe(
     idle_window_s: float = 0.3,
     values: list[int] | None = None,
     down_for: int = 3,
+    long_down_for: int = 40,
     waiting: int = 2,
     short_backoff_s: float = 0.02,
 ) -> tuple[Awaitable[object], Callable[[], dict]]:
@@ -921,7 +956,7 @@ def probe(
             or _backs_off(worker_class, short_backoff_s, stops, failures=8, limit_s=0.4)
             or _backs_off(worker_class, 0.2, stops, failures=3, limit_s=1.0)
         ),
-        work_gets_done=lambda: _work_gets_done(worker_class, stops, jobs, tuple(values or ()), down_for),
+        work_gets_done=lambda: _work_gets_done(worker_class, stops, jobs, tuple(values or ()), down_for, long_down_for),
         stops_promptly=lambda: (  # the first may leave a worker running forever: when it fails, the rest do not run
             _stop_while_failing(worker_class, backoff_s, waiting)
             or _stop_during_a_call(worker_class, waiting=waiting)
@@ -936,7 +971,9 @@ def traffic(seed: int, *, backoff_s: float = 3.0, jobs: int = 10, idle_window_s:
     """Hidden checks drawn by Hypothesis (leaklab.scenarios._traffic): jobs of any values in any order
     (their results must come back in that order), a dependency down for 1-8 failed calls before it
     recovers, and a stop() that comes in the back-off of a worker stuck on its first job, with 1-5 jobs
-    queued behind it, with a back-off of 2-6 s (a retry path that sleeps through the stop takes that long)."""
+    queued behind it, with a back-off of 2-6 s (a retry path that sleeps through the stop takes that long);
+    and a second outage of 60-90 failed calls, in which a worker that gives up after a number of tries
+    (ten, fifty) drops a job."""
     from hypothesis import strategies as st
 
     from ._traffic import draw
@@ -951,6 +988,7 @@ def traffic(seed: int, *, backoff_s: float = 3.0, jobs: int = 10, idle_window_s:
                 "waiting": st.integers(1, 5),
                 "backoff_s": st.sampled_from((2.0, 2.5, 3.0, 4.0, 5.0, 6.0)),
                 "short_backoff_s": st.sampled_from((0.02, 0.025, 0.03, 0.04, 0.05)),
+                "long_down_for": st.integers(60, 90),  # last: the draws before it stay as they were
             }
         ),
         seed,
