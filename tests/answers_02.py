@@ -586,3 +586,19 @@ assert "range(10)" in GIVES_UP_AFTER_TEN_TRIES
 
 # Wrong: the same with fifty tries: caught by the hidden burst's longer outage only.
 GIVES_UP_AFTER_FIFTY_TRIES = GIVES_UP_AFTER_TEN_TRIES.replace("range(10)", "range(50)")
+
+# Wrong: a "graceful" stop() that first sleeps 0.3 s to let the job in progress finish, then signals and joins:
+# never prompt (red team 2, w14).
+WAITS_BEFORE_IT_SIGNALS = FIXED.replace(
+    "    def stop(self, timeout=1.0):\n        self._stop.set()\n",
+    "    def stop(self, timeout=1.0):\n        time.sleep(0.3)\n        self._stop.set()\n",
+)
+assert WAITS_BEFORE_IT_SIGNALS != FIXED
+
+# Evasive: waits on the stop signal only for back-offs of 1 s or more (the long ones a stop is timed at);
+# shorter ones wait on a fresh Event nobody sets, deaf to stop() (red team 2, e07).
+DEAF_UNDER_A_SECOND = FIXED.replace(
+    "                    self._stop.wait(self.backoff_s)\n",
+    "                    (self._stop if self.backoff_s >= 1.0 else threading.Event()).wait(self.backoff_s)\n",
+)
+assert DEAF_UNDER_A_SECOND != FIXED

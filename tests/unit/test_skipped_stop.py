@@ -9,6 +9,7 @@ import pytest
 from answers_02 import (
     COARSE_SLICES,
     CONDITION,
+    DEAF_UNDER_A_SECOND,
     DRAINS_ON_STOP,
     DROPS_FAILED_JOBS,
     DROPS_RESULT_AFTER_STOP,
@@ -49,6 +50,7 @@ from answers_02 import (
     STUB,
     TAKES_A_BATCH,
     TAKES_THEN_CHECKS_STOP,
+    WAITS_BEFORE_IT_SIGNALS,
 )
 from outcomes import checks_ran
 
@@ -192,6 +194,8 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         (SLICES_ON_ITS_OWN_EVENT, {"stops_promptly"}),  # a wait in progress at stop() that ended by its timeout
         (DROPS_RESULT_AFTER_STOP, {"stops_promptly"}),  # a call in progress at stop() that succeeds is kept
         (KILLS_WITH_ASYNC_EXCEPTION, {"stops_promptly"}),
+        (WAITS_BEFORE_IT_SIGNALS, {"stops_promptly"}),  # stop() early in a 0.6 s back-off, four times
+        (DEAF_UNDER_A_SECOND, {"stops_promptly"}),  # the same: its back-off waits out what is left
         (STUB, set(PROPERTIES)),
     ],
     ids=[
@@ -235,6 +239,8 @@ def test_cpu_seconds_tell_a_spinning_thread_from_a_waiting_one():
         "slices_on_its_own_event",
         "drops_result_after_stop",
         "kills_with_async_exception",
+        "waits_before_it_signals",
+        "deaf_under_a_second",
         "stub",
     ],
 )

@@ -618,6 +618,45 @@ def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: 
     return left
 
 
+# stop() called early in a back-off of `_PROMPT_BACKOFF_S`, at each of `_PROMPT_AT_S` after the failure: a
+# right stop() wakes the back-off and returns in milliseconds (tens on a loaded machine); one that waits out
+# a wait the stop signal does not cut short (a sleep, a slice of something else), or that sleeps before it
+# signals, takes most of what is left of it, more than `_PROMPT_BOUND_S` each time. A clock, so judged by
+# most of the stops (`_PROMPT_SLOW`), with a margin of 0.2 s on each side: deaf waits of about 0.4 s and more
+# are caught; shorter slices are the wake counts' to find (`_Wakes`).
+_PROMPT_BACKOFF_S, _PROMPT_AT_S, _PROMPT_BOUND_S, _PROMPT_SLOW = 0.6, (0.0, 0.05, 0.1, 0.15), 0.2, 3
+
+
+def _stops_at_once(worker_class: WorkerClass) -> str:
+    """Stop a worker early in its back-off, `len(_PROMPT_AT_S)` times: stop() must return within
+    `_PROMPT_BOUND_S` at most of them, and its thread must have ended when it does."""
+    took = []
+    for at_s in _PROMPT_AT_S:
+        dependency, jobs = Dependency(down=True), queue.Queue()
+        jobs.put(1)
+        worker = worker_class(jobs, dependency, backoff_s=_PROMPT_BACKOFF_S)
+        threads = _started(worker)[0]
+        try:
+            if not wait_until(lambda: dependency.failures >= 1):
+                return _("the worker never called the dependency")
+            _SLEEP(at_s)  # the grader's own wait: bound before the answer ran
+            began = time.monotonic()
+            if left := _stopped(worker, threads):
+                return left
+            took.append(time.monotonic() - began)
+        finally:
+            dependency.recover()  # so that even a worker deaf to stop() ends
+    if sum(t > _PROMPT_BOUND_S for t in took) >= _PROMPT_SLOW:
+        return _(
+            "with backoff_s={backoff:g}, stop() called early in a back-off took {took} s: it waited for most "
+            "of what was left of the back-off (a sleep, or a slice of something stop() does not wake), or "
+            "waited before it signalled; a stop() that wakes the back-off returns at once",
+            backoff=_PROMPT_BACKOFF_S,
+            took=", ".join(f"{t:.2f}" for t in took),
+        )
+    return ""
+
+
 class _HeldDependency(Dependency):
     """A dependency whose calls answer only once the check releases them (or after `bound_s`), and that
     notes each job it was asked to do."""
@@ -962,6 +1001,7 @@ def probe(
             or _stop_during_a_call(worker_class, waiting=waiting)
             or _stop_during_a_call(worker_class, failing=True, waiting=waiting)
             or _no_sleep_in_backoff(worker_class, short_backoff_s)
+            or _stops_at_once(worker_class)
             or (stops[0] if stops else "")
         ),
     )
