@@ -395,3 +395,10 @@ EVENT_LOOP_THREAD = "import asyncio\n\n" + FIXED.replace(
     "        if self._thread is not None:\n            self._loop.call_soon_threadsafe(self._halt.set)\n",
 )
 assert "call_soon_threadsafe" in EVENT_LOOP_THREAD and "self._stop" not in EVENT_LOOP_THREAD.split("def start")[1]
+
+# Wrong: the same lock slices, of half a second (or to the next tick, if sooner): too few wake-ups for the
+# kernel's count to tell (two a second), but stop() early in a wait takes most of a slice (red team 2, w13b).
+LOCK_HALF_SECOND_SLICES = LOCK_SLICES.replace(
+    "pause.acquire(timeout=0.001)", "pause.acquire(timeout=max(0.0, min(0.5, due - time.monotonic())))"
+)
+assert LOCK_HALF_SECOND_SLICES != LOCK_SLICES

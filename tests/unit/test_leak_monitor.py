@@ -14,6 +14,7 @@ from answers_06 import (
     JOIN_BOUNDED,
     JOIN_IN_STEPS,
     JOIN_WITH_SHORT_TIMEOUT,
+    LOCK_HALF_SECOND_SLICES,
     LOCK_SLICES,
     LOWLEVEL_THREAD,
     LYING_THREAD,
@@ -215,6 +216,7 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         (WINDOWED_SERIES, {"alerts_for_the_leak"}, False),
         (BUSY_WAIT, {"stops_cleanly"}, False),
         (LOCK_SLICES, {"stops_cleanly"}, False),
+        (LOCK_HALF_SECOND_SLICES, {"stops_cleanly"}, False),  # few wakes: stop() early in a wait is slow
         (WAITS_WHEN_WATCHED, {"stops_cleanly"}, True),  # its thread sleeps on, for an hour
         (SLICES_UNLESS_WATCHED, {"stops_cleanly"}, False),
         (UNHOOKS_AND_SLEEPS, {"stops_cleanly"}, False),
@@ -253,6 +255,7 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         "windowed_series",
         "busy_wait",
         "lock_slices",
+        "lock_half_second_slices",
         "waits_when_watched",
         "slices_unless_watched",
         "unhooks_and_sleeps",

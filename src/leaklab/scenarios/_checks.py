@@ -36,6 +36,20 @@ def wait_until(condition: Callable[[], bool], limit_s: float = 1.5) -> bool:
     return True
 
 
+# A stop() called early in a wait that it should cut short (lesson 02's back-off, lesson 06's interval), at
+# each of `PROMPT_AT_S` after the wait began: a right stop() wakes the wait and returns in milliseconds (tens
+# on a loaded machine); one that waits out a sleep or a slice of something it does not wake, or that sleeps
+# before it signals, takes most of what is left, more than `PROMPT_BOUND_S` each time. A clock, so judged
+# by most of the stops (`slow_at_most`), with a margin of 0.2 s on each side in a wait of 0.6 s or more:
+# deaf waits of about 0.4 s and more are caught; shorter slices are the wake counts' to find.
+PROMPT_AT_S, PROMPT_BOUND_S = (0.0, 0.05, 0.1, 0.15), 0.2
+
+
+def slow_at_most(took: list[float]) -> bool:
+    """Whether most of these stop() calls (three of four) took longer than `PROMPT_BOUND_S`."""
+    return 4 * sum(t > PROMPT_BOUND_S for t in took) >= 3 * len(took)
+
+
 def alive(threads: Iterable[threading.Thread]) -> list[threading.Thread]:
     """Those of `threads` whose code has not ended, as `threading.Thread` itself says (a subclass's own
     `is_alive` cannot answer for it) or the operating system does (`_census.thread_alive`: a flag such as

@@ -25,7 +25,18 @@ from typing import NamedTuple, TypeVar
 
 from .._census import Census
 from .._i18n import _
-from ._checks import CONDITION_NOTIFY, CONDITION_WAIT, Checks, alive, busy_seconds, described, thread_ids, wait_until
+from ._checks import (
+    CONDITION_NOTIFY,
+    CONDITION_WAIT,
+    PROMPT_AT_S,
+    Checks,
+    alive,
+    busy_seconds,
+    described,
+    slow_at_most,
+    thread_ids,
+    wait_until,
+)
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["Sample", "threading", "time"]
@@ -412,6 +423,28 @@ def _stop_in_thread(monitor: object, owners: list[threading.Thread]) -> tuple[th
     return caller, seen
 
 
+def _stopped_in_a_wait(monitor: object, started: list[threading.Thread], long_s: float) -> tuple[threading.Thread, str]:
+    """Call stop() (in a thread of its own: `_stop_in_thread`) while the monitor waits out an interval of
+    `long_s`; the calling thread, and what is wrong with how stop() returned (nothing: "")."""
+    caller, seen = _stop_in_thread(monitor, started)
+    caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
+    if caller.is_alive():
+        return caller, _(
+            "with interval_s={interval:g}, stop() had not returned after {bound:g} s: the ticker sleeps through "
+            "the stop signal (wait on an Event with a timeout instead of time.sleep)",
+            interval=long_s,
+            bound=_BOUND_S,
+        )
+    if "error" in seen:
+        return caller, seen["error"]
+    if seen["alive"]:
+        return caller, _(
+            "with interval_s={interval:g}, stop() returned while the monitor's thread was still running",
+            interval=long_s,
+        )
+    return caller, ""
+
+
 async def _in_thread(check: Callable[[], _Found], limit_s: float = 3 * _BOUND_S + 1) -> _Found | str:
     """Run a check that blocks in a thread of its own, with the loop free meanwhile; what it found, or the
     problem that kept it from finding anything."""
@@ -770,6 +803,38 @@ def _stops_in_a_long_interval(monitor_class: MonitorClass, *, threshold: int, su
     )
 
 
+def _stops_at_once(monitor_class: MonitorClass, *, threshold: int, sustain: int, long_s: float) -> str:
+    """Stop a monitor early in a wait of `long_s`, at each of `PROMPT_AT_S` after start(): stop() must not
+    be slow at most of them (`slow_at_most`): a monitor that waits in slices on something stop() does not
+    wake (a lock's acquire with a timeout, a poll) hears it only when the slice in progress ends."""
+    took = []
+    for at_s in PROMPT_AT_S:
+        before = set(threading.enumerate())
+        monitor = monitor_class(
+            sample=lambda: Sample(0, 0, 0),
+            threshold=threshold,
+            sustain=sustain,
+            interval_s=long_s,
+            warn=lambda _message: None,
+        )
+        monitor.start()  # type: ignore[attr-defined]
+        started = [t for t in threading.enumerate() if t not in before]
+        _SLEEP(at_s)
+        began = time.monotonic()
+        if stopped := _stopped_in_a_wait(monitor, started, long_s)[1]:
+            return stopped
+        took.append(time.monotonic() - began)
+    if slow_at_most(took):
+        return _(
+            "with interval_s={interval:g}, stop() called early in the wait took {took} s: the monitor waits "
+            "in slices on something stop() does not wake, and hears it only when the slice in progress ends "
+            "(wait on the stop Event itself)",
+            interval=long_s,
+            took=", ".join(f"{t:.2f}" for t in took),
+        )
+    return ""
+
+
 class _Idle(NamedTuple):
     """One idle run of a monitor with a long interval: what its threads did while the check waited for a
     second sample (which a right monitor never takes), as the kernel counts it, and who they were."""
@@ -812,22 +877,9 @@ def _idle_run(
     early = len(samples)
     wakeups, busy_s, window_s = woken.read()
     explained = waits.ended(before) if waits is not None else 0
-    caller, seen = _stop_in_thread(monitor, started)  # started with the hook on: it sees what stop() wakes
-    caller.join(_BOUND_S)  # a stop that is heard takes milliseconds; one that is not takes `long_s`
-    if caller.is_alive():
-        return _(
-            "with interval_s={interval:g}, stop() had not returned after {bound:g} s: the ticker sleeps through "
-            "the stop signal (wait on an Event with a timeout instead of time.sleep)",
-            interval=long_s,
-            bound=_BOUND_S,
-        )
-    if "error" in seen:
-        return seen["error"]
-    if seen["alive"]:
-        return _(
-            "with interval_s={interval:g}, stop() returned while the monitor's thread was still running",
-            interval=long_s,
-        )
+    caller, stopped = _stopped_in_a_wait(monitor, started, long_s)  # the hook on: it sees what stop() wakes
+    if stopped:
+        return stopped
     if early > 1:
         return _(
             "with interval_s={interval:g}, the monitor called sample() {early} times within {bound:g} s of start(): "
@@ -1056,11 +1108,13 @@ def probe(
         silent, live_messages = (live, "") if isinstance(live, str) else live  # a str: the check itself failed
         checks.record("alerts_for_the_leak", first_alert or silent)
         checks.record("one_alert_one_recovery", messages or live_messages)
-        # The check that may leave a thread sleeping for `long_interval_s` comes last.
         stops = await _in_thread(lambda: _stop_waits(monitor_class, **options, interval_s=interval_s))
         stops = stops or await _in_thread(
             lambda: _with_block_leaves_nothing(monitor_class, **options, interval_s=interval_s)
         )
+        # Those that may leave a thread sleeping for `long_interval_s` come last, the quicker first: a monitor
+        # that fails it (slices of half a second, say) would not leave the slower time within the budget.
+        stops = stops or await _in_thread(lambda: _stops_at_once(monitor_class, **options, long_s=long_interval_s))
         stops = stops or await _in_thread(
             lambda: _stops_in_a_long_interval(monitor_class, **options, long_s=long_interval_s)
         )

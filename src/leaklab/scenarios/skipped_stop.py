@@ -28,11 +28,13 @@ from .._i18n import _, ngettext
 from ._checks import (
     CONDITION_NOTIFY,
     CONDITION_WAIT,
+    PROMPT_AT_S,
     Checks,
     alive,
     busy_seconds,
     cpu_seconds,
     python_threads,
+    slow_at_most,
     thread_ids,
     wait_until,
 )
@@ -618,26 +620,20 @@ def _no_sleep_in_backoff(worker_class: WorkerClass, backoff_s: float, backoffs: 
     return left
 
 
-# stop() called early in a back-off of `_PROMPT_BACKOFF_S`, at each of `_PROMPT_AT_S` after the failure: a
-# right stop() wakes the back-off and returns in milliseconds (tens on a loaded machine); one that waits out
-# a wait the stop signal does not cut short (a sleep, a slice of something else), or that sleeps before it
-# signals, takes most of what is left of it, more than `_PROMPT_BOUND_S` each time. A clock, so judged by
-# most of the stops (`_PROMPT_SLOW`), with a margin of 0.2 s on each side: deaf waits of about 0.4 s and more
-# are caught; shorter slices are the wake counts' to find (`_Wakes`).
-_PROMPT_BACKOFF_S, _PROMPT_AT_S, _PROMPT_BOUND_S, _PROMPT_SLOW = 0.6, (0.0, 0.05, 0.1, 0.15), 0.2, 3
+_PROMPT_BACKOFF_S = 0.6  # the back-off stop() is called early in, at each of `PROMPT_AT_S` after a failure
 
 
 def _stops_at_once(worker_class: WorkerClass) -> str:
-    """Stop a worker early in its back-off, `len(_PROMPT_AT_S)` times: stop() must return within
-    `_PROMPT_BOUND_S` at most of them, and its thread must have ended when it does."""
+    """Stop a worker early in its back-off, at each of `PROMPT_AT_S` after its first failed call: stop()
+    must not be slow at most of them (`slow_at_most`), and its thread must have ended when it returns."""
     took = []
-    for at_s in _PROMPT_AT_S:
+    for at_s in PROMPT_AT_S:
         dependency, jobs = Dependency(down=True), queue.Queue()
         jobs.put(1)
         worker = worker_class(jobs, dependency, backoff_s=_PROMPT_BACKOFF_S)
         threads = _started(worker)[0]
         try:
-            if not wait_until(lambda: dependency.failures >= 1):
+            if not wait_until(lambda down=dependency: down.failures >= 1):
                 return _("the worker never called the dependency")
             _SLEEP(at_s)  # the grader's own wait: bound before the answer ran
             began = time.monotonic()
@@ -646,7 +642,7 @@ def _stops_at_once(worker_class: WorkerClass) -> str:
             took.append(time.monotonic() - began)
         finally:
             dependency.recover()  # so that even a worker deaf to stop() ends
-    if sum(t > _PROMPT_BOUND_S for t in took) >= _PROMPT_SLOW:
+    if slow_at_most(took):
         return _(
             "with backoff_s={backoff:g}, stop() called early in a back-off took {took} s: it waited for most "
             "of what was left of the back-off (a sleep, or a slice of something stop() does not wake), or "
