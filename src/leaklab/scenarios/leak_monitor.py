@@ -824,13 +824,13 @@ def _stops_at_once(monitor_class: MonitorClass, *, threshold: int, sustain: int,
         if stopped := _stopped_in_a_wait(monitor, started, long_s)[1]:
             return stopped
         took.append(time.monotonic() - began)
-    if slow_at_most(took):
+    if slow := slow_at_most(took):
         return _(
             "with interval_s={interval:g}, stop() called early in the wait took {took} s: the monitor waits "
             "in slices on something stop() does not wake, and hears it only when the slice in progress ends "
             "(wait on the stop Event itself)",
             interval=long_s,
-            took=", ".join(f"{t:.2f}" for t in took),
+            took=slow,
         )
     return ""
 

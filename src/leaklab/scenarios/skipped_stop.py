@@ -642,13 +642,13 @@ def _stops_at_once(worker_class: WorkerClass) -> str:
             took.append(time.monotonic() - began)
         finally:
             dependency.recover()  # so that even a worker deaf to stop() ends
-    if slow_at_most(took):
+    if slow := slow_at_most(took):
         return _(
             "with backoff_s={backoff:g}, stop() called early in a back-off took {took} s: it waited for most "
             "of what was left of the back-off (a sleep, or a slice of something stop() does not wake), or "
             "waited before it signalled; a stop() that wakes the back-off returns at once",
             backoff=_PROMPT_BACKOFF_S,
-            took=", ".join(f"{t:.2f}" for t in took),
+            took=slow,
         )
     return ""
 
