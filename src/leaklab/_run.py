@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,17 @@ def _scenario(name: str) -> Runnable:
 def _resident_mib() -> float:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def _hold(seconds: float) -> None:
+    """Wait `seconds`, waking ten times a second: Ctrl-C is handled by the main thread when it runs Python
+    code, and a SIGINT the kernel handed to another thread (a leaked one) does not wake the loop's wait."""
+    until = time.monotonic() + seconds
+    while True:  # a clock to wait for, nothing to await but time
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(0.1, left))
 
 
 async def run_scenario(
@@ -81,7 +93,7 @@ async def run_scenario(
             grouped = f"{server.url}?debug=1"
             # TRANSLATORS: keep the address last: a script reads it off the end of the line.
             say(_("serving the task dump for {seconds:g} s more: {url}", seconds=hold_s, url=grouped))
-            await asyncio.sleep(hold_s)
+            await _hold(hold_s)
         recording = recorder.stop()
     finally:
         await leak.aclose()

@@ -18,13 +18,15 @@ from .._errors import LeaklabError
 
 class Summary(TypedDict, total=False):
     """What `summary()` returns after (or during) a burst. Every other key is a graded property, as
-    `[passed, out of]`; `IsolatedRun.require` reads them, and these four, from the child's result."""
+    `[passed, out of]`; `IsolatedRun.require` reads them, and these, from the child's result."""
 
     problems: list[str]  # what went wrong, each line "<property with spaces>: what": the first are shown
     requests: int  # requests sent: the unit of counts and of retained memory (bytes per request)
     answered: int  # requests that got an answer: fewer than `requests` fails with where the rest wait
     units: dict[str, str]  # property -> what it counts ("calls", "checks") where that is not requests
     unfinished: str  # what a burst that did not finish most likely waits in, for the "never checked" message
+    # what a call started and left running long after it had ended, one line each: `require_no_leftovers`
+    outlived_their_call: list[str]
 
 
 Probe = tuple[Awaitable[object], Callable[[], Summary]]  # the burst to await, and its summary
