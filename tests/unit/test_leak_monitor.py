@@ -6,6 +6,7 @@ import threading
 import pytest
 from answers_06 import (
     BUSY_WAIT,
+    DONE_EVENT,
     EVENT_LOOP_THREAD,
     FAST_CADENCE,
     FIXED,
@@ -223,6 +224,7 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         (STOP_EVENT_FINE_SLICES, set(), False),
         (SCHEDULED, set(), False),
         (EVENT_LOOP_THREAD, set(), False),
+        (DONE_EVENT, {"stops_cleanly"}, False),  # waits for an event the thread sets on its way out
     ],
     ids=[
         "fixed",
@@ -262,6 +264,7 @@ def test_the_lifecycle_says_whether_stop_waited_for_the_thread(joins):
         "stop_event_fine_slices",
         "scheduled",
         "event_loop_thread",
+        "done_event",
     ],
 )
 def test_each_answer_fails_exactly_what_it_breaks(source, failing, leaves):

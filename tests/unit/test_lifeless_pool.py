@@ -32,6 +32,7 @@ from answers_04 import (
     SWALLOWS_ERRORS,
     THREAD_SUBCLASS_JOINS,
     THREADS_IN_INIT,
+    WAIT_GROUP,
 )
 from outcomes import checks_ran
 
@@ -186,8 +187,9 @@ def test_a_stdlib_thread_pool_leaves_nothing_a_collection_does_not_free():
         (LOWLEVEL_THREADS, "stop_waits_for_workers"),
         (QUEUE_JOIN, "stop_waits_for_workers"),  # its workers still run, past their last task_done
         (SLEEPS_LONGER, "stop_waits_for_workers"),
+        (WAIT_GROUP, "stop_waits_for_workers"),  # the same: past the counter's last decrement
     ],
-    ids=["joins_first_only", "shared_results", "lowlevel_threads", "queue_join", "sleeps_longer"],
+    ids=["joins_first_only", "shared_results", "lowlevel_threads", "queue_join", "sleeps_longer", "wait_group"],
 )
 @pytest.mark.parametrize("traffic", TRAFFIC)
 def test_what_an_answer_breaks_fails_every_time(source, failing, traffic):

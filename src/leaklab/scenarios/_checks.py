@@ -4,6 +4,7 @@ ended, and recording graded properties as `[passed, out of]` with what went wron
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -58,6 +59,67 @@ def alive(threads: Iterable[threading.Thread]) -> list[threading.Thread]:
     `_is_stopped` hides no thread that runs). A thread that was joined is not alive from the moment
     `join()` returns: asking right after a `stop()` depends on no timing."""
     return alive_threads(threads)
+
+
+class StopWatch:
+    """One stop() a check calls and watches: the thread that calls it, once started, and `over`, set once
+    the threads it should have waited for have been counted the moment it returned (or the check is over)."""
+
+    def __init__(self) -> None:
+        self.caller: threading.Thread | None = None
+        self.over = threading.Event()
+
+
+# How long a thread's end is held while the stop() watched neither joins it nor returns (`hold_end`): far
+# more than a stop() that waits for less than the thread's end takes to return, even on a loaded machine;
+# what a stop() that polls `is_alive()` instead of joining waits, once, so it stays well inside a run's budget.
+EXIT_HELD_S = 1.0
+FOREVER = object()  # what a wait with no timeout waits for: something only another thread can do
+# Per thread: the exit guard `hold_end` left there. The interpreter drops a thread's `threading.local`
+# values as the thread ends (CPython clears the thread's state after its code has returned), before
+# `join()` or `is_alive()` can see it has ended and while it still runs a frame.
+_EXITS = threading.local()
+
+
+class _ExitGuard:
+    def __init__(self, stop: StopWatch, thread: threading.Thread) -> None:
+        self.stop, self.thread, self.ident = stop, thread, threading.get_ident()
+
+    def __del__(self) -> None:
+        # Only as its own thread ends: no Python frame below this one (not when replaced by the next guard).
+        if threading.get_ident() != self.ident or sys._getframe().f_back is not None:
+            return
+        deadline = time.monotonic() + EXIT_HELD_S
+        while not self.stop.over.is_set() and time.monotonic() < deadline:
+            caller = self.stop.caller
+            if caller is not None and blocked_on(caller)[0] is self.thread:
+                return  # stop() waits for this thread's end: let it end
+            self.stop.over.wait(0.001)
+
+
+def hold_end(stop: StopWatch) -> None:
+    """Hold the calling thread at its very end, once its code has returned, until `stop` has returned and
+    been judged (`over`), or is seen joining this thread: a stop() that waits for anything less than the
+    thread's end (a counter or an event the thread sets on its way out, a queue's last `task_done`) returns
+    while the thread provably still runs, however briefly it would have run on. A stop() that waits by
+    asking `is_alive()` is let through after `EXIT_HELD_S`."""
+    _EXITS.guard = _ExitGuard(stop, threading.current_thread())
+
+
+def blocked_on(thread: threading.Thread) -> tuple[object, bool]:
+    """What `thread` waits for in threading's own code, and whether with a timeout: the thread it joins,
+    `FOREVER` for another wait, or None (not waiting there)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None or frame.f_code.co_filename != threading.__file__:
+        return None, False
+    local = frame.f_locals
+    if frame.f_code.co_name == "_wait_for_tstate_lock" and local.get("block", True):
+        return local.get("self"), local.get("timeout", -1) != -1
+    if frame.f_code.co_name == "join":
+        return local.get("self"), local.get("timeout") is not None
+    if frame.f_code.co_name == "wait":
+        return (FOREVER, False) if local.get("timeout") is None else (None, True)
+    return None, False
 
 
 def python_threads() -> set[threading.Thread]:

@@ -28,11 +28,14 @@ from .._i18n import _
 from ._checks import (
     CONDITION_NOTIFY,
     CONDITION_WAIT,
+    EXIT_HELD_S,
     PROMPT_AT_S,
     Checks,
+    StopWatch,
     alive,
     busy_seconds,
     described,
+    hold_end,
     slow_at_most,
     thread_ids,
     wait_until,
@@ -406,9 +409,11 @@ _HOLD_S = 1.5
 _QUIET_LEAD = 1000
 
 
-def _stop_in_thread(monitor: object, owners: list[threading.Thread]) -> tuple[threading.Thread, dict]:
+def _stop_in_thread(
+    monitor: object, owners: list[threading.Thread], watch: StopWatch | None = None
+) -> tuple[threading.Thread, dict]:
     """Call `monitor.stop()` in a thread of its own; note whether the monitor's threads were still
-    alive the moment stop() returned."""
+    alive the moment stop() returned (then `watch` is over: a thread whose end it holds may end)."""
     seen: dict = {}
 
     def call() -> None:
@@ -416,9 +421,15 @@ def _stop_in_thread(monitor: object, owners: list[threading.Thread]) -> tuple[th
             monitor.stop()  # type: ignore[attr-defined]
         except Exception as exc:
             seen["error"] = _("stop() raised {error}: {exc}", error=type(exc).__name__, exc=exc)
-        seen["alive"] = alive(owners)  # asked of threading.Thread itself: a subclass cannot answer for it
+        try:
+            seen["alive"] = alive(owners)  # asked of threading.Thread itself: a subclass cannot answer for it
+        finally:
+            if watch is not None:
+                watch.over.set()
 
     caller = threading.Thread(target=call, name="grader-stop", daemon=True)
+    if watch is not None:
+        watch.caller = caller
     caller.start()
     return caller, seen
 
@@ -738,13 +749,17 @@ def _alerts_live(monitor_class: MonitorClass, *, threshold: int, sustain: int, i
 
 
 def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, interval_s: float) -> str:
-    """stop() returns only once the monitor's thread has ended, even while that thread is mid-sample."""
+    """stop() returns only once the monitor's thread has ended, even while that thread is mid-sample; its
+    end is held (`hold_end`) until stop() joins it or has returned, so a stop() that waits for an event the
+    thread sets on its way out returns while the thread provably still runs."""
     gate, entered, owners, checker = threading.Event(), threading.Event(), [], threading.current_thread()
+    watch = StopWatch()
 
     def sample() -> Sample:
         if threading.current_thread() is checker:  # a tick from start() itself: not the monitor's thread
             return Sample(0, 0, 0)
         owners.append(threading.current_thread())
+        hold_end(watch)
         entered.set()
         gate.wait(3 * _BOUND_S)  # the grader holds the sample here while stop() is waiting (_HOLD_S)
         return Sample(0, 0, 0)
@@ -760,13 +775,13 @@ def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, in
                 bound=_BOUND_S,
                 interval=interval_s,
             )
-        caller, seen = _stop_in_thread(monitor, owners[:1])
+        caller, seen = _stop_in_thread(monitor, owners[:1], watch)
         # The sample is released once stop() has returned (wrong: it did not wait for the thread), or after
         # _HOLD_S if it has not (right: it is still waiting). A join bounded by less than that has given up
         # and returned by then, while the thread is still in its sample; load only makes the hold longer.
         wait_until(lambda: not caller.is_alive(), _HOLD_S)
         gate.set()
-        caller.join(_BOUND_S)
+        caller.join(_BOUND_S + EXIT_HELD_S)  # a stop() that polls is_alive() waits out the end's hold
         if caller.is_alive():
             return _("stop() had not returned {bound:g} s after the monitor's sample ended", bound=_BOUND_S)
         if "error" in seen:
@@ -777,6 +792,7 @@ def _stop_waits(monitor_class: MonitorClass, *, threshold: int, sustain: int, in
             return _("stop() returned while the monitor's thread was still running: wait for it to end (join)")
         return ""
     finally:
+        watch.over.set()
         gate.set()
 
 

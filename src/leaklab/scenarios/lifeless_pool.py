@@ -13,7 +13,6 @@ Time is compressed: a millisecond here stands for a second in the article.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,7 +22,7 @@ from statistics import median
 
 from .._census import ThreadMark, running, thread_mark
 from .._i18n import _
-from ._checks import Checks, alive, python_threads, thread_ids, wait_until
+from ._checks import FOREVER, Checks, StopWatch, alive, blocked_on, hold_end, python_threads, thread_ids, wait_until
 
 # Python's own export list (`import *`); the grader gives an answer cell ANSWER_NAMES, at the end.
 __all__ = ["BUFFER_BYTES", "JobFailed", "handle", "queue", "threading"]
@@ -37,9 +36,9 @@ class JobFailed(Exception):
 
 class _Held:
     """A job of the grader's that holds the worker which takes it, in `handle`, until the grader lets go;
-    given a `_StopWatch`, it also leaves an `_ExitGuard` in that worker, which holds the worker's end."""
+    given a `StopWatch`, it also holds that worker's end (`hold_end`)."""
 
-    def __init__(self, stop: _StopWatch | None = None) -> None:
+    def __init__(self, stop: StopWatch | None = None) -> None:
         self.taken, self.released = threading.Event(), threading.Event()
         self.grader = threading.current_thread()
         self.worker: threading.Thread | None = None
@@ -50,49 +49,12 @@ class _Held:
             return
         self.worker = threading.current_thread()
         if self.stop is not None:
-            _EXITS.guard = _ExitGuard(self.stop, self.worker)
+            hold_end(self.stop)
         self.taken.set()
         self.released.wait()
 
     def release(self) -> None:
         self.released.set()
-
-
-class _StopWatch:
-    """One stop() the grader calls with its workers held: the thread that calls it, once started, and
-    `over`, set once the workers still running as it returned have been counted (or the check is over)."""
-
-    def __init__(self) -> None:
-        self.caller: threading.Thread | None = None
-        self.over = threading.Event()
-
-
-# Per thread: the exit guard the last held job it ran left there. The interpreter drops a thread's
-# `threading.local` values as the thread ends (CPython clears the thread's state after its code has
-# returned), before `join()` or `is_alive()` can see it has ended and while it still runs a frame.
-_EXITS = threading.local()
-
-
-class _ExitGuard:
-    """Holds a worker at the very end of its thread, once its code has returned, until the stop() being
-    watched has returned and been judged, or is seen joining that worker: a stop() that waits for anything
-    less than the thread's end (the queue's last `task_done`, an event the worker sets on its way out)
-    returns while this worker provably still runs, however briefly it would have run on. A stop() that
-    waits by asking `is_alive()` is let through after _EXIT_HELD_S."""
-
-    def __init__(self, stop: _StopWatch, worker: threading.Thread) -> None:
-        self.stop, self.worker, self.ident = stop, worker, threading.get_ident()
-
-    def __del__(self) -> None:
-        # Only as its own thread ends: no Python frame below this one (not when replaced by the next guard).
-        if threading.get_ident() != self.ident or sys._getframe().f_back is not None:
-            return
-        deadline = time.monotonic() + _EXIT_HELD_S
-        while not self.stop.over.is_set() and time.monotonic() < deadline:
-            caller = self.stop.caller
-            if caller is not None and _blocked_on(caller)[0] is self.worker:
-                return  # stop() waits for this thread's end: let it end
-            self.stop.over.wait(0.001)
 
 
 # The jobs being held (see _stop_waits_for_every_worker), numbered from _FIRST_HELD: no other job is.
@@ -304,11 +266,6 @@ def run_batches(
 _HOLD_BOUND_S = 3.0  # the wait for every worker to take a held job: milliseconds, with a wide margin
 _HOLD_S = 0.1  # how long a worker stays held while stop() neither waits for it without a timeout nor returns
 _LET_GO_S = 3.0  # the same while stop() joins a worker let go: a millisecond's job, with a wide margin
-# How long a worker's end is held while stop() neither joins it nor returns (`_ExitGuard`): far more than a
-# stop() that waits for less than the thread's end takes to return, even on a loaded machine; what a stop()
-# that polls `is_alive()` instead of joining waits, once, so it stays well inside the run's budget.
-_EXIT_HELD_S = 1.0
-_FOREVER = object()  # what a wait with no timeout waits for: something only another thread can do
 
 
 def _new_threads(before: set[str]) -> set[str]:
@@ -365,8 +322,8 @@ def _runs_its_workers(pool_class: PoolClass, workers: int) -> str:
 def _stop_waits_for_every_worker(pool_class: PoolClass, workers: int, jobs: int = 20) -> str:
     """stop() returns only when every worker has exited: when it is called, each worker is held in a job
     of the grader's, and they are let go one at a time, the one stop() joins first (`_let_go_in_turn`);
-    the end of each thread let go is held too, until stop() joins it or has returned (`_ExitGuard`)."""
-    stop = _StopWatch()
+    the end of each thread let go is held too, until stop() joins it or has returned (`hold_end`)."""
+    stop = StopWatch()
     held = {_FIRST_HELD + n: _Held(stop) for n in range(workers)}
     _HELD.update(held)
     try:
@@ -384,7 +341,7 @@ def _stop_with_workers_held(
     jobs: int,
     held_jobs: list[int],
     ran_in: dict[int, ThreadMark],
-    stop: _StopWatch,
+    stop: StopWatch,
 ) -> str:
     before, before_ids = python_threads(), thread_ids()
     pool = pool_class(workers=workers)
@@ -409,7 +366,7 @@ def _stop_with_workers_held(
         try:
             seen["running"] = _running_of_pool(started, ran_in, before_ids)  # the moment stop() returned
         finally:
-            stop.over.set()  # a worker whose end was held (`_ExitGuard`) may end now
+            stop.over.set()  # a worker whose end was held (`hold_end`) may end now
 
     caller = threading.Thread(target=call, name="grader-stop", daemon=True)
     stop.caller = caller
@@ -434,10 +391,10 @@ def _let_go_in_turn(caller: threading.Thread, holds: list[_Held]) -> None:
     go, which ends first: so a stop() that joins only some workers returns while the others are held."""
     since, let_go = time.monotonic(), []
     while caller.is_alive() and (holding := [h for h in holds if not h.released.is_set()]):
-        waits_on, timed = _blocked_on(caller)
+        waits_on, timed = blocked_on(caller)
         joined = next((h for h in holding if h.worker is waits_on), None)
         turn = joined if joined is not None and not timed else None
-        if waits_on is _FOREVER:
+        if waits_on is FOREVER:
             turn = holding[0]
         if turn is None and time.monotonic() - since >= (_LET_GO_S if waits_on in let_go else _HOLD_S):
             turn = joined or holding[0]
@@ -447,22 +404,6 @@ def _let_go_in_turn(caller: threading.Thread, holds: list[_Held]) -> None:
         turn.release()
         since = time.monotonic()
         let_go.append(turn.worker)
-
-
-def _blocked_on(thread: threading.Thread) -> tuple[object, bool]:
-    """What `thread` waits for in threading's own code, and whether with a timeout: the thread it joins,
-    `_FOREVER` for another wait, or None (not waiting there)."""
-    frame = sys._current_frames().get(thread.ident or -1)
-    if frame is None or frame.f_code.co_filename != threading.__file__:
-        return None, False
-    local = frame.f_locals
-    if frame.f_code.co_name == "_wait_for_tstate_lock" and local.get("block", True):
-        return local.get("self"), local.get("timeout", -1) != -1
-    if frame.f_code.co_name == "join":
-        return local.get("self"), local.get("timeout") is not None
-    if frame.f_code.co_name == "wait":
-        return (_FOREVER, False) if local.get("timeout") is None else (None, True)
-    return None, False
 
 
 def _every_job_accounted_for(pool_class: PoolClass, jobs: int, failing: tuple[int, ...] = ()) -> str:
