@@ -377,11 +377,12 @@ def run_isolated(
 
 def answer_values(
     setup: list[str], source: str, names: list[str], before: list[str] | None = None
-) -> dict[str, object]:
+) -> tuple[dict[str, object], str]:
     """The values an answer cell computes for `names` (`LEAK_LINE = inspect.getsourcelines(...)[1]`),
     found by running the lesson's set-up cells (and `before`, the learner's cells above the answer) and
     then the cell in a fresh interpreter, never in the grader's: those that are plain data (numbers,
-    strings, None, and lists, tuples and dicts of them). A run caught tampering (reading the grader's own
+    strings, None, and lists, tuples and dicts of them); and why the run failed, if it did (the cell
+    raised, say), for a test that misses a name to say. A run caught tampering (reading the grader's own
     answer, say) gives each name an `AnswerRef` that says so."""
     job = {"kind": "values", "setup": setup, "source": source, "names": sorted(names)}
     if before:
@@ -391,9 +392,9 @@ def answer_values(
         _cache[key] = _spawn(job)
     run = _cache[key]
     if run.reason is Reason.TAMPERED:  # no value, and the test that reads one says why
-        return {name: AnswerRef(source, name, tampered=run.error or "tampered") for name in names}
+        return {name: AnswerRef(source, name, tampered=run.error or "tampered") for name in names}, ""
     found = run.outcome.get("values", {}) if not run.error else {}
-    return {name: from_plain(value) for name, value in found.items() if isinstance(value, dict)}
+    return {name: from_plain(value) for name, value in found.items() if isinstance(value, dict)}, run.error or ""
 
 
 def plain(value: object, depth: int = 0) -> dict | None:

@@ -67,8 +67,12 @@ def scored(executed: dict, failed: dict[int, str] | None = None) -> dict[str, Te
     prints no code)."""
     failed = failed or {}
     results, timed_out = {}, False  # timed_out: a cell before this one ran past its timeout
+    raised = ""  # the last answer cell above that raised, and what: why a test may miss a name it binds
     for index, cell in enumerate(executed["cells"]):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if cell.get("cell_type") == "code" and cells.is_answer(cell) and errors:
+            error = f"{errors[0].get('ename')}: {errors[0].get('evalue')}".rstrip(": ")
+            raised = f"the answer cell {cells.grade_id(cell)} raised {error}"
         if cell.get("cell_type") == "code" and cells.is_test(cell):
             if not errors and index in failed:  # a failed reply with no error output
                 if timed_out:  # the kernel never got to the cell
@@ -80,6 +84,8 @@ def scored(executed: dict, failed: dict[int, str] | None = None) -> dict[str, Te
                 name = errors[0].get("ename") if errors else "Error"
                 value = errors[0].get("evalue") if errors else ""
                 message = f"{name}: {value or _CELL_ERRORS.get(name, 'the cell failed without an error message')}"
+                if name == "NameError" and raised:
+                    message += f" ({raised})"
                 results[cells.grade_id(cell)] = TestResult(0.0, points, message, _CELL_REASONS.get(name))
             else:
                 results[cells.grade_id(cell)] = TestResult(points, points)

@@ -93,12 +93,13 @@ def _referenced(target: ast.expr, source: str) -> dict[str, object]:
     return {node.id: AnswerRef(source, node.id) for node in ast.walk(target) if isinstance(node, ast.Name)}
 
 
-def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
-    """The names the tests see: the lesson's set-up cells run, the answer cells' names bound; and the
-    problem that fails every test, if an answer cell is missing or not valid Python."""
+def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str, dict[str, str]]:
+    """The names the tests see: the lesson's set-up cells run, the answer cells' names bound; the
+    problem that fails every test, if an answer cell is missing or not valid Python; and why a name the
+    tests read that a cell computes is missing (the cell raised, say), by name."""
     answers = {cells.grade_id(c): cells.text(c) for c in submission["cells"] if cells.is_answer(c)}
     namespace: dict[str, object] = {"__name__": "__verify__"}
-    problem, setup = "", []
+    problem, setup, unbound = "", [], {}
     tested = {name for cell in cells.test_cells(source).values() for name in _names_read(cells.text(cell))}
     for cell in source["cells"]:
         if cell["cell_type"] != "code" or cells.is_test(cell):
@@ -116,17 +117,21 @@ def _namespace(source: dict, submission: dict) -> tuple[dict[str, object], str]:
             wanted = tested - defined(answer)
             computed = [name for name, value in names.items() if isinstance(value, AnswerRef) and name in wanted]
             if computed:  # values the tests read that the cell computes: worked out in a fresh interpreter
-                found = answer_values(setup, answer, computed)
+                found, failed = answer_values(setup, answer, computed)
                 if set(computed) - found.keys():  # from what the learner's own cells above it made, perhaps
-                    found = answer_values(setup, answer, computed, _cells_above(submission, cells.grade_id(cell)))
+                    above = _cells_above(submission, cells.grade_id(cell))
+                    found, failed = answer_values(setup, answer, computed, above)
                 names.update(found)
+                for name in [name for name in computed if name not in found and failed]:
+                    del names[name]  # never bound, as in the notebook, where the cell stopped before it
+                    unbound[name] = failed
             namespace.update(names)
         elif cells.is_setup(cell):  # the lesson's own set-up: imports of the scenario's names
             setup.append(cells.text(cell))
             exec(
                 compile(cells.text(cell), f"<{cells.grade_id(cell) or 'setup'}>", "exec", dont_inherit=True), namespace
             )
-    return namespace, problem
+    return namespace, problem, unbound
 
 
 def _cells_above(submission: dict, grade_id: str) -> list[str]:
@@ -145,7 +150,7 @@ def verify(source: dict, submission: dict) -> dict[str, TestResult]:
 
     An answer cell that is missing or does not parse fails every test, with the reason.
     """
-    namespace, problem = _namespace(source, submission)
+    namespace, problem, unbound = _namespace(source, submission)
     results = {}
     for grade_id, cell in cells.test_cells(source).items():
         if cell["cell_type"] != "code":
@@ -171,6 +176,8 @@ def verify(source: dict, submission: dict) -> dict[str, TestResult]:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if isinstance(exc, NameError) and exc.name in unbound:  # the cell that should bind it failed
+                    message += f" ({unbound[exc.name]})"
                 reason = exc.reason if isinstance(exc, RunFailed) else None
                 results[grade_id] = TestResult(0.0, points, message, reason, hidden=bool(hidden))
                 break

@@ -44,6 +44,20 @@ def test_a_test_cell_with_an_error_loses_its_points_with_the_errors_message_and_
     assert results["c"].reason is Reason.TIMEOUT and "per-cell timeout" in results["c"].message
 
 
+def test_a_name_the_tests_miss_is_put_down_to_the_answer_cell_above_that_raised():
+    meta = {"grade_id": "diagnosis", "solution": True}
+    raised = {"output_type": "error", "ename": "StopIteration", "evalue": "", "traceback": []}
+    missing = {"output_type": "error", "ename": "NameError", "evalue": "name 'LINE' is not defined", "traceback": []}
+    nb = notebook(
+        {"cell_type": "code", "source": "next(iter([]))", "metadata": {"nbgrader": meta}, "outputs": [raised]},
+        graded_cell("a", [missing]),
+        graded_cell("b", [{"output_type": "error", "ename": "AssertionError", "evalue": "no", "traceback": []}]),
+    )
+    results = scored(nb)
+    assert results["a"].message == "NameError: name 'LINE' is not defined (the answer cell diagnosis raised StopIteration)"
+    assert results["b"].message == "AssertionError: no"  # another failure is the test's own
+
+
 def test_cells_the_kernel_never_ran_after_a_timeout_say_so_and_the_others_say_they_failed_silently():
     """nbclient marks a cell failed without an error output when the kernel, still busy with a cell that
     ran past its timeout, never ran it: the learner is told that, not "no message"."""

@@ -115,6 +115,20 @@ def test_a_value_worked_out_by_reading_the_grader_s_answer_fails_as_tampering_no
     assert "read the grader's own answer" in result.message and "should be a str" not in result.message
 
 
+def test_a_value_the_answer_cell_fails_to_work_out_is_unbound_and_its_test_says_why(root):
+    # GIVEN lesson 05's diagnosis computed from the dump by a search that finds nothing (the cell raises)
+    slug = "05_mystery_service"
+    source, submitted = notebook(root, "notebooks", slug), notebook(root, "solutions", slug)
+    graded = f"{slug}_diagnosis_graded"
+    source["cells"] = [c for c in source["cells"] if grade_id(c) in ("", f"{slug}_setup", f"{slug}_diagnosis", graded)]
+    answer = next(c for c in submitted["cells"] if grade_id(c) == f"{slug}_diagnosis")
+    answer["source"] = "import re\nLEAK_FUNCTION = 'call'\nLEAK_LINE = int(re.search('no such line', 'x').group(1))\n"
+    # THEN its test says the name is missing because the cell raised, not that a placeholder is no int
+    result = verify(source, submitted)[graded]
+    assert result.score == 0 and result.message.startswith("NameError: name 'LEAK_LINE' is not defined")
+    assert "the answer cell raised AttributeError" in result.message
+
+
 def test_the_submissions_own_test_cells_are_not_the_ones_run(root):
     slug = "04_lifeless_pool"
     source, exercise = notebook(root, "notebooks", slug), notebook(root, "exercises", slug)
