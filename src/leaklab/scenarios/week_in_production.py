@@ -41,7 +41,7 @@ from .._census import (
     task_loop,
     thread_alive,
 )
-from .._i18n import _
+from .._i18n import _, ngettext
 from .._stacks import counted
 from . import lifeless_pool
 from ._checks import CONDITION_WAIT, exception_name
@@ -1475,13 +1475,37 @@ class _Left:
     def problems(self) -> list[str]:
         found = []
         if self.tasks:
-            found.append(_("{count} tasks were still pending after the week", count=self.tasks))
+            found.append(
+                ngettext(
+                    "{n} task was still pending after the week",
+                    "{n} tasks were still pending after the week",
+                    self.tasks,
+                )
+            )
         if self.threads:
-            found.append(_("{count} threads were still running after the week", count=self.threads))
+            found.append(
+                ngettext(
+                    "{n} thread was still running after the week",
+                    "{n} threads were still running after the week",
+                    self.threads,
+                )
+            )
         if self.sockets:
-            found.append(_("{count} sockets were still open after the week", count=self.sockets))
+            found.append(
+                ngettext(
+                    "{n} socket was still open after the week",
+                    "{n} sockets were still open after the week",
+                    self.sockets,
+                )
+            )
         if self.processes:
-            found.append(_("{count} processes were still running after the week", count=self.processes))
+            found.append(
+                ngettext(
+                    "{n} process was still running after the week",
+                    "{n} processes were still running after the week",
+                    self.processes,
+                )
+            )
         return found
 
 
