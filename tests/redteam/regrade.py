@@ -56,8 +56,9 @@ def main(argv: list[str]) -> int:
         for (name, answer), result in zip(answers.items(), results, strict=True):
             graded += 1
             full = result["score"] == result["max_score"]
-            right = answer["verdict"].startswith("RIGHT")
-            line = f"{slug} {name}: {answer['verdict']} {result['score']:g}/{result['max_score']:g}"
+            verdict = answer.get("decided", answer["verdict"])  # the project's, where it decided otherwise
+            right = verdict.startswith("RIGHT")
+            line = f"{slug} {name}: {verdict} {result['score']:g}/{result['max_score']:g}"
             print(line, file=sys.stderr)
             if full != right:
                 surprises.append(f"{line} {result.get('reason') or ''}".rstrip())
