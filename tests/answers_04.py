@@ -587,36 +587,41 @@ assert THREADS_IN_INIT.count("thread.start()") == 1 and "        pass\n" in THRE
 # their reviewers before the task said so): the article's WaitGroup in Python, a counter each worker lowers
 # in its `finally:` (Go's `defer wg.Done()`) and stop() waits on. Every worker's code has returned, but its
 # thread still runs when the counter reaches zero: `is_alive()` is true as stop() returns.
-WAIT_GROUP = FIXED.replace(
-    "        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]\n",
-    "        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]\n"
-    "        self._running, self._changed = 0, threading.Condition()\n",
-).replace(
-    "        for thread in self._threads:\n            thread.start()\n",
-    "        for thread in self._threads:\n"
-    "            with self._changed:\n"
-    "                self._running += 1  # wg.Add(1), before the thread starts\n"
-    "            thread.start()\n",
-).replace(
-    "        for thread in self._threads:\n            thread.join()\n",
-    "        with self._changed:\n            self._changed.wait_for(lambda: self._running == 0)  # wg.Wait()\n",
-).replace(
-    "    def _work(self) -> None:\n"
-    "        while (job := self.jobs.get()) is not None:\n"
-    "            try:\n"
-    "                self.results[job] = handle(job)\n"
-    "            except JobFailed as failure:\n"
-    "                self.results[job] = failure\n",
-    "    def _work(self) -> None:\n"
-    "        try:\n"
-    "            while (job := self.jobs.get()) is not None:\n"
-    "                try:\n"
-    "                    self.results[job] = handle(job)\n"
-    "                except JobFailed as failure:\n"
-    "                    self.results[job] = failure\n"
-    "        finally:\n"
-    "            with self._changed:  # defer wg.Done()\n"
-    "                self._running -= 1\n"
-    "                self._changed.notify_all()\n",
+WAIT_GROUP = (
+    FIXED.replace(
+        "        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]\n",
+        "        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]\n"
+        "        self._running, self._changed = 0, threading.Condition()\n",
+    )
+    .replace(
+        "        for thread in self._threads:\n            thread.start()\n",
+        "        for thread in self._threads:\n"
+        "            with self._changed:\n"
+        "                self._running += 1  # wg.Add(1), before the thread starts\n"
+        "            thread.start()\n",
+    )
+    .replace(
+        "        for thread in self._threads:\n            thread.join()\n",
+        "        with self._changed:\n            self._changed.wait_for(lambda: self._running == 0)  # wg.Wait()\n",
+    )
+    .replace(
+        "    def _work(self) -> None:\n"
+        "        while (job := self.jobs.get()) is not None:\n"
+        "            try:\n"
+        "                self.results[job] = handle(job)\n"
+        "            except JobFailed as failure:\n"
+        "                self.results[job] = failure\n",
+        "    def _work(self) -> None:\n"
+        "        try:\n"
+        "            while (job := self.jobs.get()) is not None:\n"
+        "                try:\n"
+        "                    self.results[job] = handle(job)\n"
+        "                except JobFailed as failure:\n"
+        "                    self.results[job] = failure\n"
+        "        finally:\n"
+        "            with self._changed:  # defer wg.Done()\n"
+        "                self._running -= 1\n"
+        "                self._changed.notify_all()\n",
+    )
 )
 assert WAIT_GROUP.count("self._running") == 4 and "join" not in WAIT_GROUP

@@ -406,22 +406,27 @@ assert LOCK_HALF_SECOND_SLICES != LOCK_SLICES
 # Wrong by the task's words (red team 2026-12-07 set 3: the same shape passed here and failed in lesson 08):
 # stop() waits for an event the monitor's thread sets in its `finally:`, on its way out, instead of joining
 # it: the thread still runs when the event is set, so it is alive as stop() returns.
-DONE_EVENT = FIXED.replace(
-    "        self._stop = threading.Event()\n",
-    "        self._stop = threading.Event()\n        self._done = threading.Event()\n",
-).replace(
-    "        self._stop.clear()\n",
-    "        self._stop.clear()\n        self._done.clear()\n",
-).replace(
-    "            self._thread.join()\n",
-    "            self._done.wait()\n",
-).replace(
-    "    def _run(self):\n        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
-    "    def _run(self):\n"
-    "        try:\n"
-    "            while not self._stop.wait(self.interval_s):\n"
-    "                self.tick()\n"
-    "        finally:\n"
-    "            self._done.set()\n",
+DONE_EVENT = (
+    FIXED.replace(
+        "        self._stop = threading.Event()\n",
+        "        self._stop = threading.Event()\n        self._done = threading.Event()\n",
+    )
+    .replace(
+        "        self._stop.clear()\n",
+        "        self._stop.clear()\n        self._done.clear()\n",
+    )
+    .replace(
+        "            self._thread.join()\n",
+        "            self._done.wait()\n",
+    )
+    .replace(
+        "    def _run(self):\n        while not self._stop.wait(self.interval_s):\n            self.tick()\n",
+        "    def _run(self):\n"
+        "        try:\n"
+        "            while not self._stop.wait(self.interval_s):\n"
+        "                self.tick()\n"
+        "        finally:\n"
+        "            self._done.set()\n",
+    )
 )
 assert DONE_EVENT.count("self._done") == 4 and "join" not in DONE_EVENT

@@ -54,7 +54,8 @@ def test_a_name_the_tests_miss_is_put_down_to_the_answer_cell_above_that_raised(
         graded_cell("b", [{"output_type": "error", "ename": "AssertionError", "evalue": "no", "traceback": []}]),
     )
     results = scored(nb)
-    assert results["a"].message == "NameError: name 'LINE' is not defined (the answer cell diagnosis raised StopIteration)"
+    said = "NameError: name 'LINE' is not defined (the answer cell diagnosis raised StopIteration)"
+    assert results["a"].message == said
     assert results["b"].message == "AssertionError: no"  # another failure is the test's own
 
 

@@ -100,31 +100,29 @@ def test_a_missing_or_broken_answer_fails_every_test_with_its_reason(root):
     assert all(v.score == 0 and "is missing from the submission" in v.message for v in missing.values())
 
 
-def test_a_value_worked_out_by_reading_the_grader_s_answer_fails_as_tampering_not_as_a_wrong_type(root):
-    # GIVEN lesson 05's diagnosis read from the grader's own answer (its values run ends as tampered),
-    # graded by the diagnosis's test alone
+def diagnosis_graded_alone(root, answer: str):
+    """Lesson 05 handed in with `answer` as its diagnosis, graded by the diagnosis's test alone."""
     slug = "05_mystery_service"
     source, submitted = notebook(root, "notebooks", slug), notebook(root, "solutions", slug)
     graded = f"{slug}_diagnosis_graded"
     source["cells"] = [c for c in source["cells"] if grade_id(c) in ("", f"{slug}_setup", f"{slug}_diagnosis", graded)]
-    answer = next(c for c in submitted["cells"] if grade_id(c) == f"{slug}_diagnosis")
-    answer["source"] = DIAGNOSIS_FROM_THE_GRADER
+    next(c for c in submitted["cells"] if grade_id(c) == f"{slug}_diagnosis")["source"] = answer
+    return verify(source, submitted)[graded]
+
+
+def test_a_value_worked_out_by_reading_the_grader_s_answer_fails_as_tampering_not_as_a_wrong_type(root):
+    # GIVEN lesson 05's diagnosis read from the grader's own answer (its values run ends as tampered)
+    result = diagnosis_graded_alone(root, DIAGNOSIS_FROM_THE_GRADER)
     # THEN its test says so, not that LEAK_FUNCTION is not a str
-    result = verify(source, submitted)[graded]
     assert result.score == 0 and result.reason is Reason.TAMPERED
     assert "read the grader's own answer" in result.message and "should be a str" not in result.message
 
 
 def test_a_value_the_answer_cell_fails_to_work_out_is_unbound_and_its_test_says_why(root):
     # GIVEN lesson 05's diagnosis computed from the dump by a search that finds nothing (the cell raises)
-    slug = "05_mystery_service"
-    source, submitted = notebook(root, "notebooks", slug), notebook(root, "solutions", slug)
-    graded = f"{slug}_diagnosis_graded"
-    source["cells"] = [c for c in source["cells"] if grade_id(c) in ("", f"{slug}_setup", f"{slug}_diagnosis", graded)]
-    answer = next(c for c in submitted["cells"] if grade_id(c) == f"{slug}_diagnosis")
-    answer["source"] = "import re\nLEAK_FUNCTION = 'call'\nLEAK_LINE = int(re.search('no such line', 'x').group(1))\n"
+    answer = "import re\nLEAK_FUNCTION = 'call'\nLEAK_LINE = int(re.search('no such line', 'x').group(1))\n"
+    result = diagnosis_graded_alone(root, answer)
     # THEN its test says the name is missing because the cell raised, not that a placeholder is no int
-    result = verify(source, submitted)[graded]
     assert result.score == 0 and result.message.startswith("NameError: name 'LEAK_LINE' is not defined")
     assert "the answer cell raised AttributeError" in result.message
 
