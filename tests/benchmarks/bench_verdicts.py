@@ -11,8 +11,8 @@ marks every time, a wrong or evasive one less every time. The tests check each a
 checks that the verdict does not depend on the machine's load or the drawn traffic's luck.
 
 Printed as bench.py prints: progress on stderr, a Markdown table on stdout, every answer whose verdict
-ever went the wrong way named; never asserted. About 8 minutes a round for all lessons on 2 cores: the
-full 20 rounds take hours (`--rounds 2` checks the script).
+ever went the wrong way named; never asserted. About 45-55 minutes a round for all lessons on 2 cores: the
+full 20 rounds take 15-18 hours (`--rounds 2` checks the script).
 
 `--record FILE` keeps every finished round as one JSON line, keyed by a digest of what is measured (the
 package, the grader's configuration, the English lessons and the answers, as committed: `MEASURED`): run
