@@ -52,6 +52,9 @@ def test_the_dump_is_served_while_it_runs():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background (`make test &`, nohup) runs with Ctrl-C ignored, which the
+        # command would inherit and never turn into KeyboardInterrupt: give it Ctrl-C back, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as running:
         try:
             url = ""
